@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# test.sh: install what the tests need, start the daemons they use, and run every
+# check (format, lints, unit and integration tests). Run as root on a Debian machine.
+# PIPEWORK_SKIP_INSTALL=1 skips the apt step on a machine that has it all already.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ "$(id -u)" = 0 ] || { echo "test.sh: the integration tests need root" >&2; exit 1; }
+
+if [ "${PIPEWORK_SKIP_INSTALL:-}" != 1 ]; then
+	echo "test.sh: installing test packages"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get -o DPkg::Lock::Timeout=300 -qq update
+	# Every package the tests use, by name, even where this machine has it already.
+	apt-get -o DPkg::Lock::Timeout=300 -y -qq install --no-install-recommends \
+		iproute2 util-linux iputils-ping procps docker.io >/dev/null
+fi
+
+scripts/docker-up.sh
+
+echo "test.sh: cargo fmt --check"
+cargo fmt --check
+echo "test.sh: cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+echo "test.sh: cargo test"
+cargo test --locked

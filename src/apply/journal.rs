@@ -1,0 +1,116 @@
+//! The undo journal: each applied step records its inverse; on failure the
+//! inverses run in reverse order, best effort, and every undo error is reported.
+
+use anyhow::Result;
+use ipnetwork::IpNetwork;
+use rtnetlink::packet_route::route::{RouteAttribute, RouteFlags};
+
+use super::Context;
+use crate::netlink::{Netlink, Route};
+
+/// The inverse of one applied step.
+#[derive(Debug)]
+pub enum Undo {
+    /// A bridge we created; kept if someone else has plugged a port into it since.
+    DeleteBridgeIfUnused {
+        index: u32,
+        name: String,
+    },
+    /// A host link we created (deleting a veth end deletes the pair).
+    DeleteHostLink {
+        index: u32,
+        name: String,
+    },
+    DeleteAddress {
+        index: u32,
+        addr: IpNetwork,
+    },
+    /// A guest route we deleted: put back as it was.
+    RestoreRoute(Route),
+    DeleteRoute(Route),
+}
+
+/// Applied steps' inverses, newest last. Async undo cannot run in `Drop`, so the
+/// caller must end every journal with [`Journal::commit`] or [`Journal::rollback`];
+/// `apply` is the one place that does.
+#[derive(Debug, Default)]
+#[must_use]
+pub struct Journal {
+    undos: Vec<Undo>,
+}
+
+impl Journal {
+    pub fn push(&mut self, undo: Undo) {
+        self.undos.push(undo);
+    }
+
+    /// Keep everything.
+    pub fn commit(mut self) {
+        self.undos.clear();
+    }
+
+    /// Undo everything in reverse; return a line per undo that failed.
+    pub async fn rollback(mut self, ctx: &Context<'_>) -> Vec<String> {
+        let mut errors = Vec::new();
+        while let Some(undo) = self.undos.pop() {
+            if let Err(e) = undo_one(&undo, ctx).await {
+                errors.push(format!("rollback: {}: {e:#}", describe(&undo)));
+            }
+        }
+        errors
+    }
+}
+
+async fn undo_one(undo: &Undo, ctx: &Context<'_>) -> Result<()> {
+    match undo {
+        Undo::DeleteBridgeIfUnused { index, .. } => {
+            if has_ports(ctx.host, *index).await? {
+                return Ok(());
+            }
+            ctx.host.delete_link(*index).await
+        }
+        Undo::DeleteHostLink { index, .. } => ctx.host.delete_link(*index).await,
+        Undo::DeleteAddress { index, addr } => ctx.guest.del_address(*index, *addr).await,
+        Undo::RestoreRoute(route) => ctx.guest.add_route(&restorable(route), false).await,
+        Undo::DeleteRoute(route) => ctx.guest.del_route(route).await,
+    }
+}
+
+/// A bridge that another run plugged a port into meanwhile is not ours to remove.
+async fn has_ports(host: &Netlink, bridge: u32) -> Result<bool> {
+    Ok(host.links().await?.iter().any(|l| l.master == Some(bridge)))
+}
+
+/// A dumped route carries read-only state (cache info, expiry, and flags such as
+/// `linkdown`, which the kernel refuses in a request with EINVAL); keep what
+/// defines the route, so that re-adding it gives back the same route.
+fn restorable(route: &Route) -> Route {
+    let mut r = route.clone();
+    r.message.header.flags &= RouteFlags::Onlink | RouteFlags::Pervasive;
+    r.message.attributes.retain(|a| {
+        matches!(
+            a,
+            RouteAttribute::Destination(_)
+                | RouteAttribute::Gateway(_)
+                | RouteAttribute::Oif(_)
+                | RouteAttribute::Priority(_)
+                | RouteAttribute::Table(_)
+                | RouteAttribute::PrefSource(_)
+                | RouteAttribute::Metrics(_)
+                | RouteAttribute::MultiPath(_)
+                | RouteAttribute::Preference(_)
+                | RouteAttribute::Via(_)
+        )
+    });
+    r
+}
+
+fn describe(undo: &Undo) -> String {
+    match undo {
+        Undo::DeleteBridgeIfUnused { name, .. } => format!("cannot delete bridge {name}"),
+        Undo::DeleteHostLink { name, .. } => format!("cannot delete {name}"),
+        Undo::DeleteAddress { addr, .. } => format!("cannot delete address {addr} in the guest"),
+        Undo::RestoreRoute(r) => format!("cannot restore route {} in the guest", r.dst),
+        Undo::DeleteRoute(r) => format!("cannot delete route {} in the guest", r.dst),
+    }
+}

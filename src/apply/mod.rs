@@ -1,0 +1,138 @@
+//! Doing it: run each planned step through netlink, record its undo, and on the
+//! first error undo the completed steps in reverse before reporting.
+
+mod journal;
+
+use std::os::fd::BorrowedFd;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use nix::errno::Errno;
+
+pub use journal::{Journal, Undo};
+
+use crate::netlink::{errno_of, Netlink, Route, VethRequest};
+use crate::plan::Step;
+
+/// The handles a run needs: one netlink socket per namespace, opened up front.
+pub struct Context<'a> {
+    pub host: &'a Netlink,
+    pub guest: &'a Netlink,
+    pub guest_ns: BorrowedFd<'a>,
+    /// "container web1 (pid 123)", for messages.
+    pub guest_desc: String,
+}
+
+/// A failed run: what failed, plus a line for every undo that failed too.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: anyhow::Error,
+    pub rollback_errors: Vec<String>,
+}
+
+/// Apply all steps or none.
+pub async fn apply(steps: &[Step], ctx: &Context<'_>) -> Result<(), Failure> {
+    let mut journal = Journal::default();
+    for step in steps {
+        if let Err(e) = run(step, ctx, &mut journal).await {
+            let error = e.context(what(step, ctx));
+            let rollback_errors = journal.rollback(ctx).await;
+            return Err(Failure { error, rollback_errors });
+        }
+    }
+    journal.commit();
+    Ok(())
+}
+
+/// The human phrase for a failed step: "cannot ... ".
+fn what(step: &Step, ctx: &Context<'_>) -> String {
+    let g = &ctx.guest_desc;
+    match step {
+        Step::CreateBridge { name } => format!("cannot create bridge {name}"),
+        Step::DeleteStaleVeth { name } => format!("cannot delete the stale {name}"),
+        Step::CreateVeth { host, peer, bridge, .. } => {
+            format!("cannot create veth pair {host} on {bridge} with {peer} in {g}")
+        }
+        Step::AddAddress { dev, addr, .. } => format!("cannot add address {addr} to {dev} in {g}"),
+        Step::LinkUp { dev } => format!("cannot set {dev} up in {g}"),
+        Step::DeleteRoute { .. } => format!("cannot delete the default route in {g}"),
+        Step::AddRoute { dst, gateway: Some(gw), dev, .. } if dst.prefix() == 0 => {
+            format!("cannot set the default route via {gw} on {dev} in {g}")
+        }
+        Step::AddRoute { dst, dev, .. } => format!("cannot add the route to {dst} on {dev} in {g}"),
+    }
+}
+
+async fn run(step: &Step, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
+    match step {
+        Step::CreateBridge { name } => create_bridge(ctx.host, name, journal).await,
+        Step::DeleteStaleVeth { name } => {
+            // Irreversible by nature (the original does the same); planned after every check.
+            let link = ctx.host.link_by_name(name).await?;
+            match link {
+                Some(l) => ctx.host.delete_link(l.index).await,
+                None => Ok(()),
+            }
+        }
+        Step::CreateVeth { host, peer, mtu, bridge, mac } => {
+            let master = index_of(ctx.host, bridge).await?;
+            let req = VethRequest {
+                name: host,
+                mtu: *mtu,
+                master: Some(master),
+                peer_name: peer,
+                peer_netns: ctx.guest_ns,
+                peer_mac: *mac,
+            };
+            ctx.host.create_veth(&req).await?;
+            let index = index_of(ctx.host, host).await?;
+            journal.push(Undo::DeleteHostLink { index, name: host.clone() });
+            Ok(())
+        }
+        Step::AddAddress { dev, addr, broadcast } => {
+            let index = index_of(ctx.guest, dev).await?;
+            ctx.guest.add_address(index, *addr, *broadcast).await?;
+            journal.push(Undo::DeleteAddress { index, addr: *addr });
+            Ok(())
+        }
+        Step::LinkUp { dev } => {
+            // No undo of its own: the link is one we created, and undoing that removes it.
+            ctx.guest.set_up(index_of(ctx.guest, dev).await?).await
+        }
+        Step::DeleteRoute { route, .. } => {
+            ctx.guest.del_route(route).await?;
+            journal.push(Undo::RestoreRoute(route.clone()));
+            Ok(())
+        }
+        Step::AddRoute { dst, gateway, dev, replace } => {
+            let route = Route::new(*dst, *gateway, index_of(ctx.guest, dev).await?)?;
+            ctx.guest.add_route(&route, *replace).await?;
+            journal.push(Undo::DeleteRoute(route));
+            Ok(())
+        }
+    }
+}
+
+/// Create a bridge; losing a race to another run that creates the same bridge is
+/// fine (we use theirs, and it is not ours to remove on rollback).
+async fn create_bridge(host: &Netlink, name: &str, journal: &mut Journal) -> Result<()> {
+    match host.create_bridge(name).await {
+        Ok(()) => {
+            let index = index_of(host, name).await?;
+            journal.push(Undo::DeleteBridgeIfUnused { index, name: name.to_string() });
+            Ok(())
+        }
+        Err(e) if errno_of(&e) == Some(Errno::EEXIST) => match host.link_by_name(name).await? {
+            Some(l) if l.is_bridge() => Ok(()),
+            _ => bail!("{name} exists and is not a bridge"),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+async fn index_of(nl: &Netlink, name: &str) -> Result<u32> {
+    nl.link_by_name(name)
+        .await
+        .with_context(|| format!("cannot look up {name}"))?
+        .map(|l| l.index)
+        .ok_or_else(|| anyhow!("{name} has disappeared"))
+}

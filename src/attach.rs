@@ -1,0 +1,56 @@
+//! One attachment, end to end: resolve the guest, read the facts, plan, then
+//! print the plan (`--dry-run`) or apply it all-or-nothing.
+
+use anyhow::Result;
+
+use crate::apply::{self, Context, Failure};
+use crate::cli::Attach;
+use crate::guest::{self, Guest};
+use crate::netlink::Netlink;
+use crate::plan::{self, GuestId, Plan};
+use crate::{facts, Outcome};
+
+pub async fn run(req: &Attach) -> Outcome {
+    let guest = match guest::resolve(&req.guest) {
+        Ok(g) => g,
+        Err(e) => return Outcome::failed(e),
+    };
+    match prepare(req, &guest).await {
+        Ok((host, nl_guest, Plan::Steps(steps))) => {
+            if req.dry_run {
+                let lines = steps.iter().map(|s| s.to_string()).collect();
+                return Outcome::Printed(lines);
+            }
+            let ctx = Context {
+                host: &host,
+                guest: &nl_guest,
+                guest_ns: guest.netns(),
+                guest_desc: guest.describe(),
+            };
+            match apply::apply(&steps, &ctx).await {
+                Ok(()) => Outcome::Done(if req.verbose {
+                    steps.iter().map(|s| s.to_string()).collect()
+                } else {
+                    vec![]
+                }),
+                Err(Failure { error, rollback_errors }) => Outcome::Failed { error, rollback_errors },
+            }
+        }
+        Ok((_, _, Plan::AlreadyDone(what))) => Outcome::Done(if req.verbose || req.dry_run {
+            vec![format!("nothing to do: {what}")]
+        } else {
+            vec![]
+        }),
+        Err(e) => Outcome::failed(e),
+    }
+}
+
+async fn prepare(req: &Attach, guest: &Guest) -> Result<(Netlink, Netlink, Plan)> {
+    let host = Netlink::current()?;
+    let nl_guest = Netlink::in_netns(guest.netns())?;
+    let id = GuestId { name: guest.name.clone(), tag: guest.name_tag() };
+    let (host_facts, guest_facts) =
+        futures::try_join!(facts::host(&host, req, &id), facts::guest(&nl_guest, req))?;
+    let plan = plan::plan(req, &id, &host_facts, &guest_facts)?;
+    Ok((host, nl_guest, plan))
+}

@@ -1,0 +1,251 @@
+//! The command line: clap for flags and help, plus the positional grammar of the
+//! original (`HOSTIF [opts] GUEST IPSPEC [MAC][@VLAN]`, `route GUEST ...`, `--wait`)
+//! turned into one typed [`Invocation`]. Nothing here touches the system.
+
+pub mod types;
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Parser;
+
+pub use types::{DhcpClient, Family, IfName, IpSpec, Mac, MacVlan, Vlan};
+
+/// Everything one run of `pipework` was asked to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Invocation {
+    Attach(Attach),
+    Passthrough(Passthrough),
+    Wait { container_if: IfName, timeout: Option<Duration> },
+}
+
+/// `pipework HOSTIF GUEST IPSPEC [MAC][@VLAN]` and its options.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attach {
+    pub host_if: HostIf,
+    pub direct_phys: bool,
+    /// `-i`; `None` means the mode's default (`eth1`, `ib0` for IPoIB).
+    pub container_if: Option<IfName>,
+    /// `-l`; `None` means the derived `v{CONTAINER_IF}pl{PID}`.
+    pub local_if: Option<IfName>,
+    /// `-a`, or inferred from the address.
+    pub family: Family,
+    pub guest: String,
+    pub ip: IpSpec,
+    pub mac: Option<Mac>,
+    pub vlan: Option<Vlan>,
+    pub dry_run: bool,
+    /// Print each step on stderr as it is done.
+    pub verbose: bool,
+}
+
+/// The host interface, by name or by `mac:` address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostIf {
+    Name(IfName),
+    Mac(Mac),
+}
+
+impl std::fmt::Display for HostIf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostIf::Name(n) => write!(f, "{n}"),
+            HostIf::Mac(m) => write!(f, "mac:{m}"),
+        }
+    }
+}
+
+/// `route|rule|tc GUEST ARGS...`: ARGS go untouched to `ip route`, `ip rule` or `tc`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Passthrough {
+    pub tool: Tool,
+    pub guest: String,
+    pub args: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tool {
+    Route,
+    Rule,
+    Tc,
+}
+
+/// Why parsing stopped.
+#[derive(Debug)]
+pub enum CliError {
+    /// Not enough arguments: print [`SYNTAX`] on stdout, exit 1 (as the original).
+    Syntax,
+    /// clap's own outcome: `--help`/`--version` (exit 0) or a flag error (exit 1).
+    Clap(clap::Error),
+    /// A bad value: one line (or the original's two) on stderr, exit 1.
+    Invalid(anyhow::Error),
+}
+
+/// The usage text printed for too few arguments (the original's `Syntax:` block).
+pub const SYNTAX: &str = "\
+Syntax:
+pipework [--direct-phys] <hostinterface> [-i containerinterface] [-l localinterfacename] [-a addressfamily] <guest> <ipaddr>/<subnet>[@default_gateway] [macaddr][@vlan]
+pipework [--direct-phys] <hostinterface> [-i containerinterface] [-l localinterfacename] <guest> dhcp [macaddr][@vlan]
+pipework mac:<hostinterface_macaddress> [-i containerinterface] [-l localinterfacename] [-a addressfamily] <guest> <ipaddr>/<subnet>[@default_gateway] [macaddr][@vlan]
+pipework mac:<hostinterface_macaddress> [-i containerinterface] [-l localinterfacename] <guest> dhcp [macaddr][@vlan]
+pipework route <guest> <route_command>
+pipework rule <guest> <rule_command>
+pipework tc <guest> <tc_command>
+pipework --wait [-i containerinterface]
+";
+
+const AFTER_HELP: &str = "\
+GUEST is a Docker container (name, ID or ID prefix), pid:N (the network namespace of
+process N), or a network-namespace file such as /proc/N/ns/net or /var/run/netns/NAME.
+
+IPSPEC is ADDR/PREFIX[@GATEWAY], 0/0 (no address), or a DHCP client:
+dhcp[:OPTS], udhcpc[-f][:OPTS], dhclient[-f][:OPTS], dhcpcd[:OPTS].
+
+The last argument is [MAC][@VLAN]: a MAC address or U:TEXT (a stable MAC derived from
+TEXT), optionally followed by @VLAN.
+
+Exit status: 0 on success, 1 on any error (nothing is left changed); route, rule and tc
+pass through the exit status of ip or tc.";
+
+/// The flags clap knows; the positional grammar is ours.
+#[derive(Parser, Debug)]
+#[command(
+    name = "pipework",
+    version,
+    about = "Software-defined networking for Linux containers",
+    override_usage = "pipework [OPTIONS] HOSTIF [-i CONTAINER_IF] [-l LOCAL_IF] [-a 4|6] GUEST IPSPEC [MAC][@VLAN]\n       \
+                      pipework route|rule|tc GUEST ARGS...\n       \
+                      pipework --wait [-i CONTAINER_IF] [--timeout SECONDS]",
+    after_help = AFTER_HELP
+)]
+struct RawArgs {
+    /// Move the physical host interface itself into the guest (no macvlan).
+    #[arg(long)]
+    direct_phys: bool,
+    /// Inside a container: wait until CONTAINER_IF exists, is up and has carrier.
+    #[arg(long)]
+    wait: bool,
+    /// With --wait: give up after this many seconds (exit 1).
+    #[arg(long, value_name = "SECONDS", requires = "wait")]
+    timeout: Option<f64>,
+    /// Print the steps that would be taken, change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print each step on stderr as it is done.
+    #[arg(short = 'v', long)]
+    verbose: bool,
+    /// Interface name inside the guest (default eth1; ib0 for IPoIB).
+    #[arg(short = 'i', value_name = "CONTAINER_IF")]
+    container_if: Option<String>,
+    /// Host-side interface name (default v{CONTAINER_IF}pl{PID}).
+    #[arg(short = 'l', value_name = "LOCAL_IF")]
+    local_if: Option<String>,
+    /// Address family: 4 (default) or 6; inferred from the address when omitted.
+    #[arg(short = 'a', value_name = "FAMILY")]
+    family: Option<String>,
+    /// HOSTIF GUEST IPSPEC [MAC][@VLAN]
+    #[arg(value_name = "ARGS")]
+    args: Vec<String>,
+}
+
+/// Parse `argv` (without the program name).
+pub fn parse<I, S>(argv: I) -> Result<Invocation, CliError>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let argv: Vec<String> = argv.into_iter().map(Into::into).collect();
+    if let Some(p) = passthrough(&argv) {
+        return p.map(Invocation::Passthrough).map_err(CliError::Invalid);
+    }
+    let raw = RawArgs::try_parse_from(std::iter::once("pipework".to_string()).chain(argv))
+        .map_err(CliError::Clap)?;
+    if raw.wait {
+        return wait(raw).map_err(CliError::Invalid);
+    }
+    if raw.args.len() < 3 {
+        return Err(CliError::Syntax);
+    }
+    attach(raw).map(Invocation::Attach).map_err(CliError::Invalid)
+}
+
+/// `route|rule|tc GUEST ARGS...`: recognised before clap so that nothing after
+/// GUEST is ever read as one of our flags.
+fn passthrough(argv: &[String]) -> Option<Result<Passthrough>> {
+    let first = argv.first()?;
+    let tool = if first.starts_with("route") {
+        Tool::Route
+    } else if first.starts_with("rule") {
+        Tool::Rule
+    } else if first.starts_with("tc") {
+        Tool::Tc
+    } else {
+        return None;
+    };
+    Some(match argv.get(1) {
+        None => Err(anyhow!("{first}: missing GUEST (usage: pipework {first} GUEST ARGS...)")),
+        Some(guest) => Ok(Passthrough { tool, guest: guest.clone(), args: argv[2..].to_vec() }),
+    })
+}
+
+fn wait(raw: RawArgs) -> Result<Invocation> {
+    let container_if = ifname_or(raw.container_if.as_deref(), "eth1", "-i")?;
+    let timeout = raw
+        .timeout
+        .map(|s| {
+            Duration::try_from_secs_f64(s)
+                .map_err(|_| anyhow!("invalid --timeout {s} (expected seconds >= 0)"))
+        })
+        .transpose()?;
+    Ok(Invocation::Wait { container_if, timeout })
+}
+
+fn ifname_or(value: Option<&str>, default: &str, flag: &str) -> Result<IfName> {
+    value.unwrap_or(default).parse().with_context(|| format!("invalid {flag}"))
+}
+
+fn attach(raw: RawArgs) -> Result<Attach> {
+    let mut args = raw.args.into_iter();
+    let (host_if, guest, ip) = (args.next().unwrap(), args.next().unwrap(), args.next().unwrap());
+    let macvlan: MacVlan = args.next().map(|s| s.parse()).transpose()?.unwrap_or_default();
+    let extra: Vec<String> = args.collect();
+    if !extra.is_empty() {
+        // The original ignores them too; say so rather than guess.
+        eprintln!("pipework: warning: ignoring extra arguments: {}", extra.join(" "));
+    }
+    let host_if = match host_if.strip_prefix("mac:") {
+        Some(mac) => HostIf::Mac(mac.parse()?),
+        None => HostIf::Name(host_if.parse().context("invalid HOSTIF")?),
+    };
+    let ip_text = ip;
+    let ip: IpSpec = ip_text.parse()?;
+    let family = family(raw.family.as_deref(), &ip, &ip_text)?;
+    Ok(Attach {
+        host_if,
+        direct_phys: raw.direct_phys,
+        container_if: raw.container_if.as_deref().map(str::parse).transpose().context("invalid -i")?,
+        local_if: raw.local_if.as_deref().map(str::parse).transpose().context("invalid -l")?,
+        family,
+        guest,
+        ip,
+        mac: macvlan.mac,
+        vlan: macvlan.vlan,
+        dry_run: raw.dry_run,
+        verbose: raw.verbose,
+    })
+}
+
+/// `-a` wins when given, but an address that contradicts it is an error.
+fn family(flag: Option<&str>, ip: &IpSpec, ip_text: &str) -> Result<Family> {
+    match (flag.map(str::parse::<Family>).transpose()?, ip.family()) {
+        (Some(f), Some(i)) if f != i => {
+            bail!("-a {} contradicts the {i} address {ip_text}", flag.unwrap_or_default())
+        }
+        (Some(f), _) => Ok(f),
+        (None, Some(i)) => Ok(i),
+        (None, None) => Ok(Family::V4),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,189 @@
+//! Table tests for the grammar: every form of the behaviour doc, and the bad ones.
+
+use super::*;
+
+fn ok(line: &str) -> Invocation {
+    match parse(line.split_whitespace()) {
+        Ok(i) => i,
+        Err(e) => panic!("{line:?} should parse, got {e:?}"),
+    }
+}
+
+fn attach(line: &str) -> Attach {
+    match ok(line) {
+        Invocation::Attach(a) => a,
+        other => panic!("{line:?} should be an attach, got {other:?}"),
+    }
+}
+
+fn invalid(line: &str) -> String {
+    match parse(line.split_whitespace()) {
+        Err(CliError::Invalid(e)) => format!("{e:#}"),
+        other => panic!("{line:?} should be refused, got {other:?}"),
+    }
+}
+
+#[test]
+fn basic_bridge_attach() {
+    let a = attach("br1 web1 192.168.1.10/24@192.168.1.1");
+    assert_eq!(a.host_if, HostIf::Name("br1".parse().unwrap()));
+    assert_eq!(a.guest, "web1");
+    assert_eq!(a.family, Family::V4);
+    assert_eq!(a.container_if, None);
+    assert_eq!(a.local_if, None);
+    assert!(!a.direct_phys && !a.dry_run);
+    assert_eq!(a.mac, None);
+}
+
+#[test]
+fn options_in_the_originals_order_and_in_any_order() {
+    let want = attach("br1 -i eth2 -l vethweb -a 4 web1 10.0.0.2/24");
+    assert_eq!(want.container_if.as_ref().unwrap().as_str(), "eth2");
+    assert_eq!(want.local_if.as_ref().unwrap().as_str(), "vethweb");
+    for line in [
+        "br1 -a 4 -l vethweb -i eth2 web1 10.0.0.2/24",
+        "br1 web1 -i eth2 10.0.0.2/24 -l vethweb -a 4",
+        "-i eth2 br1 web1 10.0.0.2/24 -a 4 -l vethweb",
+    ] {
+        assert_eq!(attach(line), want, "{line}");
+    }
+}
+
+#[test]
+fn direct_phys_and_mac_hostif() {
+    let a = attach("--direct-phys eth1 -i container0 web1 0/0");
+    assert!(a.direct_phys);
+    assert_eq!(a.ip, IpSpec::Static { addr: None, gateway: None });
+    let a = attach("--direct-phys mac:00:f3:15:4a:42:c8 -i container0 web1 0/0");
+    assert_eq!(a.host_if, HostIf::Mac("00:f3:15:4a:42:c8".parse().unwrap()));
+}
+
+#[test]
+fn mac_and_vlan_forms() {
+    let a = attach("eth0 web1 10.1.1.234/24@10.1.1.254 26:2e:71:98:60:8f");
+    assert_eq!(a.mac.unwrap().to_string(), "26:2e:71:98:60:8f");
+    let a = attach("eth2 web1 10.5.0.2/24 @10");
+    assert_eq!(a.vlan.unwrap().id().unwrap(), 10);
+    assert_eq!(a.mac, None);
+    let a = attach("ovsbr0 web1 10.5.0.2/24 26:2e:71:98:60:8f@10");
+    assert_eq!(a.vlan.unwrap().as_str(), "10");
+    let a = attach("br1 web1 dhcp U:myhost.foo.com");
+    assert_eq!(a.mac.unwrap().to_string(), "02:72:6c:cd:9b:8d");
+    let a = attach("ib0 web1 10.10.10.10/24 @8001");
+    assert_eq!(a.vlan.unwrap().pkey().unwrap(), 0x8001);
+}
+
+#[test]
+fn dhcp_forms_parse() {
+    for (line, client, fg) in [
+        ("br1 web1 dhcp", DhcpClient::DockerUdhcpc, false),
+        ("br1 web1 udhcpc", DhcpClient::Udhcpc, false),
+        ("br1 web1 udhcpc-f", DhcpClient::Udhcpc, true),
+        ("br1 web1 dhclient", DhcpClient::Dhclient, false),
+        ("br1 web1 dhclient-f", DhcpClient::Dhclient, true),
+        ("br1 web1 dhcpcd", DhcpClient::Dhcpcd, false),
+    ] {
+        let a = attach(line);
+        assert!(
+            matches!(a.ip, IpSpec::Dhcp { client: c, foreground: f, .. } if c == client && f == fg),
+            "{line}: {:?}",
+            a.ip
+        );
+    }
+    // Quoted options arrive as one argument and are split into words.
+    let a = match parse(["br1", "web1", "udhcpc:-t 5"]) {
+        Ok(Invocation::Attach(a)) => a,
+        other => panic!("{other:?}"),
+    };
+    assert!(matches!(a.ip, IpSpec::Dhcp { ref options, .. } if options == &["-t", "5"]));
+}
+
+#[test]
+fn ipv6_family_inferred_and_checked() {
+    assert_eq!(attach("br1 web1 fd00::2/64@fd00::1").family, Family::V6);
+    assert_eq!(attach("br1 -a 6 web1 fd00::2/64").family, Family::V6);
+    assert_eq!(attach("br1 -a 6 web1 0/0").family, Family::V6);
+    assert!(invalid("br1 -a 4 web1 fd00::2/64").contains("contradicts"));
+    assert!(invalid("br1 -a 6 web1 10.0.0.2/24").contains("contradicts"));
+    assert!(invalid("br1 -a 5 web1 10.0.0.2/24").contains("invalid address family"));
+}
+
+#[test]
+fn passthrough_keeps_every_argument() {
+    let line = ["route", "web1", "add", "10.0.5.0/24", "via", "192.168.2.1", "-i", "x; rm -rf /"];
+    match parse(line) {
+        Ok(Invocation::Passthrough(p)) => {
+            assert_eq!(p.tool, Tool::Route);
+            assert_eq!(p.guest, "web1");
+            assert_eq!(p.args, line[2..]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        ok("rule web1 add from 172.19.0.2/32 table 1"),
+        Invocation::Passthrough(Passthrough { tool: Tool::Rule, .. })
+    ));
+    assert!(matches!(
+        ok("tc web1 qdisc add dev eth1 root tbf rate 1mbit burst 32kbit latency 400ms"),
+        Invocation::Passthrough(Passthrough { tool: Tool::Tc, .. })
+    ));
+    assert!(invalid("route").contains("missing GUEST"));
+}
+
+#[test]
+fn wait_forms() {
+    assert_eq!(ok("--wait"), Invocation::Wait { container_if: "eth1".parse().unwrap(), timeout: None });
+    assert_eq!(
+        ok("--wait -i eth2 --timeout 30"),
+        Invocation::Wait { container_if: "eth2".parse().unwrap(), timeout: Some(Duration::from_secs(30)) }
+    );
+    assert!(invalid("--wait --timeout=-1").contains("--timeout"));
+}
+
+#[test]
+fn missing_arguments_give_the_syntax_text() {
+    for line in ["", "br1", "br1 web1", "br1 -i eth2 web1"] {
+        assert!(matches!(parse(line.split_whitespace()), Err(CliError::Syntax)), "{line:?}");
+    }
+    assert!(SYNTAX.starts_with("Syntax:\n"));
+    assert_eq!(SYNTAX.lines().count(), 9);
+}
+
+#[test]
+fn bad_values_are_refused_before_anything_runs() {
+    assert_eq!(
+        invalid("br1 web1 10.0.0.2"),
+        "The IP address should include a netmask.\nMaybe you meant 10.0.0.2/24 ?"
+    );
+    assert!(invalid("br1 web1 10.0.0.256/24").contains("invalid IP address"));
+    assert!(invalid("br1 web1 10.0.0.2/24 zz:bb:cc:dd:ee:ff").contains("invalid MAC"));
+    assert!(invalid("br1 web1 10.0.0.2/24 @5000x").contains("invalid VLAN"));
+    assert!(invalid("mac:00:11 web1 10.0.0.2/24").contains("invalid MAC"));
+    assert!(invalid("br1 -i a234567890123456 web1 10.0.0.2/24").contains("longer than 15"));
+    assert!(invalid("br1 -l a/b web1 10.0.0.2/24").contains("'/'"));
+    assert!(invalid("br:1 web1 10.0.0.2/24").contains("':'"));
+    assert!(invalid("a234567890123456 web1 10.0.0.2/24").contains("longer than 15"));
+    match parse(["br1", "-i", "a b", "web1", "10.0.0.2/24"]) {
+        Err(CliError::Invalid(e)) => assert!(format!("{e:#}").contains("' '")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn help_and_version_come_from_clap() {
+    for flag in ["--help", "-h", "--version", "-V"] {
+        match parse([flag]) {
+            Err(CliError::Clap(e)) => assert_eq!(e.exit_code(), 0, "{flag}"),
+            other => panic!("{flag}: {other:?}"),
+        }
+    }
+    match parse(["--bogus"]) {
+        Err(CliError::Clap(e)) => assert_ne!(e.exit_code(), 0),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn dry_run_flag() {
+    assert!(attach("--dry-run br1 web1 10.0.0.2/24").dry_run);
+}

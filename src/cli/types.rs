@@ -1,0 +1,419 @@
+//! Small typed values for every argument form of pipework's grammar, each with `FromStr`.
+//!
+//! A bad value fails here, before anything on the host or in the guest is touched.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
+
+use anyhow::{anyhow, bail, Result};
+use ipnetwork::IpNetwork;
+
+/// Linux interface-name limit (IFNAMSIZ - 1).
+pub const IFNAME_MAX: usize = 15;
+
+/// A network interface name the kernel will accept.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IfName(String);
+
+impl IfName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IfName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for IfName {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if s.is_empty() {
+            bail!("interface name is empty");
+        }
+        if s.len() > IFNAME_MAX {
+            bail!("interface name {s:?} is longer than {IFNAME_MAX} bytes");
+        }
+        if s == "." || s == ".." {
+            bail!("interface name {s:?} is not allowed");
+        }
+        // The kernel refuses '/', ':' and whitespace in names (dev_valid_name).
+        if let Some(c) = s.chars().find(|c| *c == '/' || *c == ':' || c.is_whitespace()) {
+            bail!("interface name {s:?} contains {c:?}");
+        }
+        Ok(IfName(s.to_string()))
+    }
+}
+
+/// An Ethernet MAC address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Mac(pub [u8; 6]);
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+    }
+}
+
+impl FromStr for Mac {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || anyhow!("invalid MAC address {s:?} (expected six hex bytes like 02:42:ac:11:00:02)");
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for byte in out.iter_mut() {
+            let p = parts.next().ok_or_else(bad)?;
+            if p.is_empty() || p.len() > 2 {
+                return Err(bad());
+            }
+            *byte = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+        }
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        Ok(Mac(out))
+    }
+}
+
+impl Mac {
+    /// The original's `U:TEXT` form: `02:` then the first five bytes of
+    /// md5(TEXT + "\n") — the newline comes from its `echo | md5sum`.
+    pub fn derived_from(text: &str) -> Mac {
+        let digest = md5::compute(format!("{text}\n"));
+        let d = digest.0;
+        Mac([0x02, d[0], d[1], d[2], d[3], d[4]])
+    }
+}
+
+/// The optional last argument: `[MAC][@VLAN]`.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct MacVlan {
+    pub mac: Option<Mac>,
+    pub vlan: Option<Vlan>,
+}
+
+impl FromStr for MacVlan {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let (mac, vlan) = match s.split_once('@') {
+            Some((m, v)) => (m, Some(v.parse::<Vlan>()?)),
+            None => (s, None),
+        };
+        let mac = match mac {
+            "" => None,
+            m => match m.strip_prefix("U:") {
+                Some(text) => Some(Mac::derived_from(text)),
+                None => Some(m.parse()?),
+            },
+        };
+        Ok(MacVlan { mac, vlan })
+    }
+}
+
+/// The `@VLAN` part, kept as written: a VLAN id (decimal) for OVS and physical
+/// interfaces, a partition key (hex) for IPoIB. Which one is decided by the mode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vlan(String);
+
+impl FromStr for Vlan {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if s.is_empty() || s.len() > 4 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
+            bail!("invalid VLAN id {s:?} (expected a number from 1 to 4094)");
+        }
+        Ok(Vlan(s.to_string()))
+    }
+}
+
+impl Vlan {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The 802.1Q id (1..=4094).
+    pub fn id(&self) -> Result<u16> {
+        match self.0.parse::<u16>() {
+            Ok(v) if (1..=4094).contains(&v) => Ok(v),
+            _ => bail!("invalid VLAN id {:?} (expected a number from 1 to 4094)", self.0),
+        }
+    }
+    /// The InfiniBand partition key (hex, as the original passes `pkey 0xPKEY`).
+    pub fn pkey(&self) -> Result<u16> {
+        u16::from_str_radix(&self.0, 16)
+            .map_err(|_| anyhow!("invalid partition key {:?} (expected hex)", self.0))
+    }
+}
+
+/// Address family, from `-a 4|6` or inferred from the address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl FromStr for Family {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "4" | "inet" => Ok(Family::V4),
+            "6" | "inet6" => Ok(Family::V6),
+            _ => bail!("invalid address family {s:?} for -a (expected 4 or 6)"),
+        }
+    }
+}
+
+impl Family {
+    pub fn of(addr: &IpAddr) -> Family {
+        match addr {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        })
+    }
+}
+
+/// Which DHCP client runs inside the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DhcpClient {
+    /// `dhcp`: busybox udhcpc in a helper Docker container.
+    DockerUdhcpc,
+    Udhcpc,
+    Dhclient,
+    Dhcpcd,
+}
+
+impl fmt::Display for DhcpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DhcpClient::DockerUdhcpc => "dhcp",
+            DhcpClient::Udhcpc => "udhcpc",
+            DhcpClient::Dhclient => "dhclient",
+            DhcpClient::Dhcpcd => "dhcpcd",
+        })
+    }
+}
+
+/// The IPSPEC argument.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IpSpec {
+    /// `ADDR/PREFIX[@GATEWAY]`; `addr` is `None` for `0/0` (no address at all).
+    Static { addr: Option<IpNetwork>, gateway: Option<IpAddr> },
+    /// `dhcp[:OPTS]`, `udhcpc[-f][:OPTS]`, `dhclient[-f][:OPTS]`, `dhcpcd[:OPTS]`.
+    Dhcp { client: DhcpClient, foreground: bool, options: Vec<String> },
+}
+
+impl FromStr for IpSpec {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if let Some(dhcp) = parse_dhcp(s) {
+            return Ok(dhcp);
+        }
+        let (addr, gateway) = match s.split_once('@') {
+            Some((a, g)) => (a, Some(g)),
+            None => (s, None),
+        };
+        if !addr.contains('/') {
+            // The original's two-line message, word for word.
+            bail!("The IP address should include a netmask.\nMaybe you meant {addr}/24 ?");
+        }
+        let gateway = gateway
+            .map(|g| g.parse::<IpAddr>().map_err(|_| anyhow!("invalid gateway address {g:?}")))
+            .transpose()?;
+        let addr = if addr == "0/0" { None } else { Some(parse_network(addr)?) };
+        if let (Some(a), Some(g)) = (addr, gateway) {
+            if Family::of(&a.ip()) != Family::of(&g) {
+                bail!("gateway {g} is not of the same family as address {a}");
+            }
+        }
+        Ok(IpSpec::Static { addr, gateway })
+    }
+}
+
+fn parse_network(s: &str) -> Result<IpNetwork> {
+    let bad = || anyhow!("invalid IP address {s:?} (expected ADDR/PREFIX, for example 10.0.0.2/24)");
+    let (ip, prefix) = s.split_once('/').ok_or_else(bad)?;
+    let ip: IpAddr = ip.parse().map_err(|_| bad())?;
+    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+    IpNetwork::new(ip, prefix).map_err(|_| bad())
+}
+
+fn parse_dhcp(s: &str) -> Option<IpSpec> {
+    let (word, opts) = match s.split_once(':') {
+        Some((w, o)) => (w, Some(o)),
+        None => (s, None),
+    };
+    let (client, foreground) = match word {
+        "dhcp" => (DhcpClient::DockerUdhcpc, false),
+        "udhcpc" => (DhcpClient::Udhcpc, false),
+        "udhcpc-f" => (DhcpClient::Udhcpc, true),
+        "dhclient" => (DhcpClient::Dhclient, false),
+        "dhclient-f" => (DhcpClient::Dhclient, true),
+        "dhcpcd" => (DhcpClient::Dhcpcd, false),
+        _ => return None,
+    };
+    // The original splits OPTIONS into words (unquoted expansion); no shell ever sees them.
+    let options = opts.map(|o| o.split_whitespace().map(str::to_string).collect()).unwrap_or_default();
+    Some(IpSpec::Dhcp { client, foreground, options })
+}
+
+impl IpSpec {
+    /// The family this spec implies, if any.
+    pub fn family(&self) -> Option<Family> {
+        match self {
+            IpSpec::Static { addr: Some(a), .. } => Some(Family::of(&a.ip())),
+            IpSpec::Static { gateway: Some(g), .. } => Some(Family::of(g)),
+            _ => None,
+        }
+    }
+}
+
+/// IPv4 broadcast of a network (what `ip addr add ... broadcast +` would set).
+pub fn broadcast_of(net: &IpNetwork) -> Option<Ipv4Addr> {
+    match net {
+        IpNetwork::V4(n) if n.prefix() < 31 => Some(n.broadcast()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ifname_limits() {
+        assert!("eth1".parse::<IfName>().is_ok());
+        assert!("a23456789012345".parse::<IfName>().is_ok());
+        for bad in ["", "a234567890123456", "a/b", "a:b", "a b", "a\tb", ".", ".."] {
+            assert!(bad.parse::<IfName>().is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn mac_parse_and_print() {
+        let m: Mac = "26:2E:71:98:60:8f".parse().unwrap();
+        assert_eq!(m.to_string(), "26:2e:71:98:60:8f");
+        for bad in ["", "26:2e:71:98:60", "26:2e:71:98:60:8f:00", "zz:2e:71:98:60:8f", "262:e:71:98:60:8f"] {
+            assert!(bad.parse::<Mac>().is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn mac_derived_like_the_original() {
+        // echo myhost.foo.com | md5sum => 726ccd9b8d...
+        assert_eq!(Mac::derived_from("myhost.foo.com").to_string(), "02:72:6c:cd:9b:8d");
+    }
+
+    #[test]
+    fn mac_vlan_forms() {
+        let mv: MacVlan = "aa:bb:cc:dd:ee:ff@10".parse().unwrap();
+        assert_eq!(mv.mac.unwrap().to_string(), "aa:bb:cc:dd:ee:ff");
+        assert_eq!(mv.vlan.unwrap().id().unwrap(), 10);
+        let mv: MacVlan = "@10".parse().unwrap();
+        assert_eq!(mv.mac, None);
+        assert_eq!(mv.vlan.unwrap().id().unwrap(), 10);
+        let mv: MacVlan = "U:myhost.foo.com".parse().unwrap();
+        assert_eq!(mv.mac.unwrap().to_string(), "02:72:6c:cd:9b:8d");
+        assert_eq!(mv.vlan, None);
+        let mv: MacVlan = "U:web1@20".parse().unwrap();
+        assert_eq!(mv.mac, Some(Mac::derived_from("web1")));
+        assert!("aa:bb@10".parse::<MacVlan>().is_err());
+        assert!("@".parse::<MacVlan>().is_err());
+        assert!("@x1".parse::<MacVlan>().is_err());
+    }
+
+    #[test]
+    fn vlan_id_and_pkey() {
+        assert!("4095".parse::<Vlan>().unwrap().id().is_err());
+        assert!("0".parse::<Vlan>().unwrap().id().is_err());
+        assert_eq!("4094".parse::<Vlan>().unwrap().id().unwrap(), 4094);
+        assert_eq!("8001".parse::<Vlan>().unwrap().pkey().unwrap(), 0x8001);
+        assert!("12345".parse::<Vlan>().is_err());
+        assert!("-1".parse::<Vlan>().is_err());
+    }
+
+    #[test]
+    fn family_values() {
+        assert_eq!("4".parse::<Family>().unwrap(), Family::V4);
+        assert_eq!("6".parse::<Family>().unwrap(), Family::V6);
+        assert!("5".parse::<Family>().is_err());
+    }
+
+    #[test]
+    fn static_ipspecs() {
+        let s: IpSpec = "192.168.1.10/24@192.168.1.1".parse().unwrap();
+        assert_eq!(
+            s,
+            IpSpec::Static {
+                addr: Some("192.168.1.10/24".parse().unwrap()),
+                gateway: Some("192.168.1.1".parse().unwrap())
+            }
+        );
+        let s: IpSpec = "fd00::2/64@fe80::1".parse().unwrap();
+        assert_eq!(s.family(), Some(Family::V6));
+        let s: IpSpec = "0/0".parse().unwrap();
+        assert_eq!(s, IpSpec::Static { addr: None, gateway: None });
+        let s: IpSpec = "10.0.0.2/24".parse().unwrap();
+        assert!(matches!(s, IpSpec::Static { gateway: None, .. }));
+    }
+
+    #[test]
+    fn missing_netmask_is_the_originals_two_lines() {
+        let e = "10.0.0.2".parse::<IpSpec>().unwrap_err().to_string();
+        assert_eq!(e, "The IP address should include a netmask.\nMaybe you meant 10.0.0.2/24 ?");
+    }
+
+    #[test]
+    fn bad_ipspecs() {
+        for bad in [
+            "10.0.0.300/24",
+            "10.0.0.2/33",
+            "10.0.0.2/x",
+            "fd00::1/129",
+            "10.0.0.2/24@nope",
+            "10.0.0.2/24@fd00::1",
+        ] {
+            assert!(bad.parse::<IpSpec>().is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn dhcp_forms() {
+        let d: IpSpec = "udhcpc:-t 5".parse().unwrap();
+        assert_eq!(
+            d,
+            IpSpec::Dhcp {
+                client: DhcpClient::Udhcpc,
+                foreground: false,
+                options: vec!["-t".into(), "5".into()]
+            }
+        );
+        let d: IpSpec = "dhclient-f".parse().unwrap();
+        assert!(matches!(d, IpSpec::Dhcp { client: DhcpClient::Dhclient, foreground: true, .. }));
+        let d: IpSpec = "udhcpc-f".parse().unwrap();
+        assert!(matches!(d, IpSpec::Dhcp { client: DhcpClient::Udhcpc, foreground: true, .. }));
+        let d: IpSpec = "dhcpcd".parse().unwrap();
+        assert!(matches!(d, IpSpec::Dhcp { client: DhcpClient::Dhcpcd, .. }));
+        let d: IpSpec = "dhcp:-f".parse().unwrap();
+        assert!(
+            matches!(d, IpSpec::Dhcp { client: DhcpClient::DockerUdhcpc, ref options, .. } if options == &["-f"])
+        );
+    }
+
+    #[test]
+    fn broadcast() {
+        assert_eq!(broadcast_of(&"10.1.2.3/24".parse().unwrap()), Some("10.1.2.255".parse().unwrap()));
+        assert_eq!(broadcast_of(&"10.1.2.3/31".parse().unwrap()), None);
+        assert_eq!(broadcast_of(&"fd00::1/64".parse().unwrap()), None);
+    }
+}

@@ -1,0 +1,136 @@
+//! Finding the guest's network namespace: a Docker container, `pid:N`, or a netns
+//! file. The result holds an open fd of the namespace from resolution to the end,
+//! so a PID that exits or is reused afterwards cannot send anything elsewhere.
+
+pub mod docker;
+
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::sys::statfs::fstatfs;
+
+/// Where the guest came from, which decides what it can do (`dhcp` needs Docker).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Docker { id: String, name: String },
+    Pid,
+    NetnsPath,
+}
+
+/// A resolved guest.
+#[derive(Debug)]
+pub struct Guest {
+    /// The GUEST argument as given (used for hostnames and messages).
+    pub name: String,
+    /// The process whose namespace this is; `None` for a bare netns file.
+    pub pid: Option<u32>,
+    pub source: Source,
+    /// The namespace's inode, which identifies it.
+    pub ns_inode: u64,
+    netns: OwnedFd,
+}
+
+impl Guest {
+    pub fn netns(&self) -> BorrowedFd<'_> {
+        self.netns.as_fd()
+    }
+
+    /// What `{PID}` stands for in derived interface names. A guest without a
+    /// PID uses a short stable id of its namespace: `n` and the low 24 bits of its
+    /// inode in hex (namespace inodes are 0xF0000000 plus a small counter).
+    pub fn name_tag(&self) -> String {
+        match self.pid {
+            Some(pid) => pid.to_string(),
+            None => format!("n{:x}", self.ns_inode & 0xff_ffff),
+        }
+    }
+
+    /// "container web1 (pid 123)", for messages.
+    pub fn describe(&self) -> String {
+        match (&self.source, self.pid) {
+            (Source::Docker { .. }, Some(pid)) => format!("container {} (pid {pid})", self.name),
+            (Source::NetnsPath, Some(pid)) => format!("guest {} (pid {pid})", self.name),
+            _ => format!("guest {}", self.name),
+        }
+    }
+}
+
+/// Resolve GUEST: `pid:N`, a path to a netns file, else a Docker container.
+pub fn resolve(spec: &str) -> Result<Guest> {
+    if let Some(pid) = spec.strip_prefix("pid:") {
+        let pid: u32 =
+            pid.parse().map_err(|_| anyhow!("invalid guest {spec:?}: pid:N takes a process id"))?;
+        return open(spec, Some(pid), Source::Pid);
+    }
+    if spec.starts_with('/') {
+        return open(spec, pid_of_proc_path(spec), Source::NetnsPath);
+    }
+    let c = docker::inspect(spec)?;
+    open(spec, Some(c.pid), Source::Docker { id: c.id, name: c.name })
+}
+
+/// `/proc/N/ns/net` names its process; other netns files do not.
+fn pid_of_proc_path(path: &str) -> Option<u32> {
+    path.strip_prefix("/proc/")?.strip_suffix("/ns/net")?.parse().ok()
+}
+
+fn open(spec: &str, pid: Option<u32>, source: Source) -> Result<Guest> {
+    let path = match (&source, pid) {
+        (Source::NetnsPath, _) | (_, None) => spec.to_string(),
+        (_, Some(pid)) => format!("/proc/{pid}/ns/net"),
+    };
+    let file = File::open(&path).map_err(|e| match (e.raw_os_error(), pid) {
+        (Some(libc_enoent), Some(pid)) if libc_enoent == nix::libc::ENOENT => {
+            anyhow!("no such process: {pid} (guest {spec})")
+        }
+        _ => anyhow!("cannot open network namespace {path}: {e}"),
+    })?;
+    check_is_netns(&file, &path)?;
+    let ns_inode = file.metadata().with_context(|| format!("cannot stat {path}"))?.ino();
+    Ok(Guest { name: spec.to_string(), pid, source, ns_inode, netns: file.into() })
+}
+
+/// A bind-mounted netns file lives on nsfs; anything else would make setns fail later
+/// with a less helpful EINVAL.
+fn check_is_netns(file: &File, path: &str) -> Result<()> {
+    const NSFS_MAGIC: i64 = 0x6e73_6673;
+    let fs = fstatfs(file).with_context(|| format!("cannot statfs {path}"))?;
+    if fs.filesystem_type().0 as i64 != NSFS_MAGIC {
+        bail!("{path} is not a network namespace");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_paths_name_their_pid() {
+        assert_eq!(pid_of_proc_path("/proc/123/ns/net"), Some(123));
+        assert_eq!(pid_of_proc_path("/var/run/netns/blue"), None);
+        assert_eq!(pid_of_proc_path("/proc/self/ns/net"), None);
+    }
+
+    #[test]
+    fn own_namespace_resolves_by_pid() {
+        let me = std::process::id();
+        let g = resolve(&format!("pid:{me}")).unwrap();
+        assert_eq!(g.pid, Some(me));
+        assert_eq!(g.name_tag(), me.to_string());
+        let g = resolve("/proc/self/ns/net").unwrap();
+        assert_eq!(g.pid, None);
+        assert!(g.name_tag().starts_with('n') && g.name_tag().len() <= 8, "{}", g.name_tag());
+    }
+
+    #[test]
+    fn bad_guests() {
+        assert!(resolve("pid:abc").unwrap_err().to_string().contains("pid:N"));
+        let e = resolve("pid:999999999").unwrap_err().to_string();
+        assert!(e.contains("no such process"), "{e}");
+        let e = resolve("/etc/hostname").unwrap_err().to_string();
+        assert!(e.contains("not a network namespace"), "{e}");
+    }
+}

@@ -1,0 +1,87 @@
+//! pipework: software-defined networking for Linux containers.
+//!
+//! argv --cli--> Invocation --guest--> Guest --facts--> plan --> apply --> report
+
+pub mod apply;
+mod attach;
+pub mod cli;
+mod facts;
+pub mod guest;
+pub mod netlink;
+pub mod plan;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use cli::{CliError, Invocation};
+
+/// How a run ended, ready to be printed.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Success; lines for stderr (with `--verbose`).
+    Done(Vec<String>),
+    /// Success; lines for stdout (`--dry-run`).
+    Printed(Vec<String>),
+    /// Nothing (or everything undone); what failed, and any undo that failed too.
+    Failed { error: anyhow::Error, rollback_errors: Vec<String> },
+}
+
+impl Outcome {
+    pub fn failed(error: anyhow::Error) -> Outcome {
+        Outcome::Failed { error, rollback_errors: Vec::new() }
+    }
+}
+
+/// Run with the arguments after the program name; the process's exit code.
+pub fn main<I: IntoIterator<Item = String>>(argv: I) -> ExitCode {
+    let invocation = match cli::parse(argv) {
+        Ok(i) => i,
+        Err(CliError::Syntax) => {
+            print!("{}", cli::SYNTAX);
+            return ExitCode::from(1);
+        }
+        Err(CliError::Clap(e)) => {
+            let _ = e.print();
+            return ExitCode::from(if e.exit_code() == 0 { 0 } else { 1 });
+        }
+        Err(CliError::Invalid(e)) => return report(Outcome::failed(e)),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return report(Outcome::failed(anyhow::Error::new(e).context("cannot start the runtime"))),
+    };
+    let outcome = match invocation {
+        Invocation::Attach(a) => runtime.block_on(attach::run(&a)),
+        Invocation::Passthrough(p) => {
+            Outcome::failed(anyhow::anyhow!("{:?} passthrough is not implemented yet", p.tool))
+        }
+        Invocation::Wait { .. } => Outcome::failed(anyhow::anyhow!("--wait is not implemented yet")),
+    };
+    report(outcome)
+}
+
+/// Print the outcome: errors as `pipework: what failed: why` on stderr.
+fn report(outcome: Outcome) -> ExitCode {
+    match outcome {
+        Outcome::Done(lines) => {
+            for l in lines {
+                eprintln!("pipework: {l}");
+            }
+            ExitCode::SUCCESS
+        }
+        Outcome::Printed(lines) => {
+            let mut out = std::io::stdout().lock();
+            for l in lines {
+                let _ = writeln!(out, "{l}");
+            }
+            ExitCode::SUCCESS
+        }
+        Outcome::Failed { error, rollback_errors } => {
+            eprintln!("pipework: {error:#}");
+            for l in rollback_errors {
+                eprintln!("pipework: {l}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Addresses: list the ones on a link, add one (with its IPv4 broadcast), delete one.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use anyhow::Result;
+use futures::TryStreamExt;
+use ipnetwork::IpNetwork;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+
+use super::{ignore_gone, kernel, Netlink};
+
+impl Netlink {
+    /// The addresses on link `index` (both families).
+    pub async fn addresses(&self, index: u32) -> Result<Vec<IpNetwork>> {
+        let msgs: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(kernel)?;
+        Ok(msgs.iter().filter_map(network_of).collect())
+    }
+
+    /// `ip addr add NET [broadcast B] dev INDEX`
+    pub async fn add_address(&self, index: u32, net: IpNetwork, broadcast: Option<Ipv4Addr>) -> Result<()> {
+        let mut req = self.handle.address().add(index, net.ip(), net.prefix());
+        if let Some(b) = broadcast {
+            req.message_mut().attributes.push(AddressAttribute::Broadcast(b));
+        }
+        req.execute().await.map_err(kernel)
+    }
+
+    /// `ip addr del NET dev INDEX`; an address (or link) already gone counts as deleted.
+    pub async fn del_address(&self, index: u32, net: IpNetwork) -> Result<()> {
+        let mut req = self.handle.address().add(index, net.ip(), net.prefix());
+        let msg = std::mem::take(req.message_mut());
+        ignore_gone(self.handle.address().del(msg).execute().await.map_err(kernel))
+    }
+}
+
+fn network_of(msg: &AddressMessage) -> Option<IpNetwork> {
+    // IFA_LOCAL is the address itself; IFA_ADDRESS is the peer on point-to-point links.
+    let ip: IpAddr = msg
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            AddressAttribute::Local(ip) => Some(*ip),
+            _ => None,
+        })
+        .or_else(|| {
+            msg.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            })
+        })?;
+    IpNetwork::new(ip, msg.header.prefix_len).ok()
+}

@@ -1,0 +1,159 @@
+//! Links: read one by name or index, create bridges and veth pairs, set up, delete.
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use anyhow::Result;
+use futures::TryStreamExt;
+use nix::errno::Errno;
+use rtnetlink::packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec};
+
+use super::{errno_of, ignore_gone, kernel, Netlink};
+use crate::cli::Mac;
+
+/// What we need to know about one interface, read over netlink (never sysfs:
+/// sysfs shows the namespace it was mounted in, not the one we ask about).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    /// `bridge`, `veth`, `macvlan`, ... (`IFLA_INFO_KIND`); `None` for plain NICs.
+    pub kind: Option<String>,
+    /// ARPHRD_* (1 Ethernet, 32 InfiniBand).
+    pub link_type: u16,
+    pub mtu: u32,
+    pub up: bool,
+    pub carrier: bool,
+    /// The bridge (or other controller) this link is a port of.
+    pub master: Option<u32>,
+    /// IFLA_LINK: for a veth, the peer's index (in the peer's namespace).
+    pub peer: Option<u32>,
+    pub mac: Option<Mac>,
+}
+
+impl Link {
+    pub fn is_bridge(&self) -> bool {
+        self.kind.as_deref() == Some("bridge")
+    }
+    pub fn is_veth(&self) -> bool {
+        self.kind.as_deref() == Some("veth")
+    }
+
+    fn from_message(msg: &LinkMessage) -> Link {
+        let mut link = Link {
+            index: msg.header.index,
+            name: String::new(),
+            kind: None,
+            link_type: u16::from(msg.header.link_layer_type),
+            mtu: 0,
+            up: msg.header.flags.contains(LinkFlags::Up),
+            carrier: msg.header.flags.contains(LinkFlags::LowerUp),
+            master: None,
+            peer: None,
+            mac: None,
+        };
+        for attr in &msg.attributes {
+            match attr {
+                LinkAttribute::IfName(n) => link.name = n.clone(),
+                LinkAttribute::Mtu(m) => link.mtu = *m,
+                LinkAttribute::Controller(m) => link.master = Some(*m),
+                LinkAttribute::Link(p) => link.peer = Some(*p),
+                LinkAttribute::Address(a) if a.len() == 6 => {
+                    link.mac = Some(Mac([a[0], a[1], a[2], a[3], a[4], a[5]]))
+                }
+                LinkAttribute::LinkInfo(infos) => {
+                    for info in infos {
+                        if let LinkInfo::Kind(k) = info {
+                            link.kind = Some(k.to_string());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        link
+    }
+}
+
+/// `ip link add NAME mtu M [master BR] up type veth peer name PEER netns NS mtu M [address MAC]`:
+/// the guest end is born inside the guest, so nothing is moved between namespaces.
+/// (It cannot be set up in the same request: veth_open() answers ENOTCONN while the
+/// pair is still being linked.)
+pub struct VethRequest<'a> {
+    pub name: &'a str,
+    pub mtu: u32,
+    pub master: Option<u32>,
+    pub peer_name: &'a str,
+    pub peer_netns: BorrowedFd<'a>,
+    pub peer_mac: Option<Mac>,
+}
+
+impl Netlink {
+    /// One link by name; `None` if there is none. A single GETLINK, not a dump.
+    pub async fn link_by_name(&self, name: &str) -> Result<Option<Link>> {
+        let req = self.handle.link().get().match_name(name.to_string()).execute();
+        one_link(req).await
+    }
+
+    pub async fn link_by_index(&self, index: u32) -> Result<Option<Link>> {
+        let req = self.handle.link().get().match_index(index).execute();
+        one_link(req).await
+    }
+
+    /// Every link in the namespace (used to find a bridge's ports, or a MAC).
+    pub async fn links(&self) -> Result<Vec<Link>> {
+        let msgs: Vec<LinkMessage> =
+            self.handle.link().get().execute().try_collect().await.map_err(kernel)?;
+        Ok(msgs.iter().map(Link::from_message).collect())
+    }
+
+    /// `ip link add NAME type bridge` + `up`, in one request.
+    pub async fn create_bridge(&self, name: &str) -> Result<()> {
+        let msg = LinkBridge::new(name).up().build();
+        self.handle.link().add(msg).execute().await.map_err(kernel)
+    }
+
+    pub async fn create_veth(&self, req: &VethRequest<'_>) -> Result<()> {
+        let mut peer = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(req.peer_name.to_string())
+            .mtu(req.mtu)
+            .setns_by_fd(req.peer_netns.as_raw_fd());
+        if let Some(mac) = req.peer_mac {
+            peer = peer.address(mac.0.to_vec());
+        }
+        let mut host = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
+            .name(req.name.to_string())
+            .mtu(req.mtu)
+            .up()
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())));
+        if let Some(master) = req.master {
+            host = host.controller(master);
+        }
+        self.handle.link().add(host.build()).execute().await.map_err(kernel)
+    }
+
+    /// `ip link set dev INDEX up`
+    pub async fn set_up(&self, index: u32) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index).up().build();
+        self.handle.link().change(msg).execute().await.map_err(kernel)
+    }
+
+    /// `ip link del INDEX`; a link that is already gone counts as deleted.
+    pub async fn delete_link(&self, index: u32) -> Result<()> {
+        ignore_gone(self.handle.link().del(index).execute().await.map_err(kernel))
+    }
+}
+
+async fn one_link<S>(mut stream: S) -> Result<Option<Link>>
+where
+    S: futures::Stream<Item = Result<LinkMessage, rtnetlink::Error>> + Unpin,
+{
+    match stream.try_next().await.map_err(kernel) {
+        Ok(Some(msg)) => Ok(Some(Link::from_message(&msg))),
+        Ok(None) => Ok(None),
+        Err(e) if errno_of(&e) == Some(Errno::ENODEV) => Ok(None),
+        Err(e) => Err(e),
+    }
+}

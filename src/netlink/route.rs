@@ -1,0 +1,114 @@
+//! Routes of the main table: list them, add or replace one, delete one exactly.
+
+use std::net::IpAddr;
+
+use anyhow::Result;
+use futures::TryStreamExt;
+use ipnetwork::IpNetwork;
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::RouteMessageBuilder;
+
+use super::{ignore_gone, kernel, Netlink};
+use crate::cli::Family;
+
+/// One route of the main table, with the kernel's own message kept so that a
+/// deleted route can be put back exactly as it was (metric, protocol, scope...).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Route {
+    pub dst: IpNetwork,
+    pub gateway: Option<IpAddr>,
+    pub oif: Option<u32>,
+    pub message: RouteMessage,
+}
+
+impl Route {
+    /// `DST [via GATEWAY] dev OIF`, as `ip route` would make it (proto boot; scope
+    /// link for a route without a gateway).
+    pub fn new(dst: IpNetwork, gateway: Option<IpAddr>, oif: u32) -> Result<Route> {
+        let mut b = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(dst.ip(), dst.prefix())?
+            .output_interface(oif)
+            .protocol(RouteProtocol::Boot);
+        b = match gateway {
+            Some(gw) => b.gateway(gw)?,
+            None => b.scope(RouteScope::Link),
+        };
+        Ok(Route { dst, gateway, oif: Some(oif), message: b.build() })
+    }
+
+    pub fn is_default(&self) -> bool {
+        self.dst.prefix() == 0
+    }
+
+    fn from_message(msg: RouteMessage) -> Option<Route> {
+        let mut dst_ip = None;
+        let mut gateway = None;
+        let mut oif = None;
+        for attr in &msg.attributes {
+            match attr {
+                RouteAttribute::Destination(a) => dst_ip = ip_of(a),
+                RouteAttribute::Gateway(a) => gateway = ip_of(a),
+                RouteAttribute::Oif(i) => oif = Some(*i),
+                _ => {}
+            }
+        }
+        let dst_ip = dst_ip.or(match msg.header.address_family {
+            AddressFamily::Inet => Some(IpAddr::from([0u8; 4])),
+            AddressFamily::Inet6 => Some(IpAddr::from([0u16; 8])),
+            _ => None,
+        })?;
+        let dst = IpNetwork::new(dst_ip, msg.header.destination_prefix_length).ok()?;
+        Some(Route { dst, gateway, oif, message: msg })
+    }
+}
+
+fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
+}
+
+fn is_main_unicast(msg: &RouteMessage) -> bool {
+    let table = msg
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(msg.header.table));
+    table == u32::from(RouteHeader::RT_TABLE_MAIN) && msg.header.kind == RouteType::Unicast
+}
+
+impl Netlink {
+    /// The unicast routes of the main table for one family.
+    pub async fn routes(&self, family: Family) -> Result<Vec<Route>> {
+        let mut query = RouteMessageBuilder::<IpAddr>::new().build();
+        query.header.address_family = match family {
+            Family::V4 => AddressFamily::Inet,
+            Family::V6 => AddressFamily::Inet6,
+        };
+        let msgs: Vec<RouteMessage> =
+            self.handle.route().get(query).execute().try_collect().await.map_err(kernel)?;
+        Ok(msgs.into_iter().filter(is_main_unicast).filter_map(Route::from_message).collect())
+    }
+
+    /// `ip route add|replace ROUTE`
+    pub async fn add_route(&self, route: &Route, replace: bool) -> Result<()> {
+        let mut req = self.handle.route().add(route.message.clone());
+        if replace {
+            req = req.replace();
+        }
+        req.execute().await.map_err(kernel)
+    }
+
+    /// `ip route del ROUTE`; a route already gone counts as deleted.
+    pub async fn del_route(&self, route: &Route) -> Result<()> {
+        ignore_gone(self.handle.route().del(route.message.clone()).execute().await.map_err(kernel))
+    }
+}

@@ -1,0 +1,140 @@
+//! The pure planner: request + facts observed beforehand => the steps to take.
+//! Nothing here touches the system, so all of it is unit-tested without root.
+
+mod addressing;
+mod bridge;
+mod step;
+#[cfg(test)]
+mod tests;
+
+use anyhow::{bail, Result};
+use ipnetwork::IpNetwork;
+
+pub use step::{Side, Step};
+
+use crate::cli::{Attach, HostIf, IfName, IpSpec};
+use crate::netlink::{Link, Route};
+
+/// What was read on the host before planning.
+#[derive(Clone, Debug, Default)]
+pub struct HostFacts {
+    /// The interface HOSTIF names (by name or `mac:`), if it exists.
+    pub host_if: Option<Link>,
+    /// An existing interface under the host-end name, if any.
+    pub local_if: Option<Link>,
+}
+
+/// What was read inside the guest before planning.
+#[derive(Clone, Debug, Default)]
+pub struct GuestFacts {
+    /// An existing interface under CONTAINER_IF, if any.
+    pub container_if: Option<Link>,
+    /// Its addresses.
+    pub container_addrs: Vec<IpNetwork>,
+    /// Main-table routes of the request's family.
+    pub routes: Vec<Route>,
+}
+
+/// The guest as the planner needs it: how to name things after it.
+#[derive(Clone, Debug)]
+pub struct GuestId {
+    pub name: String,
+    /// `{PID}` in derived names.
+    pub tag: String,
+}
+
+/// How HOSTIF is handled, decided in the original's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// A Linux bridge; `create` when it does not exist yet (a `br*` name).
+    Bridge {
+        create: bool,
+    },
+    Ovs,
+    Ipoib,
+    Physical,
+    Dummy,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Bridge { .. } => "bridge",
+            Mode::Ovs => "Open vSwitch",
+            Mode::Ipoib => "IPoIB",
+            Mode::Physical => "physical (macvlan)",
+            Mode::Dummy => "dummy",
+        })
+    }
+}
+
+/// ARPHRD_INFINIBAND
+const LINK_TYPE_INFINIBAND: u16 = 32;
+
+pub fn mode(req: &Attach, host: &HostFacts) -> Result<Mode> {
+    if req.direct_phys {
+        return Ok(Mode::Physical);
+    }
+    if let Some(link) = &host.host_if {
+        return Ok(match link.kind.as_deref() {
+            Some("bridge") => Mode::Bridge { create: false },
+            Some("openvswitch") => Mode::Ovs,
+            _ if link.link_type == LINK_TYPE_INFINIBAND => Mode::Ipoib,
+            _ => Mode::Physical,
+        });
+    }
+    let name = match &req.host_if {
+        HostIf::Mac(mac) => {
+            bail!("Mac address {mac} specified for interface but no host interface matched.")
+        }
+        HostIf::Name(n) => n.as_str(),
+    };
+    if name.starts_with("br") {
+        Ok(Mode::Bridge { create: true })
+    } else if name.starts_with("ovs") {
+        Ok(Mode::Ovs)
+    } else if name.starts_with("dummy") {
+        Ok(Mode::Dummy)
+    } else {
+        bail!("I do not know how to setup interface {name}.")
+    }
+}
+
+/// The outcome of planning.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Plan {
+    /// Steps to apply, in order.
+    Steps(Vec<Step>),
+    /// The state asked for is already there; nothing to do.
+    AlreadyDone(String),
+}
+
+/// The interface name inside the guest (default `eth1`).
+pub fn container_if(req: &Attach) -> IfName {
+    req.container_if.clone().unwrap_or_else(|| "eth1".parse().expect("valid name"))
+}
+
+/// A derived name must fit the kernel's 15 bytes; refuse before any change.
+fn derived_name(name: String, what: &str, hint: &str) -> Result<String> {
+    match name.parse::<IfName>() {
+        Ok(n) => Ok(n.to_string()),
+        Err(_) => bail!("the {what} name {name} would be longer than 15 bytes; choose one with {hint}"),
+    }
+}
+
+/// Plan an attachment.
+pub fn plan(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts) -> Result<Plan> {
+    let mode = mode(req, host)?;
+    if let IpSpec::Dhcp { client, .. } = &req.ip {
+        bail!("DHCP ({client}) is not implemented yet");
+    }
+    match mode {
+        Mode::Bridge { create } => {
+            if req.vlan.is_some() {
+                bail!("VLAN configuration currently unsupported for Linux bridge.");
+            }
+            bridge::plan(req, guest, create, host, facts)
+        }
+        other => bail!("{other} mode is not implemented yet"),
+    }
+}

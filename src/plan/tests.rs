@@ -1,0 +1,211 @@
+//! Planner table tests: no root, no kernel; facts are built by hand.
+
+use super::*;
+use crate::cli::{self, Invocation};
+use crate::netlink::Route;
+
+fn req(line: &str) -> Attach {
+    match cli::parse(line.split_whitespace()) {
+        Ok(Invocation::Attach(a)) => a,
+        other => panic!("{line}: {other:?}"),
+    }
+}
+
+fn guest() -> GuestId {
+    GuestId { name: "web1".into(), tag: "4242".into() }
+}
+
+fn link(index: u32, name: &str, kind: Option<&str>) -> Link {
+    Link {
+        index,
+        name: name.into(),
+        kind: kind.map(str::to_string),
+        link_type: 1,
+        mtu: 1500,
+        up: true,
+        carrier: true,
+        master: None,
+        peer: None,
+        mac: None,
+    }
+}
+
+fn bridge(mtu: u32) -> HostFacts {
+    HostFacts { host_if: Some(Link { mtu, ..link(7, "br1", Some("bridge")) }), local_if: None }
+}
+
+fn steps(line: &str, host: &HostFacts, facts: &GuestFacts) -> Vec<String> {
+    match plan(&req(line), &guest(), host, facts) {
+        Ok(Plan::Steps(s)) => s.iter().map(|s| s.to_string()).collect(),
+        other => panic!("{line}: {other:?}"),
+    }
+}
+
+fn refused(line: &str, host: &HostFacts, facts: &GuestFacts) -> String {
+    match plan(&req(line), &guest(), host, facts) {
+        Err(e) => e.to_string(),
+        Ok(p) => panic!("{line} should be refused, got {p:?}"),
+    }
+}
+
+#[test]
+fn new_bridge_gets_created_with_default_mtu() {
+    let s = steps("br1 web1 192.168.1.10/24@192.168.1.1", &HostFacts::default(), &GuestFacts::default());
+    assert_eq!(
+        s,
+        [
+            "ip link add br1 up type bridge",
+            "ip link add veth1pl4242 mtu 1500 master br1 up type veth peer name eth1 netns GUEST mtu 1500",
+            "guest: ip addr add 192.168.1.10/24 broadcast 192.168.1.255 dev eth1",
+            "guest: ip link set eth1 up",
+            "guest: ip route replace default via 192.168.1.1 dev eth1",
+        ]
+    );
+}
+
+#[test]
+fn existing_bridge_mtu_names_and_mac() {
+    let s = steps(
+        "br1 -i eth2 -l hostside web1 10.0.0.2/24 U:myhost.foo.com",
+        &bridge(9000),
+        &GuestFacts::default(),
+    );
+    assert_eq!(
+        s,
+        [
+            "ip link add hostside mtu 9000 master br1 up type veth peer name eth2 netns GUEST mtu 9000 address 02:72:6c:cd:9b:8d",
+            "guest: ip addr add 10.0.0.2/24 broadcast 10.0.0.255 dev eth2",
+            "guest: ip link set eth2 up",
+        ]
+    );
+}
+
+#[test]
+fn zero_address_configures_nothing() {
+    let s = steps("br1 web1 0/0", &bridge(1500), &GuestFacts::default());
+    assert_eq!(s.len(), 2);
+    assert_eq!(s[1], "guest: ip link set eth1 up");
+}
+
+#[test]
+fn off_link_gateway_gets_a_host_route_and_old_default_goes() {
+    let old = Route::new("0.0.0.0/0".parse().unwrap(), Some("172.17.0.1".parse().unwrap()), 2).unwrap();
+    let facts = GuestFacts { routes: vec![old], ..Default::default() };
+    let s = steps("br1 web1 10.0.0.2/24@10.9.0.1", &bridge(1500), &facts);
+    assert_eq!(
+        &s[2..],
+        [
+            "guest: ip route del default via 172.17.0.1",
+            "guest: ip link set eth1 up",
+            "guest: ip route add 10.9.0.1/32 dev eth1",
+            "guest: ip route replace default via 10.9.0.1 dev eth1",
+        ]
+    );
+}
+
+#[test]
+fn gateway_reachable_through_another_route_needs_no_host_route() {
+    let r = Route::new("10.9.0.0/16".parse().unwrap(), None, 2).unwrap();
+    let facts = GuestFacts { routes: vec![r], ..Default::default() };
+    let s = steps("br1 web1 10.0.0.2/24@10.9.0.1", &bridge(1500), &facts);
+    assert!(!s.iter().any(|l| l.contains("/32")), "{s:?}");
+}
+
+#[test]
+fn ipv6_host_route_is_128_and_link_local_needs_none() {
+    let s = steps("br1 web1 fd00::2/64@fd01::1", &bridge(1500), &GuestFacts::default());
+    assert!(s.contains(&"guest: ip route add fd01::1/128 dev eth1".to_string()), "{s:?}");
+    assert!(s.contains(&"guest: ip addr add fd00::2/64 dev eth1".to_string()), "{s:?}");
+    let s = steps("br1 web1 fd00::2/64@fe80::1", &bridge(1500), &GuestFacts::default());
+    assert!(!s.iter().any(|l| l.contains("/128")), "{s:?}");
+    assert_eq!(s.last().unwrap(), "guest: ip route replace default via fe80::1 dev eth1");
+}
+
+#[test]
+fn refusals() {
+    let none = GuestFacts::default();
+    assert_eq!(
+        refused("br1 web1 10.0.0.2/24 @10", &bridge(1500), &none),
+        "VLAN configuration currently unsupported for Linux bridge."
+    );
+    assert_eq!(
+        refused("foo1 web1 10.0.0.2/24", &HostFacts::default(), &none),
+        "I do not know how to setup interface foo1."
+    );
+    assert_eq!(
+        refused("mac:02:00:00:00:00:01 web1 10.0.0.2/24", &HostFacts::default(), &none),
+        "Mac address 02:00:00:00:00:01 specified for interface but no host interface matched."
+    );
+    let long = GuestId { name: "x".into(), tag: "n123456789".into() };
+    let e = plan(&req("br1 web1 10.0.0.2/24"), &long, &bridge(1500), &none).unwrap_err().to_string();
+    assert!(e.contains("longer than 15 bytes") && e.contains("-l"), "{e}");
+    let taken = GuestFacts { container_if: Some(link(3, "eth1", None)), ..Default::default() };
+    assert_eq!(
+        refused("br1 web1 10.0.0.2/24", &bridge(1500), &taken),
+        "interface eth1 already exists in web1"
+    );
+}
+
+#[test]
+fn modes_in_the_originals_order() {
+    let none = HostFacts::default();
+    let with = |l: Link| HostFacts { host_if: Some(l), local_if: None };
+    assert_eq!(mode(&req("br9 web1 0/0"), &none).unwrap(), Mode::Bridge { create: true });
+    assert_eq!(mode(&req("ovs9 web1 0/0"), &none).unwrap(), Mode::Ovs);
+    assert_eq!(mode(&req("dummy0 web1 0/0"), &none).unwrap(), Mode::Dummy);
+    assert_eq!(mode(&req("brx web1 0/0"), &with(link(2, "brx", Some("veth")))).unwrap(), Mode::Physical);
+    assert_eq!(
+        mode(&req("ovsbr0 web1 0/0"), &with(link(2, "ovsbr0", Some("openvswitch")))).unwrap(),
+        Mode::Ovs
+    );
+    let ib = Link { link_type: 32, ..link(2, "ib0", None) };
+    assert_eq!(mode(&req("ib0 web1 0/0"), &with(ib)).unwrap(), Mode::Ipoib);
+    assert_eq!(
+        mode(&req("--direct-phys eth1 web1 0/0"), &with(link(2, "eth1", None))).unwrap(),
+        Mode::Physical
+    );
+}
+
+/// Host end `veth1pl4242` (index 20) paired with `eth1` (index 3) in the guest.
+fn attached(up: bool) -> (HostFacts, GuestFacts) {
+    let local = Link { up, master: Some(7), peer: Some(3), ..link(20, "veth1pl4242", Some("veth")) };
+    let cif = Link { peer: Some(20), ..link(3, "eth1", Some("veth")) };
+    let default = Route::new("0.0.0.0/0".parse().unwrap(), Some("10.0.0.1".parse().unwrap()), 3).unwrap();
+    let host = HostFacts { local_if: Some(local), ..bridge(1500) };
+    let guest = GuestFacts {
+        container_if: Some(cif),
+        container_addrs: vec!["10.0.0.2/24".parse().unwrap()],
+        routes: vec![default],
+    };
+    (host, guest)
+}
+
+#[test]
+fn rerun_of_the_same_attachment_changes_nothing() {
+    let (host, facts) = attached(true);
+    let p = plan(&req("br1 web1 10.0.0.2/24@10.0.0.1"), &guest(), &host, &facts).unwrap();
+    assert!(matches!(p, Plan::AlreadyDone(_)), "{p:?}");
+}
+
+#[test]
+fn rerun_with_something_else_is_refused_like_the_original() {
+    let (host, facts) = attached(true);
+    for line in [
+        "br1 web1 10.0.0.3/24@10.0.0.1",
+        "br1 web1 10.0.0.2/24@10.0.0.254",
+        "br1 web1 10.0.0.2/24 02:00:00:00:00:09",
+    ] {
+        assert_eq!(refused(line, &host, &facts), "Link veth1pl4242 exists and is up", "{line}");
+    }
+}
+
+#[test]
+fn down_veth_is_deleted_then_rebuilt_after_the_checks() {
+    let (host, facts) = attached(false);
+    let s = steps("br1 web1 10.0.0.2/24", &host, &facts);
+    assert_eq!(s[0], "ip link del veth1pl4242");
+    assert!(s[1].starts_with("ip link add veth1pl4242"));
+    let mut not_veth = host.clone();
+    not_veth.local_if.as_mut().unwrap().kind = Some("bridge".into());
+    assert!(refused("br1 web1 10.0.0.2/24", &not_veth, &facts).contains("not a veth"));
+}

@@ -1,0 +1,95 @@
+//! The binary's front door: help, version, usage and bad values, all before any change.
+
+use crate::util::{pipework_here, Netns};
+
+#[test]
+fn help_and_version_exit_0() {
+    let r = pipework_here(&["--help"]).ok();
+    assert!(r.stdout.contains("HOSTIF") && r.stdout.contains("--wait"), "{}", r.stdout);
+    let r = pipework_here(&["--version"]).ok();
+    assert!(r.stdout.starts_with("pipework "), "{}", r.stdout);
+}
+
+#[test]
+fn missing_arguments_print_the_syntax_on_stdout_and_exit_1() {
+    for args in [&[][..], &["br1"][..], &["br1", "web1"][..]] {
+        let r = pipework_here(args);
+        assert_eq!(r.code, 1, "{args:?}: {r:?}");
+        assert!(r.stdout.starts_with("Syntax:\n"), "{args:?}: {r:?}");
+        assert!(r.stdout.contains("pipework --wait [-i containerinterface]"));
+    }
+}
+
+#[test]
+fn missing_netmask_gives_the_originals_two_lines() {
+    let r = pipework_here(&["br1", "web1", "10.0.0.2"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr,
+        "pipework: The IP address should include a netmask.\nMaybe you meant 10.0.0.2/24 ?\n"
+    );
+}
+
+#[test]
+fn bad_values_exit_1_with_one_line_and_change_nothing() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    let gs = guest.guest();
+    for args in [
+        vec!["br1", &gs, "10.0.0.256/24"],
+        vec!["br1", &gs, "10.0.0.2/24", "zz:00:00:00:00:01"],
+        vec!["br1", &gs, "10.0.0.2/24", "@abcde"],
+        vec!["br1", "-i", "a234567890123456", &gs, "10.0.0.2/24"],
+        vec!["br1", "-l", "a/b", &gs, "10.0.0.2/24"],
+        vec!["br1", "-a", "5", &gs, "10.0.0.2/24"],
+        vec!["br1", "-a", "4", &gs, "fd00::2/64"],
+        vec!["--bogus", "br1", &gs, "10.0.0.2/24"],
+    ] {
+        let r = host.pipework(&args);
+        assert_eq!(r.code, 1, "{args:?}: {r:?}");
+        assert!(r.stderr.starts_with("pipework: ") || r.stderr.starts_with("error: "), "{args:?}: {r:?}");
+    }
+    assert_eq!(h, host.snapshot());
+    assert_eq!(g, guest.snapshot());
+}
+
+#[test]
+fn unknown_host_interface_and_unmatched_mac() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let line = host.pipework(&["foo1", &guest.guest(), "10.0.0.2/24"]).failed();
+    assert_eq!(line, "pipework: I do not know how to setup interface foo1.");
+    let line = host.pipework(&["mac:02:00:00:00:00:42", &guest.guest(), "10.0.0.2/24"]).failed();
+    assert_eq!(
+        line,
+        "pipework: Mac address 02:00:00:00:00:42 specified for interface but no host interface matched."
+    );
+}
+
+#[test]
+fn missing_guest_process_is_one_clear_line() {
+    let host = Netns::new();
+    let line = host.pipework(&["br1", "pid:999999999", "10.0.0.2/24"]).failed();
+    assert!(line.contains("no such process: 999999999"), "{line}");
+    assert!(host.link("br1").is_none(), "nothing may be created for a missing guest");
+}
+
+#[test]
+fn dry_run_prints_the_steps_and_changes_nothing() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    let r = host.pipework(&["--dry-run", "br1", &guest.guest(), "10.0.0.2/24@10.0.0.1"]).ok();
+    let want = format!(
+        "ip link add br1 up type bridge\n\
+         ip link add veth1pl{pid} mtu 1500 master br1 up type veth peer name eth1 netns GUEST mtu 1500\n\
+         guest: ip addr add 10.0.0.2/24 broadcast 10.0.0.255 dev eth1\n\
+         guest: ip link set eth1 up\n\
+         guest: ip route replace default via 10.0.0.1 dev eth1\n",
+        pid = guest.pid()
+    );
+    assert_eq!(r.stdout, want);
+    assert_eq!(h, host.snapshot());
+    assert_eq!(g, guest.snapshot());
+}

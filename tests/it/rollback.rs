@@ -1,0 +1,87 @@
+//! All-or-nothing: failures injected at different steps, each proven by `ip -j`
+//! snapshots of host and guest taken before and after to leave everything as it was.
+
+use crate::util::{assert_same, Netns};
+
+/// Run `args` (GUEST is appended after the host interface) expecting one failure line;
+/// assert host and guest are exactly as before. Returns the line.
+fn fails_cleanly(host: &Netns, guest: &Netns, args: &[&str]) -> String {
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    let gs = guest.guest();
+    let mut all: Vec<&str> = vec![args[0], &gs];
+    all.extend_from_slice(&args[1..]);
+    let line = host.pipework(&all).failed();
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+    line
+}
+
+/// A guest that already has a default route through an interface of its own.
+fn guest_with_default_route() -> Netns {
+    let guest = Netns::new();
+    guest.sh("ip", &["link", "add", "up0", "type", "veth", "peer", "name", "up0p"]);
+    guest.sh("ip", &["link", "set", "up0", "up"]);
+    guest.sh("ip", &["addr", "add", "172.31.0.2/24", "dev", "up0"]);
+    guest.sh("ip", &["route", "add", "default", "via", "172.31.0.1"]);
+    guest
+}
+
+#[test]
+fn container_interface_name_already_taken_in_the_guest() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    guest.sh("ip", &["link", "add", "eth1", "type", "veth", "peer", "name", "eth1p"]);
+    let line = fails_cleanly(&host, &guest, &["br1", "10.0.0.2/24"]);
+    assert_eq!(line, format!("pipework: interface eth1 already exists in {}", guest.guest()));
+}
+
+#[test]
+fn mac_refused_by_the_kernel_undoes_the_new_bridge() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    // A multicast MAC: the kernel refuses it when creating the veth, after the bridge exists.
+    let line = fails_cleanly(&host, &guest, &["br1", "10.0.0.2/24", "01:00:5e:00:00:01"]);
+    assert!(line.starts_with("pipework: cannot create veth pair veth1pl"), "{line}");
+    assert!(line.ends_with(": Cannot assign requested address"), "{line}");
+}
+
+#[test]
+fn address_refused_by_the_kernel_undoes_veth_and_bridge() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    // IPv6 off inside the guest: adding an IPv6 address fails after the veth exists.
+    guest.sh("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
+    let line = fails_cleanly(&host, &guest, &["br1", "fd00::2/64"]);
+    assert!(line.starts_with("pipework: cannot add address fd00::2/64 to eth1 in guest pid:"), "{line}");
+}
+
+#[test]
+fn gateway_refused_after_the_old_default_was_deleted_restores_it() {
+    let host = Netns::new();
+    let guest = guest_with_default_route();
+    // The subnet's broadcast address is no unicast next hop: the last step fails,
+    // after the guest's own default route was already deleted.
+    let line = fails_cleanly(&host, &guest, &["br1", "10.0.0.2/24@10.0.0.255"]);
+    assert!(line.starts_with("pipework: cannot set the default route via 10.0.0.255 on eth1"), "{line}");
+    let def = guest.ip_j(&["-4", "route", "show", "default"]);
+    assert_eq!(def[0]["gateway"], "172.31.0.1", "{def}");
+}
+
+#[test]
+fn failure_on_an_existing_bridge_keeps_the_bridge_and_its_ports() {
+    let host = Netns::new();
+    let (a, b) = (Netns::new(), Netns::new());
+    host.pipework(&["br1", &a.guest(), "10.0.0.2/24"]).ok();
+    let line = fails_cleanly(&host, &b, &["br1", "10.0.0.3/24", "01:00:5e:00:00:01"]);
+    assert!(line.contains("cannot create veth pair"), "{line}");
+    assert!(host.link("br1").is_some());
+}
+
+#[test]
+fn a_rerun_after_a_failure_works() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    fails_cleanly(&host, &guest, &["br1", "10.0.0.2/24", "01:00:5e:00:00:01"]);
+    host.pipework(&["br1", &guest.guest(), "10.0.0.2/24"]).ok();
+    assert!(guest.addrs("eth1").contains(&"10.0.0.2/24".to_string()));
+}

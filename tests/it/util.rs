@@ -1,0 +1,208 @@
+//! Throw-away worlds for integration tests: a "host" network namespace that the
+//! binary runs in, guests that are processes in their own netns, `ip -j` readers,
+//! and snapshots to prove that a failed run left everything as it was. Everything
+//! is held by a process we started, so dropping it (even on a panic) removes it all.
+
+use std::os::unix::fs::MetadataExt;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_pipework");
+
+/// A process alone in a new network namespace (`unshare -n sleep`), killed on drop.
+pub struct Netns {
+    child: Child,
+}
+
+impl Netns {
+    pub fn new() -> Netns {
+        let mine = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+        let child = Command::new("unshare")
+            .args(["-n", "sleep", "3600"])
+            // A child holding our stdout would make `output()` callers hang.
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("unshare");
+        let ns = Netns { child };
+        // Right after spawning, /proc/PID/ns/net is still ours until unshare(2) has run.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::fs::metadata(ns.path()).map(|m| m.ino()).unwrap_or(mine) == mine {
+            assert!(Instant::now() < deadline, "unshare never entered a new netns");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        ns
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn path(&self) -> String {
+        format!("/proc/{}/ns/net", self.pid())
+    }
+
+    /// `pid:N`, the guest form the binary understands.
+    pub fn guest(&self) -> String {
+        format!("pid:{}", self.pid())
+    }
+
+    /// Run a command inside this namespace; panics if it fails.
+    pub fn sh(&self, cmd: &str, args: &[&str]) -> String {
+        let out = self.run(cmd, args);
+        assert!(out.status.success(), "{cmd} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn run(&self, cmd: &str, args: &[&str]) -> Output {
+        Command::new("nsenter")
+            .arg(format!("--net={}", self.path()))
+            .arg(cmd)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("nsenter")
+    }
+
+    /// `ip -j ARGS` inside this namespace, parsed.
+    pub fn ip_j(&self, args: &[&str]) -> Value {
+        let mut all = vec!["-j"];
+        all.extend_from_slice(args);
+        let out = self.sh("ip", &all);
+        if out.trim().is_empty() {
+            return Value::Array(vec![]);
+        }
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("ip -j {args:?}: {e}: {out}"))
+    }
+
+    /// One link by name, or `None`.
+    pub fn link(&self, name: &str) -> Option<Value> {
+        let links = self.ip_j(&["-d", "link", "show"]);
+        links.as_array().unwrap().iter().find(|l| l["ifname"] == name).cloned()
+    }
+
+    /// The addresses on `dev` as "ADDR/PREFIX" strings.
+    pub fn addrs(&self, dev: &str) -> Vec<String> {
+        let v = self.ip_j(&["addr", "show", "dev", dev]);
+        v[0]["addr_info"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
+            .collect()
+    }
+
+    /// Everything a run could change here, read back with `ip -j`; comparable
+    /// before and after. Counters and timers are left out.
+    pub fn snapshot(&self) -> String {
+        let mut parts = Vec::new();
+        for args in [
+            &["link", "show"][..],
+            &["addr", "show"][..],
+            &["-4", "route", "show", "table", "all"][..],
+            &["-6", "route", "show", "table", "all"][..],
+        ] {
+            let mut v = self.ip_j(args);
+            strip_volatile(&mut v);
+            parts.push(format!("{args:?}: {v}"));
+        }
+        parts.join("\n")
+    }
+
+    /// Ping `addr` once from here (traffic stays on our own bridge).
+    pub fn ping(&self, addr: &str) -> bool {
+        self.run("ping", &["-c", "1", "-W", "3", addr]).status.success()
+    }
+
+    /// Run the binary with its namespace set to this one (the test's "host").
+    pub fn pipework(&self, args: &[&str]) -> Run {
+        let out = Command::new("nsenter")
+            .arg(format!("--net={}", self.path()))
+            .arg(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run pipework");
+        Run::from(out)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// State that moves by itself after a change (a bridge's operstate going from
+/// UNKNOWN to UP, IPv6 duplicate address detection finishing) is not ours to compare.
+fn strip_volatile(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            map.remove("operstate");
+            map.remove("tentative");
+            map.values_mut().for_each(strip_volatile);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_volatile),
+        _ => {}
+    }
+}
+
+/// What one run of the binary did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "expected success, got {self:?}");
+        self
+    }
+
+    /// Failed with exit 1 and exactly one line on stderr, which is returned.
+    #[track_caller]
+    pub fn failed(self) -> String {
+        assert_eq!(self.code, 1, "expected exit 1, got {self:?}");
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "expected one line on stderr, got {self:?}");
+        lines[0].to_string()
+    }
+}
+
+/// Run the binary in the test's own namespace, for what touches no network.
+pub fn pipework_here(args: &[&str]) -> Run {
+    Run::from(Command::new(BIN).args(args).stdin(Stdio::null()).output().expect("run pipework"))
+}
+
+/// A name no other test (or earlier run) uses: tests run in parallel.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{:x}{n}", std::process::id() & 0xffff)
+}
+
+/// Assert two snapshots are equal, printing both when they are not.
+#[track_caller]
+pub fn assert_same(what: &str, before: &str, after: &str) {
+    if before != after {
+        panic!("{what} changed.\n--- before:\n{before}\n--- after:\n{after}");
+    }
+}
