@@ -49,8 +49,8 @@ async fn prepare(req: &Attach, guest: &Guest) -> Result<(Netlink, Netlink, Plan)
     let host = Netlink::current()?;
     let nl_guest = Netlink::in_netns(guest.netns())?;
     let id = GuestId { name: guest.name.clone(), tag: guest.name_tag() };
-    let (host_facts, guest_facts) =
-        futures::try_join!(facts::host(&host, req, &id), facts::guest(&nl_guest, req))?;
+    let host_facts = facts::host(&host, req, &id).await?;
+    let guest_facts = facts::guest(&nl_guest, req, &host_facts).await?;
     let plan = plan::plan(req, &id, &host_facts, &guest_facts)?;
     Ok((host, nl_guest, plan))
 }

@@ -4,9 +4,10 @@
 
 use anyhow::{Context, Result};
 
+use crate::cli::types::IFNAME_MAX;
 use crate::cli::{Attach, HostIf};
 use crate::netlink::{Link, Netlink};
-use crate::plan::{self, GuestFacts, GuestId, HostFacts};
+use crate::plan::{self, GuestFacts, GuestId, HostFacts, Mode};
 
 /// The host interface, by name, or by MAC (case does not matter; where several
 /// share it, as a bridge and its first port do, the first by name wins).
@@ -24,27 +25,38 @@ pub async fn host_if(host: &Netlink, req: &Attach) -> Result<Option<Link>> {
 
 pub async fn host(host: &Netlink, req: &Attach, guest: &GuestId) -> Result<HostFacts> {
     let host_if = host_if(host, req).await.context("cannot read the host interface")?;
-    let local = local_if_name(req, guest);
-    let local_if = match local {
-        Some(name) => host.link_by_name(&name).await.context("cannot read the host end")?,
-        None => None,
-    };
-    Ok(HostFacts { host_if, local_if })
+    let mut facts = HostFacts { host_if, ..Default::default() };
+    // `HOSTIF.VLAN`, named with the VLAN as written, as the original does.
+    if let (Some(vlan), Some(hif)) = (&req.vlan, &facts.host_if) {
+        let name = format!("{}.{}", hif.name, vlan.as_str());
+        if name.len() <= IFNAME_MAX {
+            facts.vlan_if = host.link_by_name(&name).await.context("cannot read the VLAN device")?;
+        }
+    }
+    // Only the veth modes have a host end; an unknown HOSTIF is the planner's to refuse.
+    if let Ok(mode @ (Mode::Bridge { .. } | Mode::Ovs)) = plan::mode(req, &facts) {
+        if let Some(name) = local_if_name(req, guest, mode) {
+            facts.local_if = host.link_by_name(&name).await.context("cannot read the host end")?;
+        }
+    }
+    Ok(facts)
 }
 
 /// The host-end name to look for; a derived name too long to exist is left to the planner.
-fn local_if_name(req: &Attach, guest: &GuestId) -> Option<String> {
+fn local_if_name(req: &Attach, guest: &GuestId, mode: Mode) -> Option<String> {
     match &req.local_if {
         Some(l) => Some(l.to_string()),
         None => {
-            let name = format!("v{}pl{}", plan::container_if(req), guest.tag);
-            (name.len() <= crate::cli::types::IFNAME_MAX).then_some(name)
+            let name = format!("v{}pl{}", plan::container_if(req, mode), guest.tag);
+            (name.len() <= IFNAME_MAX).then_some(name)
         }
     }
 }
 
-pub async fn guest(nl: &Netlink, req: &Attach) -> Result<GuestFacts> {
-    let cif = plan::container_if(req);
+/// The guest's side, read after the host's (CONTAINER_IF's default depends on the mode).
+pub async fn guest(nl: &Netlink, req: &Attach, host: &HostFacts) -> Result<GuestFacts> {
+    let mode = plan::mode(req, host)?;
+    let cif = plan::container_if(req, mode);
     let container_if = nl.link_by_name(cif.as_str()).await.context("cannot read the guest's interfaces")?;
     let container_addrs = match &container_if {
         Some(l) => nl.addresses(l.index).await?,

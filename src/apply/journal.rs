@@ -6,6 +6,7 @@ use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::route::{RouteAttribute, RouteFlags};
 
 use super::Context;
+use crate::cli::Mac;
 use crate::netlink::{Netlink, Route};
 
 /// The inverse of one applied step.
@@ -20,6 +21,23 @@ pub enum Undo {
     DeleteHostLink {
         index: u32,
         name: String,
+    },
+    /// A host link we set up that was down.
+    SetHostDown {
+        index: u32,
+        name: String,
+    },
+    /// A link we created inside the guest.
+    DeleteGuestLink {
+        index: u32,
+        name: String,
+    },
+    /// A host link we moved into the guest (`--direct-phys`), with what it had.
+    MoveBack {
+        index: u32,
+        name: String,
+        alias: Option<String>,
+        mac: Option<Mac>,
     },
     DeleteAddress {
         index: u32,
@@ -70,6 +88,11 @@ async fn undo_one(undo: &Undo, ctx: &Context<'_>) -> Result<()> {
             ctx.host.delete_link(*index).await
         }
         Undo::DeleteHostLink { index, .. } => ctx.host.delete_link(*index).await,
+        Undo::SetHostDown { index, .. } => ctx.host.set_down(*index).await,
+        Undo::DeleteGuestLink { index, .. } => ctx.guest.delete_link(*index).await,
+        Undo::MoveBack { index, name, alias, mac } => {
+            super::links::move_back(ctx, *index, name, alias.as_deref(), *mac).await
+        }
         Undo::DeleteAddress { index, addr } => ctx.guest.del_address(*index, *addr).await,
         Undo::RestoreRoute(route) => ctx.guest.add_route(&restorable(route), false).await,
         Undo::DeleteRoute(route) => ctx.guest.del_route(route).await,
@@ -109,6 +132,9 @@ fn describe(undo: &Undo) -> String {
     match undo {
         Undo::DeleteBridgeIfUnused { name, .. } => format!("cannot delete bridge {name}"),
         Undo::DeleteHostLink { name, .. } => format!("cannot delete {name}"),
+        Undo::SetHostDown { name, .. } => format!("cannot set {name} down again"),
+        Undo::DeleteGuestLink { name, .. } => format!("cannot delete {name} in the guest"),
+        Undo::MoveBack { name, .. } => format!("cannot move {name} back to the host"),
         Undo::DeleteAddress { addr, .. } => format!("cannot delete address {addr} in the guest"),
         Undo::RestoreRoute(r) => format!("cannot restore route {} in the guest", r.dst),
         Undo::DeleteRoute(r) => format!("cannot delete route {} in the guest", r.dst),

@@ -2,6 +2,7 @@
 //! first error undo the completed steps in reverse before reporting.
 
 mod journal;
+mod links;
 
 use std::os::fd::BorrowedFd;
 
@@ -11,7 +12,7 @@ use nix::errno::Errno;
 pub use journal::{Journal, Undo};
 
 use crate::netlink::{errno_of, Netlink, Route, VethRequest};
-use crate::plan::Step;
+use crate::plan::{GuestLink, Step};
 
 /// The handles a run needs: one netlink socket per namespace, opened up front.
 pub struct Context<'a> {
@@ -34,7 +35,7 @@ pub async fn apply(steps: &[Step], ctx: &Context<'_>) -> Result<(), Failure> {
     let mut journal = Journal::default();
     for step in steps {
         if let Err(e) = run(step, ctx, &mut journal).await {
-            let error = e.context(what(step, ctx));
+            let error = missing_kernel_feature(step, e).context(what(step, ctx));
             let rollback_errors = journal.rollback(ctx).await;
             return Err(Failure { error, rollback_errors });
         }
@@ -54,6 +55,12 @@ fn what(step: &Step, ctx: &Context<'_>) -> String {
         }
         Step::AddAddress { dev, addr, .. } => format!("cannot add address {addr} to {dev} in {g}"),
         Step::LinkUp { dev } => format!("cannot set {dev} up in {g}"),
+        Step::CreateVlan { name, .. } => format!("cannot create VLAN device {name}"),
+        Step::SetHostUp { name } => format!("cannot set {name} up"),
+        Step::CreateGuestLink { name, kind, .. } => {
+            format!("cannot create {} {name} in {g}", kind_name(kind))
+        }
+        Step::MoveIntoGuest { name, new_name, .. } => format!("cannot move {name} into {g} as {new_name}"),
         Step::DeleteRoute { .. } => format!("cannot delete the default route in {g}"),
         Step::AddRoute { dst, gateway: Some(gw), dev, .. } if dst.prefix() == 0 => {
             format!("cannot set the default route via {gw} on {dev} in {g}")
@@ -62,8 +69,41 @@ fn what(step: &Step, ctx: &Context<'_>) -> String {
     }
 }
 
+/// A kernel built without a link kind answers EOPNOTSUPP: say which feature is missing.
+fn missing_kernel_feature(step: &Step, e: anyhow::Error) -> anyhow::Error {
+    let feature = match step {
+        Step::CreateVlan { .. } => "802.1Q VLAN",
+        Step::CreateGuestLink { kind: GuestLink::Dummy, .. } => "dummy interface",
+        Step::CreateGuestLink { kind: GuestLink::Ipoib { .. }, .. } => "IPoIB",
+        Step::CreateGuestLink { kind: GuestLink::Macvlan { .. }, .. } => "macvlan",
+        _ => return e,
+    };
+    if errno_of(&e) == Some(Errno::EOPNOTSUPP) {
+        return anyhow!("{e}; this kernel has no {feature} support");
+    }
+    e
+}
+
+fn kind_name(kind: &GuestLink) -> String {
+    match kind {
+        GuestLink::Macvlan { parent, .. } => format!("macvlan on {parent} as"),
+        GuestLink::Dummy => "dummy interface".to_string(),
+        GuestLink::Ipoib { parent, .. } => format!("IPoIB child of {parent} as"),
+    }
+}
+
 async fn run(step: &Step, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
     match step {
+        Step::CreateVlan { name, parent, id, mtu } => {
+            links::create_vlan(ctx, journal, name, parent, *id, *mtu).await
+        }
+        Step::SetHostUp { name } => links::set_host_up(ctx, journal, name).await,
+        Step::CreateGuestLink { name, kind, mtu, mac } => {
+            links::create_in_guest(ctx, journal, name, kind, *mtu, *mac).await
+        }
+        Step::MoveIntoGuest { name, new_name, mac } => {
+            links::move_into_guest(ctx, journal, name, new_name, *mac).await
+        }
         Step::CreateBridge { name } => create_bridge(ctx.host, name, journal).await,
         Step::DeleteStaleVeth { name } => {
             // Irreversible by nature (the original does the same); planned after every check.
@@ -129,7 +169,7 @@ async fn create_bridge(host: &Netlink, name: &str, journal: &mut Journal) -> Res
     }
 }
 
-async fn index_of(nl: &Netlink, name: &str) -> Result<u32> {
+pub(crate) async fn index_of(nl: &Netlink, name: &str) -> Result<u32> {
     nl.link_by_name(name)
         .await
         .with_context(|| format!("cannot look up {name}"))?

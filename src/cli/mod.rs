@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 
-pub use types::{DhcpClient, Family, IfName, IpSpec, Mac, MacVlan, Vlan};
+pub use types::{DhcpClient, Family, IfName, IpSpec, Mac, MacVlan, MacvlanMode, Vlan};
 
 /// Everything one run of `pipework` was asked to do.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,6 +24,8 @@ pub enum Invocation {
 pub struct Attach {
     pub host_if: HostIf,
     pub direct_phys: bool,
+    /// `--macvlan-mode` for physical interfaces.
+    pub macvlan_mode: MacvlanMode,
     /// `-i`; `None` means the mode's default (`eth1`, `ib0` for IPoIB).
     pub container_if: Option<IfName>,
     /// `-l`; `None` means the derived `v{CONTAINER_IF}pl{PID}`.
@@ -122,6 +124,9 @@ struct RawArgs {
     /// Move the physical host interface itself into the guest (no macvlan).
     #[arg(long)]
     direct_phys: bool,
+    /// Macvlan mode on a physical interface: bridge (default), private, vepa or passthru.
+    #[arg(long, value_name = "MODE", default_value = "bridge")]
+    macvlan_mode: String,
     /// Inside a container: wait until CONTAINER_IF exists, is up and has carrier.
     #[arg(long)]
     wait: bool,
@@ -223,6 +228,7 @@ fn attach(raw: RawArgs) -> Result<Attach> {
     Ok(Attach {
         host_if,
         direct_phys: raw.direct_phys,
+        macvlan_mode: raw.macvlan_mode.parse()?,
         container_if: raw.container_if.as_deref().map(str::parse).transpose().context("invalid -i")?,
         local_if: raw.local_if.as_deref().map(str::parse).transpose().context("invalid -l")?,
         family,

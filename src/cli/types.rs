@@ -183,6 +183,40 @@ impl fmt::Display for Family {
     }
 }
 
+/// The macvlan mode for physical interfaces (`--macvlan-mode`; the original always uses bridge).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MacvlanMode {
+    #[default]
+    Bridge,
+    Private,
+    Vepa,
+    Passthru,
+}
+
+impl FromStr for MacvlanMode {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "bridge" => Ok(MacvlanMode::Bridge),
+            "private" => Ok(MacvlanMode::Private),
+            "vepa" => Ok(MacvlanMode::Vepa),
+            "passthru" => Ok(MacvlanMode::Passthru),
+            _ => bail!("invalid macvlan mode {s:?} (expected bridge, private, vepa or passthru)"),
+        }
+    }
+}
+
+impl fmt::Display for MacvlanMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MacvlanMode::Bridge => "bridge",
+            MacvlanMode::Private => "private",
+            MacvlanMode::Vepa => "vepa",
+            MacvlanMode::Passthru => "passthru",
+        })
+    }
+}
+
 /// Which DHCP client runs inside the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DhcpClient {

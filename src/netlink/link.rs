@@ -6,7 +6,7 @@ use anyhow::Result;
 use futures::TryStreamExt;
 use nix::errno::Errno;
 use rtnetlink::packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoData, InfoKind, InfoVeth, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec};
 
@@ -28,9 +28,14 @@ pub struct Link {
     pub carrier: bool,
     /// The bridge (or other controller) this link is a port of.
     pub master: Option<u32>,
-    /// IFLA_LINK: for a veth, the peer's index (in the peer's namespace).
+    /// IFLA_LINK: for a veth, the peer's index (in the peer's namespace); for a
+    /// macvlan or VLAN device, its parent's.
     pub peer: Option<u32>,
     pub mac: Option<Mac>,
+    /// The 802.1Q id, for a VLAN device.
+    pub vlan_id: Option<u16>,
+    /// IFLA_IFALIAS, where set.
+    pub alias: Option<String>,
 }
 
 impl Link {
@@ -53,6 +58,8 @@ impl Link {
             master: None,
             peer: None,
             mac: None,
+            vlan_id: None,
+            alias: None,
         };
         for attr in &msg.attributes {
             match attr {
@@ -60,13 +67,21 @@ impl Link {
                 LinkAttribute::Mtu(m) => link.mtu = *m,
                 LinkAttribute::Controller(m) => link.master = Some(*m),
                 LinkAttribute::Link(p) => link.peer = Some(*p),
+                LinkAttribute::IfAlias(a) if !a.is_empty() => link.alias = Some(a.clone()),
                 LinkAttribute::Address(a) if a.len() == 6 => {
                     link.mac = Some(Mac([a[0], a[1], a[2], a[3], a[4], a[5]]))
                 }
                 LinkAttribute::LinkInfo(infos) => {
                     for info in infos {
-                        if let LinkInfo::Kind(k) = info {
-                            link.kind = Some(k.to_string());
+                        match info {
+                            LinkInfo::Kind(k) => link.kind = Some(k.to_string()),
+                            LinkInfo::Data(InfoData::Vlan(v)) => {
+                                link.vlan_id = v.iter().find_map(|i| match i {
+                                    InfoVlan::Id(id) => Some(*id),
+                                    _ => None,
+                                })
+                            }
+                            _ => {}
                         }
                     }
                 }

@@ -2,6 +2,7 @@
 //! opened up front, and typed errors for what the kernel answers.
 
 mod addr;
+mod child;
 mod link;
 mod route;
 
@@ -14,6 +15,7 @@ use nix::sched::{setns, CloneFlags};
 use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, TokioSocket};
 use rtnetlink::Handle;
 
+pub use child::{ChildKind, ChildRequest};
 pub use link::{Link, VethRequest};
 pub use route::Route;
 

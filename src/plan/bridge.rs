@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Result};
 
-use super::{addressing, container_if, derived_name, GuestFacts, GuestId, HostFacts, Plan, Step};
+use super::{addressing, container_if, derived_name, GuestFacts, GuestId, HostFacts, Mode, Plan, Step};
 use crate::cli::{Attach, HostIf};
 use crate::netlink::Link;
 
@@ -17,7 +17,7 @@ pub fn plan(
     host: &HostFacts,
     facts: &GuestFacts,
 ) -> Result<Plan> {
-    let cif = container_if(req);
+    let cif = container_if(req, Mode::Bridge { create });
     let local = match &req.local_if {
         Some(l) => l.to_string(),
         None => derived_name(format!("v{cif}pl{}", guest.tag), "host-end", "-l LOCAL_IF")?,

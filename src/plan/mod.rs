@@ -3,14 +3,16 @@
 
 mod addressing;
 mod bridge;
+mod physical;
 mod step;
 #[cfg(test)]
 mod tests;
+mod virtual_link;
 
 use anyhow::{bail, Result};
 use ipnetwork::IpNetwork;
 
-pub use step::{Side, Step};
+pub use step::{GuestLink, Side, Step};
 
 use crate::cli::{Attach, HostIf, IfName, IpSpec};
 use crate::netlink::{Link, Route};
@@ -22,6 +24,8 @@ pub struct HostFacts {
     pub host_if: Option<Link>,
     /// An existing interface under the host-end name, if any.
     pub local_if: Option<Link>,
+    /// With `@VLAN`: an existing `HOSTIF.VLAN`, if any.
+    pub vlan_if: Option<Link>,
 }
 
 /// What was read inside the guest before planning.
@@ -109,9 +113,19 @@ pub enum Plan {
     AlreadyDone(String),
 }
 
-/// The interface name inside the guest (default `eth1`).
-pub fn container_if(req: &Attach) -> IfName {
-    req.container_if.clone().unwrap_or_else(|| "eth1".parse().expect("valid name"))
+/// The interface name inside the guest (default `eth1`; `ib0` for IPoIB, whose
+/// kernel module is fussy about names).
+pub fn container_if(req: &Attach, mode: Mode) -> IfName {
+    let default = if mode == Mode::Ipoib { "ib0" } else { "eth1" };
+    req.container_if.clone().unwrap_or_else(|| default.parse().expect("valid name"))
+}
+
+/// CONTAINER_IF taken in the guest by something we are not about to replace.
+fn refuse_taken(cif: &IfName, guest: &GuestId, facts: &GuestFacts) -> Result<()> {
+    if facts.container_if.is_some() {
+        bail!("interface {cif} already exists in {}", guest.name);
+    }
+    Ok(())
 }
 
 /// A derived name must fit the kernel's 15 bytes; refuse before any change.
@@ -135,6 +149,9 @@ pub fn plan(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts)
             }
             bridge::plan(req, guest, create, host, facts)
         }
-        other => bail!("{other} mode is not implemented yet"),
+        Mode::Physical => physical::plan(req, guest, host, facts),
+        Mode::Ipoib => virtual_link::ipoib(req, guest, host, facts),
+        Mode::Dummy => virtual_link::dummy(req, guest, facts),
+        Mode::Ovs => bail!("{mode} mode is not implemented yet"),
     }
 }

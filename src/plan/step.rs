@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnetwork::IpNetwork;
 
-use crate::cli::Mac;
+use crate::cli::{Mac, MacvlanMode};
 use crate::netlink::Route;
 
 /// Which namespace a step acts in.
@@ -14,6 +14,14 @@ use crate::netlink::Route;
 pub enum Side {
     Host,
     Guest,
+}
+
+/// The kinds of link [`Step::CreateGuestLink`] makes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GuestLink {
+    Macvlan { parent: String, mode: MacvlanMode },
+    Dummy,
+    Ipoib { parent: String, pkey: Option<u16> },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +41,32 @@ pub enum Step {
         peer: String,
         mtu: u32,
         bridge: String,
+        mac: Option<Mac>,
+    },
+    /// An 802.1Q device `PARENT.VID` on the host.
+    CreateVlan {
+        name: String,
+        parent: String,
+        id: u16,
+        mtu: u32,
+    },
+    /// `ip link set NAME up` on the host, for an interface that was down.
+    SetHostUp {
+        name: String,
+    },
+    /// A link born inside the guest (under a temporary name, then renamed: the
+    /// kernel builds a macvlan on the host side first, where the final name may be taken).
+    CreateGuestLink {
+        name: String,
+        kind: GuestLink,
+        mtu: Option<u32>,
+        mac: Option<Mac>,
+    },
+    /// `--direct-phys`: the host interface itself goes into the guest, renamed, with
+    /// its old name kept in its alias.
+    MoveIntoGuest {
+        name: String,
+        new_name: String,
         mac: Option<Mac>,
     },
     AddAddress {
@@ -59,7 +93,13 @@ pub enum Step {
 impl Step {
     pub fn side(&self) -> Side {
         match self {
-            Step::CreateBridge { .. } | Step::DeleteStaleVeth { .. } | Step::CreateVeth { .. } => Side::Host,
+            Step::CreateBridge { .. }
+            | Step::DeleteStaleVeth { .. }
+            | Step::CreateVeth { .. }
+            | Step::CreateVlan { .. }
+            | Step::SetHostUp { .. }
+            | Step::CreateGuestLink { .. }
+            | Step::MoveIntoGuest { .. } => Side::Host,
             Step::AddAddress { .. }
             | Step::LinkUp { .. }
             | Step::DeleteRoute { .. }
@@ -84,6 +124,39 @@ impl fmt::Display for Step {
                 Ok(())
             }
             Step::LinkUp { dev } => write!(f, "ip link set {dev} up"),
+            Step::CreateVlan { name, parent, id, mtu } => {
+                write!(f, "ip link add link {parent} name {name} mtu {mtu} type vlan id {id}")
+            }
+            Step::SetHostUp { name } => write!(f, "ip link set {name} up"),
+            Step::CreateGuestLink { name, kind, mtu, mac } => {
+                f.write_str("ip link add ")?;
+                match kind {
+                    GuestLink::Macvlan { parent, .. } | GuestLink::Ipoib { parent, .. } => {
+                        write!(f, "link {parent} ")?
+                    }
+                    GuestLink::Dummy => {}
+                }
+                write!(f, "name {name} netns GUEST")?;
+                if let Some(mtu) = mtu {
+                    write!(f, " mtu {mtu}")?;
+                }
+                if let Some(mac) = mac {
+                    write!(f, " address {mac}")?;
+                }
+                match kind {
+                    GuestLink::Macvlan { mode, .. } => write!(f, " type macvlan mode {mode}"),
+                    GuestLink::Dummy => write!(f, " type dummy"),
+                    GuestLink::Ipoib { pkey: Some(p), .. } => write!(f, " type ipoib pkey {p:#06x}"),
+                    GuestLink::Ipoib { pkey: None, .. } => write!(f, " type ipoib"),
+                }
+            }
+            Step::MoveIntoGuest { name, new_name, mac } => {
+                write!(f, "ip link set {name} netns GUEST name {new_name} alias {name}")?;
+                match mac {
+                    Some(mac) => write!(f, " address {mac}"),
+                    None => Ok(()),
+                }
+            }
             Step::AddAddress { dev, addr, broadcast } => {
                 write!(f, "ip addr add {addr}")?;
                 if let Some(b) = broadcast {

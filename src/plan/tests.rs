@@ -27,11 +27,13 @@ fn link(index: u32, name: &str, kind: Option<&str>) -> Link {
         master: None,
         peer: None,
         mac: None,
+        vlan_id: None,
+        alias: None,
     }
 }
 
 fn bridge(mtu: u32) -> HostFacts {
-    HostFacts { host_if: Some(Link { mtu, ..link(7, "br1", Some("bridge")) }), local_if: None }
+    HostFacts { host_if: Some(Link { mtu, ..link(7, "br1", Some("bridge")) }), ..Default::default() }
 }
 
 fn steps(line: &str, host: &HostFacts, facts: &GuestFacts) -> Vec<String> {
@@ -149,7 +151,7 @@ fn refusals() {
 #[test]
 fn modes_in_the_originals_order() {
     let none = HostFacts::default();
-    let with = |l: Link| HostFacts { host_if: Some(l), local_if: None };
+    let with = |l: Link| HostFacts { host_if: Some(l), ..Default::default() };
     assert_eq!(mode(&req("br9 web1 0/0"), &none).unwrap(), Mode::Bridge { create: true });
     assert_eq!(mode(&req("ovs9 web1 0/0"), &none).unwrap(), Mode::Ovs);
     assert_eq!(mode(&req("dummy0 web1 0/0"), &none).unwrap(), Mode::Dummy);
@@ -208,4 +210,85 @@ fn down_veth_is_deleted_then_rebuilt_after_the_checks() {
     let mut not_veth = host.clone();
     not_veth.local_if.as_mut().unwrap().kind = Some("bridge".into());
     assert!(refused("br1 web1 10.0.0.2/24", &not_veth, &facts).contains("not a veth"));
+}
+
+fn nic(up: bool, mtu: u32) -> HostFacts {
+    HostFacts { host_if: Some(Link { up, mtu, ..link(4, "eth2", None) }), ..Default::default() }
+}
+
+#[test]
+fn macvlan_on_a_nic_gets_its_mtu_and_sets_it_up() {
+    let s = steps("eth2 web1 50.19.169.157/24", &nic(false, 1400), &GuestFacts::default());
+    assert_eq!(
+        s,
+        [
+            "ip link set eth2 up",
+            "ip link add link eth2 name eth1 netns GUEST mtu 1400 type macvlan mode bridge",
+            "guest: ip addr add 50.19.169.157/24 broadcast 50.19.169.255 dev eth1",
+            "guest: ip link set eth1 up",
+        ]
+    );
+    let s = steps(
+        "--macvlan-mode private eth2 web1 0/0 26:2e:71:98:60:8f",
+        &nic(true, 1500),
+        &GuestFacts::default(),
+    );
+    assert_eq!(s[0], "ip link add link eth2 name eth1 netns GUEST mtu 1500 address 26:2e:71:98:60:8f type macvlan mode private");
+}
+
+#[test]
+fn vlan_planner_and_request_not_end_to_end() {
+    let s = steps("eth2 web1 10.5.0.2/24 @10", &nic(true, 9000), &GuestFacts::default());
+    assert_eq!(
+        &s[..3],
+        [
+            "ip link add link eth2 name eth2.10 mtu 9000 type vlan id 10",
+            "ip link set eth2.10 up",
+            "ip link add link eth2.10 name eth1 netns GUEST mtu 9000 type macvlan mode bridge",
+        ]
+    );
+    // An existing VLAN device of the right id is used as it is.
+    let mut host = nic(true, 1500);
+    host.vlan_if = Some(Link { vlan_id: Some(10), peer: Some(4), ..link(9, "eth2.10", Some("vlan")) });
+    let s = steps("eth2 web1 10.5.0.2/24 @10", &host, &GuestFacts::default());
+    assert!(s[0].starts_with("ip link add link eth2.10 name eth1"), "{s:?}");
+    // Another id, or not a VLAN device: refused (the original's check never fires).
+    host.vlan_if.as_mut().unwrap().vlan_id = Some(11);
+    assert_eq!(
+        refused("eth2 web1 10.5.0.2/24 @10", &host, &GuestFacts::default()),
+        "eth2.10 already exists but is not a VLAN device for tag 10"
+    );
+    assert!(refused("eth2 web1 10.5.0.2/24 @4095", &nic(true, 1500), &GuestFacts::default())
+        .contains("invalid VLAN id"));
+}
+
+#[test]
+fn direct_phys_moves_the_nic_itself() {
+    let s = steps("--direct-phys eth2 -i container0 web1 0/0", &nic(true, 1500), &GuestFacts::default());
+    assert_eq!(
+        s,
+        ["ip link set eth2 netns GUEST name container0 alias eth2", "guest: ip link set container0 up"]
+    );
+    assert!(refused("--direct-phys eth2 web1 0/0 @10", &nic(true, 1500), &GuestFacts::default())
+        .contains("no @VLAN"));
+}
+
+#[test]
+fn ipoib_planner_and_request_not_end_to_end() {
+    let ib =
+        HostFacts { host_if: Some(Link { link_type: 32, ..link(5, "ib0", None) }), ..Default::default() };
+    let s = steps("ib0 web1 10.10.10.10/24 @8001", &ib, &GuestFacts::default());
+    assert_eq!(s[0], "ip link add link ib0 name ib0 netns GUEST type ipoib pkey 0x8001");
+    assert_eq!(s.last().unwrap(), "guest: ip link set ib0 up");
+    assert_eq!(
+        refused("ib0 web1 10.10.10.10/24 02:00:00:00:00:01", &ib, &GuestFacts::default()),
+        "MACADDR configuration unsupported for IPoIB interfaces."
+    );
+}
+
+#[test]
+fn dummy_planner_not_end_to_end() {
+    let s = steps("dummy web1 192.168.21.101/24@192.168.21.1", &HostFacts::default(), &GuestFacts::default());
+    assert_eq!(s[0], "ip link add name eth1 netns GUEST type dummy");
+    assert_eq!(s.last().unwrap(), "guest: ip route replace default via 192.168.21.1 dev eth1");
 }

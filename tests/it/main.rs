@@ -6,5 +6,6 @@ mod util;
 mod bridge;
 mod cli;
 mod docker;
+mod physical;
 mod rerun;
 mod rollback;

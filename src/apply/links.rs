@@ -1,0 +1,109 @@
+//! Steps that make or move whole links outside the bridge path: VLAN devices,
+//! links born in the guest (macvlan, IPoIB, dummy) and `--direct-phys` moves.
+
+use std::collections::hash_map::RandomState;
+use std::fs::File;
+use std::hash::BuildHasher;
+use std::os::fd::AsFd;
+
+use anyhow::{Context as _, Result};
+
+use super::{index_of, Context, Journal, Undo};
+use crate::cli::Mac;
+use crate::netlink::{ChildKind, ChildRequest};
+use crate::plan::GuestLink;
+
+pub async fn create_vlan(
+    ctx: &Context<'_>,
+    j: &mut Journal,
+    name: &str,
+    parent: &str,
+    id: u16,
+    mtu: u32,
+) -> Result<()> {
+    let parent = index_of(ctx.host, parent).await?;
+    ctx.host.create_vlan(name, parent, id, mtu).await?;
+    let index = index_of(ctx.host, name).await?;
+    j.push(Undo::DeleteHostLink { index, name: name.to_string() });
+    Ok(())
+}
+
+pub async fn set_host_up(ctx: &Context<'_>, j: &mut Journal, name: &str) -> Result<()> {
+    let index = index_of(ctx.host, name).await?;
+    ctx.host.set_up(index).await?;
+    j.push(Undo::SetHostDown { index, name: name.to_string() });
+    Ok(())
+}
+
+/// A random temporary name: the kernel creates a macvlan on the host side before
+/// moving it, so the final name may collide with a host interface (EEXIST).
+fn temporary_name() -> String {
+    format!("pw{:08x}", RandomState::new().hash_one(std::process::id()) as u32)
+}
+
+pub async fn create_in_guest(
+    ctx: &Context<'_>,
+    j: &mut Journal,
+    name: &str,
+    kind: &GuestLink,
+    mtu: Option<u32>,
+    mac: Option<Mac>,
+) -> Result<()> {
+    let kind = match kind {
+        GuestLink::Macvlan { parent, mode } => {
+            ChildKind::Macvlan { parent: index_of(ctx.host, parent).await?, mode: *mode }
+        }
+        GuestLink::Dummy => ChildKind::Dummy,
+        GuestLink::Ipoib { parent, pkey } => {
+            ChildKind::Ipoib { parent: index_of(ctx.host, parent).await?, pkey: *pkey }
+        }
+    };
+    let temp = temporary_name();
+    let req = ChildRequest { name: &temp, kind, netns: Some(ctx.guest_ns), mtu, mac };
+    ctx.host.create_child(&req).await?;
+    let index = index_of(ctx.guest, &temp).await?;
+    j.push(Undo::DeleteGuestLink { index, name: name.to_string() });
+    ctx.guest.rename(index, name).await.with_context(|| format!("cannot rename {temp} to {name}"))
+}
+
+/// `--direct-phys`: move, rename, keep the old name in the alias (as the CNI
+/// host-device plugin does, so the NIC can be recognised and given back).
+pub async fn move_into_guest(
+    ctx: &Context<'_>,
+    j: &mut Journal,
+    name: &str,
+    new_name: &str,
+    mac: Option<Mac>,
+) -> Result<()> {
+    let nic = ctx.host.link_by_name(name).await?.with_context(|| format!("{name} has disappeared"))?;
+    ctx.host.move_to(nic.index, ctx.guest_ns).await?;
+    // Moving closes the device; it keeps its name, and its index where free.
+    let index = index_of(ctx.guest, name).await?;
+    j.push(Undo::MoveBack { index, name: name.to_string(), alias: nic.alias.clone(), mac: nic.mac });
+    ctx.guest.rename(index, new_name).await?;
+    ctx.guest.set_alias(index, name).await?;
+    if let Some(mac) = mac {
+        ctx.guest.set_mac(index, mac).await?;
+    }
+    eprintln!("pipework: {name} moved into {} as {new_name}", ctx.guest_desc);
+    Ok(())
+}
+
+/// Undo of [`move_into_guest`]: name, alias and MAC back, then home.
+pub async fn move_back(
+    ctx: &Context<'_>,
+    index: u32,
+    name: &str,
+    alias: Option<&str>,
+    mac: Option<Mac>,
+) -> Result<()> {
+    ctx.guest.set_down(index).await?;
+    ctx.guest.rename(index, name).await?;
+    ctx.guest.set_alias(index, alias.unwrap_or("")).await?;
+    if let Some(mac) = mac {
+        ctx.guest.set_mac(index, mac).await?;
+    }
+    // Our own thread never leaves the host's namespace, so this is the host's.
+    let host_ns = File::open("/proc/self/ns/net").context("cannot open the host's namespace")?;
+    ctx.guest.move_to(index, host_ns.as_fd()).await
+}

@@ -1,0 +1,99 @@
+//! Physical mode: a macvlan on HOSTIF (or on `HOSTIF.VID`, made if missing), born
+//! in the guest; or with `--direct-phys`, HOSTIF itself moved into the guest.
+
+use anyhow::{bail, Result};
+
+use super::{
+    addressing, container_if, refuse_taken, GuestFacts, GuestId, GuestLink, HostFacts, Mode, Plan, Step,
+};
+use crate::cli::{Attach, IfName};
+use crate::netlink::Link;
+
+pub fn plan(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts) -> Result<Plan> {
+    let Some(nic) = &host.host_if else {
+        bail!("{} mode needs an existing host interface", Mode::Physical);
+    };
+    let cif = container_if(req, Mode::Physical);
+    if let Some(done) = already_done(req, nic, host, facts, &cif, guest) {
+        return Ok(done);
+    }
+    refuse_taken(&cif, guest, facts)?;
+    let mut steps = Vec::new();
+    if req.direct_phys {
+        if req.vlan.is_some() {
+            bail!("--direct-phys moves {} itself into the guest: it takes no @VLAN", nic.name);
+        }
+        steps.push(Step::MoveIntoGuest { name: nic.name.clone(), new_name: cif.to_string(), mac: req.mac });
+    } else {
+        let parent = parent(req, nic, host, &mut steps)?;
+        steps.push(Step::CreateGuestLink {
+            name: cif.to_string(),
+            kind: GuestLink::Macvlan { parent: parent.name.clone(), mode: req.macvlan_mode },
+            mtu: Some(parent.mtu),
+            mac: req.mac,
+        });
+    }
+    steps.extend(addressing::steps(req, cif.as_str(), facts));
+    Ok(Plan::Steps(steps))
+}
+
+/// The link the macvlan goes on: HOSTIF, or `HOSTIF.VID` (created with HOSTIF's MTU
+/// if missing; refused if that name is something else). Both are set up, as the
+/// original does.
+fn parent(req: &Attach, nic: &Link, host: &HostFacts, steps: &mut Vec<Step>) -> Result<Link> {
+    let Some(vlan) = &req.vlan else {
+        up_if_down(nic, steps);
+        return Ok(nic.clone());
+    };
+    let id = vlan.id()?;
+    let name = format!("{}.{}", nic.name, vlan.as_str());
+    if name.parse::<IfName>().is_err() {
+        bail!("the VLAN device name {name} would be longer than 15 bytes");
+    }
+    match &host.vlan_if {
+        Some(v)
+            if v.kind.as_deref() == Some("vlan") && v.vlan_id == Some(id) && v.peer == Some(nic.index) =>
+        {
+            up_if_down(nic, steps);
+            up_if_down(v, steps);
+            Ok(v.clone())
+        }
+        // The original means to refuse this too, but its check never fires.
+        Some(_) => bail!("{name} already exists but is not a VLAN device for tag {id}"),
+        None => {
+            steps.push(Step::CreateVlan { name: name.clone(), parent: nic.name.clone(), id, mtu: nic.mtu });
+            up_if_down(nic, steps);
+            steps.push(Step::SetHostUp { name: name.clone() });
+            Ok(Link { name, mtu: nic.mtu, ..nic.clone() })
+        }
+    }
+}
+
+fn up_if_down(link: &Link, steps: &mut Vec<Step>) {
+    if !link.up {
+        steps.push(Step::SetHostUp { name: link.name.clone() });
+    }
+}
+
+/// A re-run: CONTAINER_IF is a macvlan of the right parent (or, with
+/// `--direct-phys`, the moved NIC, which then no longer shows on the host),
+/// configured as asked.
+fn already_done(
+    req: &Attach,
+    nic: &Link,
+    host: &HostFacts,
+    facts: &GuestFacts,
+    cif: &IfName,
+    guest: &GuestId,
+) -> Option<Plan> {
+    let existing = facts.container_if.as_ref()?;
+    let parent = if req.vlan.is_some() { host.vlan_if.as_ref()? } else { nic };
+    let same = !req.direct_phys
+        && existing.kind.as_deref() == Some("macvlan")
+        && existing.peer == Some(parent.index)
+        && (req.mac.is_none() || req.mac == existing.mac)
+        && addressing::is_configured(req, existing, facts);
+    same.then(|| {
+        Plan::AlreadyDone(format!("{cif} in {} is already a macvlan of {} as asked", guest.name, parent.name))
+    })
+}

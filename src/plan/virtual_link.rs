@@ -1,0 +1,48 @@
+//! IPoIB children and dummy interfaces, both born in the guest. Neither gets the
+//! host MTU (the original sets none on them).
+
+use anyhow::{bail, Result};
+
+use super::{
+    addressing, container_if, refuse_taken, GuestFacts, GuestId, GuestLink, HostFacts, Mode, Plan, Step,
+};
+use crate::cli::Attach;
+
+/// An `ipoib` child of HOSTIF, with `pkey 0xPKEY` for `@PKEY`; CONTAINER_IF defaults to `ib0`.
+pub fn ipoib(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts) -> Result<Plan> {
+    if req.mac.is_some() {
+        bail!("MACADDR configuration unsupported for IPoIB interfaces.");
+    }
+    let Some(nic) = &host.host_if else {
+        bail!("{} mode needs an existing host interface", Mode::Ipoib);
+    };
+    let cif = container_if(req, Mode::Ipoib);
+    refuse_taken(&cif, guest, facts)?;
+    let pkey = req.vlan.as_ref().map(|v| v.pkey()).transpose()?;
+    let mut steps = Vec::new();
+    if !nic.up {
+        steps.push(Step::SetHostUp { name: nic.name.clone() });
+    }
+    steps.push(Step::CreateGuestLink {
+        name: cif.to_string(),
+        kind: GuestLink::Ipoib { parent: nic.name.clone(), pkey },
+        mtu: None,
+        mac: None,
+    });
+    steps.extend(addressing::steps(req, cif.as_str(), facts));
+    Ok(Plan::Steps(steps))
+}
+
+/// A `dummy` interface (for a `dummy*` HOSTIF that does not exist).
+pub fn dummy(req: &Attach, guest: &GuestId, facts: &GuestFacts) -> Result<Plan> {
+    let cif = container_if(req, Mode::Dummy);
+    refuse_taken(&cif, guest, facts)?;
+    let mut steps = vec![Step::CreateGuestLink {
+        name: cif.to_string(),
+        kind: GuestLink::Dummy,
+        mtu: None,
+        mac: req.mac,
+    }];
+    steps.extend(addressing::steps(req, cif.as_str(), facts));
+    Ok(Plan::Steps(steps))
+}

@@ -1,0 +1,142 @@
+//! Physical mode end to end, with a veth end standing in for the NIC inside the
+//! test's own host namespace: macvlan, `--macvlan-mode`, `--direct-phys`, `mac:`;
+//! and VLAN/dummy, which this kernel lacks: end to end where the kernel has the
+//! kind, else the clean refusal.
+
+use crate::util::{assert_same, Netns};
+
+/// A host namespace with a stand-in NIC `eth2`: a veth whose peer is up on the
+/// host, so that eth2 has carrier as a cabled NIC would (macvlans need it).
+fn host_with_nic(mtu: &str) -> Netns {
+    let host = Netns::new();
+    host.sh("ip", &["link", "add", "eth2", "mtu", mtu, "type", "veth", "peer", "name", "eth2p"]);
+    host.sh("ip", &["link", "set", "eth2p", "up"]);
+    host
+}
+
+fn kind_of(ns: &Netns, dev: &str) -> String {
+    ns.link(dev).map(|l| l["linkinfo"]["info_kind"].as_str().unwrap_or("").to_string()).unwrap_or_default()
+}
+
+#[test]
+fn two_guests_on_macvlans_of_one_nic_ping_each_other() {
+    let host = host_with_nic("1400");
+    let (a, b) = (Netns::new(), Netns::new());
+    host.pipework(&["eth2", &a.guest(), "50.19.169.157/24"]).ok();
+    host.pipework(&["eth2", &b.guest(), "50.19.169.158/24", "26:2E:71:98:60:8f"]).ok();
+    let eth1 = a.link("eth1").expect("eth1 in a");
+    assert_eq!(eth1["linkinfo"]["info_kind"], "macvlan");
+    assert_eq!(eth1["linkinfo"]["info_data"]["mode"], "bridge");
+    assert_eq!(eth1["mtu"], 1400, "the NIC's MTU");
+    assert_eq!(b.link("eth1").unwrap()["address"], "26:2e:71:98:60:8f");
+    assert!(host.link("eth2").unwrap()["flags"].to_string().contains("\"UP\""), "NIC set up");
+    assert!(a.ping("50.19.169.158"), "a cannot reach b");
+}
+
+#[test]
+fn private_macvlans_cannot_reach_each_other() {
+    let host = host_with_nic("1500");
+    let (a, b) = (Netns::new(), Netns::new());
+    for (g, ip) in [(&a, "10.6.0.2/24"), (&b, "10.6.0.3/24")] {
+        host.pipework(&["--macvlan-mode", "private", "eth2", &g.guest(), ip]).ok();
+    }
+    assert_eq!(a.link("eth1").unwrap()["linkinfo"]["info_data"]["mode"], "private");
+    assert!(!a.ping("10.6.0.3"), "private mode must isolate macvlans of one NIC");
+}
+
+#[test]
+fn rerun_of_a_macvlan_attachment_changes_nothing() {
+    let host = host_with_nic("1500");
+    let guest = Netns::new();
+    let args = ["eth2", &guest.guest(), "10.7.0.2/24@10.7.0.1"];
+    host.pipework(&args).ok();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    host.pipework(&args).ok();
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+}
+
+#[test]
+fn direct_phys_by_mac_moves_the_nic_in_under_its_new_name() {
+    let host = host_with_nic("1500");
+    host.sh("ip", &["link", "set", "eth2", "address", "00:f3:15:4a:42:c8"]);
+    let guest = Netns::new();
+    let r = host.pipework(&["--direct-phys", "mac:00:F3:15:4A:42:C8", "-i", "container0", &guest.guest(), "0/0"]).ok();
+    assert!(r.stderr.contains("eth2 moved into"), "says where it went: {r:?}");
+    assert!(host.link("eth2").is_none(), "the NIC left the host");
+    let moved = guest.link("container0").expect("container0 in the guest");
+    assert_eq!(moved["ifalias"], "eth2", "{moved}");
+    assert_eq!(moved["address"], "00:f3:15:4a:42:c8");
+    assert!(moved["flags"].to_string().contains("\"UP\""));
+}
+
+#[test]
+fn direct_phys_failure_gives_the_nic_back_as_it_was() {
+    let host = host_with_nic("1500");
+    let guest = Netns::new();
+    guest.sh("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    let line = host.pipework(&["--direct-phys", "eth2", "-i", "container0", &guest.guest(), "fd00::2/64"]);
+    assert_eq!(line.code, 1, "{line:?}");
+    assert!(line.stderr.contains("cannot add address fd00::2/64 to container0"), "{line:?}");
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+}
+
+#[test]
+fn existing_vlan_name_of_another_kind_is_refused() {
+    let host = host_with_nic("1500");
+    host.sh("ip", &["link", "add", "eth2.10", "type", "veth", "peer", "name", "x10"]);
+    let guest = Netns::new();
+    let h = host.snapshot();
+    let line = host.pipework(&["eth2", &guest.guest(), "10.5.0.2/24", "@10"]).failed();
+    assert_eq!(line, "pipework: eth2.10 already exists but is not a VLAN device for tag 10");
+    assert_same("host", &h, &host.snapshot());
+}
+
+/// Whether this kernel can make links of `kind` (asked in a scratch namespace).
+fn kernel_has(kind: &str) -> bool {
+    let scratch = Netns::new();
+    if kind == "vlan" {
+        scratch.sh("ip", &["link", "add", "base0", "type", "veth", "peer", "name", "base1"]);
+        let probe = ["link", "add", "link", "base0", "name", "base0.5", "type", "vlan", "id", "5"];
+        return scratch.run("ip", &probe).status.success();
+    }
+    scratch.run("ip", &["link", "add", "probe0", "type", kind]).status.success()
+}
+
+#[test]
+fn vlan_end_to_end_or_clean_refusal_where_the_kernel_lacks_8021q() {
+    let host = host_with_nic("1500");
+    let guest = Netns::new();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    let r = host.pipework(&["eth2", &guest.guest(), "10.5.0.2/24", "@10"]);
+    if kernel_has("vlan") {
+        assert_eq!(r.code, 0, "{r:?}");
+        assert_eq!(kind_of(&host, "eth2.10"), "vlan");
+        assert_eq!(kind_of(&guest, "eth1"), "macvlan");
+    } else {
+        let line = r.failed();
+        assert_eq!(line, "pipework: cannot create VLAN device eth2.10: Operation not supported on transport endpoint; this kernel has no 802.1Q VLAN support");
+        assert_same("host", &h, &host.snapshot());
+        assert_same("guest", &g, &guest.snapshot());
+    }
+}
+
+#[test]
+fn dummy_end_to_end_or_clean_refusal_where_the_kernel_lacks_it() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    let r = host.pipework(&["dummy", &guest.guest(), "192.168.21.101/24@192.168.21.1"]);
+    if kernel_has("dummy") {
+        assert_eq!(r.code, 0, "{r:?}");
+        assert_eq!(kind_of(&guest, "eth1"), "dummy");
+    } else {
+        let line = r.failed();
+        assert!(line.starts_with("pipework: cannot create dummy interface eth1 in guest pid:"), "{line}");
+        assert!(line.ends_with("this kernel has no dummy interface support"), "{line}");
+        assert_same("host", &h, &host.snapshot());
+        assert_same("guest", &g, &guest.snapshot());
+    }
+}
