@@ -55,7 +55,9 @@ fn local_if_name(req: &Attach, guest: &GuestId, mode: Mode) -> Option<String> {
 
 /// The guest's side, read after the host's (CONTAINER_IF's default depends on the mode).
 pub async fn guest(nl: &Netlink, req: &Attach, host: &HostFacts) -> Result<GuestFacts> {
-    let mode = plan::mode(req, host)?;
+    // An unknown HOSTIF is the planner's to refuse (or, for a `--direct-phys`
+    // re-run, to find in the guest): read the guest with the default name then.
+    let mode = plan::mode(req, host).unwrap_or(Mode::Physical);
     let cif = plan::container_if(req, mode);
     let container_if = nl.link_by_name(cif.as_str()).await.context("cannot read the guest's interfaces")?;
     let container_addrs = match &container_if {

@@ -6,8 +6,7 @@ use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::route::{RouteAttribute, RouteFlags};
 
 use super::Context;
-use crate::cli::Mac;
-use crate::netlink::{Netlink, Route};
+use crate::netlink::{Link, Netlink, Route};
 
 /// The inverse of one applied step.
 #[derive(Debug)]
@@ -35,9 +34,7 @@ pub enum Undo {
     /// A host link we moved into the guest (`--direct-phys`), with what it had.
     MoveBack {
         index: u32,
-        name: String,
-        alias: Option<String>,
-        mac: Option<Mac>,
+        nic: Link,
     },
     DeleteAddress {
         index: u32,
@@ -90,9 +87,7 @@ async fn undo_one(undo: &Undo, ctx: &Context<'_>) -> Result<()> {
         Undo::DeleteHostLink { index, .. } => ctx.host.delete_link(*index).await,
         Undo::SetHostDown { index, .. } => ctx.host.set_down(*index).await,
         Undo::DeleteGuestLink { index, .. } => ctx.guest.delete_link(*index).await,
-        Undo::MoveBack { index, name, alias, mac } => {
-            super::links::move_back(ctx, *index, name, alias.as_deref(), *mac).await
-        }
+        Undo::MoveBack { index, nic } => super::links::move_back(ctx, *index, nic).await,
         Undo::DeleteAddress { index, addr } => ctx.guest.del_address(*index, *addr).await,
         Undo::RestoreRoute(route) => ctx.guest.add_route(&restorable(route), false).await,
         Undo::DeleteRoute(route) => ctx.guest.del_route(route).await,
@@ -134,7 +129,7 @@ fn describe(undo: &Undo) -> String {
         Undo::DeleteHostLink { name, .. } => format!("cannot delete {name}"),
         Undo::SetHostDown { name, .. } => format!("cannot set {name} down again"),
         Undo::DeleteGuestLink { name, .. } => format!("cannot delete {name} in the guest"),
-        Undo::MoveBack { name, .. } => format!("cannot move {name} back to the host"),
+        Undo::MoveBack { nic, .. } => format!("cannot move {} back to the host", nic.name),
         Undo::DeleteAddress { addr, .. } => format!("cannot delete address {addr} in the guest"),
         Undo::RestoreRoute(r) => format!("cannot restore route {} in the guest", r.dst),
         Undo::DeleteRoute(r) => format!("cannot delete route {} in the guest", r.dst),

@@ -10,7 +10,9 @@ use anyhow::{Context as _, Result};
 
 use super::{index_of, Context, Journal, Undo};
 use crate::cli::Mac;
-use crate::netlink::{ChildKind, ChildRequest};
+use nix::errno::Errno;
+
+use crate::netlink::{errno_of, ChildKind, ChildRequest, Link};
 use crate::plan::GuestLink;
 
 pub async fn create_vlan(
@@ -22,16 +24,33 @@ pub async fn create_vlan(
     mtu: u32,
 ) -> Result<()> {
     let parent = index_of(ctx.host, parent).await?;
-    ctx.host.create_vlan(name, parent, id, mtu).await?;
-    let index = index_of(ctx.host, name).await?;
-    j.push(Undo::DeleteHostLink { index, name: name.to_string() });
-    Ok(())
+    match ctx.host.create_vlan(name, parent, id, mtu).await {
+        Ok(()) => {
+            let index = index_of(ctx.host, name).await?;
+            j.push(Undo::DeleteHostLink { index, name: name.to_string() });
+            Ok(())
+        }
+        // Another run made the same device meanwhile: use it; it is not ours to remove.
+        Err(e) if errno_of(&e) == Some(Errno::EEXIST) => match ctx.host.link_by_name(name).await? {
+            Some(l)
+                if l.kind.as_deref() == Some("vlan") && l.vlan_id == Some(id) && l.peer == Some(parent) =>
+            {
+                Ok(())
+            }
+            _ => Err(e),
+        },
+        Err(e) => Err(e),
+    }
 }
 
 pub async fn set_host_up(ctx: &Context<'_>, j: &mut Journal, name: &str) -> Result<()> {
-    let index = index_of(ctx.host, name).await?;
-    ctx.host.set_up(index).await?;
-    j.push(Undo::SetHostDown { index, name: name.to_string() });
+    let link = ctx.host.link_by_name(name).await?.with_context(|| format!("{name} has disappeared"))?;
+    // Another run may have set it up since we planned: then it is not ours to set down.
+    if link.up {
+        return Ok(());
+    }
+    ctx.host.set_up(link.index).await?;
+    j.push(Undo::SetHostDown { index: link.index, name: name.to_string() });
     Ok(())
 }
 
@@ -79,7 +98,7 @@ pub async fn move_into_guest(
     ctx.host.move_to(nic.index, ctx.guest_ns).await?;
     // Moving closes the device; it keeps its name, and its index where free.
     let index = index_of(ctx.guest, name).await?;
-    j.push(Undo::MoveBack { index, name: name.to_string(), alias: nic.alias.clone(), mac: nic.mac });
+    j.push(Undo::MoveBack { index, nic: nic.clone() });
     ctx.guest.rename(index, new_name).await?;
     ctx.guest.set_alias(index, name).await?;
     if let Some(mac) = mac {
@@ -89,21 +108,25 @@ pub async fn move_into_guest(
     Ok(())
 }
 
-/// Undo of [`move_into_guest`]: name, alias and MAC back, then home.
-pub async fn move_back(
-    ctx: &Context<'_>,
-    index: u32,
-    name: &str,
-    alias: Option<&str>,
-    mac: Option<Mac>,
-) -> Result<()> {
+/// Undo of [`move_into_guest`]: name, alias and MAC back, then home, then its
+/// bridge (a move drops it from any) and its up state (a move closes it).
+/// Host addresses it had are not restored: the move drops them and we do not keep them.
+pub async fn move_back(ctx: &Context<'_>, index: u32, nic: &Link) -> Result<()> {
     ctx.guest.set_down(index).await?;
-    ctx.guest.rename(index, name).await?;
-    ctx.guest.set_alias(index, alias.unwrap_or("")).await?;
-    if let Some(mac) = mac {
+    ctx.guest.rename(index, &nic.name).await?;
+    ctx.guest.set_alias(index, nic.alias.as_deref().unwrap_or("")).await?;
+    if let Some(mac) = nic.mac {
         ctx.guest.set_mac(index, mac).await?;
     }
     // Our own thread never leaves the host's namespace, so this is the host's.
     let host_ns = File::open("/proc/self/ns/net").context("cannot open the host's namespace")?;
-    ctx.guest.move_to(index, host_ns.as_fd()).await
+    ctx.guest.move_to(index, host_ns.as_fd()).await?;
+    let home = index_of(ctx.host, &nic.name).await?;
+    if let Some(master) = nic.master {
+        ctx.host.set_master(home, master).await?;
+    }
+    if nic.up {
+        ctx.host.set_up(home).await?;
+    }
+    Ok(())
 }

@@ -115,6 +115,11 @@ impl Netlink {
         self.change(b).await
     }
 
+    /// `ip link set INDEX master MASTER`
+    pub async fn set_master(&self, index: u32, master: u32) -> Result<()> {
+        self.change(LinkUnspec::new_with_index(index).controller(master)).await
+    }
+
     pub async fn set_mac(&self, index: u32, mac: Mac) -> Result<()> {
         self.change(LinkUnspec::new_with_index(index).address(mac.0.to_vec())).await
     }

@@ -76,9 +76,6 @@ impl std::fmt::Display for Mode {
 const LINK_TYPE_INFINIBAND: u16 = 32;
 
 pub fn mode(req: &Attach, host: &HostFacts) -> Result<Mode> {
-    if req.direct_phys {
-        return Ok(Mode::Physical);
-    }
     if let Some(link) = &host.host_if {
         return Ok(match link.kind.as_deref() {
             Some("bridge") => Mode::Bridge { create: false },
@@ -138,6 +135,10 @@ fn derived_name(name: String, what: &str, hint: &str) -> Result<String> {
 
 /// Plan an attachment.
 pub fn plan(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts) -> Result<Plan> {
+    // A `--direct-phys` re-run: the NIC is no longer on the host, but in the guest.
+    if let Some(done) = physical::moved_already(req, host, facts, guest) {
+        return Ok(done);
+    }
     let mode = mode(req, host)?;
     if let IpSpec::Dhcp { client, .. } = &req.ip {
         bail!("DHCP ({client}) is not implemented yet");

@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use super::{
     addressing, container_if, refuse_taken, GuestFacts, GuestId, GuestLink, HostFacts, Mode, Plan, Step,
 };
-use crate::cli::{Attach, IfName};
+use crate::cli::{Attach, HostIf, IfName};
 use crate::netlink::Link;
 
 pub fn plan(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts) -> Result<Plan> {
@@ -75,9 +75,20 @@ fn up_if_down(link: &Link, steps: &mut Vec<Step>) {
     }
 }
 
-/// A re-run: CONTAINER_IF is a macvlan of the right parent (or, with
-/// `--direct-phys`, the moved NIC, which then no longer shows on the host),
-/// configured as asked.
+/// A `--direct-phys` re-run: HOSTIF is gone from the host and CONTAINER_IF in the
+/// guest carries its name in its alias, configured as asked.
+pub fn moved_already(req: &Attach, host: &HostFacts, facts: &GuestFacts, guest: &GuestId) -> Option<Plan> {
+    let (HostIf::Name(name), None, Some(cif)) = (&req.host_if, &host.host_if, &facts.container_if) else {
+        return None;
+    };
+    let same = req.direct_phys
+        && cif.alias.as_deref() == Some(name.as_str())
+        && (req.mac.is_none() || req.mac == cif.mac)
+        && addressing::is_configured(req, cif, facts);
+    same.then(|| Plan::AlreadyDone(format!("{name} is already in {} as {}", guest.name, cif.name)))
+}
+
+/// A re-run: CONTAINER_IF is a macvlan of the right parent, configured as asked.
 fn already_done(
     req: &Attach,
     nic: &Link,

@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use super::{
     addressing, container_if, refuse_taken, GuestFacts, GuestId, GuestLink, HostFacts, Mode, Plan, Step,
 };
-use crate::cli::Attach;
+use crate::cli::{Attach, IfName};
 
 /// An `ipoib` child of HOSTIF, with `pkey 0xPKEY` for `@PKEY`; CONTAINER_IF defaults to `ib0`.
 pub fn ipoib(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts) -> Result<Plan> {
@@ -17,6 +17,9 @@ pub fn ipoib(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts
         bail!("{} mode needs an existing host interface", Mode::Ipoib);
     };
     let cif = container_if(req, Mode::Ipoib);
+    if let Some(done) = already_done(req, "ipoib", &cif, guest, facts) {
+        return Ok(done);
+    }
     refuse_taken(&cif, guest, facts)?;
     let pkey = req.vlan.as_ref().map(|v| v.pkey()).transpose()?;
     let mut steps = Vec::new();
@@ -36,6 +39,9 @@ pub fn ipoib(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts
 /// A `dummy` interface (for a `dummy*` HOSTIF that does not exist).
 pub fn dummy(req: &Attach, guest: &GuestId, facts: &GuestFacts) -> Result<Plan> {
     let cif = container_if(req, Mode::Dummy);
+    if let Some(done) = already_done(req, "dummy", &cif, guest, facts) {
+        return Ok(done);
+    }
     refuse_taken(&cif, guest, facts)?;
     let mut steps = vec![Step::CreateGuestLink {
         name: cif.to_string(),
@@ -45,4 +51,13 @@ pub fn dummy(req: &Attach, guest: &GuestId, facts: &GuestFacts) -> Result<Plan> 
     }];
     steps.extend(addressing::steps(req, cif.as_str(), facts));
     Ok(Plan::Steps(steps))
+}
+
+/// A re-run: CONTAINER_IF is already a link of this kind, configured as asked.
+fn already_done(req: &Attach, kind: &str, cif: &IfName, guest: &GuestId, facts: &GuestFacts) -> Option<Plan> {
+    let existing = facts.container_if.as_ref()?;
+    let same = existing.kind.as_deref() == Some(kind)
+        && (req.mac.is_none() || req.mac == existing.mac)
+        && addressing::is_configured(req, existing, facts);
+    same.then(|| Plan::AlreadyDone(format!("{cif} in {} is already a {kind} interface as asked", guest.name)))
 }

@@ -61,7 +61,9 @@ fn direct_phys_by_mac_moves_the_nic_in_under_its_new_name() {
     let host = host_with_nic("1500");
     host.sh("ip", &["link", "set", "eth2", "address", "00:f3:15:4a:42:c8"]);
     let guest = Netns::new();
-    let r = host.pipework(&["--direct-phys", "mac:00:F3:15:4A:42:C8", "-i", "container0", &guest.guest(), "0/0"]).ok();
+    let r = host
+        .pipework(&["--direct-phys", "mac:00:F3:15:4A:42:C8", "-i", "container0", &guest.guest(), "0/0"])
+        .ok();
     assert!(r.stderr.contains("eth2 moved into"), "says where it went: {r:?}");
     assert!(host.link("eth2").is_none(), "the NIC left the host");
     let moved = guest.link("container0").expect("container0 in the guest");
@@ -73,12 +75,27 @@ fn direct_phys_by_mac_moves_the_nic_in_under_its_new_name() {
 #[test]
 fn direct_phys_failure_gives_the_nic_back_as_it_was() {
     let host = host_with_nic("1500");
+    // Up and on a bridge: a move drops both, so the undo must put both back.
+    host.sh("ip", &["link", "add", "brn", "type", "bridge"]);
+    host.sh("ip", &["link", "set", "eth2", "master", "brn", "up"]);
     let guest = Netns::new();
     guest.sh("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
     let (h, g) = (host.snapshot(), guest.snapshot());
     let line = host.pipework(&["--direct-phys", "eth2", "-i", "container0", &guest.guest(), "fd00::2/64"]);
     assert_eq!(line.code, 1, "{line:?}");
     assert!(line.stderr.contains("cannot add address fd00::2/64 to container0"), "{line:?}");
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+}
+
+#[test]
+fn rerun_of_direct_phys_changes_nothing() {
+    let host = host_with_nic("1500");
+    let guest = Netns::new();
+    let args = ["--direct-phys", "eth2", "-i", "container0", &guest.guest(), "10.8.0.2/24"];
+    host.pipework(&args).ok();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    host.pipework(&args).ok();
     assert_same("host", &h, &host.snapshot());
     assert_same("guest", &g, &guest.snapshot());
 }

@@ -108,6 +108,11 @@ impl Netns {
         ] {
             let mut v = self.ip_j(args);
             strip_volatile(&mut v);
+            // The kernel lists routes in the order they were (re)made: a link that
+            // went and came back moves its routes to the end. The set is what counts.
+            if let (true, Value::Array(routes)) = (args.contains(&"route"), &mut v) {
+                routes.sort_by_key(|r| r.to_string());
+            }
             parts.push(format!("{args:?}: {v}"));
         }
         parts.join("\n")
