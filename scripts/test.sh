@@ -13,7 +13,7 @@ if [ "${PIPEWORK_SKIP_INSTALL:-}" != 1 ]; then
 	apt-get -o DPkg::Lock::Timeout=300 -qq update
 	# Every package the tests use, by name, even where this machine has it already.
 	apt-get -o DPkg::Lock::Timeout=300 -y -qq install --no-install-recommends \
-		iproute2 util-linux iputils-ping procps docker.io >/dev/null
+		iproute2 util-linux iputils-ping procps docker.io tcpdump >/dev/null
 fi
 
 scripts/docker-up.sh
@@ -22,5 +22,9 @@ echo "test.sh: cargo fmt --check"
 cargo fmt --check
 echo "test.sh: cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
+# The --wait test runs this static binary inside a busybox container (no libc there).
+# The explicit --target keeps +crt-static off build scripts and proc macros.
+echo "test.sh: static release build for containers"
+RUSTFLAGS='-C target-feature=+crt-static' cargo build --locked --release --target x86_64-unknown-linux-gnu
 echo "test.sh: cargo test"
 cargo test --locked

@@ -8,7 +8,7 @@ use crate::cli::Attach;
 use crate::guest::{self, Guest};
 use crate::netlink::Netlink;
 use crate::plan::{self, GuestId, Plan};
-use crate::{facts, Outcome};
+use crate::{announce, facts, Outcome};
 
 pub async fn run(req: &Attach) -> Outcome {
     let guest = match guest::resolve(&req.guest) {
@@ -28,11 +28,15 @@ pub async fn run(req: &Attach) -> Outcome {
                 guest_desc: guest.describe(),
             };
             match apply::apply(&steps, &ctx).await {
-                Ok(()) => Outcome::Done(if req.verbose {
-                    steps.iter().map(|s| s.to_string()).collect()
-                } else {
-                    vec![]
-                }),
+                Ok(()) => {
+                    // Neighbours learn the new address now (a warning if that fails).
+                    announce::after_apply(&steps, guest.netns());
+                    Outcome::Done(if req.verbose {
+                        steps.iter().map(|s| s.to_string()).collect()
+                    } else {
+                        vec![]
+                    })
+                }
                 Err(Failure { error, rollback_errors }) => Outcome::Failed { error, rollback_errors },
             }
         }

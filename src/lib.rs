@@ -2,13 +2,16 @@
 //!
 //! argv --cli--> Invocation --guest--> Guest --facts--> plan --> apply --> report
 
+mod announce;
 pub mod apply;
 mod attach;
 pub mod cli;
 mod facts;
 pub mod guest;
 pub mod netlink;
+mod passthrough;
 pub mod plan;
+mod wait;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -24,6 +27,9 @@ pub enum Outcome {
     Printed(Vec<String>),
     /// Nothing (or everything undone); what failed, and any undo that failed too.
     Failed { error: anyhow::Error, rollback_errors: Vec<String> },
+    /// Exit with this status; anything to say was said already (`route`, `rule`
+    /// and `tc` pass the status of `ip` or `tc` through).
+    Exit(u8),
 }
 
 impl Outcome {
@@ -52,10 +58,8 @@ pub fn main<I: IntoIterator<Item = String>>(argv: I) -> ExitCode {
     };
     let outcome = match invocation {
         Invocation::Attach(a) => runtime.block_on(attach::run(&a)),
-        Invocation::Passthrough(p) => {
-            Outcome::failed(anyhow::anyhow!("{:?} passthrough is not implemented yet", p.tool))
-        }
-        Invocation::Wait { .. } => Outcome::failed(anyhow::anyhow!("--wait is not implemented yet")),
+        Invocation::Passthrough(p) => passthrough::run(&p),
+        Invocation::Wait { container_if, timeout } => runtime.block_on(wait::run(&container_if, timeout)),
     };
     report(outcome)
 }
@@ -83,5 +87,6 @@ fn report(outcome: Outcome) -> ExitCode {
             }
             ExitCode::from(1)
         }
+        Outcome::Exit(code) => ExitCode::from(code),
     }
 }

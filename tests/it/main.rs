@@ -3,9 +3,12 @@
 
 mod util;
 
+mod announce;
 mod bridge;
 mod cli;
 mod docker;
+mod passthrough;
 mod physical;
 mod rerun;
 mod rollback;
+mod wait;

@@ -1,0 +1,216 @@
+//! Telling the neighbours about a new static address at once: a gratuitous ARP for
+//! IPv4, an unsolicited neighbour advertisement for IPv6, both sent natively from
+//! inside the guest's network namespace (no `arping` on the host, IPv6 covered too).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV6};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::errno::Errno;
+use nix::ifaddrs::getifaddrs;
+use nix::libc;
+use nix::net::if_::InterfaceFlags;
+use nix::sched::{setns, CloneFlags};
+use nix::sys::socket::{
+    bind, sendto, setsockopt, socket, sockopt, AddressFamily, LinkAddr, MsgFlags, SockFlag, SockProtocol,
+    SockType, SockaddrIn6, SockaddrLike,
+};
+
+use crate::plan::{Side, Step};
+
+/// How long an IPv6 address may stay tentative before we give up announcing it:
+/// duplicate address detection takes a random 0-1 s delay plus one 1 s probe by default.
+const DAD_WAIT: Duration = Duration::from_secs(3);
+const DAD_POLL: Duration = Duration::from_millis(50);
+
+/// After a successful apply: announce every address the steps added in the guest.
+/// Failing to announce is a warning: the address works, neighbours just learn it later.
+pub fn after_apply(steps: &[Step], netns: BorrowedFd<'_>) {
+    for step in steps.iter().filter(|s| s.side() == Side::Guest) {
+        if let Step::AddAddress { dev, addr, .. } = step {
+            if let Err(e) = announce(netns, dev, addr.ip()) {
+                eprintln!("pipework: warning: cannot announce {} on {dev}: {e:#}", addr.ip());
+            }
+        }
+    }
+}
+
+/// Announce `addr` on `ifname` inside the namespace behind `netns`.
+///
+/// `setns(2)` moves only the calling thread, so the work happens on a short-lived
+/// thread of its own; the caller's thread (a tokio worker) never changes namespace.
+pub fn announce(netns: BorrowedFd<'_>, ifname: &str, addr: IpAddr) -> Result<()> {
+    std::thread::scope(|s| {
+        s.spawn(|| -> Result<()> {
+            setns(netns, CloneFlags::CLONE_NEWNET).context("cannot enter the guest's network namespace")?;
+            let Some(link) = local_link(ifname)? else {
+                return Ok(());
+            };
+            match addr {
+                IpAddr::V4(a) => send_arp(&link, a),
+                IpAddr::V6(a) => send_na(&link, a),
+            }
+        })
+        .join()
+        .unwrap_or_else(|_| Err(anyhow!("announce thread panicked")))
+    })
+}
+
+/// The interface as seen from the calling thread's namespace.
+struct LocalLink {
+    index: u32,
+    mac: [u8; 6],
+}
+
+/// `None` for a link that does no neighbour discovery (`NOARP`, e.g. dummy): nobody
+/// to tell. getifaddrs(3) reads over netlink, so it sees this thread's namespace.
+fn local_link(ifname: &str) -> Result<Option<LocalLink>> {
+    let entry = getifaddrs()
+        .context("cannot list interfaces")?
+        .find(|i| i.interface_name == ifname && i.address.as_ref().and_then(|a| a.as_link_addr()).is_some())
+        .ok_or_else(|| anyhow!("no interface {ifname}"))?;
+    if entry.flags.contains(InterfaceFlags::IFF_NOARP) {
+        return Ok(None);
+    }
+    if !entry.flags.contains(InterfaceFlags::IFF_UP) {
+        bail!("{ifname} is down");
+    }
+    let ll = entry.address.as_ref().and_then(|a| a.as_link_addr()).expect("checked above");
+    if ll.halen() != 6 {
+        bail!("{ifname} is not an Ethernet interface");
+    }
+    let mac = ll.addr().ok_or_else(|| anyhow!("{ifname} has no MAC address"))?;
+    Ok(Some(LocalLink { index: ll.ifindex() as u32, mac }))
+}
+
+/// An ARP announcement (RFC 5227): a broadcast request with sender = target = `addr`.
+fn send_arp(link: &LocalLink, addr: Ipv4Addr) -> Result<()> {
+    // SOCK_DGRAM: the kernel writes the Ethernet header, with the link's own MAC as source.
+    let fd = socket(AddressFamily::Packet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
+        .context("cannot open a packet socket")?;
+    let dest = broadcast_to(link.index, libc::ETH_P_ARP as u16)?;
+    let packet = arp_announcement(link.mac, addr);
+    sendto(fd.as_raw_fd(), &packet, &dest, MsgFlags::empty()).context("cannot send the ARP packet")?;
+    Ok(())
+}
+
+/// `ff:ff:ff:ff:ff:ff` on interface `index`, carrying `ethertype`.
+fn broadcast_to(index: u32, ethertype: u16) -> Result<LinkAddr> {
+    let ll = libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: ethertype.to_be(),
+        sll_ifindex: index as i32,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 6,
+        sll_addr: [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: `ll` is a fully initialised sockaddr_ll that lives across the call,
+    // and `len` is exactly its size; from_raw copies it.
+    unsafe { LinkAddr::from_raw((&ll as *const libc::sockaddr_ll).cast(), Some(len)) }
+        .ok_or_else(|| anyhow!("bad link-layer address"))
+}
+
+/// The 28-byte ARP payload: Ethernet/IPv4, request, sender = target = `addr`,
+/// target hardware address zero (RFC 5227 section 2.3).
+fn arp_announcement(mac: [u8; 6], addr: Ipv4Addr) -> [u8; 28] {
+    let mut p = [0u8; 28];
+    p[0..2].copy_from_slice(&1u16.to_be_bytes()); // hardware type: Ethernet
+    p[2..4].copy_from_slice(&0x0800u16.to_be_bytes()); // protocol type: IPv4
+    p[4] = 6; // hardware address length
+    p[5] = 4; // protocol address length
+    p[6..8].copy_from_slice(&1u16.to_be_bytes()); // operation: request
+    p[8..14].copy_from_slice(&mac);
+    p[14..18].copy_from_slice(&addr.octets());
+    p[24..28].copy_from_slice(&addr.octets());
+    p
+}
+
+/// An unsolicited neighbour advertisement (RFC 4861 section 7.2.6) to all nodes,
+/// from `addr` itself once duplicate address detection has let it go.
+fn send_na(link: &LocalLink, addr: Ipv6Addr) -> Result<()> {
+    let fd = socket(AddressFamily::Inet6, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::IcmpV6)
+        .context("cannot open an ICMPv6 socket")?;
+    // Receivers drop neighbour discovery packets whose hop limit is not 255
+    // (RFC 4861 section 7.1.2). The kernel fills in the ICMPv6 checksum itself.
+    setsockopt(&fd, sockopt::Ipv6MulticastHops, &255).context("cannot set the hop limit")?;
+    bind_when_assigned(&fd, addr, link.index)?;
+    let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+    let dest = SockaddrIn6::from(SocketAddrV6::new(all_nodes, 0, 0, link.index));
+    let packet = neighbour_advertisement(addr, link.mac);
+    sendto(fd.as_raw_fd(), &packet, &dest, MsgFlags::empty())
+        .context("cannot send the neighbour advertisement")?;
+    Ok(())
+}
+
+/// Bind to `addr` as the source, waiting while it is tentative. A fresh address is
+/// under duplicate address detection (the kernel refuses to bind to it with
+/// EADDRNOTAVAIL) and must not be advertised before that ends (RFC 4862 section 5.4):
+/// were it a duplicate, the override flag would steal the address from its owner.
+fn bind_when_assigned(fd: &OwnedFd, addr: Ipv6Addr, index: u32) -> Result<()> {
+    let local = SockaddrIn6::from(SocketAddrV6::new(addr, 0, 0, index));
+    let deadline = Instant::now() + DAD_WAIT;
+    loop {
+        match bind(fd.as_raw_fd(), &local) {
+            Ok(()) => return Ok(()),
+            Err(Errno::EADDRNOTAVAIL) if Instant::now() < deadline => std::thread::sleep(DAD_POLL),
+            Err(Errno::EADDRNOTAVAIL) => bail!(
+                "{addr} is still tentative after {} s (duplicate address detection failed, \
+                 or the link has no carrier)",
+                DAD_WAIT.as_secs()
+            ),
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot bind to {addr}"))),
+        }
+    }
+}
+
+/// The 32-byte ICMPv6 message: type 136, flags = override, target = `addr`, and a
+/// target link-layer address option carrying `mac`. Checksum left zero for the kernel.
+fn neighbour_advertisement(addr: Ipv6Addr, mac: [u8; 6]) -> [u8; 32] {
+    const OVERRIDE: u8 = 0x20;
+    let mut p = [0u8; 32];
+    p[0] = 136; // type: neighbour advertisement
+    p[4] = OVERRIDE; // not a router, not solicited
+    p[8..24].copy_from_slice(&addr.octets());
+    p[24] = 2; // option: target link-layer address
+    p[25] = 1; // its length, in units of 8 bytes
+    p[26..32].copy_from_slice(&mac);
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAC: [u8; 6] = [0x02, 0x72, 0x6c, 0xcd, 0x9b, 0x8d];
+
+    #[test]
+    fn arp_announcement_bytes() {
+        let p = arp_announcement(MAC, Ipv4Addr::new(10, 0, 0, 2));
+        let expected: [u8; 28] = [
+            0, 1, 8, 0, 6, 4, 0, 1, // Ethernet, IPv4, lengths, request
+            0x02, 0x72, 0x6c, 0xcd, 0x9b, 0x8d, 10, 0, 0, 2, // sender
+            0, 0, 0, 0, 0, 0, 10, 0, 0, 2, // target
+        ];
+        assert_eq!(p, expected);
+    }
+
+    #[test]
+    fn neighbour_advertisement_bytes() {
+        let addr: Ipv6Addr = "fd00::2".parse().unwrap();
+        let p = neighbour_advertisement(addr, MAC);
+        assert_eq!(&p[0..8], &[136, 0, 0, 0, 0x20, 0, 0, 0]);
+        assert_eq!(&p[8..24], &addr.octets());
+        assert_eq!(&p[24..32], &[2, 1, 0x02, 0x72, 0x6c, 0xcd, 0x9b, 0x8d]);
+    }
+
+    #[test]
+    fn broadcast_address() {
+        let a = broadcast_to(7, 0x0806).unwrap();
+        assert_eq!(a.ifindex(), 7);
+        assert_eq!(a.addr(), Some([0xff; 6]));
+        assert_eq!(a.protocol(), 0x0806u16.to_be());
+    }
+}

@@ -1,0 +1,131 @@
+//! Announcing a new static address: `tcpdump` in a peer on the same bridge sees the
+//! gratuitous ARP (IPv4) and the unsolicited neighbour advertisement (IPv6).
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::util::{unique, Netns};
+
+/// How long to wait for tcpdump to listen, or for the packet (IPv6 waits for
+/// duplicate address detection, up to ~2 s): generous, not a timing assertion.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// One `tcpdump -c 1` we started in a namespace; killed (by its own pid) on drop.
+struct Tcpdump {
+    child: Child,
+}
+
+impl Tcpdump {
+    /// Start capturing on `dev` in `ns` and return once tcpdump says it listens.
+    fn start(ns: &Netns, dev: &str, filter: &str) -> Tcpdump {
+        let mut child = Command::new("nsenter")
+            .arg(format!("--net={}", ns.path()))
+            .args(["tcpdump", "-i", dev, "-n", "-e", "-vv", "-l", "--immediate-mode", "-c", "1", filter])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tcpdump (Debian package tcpdump)");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("listening on") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        let mut dump = Tcpdump { child };
+        if rx.recv_timeout(PATIENCE).is_err() {
+            let _ = dump.child.kill();
+            panic!("tcpdump did not start listening on {dev}");
+        }
+        dump
+    }
+
+    /// Everything tcpdump printed for its one packet (it exits after it).
+    fn packet(mut self) -> String {
+        let mut stdout = self.child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stdout.read_to_string(&mut s);
+            let _ = tx.send(s);
+        });
+        // On timeout the drop below kills tcpdump, which ends the reader too.
+        rx.recv_timeout(PATIENCE).unwrap_or_else(|_| panic!("tcpdump saw no packet within {PATIENCE:?}"))
+    }
+}
+
+impl Drop for Tcpdump {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A host namespace with a bridge and a peer on it (no address: it only listens).
+fn world() -> (Netns, Netns, String) {
+    let host = Netns::new();
+    let peer = Netns::new();
+    let br = unique("bra");
+    host.pipework(&[&br, "-i", "eth9", &peer.guest(), "0/0"]).ok();
+    (host, peer, br)
+}
+
+#[track_caller]
+fn assert_has(packet: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(packet.contains(p), "expected {p:?} in tcpdump's output:\n{packet}");
+    }
+}
+
+#[test]
+fn ipv4_gratuitous_arp_reaches_a_peer_on_the_bridge() {
+    let (host, peer, br) = world();
+    let guest = Netns::new();
+    let dump = Tcpdump::start(&peer, "eth9", "arp");
+    host.pipework(&[&br, &guest.guest(), "10.0.0.2/24", "02:00:00:0a:00:02"]).ok();
+    let packet = dump.packet();
+    assert_has(
+        &packet,
+        &["02:00:00:0a:00:02 > ff:ff:ff:ff:ff:ff", "ARP", "Request who-has 10.0.0.2 tell 10.0.0.2"],
+    );
+}
+
+#[test]
+fn ipv6_unsolicited_neighbour_advertisement_reaches_a_peer_on_the_bridge() {
+    let (host, peer, br) = world();
+    let guest = Netns::new();
+    // Neighbour advertisements only (type 136): DAD's solicitations are not ours.
+    let dump = Tcpdump::start(&peer, "eth9", "icmp6 and ip6[40] == 136");
+    host.pipework(&[&br, &guest.guest(), "fd00::2/64", "02:00:00:0a:00:06"]).ok();
+    let packet = dump.packet();
+    assert_has(
+        &packet,
+        &[
+            "02:00:00:0a:00:06 > 33:33:00:00:00:01",
+            "hlim 255",
+            "fd00::2 > ff02::1",
+            "neighbor advertisement",
+            "tgt is fd00::2",
+            "Flags [override]",
+            "destination link-address option (2), length 8 (1): 02:00:00:0a:00:06",
+        ],
+    );
+}
+
+#[test]
+fn a_duplicate_ipv6_address_is_attached_with_a_warning() {
+    let (host, peer, br) = world();
+    // The peer already owns fd00::7; the guest's duplicate address detection fails.
+    peer.sh("ip", &["addr", "add", "fd00::7/64", "dev", "eth9", "nodad"]);
+    let guest = Netns::new();
+    let run = host.pipework(&[&br, &guest.guest(), "fd00::7/64"]);
+    assert_eq!(run.code, 0, "failing to announce is not an error: {run:?}");
+    let prefix = "pipework: warning: cannot announce fd00::7 on eth1: fd00::7 is still tentative";
+    assert!(run.stderr.starts_with(prefix), "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+}
