@@ -3,7 +3,7 @@
 //! and VLAN/dummy, which this kernel lacks: end to end where the kernel has the
 //! kind, else the clean refusal.
 
-use crate::util::{assert_same, Netns};
+use crate::util::{assert_rerun_changes_nothing, assert_same, Netns};
 
 /// A host namespace with a stand-in NIC `eth2`: a veth whose peer is up on the
 /// host, so that eth2 has carrier as a cabled NIC would (macvlans need it).
@@ -49,11 +49,7 @@ fn rerun_of_a_macvlan_attachment_changes_nothing() {
     let host = host_with_nic("1500");
     let guest = Netns::new();
     let args = ["eth2", &guest.guest(), "10.7.0.2/24@10.7.0.1"];
-    host.pipework(&args).ok();
-    let (h, g) = (host.snapshot(), guest.snapshot());
-    host.pipework(&args).ok();
-    assert_same("host", &h, &host.snapshot());
-    assert_same("guest", &g, &guest.snapshot());
+    assert_rerun_changes_nothing(&host, &guest, &args);
 }
 
 #[test]
@@ -93,11 +89,7 @@ fn rerun_of_direct_phys_changes_nothing() {
     let host = host_with_nic("1500");
     let guest = Netns::new();
     let args = ["--direct-phys", "eth2", "-i", "container0", &guest.guest(), "10.8.0.2/24"];
-    host.pipework(&args).ok();
-    let (h, g) = (host.snapshot(), guest.snapshot());
-    host.pipework(&args).ok();
-    assert_same("host", &h, &host.snapshot());
-    assert_same("guest", &g, &guest.snapshot());
+    assert_rerun_changes_nothing(&host, &guest, &args);
 }
 
 #[test]

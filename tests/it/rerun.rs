@@ -1,18 +1,14 @@
 //! Re-running: harmless when the state already matches; the original's refusal
 //! otherwise; a down veth left behind is rebuilt; racing runs share a new bridge.
 
-use crate::util::{assert_same, Netns};
+use crate::util::{assert_rerun_changes_nothing, assert_same, Netns};
 
 #[test]
 fn the_same_command_twice_changes_nothing_the_second_time() {
     let host = Netns::new();
     let guest = Netns::new();
     let args = ["br1", &guest.guest(), "10.0.0.2/24@10.0.0.1", "U:web1"];
-    host.pipework(&args).ok();
-    let (h, g) = (host.snapshot(), guest.snapshot());
-    host.pipework(&args).ok();
-    assert_same("host", &h, &host.snapshot());
-    assert_same("guest", &g, &guest.snapshot());
+    assert_rerun_changes_nothing(&host, &guest, &args);
 }
 
 #[test]

@@ -211,3 +211,13 @@ pub fn assert_same(what: &str, before: &str, after: &str) {
         panic!("{what} changed.\n--- before:\n{before}\n--- after:\n{after}");
     }
 }
+
+/// Run `args` twice: the second run must succeed and change nothing anywhere.
+#[track_caller]
+pub fn assert_rerun_changes_nothing(host: &Netns, guest: &Netns, args: &[&str]) {
+    host.pipework(args).ok();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    host.pipework(args).ok();
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+}
