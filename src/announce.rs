@@ -3,8 +3,7 @@
 //! inside the guest's network namespace (no `arping` on the host, IPv6 covered too).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV6};
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
@@ -18,11 +17,6 @@ use nix::sys::socket::{
 };
 
 use crate::plan::{Side, Step};
-
-/// How long an IPv6 address may stay tentative before we give up announcing it:
-/// duplicate address detection takes a random 0-1 s delay plus one 1 s probe by default.
-const DAD_WAIT: Duration = Duration::from_secs(3);
-const DAD_POLL: Duration = Duration::from_millis(50);
 
 /// After a successful apply: announce every address the steps added in the guest.
 /// Failing to announce is a warning: the address works, neighbours just learn it later.
@@ -49,7 +43,7 @@ pub fn announce(netns: BorrowedFd<'_>, ifname: &str, addr: IpAddr) -> Result<()>
             };
             match addr {
                 IpAddr::V4(a) => send_arp(&link, a),
-                IpAddr::V6(a) => send_na(&link, a),
+                IpAddr::V6(a) => send_na(&link, ifname, a),
             }
         })
         .join()
@@ -128,15 +122,27 @@ fn arp_announcement(mac: [u8; 6], addr: Ipv4Addr) -> [u8; 28] {
     p
 }
 
-/// An unsolicited neighbour advertisement (RFC 4861 section 7.2.6) to all nodes,
-/// from `addr` itself once duplicate address detection has let it go.
-fn send_na(link: &LocalLink, addr: Ipv6Addr) -> Result<()> {
+/// An unsolicited neighbour advertisement (RFC 4861 section 7.2.6) to all nodes, from
+/// `addr` itself. A fresh address is still under duplicate address detection (the
+/// kernel refuses to bind to it, EADDRNOTAVAIL) and must not be advertised before that
+/// ends (RFC 4862 section 5.4): were it a duplicate, the override flag would steal it
+/// from its owner. Rather than hold the attach for the ~1-2 s DAD takes, hand the
+/// announcement to the kernel: with `ndisc_notify` set on the interface, it sends this
+/// very advertisement itself when DAD succeeds (and none when it fails).
+fn send_na(link: &LocalLink, ifname: &str, addr: Ipv6Addr) -> Result<()> {
     let fd = socket(AddressFamily::Inet6, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::IcmpV6)
         .context("cannot open an ICMPv6 socket")?;
+    let local = SockaddrIn6::from(SocketAddrV6::new(addr, 0, 0, link.index));
+    if let Err(Errno::EADDRNOTAVAIL) = bind(fd.as_raw_fd(), &local) {
+        notify_after_dad(ifname)?;
+        // DAD may have ended between the two looks; then nobody else will send it.
+        if bind(fd.as_raw_fd(), &local).is_err() {
+            return Ok(());
+        }
+    }
     // Receivers drop neighbour discovery packets whose hop limit is not 255
     // (RFC 4861 section 7.1.2). The kernel fills in the ICMPv6 checksum itself.
     setsockopt(&fd, sockopt::Ipv6MulticastHops, &255).context("cannot set the hop limit")?;
-    bind_when_assigned(&fd, addr, link.index)?;
     let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
     let dest = SockaddrIn6::from(SocketAddrV6::new(all_nodes, 0, 0, link.index));
     let packet = neighbour_advertisement(addr, link.mac);
@@ -145,25 +151,11 @@ fn send_na(link: &LocalLink, addr: Ipv6Addr) -> Result<()> {
     Ok(())
 }
 
-/// Bind to `addr` as the source, waiting while it is tentative. A fresh address is
-/// under duplicate address detection (the kernel refuses to bind to it with
-/// EADDRNOTAVAIL) and must not be advertised before that ends (RFC 4862 section 5.4):
-/// were it a duplicate, the override flag would steal the address from its owner.
-fn bind_when_assigned(fd: &OwnedFd, addr: Ipv6Addr, index: u32) -> Result<()> {
-    let local = SockaddrIn6::from(SocketAddrV6::new(addr, 0, 0, index));
-    let deadline = Instant::now() + DAD_WAIT;
-    loop {
-        match bind(fd.as_raw_fd(), &local) {
-            Ok(()) => return Ok(()),
-            Err(Errno::EADDRNOTAVAIL) if Instant::now() < deadline => std::thread::sleep(DAD_POLL),
-            Err(Errno::EADDRNOTAVAIL) => bail!(
-                "{addr} is still tentative after {} s (duplicate address detection failed, \
-                 or the link has no carrier)",
-                DAD_WAIT.as_secs()
-            ),
-            Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot bind to {addr}"))),
-        }
-    }
+/// `sysctl net.ipv6.conf.IF.ndisc_notify=1`, on the calling thread's namespace
+/// (/proc/sys/net shows the namespace of the thread that opens it).
+fn notify_after_dad(ifname: &str) -> Result<()> {
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/ndisc_notify");
+    std::fs::write(&path, "1").with_context(|| format!("cannot write {path}"))
 }
 
 /// The 32-byte ICMPv6 message: type 136, flags = override, target = `addr`, and a
