@@ -8,13 +8,10 @@ use std::fmt;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use futures::{StreamExt, TryStreamExt};
-use nix::errno::Errno;
-use rtnetlink::packet_route::link::{LinkFlags, LinkMessage};
-use rtnetlink::{Handle, MulticastGroup};
+use futures::StreamExt;
 
 use crate::cli::IfName;
-use crate::netlink::{errno_of, kernel};
+use crate::netlink::{Link, Netlink};
 use crate::Outcome;
 
 /// How far along the interface is; each state names what it still lacks.
@@ -27,14 +24,12 @@ enum State {
 }
 
 impl State {
-    fn of(msg: &LinkMessage) -> State {
-        let flags = msg.header.flags;
-        if !flags.contains(LinkFlags::Up) {
-            State::Down
-        } else if !flags.contains(LinkFlags::LowerUp) {
-            State::NoCarrier
-        } else {
-            State::Ready
+    fn of(link: Option<&Link>) -> State {
+        match link {
+            None => State::Missing,
+            Some(l) if !l.up => State::Down,
+            Some(l) if !l.carrier => State::NoCarrier,
+            Some(_) => State::Ready,
         }
     }
 }
@@ -74,11 +69,10 @@ pub async fn run(ifname: &IfName, timeout: Option<Duration>) -> Outcome {
 async fn until_ready(ifname: &str, seen: &Cell<State>) -> Result<()> {
     // Subscribe before the first look: a change between the look and the
     // subscription would otherwise go unseen and the wait would never end.
-    let (conn, handle, mut events) = rtnetlink::new_multicast_connection(&[MulticastGroup::Link])
-        .context("cannot open a netlink socket")?;
-    tokio::spawn(conn);
+    let (nl, mut events) = Netlink::link_monitor()?;
     loop {
-        let state = state_of(&handle, ifname).await?;
+        let link = nl.link_by_name(ifname).await.with_context(|| format!("cannot read link {ifname}"))?;
+        let state = State::of(link.as_ref());
         seen.set(state);
         if state == State::Ready {
             return Ok(());
@@ -91,34 +85,22 @@ async fn until_ready(ifname: &str, seen: &Cell<State>) -> Result<()> {
     }
 }
 
-/// One GETLINK by name: the kernel answers ENODEV while there is no such link.
-async fn state_of(handle: &Handle, ifname: &str) -> Result<State> {
-    let mut links = handle.link().get().match_name(ifname.to_string()).execute();
-    match links.try_next().await.map_err(kernel) {
-        Ok(Some(msg)) => Ok(State::of(&msg)),
-        Ok(None) => Ok(State::Missing),
-        Err(e) if errno_of(&e) == Some(Errno::ENODEV) => Ok(State::Missing),
-        Err(e) => Err(e.context(format!("cannot read link {ifname}"))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn with_flags(flags: LinkFlags) -> LinkMessage {
-        let mut msg = LinkMessage::default();
-        msg.header.flags = flags;
-        msg
+    fn link(up: bool, carrier: bool) -> Link {
+        Link { up, carrier, ..Link::default() }
     }
 
     #[test]
     fn states_from_flags() {
-        assert_eq!(State::of(&with_flags(LinkFlags::empty())), State::Down);
+        assert_eq!(State::of(None), State::Missing);
+        assert_eq!(State::of(Some(&link(false, false))), State::Down);
         // Carrier without up is possible for a moment (a veth whose peer is up): still down.
-        assert_eq!(State::of(&with_flags(LinkFlags::LowerUp)), State::Down);
-        assert_eq!(State::of(&with_flags(LinkFlags::Up)), State::NoCarrier);
-        assert_eq!(State::of(&with_flags(LinkFlags::Up | LinkFlags::LowerUp)), State::Ready);
+        assert_eq!(State::of(Some(&link(false, true))), State::Down);
+        assert_eq!(State::of(Some(&link(true, false))), State::NoCarrier);
+        assert_eq!(State::of(Some(&link(true, true))), State::Ready);
     }
 
     #[test]

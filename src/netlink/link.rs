@@ -15,7 +15,7 @@ use crate::cli::Mac;
 
 /// What we need to know about one interface, read over netlink (never sysfs:
 /// sysfs shows the namespace it was mounted in, not the one we ask about).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Link {
     pub index: u32,
     pub name: String,

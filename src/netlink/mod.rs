@@ -19,6 +19,12 @@ pub use child::{ChildKind, ChildRequest};
 pub use link::{Link, VethRequest};
 pub use route::Route;
 
+/// Notifications from [`Netlink::link_monitor`]; only their arrival matters.
+pub type LinkEvents = futures::channel::mpsc::UnboundedReceiver<(
+    rtnetlink::packet_core::NetlinkMessage<rtnetlink::packet_route::RouteNetlinkMessage>,
+    rtnetlink::sys::SocketAddr,
+)>;
+
 /// A route-netlink socket bound to one network namespace.
 #[derive(Clone)]
 pub struct Netlink {
@@ -48,6 +54,15 @@ impl Netlink {
             .unwrap_or_else(|_| Err(anyhow::anyhow!("netns thread panicked")))
         })?;
         Ok(Self::from_socket(socket))
+    }
+
+    /// A handle for this namespace plus its link notifications (RTNLGRP_LINK),
+    /// subscribed before this returns, so that nothing after it goes unseen.
+    pub fn link_monitor() -> Result<(Netlink, LinkEvents)> {
+        let (conn, handle, events) = rtnetlink::new_multicast_connection(&[rtnetlink::MulticastGroup::Link])
+            .context("cannot open a netlink socket")?;
+        tokio::spawn(conn);
+        Ok((Netlink { handle }, events))
     }
 
     fn from_socket(socket: Socket) -> Netlink {
