@@ -40,7 +40,16 @@ impl Outcome {
 
 /// Run with the arguments after the program name; the process's exit code.
 pub fn main<I: IntoIterator<Item = String>>(argv: I) -> ExitCode {
-    let invocation = match cli::parse(argv) {
+    let argv: Vec<String> = argv.into_iter().collect();
+    let parsed = match cli::parse(argv.clone()) {
+        // An existing host interface wins over the `route*`/`rule*`/`tc*` prefixes,
+        // in the original's order (one ioctl, only for these words).
+        Ok(Invocation::Passthrough(p)) if nix::net::if_::if_nametoindex(p.word.as_str()).is_ok() => {
+            cli::parse_without_passthrough(argv)
+        }
+        other => other,
+    };
+    let invocation = match parsed {
         Ok(i) => i,
         Err(CliError::Syntax) => {
             print!("{}", cli::SYNTAX);

@@ -61,6 +61,8 @@ impl std::fmt::Display for HostIf {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Passthrough {
     pub tool: Tool,
+    /// The word that chose the tool (`route`, `routes`, `tc0`...).
+    pub word: String,
     pub guest: String,
     pub args: Vec<String>,
 }
@@ -163,6 +165,13 @@ where
     if let Some(p) = passthrough(&argv) {
         return p.map(Invocation::Passthrough).map_err(CliError::Invalid);
     }
+    parse_without_passthrough(argv)
+}
+
+/// Parse `argv` as an attachment (or `--wait`) even when its first word starts with
+/// `route`, `rule` or `tc`: for a host interface of such a name, which the original
+/// checks for before the passthrough prefixes.
+pub fn parse_without_passthrough(argv: Vec<String>) -> Result<Invocation, CliError> {
     let raw = RawArgs::try_parse_from(std::iter::once("pipework".to_string()).chain(argv))
         .map_err(CliError::Clap)?;
     if raw.wait {
@@ -189,7 +198,9 @@ fn passthrough(argv: &[String]) -> Option<Result<Passthrough>> {
     };
     Some(match argv.get(1) {
         None => Err(anyhow!("{first}: missing GUEST (usage: pipework {first} GUEST ARGS...)")),
-        Some(guest) => Ok(Passthrough { tool, guest: guest.clone(), args: argv[2..].to_vec() }),
+        Some(guest) => {
+            Ok(Passthrough { tool, word: first.clone(), guest: guest.clone(), args: argv[2..].to_vec() })
+        }
     })
 }
 

@@ -148,3 +148,15 @@ fn an_unknown_guest_is_one_line_and_exit_1() {
     let line = pipework_here(&["route", "pid:999999999", "show"]).failed();
     assert!(line.contains("no such process"), "{line}");
 }
+
+#[test]
+fn an_existing_interface_named_like_a_passthrough_word_is_a_host_interface() {
+    // The original looks for an interface named HOSTIF before the route*/rule*/tc* prefixes.
+    let host = Netns::new();
+    let guest = Netns::new();
+    host.sh("ip", &["link", "add", "tc0", "type", "bridge"]);
+    host.pipework(&["tc0", &guest.guest(), "10.0.0.2/24"]).ok();
+    let veth = host.link(&format!("veth1pl{}", guest.pid())).expect("a veth on bridge tc0");
+    assert_eq!(veth["master"], "tc0");
+    assert!(guest.addrs("eth1").contains(&"10.0.0.2/24".to_string()));
+}
