@@ -52,7 +52,11 @@ pub async fn run(req: &Attach) -> Outcome {
 async fn prepare(req: &Attach, guest: &Guest) -> Result<(Netlink, Netlink, Plan)> {
     let host = Netlink::current()?;
     let nl_guest = Netlink::in_netns(guest.netns())?;
-    let id = GuestId { name: guest.name.clone(), tag: guest.name_tag() };
+    let container = match &guest.source {
+        guest::Source::Docker { id, name } => Some((id.clone(), name.clone())),
+        _ => None,
+    };
+    let id = GuestId { name: guest.name.clone(), tag: guest.name_tag(), pid: guest.pid, container };
     let host_facts = facts::host(&host, req, &id).await?;
     let guest_facts = facts::guest(&nl_guest, req, &host_facts).await?;
     let plan = plan::plan(req, &id, &host_facts, &guest_facts)?;

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use crate::cli::types::IFNAME_MAX;
 use crate::cli::{Attach, HostIf};
 use crate::netlink::{Link, Netlink};
+use crate::ovs;
 use crate::plan::{self, GuestFacts, GuestId, HostFacts, Mode};
 
 /// The host interface, by name, or by MAC (case does not matter; where several
@@ -33,6 +34,7 @@ pub async fn host(host: &Netlink, req: &Attach, guest: &GuestId) -> Result<HostF
             facts.vlan_if = host.link_by_name(&name).await.context("cannot read the VLAN device")?;
         }
     }
+    ovs(req, &mut facts)?;
     // Only the veth modes have a host end; an unknown HOSTIF is the planner's to refuse.
     if let Ok(mode @ (Mode::Bridge { .. } | Mode::Ovs)) = plan::mode(req, &facts) {
         if let Some(name) = local_if_name(req, guest, mode) {
@@ -40,6 +42,27 @@ pub async fn host(host: &Netlink, req: &Attach, guest: &GuestId) -> Result<HostF
         }
     }
     Ok(facts)
+}
+
+/// Open vSwitch facts, asked of `ovs-vsctl` only where OVS can be involved: an
+/// existing interface of kind `openvswitch` (kernel datapath) or `tun` (the
+/// userspace datapath's internal port), or a missing `ovs*` name. Plain NICs and
+/// Linux bridges never spawn it.
+fn ovs(req: &Attach, facts: &mut HostFacts) -> Result<()> {
+    match &facts.host_if {
+        Some(l) if matches!(l.kind.as_deref(), Some("openvswitch" | "tun")) => {
+            facts.ovs_bridge = ovs::bridge_exists(&l.name)?;
+            if facts.ovs_bridge {
+                facts.ovs_ports = ovs::ports(&l.name)?;
+            }
+        }
+        None if matches!(&req.host_if, HostIf::Name(n) if n.as_str().starts_with("ovs")) => {
+            facts.ovs_installed = ovs::vsctl_path().is_some();
+            facts.ovs_datapath = std::env::var("PIPEWORK_OVS_DATAPATH").ok().filter(|d| !d.is_empty());
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// The host-end name to look for; a derived name too long to exist is left to the planner.

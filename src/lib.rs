@@ -9,6 +9,7 @@ pub mod cli;
 mod facts;
 pub mod guest;
 pub mod netlink;
+mod ovs;
 mod passthrough;
 pub mod plan;
 mod wait;

@@ -21,6 +21,15 @@ pub enum Undo {
         index: u32,
         name: String,
     },
+    /// An Open vSwitch bridge we created; kept if it has ports (another run's).
+    OvsDeleteBridgeIfUnused {
+        name: String,
+    },
+    /// A port we added to an Open vSwitch bridge.
+    OvsDeletePort {
+        bridge: String,
+        port: String,
+    },
     /// A host link we set up that was down.
     SetHostDown {
         index: u32,
@@ -86,6 +95,11 @@ async fn undo_one(undo: &Undo, ctx: &Context<'_>) -> Result<()> {
         }
         Undo::DeleteHostLink { index, .. } => ctx.host.delete_link(*index).await,
         Undo::SetHostDown { index, .. } => ctx.host.set_down(*index).await,
+        Undo::OvsDeleteBridgeIfUnused { name } => match crate::ovs::ports(name)?.is_empty() {
+            true => crate::ovs::del_bridge(name),
+            false => Ok(()),
+        },
+        Undo::OvsDeletePort { bridge, port } => crate::ovs::del_port(bridge, port),
         Undo::DeleteGuestLink { index, .. } => ctx.guest.delete_link(*index).await,
         Undo::MoveBack { index, nic } => super::links::move_back(ctx, *index, nic).await,
         Undo::DeleteAddress { index, addr } => ctx.guest.del_address(*index, *addr).await,
@@ -128,6 +142,8 @@ fn describe(undo: &Undo) -> String {
         Undo::DeleteBridgeIfUnused { name, .. } => format!("cannot delete bridge {name}"),
         Undo::DeleteHostLink { name, .. } => format!("cannot delete {name}"),
         Undo::SetHostDown { name, .. } => format!("cannot set {name} down again"),
+        Undo::OvsDeleteBridgeIfUnused { name } => format!("cannot delete Open vSwitch bridge {name}"),
+        Undo::OvsDeletePort { port, .. } => format!("cannot remove port {port} from Open vSwitch"),
         Undo::DeleteGuestLink { name, .. } => format!("cannot delete {name} in the guest"),
         Undo::MoveBack { nic, .. } => format!("cannot move {} back to the host", nic.name),
         Undo::DeleteAddress { addr, .. } => format!("cannot delete address {addr} in the guest"),

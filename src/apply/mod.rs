@@ -3,6 +3,7 @@
 
 mod journal;
 mod links;
+mod ovs;
 
 use std::os::fd::BorrowedFd;
 
@@ -50,9 +51,14 @@ fn what(step: &Step, ctx: &Context<'_>) -> String {
     match step {
         Step::CreateBridge { name } => format!("cannot create bridge {name}"),
         Step::DeleteStaleVeth { name } => format!("cannot delete the stale {name}"),
-        Step::CreateVeth { host, peer, bridge, .. } => {
+        Step::CreateVeth { host, peer, bridge: Some(bridge), .. } => {
             format!("cannot create veth pair {host} on {bridge} with {peer} in {g}")
         }
+        Step::CreateVeth { host, peer, bridge: None, .. } => {
+            format!("cannot create veth pair {host} with {peer} in {g}")
+        }
+        Step::CreateOvsBridge { name, .. } => format!("cannot create Open vSwitch bridge {name}"),
+        Step::AddOvsPort { bridge, port, .. } => format!("cannot add {port} to Open vSwitch bridge {bridge}"),
         Step::AddAddress { dev, addr, .. } => format!("cannot add address {addr} to {dev} in {g}"),
         Step::LinkUp { dev } => format!("cannot set {dev} up in {g}"),
         Step::CreateVlan { name, .. } => format!("cannot create VLAN device {name}"),
@@ -113,12 +119,21 @@ async fn run(step: &Step, ctx: &Context<'_>, journal: &mut Journal) -> Result<()
                 None => Ok(()),
             }
         }
+        Step::CreateOvsBridge { name, datapath } => {
+            ovs::create_bridge(ctx, journal, name, datapath.as_deref()).await
+        }
+        Step::AddOvsPort { bridge, port, tag, external_ids } => {
+            ovs::add_port(journal, bridge, port, *tag, external_ids)
+        }
         Step::CreateVeth { host, peer, mtu, bridge, mac } => {
-            let master = index_of(ctx.host, bridge).await?;
+            let master = match bridge {
+                Some(b) => Some(index_of(ctx.host, b).await?),
+                None => None,
+            };
             let req = VethRequest {
                 name: host,
                 mtu: *mtu,
-                master: Some(master),
+                master,
                 peer_name: peer,
                 peer_netns: ctx.guest_ns,
                 peer_mac: *mac,

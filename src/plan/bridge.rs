@@ -1,5 +1,7 @@
-//! Bridge mode: a veth pair, host end enslaved to a Linux bridge (created for a
-//! `br*` name that does not exist), guest end born in the guest under CONTAINER_IF.
+//! The veth modes: a veth pair whose guest end is born in the guest under
+//! CONTAINER_IF and whose host end goes on a switch: a Linux bridge (enslaved; the
+//! bridge created for a `br*` name that does not exist) or an Open vSwitch bridge
+//! (a port, tagged for `@VLAN`; the bridge created for an `ovs*` name).
 
 use anyhow::{bail, Result};
 
@@ -10,14 +12,25 @@ use crate::netlink::Link;
 /// A bridge made with no ports has the kernel's default MTU.
 const NEW_BRIDGE_MTU: u32 = 1500;
 
+/// Which switch the host end goes on; `create` when it does not exist yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Switch {
+    Linux { create: bool },
+    Ovs { create: bool },
+}
+
 pub fn plan(
     req: &Attach,
     guest: &GuestId,
-    create: bool,
+    switch: Switch,
     host: &HostFacts,
     facts: &GuestFacts,
 ) -> Result<Plan> {
-    let cif = container_if(req, Mode::Bridge { create });
+    let mode = match switch {
+        Switch::Linux { create } => Mode::Bridge { create },
+        Switch::Ovs { .. } => Mode::Ovs,
+    };
+    let cif = container_if(req, mode);
     let local = match &req.local_if {
         Some(l) => l.to_string(),
         None => derived_name(format!("v{cif}pl{}", guest.tag), "host-end", "-l LOCAL_IF")?,
@@ -27,14 +40,15 @@ pub fn plan(
         (HostIf::Name(n), None) => n.to_string(),
         (HostIf::Mac(_), None) => unreachable!("mode() refuses an unmatched mac:"),
     };
-    let mut steps = Vec::new();
+    let tag = match (switch, &req.vlan) {
+        (Switch::Ovs { .. }, Some(v)) => Some(v.id()?),
+        _ => None,
+    };
     if let Some(existing) = &host.local_if {
         if existing.up {
-            if is_same_attachment(req, existing, host, facts) {
-                return Ok(Plan::AlreadyDone(format!(
-                    "{local} on {bridge} with {cif} in {} is already as asked",
-                    guest.name
-                )));
+            if is_same_attachment(req, switch, existing, host, facts) {
+                let what = format!("{local} on {bridge} with {cif} in {} is already as asked", guest.name);
+                return Ok(Plan::AlreadyDone(what));
             }
             bail!("Link {local} exists and is up");
         }
@@ -49,27 +63,69 @@ pub fn plan(
             bail!("interface {cif} already exists in {}", guest.name);
         }
     }
-    if create {
-        steps.push(Step::CreateBridge { name: bridge.clone() });
+    let mut steps = Vec::new();
+    match switch {
+        Switch::Linux { create: true } => steps.push(Step::CreateBridge { name: bridge.clone() }),
+        Switch::Ovs { create: true } => {
+            steps.push(Step::CreateOvsBridge { name: bridge.clone(), datapath: host.ovs_datapath.clone() })
+        }
+        _ => {}
     }
     if host.local_if.is_some() {
         steps.push(Step::DeleteStaleVeth { name: local.clone() });
     }
     let mtu = host.host_if.as_ref().map_or(NEW_BRIDGE_MTU, |l| l.mtu);
-    steps.push(Step::CreateVeth { host: local, peer: cif.to_string(), mtu, bridge, mac: req.mac });
+    let master = matches!(switch, Switch::Linux { .. }).then(|| bridge.clone());
+    steps.push(Step::CreateVeth {
+        host: local.clone(),
+        peer: cif.to_string(),
+        mtu,
+        bridge: master,
+        mac: req.mac,
+    });
+    if let Switch::Ovs { .. } = switch {
+        let external_ids = external_ids(req, guest, &bridge, cif.as_str());
+        steps.push(Step::AddOvsPort { bridge, port: local, tag, external_ids });
+    }
     steps.extend(addressing::steps(req, cif.as_str(), facts));
     Ok(Plan::Steps(steps))
 }
 
-/// A re-run is harmless when the host end is our veth on this bridge, its peer is
+/// The original's `pipework.*` external ids on the port's Interface record, each
+/// only when known, so that tools written against it still find their ports.
+fn external_ids(req: &Attach, guest: &GuestId, bridge: &str, cif: &str) -> Vec<(String, String)> {
+    let mut ids = vec![("pipework.interface", cif.to_string()), ("pipework.bridge", bridge.to_string())];
+    if let Some((id, name)) = &guest.container {
+        ids.push(("pipework.containerid", id.clone()));
+        ids.push(("pipework.containername", name.clone()));
+    }
+    if let Some(pid) = guest.pid {
+        ids.push(("pipework.nspid", pid.to_string()));
+    }
+    if let Some(v) = &req.vlan {
+        ids.push(("pipework.vlan", v.as_str().to_string()));
+    }
+    ids.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// A re-run is harmless when the host end is our veth on this switch, its peer is
 /// CONTAINER_IF in this guest, and the address, MAC and gateway are as asked.
-fn is_same_attachment(req: &Attach, local: &Link, host: &HostFacts, facts: &GuestFacts) -> bool {
+fn is_same_attachment(
+    req: &Attach,
+    switch: Switch,
+    local: &Link,
+    host: &HostFacts,
+    facts: &GuestFacts,
+) -> bool {
     let (Some(bridge), Some(cif)) = (&host.host_if, &facts.container_if) else {
         return false;
     };
     let paired =
         local.is_veth() && cif.is_veth() && local.peer == Some(cif.index) && cif.peer == Some(local.index);
-    let on_bridge = bridge.is_bridge() && local.master == Some(bridge.index);
+    let on_switch = match switch {
+        Switch::Linux { .. } => bridge.is_bridge() && local.master == Some(bridge.index),
+        Switch::Ovs { .. } => host.ovs_bridge && host.ovs_ports.contains(&local.name),
+    };
     let mac_ok = req.mac.is_none() || req.mac == cif.mac;
-    paired && on_bridge && mac_ok && addressing::is_configured(req, cif, facts)
+    paired && on_switch && mac_ok && addressing::is_configured(req, cif, facts)
 }

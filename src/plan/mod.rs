@@ -12,6 +12,7 @@ mod virtual_link;
 use anyhow::{bail, Result};
 use ipnetwork::IpNetwork;
 
+pub use bridge::Switch;
 pub use step::{GuestLink, Side, Step};
 
 use crate::cli::{Attach, HostIf, IfName, IpSpec};
@@ -26,6 +27,13 @@ pub struct HostFacts {
     pub local_if: Option<Link>,
     /// With `@VLAN`: an existing `HOSTIF.VLAN`, if any.
     pub vlan_if: Option<Link>,
+    /// HOSTIF is an Open vSwitch bridge (asked of `ovs-vsctl`), and its ports.
+    pub ovs_bridge: bool,
+    pub ovs_ports: Vec<String>,
+    /// `ovs-vsctl` is installed (needed to create an `ovs*` bridge).
+    pub ovs_installed: bool,
+    /// `PIPEWORK_OVS_DATAPATH`: the datapath type of a bridge we create (e.g. `netdev`).
+    pub ovs_datapath: Option<String>,
 }
 
 /// What was read inside the guest before planning.
@@ -45,6 +53,9 @@ pub struct GuestId {
     pub name: String,
     /// `{PID}` in derived names.
     pub tag: String,
+    pub pid: Option<u32>,
+    /// A Docker container's full ID and name (with Docker's leading '/').
+    pub container: Option<(String, String)>,
 }
 
 /// How HOSTIF is handled, decided in the original's order.
@@ -79,7 +90,7 @@ pub fn mode(req: &Attach, host: &HostFacts) -> Result<Mode> {
     if let Some(link) = &host.host_if {
         return Ok(match link.kind.as_deref() {
             Some("bridge") => Mode::Bridge { create: false },
-            Some("openvswitch") => Mode::Ovs,
+            _ if host.ovs_bridge => Mode::Ovs,
             _ if link.link_type == LINK_TYPE_INFINIBAND => Mode::Ipoib,
             _ => Mode::Physical,
         });
@@ -93,6 +104,9 @@ pub fn mode(req: &Attach, host: &HostFacts) -> Result<Mode> {
     if name.starts_with("br") {
         Ok(Mode::Bridge { create: true })
     } else if name.starts_with("ovs") {
+        if !host.ovs_installed {
+            bail!("Need OVS installed on the system to create an ovs bridge");
+        }
         Ok(Mode::Ovs)
     } else if name.starts_with("dummy") {
         Ok(Mode::Dummy)
@@ -148,11 +162,11 @@ pub fn plan(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts)
             if req.vlan.is_some() {
                 bail!("VLAN configuration currently unsupported for Linux bridge.");
             }
-            bridge::plan(req, guest, create, host, facts)
+            bridge::plan(req, guest, Switch::Linux { create }, host, facts)
         }
         Mode::Physical => physical::plan(req, guest, host, facts),
         Mode::Ipoib => virtual_link::ipoib(req, guest, host, facts),
         Mode::Dummy => virtual_link::dummy(req, guest, facts),
-        Mode::Ovs => bail!("{mode} mode is not implemented yet"),
+        Mode::Ovs => bridge::plan(req, guest, Switch::Ovs { create: host.host_if.is_none() }, host, facts),
     }
 }

@@ -36,12 +36,26 @@ pub enum Step {
         name: String,
     },
     /// The veth pair, host end on the bridge, guest end born in the guest.
+    /// `bridge` is the Linux bridge to enslave the host end to (`None` for OVS,
+    /// whose port is added by [`Step::AddOvsPort`]).
     CreateVeth {
         host: String,
         peer: String,
         mtu: u32,
-        bridge: String,
+        bridge: Option<String>,
         mac: Option<Mac>,
+    },
+    /// `ovs-vsctl add-br NAME [-- set bridge NAME datapath_type=DP]`; a device must appear.
+    CreateOvsBridge {
+        name: String,
+        datapath: Option<String>,
+    },
+    /// The host end as a port of an OVS bridge, with the original's external ids.
+    AddOvsPort {
+        bridge: String,
+        port: String,
+        tag: Option<u16>,
+        external_ids: Vec<(String, String)>,
     },
     /// An 802.1Q device `PARENT.VID` on the host.
     CreateVlan {
@@ -96,6 +110,8 @@ impl Step {
             Step::CreateBridge { .. }
             | Step::DeleteStaleVeth { .. }
             | Step::CreateVeth { .. }
+            | Step::CreateOvsBridge { .. }
+            | Step::AddOvsPort { .. }
             | Step::CreateVlan { .. }
             | Step::SetHostUp { .. }
             | Step::CreateGuestLink { .. }
@@ -117,7 +133,11 @@ impl fmt::Display for Step {
             Step::CreateBridge { name } => write!(f, "ip link add {name} up type bridge"),
             Step::DeleteStaleVeth { name } => write!(f, "ip link del {name}"),
             Step::CreateVeth { host, peer, mtu, bridge, mac } => {
-                write!(f, "ip link add {host} mtu {mtu} master {bridge} up type veth peer name {peer} netns GUEST mtu {mtu}")?;
+                write!(f, "ip link add {host} mtu {mtu}")?;
+                if let Some(bridge) = bridge {
+                    write!(f, " master {bridge}")?;
+                }
+                write!(f, " up type veth peer name {peer} netns GUEST mtu {mtu}")?;
                 if let Some(mac) = mac {
                     write!(f, " address {mac}")?;
                 }
@@ -128,6 +148,26 @@ impl fmt::Display for Step {
                 write!(f, "ip link add link {parent} name {name} mtu {mtu} type vlan id {id}")
             }
             Step::SetHostUp { name } => write!(f, "ip link set {name} up"),
+            Step::CreateOvsBridge { name, datapath } => {
+                write!(f, "ovs-vsctl add-br {name}")?;
+                match datapath {
+                    Some(dp) => write!(f, " -- set bridge {name} datapath_type={dp}"),
+                    None => Ok(()),
+                }
+            }
+            Step::AddOvsPort { bridge, port, tag, external_ids } => {
+                write!(f, "ovs-vsctl --may-exist add-port {bridge} {port}")?;
+                if let Some(t) = tag {
+                    write!(f, " tag={t}")?;
+                }
+                if !external_ids.is_empty() {
+                    write!(f, " -- set Interface {port}")?;
+                    for (k, v) in external_ids {
+                        write!(f, " external-ids:{k}={v}")?;
+                    }
+                }
+                Ok(())
+            }
             Step::CreateGuestLink { name, kind, mtu, mac } => {
                 f.write_str("ip link add ")?;
                 match kind {

@@ -12,7 +12,7 @@ fn req(line: &str) -> Attach {
 }
 
 fn guest() -> GuestId {
-    GuestId { name: "web1".into(), tag: "4242".into() }
+    GuestId { name: "web1".into(), tag: "4242".into(), pid: Some(4242), container: None }
 }
 
 fn link(index: u32, name: &str, kind: Option<&str>) -> Link {
@@ -138,7 +138,7 @@ fn refusals() {
         refused("mac:02:00:00:00:00:01 web1 10.0.0.2/24", &HostFacts::default(), &none),
         "Mac address 02:00:00:00:00:01 specified for interface but no host interface matched."
     );
-    let long = GuestId { name: "x".into(), tag: "n123456789".into() };
+    let long = GuestId { name: "x".into(), tag: "n123456789".into(), pid: None, container: None };
     let e = plan(&req("br1 web1 10.0.0.2/24"), &long, &bridge(1500), &none).unwrap_err().to_string();
     assert!(e.contains("longer than 15 bytes") && e.contains("-l"), "{e}");
     let taken = GuestFacts { container_if: Some(link(3, "eth1", None)), ..Default::default() };
@@ -153,13 +153,24 @@ fn modes_in_the_originals_order() {
     let none = HostFacts::default();
     let with = |l: Link| HostFacts { host_if: Some(l), ..Default::default() };
     assert_eq!(mode(&req("br9 web1 0/0"), &none).unwrap(), Mode::Bridge { create: true });
-    assert_eq!(mode(&req("ovs9 web1 0/0"), &none).unwrap(), Mode::Ovs);
+    let with_ovs = HostFacts { ovs_installed: true, ..Default::default() };
+    assert_eq!(mode(&req("ovs9 web1 0/0"), &with_ovs).unwrap(), Mode::Ovs);
+    assert_eq!(
+        mode(&req("ovs9 web1 0/0"), &none).unwrap_err().to_string(),
+        "Need OVS installed on the system to create an ovs bridge"
+    );
     assert_eq!(mode(&req("dummy0 web1 0/0"), &none).unwrap(), Mode::Dummy);
     assert_eq!(mode(&req("brx web1 0/0"), &with(link(2, "brx", Some("veth")))).unwrap(), Mode::Physical);
     assert_eq!(
-        mode(&req("ovsbr0 web1 0/0"), &with(link(2, "ovsbr0", Some("openvswitch")))).unwrap(),
+        mode(
+            &req("ovsbr0 web1 0/0"),
+            &HostFacts { ovs_bridge: true, ..with(link(2, "ovsbr0", Some("tun"))) }
+        )
+        .unwrap(),
         Mode::Ovs
     );
+    // A tap device that ovs-vsctl does not know is just an interface.
+    assert_eq!(mode(&req("tap0 web1 0/0"), &with(link(2, "tap0", Some("tun")))).unwrap(), Mode::Physical);
     let ib = Link { link_type: 32, ..link(2, "ib0", None) };
     assert_eq!(mode(&req("ib0 web1 0/0"), &with(ib)).unwrap(), Mode::Ipoib);
     assert_eq!(
@@ -291,4 +302,61 @@ fn dummy_planner_not_end_to_end() {
     let s = steps("dummy web1 192.168.21.101/24@192.168.21.1", &HostFacts::default(), &GuestFacts::default());
     assert_eq!(s[0], "ip link add name eth1 netns GUEST type dummy");
     assert_eq!(s.last().unwrap(), "guest: ip route replace default via 192.168.21.1 dev eth1");
+}
+
+fn ovs_bridge(ports: &[&str]) -> HostFacts {
+    HostFacts {
+        host_if: Some(link(8, "ovsbr0", Some("tun"))),
+        ovs_bridge: true,
+        ovs_ports: ports.iter().map(|p| p.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn ovs_port_with_tag_and_the_originals_external_ids() {
+    let g = GuestId {
+        name: "web1".into(),
+        tag: "4242".into(),
+        pid: Some(4242),
+        container: Some(("c0ffee".into(), "/web1".into())),
+    };
+    let p =
+        plan(&req("ovsbr0 web1 192.168.10.2/24 @10"), &g, &ovs_bridge(&[]), &GuestFacts::default()).unwrap();
+    let Plan::Steps(steps) = p else { panic!("{p:?}") };
+    let s: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
+    assert_eq!(s[0], "ip link add veth1pl4242 mtu 1500 up type veth peer name eth1 netns GUEST mtu 1500");
+    assert_eq!(
+        s[1],
+        "ovs-vsctl --may-exist add-port ovsbr0 veth1pl4242 tag=10 -- set Interface veth1pl4242 \
+         external-ids:pipework.interface=eth1 external-ids:pipework.bridge=ovsbr0 \
+         external-ids:pipework.containerid=c0ffee external-ids:pipework.containername=/web1 \
+         external-ids:pipework.nspid=4242 external-ids:pipework.vlan=10"
+    );
+}
+
+#[test]
+fn ovs_bridge_created_for_an_ovs_name_with_the_chosen_datapath() {
+    let host = HostFacts { ovs_installed: true, ovs_datapath: Some("netdev".into()), ..Default::default() };
+    let s = steps("ovs-new web1 192.168.1.3/24", &host, &GuestFacts::default());
+    assert_eq!(s[0], "ovs-vsctl add-br ovs-new -- set bridge ovs-new datapath_type=netdev");
+    assert!(s[1].starts_with("ip link add veth1pl4242 mtu 1500 up type veth"), "{s:?}");
+    assert!(s[2].starts_with("ovs-vsctl --may-exist add-port ovs-new veth1pl4242 -- set"), "{s:?}");
+}
+
+#[test]
+fn ovs_rerun_of_the_same_port_changes_nothing() {
+    let (mut host, facts) = attached(true);
+    let ovs = ovs_bridge(&["veth1pl4242"]);
+    host.host_if = ovs.host_if;
+    host.ovs_bridge = true;
+    host.ovs_ports = ovs.ovs_ports;
+    host.local_if.as_mut().unwrap().master = None;
+    let p = plan(&req("ovsbr0 web1 10.0.0.2/24@10.0.0.1"), &guest(), &host, &facts).unwrap();
+    assert!(matches!(p, Plan::AlreadyDone(_)), "{p:?}");
+    host.ovs_ports.clear();
+    assert_eq!(
+        refused("ovsbr0 web1 10.0.0.2/24@10.0.0.1", &host, &facts),
+        "Link veth1pl4242 exists and is up"
+    );
 }

@@ -6,12 +6,12 @@ use std::process::{Command, Stdio};
 use crate::util::{unique, Netns};
 
 /// A container we started (`--init --network none`), removed on drop.
-struct Container {
-    name: String,
+pub(crate) struct Container {
+    pub(crate) name: String,
 }
 
 impl Container {
-    fn run() -> Container {
+    pub(crate) fn run() -> Container {
         let name = unique("pwt-c");
         let out = Command::new("docker")
             .args(["run", "-d", "--init", "--network", "none", "--name", &name, "busybox", "sleep", "600"])
@@ -26,7 +26,7 @@ impl Container {
         Command::new("docker").arg("exec").arg(&self.name).args(args).stdin(Stdio::null()).output().unwrap()
     }
 
-    fn pid(&self) -> String {
+    pub(crate) fn pid(&self) -> String {
         let out =
             Command::new("docker").args(["inspect", "-f", "{{.State.Pid}}", &self.name]).output().unwrap();
         String::from_utf8_lossy(&out.stdout).trim().to_string()

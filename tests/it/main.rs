@@ -7,6 +7,7 @@ mod announce;
 mod bridge;
 mod cli;
 mod docker;
+mod ovs;
 mod passthrough;
 mod physical;
 mod rerun;

@@ -125,10 +125,16 @@ impl Netns {
 
     /// Run the binary with its namespace set to this one (the test's "host").
     pub fn pipework(&self, args: &[&str]) -> Run {
+        self.pipework_env(args, &[])
+    }
+
+    /// The same, with extra environment variables.
+    pub fn pipework_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let out = Command::new("nsenter")
             .arg(format!("--net={}", self.path()))
             .arg(BIN)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
             .expect("run pipework");

@@ -1,0 +1,37 @@
+//! Open vSwitch steps, through `crate::ovs` (ovs-vsctl), each with its undo.
+
+use anyhow::{bail, Result};
+
+use super::{Context, Journal, Undo};
+use crate::ovs;
+
+/// `add-br`, then insist on a network device: on a kernel without the OVS datapath,
+/// `ovs-vsctl add-br` "succeeds" while nothing appears (the original carries on).
+pub async fn create_bridge(
+    ctx: &Context<'_>,
+    j: &mut Journal,
+    name: &str,
+    datapath: Option<&str>,
+) -> Result<()> {
+    ovs::add_bridge(name, datapath)?;
+    j.push(Undo::OvsDeleteBridgeIfUnused { name: name.to_string() });
+    if ctx.host.link_by_name(name).await?.is_none() {
+        bail!(
+            "Open vSwitch accepted bridge {name} but no network device appeared: this kernel has no \
+             OVS datapath (for the userspace one: PIPEWORK_OVS_DATAPATH=netdev)"
+        );
+    }
+    Ok(())
+}
+
+pub fn add_port(
+    j: &mut Journal,
+    bridge: &str,
+    port: &str,
+    tag: Option<u16>,
+    ids: &[(String, String)],
+) -> Result<()> {
+    ovs::add_port(bridge, port, tag, ids)?;
+    j.push(Undo::OvsDeletePort { bridge: bridge.to_string(), port: port.to_string() });
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! The only code that talks to Open vSwitch: `ovs-vsctl`, a stable interface, with
+//! arguments as a list (never a shell) and always `--timeout` (it waits forever
+//! when ovs-vswitchd is down). OVS_RUNDIR and friends pass through from the caller.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+/// Seconds `ovs-vsctl` may wait for the database or the switch.
+const TIMEOUT: &str = "--timeout=10";
+
+/// `ovs-vsctl` on PATH, if installed.
+pub fn vsctl_path() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join("ovs-vsctl")).find(|p| p.is_file())
+}
+
+/// Run `ovs-vsctl --timeout=10 ARGS`; its stdout, or its own error text.
+fn vsctl(args: &[&str]) -> Result<String> {
+    let path = vsctl_path().context("ovs-vsctl not found (install Debian package openvswitch-switch)")?;
+    let out = Command::new(path)
+        .arg(TIMEOUT)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run ovs-vsctl")?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        bail!("ovs-vsctl {}: {}", args.join(" "), err.trim().lines().next().unwrap_or("failed"));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Whether `name` is an OVS bridge (`ovs-vsctl br-exists`: exit 0 yes, 2 no).
+pub fn bridge_exists(name: &str) -> Result<bool> {
+    let Some(path) = vsctl_path() else {
+        return Ok(false);
+    };
+    let status = Command::new(path)
+        .args([TIMEOUT, "br-exists", name])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("cannot run ovs-vsctl")?;
+    match status.code() {
+        Some(0) => Ok(true),
+        Some(2) => Ok(false),
+        _ => bail!("ovs-vsctl br-exists {name} failed (is ovs-vswitchd running?)"),
+    }
+}
+
+/// `ovs-vsctl add-br NAME [-- set bridge NAME datapath_type=DP]`
+pub fn add_bridge(name: &str, datapath: Option<&str>) -> Result<()> {
+    let dp = datapath.map(|d| format!("datapath_type={d}"));
+    let mut args = vec!["add-br", name];
+    if let Some(dp) = &dp {
+        args.extend(["--", "set", "bridge", name, dp]);
+    }
+    vsctl(&args).map(drop)
+}
+
+/// `ovs-vsctl --if-exists del-br NAME`
+pub fn del_bridge(name: &str) -> Result<()> {
+    vsctl(&["--if-exists", "del-br", name]).map(drop)
+}
+
+/// The ports of bridge `name` (`ovs-vsctl list-ports`), without its own internal port.
+pub fn ports(name: &str) -> Result<Vec<String>> {
+    Ok(vsctl(&["list-ports", name])?.lines().map(str::to_string).collect())
+}
+
+/// `ovs-vsctl --may-exist add-port BR PORT [tag=VID] -- set Interface PORT external-ids:K=V ...`
+pub fn add_port(bridge: &str, port: &str, tag: Option<u16>, external_ids: &[(String, String)]) -> Result<()> {
+    let tag = tag.map(|t| format!("tag={t}"));
+    let ids: Vec<String> =
+        external_ids.iter().map(|(k, v)| format!("external-ids:{k}={}", quote(v))).collect();
+    let mut args = vec!["--may-exist", "add-port", bridge, port];
+    if let Some(t) = &tag {
+        args.push(t);
+    }
+    if !ids.is_empty() {
+        args.extend(["--", "set", "Interface", port]);
+        args.extend(ids.iter().map(String::as_str));
+    }
+    vsctl(&args).map(drop)
+}
+
+/// `ovs-vsctl --if-exists del-port BR PORT`
+pub fn del_port(bridge: &str, port: &str) -> Result<()> {
+    vsctl(&["--if-exists", "del-port", bridge, port]).map(drop)
+}
+
+/// ovs-vsctl parses values in its own syntax: a value with anything beyond
+/// [A-Za-z0-9_.-] (a Docker name's leading '/') is written as a quoted string.
+fn quote(v: &str) -> String {
+    if !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+        v.to_string()
+    } else {
+        format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote;
+
+    #[test]
+    fn values_are_quoted_for_ovs_vsctl_when_needed() {
+        assert_eq!(quote("eth1"), "eth1");
+        assert_eq!(quote("4242"), "4242");
+        assert_eq!(quote("/web1"), "\"/web1\"");
+        assert_eq!(quote("a\"b"), "\"a\\\"b\"");
+    }
+}
