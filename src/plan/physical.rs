@@ -20,10 +20,12 @@ pub fn plan(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts)
     refuse_taken(&cif, guest, facts)?;
     let mut steps = Vec::new();
     if req.direct_phys {
-        if req.vlan.is_some() {
-            bail!("--direct-phys moves {} itself into the guest: it takes no @VLAN", nic.name);
-        }
-        steps.push(Step::MoveIntoGuest { name: nic.name.clone(), new_name: cif.to_string(), mac: req.mac });
+        // With @VLAN it is the VLAN device `HOSTIF.VID` (made if missing) that moves in.
+        let moved = match &req.vlan {
+            None => nic.name.clone(),
+            Some(_) => parent(req, nic, host, &mut steps)?.name,
+        };
+        steps.push(Step::MoveIntoGuest { name: moved, new_name: cif.to_string(), mac: req.mac });
     } else {
         let parent = parent(req, nic, host, &mut steps)?;
         steps.push(Step::CreateGuestLink {
@@ -75,14 +77,19 @@ fn up_if_down(link: &Link, steps: &mut Vec<Step>) {
     }
 }
 
-/// A `--direct-phys` re-run: HOSTIF is gone from the host and CONTAINER_IF in the
-/// guest carries its name in its alias, configured as asked.
+/// A `--direct-phys` re-run: the moved device (HOSTIF, or `HOSTIF.VID`) is gone from
+/// the host and CONTAINER_IF in the guest carries its name in its alias, configured
+/// as asked.
 pub fn moved_already(req: &Attach, host: &HostFacts, facts: &GuestFacts, guest: &GuestId) -> Option<Plan> {
     let (HostIf::Name(name), None, Some(cif)) = (&req.host_if, &host.host_if, &facts.container_if) else {
         return None;
     };
+    let moved = match &req.vlan {
+        Some(v) => format!("{name}.{}", v.as_str()),
+        None => name.to_string(),
+    };
     let same = req.direct_phys
-        && cif.alias.as_deref() == Some(name.as_str())
+        && cif.alias.as_deref() == Some(moved.as_str())
         && (req.mac.is_none() || req.mac == cif.mac)
         && addressing::is_configured(req, cif, facts);
     same.then(|| Plan::AlreadyDone(format!("{name} is already in {} as {}", guest.name, cif.name)))

@@ -280,8 +280,17 @@ fn direct_phys_moves_the_nic_itself() {
         s,
         ["ip link set eth2 netns GUEST name container0 alias eth2", "guest: ip link set container0 up"]
     );
-    assert!(refused("--direct-phys eth2 web1 0/0 @10", &nic(true, 1500), &GuestFacts::default())
-        .contains("no @VLAN"));
+    // With @VLAN, the VLAN device moves in (made first if missing).
+    let s = steps("--direct-phys eth2 -i c0 web1 0/0 @10", &nic(true, 1500), &GuestFacts::default());
+    assert_eq!(
+        s,
+        [
+            "ip link add link eth2 name eth2.10 mtu 1500 type vlan id 10",
+            "ip link set eth2.10 up",
+            "ip link set eth2.10 netns GUEST name c0 alias eth2.10",
+            "guest: ip link set c0 up",
+        ]
+    );
 }
 
 #[test]
