@@ -122,8 +122,8 @@ async fn run(step: &Step, ctx: &Context<'_>, journal: &mut Journal) -> Result<()
         Step::CreateOvsBridge { name, datapath } => {
             ovs::create_bridge(ctx, journal, name, datapath.as_deref()).await
         }
-        Step::AddOvsPort { bridge, port, tag, external_ids } => {
-            ovs::add_port(journal, bridge, port, *tag, external_ids)
+        Step::AddOvsPort { bridge, port, tag, external_ids, existing } => {
+            ovs::add_port(journal, bridge, port, *tag, external_ids, *existing)
         }
         Step::CreateVeth { host, peer, mtu, bridge, mac } => {
             let master = match bridge {

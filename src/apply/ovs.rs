@@ -30,8 +30,11 @@ pub fn add_port(
     port: &str,
     tag: Option<u16>,
     ids: &[(String, String)],
+    existing: bool,
 ) -> Result<()> {
     ovs::add_port(bridge, port, tag, ids)?;
-    j.push(Undo::OvsDeletePort { bridge: bridge.to_string(), port: port.to_string() });
+    if !existing {
+        j.push(Undo::OvsDeletePort { bridge: bridge.to_string(), port: port.to_string() });
+    }
     Ok(())
 }

@@ -85,7 +85,8 @@ pub fn plan(
     });
     if let Switch::Ovs { .. } = switch {
         let external_ids = external_ids(req, guest, &bridge, cif.as_str());
-        steps.push(Step::AddOvsPort { bridge, port: local, tag, external_ids });
+        let existing = host.ovs_ports.contains(&local);
+        steps.push(Step::AddOvsPort { bridge, port: local, tag, external_ids, existing });
     }
     steps.extend(addressing::steps(req, cif.as_str(), facts));
     Ok(Plan::Steps(steps))

@@ -56,6 +56,8 @@ pub enum Step {
         port: String,
         tag: Option<u16>,
         external_ids: Vec<(String, String)>,
+        /// The port record exists already (a veth rebuilt after a down one): keep it on undo.
+        existing: bool,
     },
     /// An 802.1Q device `PARENT.VID` on the host.
     CreateVlan {
@@ -155,7 +157,7 @@ impl fmt::Display for Step {
                     None => Ok(()),
                 }
             }
-            Step::AddOvsPort { bridge, port, tag, external_ids } => {
+            Step::AddOvsPort { bridge, port, tag, external_ids, .. } => {
                 write!(f, "ovs-vsctl --may-exist add-port {bridge} {port}")?;
                 if let Some(t) = tag {
                     write!(f, " tag={t}")?;
