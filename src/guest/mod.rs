@@ -3,6 +3,7 @@
 //! so a PID that exits or is reused afterwards cannot send anything elsewhere.
 
 pub mod docker;
+mod lxc;
 
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -15,6 +16,7 @@ use nix::sys::statfs::fstatfs;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
     Docker { id: String, name: String },
+    Lxc,
     Pid,
     NetnsPath,
 }
@@ -50,14 +52,17 @@ impl Guest {
     /// "container web1 (pid 123)", for messages.
     pub fn describe(&self) -> String {
         match (&self.source, self.pid) {
-            (Source::Docker { .. }, Some(pid)) => format!("container {} (pid {pid})", self.name),
+            (Source::Docker { .. } | Source::Lxc, Some(pid)) => {
+                format!("container {} (pid {pid})", self.name)
+            }
             (Source::NetnsPath, Some(pid)) => format!("guest {} (pid {pid})", self.name),
             _ => format!("guest {}", self.name),
         }
     }
 }
 
-/// Resolve GUEST: `pid:N`, a path to a netns file, else a Docker container.
+/// Resolve GUEST: `pid:N`, a path to a netns file, else an LXC container, else a
+/// Docker container.
 pub fn resolve(spec: &str) -> Result<Guest> {
     if let Some(pid) = spec.strip_prefix("pid:") {
         let pid: u32 =
@@ -66,6 +71,10 @@ pub fn resolve(spec: &str) -> Result<Guest> {
     }
     if spec.starts_with('/') {
         return open(spec, pid_of_proc_path(spec), Source::NetnsPath);
+    }
+    // The original's order: an LXC container of that name first, then Docker.
+    if let Some(pid) = lxc::find(spec)? {
+        return open(spec, Some(pid), Source::Lxc);
     }
     let c = docker::inspect(spec)?;
     open(spec, Some(c.pid), Source::Docker { id: c.id, name: c.name })

@@ -7,6 +7,7 @@ mod announce;
 mod bridge;
 mod cli;
 mod docker;
+mod lxc;
 mod ovs;
 mod passthrough;
 mod physical;
