@@ -10,19 +10,23 @@ use nix::errno::Errno;
 use nix::ifaddrs::getifaddrs;
 use nix::libc;
 use nix::net::if_::InterfaceFlags;
-use nix::sched::{setns, CloneFlags};
 use nix::sys::socket::{
     bind, sendto, setsockopt, socket, sockopt, AddressFamily, LinkAddr, MsgFlags, SockFlag, SockProtocol,
     SockType, SockaddrIn6, SockaddrLike,
 };
 
+use crate::netlink::{Netlink, IPV4_ARP_NOTIFY};
 use crate::plan::{Side, Step};
 
-/// After a successful apply: announce every address the steps added in the guest.
-/// Failing to announce is a warning: the address works, neighbours just learn it later.
-pub fn after_apply(steps: &[Step], netns: BorrowedFd<'_>) {
+/// After a successful apply: announce every address the steps added in the guest
+/// (`guest` is the netlink handle there). Failing to announce is a warning: the
+/// address works, neighbours just learn it later.
+pub async fn after_apply(steps: &[Step], netns: BorrowedFd<'_>, guest: &Netlink) {
     for step in steps.iter().filter(|s| s.side() == Side::Guest) {
         if let Step::AddAddress { dev, addr, .. } = step {
+            if addr.is_ipv4() && ipv4_by_kernel(guest, dev).await.unwrap_or(false) {
+                continue;
+            }
             if let Err(e) = announce(netns, dev, addr.ip()) {
                 eprintln!("pipework: warning: cannot announce {} on {dev}: {e:#}", addr.ip());
             }
@@ -30,24 +34,41 @@ pub fn after_apply(steps: &[Step], netns: BorrowedFd<'_>) {
     }
 }
 
+/// Have the kernel send the gratuitous ARP: with `arp_notify` set on the interface,
+/// it announces each of the link's IPv4 addresses when the link's hardware address
+/// is set (NETDEV_CHANGEADDR), even to the value it already has. Two requests on the
+/// guest's netlink socket. Sending it ourselves takes a packet socket, and closing one
+/// waits out an RCU grace period (packet_release calls synchronize_net: 8-20 ms here,
+/// most of an attach). The kernel's other trigger, link up, comes too early for a
+/// bridge: the host end's port learns of the carrier later (from the linkwatch work)
+/// and drops the packet until then. `false` (or an error) where this does not apply:
+/// a link that is down or not Ethernet, or a driver that refuses its own address
+/// while up; the packet socket does it then.
+async fn ipv4_by_kernel(guest: &Netlink, dev: &str) -> Result<bool> {
+    let Some(link) = guest.link_by_name(dev).await? else {
+        return Ok(false);
+    };
+    let Some(mac) = link.mac.filter(|_| link.up && link.link_type == libc::ARPHRD_ETHER) else {
+        return Ok(false);
+    };
+    guest.set_ipv4_conf(link.index, IPV4_ARP_NOTIFY, 1).await?;
+    guest.set_mac(link.index, mac).await?;
+    Ok(true)
+}
+
 /// Announce `addr` on `ifname` inside the namespace behind `netns`.
 ///
-/// `setns(2)` moves only the calling thread, so the work happens on a short-lived
-/// thread of its own; the caller's thread (a tokio worker) never changes namespace.
+/// The work is synchronous: the thread enters the guest's namespace for it and comes
+/// back (see `crate::netns`).
 pub fn announce(netns: BorrowedFd<'_>, ifname: &str, addr: IpAddr) -> Result<()> {
-    std::thread::scope(|s| {
-        s.spawn(|| -> Result<()> {
-            setns(netns, CloneFlags::CLONE_NEWNET).context("cannot enter the guest's network namespace")?;
-            let Some(link) = local_link(ifname)? else {
-                return Ok(());
-            };
-            match addr {
-                IpAddr::V4(a) => send_arp(&link, a),
-                IpAddr::V6(a) => send_na(&link, ifname, a),
-            }
-        })
-        .join()
-        .unwrap_or_else(|_| Err(anyhow!("announce thread panicked")))
+    crate::netns::run_in(netns, || {
+        let Some(link) = local_link(ifname)? else {
+            return Ok(());
+        };
+        match addr {
+            IpAddr::V4(a) => send_arp(&link, a),
+            IpAddr::V6(a) => send_na(&link, ifname, a),
+        }
     })
 }
 

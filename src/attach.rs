@@ -11,11 +11,19 @@ use crate::plan::{self, GuestId, Plan};
 use crate::{announce, facts, Outcome};
 
 pub async fn run(req: &Attach) -> Outcome {
-    let guest = match guest::resolve(&req.guest) {
+    match Netlink::current() {
+        Ok(host) => run_on(req, &host).await,
+        Err(e) => Outcome::failed(e),
+    }
+}
+
+/// [`run`] with the host's netlink handle given: a batch shares one among its lines.
+pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
+    let guest = match resolve(&req.guest).await {
         Ok(g) => g,
         Err(e) => return Outcome::failed(e),
     };
-    match prepare(req, &guest).await {
+    match prepare(req, &guest, host).await {
         Ok((host, nl_guest, Plan::Steps(steps))) => {
             if req.dry_run {
                 let lines = steps.iter().map(|s| s.to_string()).collect();
@@ -30,7 +38,7 @@ pub async fn run(req: &Attach) -> Outcome {
             match apply::apply(&steps, &ctx).await {
                 Ok(()) => {
                     // Neighbours learn the new address now (a warning if that fails).
-                    announce::after_apply(&steps, guest.netns());
+                    announce::after_apply(&steps, guest.netns(), &nl_guest).await;
                     Outcome::Done(if req.verbose {
                         steps.iter().map(|s| s.to_string()).collect()
                     } else {
@@ -49,8 +57,21 @@ pub async fn run(req: &Attach) -> Outcome {
     }
 }
 
-async fn prepare(req: &Attach, guest: &Guest) -> Result<(Netlink, Netlink, Plan)> {
-    let host = Netlink::current()?;
+/// A Docker name is resolved over the daemon's socket (blocking I/O, ~2.5 ms): on a
+/// thread of the runtime's blocking pool, so that a batch's other lines go on meanwhile.
+/// `pid:N` and netns paths are one `open`, done in place.
+async fn resolve(spec: &str) -> Result<Guest> {
+    if spec.starts_with("pid:") || spec.starts_with('/') {
+        return guest::resolve(spec);
+    }
+    let spec = spec.to_string();
+    tokio::task::spawn_blocking(move || guest::resolve(&spec))
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("guest resolution failed: {e}")))
+}
+
+async fn prepare(req: &Attach, guest: &Guest, host: &Netlink) -> Result<(Netlink, Netlink, Plan)> {
+    let host = host.clone();
     let nl_guest = Netlink::in_netns(guest.netns())?;
     let container = match &guest.source {
         guest::Source::Docker { id, name } => Some((id.clone(), name.clone())),

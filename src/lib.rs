@@ -5,10 +5,13 @@
 mod announce;
 pub mod apply;
 mod attach;
+mod batch;
 pub mod cli;
+pub mod dhcp;
 mod facts;
 pub mod guest;
 pub mod netlink;
+mod netns;
 mod ovs;
 mod passthrough;
 pub mod plan;
@@ -42,6 +45,10 @@ impl Outcome {
 /// Run with the arguments after the program name; the process's exit code.
 pub fn main<I: IntoIterator<Item = String>>(argv: I) -> ExitCode {
     let argv: Vec<String> = argv.into_iter().collect();
+    // The detached `dhcp4-f` keeper: a hidden subcommand, never typed by a user.
+    if argv.first().map(String::as_str) == Some(dhcp::keep::SUBCOMMAND) {
+        return dhcp::keep::main(&argv[1..]);
+    }
     let parsed = match cli::parse(argv.clone()) {
         // An existing host interface wins over the `route*`/`rule*`/`tc*` prefixes,
         // in the original's order (one ioctl, only for these words).
@@ -70,6 +77,7 @@ pub fn main<I: IntoIterator<Item = String>>(argv: I) -> ExitCode {
         Invocation::Attach(a) => runtime.block_on(attach::run(&a)),
         Invocation::Passthrough(p) => passthrough::run(&p),
         Invocation::Wait { container_if, timeout } => runtime.block_on(wait::run(&container_if, timeout)),
+        Invocation::Batch(b) => runtime.block_on(batch::run(&b)),
     };
     report(outcome)
 }

@@ -52,6 +52,8 @@ pub enum Undo {
     /// A guest route we deleted: put back as it was.
     RestoreRoute(Route),
     DeleteRoute(Route),
+    /// A DHCP client left running to renew its lease (`-f` forms).
+    StopDhcp(crate::dhcp::Running),
 }
 
 /// Applied steps' inverses, newest last. Async undo cannot run in `Drop`, so the
@@ -105,6 +107,7 @@ async fn undo_one(undo: &Undo, ctx: &Context<'_>) -> Result<()> {
         Undo::DeleteAddress { index, addr } => ctx.guest.del_address(*index, *addr).await,
         Undo::RestoreRoute(route) => ctx.guest.add_route(&restorable(route), false).await,
         Undo::DeleteRoute(route) => ctx.guest.del_route(route).await,
+        Undo::StopDhcp(running) => running.stop(),
     }
 }
 
@@ -149,5 +152,6 @@ fn describe(undo: &Undo) -> String {
         Undo::DeleteAddress { addr, .. } => format!("cannot delete address {addr} in the guest"),
         Undo::RestoreRoute(r) => format!("cannot restore route {} in the guest", r.dst),
         Undo::DeleteRoute(r) => format!("cannot delete route {} in the guest", r.dst),
+        Undo::StopDhcp(running) => format!("cannot stop {running}"),
     }
 }

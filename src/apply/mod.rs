@@ -33,6 +33,8 @@ pub struct Failure {
 
 /// Apply all steps or none.
 pub async fn apply(steps: &[Step], ctx: &Context<'_>) -> Result<(), Failure> {
+    // A DHCP client that is not installed is refused before any change, as the original does.
+    crate::dhcp::preflight(steps).map_err(|error| Failure { error, rollback_errors: Vec::new() })?;
     let mut journal = Journal::default();
     for step in steps {
         if let Err(e) = run(step, ctx, &mut journal).await {
@@ -72,6 +74,7 @@ fn what(step: &Step, ctx: &Context<'_>) -> String {
             format!("cannot set the default route via {gw} on {dev} in {g}")
         }
         Step::AddRoute { dst, dev, .. } => format!("cannot add the route to {dst} on {dev} in {g}"),
+        Step::Dhcp(req) => format!("cannot get a DHCP lease with {} on {} in {g}", req.client, req.dev),
     }
 }
 
@@ -164,6 +167,7 @@ async fn run(step: &Step, ctx: &Context<'_>, journal: &mut Journal) -> Result<()
             journal.push(Undo::DeleteRoute(route));
             Ok(())
         }
+        Step::Dhcp(req) => crate::dhcp::run(req, ctx, journal).await,
     }
 }
 

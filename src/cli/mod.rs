@@ -4,6 +4,7 @@
 
 pub mod types;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -17,6 +18,19 @@ pub enum Invocation {
     Attach(Attach),
     Passthrough(Passthrough),
     Wait { container_if: IfName, timeout: Option<Duration> },
+    Batch(Batch),
+}
+
+/// `pipework --batch FILE|-`: one attachment per line of FILE (see `crate::batch`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Batch {
+    /// `None` for `-`, standard input.
+    pub file: Option<PathBuf>,
+    /// The per-line results as one JSON array on stdout.
+    pub json: bool,
+    /// `--dry-run` and `--verbose` given with `--batch` apply to every line.
+    pub dry_run: bool,
+    pub verbose: bool,
 }
 
 /// `pipework HOSTIF GUEST IPSPEC [MAC][@VLAN]` and its options.
@@ -119,6 +133,7 @@ pass through the exit status of ip or tc.";
     about = "Software-defined networking for Linux containers",
     override_usage = "pipework [OPTIONS] HOSTIF [-i CONTAINER_IF] [-l LOCAL_IF] [-a 4|6] GUEST IPSPEC [MAC][@VLAN]\n       \
                       pipework route|rule|tc GUEST ARGS...\n       \
+                      pipework --batch FILE|- [--json] [--dry-run] [--verbose]\n       \
                       pipework --wait [-i CONTAINER_IF] [--timeout SECONDS]",
     after_help = AFTER_HELP
 )]
@@ -141,6 +156,17 @@ struct RawArgs {
     /// Print each step on stderr as it is done.
     #[arg(short = 'v', long)]
     verbose: bool,
+    /// One attachment per line of FILE (`-`: standard input), in the grammar above;
+    /// `#` comments and blank lines allowed; each line all-or-nothing; exit 1 if any failed.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["wait", "args", "direct_phys", "container_if", "local_if", "family"]
+    )]
+    batch: Option<PathBuf>,
+    /// With --batch: print the per-line results as a JSON array of {line, ok, error}.
+    #[arg(long, requires = "batch")]
+    json: bool,
     /// Interface name inside the guest (default eth1; ib0 for IPoIB).
     #[arg(short = 'i', value_name = "CONTAINER_IF")]
     container_if: Option<String>,
@@ -174,6 +200,17 @@ where
 pub fn parse_without_passthrough(argv: Vec<String>) -> Result<Invocation, CliError> {
     let raw = RawArgs::try_parse_from(std::iter::once("pipework".to_string()).chain(argv))
         .map_err(CliError::Clap)?;
+    // clap leaves `requires` unchecked when the required flag conflicts with what is given.
+    if raw.json && raw.batch.is_none() {
+        let e = <RawArgs as clap::CommandFactory>::command()
+            .error(clap::error::ErrorKind::MissingRequiredArgument, "--json works with --batch FILE only");
+        return Err(CliError::Clap(e));
+    }
+    if let Some(file) = raw.batch {
+        let file = (file.as_os_str() != "-").then_some(file);
+        let (json, dry_run, verbose) = (raw.json, raw.dry_run, raw.verbose);
+        return Ok(Invocation::Batch(Batch { file, json, dry_run, verbose }));
+    }
     if raw.wait {
         return wait(raw).map_err(CliError::Invalid);
     }

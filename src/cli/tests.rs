@@ -187,3 +187,31 @@ fn help_and_version_come_from_clap() {
 fn dry_run_flag() {
     assert!(attach("--dry-run br1 web1 10.0.0.2/24").dry_run);
 }
+
+#[test]
+fn batch_forms() {
+    let want = |file: Option<&str>, json, dry_run, verbose| {
+        Invocation::Batch(Batch { file: file.map(PathBuf::from), json, dry_run, verbose })
+    };
+    assert_eq!(ok("--batch lines.txt"), want(Some("lines.txt"), false, false, false));
+    assert_eq!(ok("--batch - --json"), want(None, true, false, false));
+    assert_eq!(ok("--json --dry-run --batch=./-"), want(Some("./-"), true, true, false));
+    assert_eq!(ok("-v --batch route.txt"), want(Some("route.txt"), false, false, true));
+}
+
+#[test]
+fn batch_takes_no_attachment_of_its_own() {
+    for line in [
+        "--batch f br1 web1 10.0.0.2/24",
+        "--batch f --wait",
+        "--batch f -i eth2",
+        "--batch f --direct-phys",
+        "--json br1 web1 10.0.0.2/24",
+        "--batch",
+    ] {
+        match parse(line.split_whitespace()) {
+            Err(CliError::Clap(e)) => assert_ne!(e.exit_code(), 0, "{line}"),
+            other => panic!("{line:?} should be refused, got {other:?}"),
+        }
+    }
+}

@@ -225,6 +225,8 @@ pub enum DhcpClient {
     Udhcpc,
     Dhclient,
     Dhcpcd,
+    /// `dhcp4`: pipework's own DHCPv4 client; nothing to install on the host or in the guest.
+    Builtin,
 }
 
 impl fmt::Display for DhcpClient {
@@ -234,6 +236,7 @@ impl fmt::Display for DhcpClient {
             DhcpClient::Udhcpc => "udhcpc",
             DhcpClient::Dhclient => "dhclient",
             DhcpClient::Dhcpcd => "dhcpcd",
+            DhcpClient::Builtin => "dhcp4",
         })
     }
 }
@@ -243,7 +246,8 @@ impl fmt::Display for DhcpClient {
 pub enum IpSpec {
     /// `ADDR/PREFIX[@GATEWAY]`; `addr` is `None` for `0/0` (no address at all).
     Static { addr: Option<IpNetwork>, gateway: Option<IpAddr> },
-    /// `dhcp[:OPTS]`, `udhcpc[-f][:OPTS]`, `dhclient[-f][:OPTS]`, `dhcpcd[:OPTS]`.
+    /// `dhcp[:OPTS]`, `udhcpc[-f][:OPTS]`, `dhclient[-f][:OPTS]`, `dhcpcd[:OPTS]`,
+    /// `dhcp4[-f][:OPTS]` (the built-in client).
     Dhcp { client: DhcpClient, foreground: bool, options: Vec<String> },
 }
 
@@ -294,6 +298,8 @@ fn parse_dhcp(s: &str) -> Option<IpSpec> {
         "dhclient" => (DhcpClient::Dhclient, false),
         "dhclient-f" => (DhcpClient::Dhclient, true),
         "dhcpcd" => (DhcpClient::Dhcpcd, false),
+        "dhcp4" => (DhcpClient::Builtin, false),
+        "dhcp4-f" => (DhcpClient::Builtin, true),
         _ => return None,
     };
     // The original splits OPTIONS into words (unquoted expansion); no shell ever sees them.
@@ -442,6 +448,25 @@ mod tests {
         assert!(
             matches!(d, IpSpec::Dhcp { client: DhcpClient::DockerUdhcpc, ref options, .. } if options == &["-f"])
         );
+    }
+
+    #[test]
+    fn builtin_dhcp_forms() {
+        let d: IpSpec = "dhcp4".parse().unwrap();
+        assert_eq!(d, IpSpec::Dhcp { client: DhcpClient::Builtin, foreground: false, options: vec![] });
+        let d: IpSpec = "dhcp4-f:timeout=5 renew=2".parse().unwrap();
+        assert_eq!(
+            d,
+            IpSpec::Dhcp {
+                client: DhcpClient::Builtin,
+                foreground: true,
+                options: vec!["timeout=5".into(), "renew=2".into()]
+            }
+        );
+        assert_eq!(DhcpClient::Builtin.to_string(), "dhcp4");
+        // Not a DHCP word: falls through to the address grammar.
+        assert!("dhcp4x".parse::<IpSpec>().is_err());
+        assert!("dhcpcd-f".parse::<IpSpec>().is_err());
     }
 
     #[test]

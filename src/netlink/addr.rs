@@ -5,7 +5,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use anyhow::Result;
 use futures::TryStreamExt;
 use ipnetwork::IpNetwork;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, CacheInfo};
+use rtnetlink::packet_route::AddressFamily;
 
 use super::{ignore_gone, kernel, Netlink};
 
@@ -38,6 +39,40 @@ impl Netlink {
         let mut req = self.handle.address().add(index, net.ip(), net.prefix());
         let msg = std::mem::take(req.message_mut());
         ignore_gone(self.handle.address().del(msg).execute().await.map_err(kernel))
+    }
+
+    /// `ip -4 addr change ADDR dev INDEX valid_lft forever preferred_lft forever` for
+    /// every IPv4 address on the link whose lifetime is finite (a DHCP client's, once
+    /// nobody renews it); the address keeps its flags (dhcpcd's `noprefixroute`).
+    pub async fn make_ipv4_permanent(&self, index: u32) -> Result<()> {
+        const FOREVER: u32 = u32::MAX;
+        let msgs: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(kernel)?;
+        for msg in msgs.into_iter().filter(|m| m.header.family == AddressFamily::Inet) {
+            let finite = msg
+                .attributes
+                .iter()
+                .any(|a| matches!(a, AddressAttribute::CacheInfo(c) if c.ifa_valid != FOREVER));
+            let Some(net) = network_of(&msg).filter(|_| finite) else {
+                continue;
+            };
+            let mut change = msg.clone();
+            change.attributes.retain(|a| !matches!(a, AddressAttribute::CacheInfo(_)));
+            let mut forever = CacheInfo::default();
+            (forever.ifa_preferred, forever.ifa_valid) = (FOREVER, FOREVER);
+            change.attributes.push(AddressAttribute::CacheInfo(forever));
+            let mut req = self.handle.address().add(index, net.ip(), net.prefix()).replace();
+            *req.message_mut() = change;
+            req.execute().await.map_err(kernel)?;
+        }
+        Ok(())
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod addr;
 mod child;
+mod devconf;
 mod link;
 mod route;
 
@@ -11,11 +12,11 @@ use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd};
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
-use nix::sched::{setns, CloneFlags};
 use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, TokioSocket};
 use rtnetlink::Handle;
 
 pub use child::{ChildKind, ChildRequest};
+pub use devconf::IPV4_ARP_NOTIFY;
 pub use link::{Link, VethRequest};
 pub use route::Route;
 
@@ -40,18 +41,11 @@ impl Netlink {
 
     /// A handle for the namespace behind `netns` (an open `/proc/PID/ns/net` or similar).
     ///
-    /// `setns(2)` moves only the calling thread, so the socket is opened on a
-    /// short-lived thread of its own; a netlink socket stays bound to the
-    /// namespace it was created in after that thread is gone.
+    /// A netlink socket stays bound to the namespace it was created in, so the
+    /// thread enters the guest's only for the `socket(2)` call (see `crate::netns`).
     pub fn in_netns(netns: BorrowedFd<'_>) -> Result<Netlink> {
-        let socket = std::thread::scope(|s| {
-            s.spawn(|| -> Result<Socket> {
-                setns(netns, CloneFlags::CLONE_NEWNET)
-                    .context("cannot enter the guest's network namespace")?;
-                Socket::new(NETLINK_ROUTE).context("cannot open a netlink socket in the guest")
-            })
-            .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("netns thread panicked")))
+        let socket = crate::netns::run_in(netns, || {
+            Socket::new(NETLINK_ROUTE).context("cannot open a netlink socket in the guest")
         })?;
         Ok(Self::from_socket(socket))
     }

@@ -15,7 +15,8 @@ use ipnetwork::IpNetwork;
 pub use bridge::Switch;
 pub use step::{GuestLink, Side, Step};
 
-use crate::cli::{Attach, HostIf, IfName, IpSpec};
+use crate::cli::{Attach, HostIf, IfName};
+use crate::dhcp::DhcpRequest;
 use crate::netlink::{Link, Route};
 
 /// What was read on the host before planning.
@@ -154,10 +155,9 @@ pub fn plan(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts)
         return Ok(done);
     }
     let mode = mode(req, host)?;
-    if let IpSpec::Dhcp { client, .. } = &req.ip {
-        bail!("DHCP ({client}) is not implemented yet");
-    }
-    match mode {
+    // Checked before planning the link: `dhcp` needs a Docker guest, `dhcp4` good options.
+    let dhcp = DhcpRequest::plan(&req.ip, container_if(req, mode).as_str(), guest)?;
+    let plan = match mode {
         Mode::Bridge { create } => {
             if req.vlan.is_some() {
                 bail!("VLAN configuration currently unsupported for Linux bridge.");
@@ -168,5 +168,13 @@ pub fn plan(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts)
         Mode::Ipoib => virtual_link::ipoib(req, guest, host, facts),
         Mode::Dummy => virtual_link::dummy(req, guest, facts),
         Mode::Ovs => bridge::plan(req, guest, Switch::Ovs { create: host.host_if.is_none() }, host, facts),
-    }
+    }?;
+    // The client runs last, once the interface is up (the addressing steps end with that).
+    Ok(match (plan, dhcp) {
+        (Plan::Steps(mut steps), Some(dhcp)) => {
+            steps.push(Step::Dhcp(dhcp));
+            Plan::Steps(steps)
+        }
+        (plan, _) => plan,
+    })
 }

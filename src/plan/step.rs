@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnetwork::IpNetwork;
 
 use crate::cli::{Mac, MacvlanMode};
+use crate::dhcp::DhcpRequest;
 use crate::netlink::Route;
 
 /// Which namespace a step acts in.
@@ -104,6 +105,8 @@ pub enum Step {
         dev: String,
         replace: bool,
     },
+    /// A DHCP client for CONTAINER_IF, after it is up; shown as the client's command line.
+    Dhcp(DhcpRequest),
 }
 
 impl Step {
@@ -121,7 +124,8 @@ impl Step {
             Step::AddAddress { .. }
             | Step::LinkUp { .. }
             | Step::DeleteRoute { .. }
-            | Step::AddRoute { .. } => Side::Guest,
+            | Step::AddRoute { .. }
+            | Step::Dhcp(_) => Side::Guest,
         }
     }
 }
@@ -224,6 +228,7 @@ impl fmt::Display for Step {
                 }
                 write!(f, " dev {dev}")
             }
+            Step::Dhcp(req) => write!(f, "{req}"),
         }
     }
 }

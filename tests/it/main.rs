@@ -4,8 +4,11 @@
 mod util;
 
 mod announce;
+mod batch;
 mod bridge;
 mod cli;
+mod dhcp;
+mod dhcp_docker;
 mod docker;
 mod lxc;
 mod ovs;

@@ -1,0 +1,352 @@
+#!/usr/bin/env bash
+# bench.sh: how fast pipework attaches, side by side with the CNI reference `bridge`
+# plugin and an `ip` script doing the same steps, in one run. Run as root on Debian:
+#
+#     scripts/bench.sh
+#
+# Every scenario runs in a throw-away "host" network namespace of its own (this
+# script re-runs itself under `unshare -n`), with guests that are processes in their
+# own namespaces (`unshare -n sleep`) or Docker containers (`--network none`); no
+# traffic leaves them and the machine's own interfaces are never touched. Everything
+# it starts is stopped by PID (containers by name) at the end, even on failure.
+#
+# Packages it installs when missing (Debian): containernetworking-plugins (the CNI
+# `bridge` and `static` plugins, /usr/lib/cni), time (/usr/bin/time -v for peak RSS),
+# iproute2, util-linux; Docker through scripts/docker-up.sh (docker.io, busybox image).
+#
+# Sizes (environment): BENCH_RUNS (100) attaches per contender in (1), BENCH_DOCKER
+# (20) containers in (2), BENCH_GUESTS (1000) guests in (3) and (4).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# $EPOCHREALTIME's decimal point is the locale's.
+export LC_ALL=C
+
+CNI_DIR=/usr/lib/cni
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+
+# --- measuring ---------------------------------------------------------------------
+
+# Microseconds between two $EPOCHREALTIME values (no process is spawned to time one).
+elapsed_us() { echo $((${2/./} - ${1/./})); }
+
+# "median p10 p90" in ms of the microsecond figures in file $1 (lines $2..$3 if given).
+stats() {
+	local lines
+	if [ $# -ge 3 ]; then lines=$(sed -n "$2,$3p" "$1"); else lines=$(cat "$1"); fi
+	sort -n <<<"$lines" | awk '{ v[NR] = $1 } END {
+		n = NR
+		printf "%.2f %.2f %.2f\n", v[int((n + 1) / 2)] / 1000, v[int(n * 0.1) + 1] / 1000, v[int(n * 0.9)] / 1000 }'
+}
+
+# CPU busy percentage over half a second, all CPUs.
+cpu_busy() {
+	local u1 n1 s1 i1 w1 q1 sq1 st1 u2 n2 s2 i2 w2 q2 sq2 st2
+	read -r _ u1 n1 s1 i1 w1 q1 sq1 st1 _ </proc/stat
+	sleep 0.5
+	read -r _ u2 n2 s2 i2 w2 q2 sq2 st2 _ </proc/stat
+	local busy=$(((u2 + n2 + s2 + q2 + sq2 + st2) - (u1 + n1 + s1 + q1 + sq1 + st1)))
+	local idle=$(((i2 + w2) - (i1 + w1)))
+	echo $((100 * busy / (busy + idle + 1)))
+}
+
+# Wait (up to 10 s) until the machine is quiet: a namespace torn down by the previous
+# scenario keeps the kernel busy for a while, and that must not count against the next.
+wait_quiet() {
+	local i b=100
+	for ((i = 0; i < 20; i++)); do
+		b=$(cpu_busy)
+		[ "$b" -lt 15 ] && return 0
+	done
+	say "note: the machine stayed busy ($b% CPU): figures below may be inflated"
+}
+
+# --- inside a scenario's own network namespace -------------------------------------
+
+GUESTS=()
+stop_guests() {
+	if [ ${#GUESTS[@]} -gt 0 ]; then
+		kill "${GUESTS[@]}" 2>/dev/null || true
+		wait "${GUESTS[@]}" 2>/dev/null || true
+	fi
+}
+
+# Start $1 guests (appended to GUESTS); $2 = "noipv6" gives them IPv6 off, so that their
+# links stay silent (no DAD, MLD or router solicitations flooded to every bridge port).
+spawn_guests() {
+	local n=$1 mode=${2:-} i first=${#GUESTS[@]}
+	for ((i = 0; i < n; i++)); do
+		if [ "$mode" = noipv6 ]; then
+			unshare -n sh -c 'echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6; exec sleep 3600' \
+				</dev/null >/dev/null 2>&1 &
+		else
+			unshare -n sleep 3600 </dev/null >/dev/null 2>&1 &
+		fi
+		GUESTS+=($!)
+	done
+	# Until unshare(2) has run, /proc/PID/ns/net is still ours.
+	for ((i = first; i < ${#GUESTS[@]}; i++)); do
+		while [[ /proc/${GUESTS[i]}/ns/net -ef /proc/$BASHPID/ns/net ]]; do sleep 0.005; done
+	done
+}
+
+new_bridge() { ip link add "$1" type bridge && ip link set "$1" up; }
+
+# ADDR/16 number $2 (1-based) in 10.$1.0.0/16; its gateway is 10.$1.0.1.
+addr_of() { echo "10.$1.$(($2 / 250)).$(($2 % 250 + 2))/16"; }
+
+# The `ip` script: the same steps as pipework, one command each (as a script would).
+ip_attach() { # BRIDGE PID HOST_IF ADDR GATEWAY
+	ip link add "$3" mtu 1500 master "$1" up type veth peer name eth1 netns "$2" mtu 1500
+	nsenter -t "$2" -n ip addr add "$4" brd + dev eth1
+	nsenter -t "$2" -n ip link set eth1 up
+	nsenter -t "$2" -n ip route replace default via "$5" dev eth1
+}
+
+cni_conf() { # BRIDGE ADDR GATEWAY
+	printf '{"cniVersion":"1.0.0","name":"pwbench","type":"bridge","bridge":"%s","isGateway":false,' "$1"
+	printf '"ipMasq":false,"ipam":{"type":"static","addresses":[{"address":"%s","gateway":"%s"}],' "$2" "$3"
+	printf '"routes":[{"dst":"0.0.0.0/0","gw":"%s"}]}}\n' "$3"
+}
+
+# (1) One attach to an existing bridge, static IPv4 + gateway, guest by pid:; the three
+# contenders interleaved, each on its own bridge and guests.
+scenario_single() {
+	local n=$BENCH_RUNS i t0 t1
+	new_bridge brpw && new_bridge brcni && new_bridge brip
+	spawn_guests $((3 * n))
+	mkdir -p "$WORK/cni"
+	for ((i = 1; i <= n; i++)); do cni_conf brcni "$(addr_of 12 "$i")" 10.12.0.1 >"$WORK/cni/$i.json"; done
+	: >"$WORK/s1.pw"; : >"$WORK/s1.cni"; : >"$WORK/s1.ip"
+	wait_quiet
+	for ((i = 1; i <= n; i++)); do
+		local g1=${GUESTS[i - 1]} g2=${GUESTS[n + i - 1]} g3=${GUESTS[2 * n + i - 1]}
+		t0=$EPOCHREALTIME
+		"$PW" brpw "pid:$g1" "$(addr_of 11 "$i")@10.11.0.1"
+		t1=$EPOCHREALTIME; elapsed_us "$t0" "$t1" >>"$WORK/s1.pw"
+		t0=$EPOCHREALTIME
+		CNI_COMMAND=ADD CNI_CONTAINERID="pwbench$i" CNI_NETNS="/proc/$g2/ns/net" CNI_IFNAME=eth1 \
+			CNI_PATH=$CNI_DIR "$CNI_DIR/bridge" <"$WORK/cni/$i.json" >/dev/null
+		t1=$EPOCHREALTIME; elapsed_us "$t0" "$t1" >>"$WORK/s1.cni"
+		t0=$EPOCHREALTIME
+		ip_attach brip "$g3" "vip$i" "$(addr_of 13 "$i")" 10.13.0.1
+		t1=$EPOCHREALTIME; elapsed_us "$t0" "$t1" >>"$WORK/s1.ip"
+	done
+	# Each did its job: the last guest of each has its address and default route.
+	for g in "${GUESTS[n - 1]}" "${GUESTS[2 * n - 1]}" "${GUESTS[3 * n - 1]}"; do
+		nsenter -t "$g" -n ip -4 route show default | grep -q 'dev eth1' || { say "an attach did not land"; exit 1; }
+	done
+}
+
+# (2) The same with real Docker containers resolved through the socket (by name), and on
+# the same containers by pid: (a second interface, eth2), interleaved.
+scenario_docker() {
+	local i t0 t1 name pid
+	new_bridge brdk
+	: >"$WORK/s2.name"; : >"$WORK/s2.pid"
+	wait_quiet
+	i=0
+	while read -r name pid; do
+		i=$((i + 1))
+		t0=$EPOCHREALTIME
+		"$PW" brdk "$name" "$(addr_of 14 "$i")@10.14.0.1"
+		t1=$EPOCHREALTIME; elapsed_us "$t0" "$t1" >>"$WORK/s2.name"
+		t0=$EPOCHREALTIME
+		"$PW" brdk -i eth2 "pid:$pid" "$(addr_of 14 $((i + 500)))@10.14.0.1"
+		t1=$EPOCHREALTIME; elapsed_us "$t0" "$t1" >>"$WORK/s2.pid"
+	done <"$WORK/containers"
+}
+
+# (3) BENCH_GUESTS guests attached one after another to one bridge: $1 = by what
+# (pw: pipework; floor: bench_floor --announce, one process per attach, the bare
+# requests of the same work), $2 = guest mode.
+scenario_sequential() {
+	local n=$BENCH_GUESTS i t0 t1 g a out=$WORK/s3.$1.$2
+	new_bridge br3
+	spawn_guests "$n" "$2"
+	: >"$out"
+	wait_quiet
+	for ((i = 1; i <= n; i++)); do
+		g=${GUESTS[i - 1]} a=$(addr_of 16 "$i")
+		t0=$EPOCHREALTIME
+		if [ "$1" = pw ]; then
+			"$PW" br3 "pid:$g" "$a@10.16.0.1"
+		else
+			"$FLOOR" br3 --announce <<<"$g $a 10.16.0.1"
+		fi
+		t1=$EPOCHREALTIME; elapsed_us "$t0" "$t1" >>"$out"
+	done
+}
+
+# (4) BENCH_GUESTS attachments at once to a fresh bridge: $1 = how (batch: pipework
+# --batch; floor: bench_floor, the bare netlink requests; floor-announce: the same plus
+# the announcement; ip-batch: `ip -batch`, links only), $2 = guest mode.
+scenario_many() {
+	local n=$BENCH_GUESTS i t0 t1 out=$WORK/s4.$1.$2 lines=$WORK/lines.$1.$2
+	new_bridge br4
+	spawn_guests "$n" "$2"
+	: >"$lines"
+	for ((i = 1; i <= n; i++)); do
+		local g=${GUESTS[i - 1]} a
+		a=$(addr_of 17 "$i")
+		case $1 in
+		batch) echo "br4 pid:$g $a@10.17.0.1" ;;
+		floor*) echo "$g $a 10.17.0.1" ;;
+		ip-batch) echo "link add vb$i mtu 1500 master br4 up type veth peer name eth1 netns $g mtu 1500" ;;
+		esac >>"$lines"
+	done
+	wait_quiet
+	t0=$EPOCHREALTIME
+	case $1 in
+	batch) /usr/bin/time -f '%M' -o "$WORK/s4.rss.$2" "$PW" --batch "$lines" >"$WORK/s4.out" ;;
+	floor) "$FLOOR" br4 <"$lines" ;;
+	floor-announce) "$FLOOR" br4 --announce <"$lines" ;;
+	ip-batch) ip -batch "$lines" ;;
+	esac
+	t1=$EPOCHREALTIME
+	elapsed_us "$t0" "$t1" >"$out"
+	local ports
+	ports=$(ip -o link show master br4 | wc -l)
+	[ "$ports" = "$n" ] || { say "$1: $ports ports on the bridge, expected $n"; exit 1; }
+}
+
+# (5) Peak RSS of one attach, the largest of five.
+scenario_rss() {
+	local i
+	new_bridge br5
+	spawn_guests 5
+	for ((i = 1; i <= 5; i++)); do
+		/usr/bin/time -f '%M' -a -o "$WORK/s5.rss" "$PW" br5 "pid:${GUESTS[i - 1]}" "$(addr_of 18 "$i")@10.18.0.1"
+	done
+}
+
+if [ "${1:-}" = --inner ]; then
+	trap stop_guests EXIT
+	shift
+	"scenario_$1" "${@:2}"
+	exit 0
+fi
+
+# --- outside: build, install, run each scenario in its own namespace, report -------
+
+[ "$(id -u)" = 0 ] || { echo "bench.sh: run as root (it creates namespaces)" >&2; exit 1; }
+export BENCH_RUNS=${BENCH_RUNS:-100} BENCH_DOCKER=${BENCH_DOCKER:-20} BENCH_GUESTS=${BENCH_GUESTS:-1000}
+
+need=()
+[ -x "$CNI_DIR/bridge" ] && [ -x "$CNI_DIR/static" ] || need+=(containernetworking-plugins)
+[ -x /usr/bin/time ] || need+=(time)
+command -v ip >/dev/null || need+=(iproute2)
+command -v unshare >/dev/null && command -v nsenter >/dev/null || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+	say "installing ${need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get -o DPkg::Lock::Timeout=300 -qq update
+	apt-get -o DPkg::Lock::Timeout=300 -y -qq install --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+say "building (cargo build --release)"
+cargo build --release --quiet
+cargo build --release --quiet --example bench_floor
+WORK=$(mktemp -d /tmp/pipework-bench.XXXXXX)
+# Private copies: another build in this tree must not swap the binary mid-run.
+cp target/release/pipework "$WORK/pipework"
+cp target/release/examples/bench_floor "$WORK/bench_floor"
+export WORK PW=$WORK/pipework FLOOR=$WORK/bench_floor
+
+containers=()
+cleanup() {
+	if [ ${#containers[@]} -gt 0 ]; then docker rm -f "${containers[@]}" >/dev/null 2>&1 || true; fi
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+inner() { unshare -n bash "$0" --inner "$@"; }
+
+say "(1) one attach: pipework, CNI bridge plugin, ip script ($BENCH_RUNS each)"
+inner single
+
+docker_ok=1
+if scripts/docker-up.sh >/dev/null 2>&1; then
+	say "(2) Docker: starting $BENCH_DOCKER busybox containers"
+	for ((i = 1; i <= BENCH_DOCKER; i++)); do
+		name=pwbench-$$-$i
+		docker run -d --init --network none --name "$name" busybox sleep 3600 >/dev/null
+		containers+=("$name")
+		echo "$name $(docker inspect -f '{{.State.Pid}}' "$name")" >>"$WORK/containers"
+	done
+	inner docker
+else
+	docker_ok=0
+	say "(2) skipped: no Docker daemon (scripts/docker-up.sh failed)"
+fi
+
+for run in "pw default" "floor default" "pw noipv6" "floor noipv6"; do
+	say "(3) $BENCH_GUESTS guests one after another: $run"
+	# shellcheck disable=SC2086 # "WHO MODE": two words on purpose
+	inner sequential $run
+done
+for run in "batch default" "floor-announce default" "floor default" "ip-batch default" \
+	"batch noipv6" "floor-announce noipv6" "floor noipv6"; do
+	say "(4) $BENCH_GUESTS at once: $run"
+	# shellcheck disable=SC2086 # "HOW MODE": two words on purpose
+	inner many $run
+done
+say "(5) peak RSS"
+inner rss
+
+# --- the report ---------------------------------------------------------------------
+
+ms() { awk '{ printf "%.2f", $1 / 1000 }' "$1"; }
+s() { awk '{ printf "%.2f", $1 / 1000000 }' "$1"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+read -r pw_m pw_10 pw_90 < <(stats "$WORK/s1.pw")
+read -r cni_m cni_10 cni_90 < <(stats "$WORK/s1.cni")
+read -r ip_m ip_10 ip_90 < <(stats "$WORK/s1.ip")
+last=$((BENCH_GUESTS - 99))
+echo
+echo "pipework benchmark: $(nproc) CPUs, kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "wall time per command, including its fork and exec; ms unless said"
+echo
+echo "(1) one attach, existing bridge, static IPv4 + gateway, guest by pid: ($BENCH_RUNS runs each)"
+printf '    %-28s %8s %8s %8s\n' "" median p10 p90
+printf '    %-28s %8s %8s %8s\n' "pipework" "$pw_m" "$pw_10" "$pw_90"
+printf '    %-28s %8s %8s %8s\n' "CNI bridge plugin (static)" "$cni_m" "$cni_10" "$cni_90"
+printf '    %-28s %8s %8s %8s\n' "ip script (4 commands)" "$ip_m" "$ip_10" "$ip_90"
+echo "    pipework / CNI = $(ratio "$pw_m" "$cni_m"), pipework / ip script = $(ratio "$pw_m" "$ip_m")" \
+	"(targets: <= 5 ms, <= 0.5 x CNI)"
+if [ "$docker_ok" = 1 ]; then
+	read -r dn_m dn_10 dn_90 < <(stats "$WORK/s2.name")
+	read -r dp_m dp_10 dp_90 < <(stats "$WORK/s2.pid")
+	echo
+	echo "(2) Docker containers ($BENCH_DOCKER), resolved through the Engine API socket"
+	printf '    %-28s %8s %8s %8s\n' "by name" "$dn_m" "$dn_10" "$dn_90"
+	printf '    %-28s %8s %8s %8s\n' "same containers, by pid:" "$dp_m" "$dp_10" "$dp_90"
+	echo "    by name - (1) pipework = $(awk -v a="$dn_m" -v b="$pw_m" 'BEGIN { printf "%.2f", a - b }') ms (target: <= 3 ms)"
+fi
+echo
+echo "(3) $BENCH_GUESTS guests attached one after another to one bridge (median of 100)"
+for mode in default noipv6; do
+	label="guests as created"
+	[ "$mode" = noipv6 ] && label="guests with IPv6 off"
+	echo "    $label:"
+	for who in pw floor; do
+		read -r f _ < <(stats "$WORK/s3.$who.$mode" 1 100)
+		read -r l _ < <(stats "$WORK/s3.$who.$mode" "$last" "$BENCH_GUESTS")
+		name="pipework"
+		[ "$who" = floor ] && name="floor (same requests)"
+		printf '      %-26s first 100 %6s, last 100 %6s, last/first %s\n' "$name" "$f" "$l" "$(ratio "$l" "$f")"
+	done
+done
+echo "    (target: last/first <= 1.25; the floor is bench_floor --announce, one process per attach)"
+echo
+echo "(4) $BENCH_GUESTS attachments at once to a fresh bridge (seconds, total)"
+printf '    %-44s %12s %16s\n' "" "guests as created" "with IPv6 off"
+row() { printf '    %-44s %12s %16s\n' "$1" "$(s "$WORK/s4.$2.default")" "$([ -f "$WORK/s4.$2.noipv6" ] && s "$WORK/s4.$2.noipv6" || echo -)"; }
+row "pipework --batch" batch
+row "floor: same requests + announcement" floor-announce
+row "floor: same requests, no announcement" floor
+row "ip -batch, links only (guest ends down)" ip-batch
+echo "    (target: <= 2.5 s; the floors are one bare netlink loop, examples/bench_floor.rs)"
+echo
+echo "(5) peak RSS of one attach: $(sort -n "$WORK/s5.rss" | tail -1) KiB;" \
+	"of --batch with $BENCH_GUESTS lines: $(cat "$WORK/s4.rss.default") KiB (target: <= 10 MiB)"

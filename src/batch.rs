@@ -1,0 +1,268 @@
+//! `pipework --batch FILE`: many attachments in one run, one per line in the ordinary
+//! command-line grammar. Each line is one all-or-nothing attachment; lines run
+//! concurrently on the one runtime thread and share the host's netlink socket; the
+//! results come out in line order, then a summary line.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::{Read, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use futures::stream::{FuturesUnordered, StreamExt};
+use serde_json::{json, Value};
+
+use crate::attach;
+use crate::cli::{self, Attach, Batch, CliError, Invocation};
+use crate::netlink::Netlink;
+use crate::Outcome;
+
+/// Lines in flight at once. Link changes serialise on the kernel's RTNL lock anyway;
+/// this hides each line's own waits (Docker look-ups, thread hand-offs) behind the
+/// others' netlink work, and bounds the open descriptors (two or three per line).
+const CONCURRENCY: usize = 32;
+
+pub async fn run(req: &Batch) -> Outcome {
+    let text = match read_input(req.file.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return Outcome::failed(e),
+    };
+    let host = match Netlink::current() {
+        Ok(h) => h,
+        Err(e) => return Outcome::failed(e),
+    };
+    let mut out = Printer::new(std::io::stdout(), req.json, req.dry_run);
+    let mut jobs = Vec::new();
+    for (index, (line, parsed)) in parse_lines(&text).into_iter().enumerate() {
+        match parsed {
+            Ok(mut attach) => {
+                attach.dry_run |= req.dry_run;
+                attach.verbose |= req.verbose;
+                jobs.push(Job { line, index, attach });
+            }
+            Err(error) => out.record(index, LineResult { line, error: Some(error), steps: Vec::new() }),
+        }
+    }
+    run_jobs(jobs, &host, &mut out).await;
+    Outcome::Exit(out.finish())
+}
+
+fn read_input(file: Option<&Path>) -> Result<String> {
+    match file {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+        }
+        None => {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text).context("cannot read standard input")?;
+            Ok(text)
+        }
+    }
+}
+
+/// Every line that holds words, with its 1-based number: the attachment, or why not.
+/// Words are split as a shell splits them (quotes, backslashes, `#` comments), but
+/// no shell ever runs.
+fn parse_lines(text: &str) -> Vec<(usize, Result<Attach, String>)> {
+    let mut jobs = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let parsed = match shlex::split(line) {
+            None => Err("unbalanced quotes or a trailing backslash".to_string()),
+            Some(words) if words.is_empty() => continue,
+            Some(words) => parse_words(words),
+        };
+        jobs.push((i + 1, parsed));
+    }
+    jobs
+}
+
+fn parse_words(words: Vec<String>) -> Result<Attach, String> {
+    let parsed = match cli::parse(words.clone()) {
+        // As on the command line: an existing host interface wins over the
+        // `route*`/`rule*`/`tc*` prefixes.
+        Ok(Invocation::Passthrough(p)) if nix::net::if_::if_nametoindex(p.word.as_str()).is_ok() => {
+            cli::parse_without_passthrough(words)
+        }
+        other => other,
+    };
+    match parsed {
+        Ok(Invocation::Attach(a)) => Ok(a),
+        Ok(_) => Err("only attachments (HOSTIF GUEST IPSPEC [MAC][@VLAN]) can be batched".to_string()),
+        Err(CliError::Syntax) => Err("too few arguments (HOSTIF [options] GUEST IPSPEC [MAC][@VLAN])".into()),
+        Err(CliError::Clap(e)) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            Err(first.strip_prefix("error: ").unwrap_or(first).to_string())
+        }
+        Err(CliError::Invalid(e)) => Err(format!("{e:#}")),
+    }
+}
+
+/// One line to attach.
+struct Job {
+    /// 1-based, in the input.
+    line: usize,
+    /// Position in the output.
+    index: usize,
+    attach: Attach,
+}
+
+impl Job {
+    /// Lines with the same key may create the same thing (a bridge, `HOSTIF.VLAN`).
+    fn key(&self) -> String {
+        let vlan = self.attach.vlan.as_ref().map(|v| v.as_str().to_string()).unwrap_or_default();
+        format!("{}@{vlan}", self.attach.host_if)
+    }
+}
+
+/// What came of one line.
+#[derive(Debug, Clone, PartialEq)]
+struct LineResult {
+    line: usize,
+    /// `None` when the line succeeded.
+    error: Option<String>,
+    /// The steps, for `--dry-run` (stdout) or `--verbose` (stderr).
+    steps: Vec<String>,
+}
+
+impl LineResult {
+    fn from_outcome(line: usize, outcome: Outcome) -> LineResult {
+        let (error, steps) = match outcome {
+            Outcome::Done(steps) | Outcome::Printed(steps) => (None, steps),
+            Outcome::Failed { error, rollback_errors } => {
+                let mut text = format!("{error:#}");
+                for r in rollback_errors {
+                    text.push('\n');
+                    text.push_str(&r);
+                }
+                (Some(text), Vec::new())
+            }
+            Outcome::Exit(0) => (None, Vec::new()),
+            Outcome::Exit(code) => (Some(format!("exit status {code}")), Vec::new()),
+        };
+        LineResult { line, error, steps }
+    }
+}
+
+/// Run every job, at most [`CONCURRENCY`] at once. A line that fails undoes what it
+/// created, such as a new bridge, if nothing is plugged into it: under the feet of
+/// another line that found it made and is about to plug in. So the lines of one key
+/// go one at a time until one succeeds; what it made then holds its port for good,
+/// and the key's other lines go together.
+async fn run_jobs<W: Write>(jobs: Vec<Job>, host: &Netlink, out: &mut Printer<W>) {
+    let mut groups: Vec<VecDeque<Job>> = Vec::new();
+    let mut keys: HashMap<String, usize> = HashMap::new();
+    for job in jobs {
+        let g = *keys.entry(job.key()).or_insert_with(|| {
+            groups.push(VecDeque::new());
+            groups.len() - 1
+        });
+        groups[g].push_back(job);
+    }
+    let mut anchored = vec![false; groups.len()];
+    let mut ready: VecDeque<(usize, Job)> =
+        groups.iter_mut().enumerate().filter_map(|(g, q)| q.pop_front().map(|j| (g, j))).collect();
+    let mut in_flight = FuturesUnordered::new();
+    loop {
+        while in_flight.len() < std::env::var("PWC").ok().and_then(|v| v.parse().ok()).unwrap_or(CONCURRENCY) {
+            let Some((g, job)) = ready.pop_front() else { break };
+            in_flight.push(async move {
+                let outcome = attach::run_on(&job.attach, host).await;
+                (g, job.index, LineResult::from_outcome(job.line, outcome))
+            });
+        }
+        let Some((g, index, result)) = in_flight.next().await else { break };
+        if !anchored[g] {
+            if result.error.is_none() {
+                anchored[g] = true;
+                ready.extend(groups[g].drain(..).map(|j| (g, j)));
+            } else if let Some(next) = groups[g].pop_front() {
+                ready.push_back((g, next));
+            }
+        }
+        out.record(index, result);
+    }
+}
+
+/// Prints results in line order as soon as all earlier lines are done; keeps them for
+/// the JSON array and the summary.
+struct Printer<W: Write> {
+    out: W,
+    json: bool,
+    dry_run: bool,
+    next: usize,
+    pending: BTreeMap<usize, LineResult>,
+    done: Vec<LineResult>,
+}
+
+impl<W: Write> Printer<W> {
+    fn new(out: W, json: bool, dry_run: bool) -> Printer<W> {
+        Printer { out, json, dry_run, next: 0, pending: BTreeMap::new(), done: Vec::new() }
+    }
+
+    fn record(&mut self, index: usize, result: LineResult) {
+        self.pending.insert(index, result);
+        while let Some(r) = self.pending.remove(&self.next) {
+            self.emit(&r);
+            self.done.push(r);
+            self.next += 1;
+        }
+    }
+
+    fn emit(&mut self, r: &LineResult) {
+        if !self.dry_run {
+            for step in &r.steps {
+                eprintln!("pipework: line {}: {step}", r.line);
+            }
+        }
+        if !self.json {
+            for l in human_lines(r, self.dry_run) {
+                let _ = writeln!(self.out, "{l}");
+            }
+        }
+    }
+
+    /// The JSON array (with `--json`) and the summary; the exit status.
+    fn finish(&mut self) -> u8 {
+        let failed = self.done.iter().filter(|r| r.error.is_some()).count();
+        let ok = self.done.len() - failed;
+        let verb = if self.dry_run { "planned" } else { "attached" };
+        let summary = format!("{ok} {verb}, {failed} failed");
+        if self.json {
+            // One array, one line's object per line of text: easy on `grep` and `jq` alike.
+            let items: Vec<String> = self.done.iter().map(|r| json_of(r, self.dry_run).to_string()).collect();
+            let body = if items.is_empty() { String::new() } else { format!("\n{}\n", items.join(",\n")) };
+            let _ = writeln!(self.out, "[{body}]");
+            // stdout stays one JSON document.
+            eprintln!("pipework: {summary}");
+        } else {
+            let _ = writeln!(self.out, "{summary}");
+        }
+        let _ = self.out.flush();
+        u8::from(failed > 0)
+    }
+}
+
+/// `line N: ok`, or `line N: ERROR` (one per line of the error); with `--dry-run`,
+/// the steps first.
+fn human_lines(r: &LineResult, dry_run: bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    if dry_run {
+        lines.extend(r.steps.iter().map(|s| format!("line {}: {s}", r.line)));
+    }
+    match &r.error {
+        None => lines.push(format!("line {}: ok", r.line)),
+        Some(e) => lines.extend(e.lines().map(|l| format!("line {}: {l}", r.line))),
+    }
+    lines
+}
+
+fn json_of(r: &LineResult, dry_run: bool) -> Value {
+    let mut v = json!({ "line": r.line, "ok": r.error.is_none(), "error": r.error });
+    if dry_run {
+        v["steps"] = json!(r.steps);
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,194 @@
+//! The built-in DHCPv4 client, `dhcp4[-f][:OPTS]`: nothing to install on the host or in
+//! the guest. mozim does the packets and the RFC 2131 state machine (DISCOVER, OFFER,
+//! REQUEST, ACK; renewing at T1, rebinding at T2) over a raw socket; pipework applies
+//! the lease itself, with undo. `dhcp4-f` hands the lease to a keeper process.
+
+use std::net::Ipv4Addr;
+use std::os::fd::BorrowedFd;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use ipnetwork::Ipv4Network;
+use mozim::{DhcpV4Client, DhcpV4Config, DhcpV4Lease, DhcpV4State};
+use nix::sched::{setns, CloneFlags};
+
+use super::lease::{self, Lease};
+use super::{keep, DhcpRequest};
+use crate::apply::{Context, Journal, Undo};
+
+/// udhcpc gives up after about 30 s too (3 discovers, 3 s apart, a 20 s pause).
+const DEFAULT_TIMEOUT: u32 = 30;
+
+/// `dhcp4:` options, `key=value` words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// `timeout=SECONDS`: give up on getting a lease after this long.
+    pub timeout: u32,
+    /// `renew=SECONDS`: renew this often when the server's T1 is later (for short
+    /// tests, or a server whose leases are long).
+    pub renew: Option<u32>,
+}
+
+impl Options {
+    pub fn parse(words: &[String]) -> Result<Options> {
+        let mut opts = Options { timeout: DEFAULT_TIMEOUT, renew: None };
+        for word in words {
+            let bad = || anyhow!("invalid dhcp4 option {word:?} (expected timeout=SECONDS or renew=SECONDS)");
+            let (key, value) = word.split_once('=').ok_or_else(bad)?;
+            let secs: u32 = value.parse().ok().filter(|s| *s > 0).ok_or_else(bad)?;
+            match key {
+                "timeout" => opts.timeout = secs,
+                "renew" => opts.renew = Some(secs),
+                _ => return Err(bad()),
+            }
+        }
+        Ok(opts)
+    }
+}
+
+/// The step in words, for `--dry-run` and `--verbose`.
+pub fn describe(req: &DhcpRequest) -> Vec<String> {
+    let name = if req.foreground { "dhcp4-f" } else { "dhcp4" };
+    let mut words = vec![format!("{name} (built-in)"), "-i".into(), req.dev.clone()];
+    words.extend(["-x".to_string(), format!("hostname:{}", req.hostname)]);
+    words.extend(req.options.iter().cloned());
+    words
+}
+
+/// What mozim needs to know about the interface (it reads nothing itself).
+#[derive(Clone, Debug)]
+pub struct Interface {
+    pub dev: String,
+    pub index: u32,
+    pub mac: [u8; 6],
+    pub hostname: String,
+}
+
+/// mozim's configuration: our MAC as chaddr and client id (as udhcpc sends), our name.
+pub fn config(iface: &Interface, timeout: u32) -> Result<DhcpV4Config> {
+    let mut c = DhcpV4Config::new(&iface.dev);
+    c.set_iface_index(iface.index);
+    c.set_iface_mac_raw(&iface.mac).map_err(|e| anyhow!("{e}"))?;
+    c.set_host_name(&iface.hostname).use_mac_as_client_id().set_timeout_sec(timeout);
+    Ok(c)
+}
+
+pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
+    let opts = Options::parse(&req.options)?;
+    let link =
+        ctx.guest.link_by_name(&req.dev).await?.ok_or_else(|| anyhow!("{} has disappeared", req.dev))?;
+    let mac = link.mac.ok_or_else(|| anyhow!("{} has no MAC address", req.dev))?;
+    let iface =
+        Interface { dev: req.dev.clone(), index: link.index, mac: mac.0, hostname: req.hostname.clone() };
+    let lease = acquire(ctx.guest_ns, &iface, opts.timeout)?;
+    lease::apply(ctx.guest, link.index, &lease, journal).await?;
+    if req.foreground {
+        let running = keep::start(req, ctx.guest_ns, &iface, &lease, opts.renew)?;
+        journal.push(Undo::StopDhcp(running));
+    }
+    Ok(())
+}
+
+/// DISCOVER to ACK inside the guest. mozim opens its sockets in the calling thread's
+/// network namespace, so this runs on a thread of its own that enters the guest's,
+/// with a runtime of its own (the caller's thread never changes namespace).
+pub fn acquire(netns: BorrowedFd<'_>, iface: &Interface, timeout: u32) -> Result<Lease> {
+    std::thread::scope(|s| {
+        s.spawn(|| -> Result<Lease> {
+            setns(netns, CloneFlags::CLONE_NEWNET).context("cannot enter the guest's network namespace")?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()?;
+            let lease = rt.block_on(discover(iface, timeout))?;
+            from_mozim(&lease)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(anyhow!("DHCP thread panicked")))
+    })
+}
+
+async fn discover(iface: &Interface, timeout: u32) -> Result<DhcpV4Lease> {
+    let mut client = DhcpV4Client::init(config(iface, 0)?, None).await.map_err(|e| anyhow!("{e}"))?;
+    // Armed on the paused clock, which the skip below moves on by DESYNC_WAIT.
+    let limit = Duration::from_secs(timeout.into()) + DESYNC_WAIT;
+    match tokio::time::timeout(limit, bound(&mut client)).await {
+        Ok(lease) => lease,
+        Err(_) => bail!("no DHCP server answered on {} within {timeout} s", iface.dev),
+    }
+}
+
+/// mozim waits a random 0-200 ms before its first DISCOVER: RFC 2131 section 4.4.1's
+/// advice to hosts booting together, so that they do not all ask at once. One
+/// interface being attached has nobody to fall in step with, and that wait alone
+/// would make the client slower than udhcpc, which sends at once. The runtime starts
+/// with its clock paused: the first poll arms that wait, the clock is moved past it,
+/// and only then runs in real time (every later timer is real).
+const DESYNC_WAIT: Duration = Duration::from_millis(200);
+
+async fn bound(client: &mut DhcpV4Client) -> Result<DhcpV4Lease> {
+    let mut state = {
+        let mut first = std::pin::pin!(client.run());
+        match futures::poll!(first.as_mut()) {
+            std::task::Poll::Ready(state) => {
+                tokio::time::resume();
+                state
+            }
+            std::task::Poll::Pending => {
+                tokio::time::advance(DESYNC_WAIT).await;
+                tokio::time::resume();
+                first.await
+            }
+        }
+    };
+    loop {
+        match state {
+            Ok(DhcpV4State::Done(lease)) => return Ok(*lease),
+            Ok(_) => {}
+            Err(e) => bail!("{e}"),
+        }
+        state = client.run().await;
+    }
+}
+
+/// Our lease from mozim's. With classless static routes (RFC 3442) the router option
+/// must be ignored: their default route, if any, gives the router.
+pub fn from_mozim(l: &DhcpV4Lease) -> Result<Lease> {
+    let addr = Ipv4Network::with_netmask(l.yiaddr, l.subnet_mask)
+        .map_err(|_| anyhow!("the server gave a bad netmask {} for {}", l.subnet_mask, l.yiaddr))?;
+    let router = match &l.classless_routes {
+        Some(routes) => routes.iter().find(|r| r.prefix_length == 0).map(|r| r.router),
+        None => l.gateways.as_ref().and_then(|g| g.first().copied()),
+    };
+    let router = router.filter(|r| *r != Ipv4Addr::UNSPECIFIED);
+    Ok(Lease {
+        addr,
+        broadcast: l.broadcast_addr,
+        router,
+        server: l.srv_id,
+        t1: l.t1_sec,
+        t2: l.t2_sec,
+        secs: l.lease_time_sec,
+    })
+}
+
+/// mozim's lease from ours, to start the keeper's client in the bound state.
+pub fn to_mozim(l: &Lease) -> DhcpV4Lease {
+    let mut m = DhcpV4Lease::default();
+    m.yiaddr = l.addr.ip();
+    m.subnet_mask = l.addr.mask();
+    m.broadcast_addr = l.broadcast;
+    m.srv_id = l.server;
+    m.siaddr = l.server;
+    m.gateways = l.router.map(|r| vec![r]);
+    (m.t1_sec, m.t2_sec, m.lease_time_sec) = (l.t1, l.t2, l.secs);
+    m
+}
+
+/// `renew=N`: T1 brought forward to N seconds when the server's is later.
+pub fn shorten(mut l: DhcpV4Lease, renew: Option<u32>) -> DhcpV4Lease {
+    if let Some(r) = renew.filter(|r| *r < l.t1_sec) {
+        l.t1_sec = r;
+    }
+    l
+}
+
+/// How long the keeper waits before trying again after mozim gave up.
+pub const RETRY: Duration = Duration::from_secs(1);

@@ -1,0 +1,123 @@
+//! `dhcp[:OPTS]`: busybox udhcpc in a helper container sharing the guest container's
+//! network, as the original runs it, but removed when done (`--rm`): the plain form
+//! waits for the helper to take the lease and quit (`-q`); `dhcp:-f` leaves it
+//! renewing, in the guest's PID namespace too, so that it ends with the guest.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use nix::sys::memfd::{memfd_create, MFdFlags};
+
+use super::{find_program, lease, sandbox, DhcpRequest, Running, EXTERNAL_TIMEOUT};
+use crate::apply::{index_of, Context, Journal, Undo};
+
+/// The image the original uses; it must have udhcpc's `/etc/udhcpc/default.script`.
+const IMAGE: &str = "busybox";
+
+/// udhcpc's options ask for the foreground (`-f`, alone or among other short flags).
+fn foreground(req: &DhcpRequest) -> bool {
+    req.options
+        .iter()
+        .any(|o| o == "--foreground" || (o.starts_with('-') && !o.starts_with("--") && o.contains('f')))
+}
+
+/// One helper per guest interface, so that a leftover one is easy to name.
+fn helper_name(req: &DhcpRequest) -> String {
+    let dev: String = req.dev.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    format!("pipework-dhcp-{}-{dev}", req.hostname)
+}
+
+pub fn args(req: &DhcpRequest) -> Vec<String> {
+    let container = req.container.clone().unwrap_or_default();
+    let fg = foreground(req);
+    let mut args: Vec<String> = vec!["docker".into(), "run".into()];
+    if fg {
+        args.push("-d".into());
+    }
+    args.extend(["--rm", "--name"].map(String::from));
+    args.push(helper_name(req));
+    args.push(format!("--net=container:{container}"));
+    if fg {
+        // When the guest's first process ends, the kernel ends every process of its
+        // PID namespace: the helper with it.
+        args.push(format!("--pid=container:{container}"));
+    }
+    args.extend(["--cap-add", "NET_ADMIN", IMAGE, "udhcpc"].map(String::from));
+    if !fg {
+        args.push("-q".into());
+    }
+    args.extend(["-i".to_string(), req.dev.clone(), "-x".to_string(), format!("hostname:{}", req.hostname)]);
+    args.extend(req.options.iter().cloned());
+    args
+}
+
+pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
+    let docker = find_program("docker").ok_or_else(|| anyhow!("the docker command is not installed"))?;
+    let index = index_of(ctx.guest, &req.dev).await?;
+    let output: File = memfd_create("pipework-docker", MFdFlags::MFD_CLOEXEC)?.into();
+    let mut child = Command::new(docker)
+        .args(&args(req)[1..])
+        .stdin(Stdio::null())
+        .stdout(output.try_clone()?)
+        .stderr(output.try_clone()?)
+        .spawn()
+        .context("cannot run docker")?;
+    let name = helper_name(req);
+    let fd = sandbox::watch(child.id())?;
+    let done = tokio::time::timeout(EXTERNAL_TIMEOUT, fd.readable()).await.is_ok();
+    if !done {
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = remove(&name);
+        bail!("the helper container got no lease on {} within {} s", req.dev, EXTERNAL_TIMEOUT.as_secs());
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        let _ = remove(&name);
+        bail!("docker run failed ({status}): {}", last_line(output));
+    }
+    if foreground(req) {
+        journal.push(Undo::StopDhcp(Running::Container { name: name.clone() }));
+        wait_for_address(ctx, index, &name).await?;
+    } else {
+        // udhcpc's script sets the address without a lifetime; this is a no-op unless
+        // the image's script differs.
+        lease::make_permanent(ctx.guest, index).await?;
+    }
+    for addr in lease::ipv4_addresses(ctx.guest, index).await? {
+        journal.push(Undo::DeleteAddress { index, addr });
+    }
+    Ok(())
+}
+
+/// `dhcp:-f` returns once the helper is started: wait until its lease is on the link.
+async fn wait_for_address(ctx: &Context<'_>, index: u32, name: &str) -> Result<()> {
+    let deadline = Instant::now() + EXTERNAL_TIMEOUT;
+    while lease::ipv4_addresses(ctx.guest, index).await?.is_empty() {
+        if Instant::now() > deadline {
+            bail!("the helper container {name} got no lease within {} s", EXTERNAL_TIMEOUT.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// `docker rm -f NAME`; a helper already gone is fine.
+pub fn remove(name: &str) -> Result<()> {
+    let out = Command::new("docker").args(["rm", "-f", name]).stdin(Stdio::null()).output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() || err.contains("No such container") {
+        return Ok(());
+    }
+    bail!("docker rm -f {name}: {}", err.trim())
+}
+
+fn last_line(mut f: File) -> String {
+    let mut text = String::new();
+    let _ = f.seek(SeekFrom::Start(0));
+    let _ = f.read_to_string(&mut text);
+    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string()
+}

@@ -1,0 +1,205 @@
+//! DHCP inside the guest: the original's clients (udhcpc, dhclient, dhcpcd, and busybox
+//! udhcpc in a helper Docker container) and pipework's own DHCPv4 client (`dhcp4`).
+//!
+//! The external clients run in the guest's network namespace and in a private mount
+//! and UTS namespace of their own (see `sandbox`), so that their scripts cannot touch
+//! the host's `/etc/resolv.conf` or hostname, and two guests' dhcpcd runs never meet.
+
+pub mod builtin;
+mod dhclient;
+mod dhcpcd;
+mod docker;
+mod external;
+pub mod keep;
+mod lease;
+mod sandbox;
+mod udhcpc;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+
+use crate::apply::{Context, Journal};
+use crate::cli::{DhcpClient, IpSpec};
+use crate::plan::{GuestId, Step};
+
+/// How long an external client may take to get its lease before it is stopped and
+/// everything undone. dhclient gives up by itself after 60 s (its `timeout`), and
+/// must be let to say so; udhcpc without `-n` would try for ever.
+const EXTERNAL_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// One DHCP run, as planned: everything the client needs, nothing read from the system.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DhcpRequest {
+    /// CONTAINER_IF.
+    pub dev: String,
+    pub client: DhcpClient,
+    /// A `-f` form: the client stays and renews the lease.
+    pub foreground: bool,
+    pub options: Vec<String>,
+    /// Sent to the server, and part of the pid and lease file names.
+    pub hostname: String,
+    /// The Docker container's ID (the `dhcp` helper joins its namespaces).
+    pub container: Option<String>,
+    /// The guest's process, which the built-in `dhcp4-f` client lives as long as.
+    pub pid: Option<u32>,
+}
+
+impl DhcpRequest {
+    /// The DHCP step for `IPSPEC` on `dev`, or `None` for a static IPSPEC. Refuses
+    /// what can be refused before any change: `dhcp` for a guest that is not a
+    /// Docker container, and bad `dhcp4` options.
+    pub fn plan(ip: &IpSpec, dev: &str, guest: &GuestId) -> Result<Option<DhcpRequest>> {
+        let IpSpec::Dhcp { client, foreground, options } = ip else {
+            return Ok(None);
+        };
+        let container = guest.container.as_ref().map(|(id, _)| id.clone());
+        if *client == DhcpClient::DockerUdhcpc && container.is_none() {
+            bail!(
+                "DHCP client dhcp runs udhcpc in a helper Docker container, and {} is not a Docker \
+                 container; use udhcpc, dhclient, dhcpcd or dhcp4",
+                guest.name
+            );
+        }
+        if *client == DhcpClient::Builtin {
+            builtin::Options::parse(options)?;
+        }
+        Ok(Some(DhcpRequest {
+            dev: dev.to_string(),
+            client: *client,
+            foreground: *foreground,
+            options: options.clone(),
+            hostname: hostname(guest),
+            container,
+            pid: guest.pid,
+        }))
+    }
+
+    /// The command that runs, word by word (the `dhcp4` client runs in-process).
+    pub fn command_line(&self) -> Vec<String> {
+        match self.client {
+            DhcpClient::Udhcpc => udhcpc::args(self),
+            DhcpClient::Dhclient => dhclient::args(self),
+            DhcpClient::Dhcpcd => dhcpcd::args(self),
+            DhcpClient::DockerUdhcpc => docker::args(self),
+            DhcpClient::Builtin => builtin::describe(self),
+        }
+    }
+
+    /// `/var/run/NAME.HOSTNAME.pid`, the original's pid file naming.
+    fn pid_file(&self, name: &str) -> PathBuf {
+        PathBuf::from(format!("/var/run/{name}.{}.pid", self.hostname))
+    }
+}
+
+impl fmt::Display for DhcpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.command_line().join(" "))
+    }
+}
+
+/// The name the guest goes by: a Docker container's own name (without Docker's
+/// leading '/'), else GUEST made into a host name (`pid:123` gives `pid-123`).
+fn hostname(guest: &GuestId) -> String {
+    if let Some((_, name)) = &guest.container {
+        return name.trim_start_matches('/').to_string();
+    }
+    let raw = match guest.pid {
+        Some(pid) if guest.name.starts_with("pid:") || guest.name.starts_with("/proc/") => {
+            format!("pid-{pid}")
+        }
+        _ => guest.name.rsplit('/').find(|p| !p.is_empty()).unwrap_or_default().to_string(),
+    };
+    // A host name is letters, digits and '-' (RFC 952); anything else would be refused
+    // by the server, or make an odd file name.
+    let clean: String =
+        raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
+    match clean.trim_matches('-') {
+        "" => "guest".to_string(),
+        c => c.to_string(),
+    }
+}
+
+/// Run the DHCP step: the lease is on `dev` when this returns, or nothing is left running.
+pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
+    match req.client {
+        DhcpClient::Udhcpc => udhcpc::run(req, ctx, journal).await,
+        DhcpClient::Dhclient => dhclient::run(req, ctx, journal).await,
+        DhcpClient::Dhcpcd => dhcpcd::run(req, ctx, journal).await,
+        DhcpClient::DockerUdhcpc => docker::run(req, ctx, journal).await,
+        DhcpClient::Builtin => builtin::run(req, ctx, journal).await,
+    }
+}
+
+/// Before any change, as the original checks: every external client asked for is installed.
+pub fn preflight(steps: &[Step]) -> Result<()> {
+    for step in steps {
+        if let Step::Dhcp(req) = step {
+            match req.client {
+                DhcpClient::Udhcpc | DhcpClient::Dhclient | DhcpClient::Dhcpcd => {
+                    find_client(&req.client.to_string())?;
+                }
+                DhcpClient::DockerUdhcpc => {
+                    find_program("docker").ok_or_else(|| {
+                        anyhow!("DHCP client dhcp needs the docker command, and I can't find it.")
+                    })?;
+                }
+                DhcpClient::Builtin => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The client's path, or the original's message for a missing one.
+fn find_client(name: &str) -> Result<PathBuf> {
+    find_program(name).ok_or_else(|| anyhow!("You asked for DHCP client {name}, but I can't find it."))
+}
+
+/// Look `name` up in PATH, then in the sbin directories a non-login root shell may lack.
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let sbin = ["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from);
+    std::env::split_paths(&path).chain(sbin).map(|d| d.join(name)).find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// A client left running for a `-f` form, stopped by the undo of the DHCP step.
+#[derive(Debug)]
+pub enum Running {
+    /// Every process in the client's private mount namespace (it may have forked).
+    Sandbox { client: String, mnt_ns: u64 },
+    /// The built-in client's keeper process, and the pid file that names it.
+    Keeper { pid: u32, pid_file: PathBuf },
+    /// The `dhcp:-f` helper container.
+    Container { name: String },
+}
+
+impl Running {
+    pub fn stop(&self) -> Result<()> {
+        match self {
+            Running::Sandbox { mnt_ns, .. } => sandbox::kill_all(*mnt_ns, nix::sys::signal::Signal::SIGTERM),
+            Running::Keeper { pid, pid_file } => keep::stop(*pid, pid_file),
+            Running::Container { name } => docker::remove(name),
+        }
+    }
+}
+
+impl fmt::Display for Running {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Running::Sandbox { client, .. } => write!(f, "the DHCP client {client}"),
+            Running::Keeper { pid, .. } => write!(f, "the DHCP client dhcp4 (pid {pid})"),
+            Running::Container { name } => write!(f, "the DHCP helper container {name}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

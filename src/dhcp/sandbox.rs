@@ -1,0 +1,225 @@
+//! A private world for an external DHCP client: the guest's network namespace, plus a
+//! mount and UTS namespace of its own in which `/etc/resolv.conf`, the hostname and
+//! the client's state directories are private. Whatever its scripts write there (the
+//! Debian udhcpc and dhclient scripts rewrite resolv.conf and may set the hostname)
+//! stays there, and every process it forks can be found again by that namespace.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use nix::mount::{mount, MsFlags};
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::sys::memfd::{memfd_create, MFdFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{sethostname, Pid};
+use tokio::io::unix::AsyncFd;
+
+/// What to run, and what to make private for it.
+pub struct Spec<'a> {
+    pub program: &'a Path,
+    pub args: &'a [String],
+    /// The hostname the client sees (dhclient sends `gethostname()` by default).
+    pub hostname: &'a str,
+    /// Directories hidden under an empty tmpfs (dhcpcd's run and lease directories,
+    /// which all guests would otherwise share).
+    pub private_dirs: &'a [&'a str],
+}
+
+/// A started client.
+pub struct Sandboxed {
+    child: Child,
+    /// The inode of its private mount namespace: every process it forks is in it.
+    pub mnt_ns: u64,
+    /// Its stdout and stderr, kept in memory for the error message.
+    output: File,
+}
+
+/// Start `spec` in the guest's network namespace and a private mount and UTS namespace.
+pub fn spawn(spec: &Spec<'_>, netns: BorrowedFd<'_>) -> Result<Sandboxed> {
+    let program = spec.program.display();
+    let resolv = PrivateResolv::create()?;
+    let output: File = memfd_create("pipework-dhcp", MFdFlags::MFD_CLOEXEC)
+        .context("cannot create a buffer for the client's output")?
+        .into();
+    let setup = Setup {
+        netns: netns.as_raw_fd(),
+        resolv: resolv.as_ref().map(|r| cstring(&r.0)).transpose()?,
+        private_dirs: spec.private_dirs.iter().map(|d| cstring(Path::new(d))).collect::<Result<_>>()?,
+        hostname: spec.hostname.to_string(),
+    };
+    for dir in spec.private_dirs {
+        // The mount point must exist; the client would create it on the host anyway.
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {dir}"))?;
+    }
+    let mut cmd = Command::new(spec.program);
+    cmd.args(spec.args).stdin(Stdio::null()).stdout(output.try_clone()?).stderr(output.try_clone()?);
+    // SAFETY: the closure runs in the forked child before exec and only makes system
+    // calls on values prepared beforehand (no allocation, no locks).
+    unsafe { cmd.pre_exec(move || setup.enter()) };
+    let child = cmd.spawn().with_context(|| format!("cannot start {program}"))?;
+    // The copy is mounted in the child's namespace by now (spawn returns after exec):
+    // unlinking it leaves nothing on the host, and the mount keeps it alive.
+    drop(resolv);
+    let mnt_ns = std::fs::metadata(format!("/proc/{}/ns/mnt", child.id())).map(|m| m.ino()).unwrap_or(0);
+    Ok(Sandboxed { child, mnt_ns, output })
+}
+
+fn cstring(p: &Path) -> Result<CString> {
+    CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| anyhow!("bad path {}", p.display()))
+}
+
+/// Everything the child does between fork and exec, prepared by the parent.
+struct Setup {
+    netns: RawFd,
+    resolv: Option<CString>,
+    private_dirs: Vec<CString>,
+    hostname: String,
+}
+
+impl Setup {
+    fn enter(&self) -> std::io::Result<()> {
+        // SAFETY: the parent keeps the guest's netns fd open until after the spawn.
+        let netns = unsafe { BorrowedFd::borrow_raw(self.netns) };
+        setns(netns, CloneFlags::CLONE_NEWNET)?;
+        unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS)?;
+        // Mounts made below must not propagate back to the host's namespace.
+        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>)?;
+        if let Some(copy) = &self.resolv {
+            mount(Some(copy.as_c_str()), "/etc/resolv.conf", None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
+        }
+        for dir in &self.private_dirs {
+            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+            mount(Some("tmpfs"), dir.as_c_str(), Some("tmpfs"), flags, Some("mode=0755"))?;
+        }
+        sethostname(&self.hostname)?;
+        close_inherited();
+        Ok(())
+    }
+}
+
+/// Descriptors pipework itself inherited without close-on-exec (a caller's pipe) must
+/// not live on in a daemon: one held open makes the caller wait for ever for EOF.
+pub fn close_inherited() {
+    // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only marks descriptors; the
+    // ones std uses to report a failed exec are close-on-exec already.
+    unsafe { nix::libc::syscall(nix::libc::SYS_close_range, 3u32, u32::MAX, nix::libc::CLOSE_RANGE_CLOEXEC) };
+}
+
+/// A copy of the host's `/etc/resolv.conf` in /run, bind-mounted over the real one
+/// in the client's namespace; removed from /run as soon as the client has started.
+struct PrivateResolv(PathBuf);
+
+impl PrivateResolv {
+    fn create() -> Result<Option<PrivateResolv>> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        // No resolv.conf on the host: nothing to protect (and nothing to mount over).
+        let Ok(content) = std::fs::read("/etc/resolv.conf") else {
+            return Ok(None);
+        };
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path = PathBuf::from(format!("/run/pipework-resolv.{}.{n}", std::process::id()));
+        std::fs::write(&path, content).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Some(PrivateResolv(path)))
+    }
+}
+
+impl AsRef<Path> for PrivateResolv {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for PrivateResolv {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl Sandboxed {
+    /// Wait for the process we started to exit; `None` once `limit` has passed.
+    pub async fn wait(&mut self, limit: Duration) -> Result<Option<ExitStatus>> {
+        let fd = watch(self.child.id())?;
+        match tokio::time::timeout(limit, fd.readable()).await {
+            Ok(ready) => {
+                let _exited = ready.context("cannot watch the client")?;
+                Ok(Some(self.child.wait().context("cannot wait for the client")?))
+            }
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The last line the client printed, for error messages.
+    pub fn last_words(&mut self) -> String {
+        let mut text = String::new();
+        let _ = self.output.seek(SeekFrom::Start(0));
+        let _ = self.output.read_to_string(&mut text);
+        text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string()
+    }
+
+    /// Stop everything the client started, at once.
+    pub fn kill(&mut self) {
+        let _ = kill_all(self.mnt_ns, Signal::SIGKILL);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A pidfd for `pid`: readable once the process has exited.
+pub fn pidfd(pid: u32) -> Result<OwnedFd> {
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid as nix::libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("cannot watch process {pid}"));
+    }
+    // SAFETY: the kernel just gave us this fd, and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// The pidfd of `pid`, registered with the runtime: `.readable()` once it has exited.
+pub fn watch(pid: u32) -> Result<AsyncFd<OwnedFd>> {
+    let fd = pidfd(pid)?;
+    // SAFETY: the AsyncFd owns the pidfd, which nothing else closes or replaces.
+    unsafe { AsyncFd::register(fd) }.with_context(|| format!("cannot watch process {pid}"))
+}
+
+/// Send `first` to every process in mount namespace `mnt_ns`, then SIGKILL to any
+/// still there after half a second; return once none is left.
+pub fn kill_all(mnt_ns: u64, first: Signal) -> Result<()> {
+    if mnt_ns == 0 {
+        return Ok(());
+    }
+    for round in 0..60 {
+        let pids = in_mount_ns(mnt_ns);
+        if pids.is_empty() {
+            return Ok(());
+        }
+        let signal = if round < 25 { first } else { Signal::SIGKILL };
+        for pid in pids {
+            let _ = kill(pid, signal);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("some of its processes would not end")
+}
+
+/// The processes whose mount namespace is `mnt_ns` (zombies have none and are skipped).
+fn in_mount_ns(mnt_ns: u64) -> Vec<Pid> {
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| std::fs::metadata(format!("/proc/{pid}/ns/mnt")).is_ok_and(|m| m.ino() == mnt_ns))
+        .map(|pid| Pid::from_raw(pid as i32))
+        .collect()
+}

@@ -1,0 +1,298 @@
+//! DHCP end to end: Debian's dnsmasq serving leases in a namespace of its own on the
+//! test's bridge, and the real clients (udhcpc, dhclient, dhcpcd) and the built-in one
+//! taking them for guests in their own namespaces. Each test checks the lease, the
+//! default route, the host's resolv.conf untouched, and which client processes remain.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{assert_same, unique, Netns};
+
+/// The subnet dnsmasq serves; every test has its own bridge, so they never meet.
+const SERVER: &str = "10.77.0.1";
+
+/// dnsmasq on `br1` in `host`, in a namespace of its own; killed and cleaned on drop.
+pub struct Dnsmasq {
+    _ns: Netns,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Dnsmasq {
+    pub fn start(host: &Netns) -> Dnsmasq {
+        let ns = Netns::new();
+        host.pipework(&["br1", &ns.guest(), "0/0"]).ok();
+        ns.sh("ip", &["addr", "add", &format!("{SERVER}/24"), "dev", "eth1"]);
+        let dir = std::env::temp_dir().join(unique("pwt-dnsmasq"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str| dir.join(name).display().to_string();
+        let child = Command::new("nsenter")
+            .arg(format!("--net={}", ns.path()))
+            .args([
+                "dnsmasq",
+                "--no-daemon",
+                "--no-ping",
+                "--port=0",
+                "--bind-interfaces",
+                "--interface=eth1",
+            ])
+            .args(["--dhcp-range=10.77.0.50,10.77.0.150,255.255.255.0,2m", "--dhcp-option=3,10.77.0.1"])
+            // A name server in the lease, so that the clients' scripts do write resolv.conf.
+            .args(["--dhcp-option=6,10.77.0.53", "--log-dhcp"])
+            .arg(format!("--dhcp-leasefile={}", file("leases")))
+            .arg(format!("--pid-file={}", file("pid")))
+            .arg(format!("--log-facility={}", file("log")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq (Debian's dnsmasq-base)");
+        let server = Dnsmasq { _ns: ns, child, dir };
+        server.wait_for_log("DHCP, sockets bound");
+        server
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+
+    /// Wait (bounded) until dnsmasq's log has `text`.
+    pub fn wait_for_log(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.log().contains(text) {
+            assert!(Instant::now() < deadline, "dnsmasq never logged {text:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The leased IPv4 address of eth1 in `guest`, after checking the default route.
+pub fn leased(guest: &Netns) -> String {
+    let v = guest.ip_j(&["-4", "addr", "show", "dev", "eth1"]);
+    let addr = v[0]["addr_info"][0]["local"].as_str().unwrap_or_else(|| panic!("no IPv4 on eth1: {v}"));
+    assert!(addr.starts_with("10.77.0.") && addr != SERVER, "{addr}");
+    let def = guest.ip_j(&["-4", "route", "show", "default"]);
+    assert_eq!(def[0]["gateway"], SERVER, "default route: {def}");
+    assert_eq!(def[0]["dev"], "eth1", "default route: {def}");
+    addr.to_string()
+}
+
+/// Processes living in `guest`'s network namespace, other than the guest's own.
+pub fn others_in(guest: &Netns) -> Vec<u32> {
+    let ino = std::fs::metadata(guest.path()).unwrap().ino();
+    let pids = std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok());
+    pids.filter(|p: &u32| *p != guest.pid())
+        .filter(|p| std::fs::metadata(format!("/proc/{p}/ns/net")).is_ok_and(|m| m.ino() == ino))
+        .collect()
+}
+
+/// A client left running on purpose (`-f`), found by its pid file; killed on drop.
+pub struct PidFile(pub PathBuf);
+
+impl PidFile {
+    pub fn pid(&self) -> u32 {
+        let text = std::fs::read_to_string(&self.0).unwrap_or_else(|e| panic!("{}: {e}", self.0.display()));
+        text.trim().parse().unwrap()
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Ok(text) = std::fs::read_to_string(&self.0) {
+            if let Ok(pid) = text.trim().parse::<i32>() {
+                let _ = Command::new("kill").arg(pid.to_string()).status();
+            }
+        }
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Files a client leaves on the host on purpose (dhclient's lease files), removed on drop.
+pub struct Leftovers(pub Vec<PathBuf>);
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+/// Two guests that took `ipspec` from one server, with all they live in.
+struct World {
+    a: Netns,
+    b: Netns,
+    _leftovers: Leftovers,
+    _server: Dnsmasq,
+    _host: Netns,
+}
+
+/// Two guests take `ipspec` from one server: both leased, different addresses,
+/// resolv.conf on the host byte-identical.
+fn two_guests_lease(ipspec: &str) -> World {
+    let host = Netns::new();
+    let server = Dnsmasq::start(&host);
+    let before = std::fs::read("/etc/resolv.conf").unwrap();
+    let (a, b) = (Netns::new(), Netns::new());
+    let lease_file = |g: &Netns| PathBuf::from(format!("/etc/dhclient/dhclient.pid-{}.leases", g.pid()));
+    let leftovers = Leftovers(vec![lease_file(&a), lease_file(&b)]);
+    host.pipework(&["br1", &a.guest(), ipspec]).ok();
+    host.pipework(&["br1", &b.guest(), ipspec]).ok();
+    assert_ne!(leased(&a), leased(&b), "two guests, two leases");
+    assert_eq!(before, std::fs::read("/etc/resolv.conf").unwrap(), "the host's resolv.conf changed");
+    World { a, b, _leftovers: leftovers, _server: server, _host: host }
+}
+
+fn leaves_no_client(ipspec: &str) {
+    let w = two_guests_lease(ipspec);
+    for g in [&w.a, &w.b] {
+        assert_eq!(others_in(g), Vec::<u32>::new(), "{ipspec}: processes left in {}", g.guest());
+        let perm = g.ip_j(&["-4", "addr", "show", "dev", "eth1"]);
+        assert_eq!(
+            perm[0]["addr_info"][0]["valid_life_time"], 4294967295u64,
+            "{ipspec}: not permanent: {perm}"
+        );
+    }
+}
+
+#[test]
+fn udhcpc_leases_and_quits() {
+    leaves_no_client("udhcpc");
+}
+
+#[test]
+fn udhcpc_with_options() {
+    leaves_no_client("udhcpc:-t 5 -T 1");
+}
+
+#[test]
+fn dhclient_leases_and_is_stopped() {
+    leaves_no_client("dhclient");
+}
+
+#[test]
+fn dhcpcd_leases_and_leaves_no_daemon() {
+    leaves_no_client("dhcpcd");
+}
+
+#[test]
+fn builtin_client_leases() {
+    leaves_no_client("dhcp4");
+}
+
+/// `-f`: the client stays, renewing, findable by its pid file, inside the guest.
+fn keeps_renewing(ipspec: &str, name: &str) {
+    let w = two_guests_lease(ipspec);
+    for g in [&w.a, &w.b] {
+        let file = PidFile(format!("/var/run/{name}.pid-{}.pid", g.pid()).into());
+        let pid = file.pid();
+        assert_eq!(others_in(g), vec![pid], "{ipspec}: the pid file names the one client in {}", g.guest());
+    }
+}
+
+#[test]
+fn udhcpc_f_stays_renewing() {
+    keeps_renewing("udhcpc-f", "udhcpc");
+}
+
+#[test]
+fn dhclient_f_stays_renewing() {
+    keeps_renewing("dhclient-f", "dhclient");
+}
+
+#[test]
+fn builtin_f_renews_and_ends_with_the_guest() {
+    let host = Netns::new();
+    let server = Dnsmasq::start(&host);
+    let guest = Netns::new();
+    host.pipework(&["br1", &guest.guest(), "dhcp4-f:renew=1", "U:dhcp4-test"]).ok();
+    let addr = leased(&guest);
+    // The MAC asked for, and the guest's name as hostname.
+    let ack = format!("DHCPACK(eth1) {addr} 02:2f:85:a0:7e:15 pid-{}", guest.pid());
+    assert!(server.log().contains(&ack), "{ack:?} not in:\n{}", server.log());
+    let file = PidFile(format!("/var/run/dhcp4.pid-{}.pid", guest.pid()).into());
+    let keeper = file.pid();
+    assert_eq!(others_in(&guest), vec![keeper]);
+    // dnsmasq acknowledges the first request, then a renewal (unicast, from the address).
+    let status = file.0.with_extension("lease");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&status).unwrap_or_default().contains("renewals=1") {
+        assert!(Instant::now() < deadline, "no renewal: {:?}", std::fs::read_to_string(&status));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let acks = server.log().matches(&format!("DHCPACK(eth1) {addr} ")).count();
+    assert!(acks >= 2, "dnsmasq saw {acks} acks:\n{}", server.log());
+    // The guest goes: the keeper ends by itself, and takes its files with it.
+    drop(guest);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{keeper}")).exists() && !is_zombie(keeper) {
+        assert!(Instant::now() < deadline, "the keeper outlived its guest");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!file.0.exists() && !status.exists());
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z"))
+}
+
+#[test]
+fn builtin_without_server_times_out_and_undoes_everything() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    let line = host.pipework(&["br1", &guest.guest(), "dhcp4:timeout=1"]).failed();
+    assert_eq!(
+        line,
+        format!(
+            "pipework: cannot get a DHCP lease with dhcp4 on eth1 in guest {}: no DHCP server answered on eth1 within 1 s",
+            guest.guest()
+        )
+    );
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+}
+
+#[test]
+fn external_client_without_a_lease_fails_and_undoes_everything() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    // No server, and -n: udhcpc gives up after one discover and a one-second wait.
+    let line = host.pipework(&["br1", &guest.guest(), "udhcpc:-n -t 1 -T 1"]).failed();
+    let head = format!("pipework: cannot get a DHCP lease with udhcpc on eth1 in guest {}: ", guest.guest());
+    assert!(line.starts_with(&head) && line.contains("udhcpc failed (exit status: 1)"), "{line}");
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+    assert_eq!(others_in(&guest), Vec::<u32>::new());
+}
+
+#[test]
+fn dry_run_shows_the_client_command_line() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let out = host.pipework(&["--dry-run", "br1", &guest.guest(), "udhcpc:-t 5"]).ok().stdout;
+    let p = guest.pid();
+    let want = format!("guest: udhcpc -qi eth1 -x hostname:pid-{p} -p /var/run/udhcpc.pid-{p}.pid -t 5");
+    assert_eq!(out.lines().last(), Some(want.as_str()), "{out}");
+    assert!(host.link("br1").is_none(), "nothing made");
+}
+
+#[test]
+fn docker_mode_refused_for_a_guest_that_is_no_container() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let line = host.pipework(&["br1", &guest.guest(), "dhcp"]).failed();
+    assert!(line.contains("is not a Docker container"), "{line}");
+    assert!(host.link("br1").is_none(), "nothing made");
+}

@@ -1,0 +1,93 @@
+//! The `dhcp` mode against the real Docker daemon: busybox udhcpc in a helper
+//! container (the locally built `busybox` image) sharing a test container's network,
+//! leasing from dnsmasq on the test's bridge.
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::dhcp::Dnsmasq;
+use crate::util::{unique, Netns};
+
+/// A container with no network of its own (`--init`, so that it stops at once), removed on drop.
+struct Container {
+    name: String,
+}
+
+impl Container {
+    fn run() -> Container {
+        let name = unique("pwt-dhcp");
+        let out =
+            docker(&["run", "-d", "--init", "--network", "none", "--name", &name, "busybox", "sleep", "600"]);
+        assert!(out.status.success(), "docker run: {}", String::from_utf8_lossy(&out.stderr));
+        Container { name }
+    }
+
+    /// eth1's IPv4 address and the default route, as the container sees them.
+    fn lease(&self) -> (String, String) {
+        let text = |o: Output| String::from_utf8_lossy(&o.stdout).into_owned();
+        let addr = text(docker(&["exec", &self.name, "ip", "-4", "addr", "show", "eth1"]));
+        let addr =
+            addr.split_whitespace().skip_while(|w| *w != "inet").nth(1).unwrap_or_default().to_string();
+        (addr, text(docker(&["exec", &self.name, "ip", "route", "show", "default"])))
+    }
+
+    /// The helper containers for this one, running or not.
+    fn helpers(&self) -> String {
+        let filter = format!("name=pipework-dhcp-{}-", self.name);
+        let out = docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.name]).stdout(Stdio::null()).status();
+    }
+}
+
+fn docker(args: &[&str]) -> Output {
+    Command::new("docker").args(args).stdin(Stdio::null()).output().expect("docker (scripts/docker-up.sh)")
+}
+
+#[test]
+fn dhcp_mode_leases_through_a_helper_that_is_then_gone() {
+    let host = Netns::new();
+    let _server = Dnsmasq::start(&host);
+    let before = std::fs::read("/etc/resolv.conf").unwrap();
+    let (a, b) = (Container::run(), Container::run());
+    host.pipework(&["br1", &a.name, "dhcp"]).ok();
+    host.pipework(&["br1", &b.name, "dhcp", "U:dhcp-test-b"]).ok();
+    let (la, ra) = a.lease();
+    let (lb, _) = b.lease();
+    assert!(la.starts_with("10.77.0.") && lb.starts_with("10.77.0."), "{la} {lb}");
+    assert_ne!(la, lb, "two containers, two leases");
+    assert!(ra.contains("default via 10.77.0.1 dev eth1"), "{ra}");
+    assert_eq!(a.helpers(), "", "the helper container is removed");
+    assert_eq!(b.helpers(), "");
+    assert_eq!(before, std::fs::read("/etc/resolv.conf").unwrap());
+}
+
+#[test]
+fn dhcp_f_helper_renews_and_ends_with_its_container() {
+    let host = Netns::new();
+    let _server = Dnsmasq::start(&host);
+    let c = Container::run();
+    host.pipework(&["br1", &c.name, "dhcp:-f"]).ok();
+    let (addr, route) = c.lease();
+    assert!(addr.starts_with("10.77.0."), "{addr}");
+    assert!(route.contains("default via 10.77.0.1"), "{route}");
+    assert_eq!(c.helpers(), format!("pipework-dhcp-{}-eth1", c.name), "the renewing helper runs");
+    let name = c.name.clone();
+    let helper = c.helpers();
+    drop(c);
+    // Its PID namespace went with the container's first process, and --rm removed it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = docker(&["ps", "-a", "--filter", &format!("name={helper}"), "--format", "{{.Names}}"]);
+        if String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "helper of {name} outlived it");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
