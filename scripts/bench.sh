@@ -230,6 +230,7 @@ fi
 # --- outside: build, install, run each scenario in its own namespace, report -------
 
 [ "$(id -u)" = 0 ] || { echo "bench.sh: run as root (it creates namespaces)" >&2; exit 1; }
+load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 export BENCH_RUNS=${BENCH_RUNS:-100} BENCH_DOCKER=${BENCH_DOCKER:-20} BENCH_GUESTS=${BENCH_GUESTS:-1000}
 
 need=()
@@ -305,6 +306,7 @@ read -r ip_m ip_10 ip_90 < <(stats "$WORK/s1.ip")
 last=$((BENCH_GUESTS - 99))
 echo
 echo "pipework benchmark: $(nproc) CPUs, kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "load average before the run: $load_at_start (other work on the machine inflates the figures)"
 echo "wall time per command, including its fork and exec; ms unless said"
 echo
 echo "(1) one attach, existing bridge, static IPv4 + gateway, guest by pid: ($BENCH_RUNS runs each)"

@@ -163,7 +163,7 @@ async fn run_jobs<W: Write>(jobs: Vec<Job>, host: &Netlink, out: &mut Printer<W>
         groups.iter_mut().enumerate().filter_map(|(g, q)| q.pop_front().map(|j| (g, j))).collect();
     let mut in_flight = FuturesUnordered::new();
     loop {
-        while in_flight.len() < std::env::var("PWC").ok().and_then(|v| v.parse().ok()).unwrap_or(CONCURRENCY) {
+        while in_flight.len() < CONCURRENCY {
             let Some((g, job)) = ready.pop_front() else { break };
             in_flight.push(async move {
                 let outcome = attach::run_on(&job.attach, host).await;
