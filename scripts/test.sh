@@ -27,5 +27,16 @@ cargo clippy --locked --all-targets -- -D warnings
 # The explicit --target keeps +crt-static off build scripts and proc macros.
 echo "test.sh: static release build for containers"
 RUSTFLAGS='-C target-feature=+crt-static' cargo build --locked --release --target x86_64-unknown-linux-gnu
+# Tests must never touch the machine's own namespace: note its interfaces before,
+# and fail the run if any appeared (a test that ran pipework outside its own world).
+links() { ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort; }
+before=$(links)
 echo "test.sh: cargo test"
-cargo test --locked
+status=0
+cargo test --locked || status=$?
+leaked=$(comm -13 <(echo "$before") <(links))
+if [ -n "$leaked" ]; then
+	echo "test.sh: the tests left interfaces in the machine's own namespace: $leaked" >&2
+	status=1
+fi
+exit "$status"
