@@ -87,7 +87,13 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
         // the image's script differs.
         lease::make_permanent(ctx.guest, index).await?;
     }
-    for addr in lease::ipv4_addresses(ctx.guest, index).await? {
+    let addrs = lease::ipv4_addresses(ctx.guest, index).await?;
+    if addrs.is_empty() {
+        // udhcpc exits 0 after a lease even when its script (missing from the image)
+        // configured nothing: that is no success.
+        bail!("the helper container ended without an address on {}: {}", req.dev, last_line(output));
+    }
+    for addr in addrs {
         journal.push(Undo::DeleteAddress { index, addr });
     }
     Ok(())

@@ -62,8 +62,10 @@ pub fn start(
     };
     let child = cmd.spawn().context("cannot start the dhcp4 keeper")?;
     let pid = child.id();
-    std::fs::write(&pid_file, format!("{pid}\n"))
-        .with_context(|| format!("cannot write {}", pid_file.display()))?;
+    if let Err(e) = std::fs::write(&pid_file, format!("{pid}\n")) {
+        let _ = stop(pid, &pid_file);
+        return Err(anyhow::Error::new(e).context(format!("cannot write {}", pid_file.display())));
+    }
     Ok(Running::Keeper { pid, pid_file })
 }
 
@@ -153,8 +155,10 @@ async fn keep(args: &Args) -> Result<()> {
     client.done(builtin::shorten(builtin::to_mozim(&args.lease), args.renew)).map_err(|e| anyhow!("{e}"))?;
     let mut current = args.lease.clone();
     let mut renewals = 0u32;
-    report(args, &current, renewals, "bound");
+    // The handler first: a rollback's SIGTERM in between would otherwise end the
+    // keeper by default action and leave its status file behind.
     let mut term = signal(SignalKind::terminate())?;
+    report(args, &current, renewals, "bound");
     loop {
         tokio::select! {
             state = client.run() => match state {

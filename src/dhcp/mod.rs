@@ -65,6 +65,13 @@ impl DhcpRequest {
         }
         if *client == DhcpClient::Builtin {
             builtin::Options::parse(options)?;
+            // The keeper ends when the guest's process does; a bare netns file has none
+            // to watch, and the keeper itself would keep that namespace alive for ever.
+            if *foreground && guest.pid.is_none() {
+                bail!(
+                    "dhcp4-f needs a guest with a process to watch (pid:N or a container), not a netns file"
+                );
+            }
         }
         Ok(Some(DhcpRequest {
             dev: dev.to_string(),
@@ -104,10 +111,11 @@ impl fmt::Display for DhcpRequest {
 /// leading '/'), else GUEST made into a host name (`pid:123` gives `pid-123`).
 fn hostname(guest: &GuestId) -> String {
     if let Some((_, name)) = &guest.container {
-        return name.trim_start_matches('/').to_string();
+        // Docker's names are valid host names already; keep them whole but for length.
+        return name.trim_start_matches('/').chars().take(63).collect();
     }
-    let raw = match guest.pid {
-        Some(pid) if guest.name.starts_with("pid:") || guest.name.starts_with("/proc/") => {
+    let raw = match (&guest.container, guest.pid) {
+        (None, Some(pid)) if guest.name.starts_with("pid:") || guest.name.starts_with("/proc/") => {
             format!("pid-{pid}")
         }
         _ => guest.name.rsplit('/').find(|p| !p.is_empty()).unwrap_or_default().to_string(),
@@ -116,6 +124,8 @@ fn hostname(guest: &GuestId) -> String {
     // by the server, or make an odd file name.
     let clean: String =
         raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
+    // A DNS label is at most 63 bytes, and sethostname(2) refuses more than 64.
+    let clean: String = clean.chars().take(63).collect();
     match clean.trim_matches('-') {
         "" => "guest".to_string(),
         c => c.to_string(),

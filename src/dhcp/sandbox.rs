@@ -50,8 +50,14 @@ pub fn spawn(spec: &Spec<'_>, netns: BorrowedFd<'_>) -> Result<Sandboxed> {
     let output: File = memfd_create("pipework-dhcp", MFdFlags::MFD_CLOEXEC)
         .context("cannot create a buffer for the client's output")?
         .into();
+    // The child reports its mount namespace's inode before exec: read afterwards from
+    // /proc, it is lost if the client has already exited (a daemon it forked with it).
+    let (report_r, report_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot make a pipe")?;
     let setup = Setup {
         netns: netns.as_raw_fd(),
+        report: report_w.as_raw_fd(),
+        mnt_path: cstring(Path::new("/proc/self/ns/mnt"))?,
         resolv: resolv.as_ref().map(|r| cstring(&r.0)).transpose()?,
         private_dirs: spec.private_dirs.iter().map(|d| cstring(Path::new(d))).collect::<Result<_>>()?,
         hostname: spec.hostname.to_string(),
@@ -65,11 +71,21 @@ pub fn spawn(spec: &Spec<'_>, netns: BorrowedFd<'_>) -> Result<Sandboxed> {
     // SAFETY: the closure runs in the forked child before exec and only makes system
     // calls on values prepared beforehand (no allocation, no locks).
     unsafe { cmd.pre_exec(move || setup.enter()) };
-    let child = cmd.spawn().with_context(|| format!("cannot start {program}"))?;
+    let spawned = cmd.spawn().with_context(|| format!("cannot start {program}"));
+    drop(report_w);
+    let mut child = spawned?;
     // The copy is mounted in the child's namespace by now (spawn returns after exec):
     // unlinking it leaves nothing on the host, and the mount keeps it alive.
     drop(resolv);
-    let mnt_ns = std::fs::metadata(format!("/proc/{}/ns/mnt", child.id())).map(|m| m.ino()).unwrap_or(0);
+    let mut ino = [0u8; 8];
+    let mnt_ns = match File::from(report_r).read_exact(&mut ino) {
+        Ok(()) => u64::from_ne_bytes(ino),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{program} did not report its mount namespace: {e}");
+        }
+    };
     Ok(Sandboxed { child, mnt_ns, output })
 }
 
@@ -80,6 +96,9 @@ fn cstring(p: &Path) -> Result<CString> {
 /// Everything the child does between fork and exec, prepared by the parent.
 struct Setup {
     netns: RawFd,
+    /// Where the child writes its mount namespace's inode (8 bytes, native order).
+    report: RawFd,
+    mnt_path: CString,
     resolv: Option<CString>,
     private_dirs: Vec<CString>,
     hostname: String,
@@ -91,6 +110,15 @@ impl Setup {
         let netns = unsafe { BorrowedFd::borrow_raw(self.netns) };
         setns(netns, CloneFlags::CLONE_NEWNET)?;
         unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS)?;
+        let ns = nix::fcntl::open(
+            self.mnt_path.as_c_str(),
+            nix::fcntl::OFlag::O_RDONLY,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        let ino = nix::sys::stat::fstat(&ns)?.st_ino;
+        // SAFETY: the parent keeps the pipe's write end open until after the spawn.
+        let report = unsafe { BorrowedFd::borrow_raw(self.report) };
+        nix::unistd::write(report, &ino.to_ne_bytes())?;
         // Mounts made below must not propagate back to the host's namespace.
         mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>)?;
         if let Some(copy) = &self.resolv {

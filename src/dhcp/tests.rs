@@ -145,3 +145,19 @@ async fn bound_client_goes_renewing_at_t1() {
     assert_eq!(state, mozim::DhcpV4State::Renewing);
     assert!(started.elapsed() >= std::time::Duration::from_millis(900), "{:?}", started.elapsed());
 }
+
+#[test]
+fn host_names_fit_sethostname() {
+    let long = format!("/x/{}", "a".repeat(80));
+    assert_eq!(request("udhcpc", &guest(&long, None, None)).hostname.len(), 63);
+    let name = format!("/{}", "b".repeat(70));
+    assert_eq!(request("udhcpc", &guest("c0f", Some(1), Some(("c0ffee", &name)))).hostname.len(), 63);
+}
+
+#[test]
+fn dhcp4_f_needs_a_process_to_watch() {
+    let ip: IpSpec = "dhcp4-f".parse().unwrap();
+    let e = DhcpRequest::plan(&ip, "eth1", &guest("/var/run/netns/blue", None, None)).unwrap_err();
+    assert!(e.to_string().contains("needs a guest with a process"), "{e}");
+    assert!(DhcpRequest::plan(&ip, "eth1", &web1()).unwrap().is_some());
+}
