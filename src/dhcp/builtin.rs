@@ -4,7 +4,7 @@
 //! the lease itself, with undo. `dhcp4-f` hands the lease to a keeper process.
 
 use std::net::Ipv4Addr;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -80,7 +80,13 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
     let mac = link.mac.ok_or_else(|| anyhow!("{} has no MAC address", req.dev))?;
     let iface =
         Interface { dev: req.dev.clone(), index: link.index, mac: mac.0, hostname: req.hostname.clone() };
-    let lease = acquire(ctx.guest_ns, &iface, opts.timeout)?;
+    // The exchange blocks a thread for up to the timeout: on the runtime's blocking
+    // pool, so that other lines of a --batch go on meanwhile.
+    let netns = ctx.guest_ns.try_clone_to_owned().context("cannot duplicate the guest's netns fd")?;
+    let (iface_copy, timeout) = (iface.clone(), opts.timeout);
+    let lease = tokio::task::spawn_blocking(move || acquire(netns.as_fd(), &iface_copy, timeout))
+        .await
+        .map_err(|e| anyhow!("DHCP task failed: {e}"))??;
     lease::apply(ctx.guest, link.index, &lease, journal).await?;
     if req.foreground {
         let running = keep::start(req, ctx.guest_ns, &iface, &lease, opts.renew)?;
