@@ -11,17 +11,15 @@ use rtnetlink::packet_route::AddressFamily;
 use super::{ignore_gone, kernel, Netlink};
 
 impl Netlink {
+    /// The kernel's address messages for link `index` (both families).
+    async fn address_messages(&self, index: u32) -> Result<Vec<AddressMessage>> {
+        let req = self.handle.address().get().set_link_index_filter(index).execute();
+        req.try_collect().await.map_err(kernel)
+    }
+
     /// The addresses on link `index` (both families).
     pub async fn addresses(&self, index: u32) -> Result<Vec<IpNetwork>> {
-        let msgs: Vec<AddressMessage> = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(index)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(kernel)?;
+        let msgs = self.address_messages(index).await?;
         Ok(msgs.iter().filter_map(network_of).collect())
     }
 
@@ -46,15 +44,7 @@ impl Netlink {
     /// nobody renews it); the address keeps its flags (dhcpcd's `noprefixroute`).
     pub async fn make_ipv4_permanent(&self, index: u32) -> Result<()> {
         const FOREVER: u32 = u32::MAX;
-        let msgs: Vec<AddressMessage> = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(index)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(kernel)?;
+        let msgs = self.address_messages(index).await?;
         for msg in msgs.into_iter().filter(|m| m.header.family == AddressFamily::Inet) {
             let finite = msg
                 .attributes

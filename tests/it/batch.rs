@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::util::{assert_same, unique, Netns, Run, BIN};
+use crate::util::{assert_same, guest_with_default_route, unique, Netns, Run, BIN};
 
 /// A batch file under the temp directory, removed on drop.
 struct BatchFile {
@@ -83,16 +83,6 @@ fn many_guests_on_one_new_bridge_with_comments_and_blank_lines() {
     let ports = host.ip_j(&["link", "show", "master", "br1"]);
     assert_eq!(ports.as_array().unwrap().len(), 8, "{ports}");
     assert!(guests[0].ping("10.7.0.9"), "first guest cannot reach the last one");
-}
-
-/// A guest that already has a default route through an interface of its own.
-fn guest_with_default_route() -> Netns {
-    let guest = Netns::new();
-    guest.sh("ip", &["link", "add", "up0", "type", "veth", "peer", "name", "up0p"]);
-    guest.sh("ip", &["link", "set", "up0", "up"]);
-    guest.sh("ip", &["addr", "add", "172.31.0.2/24", "dev", "up0"]);
-    guest.sh("ip", &["route", "add", "default", "via", "172.31.0.1"]);
-    guest
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! All-or-nothing: failures injected at different steps, each proven by `ip -j`
 //! snapshots of host and guest taken before and after to leave everything as it was.
 
-use crate::util::{assert_same, Netns};
+use crate::util::{assert_same, guest_with_default_route, Netns};
 
 /// Run `args` (GUEST is appended after the host interface) expecting one failure line;
 /// assert host and guest are exactly as before. Returns the line.
@@ -14,16 +14,6 @@ fn fails_cleanly(host: &Netns, guest: &Netns, args: &[&str]) -> String {
     assert_same("host", &h, &host.snapshot());
     assert_same("guest", &g, &guest.snapshot());
     line
-}
-
-/// A guest that already has a default route through an interface of its own.
-fn guest_with_default_route() -> Netns {
-    let guest = Netns::new();
-    guest.sh("ip", &["link", "add", "up0", "type", "veth", "peer", "name", "up0p"]);
-    guest.sh("ip", &["link", "set", "up0", "up"]);
-    guest.sh("ip", &["addr", "add", "172.31.0.2/24", "dev", "up0"]);
-    guest.sh("ip", &["route", "add", "default", "via", "172.31.0.1"]);
-    guest
 }
 
 #[test]

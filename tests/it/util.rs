@@ -142,6 +142,16 @@ impl Netns {
     }
 }
 
+/// A guest that already has a default route through an interface of its own.
+pub fn guest_with_default_route() -> Netns {
+    let guest = Netns::new();
+    guest.sh("ip", &["link", "add", "up0", "type", "veth", "peer", "name", "up0p"]);
+    guest.sh("ip", &["link", "set", "up0", "up"]);
+    guest.sh("ip", &["addr", "add", "172.31.0.2/24", "dev", "up0"]);
+    guest.sh("ip", &["route", "add", "default", "via", "172.31.0.1"]);
+    guest
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = self.child.kill();
