@@ -16,20 +16,30 @@ use nix::sys::socket::{
 };
 
 use crate::netlink::{Netlink, IPV4_ARP_NOTIFY};
-use crate::plan::{Side, Step};
+use crate::plan::{veth_host_end, Step};
 
 /// After a successful apply: announce every address the steps added in the guest
-/// (`guest` is the netlink handle there). Failing to announce is a warning: the
-/// address works, neighbours just learn it later.
-pub async fn after_apply(steps: &[Step], netns: BorrowedFd<'_>, guest: &Netlink) {
-    for step in steps.iter().filter(|s| s.side() == Side::Guest) {
-        if let Step::AddAddress { dev, addr, .. } = step {
-            if addr.is_ipv4() && ipv4_by_kernel(guest, dev).await.unwrap_or(false) {
-                continue;
-            }
-            if let Err(e) = announce(netns, dev, addr.ip()) {
-                eprintln!("pipework: warning: cannot announce {} on {dev}: {e:#}", addr.ip());
-            }
+/// (`guest` and `host` are the netlink handles there). Failing to announce is a
+/// warning: the address works, neighbours just learn it later.
+pub async fn after_apply(steps: &[Step], netns: BorrowedFd<'_>, guest: &Netlink, host: &Netlink) {
+    let added = steps.iter().filter_map(|s| match s {
+        Step::AddAddress { dev, addr, .. } => Some((dev, addr)),
+        _ => None,
+    });
+    let mut added = added.peekable();
+    if added.peek().is_none() {
+        return;
+    }
+    // Sent before the host end's port forwards, an announcement reaches nobody.
+    if let Some(host_end) = veth_host_end(steps) {
+        host.until_passes_frames(host_end).await;
+    }
+    for (dev, addr) in added {
+        if addr.is_ipv4() && ipv4_by_kernel(guest, dev).await.unwrap_or(false) {
+            continue;
+        }
+        if let Err(e) = announce(netns, dev, addr.ip()) {
+            eprintln!("pipework: warning: cannot announce {} on {dev}: {e:#}", addr.ip());
         }
     }
 }

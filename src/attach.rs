@@ -38,7 +38,7 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
             match apply::apply(&steps, &ctx).await {
                 Ok(()) => {
                     // Neighbours learn the new address now (a warning if that fails).
-                    announce::after_apply(&steps, guest.netns(), &nl_guest).await;
+                    announce::after_apply(&steps, guest.netns(), &nl_guest, &host).await;
                     Outcome::Done(if req.verbose {
                         steps.iter().map(|s| s.to_string()).collect()
                     } else {

@@ -13,7 +13,7 @@ use nix::errno::Errno;
 pub use journal::{Journal, Undo};
 
 use crate::netlink::{errno_of, Netlink, Route, VethRequest};
-use crate::plan::{GuestLink, Step};
+use crate::plan::{veth_host_end, GuestLink, Step};
 
 /// The handles a run needs: one netlink socket per namespace, opened up front.
 pub struct Context<'a> {
@@ -37,6 +37,11 @@ pub async fn apply(steps: &[Step], ctx: &Context<'_>) -> Result<(), Failure> {
     crate::dhcp::preflight(steps).map_err(|error| Failure { error, rollback_errors: Vec::new() })?;
     let mut journal = Journal::default();
     for step in steps {
+        if let (Step::Dhcp(_), Some(host_end)) = (step, veth_host_end(steps)) {
+            // A DISCOVER sent before the host end's port forwards is lost, and the
+            // client's first retry comes seconds later.
+            ctx.host.until_passes_frames(host_end).await;
+        }
         if let Err(e) = run(step, ctx, &mut journal).await {
             let error = missing_kernel_feature(step, e).context(what(step, ctx));
             let rollback_errors = journal.rollback(ctx).await;

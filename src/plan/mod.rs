@@ -13,7 +13,7 @@ use anyhow::{bail, Result};
 use ipnetwork::IpNetwork;
 
 pub use bridge::Switch;
-pub use step::{GuestLink, Side, Step};
+pub use step::{veth_host_end, GuestLink, Side, Step};
 
 use crate::cli::{Attach, HostIf, IfName};
 use crate::dhcp::DhcpRequest;

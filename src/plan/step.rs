@@ -130,6 +130,15 @@ impl Step {
     }
 }
 
+/// The host end of the veth pair the steps create, if they create one: what the
+/// guest's first packets cross.
+pub fn veth_host_end(steps: &[Step]) -> Option<&str> {
+    steps.iter().find_map(|s| match s {
+        Step::CreateVeth { host, .. } => Some(host.as_str()),
+        _ => None,
+    })
+}
+
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.side() == Side::Guest {

@@ -29,6 +29,8 @@ fn link(index: u32, name: &str, kind: Option<&str>) -> Link {
         mac: None,
         vlan_id: None,
         alias: None,
+        oper_up: true,
+        port_enabled: None,
     }
 }
 

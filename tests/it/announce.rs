@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::util::{unique, Netns};
 
@@ -79,7 +79,23 @@ fn world() -> (Netns, Netns, String) {
     let peer = Netns::new();
     let br = unique("bra");
     host.pipework(&[&br, "-i", "eth9", &peer.guest(), "0/0"]).ok();
+    until_every_port_forwards(&host, &br);
     (host, peer, br)
+}
+
+/// The peer's port drops frames until the kernel's linkwatch work has enabled it
+/// (asynchronously, after the attach returns): wait for that before listening.
+fn until_every_port_forwards(host: &Netns, br: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let ports = host.sh("bridge", &["-j", "link", "show", "master", br]);
+        let ports: Vec<serde_json::Value> = serde_json::from_str(&ports).expect("bridge -j");
+        if !ports.is_empty() && ports.iter().all(|p| p["state"] == "forwarding") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "ports of {br} not forwarding: {ports:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[track_caller]
