@@ -6,7 +6,7 @@ use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::route::{RouteAttribute, RouteFlags};
 
 use super::Context;
-use crate::netlink::{Link, Netlink, Route};
+use crate::netlink::{Link, LinkConfig, Netlink, Route};
 
 /// The inverse of one applied step.
 #[derive(Debug)]
@@ -40,10 +40,11 @@ pub enum Undo {
         index: u32,
         name: String,
     },
-    /// A host link we moved into the guest (`--direct-phys`), with what it had.
+    /// A host link we moved into the guest (`--direct-phys`), with what it had:
+    /// the link as it was, and its addresses and routes.
     MoveBack {
         index: u32,
-        nic: Link,
+        nic: Box<(Link, LinkConfig)>,
     },
     DeleteAddress {
         index: u32,
@@ -103,7 +104,7 @@ async fn undo_one(undo: &Undo, ctx: &Context<'_>) -> Result<()> {
         },
         Undo::OvsDeletePort { bridge, port } => crate::ovs::del_port(bridge, port),
         Undo::DeleteGuestLink { index, .. } => ctx.guest.delete_link(*index).await,
-        Undo::MoveBack { index, nic } => super::links::move_back(ctx, *index, nic).await,
+        Undo::MoveBack { index, nic } => super::links::move_back(ctx, *index, &nic.0, &nic.1).await,
         Undo::DeleteAddress { index, addr } => ctx.guest.del_address(*index, *addr).await,
         Undo::RestoreRoute(route) => ctx.guest.add_route(&restorable(route), false).await,
         Undo::DeleteRoute(route) => ctx.guest.del_route(route).await,
@@ -148,7 +149,7 @@ fn describe(undo: &Undo) -> String {
         Undo::OvsDeleteBridgeIfUnused { name } => format!("cannot delete Open vSwitch bridge {name}"),
         Undo::OvsDeletePort { port, .. } => format!("cannot remove port {port} from Open vSwitch"),
         Undo::DeleteGuestLink { name, .. } => format!("cannot delete {name} in the guest"),
-        Undo::MoveBack { nic, .. } => format!("cannot move {} back to the host", nic.name),
+        Undo::MoveBack { nic, .. } => format!("cannot give {} back to the host as it was", nic.0.name),
         Undo::DeleteAddress { addr, .. } => format!("cannot delete address {addr} in the guest"),
         Undo::RestoreRoute(r) => format!("cannot restore route {} in the guest", r.dst),
         Undo::DeleteRoute(r) => format!("cannot delete route {} in the guest", r.dst),

@@ -6,13 +6,13 @@ use std::fs::File;
 use std::hash::BuildHasher;
 use std::os::fd::AsFd;
 
-use anyhow::{Context as _, Result};
+use anyhow::{anyhow, Context as _, Result};
 
 use super::{index_of, Context, Journal, Undo};
 use crate::cli::Mac;
 use nix::errno::Errno;
 
-use crate::netlink::{errno_of, ChildKind, ChildRequest, Link};
+use crate::netlink::{errno_of, ChildKind, ChildRequest, Link, LinkConfig};
 use crate::plan::GuestLink;
 
 pub async fn create_vlan(
@@ -95,10 +95,12 @@ pub async fn move_into_guest(
     mac: Option<Mac>,
 ) -> Result<()> {
     let nic = ctx.host.link_by_name(name).await?.with_context(|| format!("{name} has disappeared"))?;
+    // The move drops the NIC's addresses and routes: kept for an undo.
+    let config = ctx.host.link_config(nic.index).await?;
     ctx.host.move_to(nic.index, ctx.guest_ns).await?;
     // Moving closes the device; it keeps its name, and its index where free.
     let index = index_of(ctx.guest, name).await?;
-    j.push(Undo::MoveBack { index, nic: nic.clone() });
+    j.push(Undo::MoveBack { index, nic: Box::new((nic, config)) });
     ctx.guest.rename(index, new_name).await?;
     ctx.guest.set_alias(index, name).await?;
     if let Some(mac) = mac {
@@ -109,9 +111,9 @@ pub async fn move_into_guest(
 }
 
 /// Undo of [`move_into_guest`]: name, alias and MAC back, then home, then its
-/// bridge (a move drops it from any) and its up state (a move closes it).
-/// Host addresses it had are not restored: the move drops them and we do not keep them.
-pub async fn move_back(ctx: &Context<'_>, index: u32, nic: &Link) -> Result<()> {
+/// bridge (a move drops it from any), its up state (a move closes it), and the
+/// addresses and routes it had there.
+pub async fn move_back(ctx: &Context<'_>, index: u32, nic: &Link, config: &LinkConfig) -> Result<()> {
     ctx.guest.set_down(index).await?;
     ctx.guest.rename(index, &nic.name).await?;
     ctx.guest.set_alias(index, nic.alias.as_deref().unwrap_or("")).await?;
@@ -128,5 +130,9 @@ pub async fn move_back(ctx: &Context<'_>, index: u32, nic: &Link) -> Result<()> 
     if nic.up {
         ctx.host.set_up(home).await?;
     }
-    Ok(())
+    let errors = ctx.host.restore_link_config(home, config).await;
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(anyhow!(errors.iter().map(|e| format!("{e:#}")).collect::<Vec<_>>().join("; ")))
 }

@@ -12,7 +12,7 @@ use super::{ignore_gone, kernel, Netlink};
 
 impl Netlink {
     /// The kernel's address messages for link `index` (both families).
-    async fn address_messages(&self, index: u32) -> Result<Vec<AddressMessage>> {
+    pub(super) async fn address_messages(&self, index: u32) -> Result<Vec<AddressMessage>> {
         let req = self.handle.address().get().set_link_index_filter(index).execute();
         req.try_collect().await.map_err(kernel)
     }
@@ -66,7 +66,7 @@ impl Netlink {
     }
 }
 
-fn network_of(msg: &AddressMessage) -> Option<IpNetwork> {
+pub(super) fn network_of(msg: &AddressMessage) -> Option<IpNetwork> {
     // IFA_LOCAL is the address itself; IFA_ADDRESS is the peer on point-to-point links.
     let ip: IpAddr = msg
         .attributes

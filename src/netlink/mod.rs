@@ -3,6 +3,7 @@
 
 mod addr;
 mod child;
+mod config;
 mod devconf;
 mod link;
 mod route;
@@ -16,6 +17,7 @@ use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, TokioSocket};
 use rtnetlink::Handle;
 
 pub use child::{ChildKind, ChildRequest};
+pub use config::LinkConfig;
 pub use devconf::IPV4_ARP_NOTIFY;
 pub use link::{Link, VethRequest};
 pub use route::Route;

@@ -43,7 +43,7 @@ impl Route {
         self.dst.prefix() == 0
     }
 
-    fn from_message(msg: RouteMessage) -> Option<Route> {
+    pub(super) fn from_message(msg: RouteMessage) -> Option<Route> {
         let mut dst_ip = None;
         let mut gateway = None;
         let mut oif = None;

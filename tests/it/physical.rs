@@ -85,6 +85,33 @@ fn direct_phys_failure_gives_the_nic_back_as_it_was() {
 }
 
 #[test]
+fn direct_phys_failure_gives_the_nic_back_with_its_addresses_and_routes() {
+    let host = host_with_nic("1500");
+    host.sh("ip", &["link", "set", "eth2", "up"]);
+    // What an operator configured on the NIC: the move drops all of it.
+    for args in [
+        &["addr", "add", "192.0.2.5/24", "dev", "eth2"][..],
+        &["addr", "add", "192.0.2.6/24", "dev", "eth2", "label", "eth2:1"],
+        &["addr", "add", "198.51.100.5/32", "peer", "198.51.100.1", "dev", "eth2"],
+        &["-6", "addr", "add", "fd02::5/64", "dev", "eth2", "nodad"],
+        &["route", "add", "default", "via", "192.0.2.1", "dev", "eth2", "metric", "50"],
+        &["route", "add", "203.0.113.0/24", "via", "192.0.2.2", "dev", "eth2", "table", "100"],
+        &["route", "add", "10.99.0.0/16", "dev", "eth2", "proto", "static", "scope", "link"],
+        &["-6", "route", "add", "fd03::/64", "via", "fd02::1", "dev", "eth2"],
+    ] {
+        host.sh("ip", args);
+    }
+    let guest = Netns::new();
+    guest.sh("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    let line = host.pipework(&["--direct-phys", "eth2", "-i", "container0", &guest.guest(), "fd00::2/64"]);
+    assert_eq!(line.code, 1, "{line:?}");
+    assert!(line.stderr.contains("cannot add address fd00::2/64 to container0"), "{line:?}");
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+}
+
+#[test]
 fn rerun_of_direct_phys_changes_nothing() {
     let host = host_with_nic("1500");
     let guest = Netns::new();
