@@ -50,6 +50,8 @@ pub struct Attach {
     pub ip: IpSpec,
     pub mac: Option<Mac>,
     pub vlan: Option<Vlan>,
+    /// `--timeout`: how long a DHCP client may take to get its lease.
+    pub dhcp_timeout: Option<Duration>,
     pub dry_run: bool,
     /// Print each step on stderr as it is done.
     pub verbose: bool,
@@ -147,8 +149,10 @@ struct RawArgs {
     /// Inside a container: wait until CONTAINER_IF exists, is up and has carrier.
     #[arg(long)]
     wait: bool,
-    /// With --wait: give up after this many seconds (exit 1).
-    #[arg(long, value_name = "SECONDS", requires = "wait")]
+    /// With --wait: give up after this many seconds (exit 1). With a DHCP IPSPEC: how
+    /// long the client may take to get its lease before everything is undone
+    /// (default 90; the built-in dhcp4: 30, or its timeout= option).
+    #[arg(long, value_name = "SECONDS")]
     timeout: Option<f64>,
     /// Print the steps that would be taken, change nothing.
     #[arg(long)]
@@ -161,7 +165,7 @@ struct RawArgs {
     #[arg(
         long,
         value_name = "FILE",
-        conflicts_with_all = ["wait", "args", "direct_phys", "container_if", "local_if", "family"]
+        conflicts_with_all = ["wait", "args", "direct_phys", "container_if", "local_if", "family", "timeout"]
     )]
     batch: Option<PathBuf>,
     /// With --batch: print the per-line results as a JSON array of {line, ok, error}.
@@ -253,6 +257,20 @@ fn wait(raw: RawArgs) -> Result<Invocation> {
     Ok(Invocation::Wait { container_if, timeout })
 }
 
+/// `--timeout` of an attachment: only a DHCP client waits for anything.
+fn dhcp_timeout(timeout: Option<f64>, ip: &IpSpec) -> Result<Option<Duration>> {
+    let Some(s) = timeout else {
+        return Ok(None);
+    };
+    if !matches!(ip, IpSpec::Dhcp { .. }) {
+        bail!("--timeout works with --wait or a DHCP IPSPEC, not a static address");
+    }
+    match Duration::try_from_secs_f64(s) {
+        Ok(d) if !d.is_zero() => Ok(Some(d)),
+        _ => bail!("invalid --timeout {s} (expected seconds > 0)"),
+    }
+}
+
 fn ifname_or(value: Option<&str>, default: &str, flag: &str) -> Result<IfName> {
     value.unwrap_or(default).parse().with_context(|| format!("invalid {flag}"))
 }
@@ -273,6 +291,7 @@ fn attach(raw: RawArgs) -> Result<Attach> {
     let ip_text = ip;
     let ip: IpSpec = ip_text.parse()?;
     let family = family(raw.family.as_deref(), &ip, &ip_text)?;
+    let dhcp_timeout = dhcp_timeout(raw.timeout, &ip)?;
     Ok(Attach {
         host_if,
         direct_phys: raw.direct_phys,
@@ -284,6 +303,7 @@ fn attach(raw: RawArgs) -> Result<Attach> {
         ip,
         mac: macvlan.mac,
         vlan: macvlan.vlan,
+        dhcp_timeout,
         dry_run: raw.dry_run,
         verbose: raw.verbose,
     })

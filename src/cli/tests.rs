@@ -141,6 +141,16 @@ fn wait_forms() {
 }
 
 #[test]
+fn timeout_bounds_a_dhcp_client_and_nothing_else() {
+    assert_eq!(attach("--timeout 2.5 br1 web1 dhcp").dhcp_timeout, Some(Duration::from_millis(2500)));
+    assert_eq!(attach("br1 web1 udhcpc --timeout 7").dhcp_timeout, Some(Duration::from_secs(7)));
+    assert_eq!(attach("br1 web1 dhcp").dhcp_timeout, None);
+    assert!(invalid("--timeout 5 br1 web1 10.0.0.2/24").contains("not a static address"));
+    assert!(invalid("--timeout 0 br1 web1 dhcp").contains("expected seconds > 0"));
+    assert!(matches!(parse(["--batch", "-", "--timeout", "5"]), Err(CliError::Clap(_))));
+}
+
+#[test]
 fn missing_arguments_give_the_syntax_text() {
     for line in ["", "br1", "br1 web1", "br1 -i eth2 web1"] {
         assert!(matches!(parse(line.split_whitespace()), Err(CliError::Syntax)), "{line:?}");

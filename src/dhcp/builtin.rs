@@ -22,8 +22,9 @@ const DEFAULT_TIMEOUT: u32 = 30;
 /// `dhcp4:` options, `key=value` words.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
-    /// `timeout=SECONDS`: give up on getting a lease after this long.
-    pub timeout: u32,
+    /// `timeout=SECONDS`: give up on getting a lease after this long (wins over
+    /// `--timeout`; 30 s when neither is given).
+    pub timeout: Option<u32>,
     /// `renew=SECONDS`: renew this often when the server's T1 is later (for short
     /// tests, or a server whose leases are long).
     pub renew: Option<u32>,
@@ -31,13 +32,13 @@ pub struct Options {
 
 impl Options {
     pub fn parse(words: &[String]) -> Result<Options> {
-        let mut opts = Options { timeout: DEFAULT_TIMEOUT, renew: None };
+        let mut opts = Options { timeout: None, renew: None };
         for word in words {
             let bad = || anyhow!("invalid dhcp4 option {word:?} (expected timeout=SECONDS or renew=SECONDS)");
             let (key, value) = word.split_once('=').ok_or_else(bad)?;
             let secs: u32 = value.parse().ok().filter(|s| *s > 0).ok_or_else(bad)?;
             match key {
-                "timeout" => opts.timeout = secs,
+                "timeout" => opts.timeout = Some(secs),
                 "renew" => opts.renew = Some(secs),
                 _ => return Err(bad()),
             }
@@ -83,7 +84,9 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
     // The exchange blocks a thread for up to the timeout: on the runtime's blocking
     // pool, so that other lines of a --batch go on meanwhile.
     let netns = ctx.guest_ns.try_clone_to_owned().context("cannot duplicate the guest's netns fd")?;
-    let (iface_copy, timeout) = (iface.clone(), opts.timeout);
+    let timeout =
+        opts.timeout.or(req.timeout.map(|d| d.as_secs_f64().ceil() as u32)).unwrap_or(DEFAULT_TIMEOUT);
+    let iface_copy = iface.clone();
     let lease = tokio::task::spawn_blocking(move || acquire(netns.as_fd(), &iface_copy, timeout))
         .await
         .map_err(|e| anyhow!("DHCP task failed: {e}"))??;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context as _, Result};
 use nix::sys::memfd::{memfd_create, MFdFlags};
 
-use super::{find_program, lease, sandbox, DhcpRequest, Running, EXTERNAL_TIMEOUT};
+use super::{find_program, lease, sandbox, DhcpRequest, Running};
 use crate::apply::{index_of, Context, Journal, Undo};
 
 /// The image the original uses; it must have udhcpc's `/etc/udhcpc/default.script`.
@@ -67,12 +67,12 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
         .context("cannot run docker")?;
     let name = helper_name(req);
     let fd = sandbox::watch(child.id())?;
-    let done = tokio::time::timeout(EXTERNAL_TIMEOUT, fd.readable()).await.is_ok();
+    let done = tokio::time::timeout(req.limit(), fd.readable()).await.is_ok();
     if !done {
         let _ = child.kill();
         let _ = child.wait();
-        let _ = remove(&name);
-        bail!("the helper container got no lease on {} within {} s", req.dev, EXTERNAL_TIMEOUT.as_secs());
+        let _ = remove_after_kill(&name);
+        bail!("the helper container got no lease on {} within {} s", req.dev, req.limit().as_secs_f64());
     }
     let status = child.wait()?;
     if !status.success() {
@@ -81,7 +81,7 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
     }
     if foreground(req) {
         journal.push(Undo::StopDhcp(Running::Container { name: name.clone() }));
-        wait_for_address(ctx, index, &name).await?;
+        wait_for_address(ctx, index, &name, req.limit()).await?;
     } else {
         // udhcpc's script sets the address without a lifetime; this is a no-op unless
         // the image's script differs.
@@ -100,25 +100,68 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
 }
 
 /// `dhcp:-f` returns once the helper is started: wait until its lease is on the link.
-async fn wait_for_address(ctx: &Context<'_>, index: u32, name: &str) -> Result<()> {
-    let deadline = Instant::now() + EXTERNAL_TIMEOUT;
+async fn wait_for_address(ctx: &Context<'_>, index: u32, name: &str, limit: Duration) -> Result<()> {
+    let deadline = Instant::now() + limit;
     while lease::ipv4_addresses(ctx.guest, index).await?.is_empty() {
         if Instant::now() > deadline {
-            bail!("the helper container {name} got no lease within {} s", EXTERNAL_TIMEOUT.as_secs());
+            bail!("the helper container {name} got no lease within {} s", limit.as_secs_f64());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
 }
 
+/// How long one `docker rm -f` may take: a daemon that hangs must not hang us.
+const REMOVE_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// `docker rm -f NAME`; a helper already gone is fine.
 pub fn remove(name: &str) -> Result<()> {
-    let out = Command::new("docker").args(["rm", "-f", name]).stdin(Stdio::null()).output()?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    if out.status.success() || err.contains("No such container") {
-        return Ok(());
+    remove_once(name).map(|_| ())
+}
+
+/// [`remove`] after we killed the `docker run` that makes the helper: the daemon
+/// may still be creating it (and, its client gone, would leave it created but never
+/// started, which `--rm` does not clean up), so "no such container" is believed
+/// only once it has held for a while.
+fn remove_after_kill(name: &str) -> Result<()> {
+    let settle = Instant::now() + Duration::from_secs(3);
+    while !remove_once(name)? && Instant::now() < settle {
+        std::thread::sleep(Duration::from_millis(250));
     }
-    bail!("docker rm -f {name}: {}", err.trim())
+    Ok(())
+}
+
+/// One `docker rm -f NAME`, within [`REMOVE_TIMEOUT`]: `true` if it removed a
+/// container, `false` if there was none.
+fn remove_once(name: &str) -> Result<bool> {
+    let errors: File = memfd_create("pipework-docker-rm", MFdFlags::MFD_CLOEXEC)?.into();
+    let mut child = Command::new("docker")
+        .args(["rm", "-f", name])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(errors.try_clone()?)
+        .spawn()
+        .context("cannot run docker")?;
+    let deadline = Instant::now() + REMOVE_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("docker rm -f {name}: no answer within {} s", REMOVE_TIMEOUT.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let err = last_line(errors);
+    if status.success() {
+        return Ok(true);
+    }
+    if err.contains("No such container") {
+        return Ok(false);
+    }
+    bail!("docker rm -f {name}: {err}")
 }
 
 fn last_line(mut f: File) -> String {

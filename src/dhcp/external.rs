@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use nix::sys::signal::Signal;
 
-use super::{lease, sandbox, DhcpRequest, Running, EXTERNAL_TIMEOUT};
+use super::{lease, sandbox, DhcpRequest, Running};
 use crate::apply::{index_of, Context, Journal, Undo};
 
 /// How one client is run and stopped.
@@ -35,11 +35,11 @@ pub async fn run(ext: External<'_>, ctx: &Context<'_>, journal: &mut Journal) ->
         private_dirs: ext.private_dirs,
     };
     let mut client = sandbox::spawn(&spec, ctx.guest_ns)?;
-    let status = match client.wait(EXTERNAL_TIMEOUT).await {
+    let status = match client.wait(req.limit()).await {
         Ok(Some(status)) => status,
         Ok(None) => {
             client.kill();
-            bail!("{name} got no lease on {} within {} s", req.dev, EXTERNAL_TIMEOUT.as_secs());
+            bail!("{name} got no lease on {} within {} s", req.dev, req.limit().as_secs_f64());
         }
         Err(e) => {
             client.kill();

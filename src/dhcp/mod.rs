@@ -45,13 +45,20 @@ pub struct DhcpRequest {
     pub container: Option<String>,
     /// The guest's process, which the built-in `dhcp4-f` client lives as long as.
     pub pid: Option<u32>,
+    /// `--timeout`: how long the client may take to get its lease.
+    pub timeout: Option<Duration>,
 }
 
 impl DhcpRequest {
     /// The DHCP step for `IPSPEC` on `dev`, or `None` for a static IPSPEC. Refuses
     /// what can be refused before any change: `dhcp` for a guest that is not a
     /// Docker container, and bad `dhcp4` options.
-    pub fn plan(ip: &IpSpec, dev: &str, guest: &GuestId) -> Result<Option<DhcpRequest>> {
+    pub fn plan(
+        ip: &IpSpec,
+        dev: &str,
+        guest: &GuestId,
+        timeout: Option<Duration>,
+    ) -> Result<Option<DhcpRequest>> {
         let IpSpec::Dhcp { client, foreground, options } = ip else {
             return Ok(None);
         };
@@ -81,7 +88,13 @@ impl DhcpRequest {
             hostname: hostname(guest),
             container,
             pid: guest.pid,
+            timeout,
         }))
+    }
+
+    /// How long an external client (or the Docker helper) may take to get its lease.
+    fn limit(&self) -> Duration {
+        self.timeout.unwrap_or(EXTERNAL_TIMEOUT)
     }
 
     /// The command that runs, word by word (the `dhcp4` client runs in-process).

@@ -19,7 +19,7 @@ fn web1() -> GuestId {
 
 fn request(ipspec: &str, g: &GuestId) -> DhcpRequest {
     let ip: IpSpec = ipspec.parse().unwrap();
-    DhcpRequest::plan(&ip, "eth1", g).unwrap().expect("a DHCP step")
+    DhcpRequest::plan(&ip, "eth1", g, None).unwrap().expect("a DHCP step")
 }
 
 fn line(ipspec: &str) -> String {
@@ -29,7 +29,7 @@ fn line(ipspec: &str) -> String {
 #[test]
 fn static_specs_have_no_dhcp_step() {
     let ip: IpSpec = "10.0.0.2/24".parse().unwrap();
-    assert_eq!(DhcpRequest::plan(&ip, "eth1", &web1()).unwrap(), None);
+    assert_eq!(DhcpRequest::plan(&ip, "eth1", &web1(), None).unwrap(), None);
 }
 
 #[test]
@@ -70,7 +70,7 @@ fn docker_helper_is_removed_and_quits_after_the_lease() {
 #[test]
 fn docker_mode_refused_for_other_guests() {
     let ip: IpSpec = "dhcp".parse().unwrap();
-    let e = DhcpRequest::plan(&ip, "eth1", &guest("pid:77", Some(77), None)).unwrap_err().to_string();
+    let e = DhcpRequest::plan(&ip, "eth1", &guest("pid:77", Some(77), None), None).unwrap_err().to_string();
     assert!(e.contains("pid:77 is not a Docker container"), "{e}");
 }
 
@@ -92,16 +92,16 @@ fn host_names() {
 
 #[test]
 fn builtin_options() {
-    assert_eq!(Options::parse(&[]).unwrap(), Options { timeout: 30, renew: None });
+    assert_eq!(Options::parse(&[]).unwrap(), Options { timeout: None, renew: None });
     let words = ["timeout=5".to_string(), "renew=2".to_string()];
-    assert_eq!(Options::parse(&words).unwrap(), Options { timeout: 5, renew: Some(2) });
+    assert_eq!(Options::parse(&words).unwrap(), Options { timeout: Some(5), renew: Some(2) });
     for bad in ["-t", "timeout=", "timeout=0", "renew=x", "speed=3"] {
         let e = Options::parse(&[bad.to_string()]).unwrap_err().to_string();
         assert!(e.contains("invalid dhcp4 option"), "{bad}: {e}");
     }
     // Refused while planning, before any change.
     let ip: IpSpec = "dhcp4:fast".parse().unwrap();
-    assert!(DhcpRequest::plan(&ip, "eth1", &web1()).is_err());
+    assert!(DhcpRequest::plan(&ip, "eth1", &web1(), None).is_err());
     assert_eq!(line("dhcp4-f:renew=2"), "dhcp4-f (built-in) -i eth1 -x hostname:web1 renew=2");
 }
 
@@ -157,7 +157,7 @@ fn host_names_fit_sethostname() {
 #[test]
 fn dhcp4_f_needs_a_process_to_watch() {
     let ip: IpSpec = "dhcp4-f".parse().unwrap();
-    let e = DhcpRequest::plan(&ip, "eth1", &guest("/var/run/netns/blue", None, None)).unwrap_err();
+    let e = DhcpRequest::plan(&ip, "eth1", &guest("/var/run/netns/blue", None, None), None).unwrap_err();
     assert!(e.to_string().contains("needs a guest with a process"), "{e}");
-    assert!(DhcpRequest::plan(&ip, "eth1", &web1()).unwrap().is_some());
+    assert!(DhcpRequest::plan(&ip, "eth1", &web1(), None).unwrap().is_some());
 }

@@ -156,7 +156,7 @@ pub fn plan(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts)
     }
     let mode = mode(req, host)?;
     // Checked before planning the link: `dhcp` needs a Docker guest, `dhcp4` good options.
-    let dhcp = DhcpRequest::plan(&req.ip, container_if(req, mode).as_str(), guest)?;
+    let dhcp = DhcpRequest::plan(&req.ip, container_if(req, mode).as_str(), guest, req.dhcp_timeout)?;
     let plan = match mode {
         Mode::Bridge { create } => {
             if req.vlan.is_some() {

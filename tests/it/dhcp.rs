@@ -278,6 +278,19 @@ fn external_client_without_a_lease_fails_and_undoes_everything() {
 }
 
 #[test]
+fn timeout_stops_a_client_that_would_try_for_ever_and_undoes_everything() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    // No server, and no -n: udhcpc alone would never give up.
+    let line = host.pipework(&["--timeout", "2", "br1", &guest.guest(), "udhcpc"]).failed();
+    assert!(line.ends_with("udhcpc got no lease on eth1 within 2 s"), "{line}");
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+    assert_eq!(others_in(&guest), Vec::<u32>::new());
+}
+
+#[test]
 fn dry_run_shows_the_client_command_line() {
     let host = Netns::new();
     let guest = Netns::new();

@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::dhcp::Dnsmasq;
-use crate::util::{unique, Netns};
+use crate::util::{assert_same, unique, Netns};
 
 /// A container with no network of its own (`--init`, so that it stops at once), removed on drop.
 struct Container {
@@ -90,4 +90,20 @@ fn dhcp_f_helper_renews_and_ends_with_its_container() {
         assert!(Instant::now() < deadline, "helper of {name} outlived it");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[test]
+fn a_helper_without_a_lease_is_stopped_at_the_timeout_and_nothing_is_left() {
+    let host = Netns::new();
+    // No DHCP server: the helper's udhcpc (no -n) would try for ever.
+    let c = Container::run();
+    let h = host.snapshot();
+    let run = host.pipework(&["--timeout", "3", "br1", &c.name, "dhcp"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("the helper container got no lease on eth1 within 3 s"), "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    assert_eq!(c.helpers(), "", "the helper container is removed");
+    let eth1 = docker(&["exec", &c.name, "ip", "link", "show", "eth1"]);
+    assert!(!eth1.status.success(), "eth1 is gone from the container");
+    assert_same("host", &h, &host.snapshot());
 }
