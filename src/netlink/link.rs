@@ -185,12 +185,21 @@ impl Netlink {
         loop {
             match self.link_by_name(name).await {
                 Ok(Some(link)) if link.oper_up && link.port_enabled != Some(false) => return,
+                // A bridge that is down keeps its ports disabled for good.
+                Ok(Some(link)) if link.oper_up && !self.master_is_up(&link).await => return,
                 Ok(Some(_)) if Instant::now() < deadline => {}
                 _ => return,
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(20));
         }
+    }
+
+    async fn master_is_up(&self, link: &Link) -> bool {
+        let Some(master) = link.master else {
+            return false;
+        };
+        matches!(self.link_by_index(master).await, Ok(Some(m)) if m.up)
     }
 
     /// `ip link del INDEX`; a link that is already gone counts as deleted.
