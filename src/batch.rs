@@ -11,10 +11,10 @@ use anyhow::{Context, Result};
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::{json, Value};
 
-use crate::attach;
-use crate::cli::{self, Attach, Batch, CliError, Invocation};
+use crate::cli::{self, Attach, Batch, CliError, HostIf, Invocation, Mac};
 use crate::netlink::Netlink;
 use crate::Outcome;
+use crate::{attach, facts};
 
 /// Lines in flight at once. Link changes serialise on the kernel's RTNL lock anyway;
 /// this hides each line's own waits (Docker look-ups, thread hand-offs) behind the
@@ -108,10 +108,35 @@ struct Job {
 
 impl Job {
     /// Lines with the same key may create the same thing (a bridge, `HOSTIF.VLAN`).
-    fn key(&self) -> String {
+    /// `names` gives the interface that a `mac:` HOSTIF stands for, so that
+    /// `eth0@10` and `mac:<eth0's MAC>@10` share a key.
+    fn key(&self, names: &HashMap<Mac, String>) -> String {
         let vlan = self.attach.vlan.as_ref().map(|v| v.as_str().to_string()).unwrap_or_default();
-        format!("{}@{vlan}", self.attach.host_if)
+        match &self.attach.host_if {
+            HostIf::Mac(mac) if names.contains_key(mac) => format!("{}@{vlan}", names[mac]),
+            host_if => format!("{host_if}@{vlan}"),
+        }
     }
+}
+
+/// The interface each `mac:` HOSTIF of the batch stands for now, as the attach itself
+/// will find it; one dump of the host's links, and only when some line uses `mac:`.
+async fn mac_names(jobs: &[Job], host: &Netlink) -> HashMap<Mac, String> {
+    let macs: Vec<Mac> = jobs
+        .iter()
+        .filter_map(|j| match &j.attach.host_if {
+            HostIf::Mac(mac) => Some(*mac),
+            HostIf::Name(_) => None,
+        })
+        .collect();
+    if macs.is_empty() {
+        return HashMap::new();
+    }
+    // A failed dump only costs the grouping; each line reports its own errors.
+    let links = host.links().await.unwrap_or_default();
+    macs.into_iter()
+        .filter_map(|mac| facts::first_with_mac(&links, mac).map(|l| (mac, l.name.clone())))
+        .collect()
 }
 
 /// What came of one line.
@@ -149,10 +174,11 @@ impl LineResult {
 /// go one at a time until one succeeds; what it made then holds its port for good,
 /// and the key's other lines go together.
 async fn run_jobs<W: Write>(jobs: Vec<Job>, host: &Netlink, out: &mut Printer<W>) {
+    let names = mac_names(&jobs, host).await;
     let mut groups: Vec<VecDeque<Job>> = Vec::new();
     let mut keys: HashMap<String, usize> = HashMap::new();
     for job in jobs {
-        let g = *keys.entry(job.key()).or_insert_with(|| {
+        let g = *keys.entry(job.key(&names)).or_insert_with(|| {
             groups.push(VecDeque::new());
             groups.len() - 1
         });

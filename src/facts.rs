@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 
 use crate::cli::types::IFNAME_MAX;
-use crate::cli::{Attach, HostIf};
+use crate::cli::{Attach, HostIf, Mac};
 use crate::netlink::{Link, Netlink};
 use crate::ovs;
 use crate::plan::{self, GuestFacts, GuestId, HostFacts, Mode};
@@ -15,13 +15,13 @@ use crate::plan::{self, GuestFacts, GuestId, HostFacts, Mode};
 pub async fn host_if(host: &Netlink, req: &Attach) -> Result<Option<Link>> {
     match &req.host_if {
         HostIf::Name(n) => host.link_by_name(n.as_str()).await,
-        HostIf::Mac(mac) => {
-            let mut links: Vec<Link> =
-                host.links().await?.into_iter().filter(|l| l.mac == Some(*mac)).collect();
-            links.sort_by(|a, b| a.name.cmp(&b.name));
-            Ok(links.into_iter().next())
-        }
+        HostIf::Mac(mac) => Ok(first_with_mac(&host.links().await?, *mac).cloned()),
     }
+}
+
+/// Of `links`, the first by name whose MAC is `mac`.
+pub fn first_with_mac(links: &[Link], mac: Mac) -> Option<&Link> {
+    links.iter().filter(|l| l.mac == Some(mac)).min_by(|a, b| a.name.cmp(&b.name))
 }
 
 pub async fn host(host: &Netlink, req: &Attach, guest: &GuestId) -> Result<HostFacts> {

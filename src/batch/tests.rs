@@ -41,13 +41,18 @@ fn bad_lines_say_why_and_keep_their_number() {
 
 #[test]
 fn lines_creating_the_same_thing_share_a_key() {
+    let mac: Mac = "00:f3:15:4a:42:c8".parse().unwrap();
+    let names = HashMap::from([(mac, "eth0".to_string())]);
     let key = |line: &str| {
         let attach = parse_lines(line).remove(0).1.unwrap();
-        Job { line: 1, index: 0, attach }.key()
+        Job { line: 1, index: 0, attach }.key(&names)
     };
     assert_eq!(key("br1 pid:1 10.0.0.2/24"), key("br1 -i eth2 pid:2 10.0.0.3/24"));
     assert_ne!(key("br1 pid:1 10.0.0.2/24"), key("br2 pid:1 10.0.0.2/24"));
     assert_ne!(key("eth0 pid:1 10.0.0.2/24 @10"), key("eth0 pid:1 10.0.0.2/24 @20"));
+    // A mac: HOSTIF groups with the interface it stands for.
+    assert_eq!(key("eth0 pid:1 10.0.0.2/24 @10"), key("mac:00:F3:15:4A:42:C8 pid:2 10.0.0.3/24 @10"));
+    assert_ne!(key("eth0 pid:1 10.0.0.2/24 @10"), key("mac:00:f3:15:4a:42:c9 pid:2 10.0.0.3/24 @10"));
 }
 
 #[test]
