@@ -1,6 +1,8 @@
 //! One attachment, end to end: resolve the guest, read the facts, plan, then
 //! print the plan (`--dry-run`) or apply it all-or-nothing.
 
+use std::os::unix::fs::MetadataExt;
+
 use anyhow::Result;
 
 use crate::apply::{self, Context, Failure};
@@ -19,7 +21,7 @@ pub async fn run(req: &Attach) -> Outcome {
 
 /// [`run`] with the host's netlink handle given: a batch shares one among its lines.
 pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
-    let guest = match resolve(&req.guest).await {
+    let guest = match resolve(&req.guest).await.and_then(not_the_host) {
         Ok(g) => g,
         Err(e) => return Outcome::failed(e),
     };
@@ -61,13 +63,24 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
 /// thread of the runtime's blocking pool, so that a batch's other lines go on meanwhile.
 /// `pid:N` and netns paths are one `open`, done in place.
 async fn resolve(spec: &str) -> Result<Guest> {
-    if spec.starts_with("pid:") || spec.starts_with('/') {
+    if spec.starts_with("pid:") || guest::is_netns_path(spec) {
         return guest::resolve(spec);
     }
     let spec = spec.to_string();
     tokio::task::spawn_blocking(move || guest::resolve(&spec))
         .await
         .unwrap_or_else(|e| Err(anyhow::anyhow!("guest resolution failed: {e}")))
+}
+
+/// A guest in the host's own network namespace (a `--net=host` container, `pid:1`)
+/// would have the host itself configured as the guest: its default route
+/// replaced, an `eth1` added beside its own. The original does that; we refuse.
+fn not_the_host(guest: Guest) -> Result<Guest> {
+    let ours = std::fs::metadata("/proc/self/ns/net").map(|m| m.ino());
+    if ours.is_ok_and(|ino| ino == guest.ns_inode) {
+        anyhow::bail!("{} is in the host's own network namespace: nothing to attach it to", guest.describe());
+    }
+    Ok(guest)
 }
 
 async fn prepare(req: &Attach, guest: &Guest, host: &Netlink) -> Result<(Netlink, Netlink, Plan)> {

@@ -193,7 +193,7 @@ where
 {
     let argv: Vec<String> = argv.into_iter().map(Into::into).collect();
     if let Some(p) = passthrough(&argv) {
-        return p.map(Invocation::Passthrough).map_err(CliError::Invalid);
+        return p.map(Invocation::Passthrough);
     }
     parse_without_passthrough(argv)
 }
@@ -218,7 +218,9 @@ pub fn parse_without_passthrough(argv: Vec<String>) -> Result<Invocation, CliErr
     if raw.wait {
         return wait(raw).map_err(CliError::Invalid);
     }
-    if raw.args.len() < 3 {
+    // The original tests IPSPEC for being non-empty: `""` (an unset variable) is
+    // a missing one.
+    if raw.args.len() < 3 || raw.args[2].is_empty() {
         return Err(CliError::Syntax);
     }
     attach(raw).map(Invocation::Attach).map_err(CliError::Invalid)
@@ -226,7 +228,7 @@ pub fn parse_without_passthrough(argv: Vec<String>) -> Result<Invocation, CliErr
 
 /// `route|rule|tc GUEST ARGS...`: recognised before clap so that nothing after
 /// GUEST is ever read as one of our flags.
-fn passthrough(argv: &[String]) -> Option<Result<Passthrough>> {
+fn passthrough(argv: &[String]) -> Option<Result<Passthrough, CliError>> {
     let first = argv.first()?;
     let tool = if first.starts_with("route") {
         Tool::Route
@@ -237,12 +239,12 @@ fn passthrough(argv: &[String]) -> Option<Result<Passthrough>> {
     } else {
         return None;
     };
-    Some(match argv.get(1) {
-        None => Err(anyhow!("{first}: missing GUEST (usage: pipework {first} GUEST ARGS...)")),
-        Some(guest) => {
-            Ok(Passthrough { tool, word: first.clone(), guest: guest.clone(), args: argv[2..].to_vec() })
-        }
-    })
+    // The original's check for a third argument comes first: `route GUEST` alone
+    // is a usage error, not `ip route` run bare.
+    if argv.len() < 3 {
+        return Some(Err(CliError::Syntax));
+    }
+    Some(Ok(Passthrough { tool, word: first.clone(), guest: argv[1].clone(), args: argv[2..].to_vec() }))
 }
 
 fn wait(raw: RawArgs) -> Result<Invocation> {

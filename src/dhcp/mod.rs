@@ -123,12 +123,18 @@ impl fmt::Display for DhcpRequest {
 /// The name the guest goes by: a Docker container's own name (without Docker's
 /// leading '/'), else GUEST made into a host name (`pid:123` gives `pid-123`).
 fn hostname(guest: &GuestId) -> String {
-    if let Some((_, name)) = &guest.container {
-        // Docker's names are valid host names already; keep them whole but for length.
-        return name.trim_start_matches('/').chars().take(63).collect();
+    // A container named as the original takes it (name, ID or ID prefix): GUEST as
+    // typed, as the original puts it in the host name and in the pid and lease file
+    // names that scripts written for it look for. The leading '/' of a Docker name
+    // would make a path.
+    let typed = guest.name.strip_prefix('/').unwrap_or(&guest.name);
+    if !guest.name.starts_with("pid:") && !typed.is_empty() && !typed.contains('/') {
+        // A DNS label is at most 63 bytes, and sethostname(2) refuses more than 64.
+        return typed.chars().take(63).collect();
     }
-    let raw = match (&guest.container, guest.pid) {
-        (None, Some(pid)) if guest.name.starts_with("pid:") || guest.name.starts_with("/proc/") => {
+    // Forms the original lacks: a name of our own making.
+    let raw = match guest.pid {
+        Some(pid) if guest.name.starts_with("pid:") || guest.name.starts_with("/proc/") => {
             format!("pid-{pid}")
         }
         _ => guest.name.rsplit('/').find(|p| !p.is_empty()).unwrap_or_default().to_string(),
@@ -137,7 +143,6 @@ fn hostname(guest: &GuestId) -> String {
     // by the server, or make an odd file name.
     let clean: String =
         raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
-    // A DNS label is at most 63 bytes, and sethostname(2) refuses more than 64.
     let clean: String = clean.chars().take(63).collect();
     match clean.trim_matches('-') {
         "" => "guest".to_string(),

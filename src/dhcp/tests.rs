@@ -86,8 +86,11 @@ fn host_names() {
     assert_eq!(request("udhcpc", &guest("/proc/77/ns/net", Some(77), None)).hostname, "pid-77");
     assert_eq!(request("udhcpc", &guest("/var/run/netns/blue", None, None)).hostname, "blue");
     assert_eq!(request("udhcpc", &guest("/x/a_b", None, None)).hostname, "a-b");
-    // A container given by ID prefix still goes by its name.
-    assert_eq!(request("udhcpc", &guest("c0f", Some(1), Some(("c0ffee", "/db.1")))).hostname, "db.1");
+    // A container goes by GUEST as typed, as in the original's pid and lease file
+    // names: an ID prefix stays the prefix; a Docker-style `/name` loses its slash.
+    assert_eq!(request("udhcpc", &guest("c0f", Some(1), Some(("c0ffee", "/db.1")))).hostname, "c0f");
+    assert_eq!(request("udhcpc", &guest("/db.1", Some(1), Some(("c0ffee", "/db.1")))).hostname, "db.1");
+    assert_eq!(request("udhcpc", &guest("my_ct", Some(1), None)).hostname, "my_ct");
 }
 
 #[test]
@@ -150,8 +153,8 @@ async fn bound_client_goes_renewing_at_t1() {
 fn host_names_fit_sethostname() {
     let long = format!("/x/{}", "a".repeat(80));
     assert_eq!(request("udhcpc", &guest(&long, None, None)).hostname.len(), 63);
-    let name = format!("/{}", "b".repeat(70));
-    assert_eq!(request("udhcpc", &guest("c0f", Some(1), Some(("c0ffee", &name)))).hostname.len(), 63);
+    let name = "b".repeat(70);
+    assert_eq!(request("udhcpc", &guest(&name, Some(1), Some(("c0ffee", &name)))).hostname.len(), 63);
 }
 
 #[test]

@@ -17,30 +17,45 @@ pub fn find(name: &str) -> Result<Option<u32>> {
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
         return Ok(None);
     }
-    let found: Vec<PathBuf> =
-        candidates(Path::new(CGROUP_ROOT), name).into_iter().filter(|p| p.is_file()).collect();
-    for procs in &found {
-        if let Some(pid) = first_pid(procs) {
+    let found: Vec<Candidate> =
+        candidates(Path::new(CGROUP_ROOT), name).into_iter().filter(|c| c.procs.is_file()).collect();
+    for c in &found {
+        if let Some(pid) = first_pid(&c.procs) {
             return Ok(Some(pid));
         }
     }
-    if !found.is_empty() {
+    if found.iter().any(|c| c.lxc_layout) {
         bail!("Could not find a process inside container {name}.");
     }
     Ok(lxc_info(name))
 }
 
-/// The process lists a container `name` may have: LXC's own layouts (`lxc/NAME`,
-/// `lxc.payload.NAME`, and a bare `NAME`, as the original's `find -name` would
-/// match at the top), in the cgroup v1 `devices` hierarchy and in the v2 tree.
-fn candidates(root: &Path, name: &str) -> Vec<PathBuf> {
-    let dirs = [format!("lxc/{name}"), format!("lxc.payload.{name}"), name.to_string()];
+/// A process list where container `name`'s processes may be.
+struct Candidate {
+    procs: PathBuf,
+    /// Under a name only LXC makes (`lxc/NAME`, `lxc.payload.NAME`): found empty,
+    /// it is a stopped container. A bare `NAME` cgroup may be anything's (`docker`,
+    /// say), and an empty one is no answer.
+    lxc_layout: bool,
+}
+
+/// LXC's own layouts (`lxc/NAME`, `lxc.payload.NAME`) in the cgroup v1 `devices`
+/// hierarchy and in the v2 tree, and a bare `NAME` at the top of the `devices`
+/// hierarchy, as the original's `find -name` would match it there. Never a bare
+/// name at the top of the v2 tree: that is systemd's (`init.scope` holds PID 1, the
+/// host's own namespace).
+fn candidates(root: &Path, name: &str) -> Vec<Candidate> {
     let mut out = Vec::new();
-    for d in &dirs {
-        out.push(root.join("devices").join(d).join("tasks"));
-        out.push(root.join(d).join("cgroup.procs"));
-        out.push(root.join("unified").join(d).join("cgroup.procs"));
+    for d in [format!("lxc/{name}"), format!("lxc.payload.{name}")] {
+        for procs in [
+            root.join("devices").join(&d).join("tasks"),
+            root.join(&d).join("cgroup.procs"),
+            root.join("unified").join(&d).join("cgroup.procs"),
+        ] {
+            out.push(Candidate { procs, lxc_layout: true });
+        }
     }
+    out.push(Candidate { procs: root.join("devices").join(name).join("tasks"), lxc_layout: false });
     out
 }
 
@@ -68,15 +83,18 @@ mod tests {
 
     #[test]
     fn candidate_paths_cover_v1_and_v2_layouts() {
-        let c = candidates(Path::new("/cg"), "web1");
+        let c: Vec<(PathBuf, bool)> =
+            candidates(Path::new("/cg"), "web1").into_iter().map(|c| (c.procs, c.lxc_layout)).collect();
         for want in [
-            "/cg/devices/lxc/web1/tasks",
-            "/cg/lxc.payload.web1/cgroup.procs",
-            "/cg/unified/lxc.payload.web1/cgroup.procs",
-            "/cg/devices/web1/tasks",
+            ("/cg/devices/lxc/web1/tasks", true),
+            ("/cg/lxc.payload.web1/cgroup.procs", true),
+            ("/cg/unified/lxc.payload.web1/cgroup.procs", true),
+            ("/cg/devices/web1/tasks", false),
         ] {
-            assert!(c.contains(&PathBuf::from(want)), "{want} missing from {c:?}");
+            assert!(c.contains(&(PathBuf::from(want.0), want.1)), "{want:?} missing from {c:?}");
         }
+        // systemd's top-level cgroups are never taken for containers.
+        assert!(!c.iter().any(|(p, _)| p == Path::new("/cg/web1/cgroup.procs")), "{c:?}");
     }
 
     #[test]

@@ -61,6 +61,13 @@ impl Guest {
     }
 }
 
+/// A netns file's path: absolute, with a directory (`/proc/N/ns/net`,
+/// `/var/run/netns/NAME`). A bare `/NAME` is a Docker name as Docker prints it
+/// (`docker inspect -f '{{.Name}}'`), which the original passes to Docker.
+pub fn is_netns_path(spec: &str) -> bool {
+    spec.strip_prefix('/').is_some_and(|rest| rest.contains('/'))
+}
+
 /// Resolve GUEST: `pid:N`, a path to a netns file, else an LXC container, else a
 /// Docker container.
 pub fn resolve(spec: &str) -> Result<Guest> {
@@ -69,7 +76,7 @@ pub fn resolve(spec: &str) -> Result<Guest> {
             pid.parse().map_err(|_| anyhow!("invalid guest {spec:?}: pid:N takes a process id"))?;
         return open(spec, Some(pid), Source::Pid);
     }
-    if spec.starts_with('/') {
+    if is_netns_path(spec) {
         return open(spec, pid_of_proc_path(spec), Source::NetnsPath);
     }
     // The original's order: an LXC container of that name first, then Docker.
@@ -115,6 +122,14 @@ fn check_is_netns(file: &File, path: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn netns_paths_have_a_directory() {
+        assert!(is_netns_path("/proc/1/ns/net"));
+        assert!(is_netns_path("/var/run/netns/blue"));
+        assert!(!is_netns_path("/web1"), "Docker's own spelling of a name");
+        assert!(!is_netns_path("web1"));
+    }
 
     #[test]
     fn proc_paths_name_their_pid() {

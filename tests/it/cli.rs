@@ -1,6 +1,6 @@
 //! The binary's front door: help, version, usage and bad values, all before any change.
 
-use crate::util::{pipework_here, Netns};
+use crate::util::{assert_same, pipework_here, Netns};
 
 #[test]
 fn help_and_version_exit_0() {
@@ -18,6 +18,31 @@ fn missing_arguments_print_the_syntax_on_stdout_and_exit_1() {
         assert!(r.stdout.starts_with("Syntax:\n"), "{args:?}: {r:?}");
         assert!(r.stdout.contains("pipework --wait [-i containerinterface]"));
     }
+}
+
+#[test]
+fn a_passthrough_without_arguments_or_an_empty_ipspec_prints_the_syntax() {
+    for args in [&["route", "web1"][..], &["tc", "web1"][..], &["rule"][..], &["br1", "web1", ""][..]] {
+        let r = pipework_here(args);
+        assert_eq!(r.code, 1, "{args:?}: {r:?}");
+        assert!(r.stdout.starts_with("Syntax:\n"), "{args:?}: {r:?}");
+    }
+}
+
+#[test]
+fn a_guest_in_the_hosts_own_namespace_is_refused_and_nothing_changes() {
+    // What a `--net=host` container, or pid:1 on a real host, would be.
+    let host = Netns::new();
+    let h = host.snapshot();
+    let line = host.pipework(&["br1", &host.guest(), "10.0.0.2/24@10.0.0.1"]).failed();
+    assert_eq!(
+        line,
+        format!(
+            "pipework: guest {} is in the host's own network namespace: nothing to attach it to",
+            host.guest()
+        )
+    );
+    assert_same("host", &h, &host.snapshot());
 }
 
 #[test]

@@ -65,6 +65,17 @@ fn docker_container_by_id_prefix() {
 }
 
 #[test]
+fn docker_container_by_its_slashed_name_as_docker_prints_it() {
+    let host = Netns::new();
+    let c = Container::run();
+    let out = Command::new("docker").args(["inspect", "-f", "{{.Name}}", &c.name]).output().unwrap();
+    let slashed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(slashed, format!("/{}", c.name));
+    host.pipework(&["br1", &slashed, "10.0.0.2/24"]).ok();
+    assert!(host.link(&format!("veth1pl{}", c.pid())).is_some());
+}
+
+#[test]
 fn unknown_and_stopped_containers_are_one_clear_line() {
     let host = Netns::new();
     let bogus = unique("pwt-none");
