@@ -123,7 +123,7 @@ impl FromStr for Vlan {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
         if s.is_empty() || s.len() > 4 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
-            bail!("invalid VLAN id {s:?} (expected a number from 1 to 4094)");
+            bail!("invalid VLAN id {s:?} (expected a number from 0 to 4094)");
         }
         Ok(Vlan(s.to_string()))
     }
@@ -133,11 +133,11 @@ impl Vlan {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-    /// The 802.1Q id (1..=4094).
+    /// The 802.1Q id (0..=4094; 0 tags priority only, and the original passes it on).
     pub fn id(&self) -> Result<u16> {
         match self.0.parse::<u16>() {
-            Ok(v) if (1..=4094).contains(&v) => Ok(v),
-            _ => bail!("invalid VLAN id {:?} (expected a number from 1 to 4094)", self.0),
+            Ok(v) if v <= 4094 => Ok(v),
+            _ => bail!("invalid VLAN id {:?} (expected a number from 0 to 4094)", self.0),
         }
     }
     /// The InfiniBand partition key (hex, as the original passes `pkey 0xPKEY`).
@@ -375,7 +375,7 @@ mod tests {
     #[test]
     fn vlan_id_and_pkey() {
         assert!("4095".parse::<Vlan>().unwrap().id().is_err());
-        assert!("0".parse::<Vlan>().unwrap().id().is_err());
+        assert_eq!("0".parse::<Vlan>().unwrap().id().unwrap(), 0);
         assert_eq!("4094".parse::<Vlan>().unwrap().id().unwrap(), 4094);
         assert_eq!("8001".parse::<Vlan>().unwrap().pkey().unwrap(), 0x8001);
         assert!("12345".parse::<Vlan>().is_err());
