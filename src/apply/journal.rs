@@ -108,7 +108,7 @@ async fn undo_one(undo: &Undo, ctx: &Context<'_>) -> Result<()> {
         Undo::DeleteAddress { index, addr } => ctx.guest.del_address(*index, *addr).await,
         Undo::RestoreRoute(route) => ctx.guest.add_route(&restorable(route), false).await,
         Undo::DeleteRoute(route) => ctx.guest.del_route(route).await,
-        Undo::StopDhcp(running) => running.stop(),
+        Undo::StopDhcp(running) => running.stop().await,
     }
 }
 

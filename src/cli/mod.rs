@@ -115,11 +115,12 @@ pipework --wait [-i containerinterface]
 ";
 
 const AFTER_HELP: &str = "\
-GUEST is a Docker container (name, ID or ID prefix), pid:N (the network namespace of
-process N), or a network-namespace file such as /proc/N/ns/net or /var/run/netns/NAME.
+GUEST is a Docker container (name, /name, ID or ID prefix), an LXC container, pid:N (the
+network namespace of process N), or a network-namespace file given by a path with a
+directory, such as /proc/N/ns/net or /var/run/netns/NAME.
 
 IPSPEC is ADDR/PREFIX[@GATEWAY], 0/0 (no address), or a DHCP client:
-dhcp[:OPTS], udhcpc[-f][:OPTS], dhclient[-f][:OPTS], dhcpcd[:OPTS].
+dhcp[:OPTS], udhcpc[-f][:OPTS], dhclient[-f][:OPTS], dhcpcd[:OPTS], dhcp4[-f][:OPTS].
 
 The last argument is [MAC][@VLAN]: a MAC address or U:TEXT (a stable MAC derived from
 TEXT), optionally followed by @VLAN.
@@ -239,9 +240,9 @@ fn passthrough(argv: &[String]) -> Option<Result<Passthrough, CliError>> {
     } else {
         return None;
     };
-    // The original's check for a third argument comes first: `route GUEST` alone
-    // is a usage error, not `ip route` run bare.
-    if argv.len() < 3 {
+    // The original's check for a non-empty third argument comes first: `route
+    // GUEST` alone (or with "") is a usage error, not `ip route` run bare.
+    if argv.len() < 3 || argv[2].is_empty() {
         return Some(Err(CliError::Syntax));
     }
     Some(Ok(Passthrough { tool, word: first.clone(), guest: argv[1].clone(), args: argv[2..].to_vec() }))
@@ -265,11 +266,13 @@ fn dhcp_timeout(timeout: Option<f64>, ip: &IpSpec) -> Result<Option<Duration>> {
         return Ok(None);
     };
     if !matches!(ip, IpSpec::Dhcp { .. }) {
-        bail!("--timeout works with --wait or a DHCP IPSPEC, not a static address");
+        bail!("--timeout works with --wait or a DHCP IPSPEC only");
     }
+    // A day is already far more than any lease takes; past it, deadlines overflow.
+    const MAX: Duration = Duration::from_secs(86_400);
     match Duration::try_from_secs_f64(s) {
-        Ok(d) if !d.is_zero() => Ok(Some(d)),
-        _ => bail!("invalid --timeout {s} (expected seconds > 0)"),
+        Ok(d) if !d.is_zero() && d <= MAX => Ok(Some(d)),
+        _ => bail!("invalid --timeout {s} (expected seconds > 0, at most {})", MAX.as_secs()),
     }
 }
 

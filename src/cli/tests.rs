@@ -131,6 +131,7 @@ fn passthrough_keeps_every_argument() {
     for line in ["route", "route web1", "tc web1"] {
         assert!(matches!(parse(line.split_whitespace()), Err(CliError::Syntax)), "{line:?}");
     }
+    assert!(matches!(parse(["route", "web1", ""]), Err(CliError::Syntax)));
 }
 
 #[test]
@@ -148,8 +149,10 @@ fn timeout_bounds_a_dhcp_client_and_nothing_else() {
     assert_eq!(attach("--timeout 2.5 br1 web1 dhcp").dhcp_timeout, Some(Duration::from_millis(2500)));
     assert_eq!(attach("br1 web1 udhcpc --timeout 7").dhcp_timeout, Some(Duration::from_secs(7)));
     assert_eq!(attach("br1 web1 dhcp").dhcp_timeout, None);
-    assert!(invalid("--timeout 5 br1 web1 10.0.0.2/24").contains("not a static address"));
+    assert!(invalid("--timeout 5 br1 web1 10.0.0.2/24").contains("DHCP IPSPEC only"));
+    assert!(invalid("--timeout 5 br1 web1 0/0").contains("DHCP IPSPEC only"));
     assert!(invalid("--timeout 0 br1 web1 dhcp").contains("expected seconds > 0"));
+    assert!(invalid("--timeout 1e19 br1 web1 dhcp").contains("at most 86400"));
     assert!(matches!(parse(["--batch", "-", "--timeout", "5"]), Err(CliError::Clap(_))));
 }
 

@@ -57,6 +57,8 @@ pub fn args(req: &DhcpRequest) -> Vec<String> {
 pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
     let docker = find_program("docker").ok_or_else(|| anyhow!("the docker command is not installed"))?;
     let index = index_of(ctx.guest, &req.dev).await?;
+    // One limit for the whole step: `docker run` and, for `-f`, the lease after it.
+    let deadline = Instant::now() + req.limit();
     let output: File = memfd_create("pipework-docker", MFdFlags::MFD_CLOEXEC)?.into();
     let mut child = Command::new(docker)
         .args(&args(req)[1..])
@@ -67,21 +69,21 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
         .context("cannot run docker")?;
     let name = helper_name(req);
     let fd = sandbox::watch(child.id())?;
-    let done = tokio::time::timeout(req.limit(), fd.readable()).await.is_ok();
+    let done = tokio::time::timeout_at(deadline.into(), fd.readable()).await.is_ok();
     if !done {
         let _ = child.kill();
         let _ = child.wait();
-        let _ = remove_after_kill(&name);
+        let _ = blocking(name.clone(), remove_after_kill).await;
         bail!("the helper container got no lease on {} within {} s", req.dev, req.limit().as_secs_f64());
     }
     let status = child.wait()?;
     if !status.success() {
-        let _ = remove(&name);
+        let _ = blocking(name.clone(), remove).await;
         bail!("docker run failed ({status}): {}", last_line(output));
     }
     if foreground(req) {
         journal.push(Undo::StopDhcp(Running::Container { name: name.clone() }));
-        wait_for_address(ctx, index, &name, req.limit()).await?;
+        wait_for_address(ctx, index, &name, deadline, req.limit()).await?;
     } else {
         // udhcpc's script sets the address without a lifetime; this is a no-op unless
         // the image's script differs.
@@ -100,8 +102,13 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
 }
 
 /// `dhcp:-f` returns once the helper is started: wait until its lease is on the link.
-async fn wait_for_address(ctx: &Context<'_>, index: u32, name: &str, limit: Duration) -> Result<()> {
-    let deadline = Instant::now() + limit;
+async fn wait_for_address(
+    ctx: &Context<'_>,
+    index: u32,
+    name: &str,
+    deadline: Instant,
+    limit: Duration,
+) -> Result<()> {
     while lease::ipv4_addresses(ctx.guest, index).await?.is_empty() {
         if Instant::now() > deadline {
             bail!("the helper container {name} got no lease within {} s", limit.as_secs_f64());
@@ -109,6 +116,12 @@ async fn wait_for_address(ctx: &Context<'_>, index: u32, name: &str, limit: Dura
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
+}
+
+/// Run a `docker rm` on the runtime's blocking pool: it takes up to seconds, and the
+/// other lines of a --batch go on meanwhile.
+async fn blocking(name: String, f: fn(&str) -> Result<()>) -> Result<()> {
+    tokio::task::spawn_blocking(move || f(&name)).await.map_err(|e| anyhow!("docker rm task failed: {e}"))?
 }
 
 /// How long one `docker rm -f` may take: a daemon that hangs must not hang us.
@@ -132,13 +145,15 @@ fn remove_after_kill(name: &str) -> Result<()> {
 }
 
 /// One `docker rm -f NAME`, within [`REMOVE_TIMEOUT`]: `true` if it removed a
-/// container, `false` if there was none.
+/// container, `false` if there was none. The CLI exits 0 either way (since 20.10)
+/// and names on stdout only the containers it removed.
 fn remove_once(name: &str) -> Result<bool> {
-    let errors: File = memfd_create("pipework-docker-rm", MFdFlags::MFD_CLOEXEC)?.into();
+    let removed: File = memfd_create("pipework-docker-rm", MFdFlags::MFD_CLOEXEC)?.into();
+    let errors: File = memfd_create("pipework-docker-rm-err", MFdFlags::MFD_CLOEXEC)?.into();
     let mut child = Command::new("docker")
         .args(["rm", "-f", name])
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(removed.try_clone()?)
         .stderr(errors.try_clone()?)
         .spawn()
         .context("cannot run docker")?;
@@ -155,11 +170,11 @@ fn remove_once(name: &str) -> Result<bool> {
         std::thread::sleep(Duration::from_millis(10));
     };
     let err = last_line(errors);
-    if status.success() {
-        return Ok(true);
-    }
     if err.contains("No such container") {
         return Ok(false);
+    }
+    if status.success() {
+        return Ok(last_line(removed) == name);
     }
     bail!("docker rm -f {name}: {err}")
 }

@@ -129,8 +129,8 @@ fn hostname(guest: &GuestId) -> String {
     // would make a path.
     let typed = guest.name.strip_prefix('/').unwrap_or(&guest.name);
     if !guest.name.starts_with("pid:") && !typed.is_empty() && !typed.contains('/') {
-        // A DNS label is at most 63 bytes, and sethostname(2) refuses more than 64.
-        return typed.chars().take(63).collect();
+        // Whole, even a 64-character ID: the sandbox cuts it for sethostname(2) only.
+        return typed.to_string();
     }
     // Forms the original lacks: a name of our own making.
     let raw = match guest.pid {
@@ -140,7 +140,7 @@ fn hostname(guest: &GuestId) -> String {
         _ => guest.name.rsplit('/').find(|p| !p.is_empty()).unwrap_or_default().to_string(),
     };
     // A host name is letters, digits and '-' (RFC 952); anything else would be refused
-    // by the server, or make an odd file name.
+    // by the server, or make an odd file name. A DNS label is at most 63 bytes.
     let clean: String =
         raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
     let clean: String = clean.chars().take(63).collect();
@@ -199,7 +199,7 @@ fn is_executable(p: &Path) -> bool {
 }
 
 /// A client left running for a `-f` form, stopped by the undo of the DHCP step.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Running {
     /// Every process in the client's private mount namespace (it may have forked).
     Sandbox { client: String, mnt_ns: u64 },
@@ -210,7 +210,16 @@ pub enum Running {
 }
 
 impl Running {
-    pub fn stop(&self) -> Result<()> {
+    /// Stop it, on the runtime's blocking pool: that takes up to seconds (signals and
+    /// a wait, or `docker rm`), and the other lines of a --batch go on meanwhile.
+    pub async fn stop(&self) -> Result<()> {
+        let running = self.clone();
+        tokio::task::spawn_blocking(move || running.stop_now())
+            .await
+            .map_err(|e| anyhow::anyhow!("stop task failed: {e}"))?
+    }
+
+    fn stop_now(&self) -> Result<()> {
         match self {
             Running::Sandbox { mnt_ns, .. } => sandbox::kill_all(*mnt_ns, nix::sys::signal::Signal::SIGTERM),
             Running::Keeper { pid, pid_file } => keep::stop(*pid, pid_file),

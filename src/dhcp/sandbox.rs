@@ -60,7 +60,7 @@ pub fn spawn(spec: &Spec<'_>, netns: BorrowedFd<'_>) -> Result<Sandboxed> {
         mnt_path: cstring(Path::new("/proc/self/ns/mnt"))?,
         resolv: resolv.as_ref().map(|r| cstring(&r.0)).transpose()?,
         private_dirs: spec.private_dirs.iter().map(|d| cstring(Path::new(d))).collect::<Result<_>>()?,
-        hostname: spec.hostname.to_string(),
+        hostname: uts_name(spec.hostname).to_string(),
     };
     for dir in spec.private_dirs {
         // The mount point must exist; the client would create it on the host anyway.
@@ -132,6 +132,16 @@ impl Setup {
         close_inherited();
         Ok(())
     }
+}
+
+/// `name` cut to what sethostname(2) takes (64 bytes), at a character boundary.
+fn uts_name(name: &str) -> &str {
+    const MAX: usize = 64;
+    let mut end = name.len().min(MAX);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
 }
 
 /// Descriptors pipework itself inherited without close-on-exec (a caller's pipe) must
@@ -250,4 +260,19 @@ fn in_mount_ns(mnt_ns: u64) -> Vec<Pid> {
         .filter(|pid| std::fs::metadata(format!("/proc/{pid}/ns/mnt")).is_ok_and(|m| m.ino() == mnt_ns))
         .map(|pid| Pid::from_raw(pid as i32))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uts_name;
+
+    #[test]
+    fn uts_names_fit_sethostname() {
+        let id = "c".repeat(64);
+        assert_eq!(uts_name(&id), id);
+        assert_eq!(uts_name(&"d".repeat(70)).len(), 64);
+        // 63 ASCII bytes and a 2-byte character: cut before it, not through it.
+        let name = format!("{}é", "e".repeat(63));
+        assert_eq!(uts_name(&name), "e".repeat(63));
+    }
 }

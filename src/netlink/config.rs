@@ -2,24 +2,36 @@
 //! (which drops every address and route of the link) and put back after it.
 //!
 //! "Own" means what somebody configured: the kernel makes the rest again by itself
-//! when the link returns (IPv6 link-local addresses, prefix and local routes,
-//! routes learnt from router advertisements), and adding those twice would fail.
+//! when the link returns (IPv6 link-local and privacy addresses, prefix and local
+//! routes, routes learnt from router advertisements), and adding those twice would fail.
 
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use nix::errno::Errno;
-use rtnetlink::packet_route::address::{AddressMessage, AddressScope};
-use rtnetlink::packet_route::route::{RouteAttribute, RouteFlags, RouteMessage, RouteProtocol};
-use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_core::{
+    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST,
+};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
+use rtnetlink::packet_route::route::{
+    RouteAttribute, RouteFlags, RouteMessage, RouteNextHopFlags, RouteProtocol,
+};
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::RouteMessageBuilder;
 
 use super::{errno_of, kernel, Netlink, Route};
 
+/// How long a rollback waits for restored IPv6 addresses to leave duplicate address
+/// detection, when routes need them.
+const DAD_PATIENCE: Duration = Duration::from_secs(5);
+
 /// The addresses and routes of one link, as the kernel described them.
 #[derive(Clone, Debug, Default)]
 pub struct LinkConfig {
+    /// The link's index when saved, as the saved routes name it.
+    index: u32,
     addresses: Vec<AddressMessage>,
     routes: Vec<RouteMessage>,
 }
@@ -36,56 +48,147 @@ impl Netlink {
                 self.handle.route().get(query).execute().try_collect().await.map_err(kernel)?;
             routes.extend(msgs.into_iter().filter(|m| is_own_route(m, index)));
         }
-        Ok(LinkConfig { addresses, routes })
+        Ok(LinkConfig { index, addresses, routes })
     }
 
     /// Put `config` back on link `index` (which may be another index than when it was
-    /// saved): addresses first, since routes may need them to reach their gateway.
-    /// Goes on past a failure; returns one error per thing not restored.
+    /// saved): addresses first, then routes, in passes, since a route may need
+    /// another to reach its gateway (a default route via a gateway that only a
+    /// scope-link route reaches). Goes on past a failure; returns one error per thing
+    /// not restored.
     pub async fn restore_link_config(&self, index: u32, config: &LinkConfig) -> Vec<anyhow::Error> {
         let mut errors = Vec::new();
         for saved in &config.addresses {
-            let mut msg = saved.clone();
-            msg.header.index = index;
-            let mut req = self.handle.address().add(index, IpAddr::from([0u8; 4]), 0);
-            *req.message_mut() = msg;
-            if let Err(e) = already_there_is_fine(req.execute().await.map_err(kernel)) {
+            if let Err(e) = self.restore_address(index, saved).await {
                 errors.push(anyhow!("cannot restore address {}: {e:#}", describe_address(saved)));
             }
         }
-        for saved in &config.routes {
-            let mut msg = saved.clone();
-            for attr in &mut msg.attributes {
-                if let RouteAttribute::Oif(oif) = attr {
-                    *oif = index;
+        let mut left: Vec<&RouteMessage> = config.routes.iter().collect();
+        let dad_ends = Instant::now() + DAD_PATIENCE;
+        loop {
+            let mut failed = Vec::new();
+            for saved in left.iter().copied() {
+                if let Err(e) = self.restore_route(config.index, index, saved).await {
+                    failed.push((saved, e));
                 }
             }
-            // Kernel-kept state, refused in a request (a route shows `linkdown` while
-            // the link has no carrier).
-            msg.header.flags &= RouteFlags::Onlink;
-            msg.attributes.retain(|a| !matches!(a, RouteAttribute::CacheInfo(_)));
-            let req = self.handle.route().add(msg);
-            if let Err(e) = already_there_is_fine(req.execute().await.map_err(kernel)) {
-                errors.push(anyhow!("cannot restore route {}: {e:#}", describe_route(saved)));
+            let stuck = failed.len() == left.len();
+            if failed.is_empty() || (stuck && !self.dad_pending(index, dad_ends).await) {
+                for (saved, e) in failed {
+                    errors.push(anyhow!("cannot restore route {}: {e:#}", describe_route(saved)));
+                }
+                return errors;
+            }
+            left = failed.into_iter().map(|(saved, _)| saved).collect();
+        }
+    }
+
+    /// True, after a short pause, while a restored IPv6 address is still under
+    /// duplicate address detection (until `until`): the kernel refuses routes with a
+    /// tentative address as their source until it ends (~1-2 s).
+    async fn dad_pending(&self, index: u32, until: Instant) -> bool {
+        let tentative = |m: &AddressMessage| {
+            m.attributes
+                .iter()
+                .any(|a| matches!(a, AddressAttribute::Flags(f) if f.contains(AddressFlags::Tentative)))
+        };
+        let pending = match self.address_messages(index).await {
+            Ok(msgs) => msgs.iter().any(tentative),
+            Err(_) => false,
+        };
+        if !pending || Instant::now() > until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        true
+    }
+
+    async fn restore_address(&self, index: u32, saved: &AddressMessage) -> Result<()> {
+        let mut msg = saved.clone();
+        msg.header.index = index;
+        let mut req = self.handle.address().add(index, IpAddr::from([0u8; 4]), 0);
+        *req.message_mut() = msg;
+        already_there_is_fine(req.execute().await.map_err(kernel))
+    }
+
+    /// Put back `saved`, a route through link `old` (now `index`).
+    async fn restore_route(&self, old: u32, index: u32, saved: &RouteMessage) -> Result<()> {
+        let mut msg = saved.clone();
+        // Kernel-kept state, refused in a request (`linkdown` while the link had no
+        // carrier, `dead` on a multipath leg).
+        msg.header.flags &= RouteFlags::Onlink;
+        let ipv6 = msg.header.address_family == AddressFamily::Inet6;
+        let mut append = false;
+        for attr in &mut msg.attributes {
+            match attr {
+                RouteAttribute::Oif(oif) => *oif = index,
+                RouteAttribute::NhId(id) => {
+                    // The nexthop object went with the link, and is not ours to remake.
+                    return Err(anyhow!("it used nexthop object {id}, which went with the link"));
+                }
+                RouteAttribute::MultiPath(hops) => {
+                    // IPv4 drops a multipath route whole when one of its links leaves:
+                    // it comes back whole. IPv6 drops only the legs through that link:
+                    // those are appended to the legs still there.
+                    if ipv6 {
+                        hops.retain(|h| h.interface_index == old);
+                        append = true;
+                    }
+                    for hop in hops.iter_mut() {
+                        hop.flags &= RouteNextHopFlags::Onlink;
+                        if hop.interface_index == old {
+                            hop.interface_index = index;
+                        }
+                    }
+                }
+                _ => {}
             }
         }
-        errors
+        msg.attributes.retain(|a| !matches!(a, RouteAttribute::CacheInfo(_)));
+        let flags = NLM_F_CREATE | if append { NLM_F_APPEND } else { NLM_F_EXCL };
+        already_there_is_fine(self.new_route(msg, flags).await)
+    }
+
+    /// RTM_NEWROUTE with our own flags (rtnetlink's request always sets EXCL or
+    /// REPLACE; appending a multipath leg takes APPEND without EXCL).
+    async fn new_route(&self, msg: RouteMessage, flags: u16) -> Result<()> {
+        let mut req = NetlinkMessage::from(RouteNetlinkMessage::NewRoute(msg));
+        req.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+        let mut answers = self.handle.clone().request(req).map_err(kernel)?;
+        while let Some(answer) = answers.next().await {
+            if let NetlinkPayload::Error(e) = answer.payload {
+                if e.raw_code() != 0 {
+                    return Err(kernel(rtnetlink::Error::NetlinkError(e)));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
-/// Every IPv4 address, and the IPv6 ones that are not link-local (the kernel makes
-/// that one again when the link comes up).
+/// Every IPv4 address, and the IPv6 ones that are neither link-local nor temporary
+/// (privacy) addresses: the kernel makes those again when the link comes up.
 fn is_own_address(msg: &AddressMessage) -> bool {
+    let temporary = msg
+        .attributes
+        .iter()
+        .any(|a| matches!(a, AddressAttribute::Flags(f) if f.contains(AddressFlags::Secondary)));
     match msg.header.family {
         AddressFamily::Inet => true,
-        AddressFamily::Inet6 => msg.header.scope != AddressScope::Link,
+        // IFA_F_TEMPORARY is IFA_F_SECONDARY's bit.
+        AddressFamily::Inet6 => msg.header.scope != AddressScope::Link && !temporary,
         _ => false,
     }
 }
 
-/// A route through link `index` alone that the kernel does not make by itself.
+/// A route through link `index` (alone, or as a leg of a multipath route) that the
+/// kernel does not make by itself.
 fn is_own_route(msg: &RouteMessage, index: u32) -> bool {
-    let through = msg.attributes.iter().any(|a| matches!(a, RouteAttribute::Oif(i) if *i == index));
+    let through = msg.attributes.iter().any(|a| match a {
+        RouteAttribute::Oif(i) => *i == index,
+        RouteAttribute::MultiPath(hops) => hops.iter().any(|h| h.interface_index == index),
+        _ => false,
+    });
     let made_by_kernel = matches!(msg.header.protocol, RouteProtocol::Kernel | RouteProtocol::Ra);
     through && !made_by_kernel
 }

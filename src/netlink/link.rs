@@ -177,8 +177,9 @@ impl Netlink {
     /// until the kernel's linkwatch work has seen the port's carrier come on and
     /// enabled it. For a veth that work runs at once, but asynchronously: the guest
     /// end has carrier before the host end's port forwards. Other links may wait for
-    /// it up to a second, so we give it two, and go on regardless after that (a port
-    /// that STP holds back, say): no worse than not waiting. Mostly true at the first look.
+    /// it up to a second, so we give it two, and go on regardless after that: no worse
+    /// than not waiting. "Enabled" is any state but `disabled`: a port that STP keeps
+    /// listening for 30 s is not waited for. Mostly true at the first look.
     pub async fn until_passes_frames(&self, name: &str) {
         let deadline = Instant::now() + Duration::from_secs(2);
         let mut pause = Duration::from_micros(200);

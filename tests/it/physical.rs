@@ -3,6 +3,8 @@
 //! and VLAN/dummy, which this kernel lacks: end to end where the kernel has the
 //! kind, else the clean refusal.
 
+use std::time::{Duration, Instant};
+
 use crate::util::{assert_rerun_changes_nothing, assert_same, Netns};
 
 /// A host namespace with a stand-in NIC `eth2`: a veth whose peer is up on the
@@ -87,17 +89,69 @@ fn direct_phys_failure_gives_the_nic_back_as_it_was() {
 #[test]
 fn direct_phys_failure_gives_the_nic_back_with_its_addresses_and_routes() {
     let host = host_with_nic("1500");
-    host.sh("ip", &["link", "set", "eth2", "up"]);
+    // A second NIC, for multipath routes with a leg through each.
+    host.sh("ip", &["link", "add", "eth3", "type", "veth", "peer", "name", "eth3p"]);
+    for nic in ["eth2", "eth2p", "eth3", "eth3p"] {
+        host.sh("ip", &["link", "set", nic, "up"]);
+    }
     // What an operator configured on the NIC: the move drops all of it.
     for args in [
         &["addr", "add", "192.0.2.5/24", "dev", "eth2"][..],
         &["addr", "add", "192.0.2.6/24", "dev", "eth2", "label", "eth2:1"],
         &["addr", "add", "198.51.100.5/32", "peer", "198.51.100.1", "dev", "eth2"],
-        &["-6", "addr", "add", "fd02::5/64", "dev", "eth2", "nodad"],
+        &["-6", "addr", "add", "fd02::5/64", "dev", "eth2"],
+        &["addr", "add", "192.0.3.5/24", "dev", "eth3"],
+        &["-6", "addr", "add", "fd03::5/64", "dev", "eth3", "nodad"],
         &["route", "add", "default", "via", "192.0.2.1", "dev", "eth2", "metric", "50"],
         &["route", "add", "203.0.113.0/24", "via", "192.0.2.2", "dev", "eth2", "table", "100"],
         &["route", "add", "10.99.0.0/16", "dev", "eth2", "proto", "static", "scope", "link"],
-        &["-6", "route", "add", "fd03::/64", "via", "fd02::1", "dev", "eth2"],
+        // A gateway reached only through another route of the NIC, which the kernel
+        // lists after it: restored in passes.
+        &["route", "add", "172.31.1.1", "dev", "eth2", "scope", "link", "table", "200"],
+        &["route", "add", "default", "via", "172.31.1.1", "dev", "eth2", "table", "200"],
+        // IPv4 drops a multipath route whole when one of its links leaves.
+        &[
+            "route",
+            "add",
+            "10.200.0.0/16",
+            "nexthop",
+            "via",
+            "192.0.2.1",
+            "dev",
+            "eth2",
+            "nexthop",
+            "via",
+            "192.0.3.1",
+            "dev",
+            "eth3",
+        ],
+    ] {
+        host.sh("ip", args);
+    }
+    // DAD over, so that a source route can be made (it is restored only after the
+    // returning address's own DAD).
+    until_no_tentative_address(&host);
+    for args in [
+        &["-6", "route", "add", "fd03:1::/64", "via", "fd02::1", "dev", "eth2"][..],
+        &["-6", "route", "add", "fd04::/64", "via", "fd02::1", "dev", "eth2", "src", "fd02::5"],
+        // IPv6 drops only the leg through the leaving link; the kernel appends it
+        // again at the end (the order of equal-cost legs means nothing).
+        &[
+            "-6",
+            "route",
+            "add",
+            "fd05::/64",
+            "nexthop",
+            "via",
+            "fd03::1",
+            "dev",
+            "eth3",
+            "nexthop",
+            "via",
+            "fd02::1",
+            "dev",
+            "eth2",
+        ],
     ] {
         host.sh("ip", args);
     }
@@ -107,8 +161,17 @@ fn direct_phys_failure_gives_the_nic_back_with_its_addresses_and_routes() {
     let line = host.pipework(&["--direct-phys", "eth2", "-i", "container0", &guest.guest(), "fd00::2/64"]);
     assert_eq!(line.code, 1, "{line:?}");
     assert!(line.stderr.contains("cannot add address fd00::2/64 to container0"), "{line:?}");
+    assert_eq!(line.stderr.lines().count(), 2, "one line for the failure, one for the move: {line:?}");
     assert_same("host", &h, &host.snapshot());
     assert_same("guest", &g, &guest.snapshot());
+}
+
+fn until_no_tentative_address(ns: &Netns) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ns.sh("ip", &["-6", "addr", "show", "tentative"]).trim().is_empty() {
+        assert!(Instant::now() < deadline, "DAD did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
