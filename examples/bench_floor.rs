@@ -5,7 +5,9 @@
 //!
 //! Usage: bench_floor BRIDGE [--announce] < LINES, one `PID ADDR/PREFIX GATEWAY` per line.
 //! With `--announce`, also the two requests by which pipework has the kernel send the
-//! gratuitous ARP (`arp_notify`, then the link's own MAC set again).
+//! gratuitous ARP (`arp_notify`, then the link's own MAC set again), after the same
+//! wait for the host end's bridge port to forward: sent before it, the ARP is dropped
+//! at the port, and costs the bridge nothing (nor reaches anybody).
 
 use std::fs::File;
 use std::io::BufRead;
@@ -48,6 +50,7 @@ async fn main() -> Result<()> {
         let default = IpNetwork::new(IpAddr::from([0u8; 4]), 0)?;
         guest.add_route(&Route::new(default, Some(gw), index)?, true).await?;
         if announce {
+            host.until_passes_frames(&name).await;
             let mac = guest.link_by_name("eth1").await?.and_then(|l| l.mac).context("no MAC")?;
             guest.set_ipv4_conf(index, IPV4_ARP_NOTIFY, 1).await?;
             guest.set_mac(index, mac).await?;
