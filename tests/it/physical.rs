@@ -76,14 +76,7 @@ fn direct_phys_failure_gives_the_nic_back_as_it_was() {
     // Up and on a bridge: a move drops both, so the undo must put both back.
     host.sh("ip", &["link", "add", "brn", "type", "bridge"]);
     host.sh("ip", &["link", "set", "eth2", "master", "brn", "up"]);
-    let guest = Netns::new();
-    guest.sh("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
-    let (h, g) = (host.snapshot(), guest.snapshot());
-    let line = host.pipework(&["--direct-phys", "eth2", "-i", "container0", &guest.guest(), "fd00::2/64"]);
-    assert_eq!(line.code, 1, "{line:?}");
-    assert!(line.stderr.contains("cannot add address fd00::2/64 to container0"), "{line:?}");
-    assert_same("host", &h, &host.snapshot());
-    assert_same("guest", &g, &guest.snapshot());
+    direct_phys_fails_and_changes_nothing(&host);
 }
 
 #[test]
@@ -91,77 +84,64 @@ fn direct_phys_failure_gives_the_nic_back_with_its_addresses_and_routes() {
     let host = host_with_nic("1500");
     // A second NIC, for multipath routes with a leg through each.
     host.sh("ip", &["link", "add", "eth3", "type", "veth", "peer", "name", "eth3p"]);
-    for nic in ["eth2", "eth2p", "eth3", "eth3p"] {
-        host.sh("ip", &["link", "set", nic, "up"]);
-    }
     // What an operator configured on the NIC: the move drops all of it.
-    for args in [
-        &["addr", "add", "192.0.2.5/24", "dev", "eth2"][..],
-        &["addr", "add", "192.0.2.6/24", "dev", "eth2", "label", "eth2:1"],
-        &["addr", "add", "198.51.100.5/32", "peer", "198.51.100.1", "dev", "eth2"],
-        &["-6", "addr", "add", "fd02::5/64", "dev", "eth2"],
-        &["addr", "add", "192.0.3.5/24", "dev", "eth3"],
-        &["-6", "addr", "add", "fd03::5/64", "dev", "eth3", "nodad"],
-        &["route", "add", "default", "via", "192.0.2.1", "dev", "eth2", "metric", "50"],
-        &["route", "add", "203.0.113.0/24", "via", "192.0.2.2", "dev", "eth2", "table", "100"],
-        &["route", "add", "10.99.0.0/16", "dev", "eth2", "proto", "static", "scope", "link"],
-        // A gateway reached only through another route of the NIC, which the kernel
-        // lists after it: restored in passes.
-        &["route", "add", "172.31.1.1", "dev", "eth2", "scope", "link", "table", "200"],
-        &["route", "add", "default", "via", "172.31.1.1", "dev", "eth2", "table", "200"],
-        // IPv4 drops a multipath route whole when one of its links leaves.
+    ip(
+        &host,
         &[
-            "route",
-            "add",
-            "10.200.0.0/16",
-            "nexthop",
-            "via",
-            "192.0.2.1",
-            "dev",
-            "eth2",
-            "nexthop",
-            "via",
-            "192.0.3.1",
-            "dev",
-            "eth3",
+            "link set eth2 up",
+            "link set eth2p up",
+            "link set eth3 up",
+            "link set eth3p up",
+            "addr add 192.0.2.5/24 dev eth2",
+            "addr add 192.0.2.6/24 dev eth2 label eth2:1",
+            "addr add 198.51.100.5/32 peer 198.51.100.1 dev eth2",
+            "-6 addr add fd02::5/64 dev eth2",
+            "addr add 192.0.3.5/24 dev eth3",
+            "-6 addr add fd03::5/64 dev eth3 nodad",
+            "route add default via 192.0.2.1 dev eth2 metric 50",
+            "route add 203.0.113.0/24 via 192.0.2.2 dev eth2 table 100",
+            "route add 10.99.0.0/16 dev eth2 proto static scope link",
+            // A gateway reached only through another route of the NIC, which the
+            // kernel lists after it: restored in passes.
+            "route add 172.31.1.1 dev eth2 scope link table 200",
+            "route add default via 172.31.1.1 dev eth2 table 200",
+            // IPv4 drops a multipath route whole when one of its links leaves.
+            "route add 10.200.0.0/16 nexthop via 192.0.2.1 dev eth2 nexthop via 192.0.3.1 dev eth3",
         ],
-    ] {
-        host.sh("ip", args);
-    }
+    );
     // DAD over, so that a source route can be made (it is restored only after the
     // returning address's own DAD).
     until_no_tentative_address(&host);
-    for args in [
-        &["-6", "route", "add", "fd03:1::/64", "via", "fd02::1", "dev", "eth2"][..],
-        &["-6", "route", "add", "fd04::/64", "via", "fd02::1", "dev", "eth2", "src", "fd02::5"],
-        // IPv6 drops only the leg through the leaving link; the kernel appends it
-        // again at the end (the order of equal-cost legs means nothing).
+    ip(
+        &host,
         &[
-            "-6",
-            "route",
-            "add",
-            "fd05::/64",
-            "nexthop",
-            "via",
-            "fd03::1",
-            "dev",
-            "eth3",
-            "nexthop",
-            "via",
-            "fd02::1",
-            "dev",
-            "eth2",
+            "-6 route add fd03:1::/64 via fd02::1 dev eth2",
+            "-6 route add fd04::/64 via fd02::1 dev eth2 src fd02::5",
+            // IPv6 drops only the leg through the leaving link; the kernel appends it
+            // again at the end (the order of equal-cost legs means nothing).
+            "-6 route add fd05::/64 nexthop via fd03::1 dev eth3 nexthop via fd02::1 dev eth2",
         ],
-    ] {
-        host.sh("ip", args);
+    );
+    direct_phys_fails_and_changes_nothing(&host);
+}
+
+/// `ip ARGS` for each line, in `ns`.
+fn ip(ns: &Netns, lines: &[&str]) {
+    for line in lines {
+        ns.sh("ip", &line.split_whitespace().collect::<Vec<_>>());
     }
+}
+
+/// A `--direct-phys eth2` attach that fails once the NIC is in the guest (an IPv6
+/// address in a guest with IPv6 off) leaves host and guest as they were.
+fn direct_phys_fails_and_changes_nothing(host: &Netns) {
     let guest = Netns::new();
     guest.sh("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
     let (h, g) = (host.snapshot(), guest.snapshot());
     let line = host.pipework(&["--direct-phys", "eth2", "-i", "container0", &guest.guest(), "fd00::2/64"]);
     assert_eq!(line.code, 1, "{line:?}");
     assert!(line.stderr.contains("cannot add address fd00::2/64 to container0"), "{line:?}");
-    assert_eq!(line.stderr.lines().count(), 2, "one line for the failure, one for the move: {line:?}");
+    assert_eq!(line.stderr.lines().count(), 2, "one line for the move, one for the failure: {line:?}");
     assert_same("host", &h, &host.snapshot());
     assert_same("guest", &g, &guest.snapshot());
 }
