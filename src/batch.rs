@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::cli::{self, Attach, Batch, CliError, HostIf, Invocation, Mac};
 use crate::netlink::Netlink;
 use crate::Outcome;
-use crate::{attach, facts};
+use crate::{attach, facts, interrupt};
 
 /// Lines in flight at once. Link changes serialise on the kernel's RTNL lock anyway;
 /// this hides each line's own waits (Docker look-ups, thread hand-offs) behind the
@@ -43,7 +43,8 @@ pub async fn run(req: &Batch) -> Outcome {
         }
     }
     run_jobs(jobs, &host, &mut out).await;
-    Outcome::Exit(out.finish())
+    let status = out.finish();
+    Outcome::Exit(interrupt::received().map_or(status, |signal| signal.exit_code()))
 }
 
 fn read_input(file: Option<&Path>) -> Result<String> {
@@ -189,7 +190,8 @@ async fn run_jobs<W: Write>(jobs: Vec<Job>, host: &Netlink, out: &mut Printer<W>
         groups.iter_mut().enumerate().filter_map(|(g, q)| q.pop_front().map(|j| (g, j))).collect();
     let mut in_flight = FuturesUnordered::new();
     loop {
-        while in_flight.len() < CONCURRENCY {
+        // Once a signal has come, no new line starts; the running ones undo themselves.
+        while in_flight.len() < CONCURRENCY && interrupt::received().is_none() {
             let Some((g, job)) = ready.pop_front() else { break };
             in_flight.push(async move {
                 let outcome = attach::run_on(&job.attach, host).await;
@@ -206,6 +208,13 @@ async fn run_jobs<W: Write>(jobs: Vec<Job>, host: &Netlink, out: &mut Printer<W>
             }
         }
         out.record(index, result);
+    }
+    if let Some(signal) = interrupt::received() {
+        let left = ready.into_iter().map(|(_, j)| j).chain(groups.into_iter().flatten());
+        for job in left {
+            let error = Some(format!("not run: {signal}"));
+            out.record(job.index, LineResult { line: job.line, error, steps: Vec::new() });
+        }
     }
 }
 

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod dhcp;
 mod facts;
 pub mod guest;
+mod interrupt;
 pub mod netlink;
 mod netns;
 mod ovs;
@@ -74,12 +75,23 @@ pub fn main<I: IntoIterator<Item = String>>(argv: I) -> ExitCode {
         Err(e) => return report(Outcome::failed(anyhow::Error::new(e).context("cannot start the runtime"))),
     };
     let outcome = match invocation {
-        Invocation::Attach(a) => runtime.block_on(attach::run(&a)),
+        Invocation::Attach(a) => runtime.block_on(interruptible(attach::run(&a))),
         Invocation::Passthrough(p) => passthrough::run(&p),
         Invocation::Wait { container_if, timeout } => runtime.block_on(wait::run(&container_if, timeout)),
-        Invocation::Batch(b) => runtime.block_on(batch::run(&b)),
+        Invocation::Batch(b) => runtime.block_on(interruptible(batch::run(&b))),
     };
+    // An interrupted built-in DHCP exchange may still sit on the blocking pool until
+    // its own timeout: nothing waits for it.
+    runtime.shutdown_background();
     report(outcome)
+}
+
+/// Run `work` with SIGINT, SIGTERM and SIGHUP turned into a failure that undoes it.
+async fn interruptible(work: impl std::future::Future<Output = Outcome>) -> Outcome {
+    if let Err(e) = interrupt::install() {
+        return Outcome::failed(e.context("cannot catch signals"));
+    }
+    work.await
 }
 
 /// Print the outcome: errors as `pipework: what failed: why` on stderr.
@@ -103,7 +115,7 @@ fn report(outcome: Outcome) -> ExitCode {
             for l in rollback_errors {
                 eprintln!("pipework: {l}");
             }
-            ExitCode::from(1)
+            ExitCode::from(interrupt::exit_code_of(&error).unwrap_or(1))
         }
         Outcome::Exit(code) => ExitCode::from(code),
     }

@@ -37,6 +37,12 @@ pub async fn apply(steps: &[Step], ctx: &Context<'_>) -> Result<(), Failure> {
     crate::dhcp::preflight(steps).map_err(|error| Failure { error, rollback_errors: Vec::new() })?;
     let mut journal = Journal::default();
     for step in steps {
+        // A signal stops the run between steps (long steps watch for it themselves),
+        // and the done ones are undone like after any failure.
+        if let Err(error) = crate::interrupt::check() {
+            let rollback_errors = journal.rollback(ctx).await;
+            return Err(Failure { error, rollback_errors });
+        }
         if let (Step::Dhcp(_), Some(host_end)) = (step, veth_host_end(steps)) {
             // A DISCOVER sent before the host end's port forwards is lost, and the
             // client's first retry comes seconds later.

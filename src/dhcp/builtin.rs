@@ -87,9 +87,12 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
     let timeout =
         opts.timeout.or(req.timeout.map(|d| d.as_secs_f64().ceil() as u32)).unwrap_or(DEFAULT_TIMEOUT);
     let iface_copy = iface.clone();
-    let lease = tokio::task::spawn_blocking(move || acquire(netns.as_fd(), &iface_copy, timeout))
-        .await
-        .map_err(|e| anyhow!("DHCP task failed: {e}"))??;
+    let exchange = tokio::task::spawn_blocking(move || acquire(netns.as_fd(), &iface_copy, timeout));
+    // An interrupted exchange is left to end on its own (it changes nothing itself).
+    let lease = tokio::select! {
+        done = exchange => done.map_err(|e| anyhow!("DHCP task failed: {e}"))??,
+        signal = crate::interrupt::arrived() => return Err(signal.into()),
+    };
     lease::apply(ctx.guest, link.index, &lease, journal).await?;
     if req.foreground {
         let running = keep::start(req, ctx.guest_ns, &iface, &lease, opts.renew)?;

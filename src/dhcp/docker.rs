@@ -69,12 +69,22 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
         .context("cannot run docker")?;
     let name = helper_name(req);
     let fd = sandbox::watch(child.id())?;
-    let done = tokio::time::timeout_at(deadline.into(), fd.readable()).await.is_ok();
-    if !done {
+    let stopped = tokio::select! {
+        waited = tokio::time::timeout_at(deadline.into(), fd.readable()) => match waited {
+            Ok(_) => None,
+            Err(_) => Some(anyhow!(
+                "the helper container got no lease on {} within {} s",
+                req.dev,
+                req.limit().as_secs_f64()
+            )),
+        },
+        signal = crate::interrupt::arrived() => Some(signal.into()),
+    };
+    if let Some(error) = stopped {
         let _ = child.kill();
         let _ = child.wait();
         let _ = blocking(name.clone(), remove_after_kill).await;
-        bail!("the helper container got no lease on {} within {} s", req.dev, req.limit().as_secs_f64());
+        return Err(error);
     }
     let status = child.wait()?;
     if !status.success() {
@@ -110,6 +120,7 @@ async fn wait_for_address(
     limit: Duration,
 ) -> Result<()> {
     while lease::ipv4_addresses(ctx.guest, index).await?.is_empty() {
+        crate::interrupt::check()?;
         if Instant::now() > deadline {
             bail!("the helper container {name} got no lease within {} s", limit.as_secs_f64());
         }

@@ -183,15 +183,19 @@ impl Drop for PrivateResolv {
 }
 
 impl Sandboxed {
-    /// Wait for the process we started to exit; `None` once `limit` has passed.
+    /// Wait for the process we started to exit; `None` once `limit` has passed, an
+    /// error if a signal interrupts pipework first.
     pub async fn wait(&mut self, limit: Duration) -> Result<Option<ExitStatus>> {
         let fd = watch(self.child.id())?;
-        match tokio::time::timeout(limit, fd.readable()).await {
-            Ok(ready) => {
-                let _exited = ready.context("cannot watch the client")?;
-                Ok(Some(self.child.wait().context("cannot wait for the client")?))
-            }
-            Err(_) => Ok(None),
+        tokio::select! {
+            waited = tokio::time::timeout(limit, fd.readable()) => match waited {
+                Ok(ready) => {
+                    let _exited = ready.context("cannot watch the client")?;
+                    Ok(Some(self.child.wait().context("cannot wait for the client")?))
+                }
+                Err(_) => Ok(None),
+            },
+            signal = crate::interrupt::arrived() => Err(signal.into()),
         }
     }
 

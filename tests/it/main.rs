@@ -10,6 +10,7 @@ mod cli;
 mod dhcp;
 mod dhcp_docker;
 mod docker;
+mod interrupt;
 mod lxc;
 mod ovs;
 mod passthrough;

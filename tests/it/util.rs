@@ -140,6 +140,20 @@ impl Netns {
             .expect("run pipework");
         Run::from(out)
     }
+
+    /// Start the binary here without waiting for it (nsenter execs it: the child's
+    /// pid is pipework's own).
+    pub fn spawn_pipework(&self, args: &[&str]) -> std::process::Child {
+        Command::new("nsenter")
+            .arg(format!("--net={}", self.path()))
+            .arg(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pipework")
+    }
 }
 
 /// A guest that already has a default route through an interface of its own.
