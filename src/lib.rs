@@ -115,7 +115,10 @@ fn report(outcome: Outcome) -> ExitCode {
             for l in rollback_errors {
                 eprintln!("pipework: {l}");
             }
-            ExitCode::from(interrupt::exit_code_of(&error).unwrap_or(1))
+            // A failure during an interruption is the interruption's, even when what
+            // failed first was a client that the terminal's Ctrl-C also reached.
+            let interrupted = interrupt::received().map(|i| i.exit_code());
+            ExitCode::from(interrupted.or(interrupt::exit_code_of(&error)).unwrap_or(1))
         }
         Outcome::Exit(code) => ExitCode::from(code),
     }
