@@ -80,8 +80,3 @@ pub async fn arrived() -> Interrupted {
         notified.await;
     }
 }
-
-/// The exit status for an error that an interruption caused.
-pub fn exit_code_of(e: &anyhow::Error) -> Option<u8> {
-    e.chain().find_map(|c| c.downcast_ref::<Interrupted>()).map(|i| i.exit_code())
-}

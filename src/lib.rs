@@ -117,8 +117,7 @@ fn report(outcome: Outcome) -> ExitCode {
             }
             // A failure during an interruption is the interruption's, even when what
             // failed first was a client that the terminal's Ctrl-C also reached.
-            let interrupted = interrupt::received().map(|i| i.exit_code());
-            ExitCode::from(interrupted.or(interrupt::exit_code_of(&error)).unwrap_or(1))
+            ExitCode::from(interrupt::received().map_or(1, |i| i.exit_code()))
         }
         Outcome::Exit(code) => ExitCode::from(code),
     }
