@@ -34,7 +34,7 @@ pub async fn host(host: &Netlink, req: &Attach, guest: &GuestId) -> Result<HostF
             facts.vlan_if = host.link_by_name(&name).await.context("cannot read the VLAN device")?;
         }
     }
-    ovs(req, &mut facts)?;
+    ovs(req, &mut facts).await?;
     // Only the veth modes have a host end; an unknown HOSTIF is the planner's to refuse.
     if let Ok(mode @ (Mode::Bridge { .. } | Mode::Ovs)) = plan::mode(req, &facts) {
         if let Some(name) = local_if_name(req, guest, mode) {
@@ -48,12 +48,12 @@ pub async fn host(host: &Netlink, req: &Attach, guest: &GuestId) -> Result<HostF
 /// existing interface of kind `openvswitch` (kernel datapath) or `tun` (the
 /// userspace datapath's internal port), or a missing `ovs*` name. Plain NICs and
 /// Linux bridges never spawn it.
-fn ovs(req: &Attach, facts: &mut HostFacts) -> Result<()> {
+async fn ovs(req: &Attach, facts: &mut HostFacts) -> Result<()> {
     match &facts.host_if {
         Some(l) if matches!(l.kind.as_deref(), Some("openvswitch" | "tun")) => {
-            facts.ovs_bridge = ovs::bridge_exists(&l.name)?;
+            facts.ovs_bridge = ovs::bridge_exists(&l.name).await?;
             if facts.ovs_bridge {
-                facts.ovs_ports = ovs::ports(&l.name)?;
+                facts.ovs_ports = ovs::ports(&l.name).await?;
             }
         }
         None if matches!(&req.host_if, HostIf::Name(n) if n.as_str().starts_with("ovs")) => {

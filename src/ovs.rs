@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 /// Seconds `ovs-vsctl` may wait for the database or the switch.
 const TIMEOUT: &str = "--timeout=10";
@@ -16,8 +16,16 @@ pub fn vsctl_path() -> Option<PathBuf> {
     std::env::split_paths(&path).map(|d| d.join("ovs-vsctl")).find(|p| p.is_file())
 }
 
-/// Run `ovs-vsctl --timeout=10 ARGS`; its stdout, or its own error text.
-fn vsctl(args: &[&str]) -> Result<String> {
+/// Run `ovs-vsctl --timeout=10 ARGS`; its stdout, or its own error text. On the
+/// runtime's blocking pool: it takes milliseconds (up to the timeout when OVS is
+/// stuck), and the other lines of a --batch go on meanwhile.
+async fn vsctl(args: Vec<String>) -> Result<String> {
+    tokio::task::spawn_blocking(move || vsctl_now(&args))
+        .await
+        .map_err(|e| anyhow!("ovs-vsctl task failed: {e}"))?
+}
+
+fn vsctl_now(args: &[String]) -> Result<String> {
     let path = vsctl_path().context("ovs-vsctl not found (install Debian package openvswitch-switch)")?;
     let out = Command::new(path)
         .arg(TIMEOUT)
@@ -32,47 +40,61 @@ fn vsctl(args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+fn owned(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
 /// Whether `name` is an OVS bridge (`ovs-vsctl br-exists`: exit 0 yes, 2 no).
-pub fn bridge_exists(name: &str) -> Result<bool> {
+pub async fn bridge_exists(name: &str) -> Result<bool> {
     let Some(path) = vsctl_path() else {
         return Ok(false);
     };
-    let status = Command::new(path)
-        .args([TIMEOUT, "br-exists", name])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .context("cannot run ovs-vsctl")?;
-    match status.code() {
-        Some(0) => Ok(true),
-        Some(2) => Ok(false),
-        _ => bail!("ovs-vsctl br-exists {name} failed (is ovs-vswitchd running?)"),
-    }
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || {
+        let status = Command::new(path)
+            .args([TIMEOUT, "br-exists", &name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .context("cannot run ovs-vsctl")?;
+        match status.code() {
+            Some(0) => Ok(true),
+            Some(2) => Ok(false),
+            _ => bail!("ovs-vsctl br-exists {name} failed (is ovs-vswitchd running?)"),
+        }
+    })
+    .await
+    .map_err(|e| anyhow!("ovs-vsctl task failed: {e}"))?
 }
 
 /// `ovs-vsctl add-br NAME [-- set bridge NAME datapath_type=DP]`
-pub fn add_bridge(name: &str, datapath: Option<&str>) -> Result<()> {
+pub async fn add_bridge(name: &str, datapath: Option<&str>) -> Result<()> {
     let dp = datapath.map(|d| format!("datapath_type={d}"));
     let mut args = vec!["add-br", name];
     if let Some(dp) = &dp {
         args.extend(["--", "set", "bridge", name, dp]);
     }
-    vsctl(&args).map(drop)
+    vsctl(owned(&args)).await.map(drop)
 }
 
 /// `ovs-vsctl --if-exists del-br NAME`
-pub fn del_bridge(name: &str) -> Result<()> {
-    vsctl(&["--if-exists", "del-br", name]).map(drop)
+pub async fn del_bridge(name: &str) -> Result<()> {
+    vsctl(owned(&["--if-exists", "del-br", name])).await.map(drop)
 }
 
 /// The ports of bridge `name` (`ovs-vsctl list-ports`), without its own internal port.
-pub fn ports(name: &str) -> Result<Vec<String>> {
-    Ok(vsctl(&["list-ports", name])?.lines().map(str::to_string).collect())
+pub async fn ports(name: &str) -> Result<Vec<String>> {
+    Ok(vsctl(owned(&["list-ports", name])).await?.lines().map(str::to_string).collect())
 }
 
 /// `ovs-vsctl --may-exist add-port BR PORT [tag=VID] -- set Interface PORT external-ids:K=V ...`
-pub fn add_port(bridge: &str, port: &str, tag: Option<u16>, external_ids: &[(String, String)]) -> Result<()> {
+pub async fn add_port(
+    bridge: &str,
+    port: &str,
+    tag: Option<u16>,
+    external_ids: &[(String, String)],
+) -> Result<()> {
     let tag = tag.map(|t| format!("tag={t}"));
     let ids: Vec<String> =
         external_ids.iter().map(|(k, v)| format!("external-ids:{k}={}", quote(v))).collect();
@@ -84,12 +106,12 @@ pub fn add_port(bridge: &str, port: &str, tag: Option<u16>, external_ids: &[(Str
         args.extend(["--", "set", "Interface", port]);
         args.extend(ids.iter().map(String::as_str));
     }
-    vsctl(&args).map(drop)
+    vsctl(owned(&args)).await.map(drop)
 }
 
 /// `ovs-vsctl --if-exists del-port BR PORT`
-pub fn del_port(bridge: &str, port: &str) -> Result<()> {
-    vsctl(&["--if-exists", "del-port", bridge, port]).map(drop)
+pub async fn del_port(bridge: &str, port: &str) -> Result<()> {
+    vsctl(owned(&["--if-exists", "del-port", bridge, port])).await.map(drop)
 }
 
 /// ovs-vsctl parses values in its own syntax: a value with anything beyond

@@ -98,11 +98,11 @@ async fn undo_one(undo: &Undo, ctx: &Context<'_>) -> Result<()> {
         }
         Undo::DeleteHostLink { index, .. } => ctx.host.delete_link(*index).await,
         Undo::SetHostDown { index, .. } => ctx.host.set_down(*index).await,
-        Undo::OvsDeleteBridgeIfUnused { name } => match crate::ovs::ports(name)?.is_empty() {
-            true => crate::ovs::del_bridge(name),
+        Undo::OvsDeleteBridgeIfUnused { name } => match crate::ovs::ports(name).await?.is_empty() {
+            true => crate::ovs::del_bridge(name).await,
             false => Ok(()),
         },
-        Undo::OvsDeletePort { bridge, port } => crate::ovs::del_port(bridge, port),
+        Undo::OvsDeletePort { bridge, port } => crate::ovs::del_port(bridge, port).await,
         Undo::DeleteGuestLink { index, .. } => ctx.guest.delete_link(*index).await,
         Undo::MoveBack { index, nic } => super::links::move_back(ctx, *index, &nic.0, &nic.1).await,
         Undo::DeleteAddress { index, addr } => ctx.guest.del_address(*index, *addr).await,

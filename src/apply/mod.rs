@@ -137,7 +137,7 @@ async fn run(step: &Step, ctx: &Context<'_>, journal: &mut Journal) -> Result<()
             ovs::create_bridge(ctx, journal, name, datapath.as_deref()).await
         }
         Step::AddOvsPort { bridge, port, tag, external_ids, existing } => {
-            ovs::add_port(journal, bridge, port, *tag, external_ids, *existing)
+            ovs::add_port(journal, bridge, port, *tag, external_ids, *existing).await
         }
         Step::CreateVeth { host, peer, mtu, bridge, mac } => {
             let master = match bridge {

@@ -13,7 +13,7 @@ pub async fn create_bridge(
     name: &str,
     datapath: Option<&str>,
 ) -> Result<()> {
-    ovs::add_bridge(name, datapath)?;
+    ovs::add_bridge(name, datapath).await?;
     j.push(Undo::OvsDeleteBridgeIfUnused { name: name.to_string() });
     if ctx.host.link_by_name(name).await?.is_none() {
         bail!(
@@ -24,7 +24,7 @@ pub async fn create_bridge(
     Ok(())
 }
 
-pub fn add_port(
+pub async fn add_port(
     j: &mut Journal,
     bridge: &str,
     port: &str,
@@ -32,7 +32,7 @@ pub fn add_port(
     ids: &[(String, String)],
     existing: bool,
 ) -> Result<()> {
-    ovs::add_port(bridge, port, tag, ids)?;
+    ovs::add_port(bridge, port, tag, ids).await?;
     if !existing {
         j.push(Undo::OvsDeletePort { bridge: bridge.to_string(), port: port.to_string() });
     }
