@@ -137,13 +137,14 @@ fn ip(ns: &Netns, lines: &[&str]) {
 fn direct_phys_fails_and_changes_nothing(host: &Netns) {
     let guest = Netns::new();
     guest.sh("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
+    // The kernel makes the local route of an IPv6 address once its DAD is over:
+    // snapshots are taken with none under way, before and after.
+    until_no_tentative_address(host);
     let (h, g) = (host.snapshot(), guest.snapshot());
     let line = host.pipework(&["--direct-phys", "eth2", "-i", "container0", &guest.guest(), "fd00::2/64"]);
     assert_eq!(line.code, 1, "{line:?}");
     assert!(line.stderr.contains("cannot add address fd00::2/64 to container0"), "{line:?}");
     assert_eq!(line.stderr.lines().count(), 2, "one line for the move, one for the failure: {line:?}");
-    // The kernel remakes the NIC's link-local address, and its local route only once
-    // that address's DAD is over: compare after that.
     until_no_tentative_address(host);
     assert_same("host", &h, &host.snapshot());
     assert_same("guest", &g, &guest.snapshot());
