@@ -39,7 +39,7 @@ pub async fn after_apply(steps: &[Step], netns: BorrowedFd<'_>, guest: &Netlink,
             continue;
         }
         if let Err(e) = announce(netns, dev, addr.ip()) {
-            eprintln!("pipework: warning: cannot announce {} on {dev}: {e:#}", addr.ip());
+            crate::say(&format!("pipework: warning: cannot announce {} on {dev}: {e:#}", addr.ip()));
         }
     }
 }

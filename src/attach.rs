@@ -10,7 +10,7 @@ use crate::cli::Attach;
 use crate::guest::{self, Guest};
 use crate::netlink::Netlink;
 use crate::plan::{self, GuestId, Plan};
-use crate::{announce, facts, Outcome};
+use crate::{announce, facts, interrupt, Outcome};
 
 pub async fn run(req: &Attach) -> Outcome {
     match Netlink::current() {
@@ -21,12 +21,18 @@ pub async fn run(req: &Attach) -> Outcome {
 
 /// [`run`] with the host's netlink handle given: a batch shares one among its lines.
 pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
-    let guest = match resolve(&req.guest).await.and_then(not_the_host) {
-        Ok(g) => g,
+    // Nothing changes before apply: a signal until then just ends the run (a Docker
+    // daemon that is slow to answer must not hold it).
+    let prepared = tokio::select! {
+        p = resolve_and_prepare(req, host) => p,
+        signal = interrupt::arrived() => Err(signal.into()),
+    };
+    let (guest, prepared) = match prepared {
+        Ok(p) => p,
         Err(e) => return Outcome::failed(e),
     };
-    match prepare(req, &guest, host).await {
-        Ok((host, nl_guest, Plan::Steps(steps))) => {
+    match prepared {
+        (host, nl_guest, Plan::Steps(steps)) => {
             if req.dry_run {
                 let lines = steps.iter().map(|s| s.to_string()).collect();
                 return Outcome::Printed(lines);
@@ -50,13 +56,18 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
                 Err(Failure { error, rollback_errors }) => Outcome::Failed { error, rollback_errors },
             }
         }
-        Ok((_, _, Plan::AlreadyDone(what))) => Outcome::Done(if req.verbose || req.dry_run {
+        (_, _, Plan::AlreadyDone(what)) => Outcome::Done(if req.verbose || req.dry_run {
             vec![format!("nothing to do: {what}")]
         } else {
             vec![]
         }),
-        Err(e) => Outcome::failed(e),
     }
+}
+
+async fn resolve_and_prepare(req: &Attach, host: &Netlink) -> Result<(Guest, (Netlink, Netlink, Plan))> {
+    let guest = resolve(&req.guest).await.and_then(not_the_host)?;
+    let prepared = prepare(req, &guest, host).await?;
+    Ok((guest, prepared))
 }
 
 /// A Docker name is resolved over the daemon's socket (blocking I/O, ~2.5 ms): on a

@@ -30,6 +30,10 @@ pub async fn run(req: &Batch) -> Outcome {
         Ok(h) => h,
         Err(e) => return Outcome::failed(e),
     };
+    // Only now: reading standard input must stay interruptible the default way.
+    if let Err(e) = interrupt::install() {
+        return Outcome::failed(e.context("cannot catch signals"));
+    }
     let mut out = Printer::new(std::io::stdout(), req.json, req.dry_run);
     let mut jobs = Vec::new();
     for (index, (line, parsed)) in parse_lines(&text).into_iter().enumerate() {
@@ -42,9 +46,12 @@ pub async fn run(req: &Batch) -> Outcome {
             Err(error) => out.record(index, LineResult { line, error: Some(error), steps: Vec::new() }),
         }
     }
-    run_jobs(jobs, &host, &mut out).await;
-    let status = out.finish();
-    Outcome::Exit(interrupt::received().map_or(status, |signal| signal.exit_code()))
+    let cut_short = run_jobs(jobs, &host, &mut out).await;
+    let status = Outcome::Exit(out.finish());
+    match (cut_short, interrupt::received()) {
+        (true, Some(signal)) => Outcome::Interrupted(signal, Box::new(status)),
+        _ => status,
+    }
 }
 
 fn read_input(file: Option<&Path>) -> Result<String> {
@@ -153,6 +160,8 @@ struct LineResult {
 impl LineResult {
     fn from_outcome(line: usize, outcome: Outcome) -> LineResult {
         let (error, steps) = match outcome {
+            // attach::run_on reports a line's own interruption as its failure.
+            Outcome::Interrupted(_, said) => return LineResult::from_outcome(line, *said),
             Outcome::Done(steps) | Outcome::Printed(steps) => (None, steps),
             Outcome::Failed { error, rollback_errors } => {
                 let mut text = format!("{error:#}");
@@ -174,7 +183,9 @@ impl LineResult {
 /// another line that found it made and is about to plug in. So the lines of one key
 /// go one at a time until one succeeds; what it made then holds its port for good,
 /// and the key's other lines go together.
-async fn run_jobs<W: Write>(jobs: Vec<Job>, host: &Netlink, out: &mut Printer<W>) {
+/// Returns whether a signal cut the batch short: a line failed once it had come, or
+/// never started.
+async fn run_jobs<W: Write>(jobs: Vec<Job>, host: &Netlink, out: &mut Printer<W>) -> bool {
     let names = mac_names(&jobs, host).await;
     let mut groups: Vec<VecDeque<Job>> = Vec::new();
     let mut keys: HashMap<String, usize> = HashMap::new();
@@ -189,16 +200,19 @@ async fn run_jobs<W: Write>(jobs: Vec<Job>, host: &Netlink, out: &mut Printer<W>
     let mut ready: VecDeque<(usize, Job)> =
         groups.iter_mut().enumerate().filter_map(|(g, q)| q.pop_front().map(|j| (g, j))).collect();
     let mut in_flight = FuturesUnordered::new();
+    let mut cut_short = false;
     loop {
         // Once a signal has come, no new line starts; the running ones undo themselves.
         while in_flight.len() < CONCURRENCY && interrupt::received().is_none() {
             let Some((g, job)) = ready.pop_front() else { break };
             in_flight.push(async move {
                 let outcome = attach::run_on(&job.attach, host).await;
-                (g, job.index, LineResult::from_outcome(job.line, outcome))
+                let failed = matches!(outcome, Outcome::Failed { .. });
+                (g, job.index, LineResult::from_outcome(job.line, outcome), failed)
             });
         }
-        let Some((g, index, result)) = in_flight.next().await else { break };
+        let Some((g, index, result, failed)) = in_flight.next().await else { break };
+        cut_short |= failed && interrupt::received().is_some();
         if !anchored[g] {
             if result.error.is_none() {
                 anchored[g] = true;
@@ -212,10 +226,12 @@ async fn run_jobs<W: Write>(jobs: Vec<Job>, host: &Netlink, out: &mut Printer<W>
     if let Some(signal) = interrupt::received() {
         let left = ready.into_iter().map(|(_, j)| j).chain(groups.into_iter().flatten());
         for job in left {
+            cut_short = true;
             let error = Some(format!("not run: {signal}"));
             out.record(job.index, LineResult { line: job.line, error, steps: Vec::new() });
         }
     }
+    cut_short
 }
 
 /// Prints results in line order as soon as all earlier lines are done; keeps them for
@@ -246,7 +262,7 @@ impl<W: Write> Printer<W> {
     fn emit(&mut self, r: &LineResult) {
         if !self.dry_run {
             for step in &r.steps {
-                eprintln!("pipework: line {}: {step}", r.line);
+                crate::say(&format!("pipework: line {}: {step}", r.line));
             }
         }
         if !self.json {
@@ -268,7 +284,7 @@ impl<W: Write> Printer<W> {
             let body = if items.is_empty() { String::new() } else { format!("\n{}\n", items.join(",\n")) };
             let _ = writeln!(self.out, "[{body}]");
             // stdout stays one JSON document.
-            eprintln!("pipework: {summary}");
+            crate::say(&format!("pipework: {summary}"));
         } else {
             let _ = writeln!(self.out, "{summary}");
         }

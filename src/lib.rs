@@ -35,6 +35,8 @@ pub enum Outcome {
     /// Exit with this status; anything to say was said already (`route`, `rule`
     /// and `tc` pass the status of `ip` or `tc` through).
     Exit(u8),
+    /// What a run said before a signal cut it short; the process then dies of it.
+    Interrupted(interrupt::Interrupted, Box<Outcome>),
 }
 
 impl Outcome {
@@ -75,10 +77,23 @@ pub fn main<I: IntoIterator<Item = String>>(argv: I) -> ExitCode {
         Err(e) => return report(Outcome::failed(anyhow::Error::new(e).context("cannot start the runtime"))),
     };
     let outcome = match invocation {
-        Invocation::Attach(a) => runtime.block_on(interruptible(attach::run(&a))),
+        Invocation::Attach(a) => runtime.block_on(async {
+            if let Err(e) = interrupt::install() {
+                return Outcome::failed(e.context("cannot catch signals"));
+            }
+            match attach::run(&a).await {
+                // Whatever failed during an interruption failed because of it (a client
+                // that the terminal's Ctrl-C reached as well, say).
+                failed @ Outcome::Failed { .. } => match interrupt::received() {
+                    Some(signal) => Outcome::Interrupted(signal, Box::new(failed)),
+                    None => failed,
+                },
+                other => other,
+            }
+        }),
         Invocation::Passthrough(p) => passthrough::run(&p),
         Invocation::Wait { container_if, timeout } => runtime.block_on(wait::run(&container_if, timeout)),
-        Invocation::Batch(b) => runtime.block_on(interruptible(batch::run(&b))),
+        Invocation::Batch(b) => runtime.block_on(batch::run(&b)),
     };
     // An interrupted built-in DHCP exchange may still sit on the blocking pool until
     // its own timeout: nothing waits for it.
@@ -86,20 +101,11 @@ pub fn main<I: IntoIterator<Item = String>>(argv: I) -> ExitCode {
     report(outcome)
 }
 
-/// Run `work` with SIGINT, SIGTERM and SIGHUP turned into a failure that undoes it.
-async fn interruptible(work: impl std::future::Future<Output = Outcome>) -> Outcome {
-    if let Err(e) = interrupt::install() {
-        return Outcome::failed(e.context("cannot catch signals"));
-    }
-    work.await
-}
-
-/// Print the outcome: errors as `pipework: what failed: why` on stderr.
 fn report(outcome: Outcome) -> ExitCode {
     match outcome {
         Outcome::Done(lines) => {
             for l in lines {
-                eprintln!("pipework: {l}");
+                say(&format!("pipework: {l}"));
             }
             ExitCode::SUCCESS
         }
@@ -111,14 +117,24 @@ fn report(outcome: Outcome) -> ExitCode {
             ExitCode::SUCCESS
         }
         Outcome::Failed { error, rollback_errors } => {
-            eprintln!("pipework: {error:#}");
+            say(&format!("pipework: {error:#}"));
             for l in rollback_errors {
-                eprintln!("pipework: {l}");
+                say(&format!("pipework: {l}"));
             }
-            // A failure during an interruption is the interruption's, even when what
-            // failed first was a client that the terminal's Ctrl-C also reached.
-            ExitCode::from(interrupt::received().map_or(1, |i| i.exit_code()))
+            ExitCode::from(1)
         }
         Outcome::Exit(code) => ExitCode::from(code),
+        Outcome::Interrupted(signal, said) => {
+            let _ = report(*said);
+            let _ = std::io::stdout().flush();
+            signal.die();
+            ExitCode::from(signal.exit_code())
+        }
     }
+}
+
+/// One line on stderr. Never `eprintln!`, which panics when stderr is gone (the
+/// terminal hung up): a panic here would skip the undo or the exit status.
+pub(crate) fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

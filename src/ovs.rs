@@ -2,10 +2,21 @@
 //! arguments as a list (never a shell) and always `--timeout` (it waits forever
 //! when ovs-vswitchd is down). OVS_RUNDIR and friends pass through from the caller.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use anyhow::{anyhow, bail, Context, Result};
+
+/// One pipework process's OVS changes, one at a time: the lines of a --batch run
+/// concurrently, and the undo "delete the bridge unless it has ports" must not fall
+/// between another line's look at the bridge and its add-port.
+static CHANGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Hold while changing OVS.
+pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    CHANGES.lock().await
+}
 
 /// Seconds `ovs-vsctl` may wait for the database or the switch.
 const TIMEOUT: &str = "--timeout=10";
@@ -27,7 +38,9 @@ async fn vsctl(args: Vec<String>) -> Result<String> {
 
 fn vsctl_now(args: &[String]) -> Result<String> {
     let path = vsctl_path().context("ovs-vsctl not found (install Debian package openvswitch-switch)")?;
+    // Its own process group: a Ctrl-C at the terminal must not kill it mid-transaction.
     let out = Command::new(path)
+        .process_group(0)
         .arg(TIMEOUT)
         .args(args)
         .stdin(Stdio::null())
@@ -52,6 +65,7 @@ pub async fn bridge_exists(name: &str) -> Result<bool> {
     let name = name.to_string();
     tokio::task::spawn_blocking(move || {
         let status = Command::new(path)
+            .process_group(0)
             .args([TIMEOUT, "br-exists", &name])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

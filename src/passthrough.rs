@@ -29,7 +29,7 @@ pub fn run(req: &Passthrough) -> Outcome {
     let (program, first_args) = program_of(req.tool);
     let Some(path) = find_in_path(program) else {
         // One line, and the status a shell gives: the original ran these through sh.
-        eprintln!("pipework: cannot run {program}: not found (install Debian package iproute2)");
+        crate::say(&format!("pipework: cannot run {program}: not found (install Debian package iproute2)"));
         return Outcome::Exit(NOT_FOUND);
     };
     let mut cmd = Command::new(&path);

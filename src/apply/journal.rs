@@ -98,10 +98,13 @@ async fn undo_one(undo: &Undo, ctx: &Context<'_>) -> Result<()> {
         }
         Undo::DeleteHostLink { index, .. } => ctx.host.delete_link(*index).await,
         Undo::SetHostDown { index, .. } => ctx.host.set_down(*index).await,
-        Undo::OvsDeleteBridgeIfUnused { name } => match crate::ovs::ports(name).await?.is_empty() {
-            true => crate::ovs::del_bridge(name).await,
-            false => Ok(()),
-        },
+        Undo::OvsDeleteBridgeIfUnused { name } => {
+            let _changing = crate::ovs::exclusive().await;
+            match crate::ovs::ports(name).await?.is_empty() {
+                true => crate::ovs::del_bridge(name).await,
+                false => Ok(()),
+            }
+        }
         Undo::OvsDeletePort { bridge, port } => crate::ovs::del_port(bridge, port).await,
         Undo::DeleteGuestLink { index, .. } => ctx.guest.delete_link(*index).await,
         Undo::MoveBack { index, nic } => super::links::move_back(ctx, *index, &nic.0, &nic.1).await,

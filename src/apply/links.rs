@@ -106,7 +106,7 @@ pub async fn move_into_guest(
     if let Some(mac) = mac {
         ctx.guest.set_mac(index, mac).await?;
     }
-    eprintln!("pipework: {name} moved into {} as {new_name}", ctx.guest_desc);
+    crate::say(&format!("pipework: {name} moved into {} as {new_name}", ctx.guest_desc));
     Ok(())
 }
 

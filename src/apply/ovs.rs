@@ -13,8 +13,12 @@ pub async fn create_bridge(
     name: &str,
     datapath: Option<&str>,
 ) -> Result<()> {
-    ovs::add_bridge(name, datapath).await?;
-    j.push(Undo::OvsDeleteBridgeIfUnused { name: name.to_string() });
+    let _changing = ovs::exclusive().await;
+    // Another line of the batch may have made it since the facts were read.
+    if !ovs::bridge_exists(name).await? {
+        ovs::add_bridge(name, datapath).await?;
+        j.push(Undo::OvsDeleteBridgeIfUnused { name: name.to_string() });
+    }
     if ctx.host.link_by_name(name).await?.is_none() {
         bail!(
             "Open vSwitch accepted bridge {name} but no network device appeared: this kernel has no \
@@ -32,6 +36,7 @@ pub async fn add_port(
     ids: &[(String, String)],
     existing: bool,
 ) -> Result<()> {
+    let _changing = ovs::exclusive().await;
     ovs::add_port(bridge, port, tag, ids).await?;
     if !existing {
         j.push(Undo::OvsDeletePort { bridge: bridge.to_string(), port: port.to_string() });

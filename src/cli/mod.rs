@@ -287,7 +287,7 @@ fn attach(raw: RawArgs) -> Result<Attach> {
     let extra: Vec<String> = args.collect();
     if !extra.is_empty() {
         // The original ignores them too; say so rather than guess.
-        eprintln!("pipework: warning: ignoring extra arguments: {}", extra.join(" "));
+        crate::say(&format!("pipework: warning: ignoring extra arguments: {}", extra.join(" ")));
     }
     let host_if = match host_if.strip_prefix("mac:") {
         Some(mac) => HostIf::Mac(mac.parse()?),

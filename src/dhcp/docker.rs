@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -60,7 +61,10 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
     // One limit for the whole step: `docker run` and, for `-f`, the lease after it.
     let deadline = Instant::now() + req.limit();
     let output: File = memfd_create("pipework-docker", MFdFlags::MFD_CLOEXEC)?.into();
+    // Its own process group: the terminal's Ctrl-C is ours to handle, not the CLI's
+    // to die of half-way through creating the helper.
     let mut child = Command::new(docker)
+        .process_group(0)
         .args(&args(req)[1..])
         .stdin(Stdio::null())
         .stdout(output.try_clone()?)
@@ -88,7 +92,10 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
     }
     let status = child.wait()?;
     if !status.success() {
-        let _ = blocking(name.clone(), remove).await;
+        // Killed by a signal, it may have left the helper being created.
+        let clean: fn(&str) -> Result<()> =
+            if status.signal().is_some() { remove_after_kill } else { remove };
+        let _ = blocking(name.clone(), clean).await;
         bail!("docker run failed ({status}): {}", last_line(output));
     }
     if foreground(req) {
@@ -162,6 +169,7 @@ fn remove_once(name: &str) -> Result<bool> {
     let removed: File = memfd_create("pipework-docker-rm", MFdFlags::MFD_CLOEXEC)?.into();
     let errors: File = memfd_create("pipework-docker-rm-err", MFdFlags::MFD_CLOEXEC)?.into();
     let mut child = Command::new("docker")
+        .process_group(0)
         .args(["rm", "-f", name])
         .stdin(Stdio::null())
         .stdout(removed.try_clone()?)

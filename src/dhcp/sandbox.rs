@@ -67,6 +67,9 @@ pub fn spawn(spec: &Spec<'_>, netns: BorrowedFd<'_>) -> Result<Sandboxed> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {dir}"))?;
     }
     let mut cmd = Command::new(spec.program);
+    // Its own process group: a Ctrl-C at the terminal is pipework's to act on (undo,
+    // then stop the client), not the client's to die of first.
+    cmd.process_group(0);
     cmd.args(spec.args).stdin(Stdio::null()).stdout(output.try_clone()?).stderr(output.try_clone()?);
     // SAFETY: the closure runs in the forked child before exec and only makes system
     // calls on values prepared beforehand (no allocation, no locks).

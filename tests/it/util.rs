@@ -141,10 +141,13 @@ impl Netns {
         Run::from(out)
     }
 
-    /// Start the binary here without waiting for it (nsenter execs it: the child's
-    /// pid is pipework's own).
+    /// Start the binary here without waiting for it, in a process group of its own
+    /// as a shell's job would be (nsenter execs it: the child's pid is pipework's own,
+    /// and the group's id).
     pub fn spawn_pipework(&self, args: &[&str]) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
         Command::new("nsenter")
+            .process_group(0)
             .arg(format!("--net={}", self.path()))
             .arg(BIN)
             .args(args)
