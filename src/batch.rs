@@ -183,6 +183,7 @@ impl LineResult {
 /// another line that found it made and is about to plug in. So the lines of one key
 /// go one at a time until one succeeds; what it made then holds its port for good,
 /// and the key's other lines go together.
+///
 /// Returns whether a signal cut the batch short: a line failed once it had come, or
 /// never started.
 async fn run_jobs<W: Write>(jobs: Vec<Job>, host: &Netlink, out: &mut Printer<W>) -> bool {
