@@ -12,10 +12,21 @@ use crate::netlink::Netlink;
 use crate::plan::{self, GuestId, Plan};
 use crate::{announce, facts, interrupt, Outcome};
 
+/// One attachment from the command line, with SIGINT, SIGTERM and SIGHUP turned into
+/// a failure that undoes it (see `crate::interrupt`).
 pub async fn run(req: &Attach) -> Outcome {
-    match Netlink::current() {
+    if let Err(e) = interrupt::install() {
+        return Outcome::failed(e.context("cannot catch signals"));
+    }
+    let outcome = match Netlink::current() {
         Ok(host) => run_on(req, &host).await,
         Err(e) => Outcome::failed(e),
+    };
+    match (outcome, interrupt::received()) {
+        // Whatever failed during an interruption failed because of it (a client that
+        // the terminal's Ctrl-C reached as well, say).
+        (failed @ Outcome::Failed { .. }, Some(signal)) => Outcome::Interrupted(signal, Box::new(failed)),
+        (outcome, _) => outcome,
     }
 }
 

@@ -77,20 +77,7 @@ pub fn main<I: IntoIterator<Item = String>>(argv: I) -> ExitCode {
         Err(e) => return report(Outcome::failed(anyhow::Error::new(e).context("cannot start the runtime"))),
     };
     let outcome = match invocation {
-        Invocation::Attach(a) => runtime.block_on(async {
-            if let Err(e) = interrupt::install() {
-                return Outcome::failed(e.context("cannot catch signals"));
-            }
-            match attach::run(&a).await {
-                // Whatever failed during an interruption failed because of it (a client
-                // that the terminal's Ctrl-C reached as well, say).
-                failed @ Outcome::Failed { .. } => match interrupt::received() {
-                    Some(signal) => Outcome::Interrupted(signal, Box::new(failed)),
-                    None => failed,
-                },
-                other => other,
-            }
-        }),
+        Invocation::Attach(a) => runtime.block_on(attach::run(&a)),
         Invocation::Passthrough(p) => passthrough::run(&p),
         Invocation::Wait { container_if, timeout } => runtime.block_on(wait::run(&container_if, timeout)),
         Invocation::Batch(b) => runtime.block_on(batch::run(&b)),
