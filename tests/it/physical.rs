@@ -3,8 +3,6 @@
 //! and VLAN/dummy, which this kernel lacks: end to end where the kernel has the
 //! kind, else the clean refusal.
 
-use std::time::{Duration, Instant};
-
 use crate::util::{assert_rerun_changes_nothing, assert_same, Netns};
 
 /// A host namespace with a stand-in NIC `eth2`: a veth whose peer is up on the
@@ -111,7 +109,7 @@ fn direct_phys_failure_gives_the_nic_back_with_its_addresses_and_routes() {
     );
     // DAD over, so that a source route can be made (it is restored only after the
     // returning address's own DAD).
-    until_no_tentative_address(&host);
+    host.until_dad_settles();
     ip(
         &host,
         &[
@@ -137,25 +135,13 @@ fn ip(ns: &Netns, lines: &[&str]) {
 fn direct_phys_fails_and_changes_nothing(host: &Netns) {
     let guest = Netns::new();
     guest.sh("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
-    // The kernel makes the local route of an IPv6 address once its DAD is over:
-    // snapshots are taken with none under way, before and after.
-    until_no_tentative_address(host);
     let (h, g) = (host.snapshot(), guest.snapshot());
     let line = host.pipework(&["--direct-phys", "eth2", "-i", "container0", &guest.guest(), "fd00::2/64"]);
     assert_eq!(line.code, 1, "{line:?}");
     assert!(line.stderr.contains("cannot add address fd00::2/64 to container0"), "{line:?}");
     assert_eq!(line.stderr.lines().count(), 2, "one line for the move, one for the failure: {line:?}");
-    until_no_tentative_address(host);
     assert_same("host", &h, &host.snapshot());
     assert_same("guest", &g, &guest.snapshot());
-}
-
-fn until_no_tentative_address(ns: &Netns) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ns.sh("ip", &["-6", "addr", "show", "tentative"]).trim().is_empty() {
-        assert!(Instant::now() < deadline, "DAD did not end");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

@@ -99,6 +99,7 @@ impl Netns {
     /// Everything a run could change here, read back with `ip -j`; comparable
     /// before and after. Counters and timers are left out.
     pub fn snapshot(&self) -> String {
+        self.until_dad_settles();
         let mut parts = Vec::new();
         for args in [
             &["link", "show"][..],
@@ -116,6 +117,20 @@ impl Netns {
             parts.push(format!("{args:?}: {v}"));
         }
         parts.join("\n")
+    }
+
+    /// Wait (at most 5 s) until no IPv6 address here is under duplicate address
+    /// detection: the kernel adds an address's local route only when DAD ends, so a
+    /// snapshot taken during it would differ from one taken after for no fault of ours.
+    pub fn until_dad_settles(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let out = self.run("ip", &["-6", "addr", "show", "tentative", "-dadfailed"]);
+            if out.stdout.is_empty() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Ping `addr` once from here (traffic stays on our own bridge).
