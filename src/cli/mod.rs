@@ -115,6 +115,10 @@ pipework --wait [-i containerinterface]
 ";
 
 const AFTER_HELP: &str = "\
+HOSTIF is a Linux bridge (a missing br* one is created), an Open vSwitch bridge (ovs*
+likewise), a NIC (a macvlan on it; --direct-phys moves the NIC itself), an InfiniBand
+NIC (IPoIB), dummy*, or mac:HOSTMAC for the interface with that MAC.
+
 GUEST is a Docker container (name, /name, ID or ID prefix), an LXC container, pid:N (the
 network namespace of process N), or a network-namespace file given by a path with a
 directory, such as /proc/N/ns/net or /var/run/netns/NAME.
@@ -126,7 +130,8 @@ The last argument is [MAC][@VLAN]: a MAC address or U:TEXT (a stable MAC derived
 TEXT), optionally followed by @VLAN.
 
 Exit status: 0 on success, 1 on any error (nothing is left changed); route, rule and tc
-pass through the exit status of ip or tc.";
+pass through the exit status of ip or tc. SIGINT, SIGTERM or SIGHUP during an attachment
+undo it, then pipework dies of the signal.";
 
 /// The flags clap knows; the positional grammar is ours.
 #[derive(Parser, Debug)]
