@@ -9,7 +9,7 @@ use crate::apply::{self, Context, Failure};
 use crate::cli::Attach;
 use crate::guest::{self, Guest};
 use crate::netlink::Netlink;
-use crate::plan::{self, GuestId, Plan};
+use crate::plan::{self, GuestId, HostFacts, Plan};
 use crate::{announce, facts, interrupt, Outcome};
 
 /// One attachment from the command line, with SIGINT, SIGTERM and SIGHUP turned into
@@ -75,9 +75,12 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
     }
 }
 
+/// In the original's order: what HOSTIF is (and what it refuses) first, then the guest.
 async fn resolve_and_prepare(req: &Attach, host: &Netlink) -> Result<(Guest, (Netlink, Netlink, Plan))> {
+    let host_facts = facts::host_kind(host, req).await?;
+    plan::refuse_early(req, &host_facts)?;
     let guest = resolve(&req.guest).await.and_then(not_the_host)?;
-    let prepared = prepare(req, &guest, host).await?;
+    let prepared = prepare(req, &guest, host, host_facts).await?;
     Ok((guest, prepared))
 }
 
@@ -105,7 +108,12 @@ fn not_the_host(guest: Guest) -> Result<Guest> {
     Ok(guest)
 }
 
-async fn prepare(req: &Attach, guest: &Guest, host: &Netlink) -> Result<(Netlink, Netlink, Plan)> {
+async fn prepare(
+    req: &Attach,
+    guest: &Guest,
+    host: &Netlink,
+    mut host_facts: HostFacts,
+) -> Result<(Netlink, Netlink, Plan)> {
     let host = host.clone();
     let nl_guest = Netlink::in_netns(guest.netns())?;
     let container = match &guest.source {
@@ -113,7 +121,7 @@ async fn prepare(req: &Attach, guest: &Guest, host: &Netlink) -> Result<(Netlink
         _ => None,
     };
     let id = GuestId { name: guest.name.clone(), tag: guest.name_tag(), pid: guest.pid, container };
-    let host_facts = facts::host(&host, req, &id).await?;
+    facts::host_end(&host, req, &id, &mut host_facts).await?;
     let guest_facts = facts::guest(&nl_guest, req, &host_facts).await?;
     let plan = plan::plan(req, &id, &host_facts, &guest_facts)?;
     Ok((host, nl_guest, plan))

@@ -24,7 +24,9 @@ pub fn first_with_mac(links: &[Link], mac: Mac) -> Option<&Link> {
     links.iter().filter(|l| l.mac == Some(mac)).min_by(|a, b| a.name.cmp(&b.name))
 }
 
-pub async fn host(host: &Netlink, req: &Attach, guest: &GuestId) -> Result<HostFacts> {
+/// What HOSTIF is (and its `HOSTIF.VLAN`, and OVS's view of it): all that can be read
+/// before the guest is known, as the original decides the kind of HOSTIF first.
+pub async fn host_kind(host: &Netlink, req: &Attach) -> Result<HostFacts> {
     let host_if = host_if(host, req).await.context("cannot read the host interface")?;
     let mut facts = HostFacts { host_if, ..Default::default() };
     // `HOSTIF.VLAN`, named with the VLAN as written, as the original does.
@@ -35,13 +37,18 @@ pub async fn host(host: &Netlink, req: &Attach, guest: &GuestId) -> Result<HostF
         }
     }
     ovs(req, &mut facts).await?;
+    Ok(facts)
+}
+
+/// The rest, once the guest is known: the host end its name derives from.
+pub async fn host_end(host: &Netlink, req: &Attach, guest: &GuestId, facts: &mut HostFacts) -> Result<()> {
     // Only the veth modes have a host end; an unknown HOSTIF is the planner's to refuse.
-    if let Ok(mode @ (Mode::Bridge { .. } | Mode::Ovs)) = plan::mode(req, &facts) {
+    if let Ok(mode @ (Mode::Bridge { .. } | Mode::Ovs)) = plan::mode(req, facts) {
         if let Some(name) = local_if_name(req, guest, mode) {
             facts.local_if = host.link_by_name(&name).await.context("cannot read the host end")?;
         }
     }
-    Ok(facts)
+    Ok(())
 }
 
 /// Open vSwitch facts, asked of `ovs-vsctl` only where OVS can be involved: an

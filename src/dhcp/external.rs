@@ -61,12 +61,12 @@ pub async fn run(ext: External<'_>, ctx: &Context<'_>, journal: &mut Journal) ->
         journal.push(Undo::DeleteAddress { index, addr });
     }
     if req.foreground {
-        journal.push(Undo::StopDhcp(Running::Sandbox { client: name, mnt_ns: client.mnt_ns }));
+        journal.push(Undo::StopDhcp(Running::Sandbox { client: name, mnt_ns: client.mnt_ns.clone() }));
         return Ok(());
     }
     // Up to ~1 s of signals and waits: on the blocking pool, so a batch goes on.
-    let (mnt_ns, signal) = (client.mnt_ns, ext.stop_signal);
-    tokio::task::spawn_blocking(move || sandbox::kill_all(mnt_ns, signal))
+    let (mnt_ns, signal) = (client.mnt_ns.clone(), ext.stop_signal);
+    tokio::task::spawn_blocking(move || sandbox::kill_all(&mnt_ns, signal))
         .await
         .map_err(|e| anyhow::anyhow!("stop task failed: {e}"))??;
     if let Some(file) = ext.remove_after {

@@ -202,7 +202,7 @@ fn is_executable(p: &Path) -> bool {
 #[derive(Clone, Debug)]
 pub enum Running {
     /// Every process in the client's private mount namespace (it may have forked).
-    Sandbox { client: String, mnt_ns: u64 },
+    Sandbox { client: String, mnt_ns: sandbox::MountNs },
     /// The built-in client's keeper process, and the pid file that names it.
     Keeper { pid: u32, pid_file: PathBuf },
     /// The `dhcp:-f` helper container.
@@ -221,7 +221,7 @@ impl Running {
 
     fn stop_now(&self) -> Result<()> {
         match self {
-            Running::Sandbox { mnt_ns, .. } => sandbox::kill_all(*mnt_ns, nix::sys::signal::Signal::SIGTERM),
+            Running::Sandbox { mnt_ns, .. } => sandbox::kill_all(mnt_ns, nix::sys::signal::Signal::SIGTERM),
             Running::Keeper { pid, pid_file } => keep::stop(*pid, pid_file),
             Running::Container { name } => docker::remove(name),
         }

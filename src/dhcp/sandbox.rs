@@ -13,6 +13,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -37,8 +38,8 @@ pub struct Spec<'a> {
 /// A started client.
 pub struct Sandboxed {
     child: Child,
-    /// The inode of its private mount namespace: every process it forks is in it.
-    pub mnt_ns: u64,
+    /// Its private mount namespace: every process it forks is in it.
+    pub mnt_ns: MountNs,
     /// Its stdout and stderr, kept in memory for the error message.
     output: File,
 }
@@ -82,7 +83,7 @@ pub fn spawn(spec: &Spec<'_>, netns: BorrowedFd<'_>) -> Result<Sandboxed> {
     drop(resolv);
     let mut ino = [0u8; 8];
     let mnt_ns = match File::from(report_r).read_exact(&mut ino) {
-        Ok(()) => u64::from_ne_bytes(ino),
+        Ok(()) => MountNs::hold(u64::from_ne_bytes(ino), child.id()),
         Err(e) => {
             let _ = child.kill();
             let _ = child.wait();
@@ -212,7 +213,7 @@ impl Sandboxed {
 
     /// Stop everything the client started, at once.
     pub fn kill(&mut self) {
-        let _ = kill_all(self.mnt_ns, Signal::SIGKILL);
+        let _ = kill_all(&self.mnt_ns, Signal::SIGKILL);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -236,12 +237,39 @@ pub fn watch(pid: u32) -> Result<AsyncFd<OwnedFd>> {
     unsafe { AsyncFd::register(fd) }.with_context(|| format!("cannot watch process {pid}"))
 }
 
+/// A client's mount namespace, held open. Namespace inode numbers are reused as soon
+/// as a namespace is freed: found by number alone, a client's namespace could turn
+/// out, a moment after it ended, to be another program's (another run's client, a
+/// container starting), and that program would get our signals. Held, it cannot be
+/// freed, so its number stays its own.
+#[derive(Clone, Debug)]
+pub struct MountNs {
+    ino: u64,
+    /// `None` when no process was left in it to open it through: nothing to stop,
+    /// and nothing can enter a namespace that nobody holds.
+    held: Option<Arc<OwnedFd>>,
+}
+
+impl MountNs {
+    /// Hold namespace `ino` through `pid`, or through any process still in it (the
+    /// client may have exited already, leaving a daemon it forked).
+    fn hold(ino: u64, pid: u32) -> MountNs {
+        let open = |pid: u32| {
+            let f = File::open(format!("/proc/{pid}/ns/mnt")).ok()?;
+            (f.metadata().ok()?.ino() == ino).then(|| Arc::new(OwnedFd::from(f)))
+        };
+        let held = open(pid).or_else(|| in_mount_ns(ino).into_iter().find_map(|p| open(p.as_raw() as u32)));
+        MountNs { ino, held }
+    }
+}
+
 /// Send `first` to every process in mount namespace `mnt_ns`, then SIGKILL to any
 /// still there after half a second; return once none is left.
-pub fn kill_all(mnt_ns: u64, first: Signal) -> Result<()> {
-    if mnt_ns == 0 {
+pub fn kill_all(mnt_ns: &MountNs, first: Signal) -> Result<()> {
+    if mnt_ns.held.is_none() {
         return Ok(());
     }
+    let mnt_ns = mnt_ns.ino;
     for round in 0..60 {
         let pids = in_mount_ns(mnt_ns);
         if pids.is_empty() {
@@ -271,7 +299,23 @@ fn in_mount_ns(mnt_ns: u64) -> Vec<Pid> {
 
 #[cfg(test)]
 mod tests {
-    use super::uts_name;
+    use super::*;
+
+    #[test]
+    fn a_namespace_that_cannot_be_held_is_never_signalled() {
+        // No process is in a namespace numbered 1: nothing holds it, so a namespace
+        // that later gets that number is not ours to signal.
+        let ns = MountNs::hold(1, std::process::id());
+        assert!(ns.held.is_none());
+        assert!(kill_all(&ns, Signal::SIGKILL).is_ok());
+    }
+
+    #[test]
+    fn a_live_namespace_is_held_through_its_process() {
+        // Only held, never signalled: it is this test's own.
+        let ino = std::fs::metadata("/proc/self/ns/mnt").unwrap().ino();
+        assert!(MountNs::hold(ino, std::process::id()).held.is_some());
+    }
 
     #[test]
     fn uts_names_fit_sethostname() {

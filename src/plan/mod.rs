@@ -148,6 +148,23 @@ fn derived_name(name: String, what: &str, hint: &str) -> Result<String> {
     }
 }
 
+/// What the original refuses before it looks for the guest: a HOSTIF it cannot use,
+/// a VLAN on a Linux bridge, a MAC on IPoIB. The planner checks them again. A
+/// `--direct-phys` NIC missing from the host may be in the guest already (a re-run),
+/// which only the guest can tell.
+pub fn refuse_early(req: &Attach, host: &HostFacts) -> Result<()> {
+    if req.direct_phys && host.host_if.is_none() {
+        return Ok(());
+    }
+    match mode(req, host)? {
+        Mode::Bridge { .. } if req.vlan.is_some() => {
+            bail!("VLAN configuration currently unsupported for Linux bridge.")
+        }
+        Mode::Ipoib if req.mac.is_some() => bail!("MACADDR configuration unsupported for IPoIB interfaces."),
+        _ => Ok(()),
+    }
+}
+
 /// Plan an attachment.
 pub fn plan(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts) -> Result<Plan> {
     // A `--direct-phys` re-run: the NIC is no longer on the host, but in the guest.

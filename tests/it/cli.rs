@@ -93,6 +93,18 @@ fn unknown_host_interface_and_unmatched_mac() {
 }
 
 #[test]
+fn hostif_refusals_come_before_the_guest_is_looked_for() {
+    // As in the original, which decides what HOSTIF is before it asks Docker: with
+    // both wrong, the HOSTIF error is the one said.
+    let host = Netns::new();
+    let line = host.pipework(&["foo1", "no-such-container-xyz", "10.0.0.2/24"]).failed();
+    assert_eq!(line, "pipework: I do not know how to setup interface foo1.");
+    let line = host.pipework(&["br1", "no-such-container-xyz", "10.0.0.2/24", "@10"]).failed();
+    assert_eq!(line, "pipework: VLAN configuration currently unsupported for Linux bridge.");
+    assert!(host.link("br1").is_none());
+}
+
+#[test]
 fn missing_guest_process_is_one_clear_line() {
     let host = Netns::new();
     let line = host.pipework(&["br1", "pid:999999999", "10.0.0.2/24"]).failed();
