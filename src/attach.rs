@@ -10,7 +10,7 @@ use crate::cli::Attach;
 use crate::guest::{self, Guest};
 use crate::netlink::Netlink;
 use crate::plan::{self, GuestId, HostFacts, Plan};
-use crate::{announce, facts, interrupt, Outcome};
+use crate::{announce, blocking, facts, interrupt, Outcome};
 
 /// One attachment from the command line, with SIGINT, SIGTERM and SIGHUP turned into
 /// a failure that undoes it (see `crate::interrupt`).
@@ -92,9 +92,7 @@ async fn resolve(spec: &str) -> Result<Guest> {
         return guest::resolve(spec);
     }
     let spec = spec.to_string();
-    tokio::task::spawn_blocking(move || guest::resolve(&spec))
-        .await
-        .unwrap_or_else(|e| Err(anyhow::anyhow!("guest resolution failed: {e}")))
+    blocking::run("guest resolution", move || guest::resolve(&spec)).await
 }
 
 /// A guest in the host's own network namespace (a `--net=host` container, `pid:1`)

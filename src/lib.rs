@@ -6,6 +6,7 @@ mod announce;
 pub mod apply;
 mod attach;
 mod batch;
+mod blocking;
 pub mod cli;
 pub mod dhcp;
 mod facts;

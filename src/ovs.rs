@@ -6,7 +6,7 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 
 /// One pipework process's OVS changes, one at a time: the lines of a --batch run
 /// concurrently, and the undo "delete the bridge unless it has ports" must not fall
@@ -31,9 +31,7 @@ pub fn vsctl_path() -> Option<PathBuf> {
 /// runtime's blocking pool: it takes milliseconds (up to the timeout when OVS is
 /// stuck), and the other lines of a --batch go on meanwhile.
 async fn vsctl(args: Vec<String>) -> Result<String> {
-    tokio::task::spawn_blocking(move || vsctl_now(&args))
-        .await
-        .map_err(|e| anyhow!("ovs-vsctl task failed: {e}"))?
+    crate::blocking::run("ovs-vsctl", move || vsctl_now(&args)).await
 }
 
 fn vsctl_now(args: &[String]) -> Result<String> {
@@ -63,7 +61,7 @@ pub async fn bridge_exists(name: &str) -> Result<bool> {
         return Ok(false);
     };
     let name = name.to_string();
-    tokio::task::spawn_blocking(move || {
+    crate::blocking::run("ovs-vsctl", move || {
         let status = Command::new(path)
             .process_group(0)
             .args([TIMEOUT, "br-exists", &name])
@@ -79,7 +77,6 @@ pub async fn bridge_exists(name: &str) -> Result<bool> {
         }
     })
     .await
-    .map_err(|e| anyhow!("ovs-vsctl task failed: {e}"))?
 }
 
 /// `ovs-vsctl add-br NAME [-- set bridge NAME datapath_type=DP]`

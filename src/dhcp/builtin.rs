@@ -87,10 +87,10 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
     let timeout =
         opts.timeout.or(req.timeout.map(|d| d.as_secs_f64().ceil() as u32)).unwrap_or(DEFAULT_TIMEOUT);
     let iface_copy = iface.clone();
-    let exchange = tokio::task::spawn_blocking(move || acquire(netns.as_fd(), &iface_copy, timeout));
+    let exchange = crate::blocking::run("DHCP", move || acquire(netns.as_fd(), &iface_copy, timeout));
     // An interrupted exchange is left to end on its own (it changes nothing itself).
     let lease = tokio::select! {
-        done = exchange => done.map_err(|e| anyhow!("DHCP task failed: {e}"))??,
+        done = exchange => done?,
         signal = crate::interrupt::arrived() => return Err(signal.into()),
     };
     lease::apply(ctx.guest, link.index, &lease, journal).await?;

@@ -87,7 +87,8 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
     if let Some(error) = stopped {
         let _ = child.kill();
         let _ = child.wait();
-        let _ = blocking(name.clone(), remove_after_kill).await;
+        let helper = name.clone();
+        let _ = crate::blocking::run("docker rm", move || remove_after_kill(&helper)).await;
         return Err(error);
     }
     let status = child.wait()?;
@@ -95,7 +96,8 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
         // Killed by a signal, it may have left the helper being created.
         let clean: fn(&str) -> Result<()> =
             if status.signal().is_some() { remove_after_kill } else { remove };
-        let _ = blocking(name.clone(), clean).await;
+        let helper = name.clone();
+        let _ = crate::blocking::run("docker rm", move || clean(&helper)).await;
         bail!("docker run failed ({status}): {}", last_line(output));
     }
     if foreground(req) {
@@ -134,12 +136,6 @@ async fn wait_for_address(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
-}
-
-/// Run a `docker rm` on the runtime's blocking pool: it takes up to seconds, and the
-/// other lines of a --batch go on meanwhile.
-async fn blocking(name: String, f: fn(&str) -> Result<()>) -> Result<()> {
-    tokio::task::spawn_blocking(move || f(&name)).await.map_err(|e| anyhow!("docker rm task failed: {e}"))?
 }
 
 /// How long one `docker rm -f` may take: a daemon that hangs must not hang us.

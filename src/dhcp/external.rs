@@ -66,9 +66,7 @@ pub async fn run(ext: External<'_>, ctx: &Context<'_>, journal: &mut Journal) ->
     }
     // Up to ~1 s of signals and waits: on the blocking pool, so a batch goes on.
     let (mnt_ns, signal) = (client.mnt_ns.clone(), ext.stop_signal);
-    tokio::task::spawn_blocking(move || sandbox::kill_all(&mnt_ns, signal))
-        .await
-        .map_err(|e| anyhow::anyhow!("stop task failed: {e}"))??;
+    crate::blocking::run("stop", move || sandbox::kill_all(&mnt_ns, signal)).await?;
     if let Some(file) = ext.remove_after {
         let _ = std::fs::remove_file(file);
     }

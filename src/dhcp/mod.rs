@@ -214,9 +214,7 @@ impl Running {
     /// a wait, or `docker rm`), and the other lines of a --batch go on meanwhile.
     pub async fn stop(&self) -> Result<()> {
         let running = self.clone();
-        tokio::task::spawn_blocking(move || running.stop_now())
-            .await
-            .map_err(|e| anyhow::anyhow!("stop task failed: {e}"))?
+        crate::blocking::run("stop", move || running.stop_now()).await
     }
 
     fn stop_now(&self) -> Result<()> {
