@@ -2,11 +2,11 @@
 //! that fails undone alone while the others land, comments, standard input, JSON.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::Value;
 
-use crate::util::{assert_same, guest_with_default_route, unique, Netns, Run, BIN};
+use crate::util::{assert_same, guest_with_default_route, unique, Netns, Run};
 
 /// A batch file under the temp directory, removed on drop.
 struct BatchFile {
@@ -33,10 +33,8 @@ impl Drop for BatchFile {
 
 /// Run the binary in `host`'s namespace with `stdin` as its standard input.
 fn run_with_stdin(host: &Netns, args: &[&str], stdin: &str) -> Run {
-    let mut child = Command::new("nsenter")
-        .arg(format!("--net={}", host.path()))
-        .arg(BIN)
-        .args(args)
+    let mut child = host
+        .pipework_command(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

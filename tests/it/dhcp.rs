@@ -248,10 +248,8 @@ fn is_zombie(pid: u32) -> bool {
 
 #[test]
 fn builtin_without_server_times_out_and_undoes_everything() {
-    let host = Netns::new();
     let guest = Netns::new();
-    let (h, g) = (host.snapshot(), guest.snapshot());
-    let line = host.pipework(&["br1", &guest.guest(), "dhcp4:timeout=1"]).failed();
+    let line = fails_and_leaves_nothing(&guest, &["br1", &guest.guest(), "dhcp4:timeout=1"]);
     assert_eq!(
         line,
         format!(
@@ -259,35 +257,36 @@ fn builtin_without_server_times_out_and_undoes_everything() {
             guest.guest()
         )
     );
-    assert_same("host", &h, &host.snapshot());
-    assert_same("guest", &g, &guest.snapshot());
 }
 
 #[test]
 fn external_client_without_a_lease_fails_and_undoes_everything() {
-    let host = Netns::new();
     let guest = Netns::new();
-    let (h, g) = (host.snapshot(), guest.snapshot());
     // No server, and -n: udhcpc gives up after one discover and a one-second wait.
-    let line = host.pipework(&["br1", &guest.guest(), "udhcpc:-n -t 1 -T 1"]).failed();
+    let line = fails_and_leaves_nothing(&guest, &["br1", &guest.guest(), "udhcpc:-n -t 1 -T 1"]);
     let head = format!("pipework: cannot get a DHCP lease with udhcpc on eth1 in guest {}: ", guest.guest());
     assert!(line.starts_with(&head) && line.contains("udhcpc failed (exit status: 1)"), "{line}");
-    assert_same("host", &h, &host.snapshot());
-    assert_same("guest", &g, &guest.snapshot());
-    assert_eq!(others_in(&guest), Vec::<u32>::new());
 }
 
 #[test]
 fn timeout_stops_a_client_that_would_try_for_ever_and_undoes_everything() {
-    let host = Netns::new();
     let guest = Netns::new();
-    let (h, g) = (host.snapshot(), guest.snapshot());
     // No server, and no -n: udhcpc alone would never give up.
-    let line = host.pipework(&["--timeout", "2", "br1", &guest.guest(), "udhcpc"]).failed();
+    let line = fails_and_leaves_nothing(&guest, &["--timeout", "2", "br1", &guest.guest(), "udhcpc"]);
     assert!(line.ends_with("udhcpc got no lease on eth1 within 2 s"), "{line}");
+}
+
+/// Run `args` from a fresh host namespace against `guest` (no DHCP server anywhere):
+/// it fails with one line, which is returned, and host and guest are as they were,
+/// with no client left running in the guest.
+fn fails_and_leaves_nothing(guest: &Netns, args: &[&str]) -> String {
+    let host = Netns::new();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    let line = host.pipework(args).failed();
     assert_same("host", &h, &host.snapshot());
     assert_same("guest", &g, &guest.snapshot());
-    assert_eq!(others_in(&guest), Vec::<u32>::new());
+    assert_eq!(others_in(guest), Vec::<u32>::new());
+    line
 }
 
 #[test]

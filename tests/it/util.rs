@@ -143,12 +143,18 @@ impl Netns {
         self.pipework_env(args, &[])
     }
 
+    /// The binary with its namespace set to this one, not started yet (nsenter execs
+    /// it: the child's pid is pipework's own).
+    pub fn pipework_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net={}", self.path())).arg(BIN).args(args);
+        cmd
+    }
+
     /// The same, with extra environment variables.
     pub fn pipework_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let out = Command::new("nsenter")
-            .arg(format!("--net={}", self.path()))
-            .arg(BIN)
-            .args(args)
+        let out = self
+            .pipework_command(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
@@ -157,15 +163,11 @@ impl Netns {
     }
 
     /// Start the binary here without waiting for it, in a process group of its own
-    /// as a shell's job would be (nsenter execs it: the child's pid is pipework's own,
-    /// and the group's id).
+    /// as a shell's job would be (the child's pid is pipework's own, and the group's id).
     pub fn spawn_pipework(&self, args: &[&str]) -> std::process::Child {
         use std::os::unix::process::CommandExt;
-        Command::new("nsenter")
+        self.pipework_command(args)
             .process_group(0)
-            .arg(format!("--net={}", self.path()))
-            .arg(BIN)
-            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

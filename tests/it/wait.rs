@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::util::{unique, Netns, Run, BIN};
+use crate::util::{unique, Netns, Run};
 
 /// Long enough for the binary to have started and subscribed; no timing is asserted.
 const SETTLE: Duration = Duration::from_millis(300);
@@ -19,10 +19,8 @@ struct Waiting {
 
 impl Waiting {
     fn start(ns: &Netns, args: &[&str]) -> Waiting {
-        let child = Command::new("nsenter")
-            .arg(format!("--net={}", ns.path()))
-            .arg(BIN)
-            .arg("--wait")
+        let child = ns
+            .pipework_command(&["--wait"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -99,9 +97,8 @@ fn an_interface_that_exists_but_is_down_or_without_carrier_does_not_end_the_wait
 fn timeout_exits_1_naming_what_is_still_missing() {
     let guest = Netns::new();
     let run = |args: &[&str]| {
-        let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net={}", guest.path())).arg(BIN).arg("--wait").args(args);
-        Run::from(cmd.stdin(Stdio::null()).output().unwrap())
+        let mut cmd = guest.pipework_command(&["--wait"]);
+        Run::from(cmd.args(args).stdin(Stdio::null()).output().unwrap())
     };
     let line = run(&["--timeout", "1"]).failed();
     assert_eq!(line, "pipework: timed out after 1 s waiting for eth1 to exist");
