@@ -149,7 +149,7 @@ fn derived_name(name: String, what: &str, hint: &str) -> Result<String> {
 }
 
 /// What the original refuses before it looks for the guest: a HOSTIF it cannot use,
-/// a VLAN on a Linux bridge, a MAC on IPoIB. The planner checks them again. A
+/// a VLAN on a Linux bridge, a MAC on IPoIB. [`plan`] starts with it too. A
 /// `--direct-phys` NIC missing from the host may be in the guest already (a re-run),
 /// which only the guest can tell.
 pub fn refuse_early(req: &Attach, host: &HostFacts) -> Result<()> {
@@ -171,16 +171,12 @@ pub fn plan(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts)
     if let Some(done) = physical::moved_already(req, host, facts, guest) {
         return Ok(done);
     }
+    refuse_early(req, host)?;
     let mode = mode(req, host)?;
     // Checked before planning the link: `dhcp` needs a Docker guest, `dhcp4` good options.
     let dhcp = DhcpRequest::plan(&req.ip, container_if(req, mode).as_str(), guest, req.dhcp_timeout)?;
     let plan = match mode {
-        Mode::Bridge { create } => {
-            if req.vlan.is_some() {
-                bail!("VLAN configuration currently unsupported for Linux bridge.");
-            }
-            bridge::plan(req, guest, Switch::Linux { create }, host, facts)
-        }
+        Mode::Bridge { create } => bridge::plan(req, guest, Switch::Linux { create }, host, facts),
         Mode::Physical => physical::plan(req, guest, host, facts),
         Mode::Ipoib => virtual_link::ipoib(req, guest, host, facts),
         Mode::Dummy => virtual_link::dummy(req, guest, facts),

@@ -10,9 +10,6 @@ use crate::cli::{Attach, IfName};
 
 /// An `ipoib` child of HOSTIF, with `pkey 0xPKEY` for `@PKEY`; CONTAINER_IF defaults to `ib0`.
 pub fn ipoib(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts) -> Result<Plan> {
-    if req.mac.is_some() {
-        bail!("MACADDR configuration unsupported for IPoIB interfaces.");
-    }
     let Some(nic) = &host.host_if else {
         bail!("{} mode needs an existing host interface", Mode::Ipoib);
     };
