@@ -20,15 +20,21 @@ use crate::plan::{veth_host_end, Step};
 
 /// After a successful apply: announce every address the steps added in the guest
 /// (`guest` and `host` are the netlink handles there). Failing to announce is a
-/// warning: the address works, neighbours just learn it later.
-pub async fn after_apply(steps: &[Step], netns: BorrowedFd<'_>, guest: &Netlink, host: &Netlink) {
+/// warning: the address works, neighbours just learn it later. Returns the warnings.
+pub async fn after_apply(
+    steps: &[Step],
+    netns: BorrowedFd<'_>,
+    guest: &Netlink,
+    host: &Netlink,
+) -> Vec<String> {
     let added = steps.iter().filter_map(|s| match s {
         Step::AddAddress { dev, addr, .. } => Some((dev, addr)),
         _ => None,
     });
     let mut added = added.peekable();
+    let mut warnings = Vec::new();
     if added.peek().is_none() {
-        return;
+        return warnings;
     }
     // Sent before the host end's port forwards, an announcement reaches nobody.
     if let Some(host_end) = veth_host_end(steps) {
@@ -39,9 +45,10 @@ pub async fn after_apply(steps: &[Step], netns: BorrowedFd<'_>, guest: &Netlink,
             continue;
         }
         if let Err(e) = announce(netns, dev, addr.ip()) {
-            crate::say(&format!("pipework: warning: cannot announce {} on {dev}: {e:#}", addr.ip()));
+            warnings.push(crate::report::warning(format!("cannot announce {} on {dev}: {e:#}", addr.ip())));
         }
     }
+    warnings
 }
 
 /// Have the kernel send the gratuitous ARP: with `arp_notify` set on the interface,

@@ -46,32 +46,36 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
         (host, nl_guest, Plan::Steps(steps)) => {
             if req.dry_run {
                 let lines = steps.iter().map(|s| s.to_string()).collect();
-                return Outcome::Printed(lines);
+                return Outcome::Printed { lines, notes: req.warnings.clone() };
             }
             let ctx = Context {
                 host: &host,
                 guest: &nl_guest,
                 guest_ns: guest.netns(),
                 guest_desc: guest.describe(),
+                notes: Default::default(),
             };
             match apply::apply(&steps, &ctx).await {
                 Ok(()) => {
+                    let mut lines = req.warnings.clone();
+                    if req.verbose {
+                        lines.extend(steps.iter().map(|s| s.to_string()));
+                    }
+                    lines.append(&mut ctx.notes.borrow_mut());
                     // Neighbours learn the new address now (a warning if that fails).
-                    announce::after_apply(&steps, guest.netns(), &nl_guest, &host).await;
-                    Outcome::Done(if req.verbose {
-                        steps.iter().map(|s| s.to_string()).collect()
-                    } else {
-                        vec![]
-                    })
+                    lines.extend(announce::after_apply(&steps, guest.netns(), &nl_guest, &host).await);
+                    Outcome::Done(lines)
                 }
                 Err(Failure { error, rollback_errors }) => Outcome::Failed { error, rollback_errors },
             }
         }
-        (_, _, Plan::AlreadyDone(what)) => Outcome::Done(if req.verbose || req.dry_run {
-            vec![format!("nothing to do: {what}")]
-        } else {
-            vec![]
-        }),
+        (_, _, Plan::AlreadyDone(what)) => {
+            let mut lines = req.warnings.clone();
+            if req.verbose || req.dry_run {
+                lines.push(format!("nothing to do: {what}"));
+            }
+            Outcome::Done(lines)
+        }
     }
 }
 

@@ -11,9 +11,10 @@ use anyhow::{Context, Result};
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::{json, Value};
 
-use crate::cli::{self, Attach, Batch, CliError, HostIf, Invocation, Mac};
+use crate::cli::{self, Attach, Batch, CliError, HostIf, Invocation};
 use crate::netlink::Netlink;
-use crate::Outcome;
+use crate::report::{self, Outcome};
+use crate::types::Mac;
 use crate::{attach, facts, interrupt};
 
 /// Lines in flight at once. Link changes serialise on the kernel's RTNL lock anyway;
@@ -43,11 +44,14 @@ pub async fn run(req: &Batch) -> Outcome {
                 attach.verbose |= req.verbose;
                 jobs.push(Job { line, index, attach });
             }
-            Err(error) => out.record(index, LineResult { line, error: Some(error), steps: Vec::new() }),
+            Err(error) => {
+                let result = LineResult { line, error: Some(error), steps: Vec::new(), notes: Vec::new() };
+                out.record(index, result)
+            }
         }
     }
     let cut_short = run_jobs(jobs, &host, &mut out).await;
-    let status = Outcome::Exit(out.finish());
+    let status = Outcome::exit(out.finish());
     match (cut_short, interrupt::received()) {
         (true, Some(signal)) => Outcome::Interrupted(signal, Box::new(status)),
         _ => status,
@@ -84,15 +88,7 @@ fn parse_lines(text: &str) -> Vec<(usize, Result<Attach, String>)> {
 }
 
 fn parse_words(words: Vec<String>) -> Result<Attach, String> {
-    let parsed = match cli::parse(words.clone()) {
-        // As on the command line: an existing host interface wins over the
-        // `route*`/`rule*`/`tc*` prefixes.
-        Ok(Invocation::Passthrough(p)) if nix::net::if_::if_nametoindex(p.word.as_str()).is_ok() => {
-            cli::parse_without_passthrough(words)
-        }
-        other => other,
-    };
-    match parsed {
+    match cli::parse_on_host(words) {
         Ok(Invocation::Attach(a)) => Ok(a),
         Ok(_) => Err("only attachments (HOSTIF GUEST IPSPEC [MAC][@VLAN]) can be batched".to_string()),
         Err(CliError::Syntax) => Err("too few arguments (HOSTIF [options] GUEST IPSPEC [MAC][@VLAN])".into()),
@@ -155,26 +151,29 @@ struct LineResult {
     error: Option<String>,
     /// The steps, for `--dry-run` (stdout) or `--verbose` (stderr).
     steps: Vec<String>,
+    /// Warnings and notices (stderr).
+    notes: Vec<String>,
 }
 
 impl LineResult {
     fn from_outcome(line: usize, outcome: Outcome) -> LineResult {
-        let (error, steps) = match outcome {
+        let (error, steps, notes) = match outcome {
             // attach::run_on reports a line's own interruption as its failure.
             Outcome::Interrupted(_, said) => return LineResult::from_outcome(line, *said),
-            Outcome::Done(steps) | Outcome::Printed(steps) => (None, steps),
+            Outcome::Done(lines) => (None, lines, Vec::new()),
+            Outcome::Printed { lines, notes } => (None, lines, notes),
             Outcome::Failed { error, rollback_errors } => {
                 let mut text = format!("{error:#}");
                 for r in rollback_errors {
                     text.push('\n');
                     text.push_str(&r);
                 }
-                (Some(text), Vec::new())
+                (Some(text), Vec::new(), Vec::new())
             }
-            Outcome::Exit(0) => (None, Vec::new()),
-            Outcome::Exit(code) => (Some(format!("exit status {code}")), Vec::new()),
+            Outcome::Exit { code: 0, lines } => (None, Vec::new(), lines),
+            Outcome::Exit { code, lines } => (Some(format!("exit status {code}")), Vec::new(), lines),
         };
-        LineResult { line, error, steps }
+        LineResult { line, error, steps, notes }
     }
 }
 
@@ -229,7 +228,7 @@ async fn run_jobs<W: Write>(jobs: Vec<Job>, host: &Netlink, out: &mut Printer<W>
         for job in left {
             cut_short = true;
             let error = Some(format!("not run: {signal}"));
-            out.record(job.index, LineResult { line: job.line, error, steps: Vec::new() });
+            out.record(job.index, LineResult { line: job.line, error, steps: Vec::new(), notes: Vec::new() });
         }
     }
     cut_short
@@ -244,11 +243,13 @@ struct Printer<W: Write> {
     next: usize,
     pending: BTreeMap<usize, LineResult>,
     done: Vec<LineResult>,
+    write_error: Option<std::io::Error>,
 }
 
 impl<W: Write> Printer<W> {
     fn new(out: W, json: bool, dry_run: bool) -> Printer<W> {
-        Printer { out, json, dry_run, next: 0, pending: BTreeMap::new(), done: Vec::new() }
+        let (next, pending, done, write_error) = (0, BTreeMap::new(), Vec::new(), None);
+        Printer { out, json, dry_run, next, pending, done, write_error }
     }
 
     fn record(&mut self, index: usize, result: LineResult) {
@@ -261,14 +262,23 @@ impl<W: Write> Printer<W> {
     }
 
     fn emit(&mut self, r: &LineResult) {
-        if !self.dry_run {
-            for step in &r.steps {
-                crate::say(&format!("pipework: line {}: {step}", r.line));
-            }
+        // Dry-run steps go to stdout with the result; done steps to stderr.
+        let done: &[String] = if self.dry_run { &[] } else { &r.steps };
+        for l in done.iter().chain(&r.notes) {
+            report::say(&format!("line {}: {l}", r.line));
         }
         if !self.json {
             for l in human_lines(r, self.dry_run) {
-                let _ = writeln!(self.out, "{l}");
+                self.write(&l);
+            }
+        }
+    }
+
+    /// A line on stdout; the first write error is kept, and fails the batch.
+    fn write(&mut self, line: &str) {
+        if self.write_error.is_none() {
+            if let Err(e) = writeln!(self.out, "{line}") {
+                self.write_error = Some(e);
             }
         }
     }
@@ -283,13 +293,19 @@ impl<W: Write> Printer<W> {
             // One array, one line's object per line of text: easy on `grep` and `jq` alike.
             let items: Vec<String> = self.done.iter().map(|r| json_of(r, self.dry_run).to_string()).collect();
             let body = if items.is_empty() { String::new() } else { format!("\n{}\n", items.join(",\n")) };
-            let _ = writeln!(self.out, "[{body}]");
+            self.write(&format!("[{body}]"));
             // stdout stays one JSON document.
-            crate::say(&format!("pipework: {summary}"));
+            report::say(&summary);
         } else {
-            let _ = writeln!(self.out, "{summary}");
+            self.write(&summary);
         }
-        let _ = self.out.flush();
+        if let (None, Err(e)) = (&self.write_error, self.out.flush()) {
+            self.write_error = Some(e);
+        }
+        if let Some(e) = &self.write_error {
+            report::say(&format!("cannot write to standard output: {e}"));
+            return 1;
+        }
         u8::from(failed > 0)
     }
 }

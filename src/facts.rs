@@ -4,11 +4,12 @@
 
 use anyhow::{Context, Result};
 
-use crate::cli::types::IFNAME_MAX;
-use crate::cli::{Attach, HostIf, Mac};
+use crate::cli::{Attach, HostIf};
 use crate::netlink::{Link, Netlink};
 use crate::ovs;
 use crate::plan::{self, GuestFacts, GuestId, HostFacts, Mode};
+use crate::types::Mac;
+use crate::types::IFNAME_MAX;
 
 /// The host interface, by name, or by MAC (case does not matter; where several
 /// share it, as a bridge and its first port do, the first by name wins).

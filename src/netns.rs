@@ -28,7 +28,7 @@ impl Drop for Back {
         if let Err(e) = setns(self.0.as_fd(), CloneFlags::CLONE_NEWNET) {
             // Going on in the guest's namespace would make the host's next steps act on
             // the guest: stop here, whatever the cost.
-            crate::say(&format!("pipework: cannot return to the host's network namespace: {e}"));
+            crate::report::say(&format!("cannot return to the host's network namespace: {e}"));
             std::process::abort();
         }
     }

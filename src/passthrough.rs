@@ -29,13 +29,13 @@ pub fn run(req: &Passthrough) -> Outcome {
     let (program, first_args) = program_of(req.tool);
     let Some(path) = find_in_path(program) else {
         // One line, and the status a shell gives: the original ran these through sh.
-        crate::say(&format!("pipework: cannot run {program}: not found (install Debian package iproute2)"));
-        return Outcome::Exit(NOT_FOUND);
+        let line = format!("cannot run {program}: not found (install Debian package iproute2)");
+        return Outcome::Exit { code: NOT_FOUND, lines: vec![line] };
     };
     let mut cmd = Command::new(&path);
     cmd.arg0(program).args(first_args).args(&req.args);
     match spawn_in_netns(&mut cmd, guest.netns()).and_then(|mut child| child.wait()) {
-        Ok(status) => Outcome::Exit(exit_code(status)),
+        Ok(status) => Outcome::exit(exit_code(status)),
         Err(e) => Outcome::failed(
             anyhow::Error::new(e).context(format!("cannot run {program} in {}", guest.describe())),
         ),

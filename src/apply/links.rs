@@ -9,7 +9,7 @@ use std::os::fd::AsFd;
 use anyhow::{anyhow, Context as _, Result};
 
 use super::{index_of, Context, Journal, Undo};
-use crate::cli::Mac;
+use crate::types::Mac;
 use nix::errno::Errno;
 
 use crate::netlink::{errno_of, ChildKind, ChildRequest, Link, LinkConfig};
@@ -106,7 +106,7 @@ pub async fn move_into_guest(
     if let Some(mac) = mac {
         ctx.guest.set_mac(index, mac).await?;
     }
-    crate::say(&format!("pipework: {name} moved into {} as {new_name}", ctx.guest_desc));
+    ctx.note(format!("{name} moved into {} as {new_name}", ctx.guest_desc));
     Ok(())
 }
 

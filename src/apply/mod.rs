@@ -5,6 +5,7 @@ mod journal;
 mod links;
 mod ovs;
 
+use std::cell::RefCell;
 use std::os::fd::BorrowedFd;
 
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -22,6 +23,15 @@ pub struct Context<'a> {
     pub guest_ns: BorrowedFd<'a>,
     /// "container web1 (pid 123)", for messages.
     pub guest_desc: String,
+    /// Warnings and notices for the result (never printed from here: a batch
+    /// prefixes them with their line).
+    pub notes: RefCell<Vec<String>>,
+}
+
+impl Context<'_> {
+    pub fn note(&self, line: String) {
+        self.notes.borrow_mut().push(line);
+    }
 }
 
 /// A failed run: what failed, plus a line for every undo that failed too.

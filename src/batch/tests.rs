@@ -58,7 +58,7 @@ fn lines_creating_the_same_thing_share_a_key() {
 #[test]
 fn outcomes_become_results() {
     let ok = LineResult::from_outcome(3, Outcome::Done(vec![]));
-    assert_eq!(ok, LineResult { line: 3, error: None, steps: vec![] });
+    assert_eq!(ok, LineResult { line: 3, error: None, steps: vec![], notes: vec![] });
     let failed = LineResult::from_outcome(
         4,
         Outcome::Failed {
@@ -72,13 +72,34 @@ fn outcomes_become_results() {
         ["line 4: what failed: why", "line 4: rollback: cannot delete x: busy"]
     );
     assert_eq!(human_lines(&ok, false), ["line 3: ok"]);
-    let planned =
-        LineResult::from_outcome(5, Outcome::Printed(vec!["ip link add br1 up type bridge".into()]));
+    let planned = LineResult::from_outcome(
+        5,
+        Outcome::Printed { lines: vec!["ip link add br1 up type bridge".into()], notes: vec![] },
+    );
     assert_eq!(human_lines(&planned, true), ["line 5: ip link add br1 up type bridge", "line 5: ok"]);
 }
 
 fn result(line: usize, error: Option<&str>) -> LineResult {
-    LineResult { line, error: error.map(String::from), steps: vec![] }
+    LineResult { line, error: error.map(String::from), steps: vec![], notes: vec![] }
+}
+
+/// A stdout that is full (`--batch --json > /dev/full`).
+struct Full;
+
+impl std::io::Write for Full {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::Error::from_raw_os_error(28))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_batch_whose_results_cannot_be_written_fails() {
+    let mut p = Printer::new(Full, true, false);
+    p.record(0, result(1, None));
+    assert_eq!(p.finish(), 1);
 }
 
 #[test]

@@ -55,6 +55,8 @@ pub struct Attach {
     pub dry_run: bool,
     /// Print each step on stderr as it is done.
     pub verbose: bool,
+    /// What the parse has to say without failing (extra arguments ignored).
+    pub warnings: Vec<String>,
 }
 
 /// The host interface, by name or by `mac:` address.
@@ -204,6 +206,19 @@ where
     parse_without_passthrough(argv)
 }
 
+/// [`parse`], then the original's rule for the `route*`/`rule*`/`tc*` words: an
+/// existing host interface of that name is attached to, not passed through (one
+/// ioctl, asked only for these words). The command line and `--batch` lines both
+/// come through here.
+pub fn parse_on_host(argv: Vec<String>) -> Result<Invocation, CliError> {
+    match parse(argv.clone()) {
+        Ok(Invocation::Passthrough(p)) if nix::net::if_::if_nametoindex(p.word.as_str()).is_ok() => {
+            parse_without_passthrough(argv)
+        }
+        other => other,
+    }
+}
+
 /// Parse `argv` as an attachment (or `--wait`) even when its first word starts with
 /// `route`, `rule` or `tc`: for a host interface of such a name, which the original
 /// checks for before the passthrough prefixes.
@@ -290,9 +305,10 @@ fn attach(raw: RawArgs) -> Result<Attach> {
     let (host_if, guest, ip) = (args.next().unwrap(), args.next().unwrap(), args.next().unwrap());
     let macvlan: MacVlan = args.next().map(|s| s.parse()).transpose()?.unwrap_or_default();
     let extra: Vec<String> = args.collect();
+    let mut warnings = Vec::new();
     if !extra.is_empty() {
         // The original ignores them too; say so rather than guess.
-        crate::say(&format!("pipework: warning: ignoring extra arguments: {}", extra.join(" ")));
+        warnings.push(crate::report::warning(format!("ignoring extra arguments: {}", extra.join(" "))));
     }
     let host_if = match host_if.strip_prefix("mac:") {
         Some(mac) => HostIf::Mac(mac.parse()?),
@@ -316,6 +332,7 @@ fn attach(raw: RawArgs) -> Result<Attach> {
         dhcp_timeout,
         dry_run: raw.dry_run,
         verbose: raw.verbose,
+        warnings,
     })
 }
 

@@ -22,10 +22,10 @@ pub fn args(req: &DhcpRequest) -> Vec<String> {
 /// has no `-f` form), which is what its users kept tripping over: it is stopped.
 pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
     if !req.options.is_empty() {
-        crate::say(&format!(
-            "pipework: warning: dhcpcd options are ignored, as the original ignores them: {}",
+        ctx.note(crate::report::warning(format!(
+            "dhcpcd options are ignored, as the original ignores them: {}",
             req.options.join(" ")
-        ));
+        )));
     }
     let ext = External {
         req,

@@ -141,7 +141,7 @@ pub fn main(args: &[String]) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            crate::say(&format!("pipework: dhcp4 keeper: {e:#}"));
+            crate::report::say(&format!("dhcp4 keeper: {e:#}"));
             ExitCode::from(1)
         }
     }

@@ -9,8 +9,8 @@ use anyhow::{Context as _, Result};
 use ipnetwork::{IpNetwork, Ipv4Network};
 
 use crate::apply::{Journal, Undo};
-use crate::cli::Family;
 use crate::netlink::{Netlink, Route};
+use crate::types::Family;
 
 /// What the built-in client applies and hands on to its keeper.
 #[derive(Clone, Debug, PartialEq, Eq)]

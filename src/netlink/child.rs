@@ -9,7 +9,7 @@ use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage, MacVlanMode};
 use rtnetlink::{LinkDummy, LinkIpoib, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVlan};
 
 use super::{kernel, Netlink};
-use crate::cli::{Mac, MacvlanMode};
+use crate::types::{Mac, MacvlanMode};
 
 /// What kind of link to create for a guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

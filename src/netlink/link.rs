@@ -13,7 +13,7 @@ use rtnetlink::packet_route::link::{
 use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec};
 
 use super::{errno_of, ignore_gone, kernel, Netlink};
-use crate::cli::Mac;
+use crate::types::Mac;
 
 /// What we need to know about one interface, read over netlink (never sysfs:
 /// sysfs shows the namespace it was mounted in, not the one we ask about).

@@ -12,7 +12,7 @@ use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::RouteMessageBuilder;
 
 use super::{ignore_gone, kernel, Netlink};
-use crate::cli::Family;
+use crate::types::Family;
 
 /// One route of the main table, with the kernel's own message kept so that a
 /// deleted route can be put back exactly as it was (metric, protocol, scope...).

@@ -6,9 +6,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnetwork::IpNetwork;
 
-use crate::cli::{Mac, MacvlanMode};
 use crate::dhcp::DhcpRequest;
 use crate::netlink::Route;
+use crate::types::{Mac, MacvlanMode};
 
 /// Which namespace a step acts in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,90 @@
+//! How a run ends, and the one place that writes to the terminal: every
+//! `pipework: ...` line on stderr and everything on stdout goes through here.
+//! The ground floor: it imports nothing of the crate but the signal type, so any
+//! layer may return an [`Outcome`] and none prints by itself.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::interrupt::Interrupted;
+
+/// How a run ended, ready to be printed.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Success; lines for stderr: warnings and notices always, the steps done with
+    /// `--verbose`. A batch prefixes each with its line number.
+    Done(Vec<String>),
+    /// Success; `lines` for stdout (`--dry-run`), `notes` for stderr (warnings).
+    Printed { lines: Vec<String>, notes: Vec<String> },
+    /// Nothing (or everything undone); what failed, and any undo that failed too.
+    Failed { error: anyhow::Error, rollback_errors: Vec<String> },
+    /// Exit with this status after these lines on stderr (`route`, `rule` and `tc`
+    /// pass the status of `ip` or `tc` through, and say nothing of their own).
+    Exit { code: u8, lines: Vec<String> },
+    /// What a run said before a signal cut it short; the process then dies of it.
+    Interrupted(Interrupted, Box<Outcome>),
+}
+
+impl Outcome {
+    pub fn failed(error: anyhow::Error) -> Outcome {
+        Outcome::Failed { error, rollback_errors: Vec::new() }
+    }
+
+    /// A status to pass through, with nothing to say.
+    pub fn exit(code: u8) -> Outcome {
+        Outcome::Exit { code, lines: Vec::new() }
+    }
+}
+
+/// Print the outcome; the process's exit status. A failure to write what a
+/// successful run had to print on stdout fails the run (`--dry-run > /dev/full`).
+pub fn finish(outcome: Outcome) -> ExitCode {
+    match outcome {
+        Outcome::Done(lines) => {
+            lines.iter().for_each(|l| say(l));
+            ExitCode::SUCCESS
+        }
+        Outcome::Printed { lines, notes } => match print_lines(&lines) {
+            Ok(()) if notes.is_empty() => ExitCode::SUCCESS,
+            Ok(()) => finish(Outcome::Done(notes)),
+            Err(e) => {
+                say(&format!("cannot write to standard output: {e}"));
+                ExitCode::from(1)
+            }
+        },
+        Outcome::Failed { error, rollback_errors } => {
+            say(&format!("{error:#}"));
+            rollback_errors.iter().for_each(|l| say(l));
+            ExitCode::from(1)
+        }
+        Outcome::Exit { code, lines } => {
+            lines.iter().for_each(|l| say(l));
+            ExitCode::from(code)
+        }
+        Outcome::Interrupted(signal, said) => {
+            let _ = finish(*said);
+            signal.die();
+            ExitCode::from(signal.exit_code())
+        }
+    }
+}
+
+/// Lines on stdout, flushed: an error (a closed pipe, a full disk) is the caller's.
+pub fn print_lines(lines: &[String]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for l in lines {
+        writeln!(out, "{l}")?;
+    }
+    out.flush()
+}
+
+/// One `pipework: TEXT` line on stderr. Never `eprintln!`, which panics when stderr
+/// is gone (the terminal hung up): a panic here would skip the undo or the exit status.
+pub fn say(text: &str) {
+    let _ = writeln!(std::io::stderr(), "pipework: {text}");
+}
+
+/// A warning, in the words every warning uses.
+pub fn warning(text: impl std::fmt::Display) -> String {
+    format!("warning: {text}")
+}
