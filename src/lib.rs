@@ -14,11 +14,13 @@ pub mod dhcp;
 mod facts;
 pub mod guest;
 mod interrupt;
+mod keeper;
 pub mod netlink;
 mod netns;
 mod ovs;
 mod passthrough;
 pub mod plan;
+mod programs;
 pub mod report;
 pub mod types;
 mod wait;
@@ -33,7 +35,7 @@ pub fn main<I: IntoIterator<Item = String>>(argv: I) -> ExitCode {
     let argv: Vec<String> = argv.into_iter().collect();
     // The detached `dhcp4-f` keeper: a hidden subcommand, never typed by a user.
     if argv.first().map(String::as_str) == Some(dhcp::keep::SUBCOMMAND) {
-        return dhcp::keep::main(&argv[1..]);
+        return keeper::main(&argv[1..]);
     }
     let invocation = match cli::parse_on_host(argv) {
         Ok(i) => i,

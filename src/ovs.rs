@@ -21,10 +21,9 @@ pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
 /// Seconds `ovs-vsctl` may wait for the database or the switch.
 const TIMEOUT: &str = "--timeout=10";
 
-/// `ovs-vsctl` on PATH, if installed.
+/// `ovs-vsctl`, if installed.
 pub fn vsctl_path() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join("ovs-vsctl")).find(|p| p.is_file())
+    crate::programs::find("ovs-vsctl")
 }
 
 /// Run `ovs-vsctl --timeout=10 ARGS`; its stdout, or its own error text. On the

@@ -2,23 +2,19 @@
 //! the guest's network namespace, with ARGS as they came and the tool's own output,
 //! error text and exit status passed through.
 
-use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 
 use nix::sched::{setns, CloneFlags};
 
 use crate::cli::{Passthrough, Tool};
-use crate::{guest, Outcome};
+use crate::guest;
+use crate::report::Outcome;
 
 /// What a shell answers for a command it cannot find; scripts may test for it.
 const NOT_FOUND: u8 = 127;
-
-/// Used when PATH is unset, as execvp(3) does on glibc.
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Resolve the guest, run the tool in its netns, and exit as the tool did.
 pub fn run(req: &Passthrough) -> Outcome {
@@ -27,7 +23,7 @@ pub fn run(req: &Passthrough) -> Outcome {
         Err(e) => return Outcome::failed(e),
     };
     let (program, first_args) = program_of(req.tool);
-    let Some(path) = find_in_path(program) else {
+    let Some(path) = crate::programs::find(program) else {
         // One line, and the status a shell gives: the original ran these through sh.
         let line = format!("cannot run {program}: not found (install Debian package iproute2)");
         return Outcome::Exit { code: NOT_FOUND, lines: vec![line] };
@@ -49,18 +45,6 @@ fn program_of(tool: Tool) -> (&'static str, &'static [&'static str]) {
         Tool::Rule => ("ip", &["rule"]),
         Tool::Tc => ("tc", &[]),
     }
-}
-
-/// Looked up here rather than left to exec so that "not found" cannot be confused
-/// with a failure to enter the namespace (both would surface as a spawn error).
-fn find_in_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| OsString::from(DEFAULT_PATH));
-    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| is_executable(p))
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
 /// Spawn `cmd` (stdin, stdout and stderr inherited) with its network namespace
@@ -109,11 +93,5 @@ mod tests {
         // Killed by SIGKILL (9) or SIGINT (2): no exit code, a signal number.
         assert_eq!(exit_code(ExitStatus::from_raw(9)), 137);
         assert_eq!(exit_code(ExitStatus::from_raw(2)), 130);
-    }
-
-    #[test]
-    fn finds_only_executables() {
-        assert!(find_in_path("sh").is_some());
-        assert!(find_in_path("no-such-program-pipework").is_none());
     }
 }

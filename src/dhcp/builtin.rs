@@ -1,7 +1,8 @@
 //! The built-in DHCPv4 client, `dhcp4[-f][:OPTS]`: nothing to install on the host or in
 //! the guest. mozim does the packets and the RFC 2131 state machine (DISCOVER, OFFER,
 //! REQUEST, ACK; renewing at T1, rebinding at T2) over a raw socket; pipework applies
-//! the lease itself, with undo. `dhcp4-f` hands the lease to a keeper process.
+//! the lease itself, by the steps of a static address. `dhcp4-f` hands the lease to a
+//! keeper process.
 
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -12,52 +13,15 @@ use ipnetwork::Ipv4Network;
 use mozim::{DhcpV4Client, DhcpV4Config, DhcpV4Lease, DhcpV4State};
 use nix::sched::{setns, CloneFlags};
 
-use super::lease::{self, Lease};
-use super::{keep, DhcpRequest};
-use crate::apply::{Context, Journal, Undo};
+use super::{keep, Running, Target};
+use crate::plan::dhcp::BuiltinOptions;
+use crate::plan::{DhcpRequest, Lease};
 
 /// udhcpc gives up after about 30 s too (3 discovers, 3 s apart, a 20 s pause).
 const DEFAULT_TIMEOUT: u32 = 30;
 
-/// `dhcp4:` options, `key=value` words.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Options {
-    /// `timeout=SECONDS`: give up on getting a lease after this long (wins over
-    /// `--timeout`; 30 s when neither is given).
-    pub timeout: Option<u32>,
-    /// `renew=SECONDS`: renew this often when the server's T1 is later (for short
-    /// tests, or a server whose leases are long).
-    pub renew: Option<u32>,
-}
-
-impl Options {
-    pub fn parse(words: &[String]) -> Result<Options> {
-        let mut opts = Options { timeout: None, renew: None };
-        for word in words {
-            let bad = || anyhow!("invalid dhcp4 option {word:?} (expected timeout=SECONDS or renew=SECONDS)");
-            let (key, value) = word.split_once('=').ok_or_else(bad)?;
-            let secs: u32 = value.parse().ok().filter(|s| *s > 0).ok_or_else(bad)?;
-            match key {
-                "timeout" => opts.timeout = Some(secs),
-                "renew" => opts.renew = Some(secs),
-                _ => return Err(bad()),
-            }
-        }
-        Ok(opts)
-    }
-}
-
-/// The step in words, for `--dry-run` and `--verbose`.
-pub fn describe(req: &DhcpRequest) -> Vec<String> {
-    let name = if req.foreground { "dhcp4-f" } else { "dhcp4" };
-    let mut words = vec![format!("{name} (built-in)"), "-i".into(), req.dev.clone()];
-    words.extend(["-x".to_string(), format!("hostname:{}", req.hostname)]);
-    words.extend(req.options.iter().cloned());
-    words
-}
-
 /// What mozim needs to know about the interface (it reads nothing itself).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Interface {
     pub dev: String,
     pub index: u32,
@@ -74,37 +38,39 @@ pub fn config(iface: &Interface, timeout: u32) -> Result<DhcpV4Config> {
     Ok(c)
 }
 
-pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
-    let opts = Options::parse(&req.options)?;
-    let link =
-        ctx.guest.link_by_name(&req.dev).await?.ok_or_else(|| anyhow!("{} has disappeared", req.dev))?;
-    let mac = link.mac.ok_or_else(|| anyhow!("{} has no MAC address", req.dev))?;
-    let iface =
-        Interface { dev: req.dev.clone(), index: link.index, mac: mac.0, hostname: req.hostname.clone() };
+/// The interface as mozim needs it.
+fn interface(req: &DhcpRequest, target: &Target<'_>) -> Result<Interface> {
+    let mac = target.mac.ok_or_else(|| anyhow!("{} has no MAC address", req.dev))?;
+    Ok(Interface { dev: req.dev.clone(), index: target.index, mac: mac.0, hostname: req.hostname.clone() })
+}
+
+/// DISCOVER to ACK: the lease, for the caller to apply. Changes nothing itself.
+pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Lease> {
+    let opts = BuiltinOptions::parse(&req.options)?;
+    let iface = interface(req, target)?;
     // The exchange blocks a thread for up to the timeout: on the runtime's blocking
     // pool, so that other lines of a --batch go on meanwhile.
-    let netns = ctx.guest_ns.try_clone_to_owned().context("cannot duplicate the guest's netns fd")?;
+    let netns = target.netns.try_clone_to_owned().context("cannot duplicate the guest's netns fd")?;
     let timeout =
         opts.timeout.or(req.timeout.map(|d| d.as_secs_f64().ceil() as u32)).unwrap_or(DEFAULT_TIMEOUT);
-    let iface_copy = iface.clone();
-    let exchange = crate::blocking::run("DHCP", move || acquire(netns.as_fd(), &iface_copy, timeout));
+    let exchange = crate::blocking::run("DHCP", move || exchange(netns.as_fd(), &iface, timeout));
     // An interrupted exchange is left to end on its own (it changes nothing itself).
-    let lease = tokio::select! {
-        done = exchange => done?,
-        signal = crate::interrupt::arrived() => return Err(signal.into()),
-    };
-    lease::apply(ctx.guest, link.index, &lease, journal).await?;
-    if req.foreground {
-        let running = keep::start(req, ctx.guest_ns, &iface, &lease, opts.renew)?;
-        journal.push(Undo::StopDhcp(running));
+    tokio::select! {
+        done = exchange => done,
+        signal = crate::interrupt::arrived() => Err(signal.into()),
     }
-    Ok(())
+}
+
+/// `dhcp4-f`: hand the applied lease to a keeper that renews it.
+pub fn keep_renewing(req: &DhcpRequest, target: &Target<'_>, lease: &Lease) -> Result<Running> {
+    let renew = BuiltinOptions::parse(&req.options)?.renew;
+    keep::start(req, target.netns, &interface(req, target)?, lease, renew)
 }
 
 /// DISCOVER to ACK inside the guest. mozim opens its sockets in the calling thread's
 /// network namespace, so this runs on a thread of its own that enters the guest's,
 /// with a runtime of its own (the caller's thread never changes namespace).
-pub fn acquire(netns: BorrowedFd<'_>, iface: &Interface, timeout: u32) -> Result<Lease> {
+pub fn exchange(netns: BorrowedFd<'_>, iface: &Interface, timeout: u32) -> Result<Lease> {
     std::thread::scope(|s| {
         s.spawn(|| -> Result<Lease> {
             setns(netns, CloneFlags::CLONE_NEWNET).context("cannot enter the guest's network namespace")?;

@@ -4,74 +4,37 @@
 //! renewing, in the guest's PID namespace too, so that it ends with the guest.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _, Result};
+use ipnetwork::IpNetwork;
 use nix::sys::memfd::{memfd_create, MFdFlags};
 
-use super::{find_program, lease, sandbox, DhcpRequest, Running};
-use crate::apply::{index_of, Context, Journal, Undo};
+use super::{lease, sandbox, Acquired, Running, Target};
+use crate::plan::DhcpRequest;
+use crate::programs::last_line;
 
-/// The image the original uses; it must have udhcpc's `/etc/udhcpc/default.script`.
-const IMAGE: &str = "busybox";
-
-/// udhcpc's options ask for the foreground (`-f`, alone or among other short flags).
-fn foreground(req: &DhcpRequest) -> bool {
-    req.options
-        .iter()
-        .any(|o| o == "--foreground" || (o.starts_with('-') && !o.starts_with("--") && o.contains('f')))
-}
-
-/// One helper per guest interface, so that a leftover one is easy to name.
-fn helper_name(req: &DhcpRequest) -> String {
-    let dev: String = req.dev.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-    format!("pipework-dhcp-{}-{dev}", req.hostname)
-}
-
-pub fn args(req: &DhcpRequest) -> Vec<String> {
-    let container = req.container.clone().unwrap_or_default();
-    let fg = foreground(req);
-    let mut args: Vec<String> = vec!["docker".into(), "run".into()];
-    if fg {
-        args.push("-d".into());
-    }
-    args.extend(["--rm", "--name"].map(String::from));
-    args.push(helper_name(req));
-    args.push(format!("--net=container:{container}"));
-    if fg {
-        // When the guest's first process ends, the kernel ends every process of its
-        // PID namespace: the helper with it.
-        args.push(format!("--pid=container:{container}"));
-    }
-    args.extend(["--cap-add", "NET_ADMIN", IMAGE, "udhcpc"].map(String::from));
-    if !fg {
-        args.push("-q".into());
-    }
-    args.extend(["-i".to_string(), req.dev.clone(), "-x".to_string(), format!("hostname:{}", req.hostname)]);
-    args.extend(req.options.iter().cloned());
-    args
-}
-
-pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
-    let docker = find_program("docker").ok_or_else(|| anyhow!("the docker command is not installed"))?;
-    let index = index_of(ctx.guest, &req.dev).await?;
+/// Run the helper; on success the lease is on the interface. On failure the helper
+/// is removed and nothing it configured is left.
+pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired> {
+    let docker =
+        crate::programs::find("docker").ok_or_else(|| anyhow!("the docker command is not installed"))?;
     // One limit for the whole step: `docker run` and, for `-f`, the lease after it.
     let deadline = Instant::now() + req.limit();
-    let output: File = memfd_create("pipework-docker", MFdFlags::MFD_CLOEXEC)?.into();
+    let mut output: File = memfd_create("pipework-docker", MFdFlags::MFD_CLOEXEC)?.into();
     // Its own process group: the terminal's Ctrl-C is ours to handle, not the CLI's
     // to die of half-way through creating the helper.
     let mut child = Command::new(docker)
         .process_group(0)
-        .args(&args(req)[1..])
+        .args(&req.helper_command()[1..])
         .stdin(Stdio::null())
         .stdout(output.try_clone()?)
         .stderr(output.try_clone()?)
         .spawn()
         .context("cannot run docker")?;
-    let name = helper_name(req);
+    let name = req.helper_name();
     let fd = sandbox::watch(child.id())?;
     let stopped = tokio::select! {
         waited = tokio::time::timeout_at(deadline.into(), fd.readable()) => match waited {
@@ -98,37 +61,50 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
             if status.signal().is_some() { remove_after_kill } else { remove };
         let helper = name.clone();
         let _ = crate::blocking::run("docker rm", move || clean(&helper)).await;
-        bail!("docker run failed ({status}): {}", last_line(output));
+        bail!("docker run failed ({status}): {}", last_line(&mut output));
     }
-    if foreground(req) {
-        journal.push(Undo::StopDhcp(Running::Container { name: name.clone() }));
-        wait_for_address(ctx, index, &name, deadline, req.limit()).await?;
+    let configured = match configured(req, target, &name, deadline, &mut output).await {
+        Ok(addrs) => addrs,
+        Err(e) => {
+            if req.helper_stays() {
+                let helper = name.clone();
+                let _ = crate::blocking::run("docker rm", move || remove(&helper)).await;
+            }
+            return Err(e);
+        }
+    };
+    let running = req.helper_stays().then_some(Running::Container { name });
+    Ok(Acquired { lease: None, configured, running })
+}
+
+/// The addresses the helper configured: the plain form has quit after its lease
+/// (udhcpc's script sets the address without a lifetime; making it permanent is a
+/// no-op unless the image's script differs); `dhcp:-f` returns once the helper is
+/// started, so wait until its lease is on the link.
+async fn configured(
+    req: &DhcpRequest,
+    target: &Target<'_>,
+    name: &str,
+    deadline: Instant,
+    output: &mut File,
+) -> Result<Vec<IpNetwork>> {
+    if req.helper_stays() {
+        wait_for_address(target, name, deadline, req.limit()).await?;
     } else {
-        // udhcpc's script sets the address without a lifetime; this is a no-op unless
-        // the image's script differs.
-        lease::make_permanent(ctx.guest, index).await?;
+        lease::make_permanent(target.nl, target.index).await?;
     }
-    let addrs = lease::ipv4_addresses(ctx.guest, index).await?;
+    let addrs = lease::ipv4_addresses(target.nl, target.index).await?;
     if addrs.is_empty() {
         // udhcpc exits 0 after a lease even when its script (missing from the image)
         // configured nothing: that is no success.
         bail!("the helper container ended without an address on {}: {}", req.dev, last_line(output));
     }
-    for addr in addrs {
-        journal.push(Undo::DeleteAddress { index, addr });
-    }
-    Ok(())
+    Ok(addrs)
 }
 
 /// `dhcp:-f` returns once the helper is started: wait until its lease is on the link.
-async fn wait_for_address(
-    ctx: &Context<'_>,
-    index: u32,
-    name: &str,
-    deadline: Instant,
-    limit: Duration,
-) -> Result<()> {
-    while lease::ipv4_addresses(ctx.guest, index).await?.is_empty() {
+async fn wait_for_address(target: &Target<'_>, name: &str, deadline: Instant, limit: Duration) -> Result<()> {
+    while lease::ipv4_addresses(target.nl, target.index).await?.is_empty() {
         crate::interrupt::check()?;
         if Instant::now() > deadline {
             bail!("the helper container {name} got no lease within {} s", limit.as_secs_f64());
@@ -162,8 +138,8 @@ fn remove_after_kill(name: &str) -> Result<()> {
 /// container, `false` if there was none. The CLI exits 0 either way (since 20.10)
 /// and names on stdout only the containers it removed.
 fn remove_once(name: &str) -> Result<bool> {
-    let removed: File = memfd_create("pipework-docker-rm", MFdFlags::MFD_CLOEXEC)?.into();
-    let errors: File = memfd_create("pipework-docker-rm-err", MFdFlags::MFD_CLOEXEC)?.into();
+    let mut removed: File = memfd_create("pipework-docker-rm", MFdFlags::MFD_CLOEXEC)?.into();
+    let mut errors: File = memfd_create("pipework-docker-rm-err", MFdFlags::MFD_CLOEXEC)?.into();
     let mut child = Command::new("docker")
         .process_group(0)
         .args(["rm", "-f", name])
@@ -184,19 +160,12 @@ fn remove_once(name: &str) -> Result<bool> {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    let err = last_line(errors);
+    let err = last_line(&mut errors);
     if err.contains("No such container") {
         return Ok(false);
     }
     if status.success() {
-        return Ok(last_line(removed) == name);
+        return Ok(last_line(&mut removed) == name);
     }
     bail!("docker rm -f {name}: {err}")
-}
-
-fn last_line(mut f: File) -> String {
-    let mut text = String::new();
-    let _ = f.seek(SeekFrom::Start(0));
-    let _ = f.read_to_string(&mut text);
-    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string()
 }

@@ -1,40 +1,30 @@
 //! One run of an external DHCP client (udhcpc, dhclient, dhcpcd) in its sandbox:
 //! wait for the lease, then stop the client (plain forms) or leave it renewing (`-f`).
 
-use std::path::PathBuf;
+use anyhow::{bail, Context as _, Result};
 
-use anyhow::{bail, Result};
-use nix::sys::signal::Signal;
-
-use super::{lease, sandbox, DhcpRequest, Running};
-use crate::apply::{index_of, Context, Journal, Undo};
-
-/// How one client is run and stopped.
-pub struct External<'a> {
-    pub req: &'a DhcpRequest,
-    pub args: Vec<String>,
-    pub private_dirs: &'a [&'a str],
-    /// The signal that ends it without undoing its work (dhcpcd deconfigures the
-    /// interface on SIGTERM unless configured `persistent`, so it gets SIGKILL).
-    pub stop_signal: Signal,
-    /// A file the original removes once it has stopped a plain form (dhclient's pid file).
-    pub remove_after: Option<PathBuf>,
-}
+use super::{lease, sandbox, Acquired, Running, Target};
+use crate::plan::dhcp::External;
+use crate::plan::DhcpRequest;
 
 /// Run it; on success the lease is on the interface, and for a plain form no process
-/// of the client is left. On failure nothing of the client is left running.
-pub async fn run(ext: External<'_>, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
-    let req = ext.req;
-    let name = req.client.to_string();
-    let program = super::find_client(&name)?;
-    let index = index_of(ctx.guest, &req.dev).await?;
+/// of the client is left. On failure nothing of the client is left running, and the
+/// addresses it configured are gone.
+pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired> {
+    let ext = req.external().expect("an external client");
+    let program = super::find_client(&ext.program)?;
+    for dir in ext.make_dirs {
+        // dhclient cannot create the directory of its lease file itself.
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {dir}"))?;
+    }
     let spec = sandbox::Spec {
         program: &program,
         args: &ext.args,
         hostname: &req.hostname,
         private_dirs: ext.private_dirs,
     };
-    let mut client = sandbox::spawn(&spec, ctx.guest_ns)?;
+    let mut client = sandbox::spawn(&spec, target.netns)?;
+    let name = &ext.program;
     let status = match client.wait(req.limit()).await {
         Ok(Some(status)) => status,
         Ok(None) => {
@@ -51,28 +41,39 @@ pub async fn run(ext: External<'_>, ctx: &Context<'_>, journal: &mut Journal) ->
         client.kill();
         bail!("{name} failed ({status}){}", colon(&words));
     }
-    let leased = lease::ipv4_addresses(ctx.guest, index).await?;
-    if leased.is_empty() {
-        let words = client.last_words();
-        client.kill();
-        bail!("{name} ended without a lease on {}{}", req.dev, colon(&words));
-    }
-    for addr in leased {
-        journal.push(Undo::DeleteAddress { index, addr });
-    }
+    let configured = match lease::ipv4_addresses(target.nl, target.index).await {
+        Ok(leased) if !leased.is_empty() => leased,
+        found => {
+            let words = client.last_words();
+            client.kill();
+            found?;
+            bail!("{name} ended without a lease on {}{}", req.dev, colon(&words));
+        }
+    };
     if req.foreground {
-        journal.push(Undo::StopDhcp(Running::Sandbox { client: name, mnt_ns: client.mnt_ns.clone() }));
-        return Ok(());
+        let running = Running::Sandbox { client: name.clone(), mnt_ns: client.mnt_ns.clone() };
+        return Ok(Acquired { lease: None, configured, running: Some(running) });
     }
-    // Up to ~1 s of signals and waits: on the blocking pool, so a batch goes on.
-    let (mnt_ns, signal) = (client.mnt_ns.clone(), ext.stop_signal);
+    if let Err(e) = settle(&ext, target, &client.mnt_ns).await {
+        client.kill();
+        for addr in &configured {
+            let _ = target.nl.del_address(target.index, *addr).await;
+        }
+        return Err(e);
+    }
+    Ok(Acquired { lease: None, configured, running: None })
+}
+
+/// A plain form after its lease: stop what the client left running (up to ~1 s of
+/// signals and waits, on the blocking pool, so a batch goes on), and keep the address
+/// rather than let the kernel drop it when the lifetime the client gave it runs out.
+async fn settle(ext: &External, target: &Target<'_>, mnt_ns: &sandbox::MountNs) -> Result<()> {
+    let (mnt_ns, signal) = (mnt_ns.clone(), ext.stop_signal);
     crate::blocking::run("stop", move || sandbox::kill_all(&mnt_ns, signal)).await?;
-    if let Some(file) = ext.remove_after {
+    if let Some(file) = &ext.remove_after {
         let _ = std::fs::remove_file(file);
     }
-    // Nobody renews the lease now: keep the address rather than let the kernel drop
-    // it when the lifetime the client gave it runs out.
-    lease::make_permanent(ctx.guest, index).await
+    lease::make_permanent(target.nl, target.index).await
 }
 
 fn colon(words: &str) -> String {

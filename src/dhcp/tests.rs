@@ -1,115 +1,11 @@
-//! DHCP table tests: the command lines, host names, refusals and the built-in client's
-//! options and renewal timing, without root.
+//! DHCP executor tests without root: the built-in client's lease through mozim and
+//! its renewal timing, and the original's words for a missing client.
 
-use super::builtin::{self, Options};
+use super::builtin;
 use super::*;
 
-fn guest(name: &str, pid: Option<u32>, container: Option<(&str, &str)>) -> GuestId {
-    GuestId {
-        name: name.into(),
-        tag: pid.map_or("n1".into(), |p| p.to_string()),
-        pid,
-        container: container.map(|(id, n)| (id.to_string(), n.to_string())),
-    }
-}
-
-fn web1() -> GuestId {
-    guest("web1", Some(4242), Some(("c0ffee", "/web1")))
-}
-
-fn request(ipspec: &str, g: &GuestId) -> DhcpRequest {
-    let ip: IpSpec = ipspec.parse().unwrap();
-    DhcpRequest::plan(&ip, "eth1", g, None).unwrap().expect("a DHCP step")
-}
-
-fn line(ipspec: &str) -> String {
-    request(ipspec, &web1()).to_string()
-}
-
-#[test]
-fn static_specs_have_no_dhcp_step() {
-    let ip: IpSpec = "10.0.0.2/24".parse().unwrap();
-    assert_eq!(DhcpRequest::plan(&ip, "eth1", &web1(), None).unwrap(), None);
-}
-
-#[test]
-fn the_originals_command_lines() {
-    assert_eq!(line("udhcpc"), "udhcpc -qi eth1 -x hostname:web1 -p /var/run/udhcpc.web1.pid");
-    assert_eq!(line("udhcpc:-t 5"), "udhcpc -qi eth1 -x hostname:web1 -p /var/run/udhcpc.web1.pid -t 5");
-    assert_eq!(
-        line("dhclient:-v"),
-        "dhclient eth1 -pf /var/run/dhclient.web1.pid -lf /etc/dhclient/dhclient.web1.leases -v"
-    );
-    assert_eq!(line("dhcpcd:-A"), "dhcpcd -q eth1 -h web1");
-}
-
-#[test]
-fn udhcpc_f_keeps_renewing_instead_of_quitting() {
-    // No -q (which makes the original's udhcpc-f quit) and no -f (which would hold pipework).
-    assert_eq!(line("udhcpc-f"), "udhcpc -i eth1 -x hostname:web1 -p /var/run/udhcpc.web1.pid");
-    assert_eq!(
-        line("dhclient-f"),
-        "dhclient eth1 -pf /var/run/dhclient.web1.pid -lf /etc/dhclient/dhclient.web1.leases"
-    );
-}
-
-#[test]
-fn docker_helper_is_removed_and_quits_after_the_lease() {
-    assert_eq!(
-        line("dhcp"),
-        "docker run --rm --name pipework-dhcp-web1-eth1 --net=container:c0ffee --cap-add NET_ADMIN \
-         busybox udhcpc -q -i eth1 -x hostname:web1"
-    );
-    assert_eq!(
-        line("dhcp:-f"),
-        "docker run -d --rm --name pipework-dhcp-web1-eth1 --net=container:c0ffee --pid=container:c0ffee \
-         --cap-add NET_ADMIN busybox udhcpc -i eth1 -x hostname:web1 -f"
-    );
-}
-
-#[test]
-fn docker_mode_refused_for_other_guests() {
-    let ip: IpSpec = "dhcp".parse().unwrap();
-    let e = DhcpRequest::plan(&ip, "eth1", &guest("pid:77", Some(77), None), None).unwrap_err().to_string();
-    assert!(e.contains("pid:77 is not a Docker container"), "{e}");
-}
-
-#[test]
-fn a_missing_client_is_named_as_the_original_does() {
-    let e = find_client("no-such-dhcp-client").unwrap_err().to_string();
-    assert_eq!(e, "You asked for DHCP client no-such-dhcp-client, but I can't find it.");
-}
-
-#[test]
-fn host_names() {
-    assert_eq!(request("udhcpc", &guest("pid:77", Some(77), None)).hostname, "pid-77");
-    assert_eq!(request("udhcpc", &guest("/proc/77/ns/net", Some(77), None)).hostname, "pid-77");
-    assert_eq!(request("udhcpc", &guest("/var/run/netns/blue", None, None)).hostname, "blue");
-    assert_eq!(request("udhcpc", &guest("/x/a_b", None, None)).hostname, "a-b");
-    // A container goes by GUEST as typed, as in the original's pid and lease file
-    // names: an ID prefix stays the prefix; a Docker-style `/name` loses its slash.
-    assert_eq!(request("udhcpc", &guest("c0f", Some(1), Some(("c0ffee", "/db.1")))).hostname, "c0f");
-    assert_eq!(request("udhcpc", &guest("/db.1", Some(1), Some(("c0ffee", "/db.1")))).hostname, "db.1");
-    assert_eq!(request("udhcpc", &guest("my_ct", Some(1), None)).hostname, "my_ct");
-}
-
-#[test]
-fn builtin_options() {
-    assert_eq!(Options::parse(&[]).unwrap(), Options { timeout: None, renew: None });
-    let words = ["timeout=5".to_string(), "renew=2".to_string()];
-    assert_eq!(Options::parse(&words).unwrap(), Options { timeout: Some(5), renew: Some(2) });
-    for bad in ["-t", "timeout=", "timeout=0", "renew=x", "speed=3"] {
-        let e = Options::parse(&[bad.to_string()]).unwrap_err().to_string();
-        assert!(e.contains("invalid dhcp4 option"), "{bad}: {e}");
-    }
-    // Refused while planning, before any change.
-    let ip: IpSpec = "dhcp4:fast".parse().unwrap();
-    assert!(DhcpRequest::plan(&ip, "eth1", &web1(), None).is_err());
-    assert_eq!(line("dhcp4-f:renew=2"), "dhcp4-f (built-in) -i eth1 -x hostname:web1 renew=2");
-}
-
-fn lease() -> lease::Lease {
-    lease::Lease {
+fn lease() -> Lease {
+    Lease {
         addr: "10.9.0.60/24".parse().unwrap(),
         broadcast: Some("10.9.0.255".parse().unwrap()),
         router: Some("10.9.0.1".parse().unwrap()),
@@ -150,19 +46,7 @@ async fn bound_client_goes_renewing_at_t1() {
 }
 
 #[test]
-fn derived_host_names_are_dns_labels_and_typed_ones_stay_whole() {
-    let long = format!("/x/{}", "a".repeat(80));
-    assert_eq!(request("udhcpc", &guest(&long, None, None)).hostname.len(), 63);
-    // GUEST as typed stays whole, as in the original's file names (a full container
-    // ID is 64 characters); only the sandbox's sethostname cuts it.
-    let id = "b".repeat(64);
-    assert_eq!(request("udhcpc", &guest(&id, Some(1), Some((&id, "/web1")))).hostname, id);
-}
-
-#[test]
-fn dhcp4_f_needs_a_process_to_watch() {
-    let ip: IpSpec = "dhcp4-f".parse().unwrap();
-    let e = DhcpRequest::plan(&ip, "eth1", &guest("/var/run/netns/blue", None, None), None).unwrap_err();
-    assert!(e.to_string().contains("needs a guest with a process"), "{e}");
-    assert!(DhcpRequest::plan(&ip, "eth1", &web1(), None).unwrap().is_some());
+fn a_missing_client_is_named_as_the_original_does() {
+    let e = find_client("no-such-dhcp-client").unwrap_err().to_string();
+    assert_eq!(e, "You asked for DHCP client no-such-dhcp-client, but I can't find it.");
 }

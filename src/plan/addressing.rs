@@ -1,15 +1,17 @@
 //! Static addressing inside the guest: the address (with its IPv4 broadcast), and
 //! with a gateway: drop the old default of that family, add a host route to an
-//! off-link gateway, then replace the default route.
+//! off-link gateway, then replace the default route. A lease the built-in DHCP
+//! client took is applied by the same steps.
 
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
+use super::dhcp::Lease;
 use super::{GuestFacts, Step};
 use crate::cli::types::broadcast_of;
 use crate::cli::{Attach, IpSpec};
-use crate::netlink::Link;
+use crate::netlink::{Link, Route};
 
 /// In the original's order: address, old default out, link up, routes.
 pub fn steps(req: &Attach, dev: &str, facts: &GuestFacts) -> Vec<Step> {
@@ -21,36 +23,64 @@ pub fn steps(req: &Attach, dev: &str, facts: &GuestFacts) -> Vec<Step> {
     if let Some(addr) = addr {
         steps.push(Step::AddAddress { dev: dev.to_string(), addr: *addr, broadcast: broadcast_of(addr) });
     }
-    let Some(gw) = gateway else {
-        steps.push(up);
-        return steps;
-    };
-    // The original deletes one default route of the family (`ip route delete default`).
-    let old_default = facts.routes.iter().find(|r| r.is_default());
-    if let Some(route) = old_default {
-        steps.push(Step::DeleteRoute { route: route.clone(), dev: None });
+    match gateway {
+        None => steps.push(up),
+        Some(gw) => {
+            let (old, new) = default_route(dev, gw, addr.as_ref(), &facts.routes);
+            steps.extend(old);
+            steps.push(up);
+            steps.extend(new);
+        }
     }
-    steps.push(up);
-    if !reachable(gw, addr.as_ref(), facts) {
+    steps
+}
+
+/// A lease that pipework applies itself (the built-in client's), on `dev`, which is
+/// up already: the same steps as a static address with its gateway. `routes` are the
+/// guest's IPv4 main-table routes as they are now.
+pub fn lease_steps(dev: &str, lease: &Lease, routes: &[Route]) -> Vec<Step> {
+    let addr = IpNetwork::V4(lease.addr);
+    let broadcast = lease.broadcast.or_else(|| broadcast_of(&addr));
+    let mut steps = vec![Step::AddAddress { dev: dev.to_string(), addr, broadcast }];
+    if let Some(router) = lease.router {
+        let (old, new) = default_route(dev, &IpAddr::V4(router), Some(&addr), routes);
+        steps.extend(old);
+        steps.extend(new);
+    }
+    steps
+}
+
+/// The default route via `gw` on `dev`: the old default of the family out (the
+/// original deletes one, `ip route delete default`), then a host route to an
+/// off-link gateway and the new default.
+fn default_route(
+    dev: &str,
+    gw: &IpAddr,
+    addr: Option<&IpNetwork>,
+    routes: &[Route],
+) -> (Option<Step>, Vec<Step>) {
+    let old =
+        routes.iter().find(|r| r.is_default()).map(|r| Step::DeleteRoute { route: r.clone(), dev: None });
+    let mut new = Vec::new();
+    if !reachable(gw, addr, routes) {
         let host = IpNetwork::new(*gw, if gw.is_ipv4() { 32 } else { 128 }).expect("full-length prefix");
-        steps.push(Step::AddRoute { dst: host, gateway: None, dev: dev.to_string(), replace: false });
+        new.push(Step::AddRoute { dst: host, gateway: None, dev: dev.to_string(), replace: false });
     }
     let default = IpNetwork::new(unspecified_like(gw), 0).expect("prefix 0");
-    steps.push(Step::AddRoute { dst: default, gateway: Some(*gw), dev: dev.to_string(), replace: true });
-    steps
+    new.push(Step::AddRoute { dst: default, gateway: Some(*gw), dev: dev.to_string(), replace: true });
+    (old, new)
 }
 
 /// The original asks `ip route get GATEWAY` after the old default is gone: the
 /// gateway is reachable through the new address's subnet or another non-default
 /// route. An IPv6 link-local gateway is always on-link.
-fn reachable(gw: &IpAddr, addr: Option<&IpNetwork>, facts: &GuestFacts) -> bool {
+fn reachable(gw: &IpAddr, addr: Option<&IpNetwork>, routes: &[Route]) -> bool {
     if let IpAddr::V6(v6) = gw {
         if (v6.segments()[0] & 0xffc0) == 0xfe80 {
             return true;
         }
     }
-    addr.is_some_and(|a| a.contains(*gw))
-        || facts.routes.iter().any(|r| !r.is_default() && r.dst.contains(*gw))
+    addr.is_some_and(|a| a.contains(*gw)) || routes.iter().any(|r| !r.is_default() && r.dst.contains(*gw))
 }
 
 fn unspecified_like(ip: &IpAddr) -> IpAddr {

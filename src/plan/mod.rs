@@ -1,8 +1,9 @@
 //! The pure planner: request + facts observed beforehand => the steps to take.
 //! Nothing here touches the system, so all of it is unit-tested without root.
 
-mod addressing;
+pub mod addressing;
 mod bridge;
+pub mod dhcp;
 mod physical;
 mod step;
 #[cfg(test)]
@@ -13,10 +14,10 @@ use anyhow::{bail, Result};
 use ipnetwork::IpNetwork;
 
 pub use bridge::Switch;
+pub use dhcp::{DhcpRequest, Lease};
 pub use step::{veth_host_end, GuestLink, Side, Step};
 
 use crate::cli::{Attach, HostIf, IfName};
-use crate::dhcp::DhcpRequest;
 use crate::netlink::{Link, Route};
 
 /// What was read on the host before planning.

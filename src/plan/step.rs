@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnetwork::IpNetwork;
 
-use crate::dhcp::DhcpRequest;
+use super::dhcp::DhcpRequest;
 use crate::netlink::Route;
 use crate::types::{Mac, MacvlanMode};
 
@@ -139,6 +139,66 @@ pub fn veth_host_end(steps: &[Step]) -> Option<&str> {
     })
 }
 
+impl Step {
+    /// The human phrase for this step failing: "cannot ...". `guest` describes the
+    /// guest ("container web1 (pid 123)").
+    pub fn failure(&self, guest: &str) -> String {
+        let g = guest;
+        match self {
+            Step::CreateBridge { name } => format!("cannot create bridge {name}"),
+            Step::DeleteStaleVeth { name } => format!("cannot delete the stale {name}"),
+            Step::CreateVeth { host, peer, bridge: Some(bridge), .. } => {
+                format!("cannot create veth pair {host} on {bridge} with {peer} in {g}")
+            }
+            Step::CreateVeth { host, peer, bridge: None, .. } => {
+                format!("cannot create veth pair {host} with {peer} in {g}")
+            }
+            Step::CreateOvsBridge { name, .. } => format!("cannot create Open vSwitch bridge {name}"),
+            Step::AddOvsPort { bridge, port, .. } => {
+                format!("cannot add {port} to Open vSwitch bridge {bridge}")
+            }
+            Step::AddAddress { dev, addr, .. } => format!("cannot add address {addr} to {dev} in {g}"),
+            Step::LinkUp { dev } => format!("cannot set {dev} up in {g}"),
+            Step::CreateVlan { name, .. } => format!("cannot create VLAN device {name}"),
+            Step::SetHostUp { name } => format!("cannot set {name} up"),
+            Step::CreateGuestLink { name, kind, .. } => {
+                format!("cannot create {} {name} in {g}", kind.described())
+            }
+            Step::MoveIntoGuest { name, new_name, .. } => {
+                format!("cannot move {name} into {g} as {new_name}")
+            }
+            Step::DeleteRoute { .. } => format!("cannot delete the default route in {g}"),
+            Step::AddRoute { dst, gateway: Some(gw), dev, .. } if dst.prefix() == 0 => {
+                format!("cannot set the default route via {gw} on {dev} in {g}")
+            }
+            Step::AddRoute { dst, dev, .. } => format!("cannot add the route to {dst} on {dev} in {g}"),
+            Step::Dhcp(req) => format!("cannot get a DHCP lease with {} on {} in {g}", req.client, req.dev),
+        }
+    }
+
+    /// The kernel feature a link-making step needs: a kernel built without it answers
+    /// EOPNOTSUPP, and the error says which.
+    pub fn kernel_feature(&self) -> Option<&'static str> {
+        match self {
+            Step::CreateVlan { .. } => Some("802.1Q VLAN"),
+            Step::CreateGuestLink { kind: GuestLink::Dummy, .. } => Some("dummy interface"),
+            Step::CreateGuestLink { kind: GuestLink::Ipoib { .. }, .. } => Some("IPoIB"),
+            Step::CreateGuestLink { kind: GuestLink::Macvlan { .. }, .. } => Some("macvlan"),
+            _ => None,
+        }
+    }
+}
+
+impl GuestLink {
+    fn described(&self) -> String {
+        match self {
+            GuestLink::Macvlan { parent, .. } => format!("macvlan on {parent} as"),
+            GuestLink::Dummy => "dummy interface".to_string(),
+            GuestLink::Ipoib { parent, .. } => format!("IPoIB child of {parent} as"),
+        }
+    }
+}
+
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.side() == Side::Guest {
@@ -170,41 +230,8 @@ impl fmt::Display for Step {
                     None => Ok(()),
                 }
             }
-            Step::AddOvsPort { bridge, port, tag, external_ids, .. } => {
-                write!(f, "ovs-vsctl --may-exist add-port {bridge} {port}")?;
-                if let Some(t) = tag {
-                    write!(f, " tag={t}")?;
-                }
-                if !external_ids.is_empty() {
-                    write!(f, " -- set Interface {port}")?;
-                    for (k, v) in external_ids {
-                        write!(f, " external-ids:{k}={v}")?;
-                    }
-                }
-                Ok(())
-            }
-            Step::CreateGuestLink { name, kind, mtu, mac } => {
-                f.write_str("ip link add ")?;
-                match kind {
-                    GuestLink::Macvlan { parent, .. } | GuestLink::Ipoib { parent, .. } => {
-                        write!(f, "link {parent} ")?
-                    }
-                    GuestLink::Dummy => {}
-                }
-                write!(f, "name {name} netns GUEST")?;
-                if let Some(mtu) = mtu {
-                    write!(f, " mtu {mtu}")?;
-                }
-                if let Some(mac) = mac {
-                    write!(f, " address {mac}")?;
-                }
-                match kind {
-                    GuestLink::Macvlan { mode, .. } => write!(f, " type macvlan mode {mode}"),
-                    GuestLink::Dummy => write!(f, " type dummy"),
-                    GuestLink::Ipoib { pkey: Some(p), .. } => write!(f, " type ipoib pkey {p:#06x}"),
-                    GuestLink::Ipoib { pkey: None, .. } => write!(f, " type ipoib"),
-                }
-            }
+            Step::AddOvsPort { .. } => fmt_ovs_port(self, f),
+            Step::CreateGuestLink { .. } => fmt_guest_link(self, f),
             Step::MoveIntoGuest { name, new_name, mac } => {
                 write!(f, "ip link set {name} netns GUEST name {new_name} alias {name}")?;
                 match mac {
@@ -219,26 +246,64 @@ impl fmt::Display for Step {
                 }
                 write!(f, " dev {dev}")
             }
-            Step::DeleteRoute { route, dev } => {
-                write!(f, "ip route del {}", show_dst(&route.dst))?;
-                if let Some(gw) = route.gateway {
-                    write!(f, " via {gw}")?;
-                }
-                if let Some(dev) = dev {
-                    write!(f, " dev {dev}")?;
-                }
-                Ok(())
-            }
-            Step::AddRoute { dst, gateway, dev, replace } => {
-                let verb = if *replace { "replace" } else { "add" };
-                write!(f, "ip route {verb} {}", show_dst(dst))?;
-                if let Some(gw) = gateway {
-                    write!(f, " via {gw}")?;
-                }
-                write!(f, " dev {dev}")
-            }
+            Step::DeleteRoute { .. } | Step::AddRoute { .. } => fmt_route(self, f),
             Step::Dhcp(req) => write!(f, "{req}"),
         }
+    }
+}
+
+fn fmt_ovs_port(step: &Step, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let Step::AddOvsPort { bridge, port, tag, external_ids, .. } = step else { unreachable!() };
+    write!(f, "ovs-vsctl --may-exist add-port {bridge} {port}")?;
+    if let Some(t) = tag {
+        write!(f, " tag={t}")?;
+    }
+    if !external_ids.is_empty() {
+        write!(f, " -- set Interface {port}")?;
+        for (k, v) in external_ids {
+            write!(f, " external-ids:{k}={v}")?;
+        }
+    }
+    Ok(())
+}
+
+fn fmt_guest_link(step: &Step, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let Step::CreateGuestLink { name, kind, mtu, mac } = step else { unreachable!() };
+    f.write_str("ip link add ")?;
+    match kind {
+        GuestLink::Macvlan { parent, .. } | GuestLink::Ipoib { parent, .. } => write!(f, "link {parent} ")?,
+        GuestLink::Dummy => {}
+    }
+    write!(f, "name {name} netns GUEST")?;
+    if let Some(mtu) = mtu {
+        write!(f, " mtu {mtu}")?;
+    }
+    if let Some(mac) = mac {
+        write!(f, " address {mac}")?;
+    }
+    match kind {
+        GuestLink::Macvlan { mode, .. } => write!(f, " type macvlan mode {mode}"),
+        GuestLink::Dummy => write!(f, " type dummy"),
+        GuestLink::Ipoib { pkey: Some(p), .. } => write!(f, " type ipoib pkey {p:#06x}"),
+        GuestLink::Ipoib { pkey: None, .. } => write!(f, " type ipoib"),
+    }
+}
+
+fn fmt_route(step: &Step, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let (verb, dst, gateway, dev) = match step {
+        Step::DeleteRoute { route, dev } => ("del", route.dst, route.gateway, dev.as_deref()),
+        Step::AddRoute { dst, gateway, dev, replace } => {
+            (if *replace { "replace" } else { "add" }, *dst, *gateway, Some(dev.as_str()))
+        }
+        _ => unreachable!(),
+    };
+    write!(f, "ip route {verb} {}", show_dst(&dst))?;
+    if let Some(gw) = gateway {
+        write!(f, " via {gw}")?;
+    }
+    match dev {
+        Some(dev) => write!(f, " dev {dev}"),
+        None => Ok(()),
     }
 }
 

@@ -1,0 +1,37 @@
+//! The DHCP step: the executor takes the lease (`crate::dhcp`), and this records an
+//! undo for each part of what it got, then applies a lease the built-in client took
+//! by the same steps as a static address.
+
+use anyhow::Result;
+
+use super::{index_of, Context, Journal, Undo};
+use crate::dhcp::{self, Target};
+use crate::plan::{addressing, DhcpRequest};
+use crate::types::Family;
+
+pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
+    ctx.notes.borrow_mut().extend(req.warnings());
+    let index = index_of(ctx.guest, &req.dev).await?;
+    let mac = ctx.guest.link_by_index(index).await?.and_then(|l| l.mac);
+    let target = Target { nl: ctx.guest, netns: ctx.guest_ns, index, mac };
+    let got = dhcp::acquire(req, &target).await?;
+    for addr in got.configured {
+        journal.push(Undo::DeleteAddress { index, addr });
+    }
+    if let Some(running) = got.running {
+        journal.push(Undo::StopDhcp(running));
+    }
+    let Some(lease) = got.lease else {
+        return Ok(());
+    };
+    let routes = ctx.guest.routes(Family::V4).await?;
+    for step in addressing::lease_steps(&req.dev, &lease, &routes) {
+        super::addressing::run(&step, ctx, journal)
+            .await
+            .map_err(|e| e.context(step.failure(&ctx.guest_desc)))?;
+    }
+    if req.foreground {
+        journal.push(Undo::StopDhcp(dhcp::keep_renewing(req, &target, &lease)?));
+    }
+    Ok(())
+}

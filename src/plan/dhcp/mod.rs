@@ -1,0 +1,333 @@
+//! What a DHCP step runs, decided before anything changes: the client, its argument
+//! list word by word, the host name it sends, the files it writes, how long it may
+//! take, and the built-in client's options. Pure, like the rest of the planner; the
+//! executor (`crate::dhcp`) runs it and only hands back what it got.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use ipnetwork::Ipv4Network;
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+
+use super::GuestId;
+use crate::cli::{DhcpClient, IpSpec};
+
+/// How long an external client may take to get its lease before it is stopped and
+/// everything undone. dhclient gives up by itself after 60 s (its `timeout`), and
+/// must be let to say so; udhcpc without `-n` would try for ever.
+const EXTERNAL_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The image the original runs the `dhcp` helper from; it must have udhcpc's
+/// `/etc/udhcpc/default.script`.
+const HELPER_IMAGE: &str = "busybox";
+
+/// One DHCP run, as planned: everything the client needs, nothing read from the system.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DhcpRequest {
+    /// CONTAINER_IF.
+    pub dev: String,
+    pub client: DhcpClient,
+    /// A `-f` form: the client stays and renews the lease.
+    pub foreground: bool,
+    pub options: Vec<String>,
+    /// Sent to the server, and part of the pid and lease file names.
+    pub hostname: String,
+    /// The Docker container's ID (the `dhcp` helper joins its namespaces).
+    pub container: Option<String>,
+    /// The guest's process, which the built-in `dhcp4-f` client lives as long as.
+    pub pid: Option<u32>,
+    /// `--timeout`: how long the client may take to get its lease.
+    pub timeout: Option<Duration>,
+}
+
+/// An external client (udhcpc, dhclient, dhcpcd) as its sandbox runs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct External {
+    /// The program's name, looked up on PATH when it runs.
+    pub program: String,
+    /// Its arguments, after the program name.
+    pub args: Vec<String>,
+    /// Directories hidden under an empty tmpfs for it (state all guests would share).
+    pub private_dirs: &'static [&'static str],
+    /// Directories it needs and cannot create itself.
+    pub make_dirs: &'static [&'static str],
+    /// The signal that ends it without undoing its work (dhcpcd deconfigures the
+    /// interface on SIGTERM unless configured `persistent`, so it gets SIGKILL).
+    pub stop_signal: Signal,
+    /// A file the original removes once it has stopped a plain form (dhclient's pid file).
+    pub remove_after: Option<PathBuf>,
+}
+
+impl DhcpRequest {
+    /// The DHCP step for `IPSPEC` on `dev`, or `None` for a static IPSPEC. Refuses
+    /// what can be refused before any change: `dhcp` for a guest that is not a
+    /// Docker container, and bad `dhcp4` options.
+    pub fn plan(
+        ip: &IpSpec,
+        dev: &str,
+        guest: &GuestId,
+        timeout: Option<Duration>,
+    ) -> Result<Option<DhcpRequest>> {
+        let IpSpec::Dhcp { client, foreground, options } = ip else {
+            return Ok(None);
+        };
+        let container = guest.container.as_ref().map(|(id, _)| id.clone());
+        if *client == DhcpClient::DockerUdhcpc && container.is_none() {
+            bail!(
+                "DHCP client dhcp runs udhcpc in a helper Docker container, and {} is not a Docker \
+                 container; use udhcpc, dhclient, dhcpcd or dhcp4",
+                guest.name
+            );
+        }
+        if *client == DhcpClient::Builtin {
+            BuiltinOptions::parse(options)?;
+            // The keeper ends when the guest's process does; a bare netns file has none
+            // to watch, and the keeper itself would keep that namespace alive for ever.
+            if *foreground && guest.pid.is_none() {
+                bail!(
+                    "dhcp4-f needs a guest with a process to watch (pid:N or a container), not a netns file"
+                );
+            }
+        }
+        Ok(Some(DhcpRequest {
+            dev: dev.to_string(),
+            client: *client,
+            foreground: *foreground,
+            options: options.clone(),
+            hostname: hostname(guest),
+            container,
+            pid: guest.pid,
+            timeout,
+        }))
+    }
+
+    /// How long an external client (or the Docker helper) may take to get its lease.
+    pub fn limit(&self) -> Duration {
+        self.timeout.unwrap_or(EXTERNAL_TIMEOUT)
+    }
+
+    /// The command that runs, word by word (the `dhcp4` client runs in-process).
+    pub fn command_line(&self) -> Vec<String> {
+        match self.client {
+            DhcpClient::DockerUdhcpc => self.helper_command(),
+            DhcpClient::Builtin => self.builtin_words(),
+            _ => {
+                let ext = self.external().expect("an external client");
+                std::iter::once(ext.program).chain(ext.args).collect()
+            }
+        }
+    }
+
+    /// `/var/run/NAME.HOSTNAME.pid`, the original's pid file naming.
+    pub fn pid_file(&self, name: &str) -> PathBuf {
+        PathBuf::from(format!("/var/run/{name}.{}.pid", self.hostname))
+    }
+
+    /// What the original ignores, and says so.
+    pub fn warnings(&self) -> Vec<String> {
+        match self.client {
+            DhcpClient::Dhcpcd if !self.options.is_empty() => vec![crate::report::warning(format!(
+                "dhcpcd options are ignored, as the original ignores them: {}",
+                self.options.join(" ")
+            ))],
+            _ => Vec::new(),
+        }
+    }
+
+    /// udhcpc, dhclient and dhcpcd as the original runs them on the host, entered
+    /// into the guest; `None` for the Docker helper and the built-in client.
+    pub fn external(&self) -> Option<External> {
+        let pid_file = |name| self.pid_file(name).display().to_string();
+        let (program, args, private_dirs, make_dirs, stop_signal, remove_after): (
+            _,
+            Vec<String>,
+            _,
+            _,
+            _,
+            _,
+        ) = match self.client {
+            DhcpClient::Udhcpc => {
+                let i = if self.foreground { "-i" } else { "-qi" };
+                let host = format!("hostname:{}", self.hostname);
+                let args = [i, &self.dev, "-x", &host, "-p", &pid_file("udhcpc")].map(String::from);
+                ("udhcpc", args.into(), &[][..], &[][..], Signal::SIGTERM, None)
+            }
+            DhcpClient::Dhclient => {
+                let lease_file = format!("/etc/dhclient/dhclient.{}.leases", self.hostname);
+                let args = [&self.dev, "-pf", &pid_file("dhclient"), "-lf", &lease_file].map(String::from);
+                // dhclient leaves the interface as it is on SIGTERM (releasing takes `-r`).
+                let remove = Some(self.pid_file("dhclient"));
+                (
+                    "dhclient",
+                    args.into(),
+                    &["/var/lib/dhcp"][..],
+                    &["/etc/dhclient"][..],
+                    Signal::SIGTERM,
+                    remove,
+                )
+            }
+            DhcpClient::Dhcpcd => {
+                // The original runs `dhcpcd -q IF -h NAME` and drops OPTIONS. dhcpcd keeps
+                // its pid files and control sockets in its run directory and its leases
+                // and DUID in its database directory, both host-wide: a second guest's
+                // run would find the first one's `eth1` "already running". Both private.
+                let args = ["-q", &self.dev, "-h", &self.hostname].map(String::from);
+                let private = &["/run/dhcpcd", "/var/lib/dhcpcd"][..];
+                return Some(External {
+                    program: "dhcpcd".into(),
+                    args: args.into(),
+                    private_dirs: private,
+                    make_dirs: &[],
+                    stop_signal: Signal::SIGKILL,
+                    remove_after: None,
+                });
+            }
+            DhcpClient::DockerUdhcpc | DhcpClient::Builtin => return None,
+        };
+        let mut args = args;
+        args.extend(self.options.iter().cloned());
+        Some(External { program: program.into(), args, private_dirs, make_dirs, stop_signal, remove_after })
+    }
+
+    /// `dhcp[:OPTS]`: busybox udhcpc in a helper container sharing the guest
+    /// container's network, removed when done (`--rm`); the plain form takes the
+    /// lease and quits (`-q`); `dhcp:-f` stays renewing, in the guest's PID namespace
+    /// too, so that it ends with the guest.
+    pub fn helper_command(&self) -> Vec<String> {
+        let container = self.container.clone().unwrap_or_default();
+        let fg = self.helper_stays();
+        let mut args: Vec<String> = vec!["docker".into(), "run".into()];
+        if fg {
+            args.push("-d".into());
+        }
+        args.extend(["--rm", "--name"].map(String::from));
+        args.push(self.helper_name());
+        args.push(format!("--net=container:{container}"));
+        if fg {
+            // When the guest's first process ends, the kernel ends every process of its
+            // PID namespace: the helper with it.
+            args.push(format!("--pid=container:{container}"));
+        }
+        args.extend(["--cap-add", "NET_ADMIN", HELPER_IMAGE, "udhcpc"].map(String::from));
+        if !fg {
+            args.push("-q".into());
+        }
+        args.extend([
+            "-i".to_string(),
+            self.dev.clone(),
+            "-x".to_string(),
+            format!("hostname:{}", self.hostname),
+        ]);
+        args.extend(self.options.iter().cloned());
+        args
+    }
+
+    /// The helper's udhcpc options ask for the foreground (`-f`, alone or among
+    /// other short flags): it stays, renewing.
+    pub fn helper_stays(&self) -> bool {
+        self.options
+            .iter()
+            .any(|o| o == "--foreground" || (o.starts_with('-') && !o.starts_with("--") && o.contains('f')))
+    }
+
+    /// One helper per guest interface, so that a leftover one is easy to name.
+    pub fn helper_name(&self) -> String {
+        let dev: String = self.dev.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        format!("pipework-dhcp-{}-{dev}", self.hostname)
+    }
+
+    /// The built-in client in words, for `--dry-run` and `--verbose`.
+    fn builtin_words(&self) -> Vec<String> {
+        let name = if self.foreground { "dhcp4-f" } else { "dhcp4" };
+        let mut words = vec![format!("{name} (built-in)"), "-i".into(), self.dev.clone()];
+        words.extend(["-x".to_string(), format!("hostname:{}", self.hostname)]);
+        words.extend(self.options.iter().cloned());
+        words
+    }
+}
+
+impl fmt::Display for DhcpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.command_line().join(" "))
+    }
+}
+
+/// The name the guest goes by: a Docker container's own name (without Docker's
+/// leading '/'), else GUEST made into a host name (`pid:123` gives `pid-123`).
+fn hostname(guest: &GuestId) -> String {
+    // A container named as the original takes it (name, ID or ID prefix): GUEST as
+    // typed, as the original puts it in the host name and in the pid and lease file
+    // names that scripts written for it look for. The leading '/' of a Docker name
+    // would make a path.
+    let typed = guest.name.strip_prefix('/').unwrap_or(&guest.name);
+    if !guest.name.starts_with("pid:") && !typed.is_empty() && !typed.contains('/') {
+        // Whole, even a 64-character ID: the sandbox cuts it for sethostname(2) only.
+        return typed.to_string();
+    }
+    // Forms the original lacks: a name of our own making.
+    let raw = match guest.pid {
+        Some(pid) if guest.name.starts_with("pid:") || guest.name.starts_with("/proc/") => {
+            format!("pid-{pid}")
+        }
+        _ => guest.name.rsplit('/').find(|p| !p.is_empty()).unwrap_or_default().to_string(),
+    };
+    // A host name is letters, digits and '-' (RFC 952); anything else would be refused
+    // by the server, or make an odd file name. A DNS label is at most 63 bytes.
+    let clean: String =
+        raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
+    let clean: String = clean.chars().take(63).collect();
+    match clean.trim_matches('-') {
+        "" => "guest".to_string(),
+        c => c.to_string(),
+    }
+}
+
+/// `dhcp4:` options, `key=value` words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuiltinOptions {
+    /// `timeout=SECONDS`: give up on getting a lease after this long (wins over
+    /// `--timeout`; 30 s when neither is given).
+    pub timeout: Option<u32>,
+    /// `renew=SECONDS`: renew this often when the server's T1 is later (for short
+    /// tests, or a server whose leases are long).
+    pub renew: Option<u32>,
+}
+
+impl BuiltinOptions {
+    pub fn parse(words: &[String]) -> Result<BuiltinOptions> {
+        let mut opts = BuiltinOptions { timeout: None, renew: None };
+        for word in words {
+            let bad = || anyhow!("invalid dhcp4 option {word:?} (expected timeout=SECONDS or renew=SECONDS)");
+            let (key, value) = word.split_once('=').ok_or_else(bad)?;
+            let secs: u32 = value.parse().ok().filter(|s| *s > 0).ok_or_else(bad)?;
+            match key {
+                "timeout" => opts.timeout = Some(secs),
+                "renew" => opts.renew = Some(secs),
+                _ => return Err(bad()),
+            }
+        }
+        Ok(opts)
+    }
+}
+
+/// A DHCPv4 lease that pipework applies itself (the built-in client's): applied by
+/// the same steps as a static address (see `addressing::lease_steps`), and handed to
+/// the `dhcp4-f` keeper as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub addr: Ipv4Network,
+    pub broadcast: Option<Ipv4Addr>,
+    pub router: Option<Ipv4Addr>,
+    pub server: Ipv4Addr,
+    /// Renewal (T1) and rebinding (T2) times and the lease time, in seconds.
+    pub t1: u32,
+    pub t2: u32,
+    pub secs: u32,
+}
+
+#[cfg(test)]
+mod tests;
