@@ -9,7 +9,7 @@ use crate::apply::{self, Context, Failure};
 use crate::cli::Attach;
 use crate::guest::{self, Guest};
 use crate::netlink::Netlink;
-use crate::plan::{self, GuestId, HostFacts, Plan};
+use crate::plan::{self, Class, GuestId, Plan};
 use crate::{announce, blocking, facts, interrupt, Outcome};
 
 /// One attachment from the command line, with SIGINT, SIGTERM and SIGHUP turned into
@@ -30,62 +30,75 @@ pub async fn run(req: &Attach) -> Outcome {
     }
 }
 
+/// Everything read and decided before anything changes.
+struct Prepared {
+    guest: Guest,
+    /// The guest's netlink socket.
+    nl_guest: Netlink,
+    plan: Plan,
+}
+
 /// [`run`] with the host's netlink handle given: a batch shares one among its lines.
 pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
     // Nothing changes before apply: a signal until then just ends the run (a Docker
     // daemon that is slow to answer must not hold it).
     let prepared = tokio::select! {
-        p = resolve_and_prepare(req, host) => p,
+        p = prepare(req, host) => p,
         signal = interrupt::arrived() => Err(signal.into()),
     };
-    let (guest, prepared) = match prepared {
+    let Prepared { guest, nl_guest, plan } = match prepared {
         Ok(p) => p,
         Err(e) => return Outcome::failed(e),
     };
-    match prepared {
-        (host, nl_guest, Plan::Steps(steps)) => {
-            if req.dry_run {
-                let lines = steps.iter().map(|s| s.to_string()).collect();
-                return Outcome::Printed { lines, notes: req.warnings.clone() };
-            }
-            let ctx = Context {
-                host: &host,
-                guest: &nl_guest,
-                guest_ns: guest.netns(),
-                guest_desc: guest.describe(),
-                notes: Default::default(),
-            };
-            match apply::apply(&steps, &ctx).await {
-                Ok(()) => {
-                    let mut lines = req.warnings.clone();
-                    if req.verbose {
-                        lines.extend(steps.iter().map(|s| s.to_string()));
-                    }
-                    lines.append(&mut ctx.notes.borrow_mut());
-                    // Neighbours learn the new address now (a warning if that fails).
-                    lines.extend(announce::after_apply(&steps, guest.netns(), &nl_guest, &host).await);
-                    Outcome::Done(lines)
-                }
-                Err(Failure { error, rollback_errors }) => Outcome::Failed { error, rollback_errors },
-            }
-        }
-        (_, _, Plan::AlreadyDone(what)) => {
-            let mut lines = req.warnings.clone();
+    let mut lines = req.warnings.clone();
+    let steps = match plan {
+        Plan::AlreadyDone(what) => {
             if req.verbose || req.dry_run {
                 lines.push(format!("nothing to do: {what}"));
             }
-            Outcome::Done(lines)
+            return Outcome::Done(lines);
         }
+        Plan::Steps(steps) if req.dry_run => {
+            return Outcome::Printed { lines: steps.iter().map(|s| s.to_string()).collect(), notes: lines };
+        }
+        Plan::Steps(steps) => steps,
+    };
+    let ctx = Context {
+        host,
+        guest: &nl_guest,
+        guest_ns: guest.netns(),
+        guest_desc: guest.describe(),
+        notes: Default::default(),
+    };
+    if let Err(Failure { error, rollback_errors }) = apply::apply(&steps, &ctx).await {
+        lines.append(&mut ctx.notes.borrow_mut());
+        return Outcome::Failed { error, rollback_errors, notes: lines };
     }
+    if req.verbose {
+        lines.extend(steps.iter().map(|s| s.to_string()));
+    }
+    lines.append(&mut ctx.notes.borrow_mut());
+    // Neighbours learn the new address now (a warning if that fails).
+    lines.extend(announce::after_apply(&steps, guest.netns(), &nl_guest, host).await);
+    Outcome::Done(lines)
 }
 
-/// In the original's order: what HOSTIF is (and what it refuses) first, then the guest.
-async fn resolve_and_prepare(req: &Attach, host: &Netlink) -> Result<(Guest, (Netlink, Netlink, Plan))> {
-    let host_facts = facts::host_kind(host, req).await?;
-    plan::refuse_early(req, &host_facts)?;
+/// In the original's order: what HOSTIF is (and what it refuses) first, then the
+/// guest, then the facts the classification names, then the plan.
+async fn prepare(req: &Attach, host: &Netlink) -> Result<Prepared> {
+    let mut host_facts = facts::host_kind(host, req).await?;
+    let class = Class::of(req, &host_facts)?;
     let guest = resolve(&req.guest).await.and_then(not_the_host)?;
-    let prepared = prepare(req, &guest, host, host_facts).await?;
-    Ok((guest, prepared))
+    let nl_guest = Netlink::in_netns(guest.netns())?;
+    let container = match &guest.source {
+        guest::Source::Docker { id, name } => Some((id.clone(), name.clone())),
+        _ => None,
+    };
+    let id = GuestId { name: guest.name.clone(), tag: guest.name_tag(), pid: guest.pid, container };
+    facts::host_end(host, req, &class, &id, &mut host_facts).await?;
+    let guest_facts = facts::guest(&nl_guest, req, &class).await?;
+    let plan = plan::plan(req, &class, &id, &host_facts, &guest_facts)?;
+    Ok(Prepared { guest, nl_guest, plan })
 }
 
 /// A Docker name is resolved over the daemon's socket (blocking I/O, ~2.5 ms): on a
@@ -108,23 +121,4 @@ fn not_the_host(guest: Guest) -> Result<Guest> {
         anyhow::bail!("{} is in the host's own network namespace: nothing to attach it to", guest.describe());
     }
     Ok(guest)
-}
-
-async fn prepare(
-    req: &Attach,
-    guest: &Guest,
-    host: &Netlink,
-    mut host_facts: HostFacts,
-) -> Result<(Netlink, Netlink, Plan)> {
-    let host = host.clone();
-    let nl_guest = Netlink::in_netns(guest.netns())?;
-    let container = match &guest.source {
-        guest::Source::Docker { id, name } => Some((id.clone(), name.clone())),
-        _ => None,
-    };
-    let id = GuestId { name: guest.name.clone(), tag: guest.name_tag(), pid: guest.pid, container };
-    facts::host_end(&host, req, &id, &mut host_facts).await?;
-    let guest_facts = facts::guest(&nl_guest, req, &host_facts).await?;
-    let plan = plan::plan(req, &id, &host_facts, &guest_facts)?;
-    Ok((host, nl_guest, plan))
 }

@@ -162,13 +162,13 @@ impl LineResult {
             Outcome::Interrupted(_, said) => return LineResult::from_outcome(line, *said),
             Outcome::Done(lines) => (None, lines, Vec::new()),
             Outcome::Printed { lines, notes } => (None, lines, notes),
-            Outcome::Failed { error, rollback_errors } => {
+            Outcome::Failed { error, rollback_errors, notes } => {
                 let mut text = format!("{error:#}");
                 for r in rollback_errors {
                     text.push('\n');
                     text.push_str(&r);
                 }
-                (Some(text), Vec::new(), Vec::new())
+                (Some(text), Vec::new(), notes)
             }
             Outcome::Exit { code: 0, lines } => (None, Vec::new(), lines),
             Outcome::Exit { code, lines } => (Some(format!("exit status {code}")), Vec::new(), lines),

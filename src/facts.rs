@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use crate::cli::{Attach, HostIf};
 use crate::netlink::{Link, Netlink};
 use crate::ovs;
-use crate::plan::{self, GuestFacts, GuestId, HostFacts, Mode};
+use crate::plan::{Class, GuestFacts, GuestId, HostFacts};
 use crate::types::Mac;
 use crate::types::IFNAME_MAX;
 
@@ -41,13 +41,17 @@ pub async fn host_kind(host: &Netlink, req: &Attach) -> Result<HostFacts> {
     Ok(facts)
 }
 
-/// The rest, once the guest is known: the host end its name derives from.
-pub async fn host_end(host: &Netlink, req: &Attach, guest: &GuestId, facts: &mut HostFacts) -> Result<()> {
-    // Only the veth modes have a host end; an unknown HOSTIF is the planner's to refuse.
-    if let Ok(mode @ (Mode::Bridge { .. } | Mode::Ovs)) = plan::mode(req, facts) {
-        if let Some(name) = local_if_name(req, guest, mode) {
-            facts.local_if = host.link_by_name(&name).await.context("cannot read the host end")?;
-        }
+/// The rest, once the guest is known: the host end its name derives from (a derived
+/// name too long to exist is left to the planner to refuse).
+pub async fn host_end(
+    host: &Netlink,
+    req: &Attach,
+    class: &Class,
+    guest: &GuestId,
+    facts: &mut HostFacts,
+) -> Result<()> {
+    if let Some(Ok(name)) = class.host_end(req, guest) {
+        facts.local_if = host.link_by_name(&name).await.context("cannot read the host end")?;
     }
     Ok(())
 }
@@ -73,23 +77,9 @@ async fn ovs(req: &Attach, facts: &mut HostFacts) -> Result<()> {
     Ok(())
 }
 
-/// The host-end name to look for; a derived name too long to exist is left to the planner.
-fn local_if_name(req: &Attach, guest: &GuestId, mode: Mode) -> Option<String> {
-    match &req.local_if {
-        Some(l) => Some(l.to_string()),
-        None => {
-            let name = format!("v{}pl{}", plan::container_if(req, mode), guest.tag);
-            (name.len() <= IFNAME_MAX).then_some(name)
-        }
-    }
-}
-
-/// The guest's side, read after the host's (CONTAINER_IF's default depends on the mode).
-pub async fn guest(nl: &Netlink, req: &Attach, host: &HostFacts) -> Result<GuestFacts> {
-    // An unknown HOSTIF is the planner's to refuse (or, for a `--direct-phys`
-    // re-run, to find in the guest): read the guest with the default name then.
-    let mode = plan::mode(req, host).unwrap_or(Mode::Physical);
-    let cif = plan::container_if(req, mode);
+/// The guest's side: CONTAINER_IF as classified, its addresses, the routes.
+pub async fn guest(nl: &Netlink, req: &Attach, class: &Class) -> Result<GuestFacts> {
+    let cif = &class.container_if;
     let container_if = nl.link_by_name(cif.as_str()).await.context("cannot read the guest's interfaces")?;
     let container_addrs = match &container_if {
         Some(l) => nl.addresses(l.index).await?,

@@ -17,7 +17,8 @@ pub enum Outcome {
     /// Success; `lines` for stdout (`--dry-run`), `notes` for stderr (warnings).
     Printed { lines: Vec<String>, notes: Vec<String> },
     /// Nothing (or everything undone); what failed, and any undo that failed too.
-    Failed { error: anyhow::Error, rollback_errors: Vec<String> },
+    /// `notes`: what the run said on its way (stderr, before the error).
+    Failed { error: anyhow::Error, rollback_errors: Vec<String>, notes: Vec<String> },
     /// Exit with this status after these lines on stderr (`route`, `rule` and `tc`
     /// pass the status of `ip` or `tc` through, and say nothing of their own).
     Exit { code: u8, lines: Vec<String> },
@@ -27,7 +28,7 @@ pub enum Outcome {
 
 impl Outcome {
     pub fn failed(error: anyhow::Error) -> Outcome {
-        Outcome::Failed { error, rollback_errors: Vec::new() }
+        Outcome::Failed { error, rollback_errors: Vec::new(), notes: Vec::new() }
     }
 
     /// A status to pass through, with nothing to say.
@@ -52,7 +53,8 @@ pub fn finish(outcome: Outcome) -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Outcome::Failed { error, rollback_errors } => {
+        Outcome::Failed { error, rollback_errors, notes } => {
+            notes.iter().for_each(|l| say(l));
             say(&format!("{error:#}"));
             rollback_errors.iter().for_each(|l| say(l));
             ExitCode::from(1)

@@ -3,7 +3,6 @@
 
 use anyhow::Result;
 use ipnetwork::IpNetwork;
-use rtnetlink::packet_route::route::{RouteAttribute, RouteFlags};
 
 use super::Context;
 use crate::netlink::{Link, LinkConfig, Netlink, Route};
@@ -109,7 +108,7 @@ async fn undo_one(undo: &Undo, ctx: &Context<'_>) -> Result<()> {
         Undo::DeleteGuestLink { index, .. } => ctx.guest.delete_link(*index).await,
         Undo::MoveBack { index, nic } => super::links::move_back(ctx, *index, &nic.0, &nic.1).await,
         Undo::DeleteAddress { index, addr } => ctx.guest.del_address(*index, *addr).await,
-        Undo::RestoreRoute(route) => ctx.guest.add_route(&restorable(route), false).await,
+        Undo::RestoreRoute(route) => ctx.guest.add_route(&route.restorable(), false).await,
         Undo::DeleteRoute(route) => ctx.guest.del_route(route).await,
         Undo::StopDhcp(running) => running.stop().await,
     }
@@ -118,30 +117,6 @@ async fn undo_one(undo: &Undo, ctx: &Context<'_>) -> Result<()> {
 /// A bridge that another run plugged a port into meanwhile is not ours to remove.
 async fn has_ports(host: &Netlink, bridge: u32) -> Result<bool> {
     Ok(host.links().await?.iter().any(|l| l.master == Some(bridge)))
-}
-
-/// A dumped route carries read-only state (cache info, expiry, and flags such as
-/// `linkdown`, which the kernel refuses in a request with EINVAL); keep what
-/// defines the route, so that re-adding it gives back the same route.
-fn restorable(route: &Route) -> Route {
-    let mut r = route.clone();
-    r.message.header.flags &= RouteFlags::Onlink | RouteFlags::Pervasive;
-    r.message.attributes.retain(|a| {
-        matches!(
-            a,
-            RouteAttribute::Destination(_)
-                | RouteAttribute::Gateway(_)
-                | RouteAttribute::Oif(_)
-                | RouteAttribute::Priority(_)
-                | RouteAttribute::Table(_)
-                | RouteAttribute::PrefSource(_)
-                | RouteAttribute::Metrics(_)
-                | RouteAttribute::MultiPath(_)
-                | RouteAttribute::Preference(_)
-                | RouteAttribute::Via(_)
-        )
-    });
-    r
 }
 
 fn describe(undo: &Undo) -> String {

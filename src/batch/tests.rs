@@ -64,6 +64,7 @@ fn outcomes_become_results() {
         Outcome::Failed {
             error: anyhow::anyhow!("why").context("what failed"),
             rollback_errors: vec!["rollback: cannot delete x: busy".into()],
+            notes: vec![],
         },
     );
     assert_eq!(failed.error.as_deref(), Some("what failed: why\nrollback: cannot delete x: busy"));

@@ -15,9 +15,7 @@ use rtnetlink::packet_core::{
     NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST,
 };
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
-use rtnetlink::packet_route::route::{
-    RouteAttribute, RouteFlags, RouteMessage, RouteNextHopFlags, RouteProtocol,
-};
+use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage, RouteProtocol};
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::RouteMessageBuilder;
 
@@ -113,10 +111,7 @@ impl Netlink {
 
     /// Put back `saved`, a route through link `old` (now `index`).
     async fn restore_route(&self, old: u32, index: u32, saved: &RouteMessage) -> Result<()> {
-        let mut msg = saved.clone();
-        // Kernel-kept state, refused in a request (`linkdown` while the link had no
-        // carrier, `dead` on a multipath leg).
-        msg.header.flags &= RouteFlags::Onlink;
+        let mut msg = super::route::restorable(saved);
         let ipv6 = msg.header.address_family == AddressFamily::Inet6;
         let mut append = false;
         for attr in &mut msg.attributes {
@@ -135,7 +130,6 @@ impl Netlink {
                         append = true;
                     }
                     for hop in hops.iter_mut() {
-                        hop.flags &= RouteNextHopFlags::Onlink;
                         if hop.interface_index == old {
                             hop.interface_index = index;
                         }
@@ -144,7 +138,6 @@ impl Netlink {
                 _ => {}
             }
         }
-        msg.attributes.retain(|a| !matches!(a, RouteAttribute::CacheInfo(_)));
         let flags = NLM_F_CREATE | if append { NLM_F_APPEND } else { NLM_F_EXCL };
         already_there_is_fine(self.new_route(msg, flags).await)
     }

@@ -6,7 +6,8 @@ use anyhow::Result;
 use futures::TryStreamExt;
 use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHopFlags, RouteProtocol,
+    RouteScope, RouteType,
 };
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::RouteMessageBuilder;
@@ -43,6 +44,12 @@ impl Route {
         self.dst.prefix() == 0
     }
 
+    /// This route as a request can carry it back, to put a deleted route back as
+    /// it was (see [`restorable`]).
+    pub fn restorable(&self) -> Route {
+        Route { message: restorable(&self.message), ..self.clone() }
+    }
+
     pub(super) fn from_message(msg: RouteMessage) -> Option<Route> {
         let mut dst_ip = None;
         let mut gateway = None;
@@ -63,6 +70,44 @@ impl Route {
         let dst = IpNetwork::new(dst_ip, msg.header.destination_prefix_length).ok()?;
         Some(Route { dst, gateway, oif, message: msg })
     }
+}
+
+/// A dumped route without the read-only state it carries: cache info and expiry
+/// counters, and flags such as `linkdown` and a multipath leg's `dead`, which the
+/// kernel refuses in a request (EINVAL). What defines the route stays, so that adding
+/// it again gives back the same route. The one rule for every route we put back.
+pub(super) fn restorable(msg: &RouteMessage) -> RouteMessage {
+    let mut m = msg.clone();
+    m.header.flags &= RouteFlags::Onlink | RouteFlags::Pervasive;
+    m.attributes.retain(|a| {
+        matches!(
+            a,
+            RouteAttribute::Destination(_)
+                | RouteAttribute::Source(_)
+                | RouteAttribute::Gateway(_)
+                | RouteAttribute::Oif(_)
+                | RouteAttribute::Priority(_)
+                | RouteAttribute::Table(_)
+                | RouteAttribute::PrefSource(_)
+                | RouteAttribute::Metrics(_)
+                | RouteAttribute::MultiPath(_)
+                | RouteAttribute::Preference(_)
+                | RouteAttribute::Via(_)
+                | RouteAttribute::Realm(_)
+                | RouteAttribute::Mark(_)
+                | RouteAttribute::Encap(_)
+                | RouteAttribute::EncapType(_)
+                | RouteAttribute::NhId(_)
+        )
+    });
+    for attr in &mut m.attributes {
+        if let RouteAttribute::MultiPath(hops) = attr {
+            for hop in hops.iter_mut() {
+                hop.flags &= RouteNextHopFlags::Onlink;
+            }
+        }
+    }
+    m
 }
 
 fn ip_of(a: &RouteAddress) -> Option<IpAddr> {

@@ -5,7 +5,7 @@
 
 use anyhow::{bail, Result};
 
-use super::{addressing, container_if, derived_name, GuestFacts, GuestId, HostFacts, Mode, Plan, Step};
+use super::{addressing, Class, GuestFacts, GuestId, HostFacts, Plan, Step};
 use crate::cli::{Attach, HostIf};
 use crate::netlink::Link;
 
@@ -21,20 +21,14 @@ pub enum Switch {
 
 pub fn plan(
     req: &Attach,
+    class: &Class,
     guest: &GuestId,
     switch: Switch,
     host: &HostFacts,
     facts: &GuestFacts,
 ) -> Result<Plan> {
-    let mode = match switch {
-        Switch::Linux { create } => Mode::Bridge { create },
-        Switch::Ovs { .. } => Mode::Ovs,
-    };
-    let cif = container_if(req, mode);
-    let local = match &req.local_if {
-        Some(l) => l.to_string(),
-        None => derived_name(format!("v{cif}pl{}", guest.tag), "host-end", "-l LOCAL_IF")?,
-    };
+    let cif = &class.container_if;
+    let local = class.host_end(req, guest).expect("a veth mode")?;
     let bridge = match (&req.host_if, &host.host_if) {
         (_, Some(link)) => link.name.clone(),
         (HostIf::Name(n), None) => n.to_string(),
@@ -44,24 +38,9 @@ pub fn plan(
         (Switch::Ovs { .. }, Some(v)) => Some(v.id()?),
         _ => None,
     };
-    if let Some(existing) = &host.local_if {
-        if existing.up {
-            if is_same_attachment(req, switch, existing, host, facts) {
-                let what = format!("{local} on {bridge} with {cif} in {} is already as asked", guest.name);
-                return Ok(Plan::AlreadyDone(what));
-            }
-            bail!("Link {local} exists and is up");
-        }
-        if !existing.is_veth() {
-            bail!("Link {local} exists, is down and is not a veth; not deleting it");
-        }
-    }
-    let stale_peer =
-        |l: &Link| host.local_if.as_ref().is_some_and(|h| h.peer == Some(l.index) && l.peer == Some(h.index));
-    if let Some(taken) = &facts.container_if {
-        if !stale_peer(taken) {
-            bail!("interface {cif} already exists in {}", guest.name);
-        }
+    let names = Names { local: &local, bridge: &bridge, cif: cif.as_str() };
+    if let Some(done) = rerun(req, switch, &names, guest, host, facts)? {
+        return Ok(done);
     }
     let mut steps = Vec::new();
     match switch {
@@ -90,6 +69,47 @@ pub fn plan(
     }
     steps.extend(addressing::steps(req, cif.as_str(), facts));
     Ok(Plan::Steps(steps))
+}
+
+/// The names an attachment goes by: host end, bridge, CONTAINER_IF.
+struct Names<'a> {
+    local: &'a str,
+    bridge: &'a str,
+    cif: &'a str,
+}
+
+/// The re-run rules, as the original's: an up host end is the same attachment
+/// (nothing to do) or refused; a down one must be a veth (deleted, then rebuilt);
+/// CONTAINER_IF may be taken only by that stale veth's peer.
+fn rerun(
+    req: &Attach,
+    switch: Switch,
+    names: &Names<'_>,
+    guest: &GuestId,
+    host: &HostFacts,
+    facts: &GuestFacts,
+) -> Result<Option<Plan>> {
+    let Names { local, bridge, cif } = names;
+    if let Some(existing) = &host.local_if {
+        if existing.up {
+            if is_same_attachment(req, switch, existing, host, facts) {
+                let what = format!("{local} on {bridge} with {cif} in {} is already as asked", guest.name);
+                return Ok(Some(Plan::AlreadyDone(what)));
+            }
+            bail!("Link {local} exists and is up");
+        }
+        if !existing.is_veth() {
+            bail!("Link {local} exists, is down and is not a veth; not deleting it");
+        }
+    }
+    let stale_peer =
+        |l: &Link| host.local_if.as_ref().is_some_and(|h| h.peer == Some(l.index) && l.peer == Some(h.index));
+    if let Some(taken) = &facts.container_if {
+        if !stale_peer(taken) {
+            bail!("interface {cif} already exists in {}", guest.name);
+        }
+    }
+    Ok(None)
 }
 
 /// The original's `pipework.*` external ids on the port's Interface record, each

@@ -126,9 +126,52 @@ pub enum Plan {
     AlreadyDone(String),
 }
 
-/// The interface name inside the guest (default `eth1`; `ib0` for IPoIB, whose
-/// kernel module is fussy about names).
-pub fn container_if(req: &Attach, mode: Mode) -> IfName {
+/// The request classified once, from what HOSTIF is: before the guest is looked for
+/// (the original decides the kind of HOSTIF, and refuses what it cannot do with it,
+/// first), and before the facts that depend on it are read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Class {
+    /// `None` for a `--direct-phys` NIC missing from the host: it may be in the guest
+    /// already (a re-run), which only the guest can tell.
+    pub mode: Option<Mode>,
+    /// The interface name inside the guest (`-i`; default `eth1`, `ib0` for IPoIB,
+    /// whose kernel module is fussy about names).
+    pub container_if: IfName,
+}
+
+impl Class {
+    /// Classify, refusing what the original refuses before it looks for the guest: a
+    /// HOSTIF it cannot use, a VLAN on a Linux bridge, a MAC on IPoIB.
+    pub fn of(req: &Attach, host: &HostFacts) -> Result<Class> {
+        if req.direct_phys && host.host_if.is_none() {
+            return Ok(Class { mode: None, container_if: container_if(req, Mode::Physical) });
+        }
+        let mode = mode(req, host)?;
+        match mode {
+            Mode::Bridge { .. } if req.vlan.is_some() => {
+                bail!("VLAN configuration currently unsupported for Linux bridge.")
+            }
+            Mode::Ipoib if req.mac.is_some() => {
+                bail!("MACADDR configuration unsupported for IPoIB interfaces.")
+            }
+            _ => Ok(Class { mode: Some(mode), container_if: container_if(req, mode) }),
+        }
+    }
+
+    /// The veth modes' host-end name: `-l`, or `v{CONTAINER_IF}pl{PID}`; `None` for
+    /// the other modes. An error for a derived name longer than the kernel takes.
+    pub fn host_end(&self, req: &Attach, guest: &GuestId) -> Option<Result<String>> {
+        if !matches!(self.mode, Some(Mode::Bridge { .. } | Mode::Ovs)) {
+            return None;
+        }
+        Some(match &req.local_if {
+            Some(l) => Ok(l.to_string()),
+            None => derived_name(format!("v{}pl{}", self.container_if, guest.tag), "host-end", "-l LOCAL_IF"),
+        })
+    }
+}
+
+fn container_if(req: &Attach, mode: Mode) -> IfName {
     let default = if mode == Mode::Ipoib { "ib0" } else { "eth1" };
     req.container_if.clone().unwrap_or_else(|| default.parse().expect("valid name"))
 }
@@ -149,39 +192,34 @@ fn derived_name(name: String, what: &str, hint: &str) -> Result<String> {
     }
 }
 
-/// What the original refuses before it looks for the guest: a HOSTIF it cannot use,
-/// a VLAN on a Linux bridge, a MAC on IPoIB. [`plan`] starts with it too. A
-/// `--direct-phys` NIC missing from the host may be in the guest already (a re-run),
-/// which only the guest can tell.
-pub fn refuse_early(req: &Attach, host: &HostFacts) -> Result<()> {
-    if req.direct_phys && host.host_if.is_none() {
-        return Ok(());
-    }
-    match mode(req, host)? {
-        Mode::Bridge { .. } if req.vlan.is_some() => {
-            bail!("VLAN configuration currently unsupported for Linux bridge.")
-        }
-        Mode::Ipoib if req.mac.is_some() => bail!("MACADDR configuration unsupported for IPoIB interfaces."),
-        _ => Ok(()),
-    }
-}
-
-/// Plan an attachment.
-pub fn plan(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts) -> Result<Plan> {
+/// Plan an attachment of the request classified as `class`.
+pub fn plan(
+    req: &Attach,
+    class: &Class,
+    guest: &GuestId,
+    host: &HostFacts,
+    facts: &GuestFacts,
+) -> Result<Plan> {
     // A `--direct-phys` re-run: the NIC is no longer on the host, but in the guest.
     if let Some(done) = physical::moved_already(req, host, facts, guest) {
         return Ok(done);
     }
-    refuse_early(req, host)?;
-    let mode = mode(req, host)?;
+    // Not a re-run after all: what the original says of an unknown HOSTIF.
+    let mode = match class.mode {
+        Some(mode) => mode,
+        None => mode(req, host)?,
+    };
+    let cif = &class.container_if;
     // Checked before planning the link: `dhcp` needs a Docker guest, `dhcp4` good options.
-    let dhcp = DhcpRequest::plan(&req.ip, container_if(req, mode).as_str(), guest, req.dhcp_timeout)?;
+    let dhcp = DhcpRequest::plan(&req.ip, cif.as_str(), guest, req.dhcp_timeout)?;
     let plan = match mode {
-        Mode::Bridge { create } => bridge::plan(req, guest, Switch::Linux { create }, host, facts),
-        Mode::Physical => physical::plan(req, guest, host, facts),
-        Mode::Ipoib => virtual_link::ipoib(req, guest, host, facts),
-        Mode::Dummy => virtual_link::dummy(req, guest, facts),
-        Mode::Ovs => bridge::plan(req, guest, Switch::Ovs { create: host.host_if.is_none() }, host, facts),
+        Mode::Bridge { create } => bridge::plan(req, class, guest, Switch::Linux { create }, host, facts),
+        Mode::Physical => physical::plan(req, cif, guest, host, facts),
+        Mode::Ipoib => virtual_link::ipoib(req, cif, guest, host, facts),
+        Mode::Dummy => virtual_link::dummy(req, cif, guest, facts),
+        Mode::Ovs => {
+            bridge::plan(req, class, guest, Switch::Ovs { create: host.host_if.is_none() }, host, facts)
+        }
     }?;
     // The client runs last, once the interface is up (the addressing steps end with that).
     Ok(match (plan, dhcp) {

@@ -3,21 +3,24 @@
 
 use anyhow::{bail, Result};
 
-use super::{
-    addressing, container_if, refuse_taken, GuestFacts, GuestId, GuestLink, HostFacts, Mode, Plan, Step,
-};
+use super::{addressing, refuse_taken, GuestFacts, GuestId, GuestLink, HostFacts, Mode, Plan, Step};
 use crate::cli::{Attach, HostIf, IfName};
 use crate::netlink::Link;
 
-pub fn plan(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts) -> Result<Plan> {
+pub fn plan(
+    req: &Attach,
+    cif: &IfName,
+    guest: &GuestId,
+    host: &HostFacts,
+    facts: &GuestFacts,
+) -> Result<Plan> {
     let Some(nic) = &host.host_if else {
         bail!("{} mode needs an existing host interface", Mode::Physical);
     };
-    let cif = container_if(req, Mode::Physical);
-    if let Some(done) = already_done(req, nic, host, facts, &cif, guest) {
+    if let Some(done) = already_done(req, nic, host, facts, cif, guest) {
         return Ok(done);
     }
-    refuse_taken(&cif, guest, facts)?;
+    refuse_taken(cif, guest, facts)?;
     let mut steps = Vec::new();
     if req.direct_phys {
         // With @VLAN it is the VLAN device `HOSTIF.VID` (made if missing) that moves in.

@@ -34,6 +34,11 @@ fn link(index: u32, name: &str, kind: Option<&str>) -> Link {
     }
 }
 
+/// Classify, then plan, as an attach does.
+fn plan(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts) -> Result<Plan> {
+    super::plan(req, &Class::of(req, host)?, guest, host, facts)
+}
+
 fn bridge(mtu: u32) -> HostFacts {
     HostFacts { host_if: Some(Link { mtu, ..link(7, "br1", Some("bridge")) }), ..Default::default() }
 }
@@ -369,5 +374,23 @@ fn ovs_rerun_of_the_same_port_changes_nothing() {
     assert_eq!(
         refused("ovsbr0 web1 10.0.0.2/24@10.0.0.1", &host, &facts),
         "Link veth1pl4242 exists and is up"
+    );
+}
+
+#[test]
+fn one_classification_names_the_container_interface_and_host_end() {
+    let ib =
+        HostFacts { host_if: Some(Link { link_type: 32, ..link(2, "ib0", None) }), ..Default::default() };
+    let class = Class::of(&req("ib0 web1 0/0"), &ib).unwrap();
+    assert_eq!((class.mode, class.container_if.as_str()), (Some(Mode::Ipoib), "ib0"));
+    assert!(class.host_end(&req("ib0 web1 0/0"), &guest()).is_none());
+    let class = Class::of(&req("br1 -i eth2 web1 0/0"), &bridge(1500)).unwrap();
+    assert_eq!(class.host_end(&req("br1 -i eth2 web1 0/0"), &guest()).unwrap().unwrap(), "veth2pl4242");
+    // A --direct-phys NIC missing from the host may be in the guest already: no mode yet.
+    let class = Class::of(&req("--direct-phys eth9 web1 0/0"), &HostFacts::default()).unwrap();
+    assert_eq!((class.mode, class.container_if.as_str()), (None, "eth1"));
+    assert_eq!(
+        Class::of(&req("br1 web1 0/0 @10"), &bridge(1500)).unwrap_err().to_string(),
+        "VLAN configuration currently unsupported for Linux bridge."
     );
 }

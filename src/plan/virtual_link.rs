@@ -3,21 +3,24 @@
 
 use anyhow::{bail, Result};
 
-use super::{
-    addressing, container_if, refuse_taken, GuestFacts, GuestId, GuestLink, HostFacts, Mode, Plan, Step,
-};
+use super::{addressing, refuse_taken, GuestFacts, GuestId, GuestLink, HostFacts, Mode, Plan, Step};
 use crate::cli::{Attach, IfName};
 
 /// An `ipoib` child of HOSTIF, with `pkey 0xPKEY` for `@PKEY`; CONTAINER_IF defaults to `ib0`.
-pub fn ipoib(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts) -> Result<Plan> {
+pub fn ipoib(
+    req: &Attach,
+    cif: &IfName,
+    guest: &GuestId,
+    host: &HostFacts,
+    facts: &GuestFacts,
+) -> Result<Plan> {
     let Some(nic) = &host.host_if else {
         bail!("{} mode needs an existing host interface", Mode::Ipoib);
     };
-    let cif = container_if(req, Mode::Ipoib);
-    if let Some(done) = already_done(req, "ipoib", &cif, guest, facts) {
+    if let Some(done) = already_done(req, "ipoib", cif, guest, facts) {
         return Ok(done);
     }
-    refuse_taken(&cif, guest, facts)?;
+    refuse_taken(cif, guest, facts)?;
     let pkey = req.vlan.as_ref().map(|v| v.pkey()).transpose()?;
     let mut steps = Vec::new();
     if !nic.up {
@@ -34,12 +37,11 @@ pub fn ipoib(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts
 }
 
 /// A `dummy` interface (for a `dummy*` HOSTIF that does not exist).
-pub fn dummy(req: &Attach, guest: &GuestId, facts: &GuestFacts) -> Result<Plan> {
-    let cif = container_if(req, Mode::Dummy);
-    if let Some(done) = already_done(req, "dummy", &cif, guest, facts) {
+pub fn dummy(req: &Attach, cif: &IfName, guest: &GuestId, facts: &GuestFacts) -> Result<Plan> {
+    if let Some(done) = already_done(req, "dummy", cif, guest, facts) {
         return Ok(done);
     }
-    refuse_taken(&cif, guest, facts)?;
+    refuse_taken(cif, guest, facts)?;
     let mut steps = vec![Step::CreateGuestLink {
         name: cif.to_string(),
         kind: GuestLink::Dummy,

@@ -120,14 +120,31 @@ fn shell_characters_and_spaces_arrive_intact_and_are_never_run() {
     assert!(!std::path::Path::new(&marker).exists(), "{marker} was created: something ran a shell");
 }
 
+/// `ip` and `tc` truly absent: PATH holds none, and the sbin directories that
+/// pipework also searches (where a non-login root shell's PATH may lack them) are
+/// hidden under empty tmpfs mounts in a mount namespace of the test's own.
 #[test]
 fn a_missing_tool_is_one_line_naming_the_package_and_exit_127() {
     let guest = Netns::new();
     let empty = std::env::temp_dir().join(unique("pwt-nopath"));
     std::fs::create_dir_all(&empty).unwrap();
+    // Absolute paths: PATH is empty for all of them.
+    let hide = "for d in /usr/local/sbin /usr/sbin /sbin; do [ -d $d ] && /bin/mount -t tmpfs none $d; done; exec \"$@\"";
     for (sub, tool) in [("route", "ip"), ("rule", "ip"), ("tc", "tc")] {
-        let out = Command::new(BIN)
-            .args([sub, &guest.guest(), "show"])
+        let out = Command::new("/usr/bin/unshare")
+            .args([
+                "-m",
+                "--propagation",
+                "private",
+                "/bin/sh",
+                "-c",
+                hide,
+                "sh",
+                BIN,
+                sub,
+                &guest.guest(),
+                "show",
+            ])
             .env("PATH", &empty)
             .stdin(Stdio::null())
             .output()
