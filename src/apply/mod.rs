@@ -4,6 +4,7 @@
 mod journal;
 mod links;
 mod ovs;
+mod sysctl;
 
 use std::os::fd::BorrowedFd;
 
@@ -72,6 +73,7 @@ fn what(step: &Step, ctx: &Context<'_>) -> String {
         }
         Step::CreateOvsBridge { name, .. } => format!("cannot create Open vSwitch bridge {name}"),
         Step::AddOvsPort { bridge, port, .. } => format!("cannot add {port} to Open vSwitch bridge {bridge}"),
+        Step::EnableIpv6 { dev } => format!("cannot enable IPv6 on {dev} in {g}"),
         Step::AddAddress { dev, addr, .. } => format!("cannot add address {addr} to {dev} in {g}"),
         Step::LinkUp { dev } => format!("cannot set {dev} up in {g}"),
         Step::CreateVlan { name, .. } => format!("cannot create VLAN device {name}"),
@@ -157,6 +159,7 @@ async fn run(step: &Step, ctx: &Context<'_>, journal: &mut Journal) -> Result<()
             journal.push(Undo::DeleteHostLink { index, name: host.clone() });
             Ok(())
         }
+        Step::EnableIpv6 { dev } => sysctl::enable_ipv6(ctx, journal, dev).await,
         Step::AddAddress { dev, addr, broadcast } => {
             let index = index_of(ctx.guest, dev).await?;
             ctx.guest.add_address(index, *addr, *broadcast).await?;
