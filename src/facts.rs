@@ -3,11 +3,14 @@
 //! with the number of containers), and the guest's few routes.
 
 use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
 
 use crate::cli::{Attach, HostIf};
 use crate::netlink::{Link, Netlink};
 use crate::ovs;
 use crate::plan::{Class, GuestFacts, GuestId, HostFacts};
+use crate::types::Family;
 use crate::types::Mac;
 use crate::types::IFNAME_MAX;
 
@@ -85,6 +88,37 @@ pub async fn guest(nl: &Netlink, req: &Attach, class: &Class) -> Result<GuestFac
         Some(l) => nl.addresses(l.index).await?,
         None => Vec::new(),
     };
-    let routes = nl.routes(req.family).await.context("cannot read the guest's routes")?;
-    Ok(GuestFacts { container_if, container_addrs, routes })
+    let ipv6_off = req.family == Family::V6 && ipv6_off_in_kernel(probe_ipv6());
+    let routes = match ipv6_off {
+        true => Vec::new(),
+        false => nl.routes(req.family).await.context("cannot read the guest's routes")?,
+    };
+    Ok(GuestFacts { container_if, container_addrs, routes, ipv6_off })
+}
+
+/// An IPv6 socket, opened and closed at once, in whatever namespace: `ipv6.disable=1`
+/// is the kernel's, for every namespace alike.
+fn probe_ipv6() -> Result<(), Errno> {
+    socket(AddressFamily::Inet6, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None).map(drop)
+}
+
+/// A kernel booted with `ipv6.disable=1` (or built without IPv6) registers no IPv6
+/// socket family: EAFNOSUPPORT. Any other failure says nothing about IPv6; the steps
+/// will tell.
+fn ipv6_off_in_kernel(probe: Result<(), Errno>) -> bool {
+    probe == Err(Errno::EAFNOSUPPORT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_is_off_only_where_the_kernel_has_no_ipv6_family() {
+        assert!(ipv6_off_in_kernel(Err(Errno::EAFNOSUPPORT)));
+        assert!(!ipv6_off_in_kernel(Ok(())));
+        assert!(!ipv6_off_in_kernel(Err(Errno::EMFILE)));
+        // This kernel has IPv6 (the integration tests use it).
+        assert!(!ipv6_off_in_kernel(probe_ipv6()));
+    }
 }

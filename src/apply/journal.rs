@@ -40,10 +40,17 @@ pub enum Undo {
         name: String,
     },
     /// A host link we moved into the guest (`--direct-phys`), with what it had:
-    /// the link as it was, and its addresses and routes.
+    /// the link as it was, and its addresses and routes; and its own
+    /// `disable_ipv6` on the host, which a move resets to the namespace's default.
     MoveBack {
         index: u32,
         nic: Box<(Link, LinkConfig)>,
+        disable_ipv6: Option<String>,
+    },
+    /// A guest interface's `disable_ipv6` we set to 0: back to `value`.
+    RestoreIpv6Off {
+        dev: String,
+        value: String,
     },
     DeleteAddress {
         index: u32,
@@ -106,7 +113,10 @@ async fn undo_one(undo: &Undo, ctx: &Context<'_>) -> Result<()> {
         }
         Undo::OvsDeletePort { bridge, port } => crate::ovs::del_port(bridge, port).await,
         Undo::DeleteGuestLink { index, .. } => ctx.guest.delete_link(*index).await,
-        Undo::MoveBack { index, nic } => super::links::move_back(ctx, *index, &nic.0, &nic.1).await,
+        Undo::MoveBack { index, nic, disable_ipv6 } => {
+            super::links::move_back(ctx, *index, &nic.0, &nic.1, disable_ipv6.as_deref()).await
+        }
+        Undo::RestoreIpv6Off { dev, value } => super::sysctl::restore(ctx, dev, value).await,
         Undo::DeleteAddress { index, addr } => ctx.guest.del_address(*index, *addr).await,
         Undo::RestoreRoute(route) => ctx.guest.add_route(&route.restorable(), false).await,
         Undo::DeleteRoute(route) => ctx.guest.del_route(route).await,
@@ -128,6 +138,9 @@ fn describe(undo: &Undo) -> String {
         Undo::OvsDeletePort { port, .. } => format!("cannot remove port {port} from Open vSwitch"),
         Undo::DeleteGuestLink { name, .. } => format!("cannot delete {name} in the guest"),
         Undo::MoveBack { nic, .. } => format!("cannot give {} back to the host as it was", nic.0.name),
+        Undo::RestoreIpv6Off { dev, value } => {
+            format!("cannot set net.ipv6.conf.{dev}.disable_ipv6 back to {value} in the guest")
+        }
         Undo::DeleteAddress { addr, .. } => format!("cannot delete address {addr} in the guest"),
         Undo::RestoreRoute(r) => format!("cannot restore route {} in the guest", r.dst),
         Undo::DeleteRoute(r) => format!("cannot delete route {} in the guest", r.dst),

@@ -13,6 +13,7 @@ use crate::types::Mac;
 use nix::errno::Errno;
 
 use crate::netlink::{errno_of, ChildKind, ChildRequest, Link, LinkConfig};
+use crate::netns::disable_ipv6_path;
 use crate::plan::GuestLink;
 
 pub async fn create_vlan(
@@ -97,10 +98,14 @@ pub async fn move_into_guest(
     let nic = ctx.host.link_by_name(name).await?.with_context(|| format!("{name} has disappeared"))?;
     // The move drops the NIC's addresses and routes: kept for an undo.
     let config = ctx.host.link_config(nic.index).await?;
+    // And its own `disable_ipv6` (the NIC arrives with the guest's default, and would
+    // come back with the host's). Read on our thread, which is in the host's namespace;
+    // a kernel without IPv6 has none.
+    let disable_ipv6 = crate::netns::read_sysctl(&disable_ipv6_path(name)).ok();
     ctx.host.move_to(nic.index, ctx.guest_ns).await?;
     // Moving closes the device; it keeps its name, and its index where free.
     let index = index_of(ctx.guest, name).await?;
-    j.push(Undo::MoveBack { index, nic: Box::new((nic, config)) });
+    j.push(Undo::MoveBack { index, nic: Box::new((nic, config)), disable_ipv6 });
     ctx.guest.rename(index, new_name).await?;
     ctx.guest.set_alias(index, name).await?;
     if let Some(mac) = mac {
@@ -110,10 +115,17 @@ pub async fn move_into_guest(
     Ok(())
 }
 
-/// Undo of [`move_into_guest`]: name, alias and MAC back, then home, then its
+/// Undo of [`move_into_guest`]: name, alias and MAC back, then home, then its own
+/// `disable_ipv6` (before it comes up and makes IPv6 addresses or not), its
 /// bridge (a move drops it from any), its up state (a move closes it), and the
 /// addresses and routes it had there.
-pub async fn move_back(ctx: &Context<'_>, index: u32, nic: &Link, config: &LinkConfig) -> Result<()> {
+pub async fn move_back(
+    ctx: &Context<'_>,
+    index: u32,
+    nic: &Link,
+    config: &LinkConfig,
+    disable_ipv6: Option<&str>,
+) -> Result<()> {
     ctx.guest.set_down(index).await?;
     ctx.guest.rename(index, &nic.name).await?;
     ctx.guest.set_alias(index, nic.alias.as_deref().unwrap_or("")).await?;
@@ -124,13 +136,20 @@ pub async fn move_back(ctx: &Context<'_>, index: u32, nic: &Link, config: &LinkC
     let host_ns = File::open("/proc/self/ns/net").context("cannot open the host's namespace")?;
     ctx.guest.move_to(index, host_ns.as_fd()).await?;
     let home = index_of(ctx.host, &nic.name).await?;
+    // Our own thread is in the host's namespace, as the file must be opened from.
+    let mut errors = Vec::new();
+    if let Some(value) = disable_ipv6 {
+        if let Err(e) = crate::netns::write_sysctl(&disable_ipv6_path(&nic.name), value) {
+            errors.push(e);
+        }
+    }
     if let Some(master) = nic.master {
         ctx.host.set_master(home, master).await?;
     }
     if nic.up {
         ctx.host.set_up(home).await?;
     }
-    let errors = ctx.host.restore_link_config(home, config).await;
+    errors.extend(ctx.host.restore_link_config(home, config).await);
     if errors.is_empty() {
         return Ok(());
     }

@@ -7,6 +7,7 @@ mod dhcp;
 mod journal;
 mod links;
 mod ovs;
+mod sysctl;
 
 use std::cell::RefCell;
 use std::os::fd::BorrowedFd;
@@ -100,6 +101,7 @@ async fn run(step: &Step, ctx: &Context<'_>, journal: &mut Journal) -> Result<()
         Step::AddAddress { .. } | Step::LinkUp { .. } | Step::DeleteRoute { .. } | Step::AddRoute { .. } => {
             addressing::run(step, ctx, journal).await
         }
+        Step::EnableIpv6 { dev } => sysctl::enable_ipv6(ctx, journal, dev).await,
         Step::Dhcp(req) => dhcp::run(req, ctx, journal).await,
     }
 }

@@ -1,25 +1,31 @@
-//! Static addressing inside the guest: the address (with its IPv4 broadcast), and
-//! with a gateway: drop the old default of that family, add a host route to an
-//! off-link gateway, then replace the default route. A lease the built-in DHCP
-//! client took is applied by the same steps.
+//! Static addressing inside the guest: IPv6 on for the interface when the family is
+//! IPv6, the address (with its IPv4 broadcast), and with a gateway: drop the old
+//! default of that family, add a host route to an off-link gateway, then replace the
+//! default route. A lease the built-in DHCP client took is applied by the same steps.
 
 use std::net::IpAddr;
 
+use anyhow::{bail, Result};
 use ipnetwork::IpNetwork;
 
 use super::dhcp::Lease;
-use super::{GuestFacts, Step};
+use super::{GuestFacts, GuestId, Step};
 use crate::cli::types::broadcast_of;
 use crate::cli::{Attach, IpSpec};
 use crate::netlink::{Link, Route};
+use crate::types::Family;
 
-/// In the original's order: address, old default out, link up, routes.
+/// In the original's order: address, old default out, link up, routes; IPv6 turned
+/// on for the interface before anything of IPv6 is put on it.
 pub fn steps(req: &Attach, dev: &str, facts: &GuestFacts) -> Vec<Step> {
     let up = Step::LinkUp { dev: dev.to_string() };
     let IpSpec::Static { addr, gateway } = &req.ip else {
         return vec![up];
     };
     let mut steps = Vec::new();
+    if wants_ipv6(req) {
+        steps.push(Step::EnableIpv6 { dev: dev.to_string() });
+    }
     if let Some(addr) = addr {
         steps.push(Step::AddAddress { dev: dev.to_string(), addr: *addr, broadcast: broadcast_of(addr) });
     }
@@ -69,6 +75,24 @@ fn default_route(
     let default = IpNetwork::new(unspecified_like(gw), 0).expect("prefix 0");
     new.push(Step::AddRoute { dst: default, gateway: Some(*gw), dev: dev.to_string(), replace: true });
     (old, new)
+}
+
+/// A static IPv6 attachment (an address, a gateway, or `-a 6` alone, which leaves
+/// IPv6 for the guest to configure on the new interface).
+fn wants_ipv6(req: &Attach) -> bool {
+    req.family == Family::V6 && matches!(req.ip, IpSpec::Static { .. })
+}
+
+/// A kernel booted with `ipv6.disable=1` has no IPv6 in any namespace, and no
+/// `disable_ipv6` to turn: refused before any change, in one line.
+pub fn refuse_ipv6_off(req: &Attach, dev: &str, guest: &GuestId, facts: &GuestFacts) -> Result<()> {
+    if facts.ipv6_off && wants_ipv6(req) {
+        bail!(
+            "cannot configure IPv6 on {dev} in {}: IPv6 is off in this kernel (booted with ipv6.disable=1)",
+            guest.name
+        );
+    }
+    Ok(())
 }
 
 /// The original asks `ip route get GATEWAY` after the old default is gone: the

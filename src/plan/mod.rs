@@ -47,6 +47,8 @@ pub struct GuestFacts {
     pub container_addrs: Vec<IpNetwork>,
     /// Main-table routes of the request's family.
     pub routes: Vec<Route>,
+    /// An IPv6 request, and the kernel has no IPv6 (booted with `ipv6.disable=1`).
+    pub ipv6_off: bool,
 }
 
 /// The guest as the planner needs it: how to name things after it.
@@ -210,6 +212,7 @@ pub fn plan(
         None => mode(req, host)?,
     };
     let cif = &class.container_if;
+    addressing::refuse_ipv6_off(req, cif.as_str(), guest, facts)?;
     // Checked before planning the link: `dhcp` needs a Docker guest, `dhcp4` good options.
     let dhcp = DhcpRequest::plan(&req.ip, cif.as_str(), guest, req.dhcp_timeout)?;
     let plan = match mode {

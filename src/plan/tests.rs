@@ -131,6 +131,60 @@ fn ipv6_host_route_is_128_and_link_local_needs_none() {
 }
 
 #[test]
+fn ipv6_is_turned_on_for_the_new_interface_before_its_address() {
+    // A Docker container's new links are born with IPv6 off (issue 12).
+    let s = steps("br1 web1 fd00::2/64@fd00::1", &bridge(1500), &GuestFacts::default());
+    assert_eq!(
+        &s[1..],
+        [
+            "guest: sysctl -w net.ipv6.conf.eth1.disable_ipv6=0",
+            "guest: ip addr add fd00::2/64 dev eth1",
+            "guest: ip link set eth1 up",
+            "guest: ip route replace default via fd00::1 dev eth1",
+        ]
+    );
+    // `-a 6` with no address: IPv6 on, for the guest to configure.
+    let s = steps("br1 -a 6 web1 0/0", &bridge(1500), &GuestFacts::default());
+    assert_eq!(&s[1..], ["guest: sysctl -w net.ipv6.conf.eth1.disable_ipv6=0", "guest: ip link set eth1 up"]);
+    // sysctl(8) spells a `.` in an interface name as `/`.
+    let s = steps("br1 -i eth1.5 web1 fd00::2/64", &bridge(1500), &GuestFacts::default());
+    assert_eq!(s[1], "guest: sysctl -w net.ipv6.conf.eth1/5.disable_ipv6=0");
+    // The same for a macvlan and a NIC moved in, once the link has its final name.
+    let s = steps("eth2 web1 fd00::2/64", &nic(true, 1500), &GuestFacts::default());
+    assert_eq!(
+        &s[1..3],
+        ["guest: sysctl -w net.ipv6.conf.eth1.disable_ipv6=0", "guest: ip addr add fd00::2/64 dev eth1"]
+    );
+    let s = steps("--direct-phys eth2 -i c0 web1 fd00::2/64", &nic(true, 1500), &GuestFacts::default());
+    assert_eq!(
+        s,
+        [
+            "ip link set eth2 netns GUEST name c0 alias eth2",
+            "guest: sysctl -w net.ipv6.conf.c0.disable_ipv6=0",
+            "guest: ip addr add fd00::2/64 dev c0",
+            "guest: ip link set c0 up",
+        ]
+    );
+    // IPv4 and DHCP leave IPv6 alone.
+    for line in ["br1 web1 10.0.0.2/24@10.0.0.1", "br1 web1 0/0", "br1 web1 udhcpc"] {
+        let s = steps(line, &bridge(1500), &GuestFacts::default());
+        assert!(!s.iter().any(|l| l.contains("sysctl")), "{line}: {s:?}");
+    }
+}
+
+#[test]
+fn ipv6_in_a_kernel_without_it_is_one_line_before_any_change() {
+    let off = GuestFacts { ipv6_off: true, ..Default::default() };
+    let want =
+        "cannot configure IPv6 on eth1 in web1: IPv6 is off in this kernel (booted with ipv6.disable=1)";
+    assert_eq!(refused("br1 web1 fd00::2/64@fd00::1", &HostFacts::default(), &off), want);
+    assert_eq!(refused("br1 -a 6 web1 0/0", &bridge(1500), &off), want);
+    assert!(refused("--direct-phys eth2 web1 fd00::2/64", &nic(true, 1500), &off).contains("ipv6.disable=1"));
+    let s = steps("br1 web1 10.0.0.2/24", &bridge(1500), &off);
+    assert!(!s.iter().any(|l| l.contains("sysctl")), "{s:?}");
+}
+
+#[test]
 fn refusals() {
     let none = GuestFacts::default();
     assert_eq!(
@@ -196,6 +250,7 @@ fn attached(up: bool) -> (HostFacts, GuestFacts) {
         container_if: Some(cif),
         container_addrs: vec!["10.0.0.2/24".parse().unwrap()],
         routes: vec![default],
+        ipv6_off: false,
     };
     (host, guest)
 }

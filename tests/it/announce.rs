@@ -141,6 +141,26 @@ fn ipv6_unsolicited_neighbour_advertisement_reaches_a_peer_on_the_bridge() {
     );
 }
 
+/// A Docker container's eth1 is born with IPv6 off (issue 12): once pipework turns it
+/// on, the kernel's advertisement after DAD (`ndisc_notify`) goes out from it too.
+#[test]
+fn ipv6_neighbour_advertisement_from_a_docker_container() {
+    let (host, peer, br) = world();
+    let c = crate::docker::Container::run();
+    let dump = Tcpdump::start(&peer, "eth9", "icmp6 and ip6[40] == 136 and ip6[60:4] == 0x62");
+    host.pipework(&[&br, &c.name, "fd00::62/64", "02:00:00:0a:00:62"]).ok();
+    let packet = dump.packet();
+    assert_has(
+        &packet,
+        &[
+            "02:00:00:0a:00:62 > 33:33:00:00:00:01",
+            "fd00::62 > ff02::1",
+            "tgt is fd00::62",
+            "Flags [override]",
+        ],
+    );
+}
+
 #[test]
 fn a_duplicate_ipv6_address_is_attached_but_never_advertised() {
     let (host, peer, br) = world();

@@ -74,7 +74,12 @@ fn direct_phys_failure_gives_the_nic_back_as_it_was() {
     // Up and on a bridge: a move drops both, so the undo must put both back.
     host.sh("ip", &["link", "add", "brn", "type", "bridge"]);
     host.sh("ip", &["link", "set", "eth2", "master", "brn", "up"]);
+    // IPv6 off on this NIC alone: a move gives it the namespace's default (here on),
+    // so the undo must turn it off again (else it would come back with a link-local
+    // address, which the snapshot shows).
+    host.sh("sysctl", &["-qw", "net.ipv6.conf.eth2.disable_ipv6=1"]);
     direct_phys_fails_and_changes_nothing(&host);
+    assert_eq!(host.ipv6_disabled("eth2"), "1");
 }
 
 #[test]
@@ -130,18 +135,37 @@ fn ip(ns: &Netns, lines: &[&str]) {
     }
 }
 
-/// A `--direct-phys eth2` attach that fails once the NIC is in the guest (an IPv6
-/// address in a guest with IPv6 off) leaves host and guest as they were.
+/// A `--direct-phys eth2` attach that fails once the NIC is in the guest (in a guest
+/// with IPv6 off as Docker makes it, the NIC gets IPv6 turned on; then the kernel
+/// refuses the loopback address on it) leaves host and guest as they were.
 fn direct_phys_fails_and_changes_nothing(host: &Netns) {
     let guest = Netns::new();
-    guest.sh("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
+    guest.ipv6_off_as_docker_does();
     let (h, g) = (host.snapshot(), guest.snapshot());
-    let line = host.pipework(&["--direct-phys", "eth2", "-i", "container0", &guest.guest(), "fd00::2/64"]);
+    let line = host.pipework(&["--direct-phys", "eth2", "-i", "container0", &guest.guest(), "::1/128"]);
     assert_eq!(line.code, 1, "{line:?}");
-    assert!(line.stderr.contains("cannot add address fd00::2/64 to container0"), "{line:?}");
+    assert!(line.stderr.contains("cannot add address ::1/128 to container0"), "{line:?}");
     assert_eq!(line.stderr.lines().count(), 2, "one line for the move, one for the failure: {line:?}");
     assert_same("host", &h, &host.snapshot());
     assert_same("guest", &g, &guest.snapshot());
+}
+
+/// In a Docker container (IPv6 off for new links, issue 12), a macvlan and a NIC moved
+/// in both get their IPv6 address, IPv6 on for that interface alone.
+#[test]
+fn macvlan_and_direct_phys_get_ipv6_in_a_docker_container() {
+    let host = host_with_nic("1500");
+    host.sh("ip", &["link", "add", "eth3", "type", "veth", "peer", "name", "eth3p"]);
+    let c = crate::docker::Container::run();
+    host.pipework(&["eth2", &c.name, "fd00:7::2/64@fd00:7::1"]).ok();
+    host.pipework(&["--direct-phys", "eth3", "-i", "nic0", &c.name, "fd00:8::2/64"]).ok();
+    for (dev, addr) in [("eth1", "fd00:7::2/64"), ("nic0", "fd00:8::2/64")] {
+        assert_eq!(c.ipv6_disabled(dev), "0", "{dev}");
+        let addrs = c.sh(&["ip", "-6", "addr", "show", dev]);
+        assert!(addrs.contains(&format!("inet6 {addr} scope global")), "{dev}: {addrs}");
+    }
+    assert_eq!((c.ipv6_disabled("all"), c.ipv6_disabled("default")), ("1".into(), "1".into()));
+    assert!(c.sh(&["ip", "-6", "route"]).contains("default via fd00:7::1 dev eth1"));
 }
 
 #[test]

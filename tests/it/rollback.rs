@@ -36,13 +36,16 @@ fn mac_refused_by_the_kernel_undoes_the_new_bridge() {
 }
 
 #[test]
-fn address_refused_by_the_kernel_undoes_veth_and_bridge() {
+fn address_refused_by_the_kernel_undoes_ipv6_on_veth_and_bridge() {
     let host = Netns::new();
     let guest = Netns::new();
-    // IPv6 off inside the guest: adding an IPv6 address fails after the veth exists.
-    guest.sh("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
-    let line = fails_cleanly(&host, &guest, &["br1", "fd00::2/64"]);
-    assert!(line.starts_with("pipework: cannot add address fd00::2/64 to eth1 in guest pid:"), "{line}");
+    // A guest as Docker makes it: eth1 is born with IPv6 off and gets it turned on;
+    // then the kernel refuses the loopback address on anything but a loopback device.
+    guest.ipv6_off_as_docker_does();
+    let line = fails_cleanly(&host, &guest, &["br1", "::1/128"]);
+    assert!(line.starts_with("pipework: cannot add address ::1/128 to eth1 in guest pid:"), "{line}");
+    assert!(line.ends_with(": Cannot assign requested address"), "{line}");
+    assert_eq!((guest.ipv6_disabled("all"), guest.ipv6_disabled("default")), ("1".into(), "1".into()));
 }
 
 #[test]

@@ -96,6 +96,21 @@ impl Netns {
             .collect()
     }
 
+    /// `net.ipv6.conf.DEV.disable_ipv6` as this namespace shows it (`DEV` may be
+    /// `all` or `default`); /proc/sys/net is read by a process inside it.
+    pub fn ipv6_disabled(&self, dev: &str) -> String {
+        self.sh("cat", &[&format!("/proc/sys/net/ipv6/conf/{dev}/disable_ipv6")]).trim().to_string()
+    }
+
+    /// Turn IPv6 off for new links here, as Docker does in every container that is
+    /// not on an IPv6 network (`all` and `default`).
+    pub fn ipv6_off_as_docker_does(&self) {
+        self.sh(
+            "sysctl",
+            &["-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"],
+        );
+    }
+
     /// Everything a run could change here, read back with `ip -j`; comparable
     /// before and after. Counters and timers are left out.
     pub fn snapshot(&self) -> String {
