@@ -1,20 +1,29 @@
 //! Addresses: list the ones on a link, add one (with its IPv4 broadcast), delete one.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use anyhow::Result;
-use futures::TryStreamExt;
 use ipnetwork::IpNetwork;
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, CacheInfo};
-use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
+use rtnetlink::AddressMessageBuilder;
 
-use super::{ignore_gone, kernel, Netlink};
+use super::{ignore_gone, Netlink, CREATE};
 
 impl Netlink {
     /// The kernel's address messages for link `index` (both families).
     pub(super) async fn address_messages(&self, index: u32) -> Result<Vec<AddressMessage>> {
-        let req = self.handle.address().get().set_link_index_filter(index).execute();
-        req.try_collect().await.map_err(kernel)
+        let mut query = AddressMessage::default();
+        query.header.index = index;
+        let answers = self.dump(RouteNetlinkMessage::GetAddress(query)).await?;
+        Ok(answers
+            .into_iter()
+            .filter_map(|a| match a {
+                RouteNetlinkMessage::NewAddress(m) if m.header.index == index => Some(m),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The addresses on link `index` (both families).
@@ -25,18 +34,17 @@ impl Netlink {
 
     /// `ip addr add NET [broadcast B] dev INDEX`
     pub async fn add_address(&self, index: u32, net: IpNetwork, broadcast: Option<Ipv4Addr>) -> Result<()> {
-        let mut req = self.handle.address().add(index, net.ip(), net.prefix());
+        let mut msg = address_message(index, net);
         if let Some(b) = broadcast {
-            req.message_mut().attributes.push(AddressAttribute::Broadcast(b));
+            msg.attributes.push(AddressAttribute::Broadcast(b));
         }
-        req.execute().await.map_err(kernel)
+        self.change_with(RouteNetlinkMessage::NewAddress(msg), CREATE).await
     }
 
     /// `ip addr del NET dev INDEX`; an address (or link) already gone counts as deleted.
     pub async fn del_address(&self, index: u32, net: IpNetwork) -> Result<()> {
-        let mut req = self.handle.address().add(index, net.ip(), net.prefix());
-        let msg = std::mem::take(req.message_mut());
-        ignore_gone(self.handle.address().del(msg).execute().await.map_err(kernel))
+        let msg = address_message(index, net);
+        ignore_gone(self.change_with(RouteNetlinkMessage::DelAddress(msg), 0).await)
     }
 
     /// `ip -4 addr change ADDR dev INDEX valid_lft forever preferred_lft forever` for
@@ -58,11 +66,22 @@ impl Netlink {
             let mut forever = CacheInfo::default();
             (forever.ifa_preferred, forever.ifa_valid) = (FOREVER, FOREVER);
             change.attributes.push(AddressAttribute::CacheInfo(forever));
-            let mut req = self.handle.address().add(index, net.ip(), net.prefix()).replace();
-            *req.message_mut() = change;
-            req.execute().await.map_err(kernel)?;
+            let _ = net;
+            self.change_with(RouteNetlinkMessage::NewAddress(change), NLM_F_CREATE | NLM_F_REPLACE).await?;
         }
         Ok(())
+    }
+}
+
+/// `NET` on link `index`, as `ip addr` writes it (IFA_LOCAL and IFA_ADDRESS).
+fn address_message(index: u32, net: IpNetwork) -> AddressMessage {
+    match net.ip() {
+        IpAddr::V4(ip) => {
+            AddressMessageBuilder::<Ipv4Addr>::new().index(index).address(ip, net.prefix()).build()
+        }
+        IpAddr::V6(ip) => {
+            AddressMessageBuilder::<Ipv6Addr>::new().index(index).address(ip, net.prefix()).build()
+        }
     }
 }
 

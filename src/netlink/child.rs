@@ -6,9 +6,10 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use anyhow::Result;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage, MacVlanMode};
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::{LinkDummy, LinkIpoib, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVlan};
 
-use super::{kernel, Netlink};
+use super::{Netlink, CREATE};
 use crate::types::{Mac, MacvlanMode};
 
 /// What kind of link to create for a guest.
@@ -83,15 +84,15 @@ pub fn vlan_message(name: &str, parent: u32, id: u16, mtu: u32) -> LinkMessage {
 
 impl Netlink {
     pub async fn create_child(&self, req: &ChildRequest<'_>) -> Result<()> {
-        self.handle.link().add(child_message(req)).execute().await.map_err(kernel)
+        self.change_with(RouteNetlinkMessage::NewLink(child_message(req)), CREATE).await
     }
 
     pub async fn create_vlan(&self, name: &str, parent: u32, id: u16, mtu: u32) -> Result<()> {
-        self.handle.link().add(vlan_message(name, parent, id, mtu)).execute().await.map_err(kernel)
+        self.change_with(RouteNetlinkMessage::NewLink(vlan_message(name, parent, id, mtu)), CREATE).await
     }
 
     async fn change(&self, b: LinkMessageBuilder<LinkUnspec>) -> Result<()> {
-        self.handle.link().change(b.build()).execute().await.map_err(kernel)
+        self.change_with(RouteNetlinkMessage::NewLink(b.build()), 0).await
     }
 
     pub async fn set_down(&self, index: u32) -> Result<()> {

@@ -9,17 +9,14 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
-use futures::{StreamExt, TryStreamExt};
 use nix::errno::Errno;
-use rtnetlink::packet_core::{
-    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST,
-};
+use rtnetlink::packet_core::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL};
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
 use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage, RouteProtocol};
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::RouteMessageBuilder;
 
-use super::{errno_of, kernel, Netlink, Route};
+use super::{errno_of, Netlink, Route, CREATE};
 
 /// How long a rollback waits for restored IPv6 addresses to leave duplicate address
 /// detection, when routes need them.
@@ -42,8 +39,7 @@ impl Netlink {
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut query = RouteMessageBuilder::<IpAddr>::new().build();
             query.header.address_family = family;
-            let msgs: Vec<RouteMessage> =
-                self.handle.route().get(query).execute().try_collect().await.map_err(kernel)?;
+            let msgs = self.route_messages(query).await?;
             routes.extend(msgs.into_iter().filter(|m| is_own_route(m, index)));
         }
         Ok(LinkConfig { index, addresses, routes })
@@ -104,9 +100,7 @@ impl Netlink {
     async fn restore_address(&self, index: u32, saved: &AddressMessage) -> Result<()> {
         let mut msg = saved.clone();
         msg.header.index = index;
-        let mut req = self.handle.address().add(index, IpAddr::from([0u8; 4]), 0);
-        *req.message_mut() = msg;
-        already_there_is_fine(req.execute().await.map_err(kernel))
+        already_there_is_fine(self.change_with(RouteNetlinkMessage::NewAddress(msg), CREATE).await)
     }
 
     /// Put back `saved`, a route through link `old` (now `index`).
@@ -140,22 +134,6 @@ impl Netlink {
         }
         let flags = NLM_F_CREATE | if append { NLM_F_APPEND } else { NLM_F_EXCL };
         already_there_is_fine(self.new_route(msg, flags).await)
-    }
-
-    /// RTM_NEWROUTE with our own flags (rtnetlink's request always sets EXCL or
-    /// REPLACE; appending a multipath leg takes APPEND without EXCL).
-    async fn new_route(&self, msg: RouteMessage, flags: u16) -> Result<()> {
-        let mut req = NetlinkMessage::from(RouteNetlinkMessage::NewRoute(msg));
-        req.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-        let mut answers = self.handle.clone().request(req).map_err(kernel)?;
-        while let Some(answer) = answers.next().await {
-            if let NetlinkPayload::Error(e) = answer.payload {
-                if e.raw_code() != 0 {
-                    return Err(kernel(rtnetlink::Error::NetlinkError(e)));
-                }
-            }
-        }
-        Ok(())
     }
 }
 

@@ -6,9 +6,10 @@
 use anyhow::Result;
 use rtnetlink::packet_core::DefaultNla;
 use rtnetlink::packet_route::link::LinkAttribute;
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::LinkUnspec;
 
-use super::{kernel, Netlink};
+use super::Netlink;
 
 /// IPV4_DEVCONF_ARP_NOTIFY: announce the link's addresses when it comes up or its
 /// hardware address is set.
@@ -26,7 +27,7 @@ impl Netlink {
     pub async fn set_ipv4_conf(&self, index: u32, id: u16, value: u32) -> Result<()> {
         let spec = af_spec_inet_conf(id, value);
         let msg = LinkUnspec::new_with_index(index).append_extra_attribute(spec).build();
-        self.handle.link().change(msg).execute().await.map_err(kernel)
+        self.change_with(RouteNetlinkMessage::NewLink(msg), 0).await
     }
 }
 

@@ -4,15 +4,15 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use futures::TryStreamExt;
 use nix::errno::Errno;
 use rtnetlink::packet_route::link::{
     BridgePortState, InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoVeth, InfoVlan, LinkAttribute,
     LinkFlags, LinkInfo, LinkMessage, State,
 };
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec};
 
-use super::{errno_of, ignore_gone, kernel, Netlink};
+use super::{errno_of, ignore_gone, Netlink, CREATE};
 use crate::types::Mac;
 
 /// What we need to know about one interface, read over netlink (never sysfs:
@@ -126,26 +126,42 @@ pub struct VethRequest<'a> {
 impl Netlink {
     /// One link by name; `None` if there is none. A single GETLINK, not a dump.
     pub async fn link_by_name(&self, name: &str) -> Result<Option<Link>> {
-        let req = self.handle.link().get().match_name(name.to_string()).execute();
-        one_link(req).await
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        self.one_link(msg).await
     }
 
     pub async fn link_by_index(&self, index: u32) -> Result<Option<Link>> {
-        let req = self.handle.link().get().match_index(index).execute();
-        one_link(req).await
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        self.one_link(msg).await
+    }
+
+    async fn one_link(&self, msg: LinkMessage) -> Result<Option<Link>> {
+        match self.get_one(RouteNetlinkMessage::GetLink(msg)).await {
+            Ok(Some(RouteNetlinkMessage::NewLink(m))) => Ok(Some(Link::from_message(&m))),
+            Ok(_) => Ok(None),
+            Err(e) if errno_of(&e) == Some(Errno::ENODEV) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Every link in the namespace (used to find a bridge's ports, or a MAC).
     pub async fn links(&self) -> Result<Vec<Link>> {
-        let msgs: Vec<LinkMessage> =
-            self.handle.link().get().execute().try_collect().await.map_err(kernel)?;
-        Ok(msgs.iter().map(Link::from_message).collect())
+        let answers = self.dump(RouteNetlinkMessage::GetLink(LinkMessage::default())).await?;
+        Ok(answers
+            .iter()
+            .filter_map(|a| match a {
+                RouteNetlinkMessage::NewLink(m) => Some(Link::from_message(m)),
+                _ => None,
+            })
+            .collect())
     }
 
     /// `ip link add NAME type bridge` + `up`, in one request.
     pub async fn create_bridge(&self, name: &str) -> Result<()> {
         let msg = LinkBridge::new(name).up().build();
-        self.handle.link().add(msg).execute().await.map_err(kernel)
+        self.change_with(RouteNetlinkMessage::NewLink(msg), CREATE).await
     }
 
     pub async fn create_veth(&self, req: &VethRequest<'_>) -> Result<()> {
@@ -164,13 +180,13 @@ impl Netlink {
         if let Some(master) = req.master {
             host = host.controller(master);
         }
-        self.handle.link().add(host.build()).execute().await.map_err(kernel)
+        self.change_with(RouteNetlinkMessage::NewLink(host.build()), CREATE).await
     }
 
     /// `ip link set dev INDEX up`
     pub async fn set_up(&self, index: u32) -> Result<()> {
         let msg = LinkUnspec::new_with_index(index).up().build();
-        self.handle.link().change(msg).execute().await.map_err(kernel)
+        self.change_with(RouteNetlinkMessage::NewLink(msg), 0).await
     }
 
     /// Wait until `name` passes frames: a Linux bridge drops what arrives on a port
@@ -205,18 +221,8 @@ impl Netlink {
 
     /// `ip link del INDEX`; a link that is already gone counts as deleted.
     pub async fn delete_link(&self, index: u32) -> Result<()> {
-        ignore_gone(self.handle.link().del(index).execute().await.map_err(kernel))
-    }
-}
-
-async fn one_link<S>(mut stream: S) -> Result<Option<Link>>
-where
-    S: futures::Stream<Item = Result<LinkMessage, rtnetlink::Error>> + Unpin,
-{
-    match stream.try_next().await.map_err(kernel) {
-        Ok(Some(msg)) => Ok(Some(Link::from_message(&msg))),
-        Ok(None) => Ok(None),
-        Err(e) if errno_of(&e) == Some(Errno::ENODEV) => Ok(None),
-        Err(e) => Err(e),
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        ignore_gone(self.change_with(RouteNetlinkMessage::DelLink(msg), 0).await)
     }
 }

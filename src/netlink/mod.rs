@@ -7,20 +7,22 @@ mod config;
 mod devconf;
 mod link;
 mod route;
+mod socket;
 
 use std::fmt;
-use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd};
+use std::os::fd::BorrowedFd;
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
-use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, TokioSocket};
-use rtnetlink::Handle;
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use rtnetlink::packet_route::RouteNetlinkMessage;
 
 pub use child::{ChildKind, ChildRequest};
 pub use config::LinkConfig;
 pub use devconf::IPV4_ARP_NOTIFY;
 pub use link::{Link, VethRequest};
 pub use route::Route;
+pub use socket::Unanswered;
 
 /// Notifications from [`Netlink::link_monitor`]; only their arrival matters.
 pub type LinkEvents = futures::channel::mpsc::UnboundedReceiver<(
@@ -28,50 +30,56 @@ pub type LinkEvents = futures::channel::mpsc::UnboundedReceiver<(
     rtnetlink::sys::SocketAddr,
 )>;
 
-/// A route-netlink socket bound to one network namespace.
+/// A route-netlink connection to one network namespace (see [`socket`]).
 #[derive(Clone)]
 pub struct Netlink {
-    handle: Handle,
+    conn: socket::Conn,
 }
 
 impl Netlink {
-    /// A handle for the namespace this process runs in. Needs a tokio runtime.
+    /// A handle for the namespace this process runs in.
     pub fn current() -> Result<Netlink> {
-        let socket = Socket::new(NETLINK_ROUTE).context("cannot open a netlink socket")?;
-        Ok(Self::from_socket(socket))
+        Ok(Netlink { conn: socket::Conn::open(None)? })
     }
 
-    /// A handle for the namespace behind `netns` (an open `/proc/PID/ns/net` or similar).
+    /// A handle for the namespace behind `netns` (an open `/proc/PID/ns/net` or
+    /// similar), held so that a socket that fails can be opened again there.
     ///
     /// A netlink socket stays bound to the namespace it was created in, so the
     /// thread enters the guest's only for the `socket(2)` call (see `crate::netns`).
     pub fn in_netns(netns: BorrowedFd<'_>) -> Result<Netlink> {
-        let socket = crate::netns::run_in(netns, || {
-            Socket::new(NETLINK_ROUTE).context("cannot open a netlink socket in the guest")
-        })?;
-        Ok(Self::from_socket(socket))
+        let held = netns.try_clone_to_owned().context("cannot duplicate the guest's netns fd")?;
+        let conn = socket::Conn::open(Some(held)).context("cannot reach the guest's network namespace")?;
+        Ok(Netlink { conn })
     }
 
     /// A handle for this namespace plus its link notifications (RTNLGRP_LINK),
     /// subscribed before this returns, so that nothing after it goes unseen.
     pub fn link_monitor() -> Result<(Netlink, LinkEvents)> {
-        let (conn, handle, events) = rtnetlink::new_multicast_connection(&[rtnetlink::MulticastGroup::Link])
+        let (conn, _, events) = rtnetlink::new_multicast_connection(&[rtnetlink::MulticastGroup::Link])
             .context("cannot open a netlink socket")?;
         tokio::spawn(conn);
-        Ok((Netlink { handle }, events))
+        Ok((Netlink::current()?, events))
     }
 
-    fn from_socket(socket: Socket) -> Netlink {
-        // Extended acks make the kernel say which attribute it refused; best effort.
-        let _ = socket.set_ext_ack(true);
-        let fd = socket.into_raw_fd();
-        // SAFETY: `fd` was just released by `into_raw_fd`, so the TokioSocket is its sole owner.
-        let socket = unsafe { TokioSocket::from_raw_fd(fd) };
-        let (conn, handle, _) = rtnetlink::from_socket(socket);
-        tokio::spawn(conn);
-        Netlink { handle }
+    /// A change the kernel acknowledges; `flags` beyond NLM_F_REQUEST|NLM_F_ACK.
+    async fn change_with(&self, msg: RouteNetlinkMessage, flags: u16) -> Result<()> {
+        self.conn.request(msg, flags).map(|_| ())
+    }
+
+    /// A request with one answer (a GET by name or index).
+    async fn get_one(&self, msg: RouteNetlinkMessage) -> Result<Option<RouteNetlinkMessage>> {
+        Ok(self.conn.request(msg, 0)?.into_iter().next())
+    }
+
+    /// A dump: every answer up to its end.
+    async fn dump(&self, msg: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>> {
+        self.conn.dump(msg)
     }
 }
+
+/// NLM_F_CREATE | NLM_F_EXCL: make a new object, never touch an existing one.
+const CREATE: u16 = NLM_F_CREATE | NLM_F_EXCL;
 
 /// An error the kernel answered with, as an errno value that callers can match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,16 +92,6 @@ impl fmt::Display for KernelError {
 }
 
 impl std::error::Error for KernelError {}
-
-/// Turn an rtnetlink error into one whose errno can be read back with [`errno_of`].
-pub(crate) fn kernel(e: rtnetlink::Error) -> anyhow::Error {
-    match e {
-        rtnetlink::Error::NetlinkError(msg) if msg.raw_code() != 0 => {
-            anyhow::Error::new(KernelError(Errno::from_raw(-msg.raw_code())))
-        }
-        other => anyhow::Error::msg(other.to_string()),
-    }
-}
 
 /// The errno inside an error chain, if the kernel gave one.
 pub fn errno_of(e: &anyhow::Error) -> Option<Errno> {

@@ -3,16 +3,16 @@
 use std::net::IpAddr;
 
 use anyhow::Result;
-use futures::TryStreamExt;
 use ipnetwork::IpNetwork;
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHopFlags, RouteProtocol,
     RouteScope, RouteType,
 };
-use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::RouteMessageBuilder;
 
-use super::{ignore_gone, kernel, Netlink};
+use super::{ignore_gone, Netlink, CREATE};
 use crate::types::Family;
 
 /// One route of the main table, with the kernel's own message kept so that a
@@ -138,22 +138,35 @@ impl Netlink {
             Family::V4 => AddressFamily::Inet,
             Family::V6 => AddressFamily::Inet6,
         };
-        let msgs: Vec<RouteMessage> =
-            self.handle.route().get(query).execute().try_collect().await.map_err(kernel)?;
+        let msgs = self.route_messages(query).await?;
         Ok(msgs.into_iter().filter(is_main_unicast).filter_map(Route::from_message).collect())
+    }
+
+    /// Every route of `query`'s family (a dump).
+    pub(super) async fn route_messages(&self, query: RouteMessage) -> Result<Vec<RouteMessage>> {
+        let answers = self.dump(RouteNetlinkMessage::GetRoute(query)).await?;
+        Ok(answers
+            .into_iter()
+            .filter_map(|a| match a {
+                RouteNetlinkMessage::NewRoute(m) => Some(m),
+                _ => None,
+            })
+            .collect())
     }
 
     /// `ip route add|replace ROUTE`
     pub async fn add_route(&self, route: &Route, replace: bool) -> Result<()> {
-        let mut req = self.handle.route().add(route.message.clone());
-        if replace {
-            req = req.replace();
-        }
-        req.execute().await.map_err(kernel)
+        let flags = if replace { NLM_F_CREATE | NLM_F_REPLACE } else { CREATE };
+        self.new_route(route.message.clone(), flags).await
+    }
+
+    /// RTM_NEWROUTE with these flags (appending a multipath leg takes APPEND, not EXCL).
+    pub(super) async fn new_route(&self, msg: RouteMessage, flags: u16) -> Result<()> {
+        self.change_with(RouteNetlinkMessage::NewRoute(msg), flags).await
     }
 
     /// `ip route del ROUTE`; a route already gone counts as deleted.
     pub async fn del_route(&self, route: &Route) -> Result<()> {
-        ignore_gone(self.handle.route().del(route.message.clone()).execute().await.map_err(kernel))
+        ignore_gone(self.change_with(RouteNetlinkMessage::DelRoute(route.message.clone()), 0).await)
     }
 }

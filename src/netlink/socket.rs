@@ -1,0 +1,210 @@
+//! One route-netlink socket, spoken to one request at a time, with every outcome
+//! known. The kernel handles a route-netlink request inside sendmsg(2) and has
+//! queued its whole answer by the time the call returns, so a plain blocking socket
+//! waits for nothing; what it buys is control:
+//!
+//! - a request succeeds only on the kernel's ACK (or a dump's DONE), never because an
+//!   answer stream ended: a send or receive error fails that request with its errno;
+//! - a receive error after a good send leaves the outcome unknown (the kernel may
+//!   have made the change), and says so ([`Unanswered`]), so that the caller keeps
+//!   the undo it recorded beforehand;
+//! - after any error the socket is closed and a new one opened in the same namespace
+//!   (entered by the fd held for it) for the next request: a broken socket is never
+//!   trusted again, and the undo runs on a working one;
+//! - answers to an earlier request (one cut short) are told apart by sequence number.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _, Result};
+use nix::errno::Errno;
+use rtnetlink::packet_core::{
+    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
+};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+use super::KernelError;
+
+/// How long an answer may take: the kernel answers at once, so this only bounds a
+/// lost one (a receive queue that overflowed), which would otherwise hang the run.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Large enough for any datagram of a dump (the kernel fills at most 32 KiB).
+const BUFFER: usize = 64 * 1024;
+
+/// The request went out but its answer could not be read: the kernel may or may not
+/// have done it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unanswered(pub Errno);
+
+impl std::fmt::Display for Unanswered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "no answer from the kernel: {}", self.0.desc())
+    }
+}
+
+impl std::error::Error for Unanswered {}
+
+/// A route-netlink connection to one namespace.
+#[derive(Clone)]
+pub struct Conn {
+    inner: Arc<Mutex<Inner>>,
+}
+
+struct Inner {
+    /// `None` after an error, until the next request opens a new one.
+    socket: Option<Socket>,
+    seq: u32,
+    /// The namespace to open sockets in; `None` for the one this thread is in.
+    netns: Option<OwnedFd>,
+}
+
+impl Conn {
+    /// A connection to the namespace behind `netns` (or this thread's own), opened now
+    /// so that a namespace we cannot reach fails before anything changes.
+    pub fn open(netns: Option<OwnedFd>) -> Result<Conn> {
+        let socket = open_socket(netns.as_ref())?;
+        Ok(Conn { inner: Arc::new(Mutex::new(Inner { socket: Some(socket), seq: 0, netns })) })
+    }
+
+    /// Send `msg` with `flags` (NLM_F_REQUEST and NLM_F_ACK added); the kernel's
+    /// answers, in order, up to its ACK.
+    pub fn request(&self, msg: RouteNetlinkMessage, flags: u16) -> Result<Vec<RouteNetlinkMessage>> {
+        self.exchange(msg, flags | NLM_F_ACK, false)
+    }
+
+    /// A dump (NLM_F_DUMP): every answer up to its end.
+    pub fn dump(&self, msg: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>> {
+        self.exchange(msg, NLM_F_DUMP, true)
+    }
+
+    fn exchange(&self, msg: RouteNetlinkMessage, flags: u16, dump: bool) -> Result<Vec<RouteNetlinkMessage>> {
+        let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let result = inner.exchange(msg, flags, dump);
+        if let Err(e) = &result {
+            // Broken or not, a socket that failed is not used again.
+            if e.downcast_ref::<KernelError>().is_none() {
+                inner.socket = None;
+            }
+        }
+        result
+    }
+}
+
+impl Inner {
+    fn exchange(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+        dump: bool,
+    ) -> Result<Vec<RouteNetlinkMessage>> {
+        if self.socket.is_none() {
+            self.socket = Some(open_socket(self.netns.as_ref()).context("cannot reopen the netlink socket")?);
+        }
+        let socket = self.socket.as_ref().expect("opened above");
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | flags;
+        header.sequence_number = seq;
+        let mut req = NetlinkMessage::new(header, NetlinkPayload::from(msg));
+        req.finalize();
+        let mut buf = vec![0u8; req.buffer_len()];
+        req.serialize(&mut buf);
+        match socket.send(&buf, 0) {
+            Ok(n) if n == buf.len() => {}
+            Ok(n) => return Err(anyhow!("netlink request cut short ({n} of {} bytes sent)", buf.len())),
+            Err(e) => {
+                return Err(anyhow::Error::new(SocketError(io_errno(&e))))
+                    .context("cannot send the netlink request")
+            }
+        }
+        receive(socket, seq, dump)
+    }
+}
+
+/// Read answers to request `seq` until its ACK (or, for a dump, DONE).
+fn receive(socket: &Socket, seq: u32, dump: bool) -> Result<Vec<RouteNetlinkMessage>> {
+    let mut answers = Vec::new();
+    let mut buf: Vec<u8> = Vec::with_capacity(BUFFER);
+    loop {
+        buf.clear();
+        let n = socket
+            .recv(&mut buf, nix::libc::MSG_TRUNC)
+            .map_err(|e| anyhow::Error::new(Unanswered(io_errno(&e))))?;
+        if n > buf.len() {
+            return Err(anyhow!("a netlink answer of {n} bytes did not fit"));
+        }
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            let len =
+                NetlinkBuffer::new_checked(rest).map_err(|e| anyhow!("bad netlink answer: {e}"))?.length();
+            let len = (len as usize).min(rest.len());
+            let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..len])
+                .map_err(|e| anyhow!("bad netlink answer: {e}"))?;
+            // Messages are padded to 4 bytes.
+            rest = &rest[((len + 3) & !3).min(rest.len())..];
+            if msg.header.sequence_number != seq {
+                // What is left of an earlier request that failed half-way.
+                continue;
+            }
+            match msg.payload {
+                NetlinkPayload::Error(e) if e.raw_code() == 0 => return Ok(answers),
+                NetlinkPayload::Error(e) => return Err(KernelError(Errno::from_raw(-e.raw_code())).into()),
+                NetlinkPayload::Done(_) if dump => return Ok(answers),
+                NetlinkPayload::InnerMessage(m) => answers.push(m),
+                NetlinkPayload::Overrun(_) => return Err(anyhow!("the netlink answer overran")),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A blocking route-netlink socket in `netns` (or this thread's namespace): the
+/// thread enters the namespace only for the `socket(2)` call (see `crate::netns`).
+fn open_socket(netns: Option<&OwnedFd>) -> Result<Socket> {
+    let make = || -> Result<Socket> {
+        let mut socket =
+            Socket::new(NETLINK_ROUTE).map_err(errno_error).context("cannot open a netlink socket")?;
+        socket.bind_auto().map_err(errno_error).context("cannot bind the netlink socket")?;
+        socket
+            .connect(&SocketAddr::new(0, 0))
+            .map_err(errno_error)
+            .context("cannot connect the netlink socket")?;
+        Ok(socket)
+    };
+    let socket = match netns {
+        Some(fd) => crate::netns::run_in(fd.as_fd(), make)?,
+        None => make()?,
+    };
+    // Extended acks make the kernel say which attribute it refused; best effort.
+    let _ = socket.set_ext_ack(true);
+    let timeout = nix::sys::time::TimeVal::new(ANSWER_TIMEOUT.as_secs() as i64, 0);
+    nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::ReceiveTimeout, &timeout)
+        .map_err(|e| anyhow::Error::new(SocketError(e)))
+        .context("cannot set the netlink socket's timeout")?;
+    Ok(socket)
+}
+
+fn io_errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO))
+}
+
+fn errno_error(e: std::io::Error) -> anyhow::Error {
+    anyhow::Error::new(SocketError(io_errno(&e)))
+}
+
+/// A system call on the socket failed (the request, if any, never reached the
+/// kernel): not the kernel's answer, so [`super::errno_of`] does not read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketError(pub Errno);
+
+impl std::fmt::Display for SocketError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.desc())
+    }
+}
+
+impl std::error::Error for SocketError {}
