@@ -16,6 +16,10 @@
 #
 # Sizes (environment): BENCH_RUNS (100) attaches per contender in (1), BENCH_DOCKER
 # (20) containers in (2), BENCH_GUESTS (1000) guests in (3) and (4).
+#
+# BENCH_BASELINE=PATH (another pipework binary, an earlier build) adds it to (1) as a
+# fourth contender, interleaved with the others: before and after from one run.
+# BENCH_ONLY=1 runs (1) alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # $EPOCHREALTIME's decimal point is the locale's.
@@ -113,14 +117,19 @@ cni_conf() { # BRIDGE ADDR GATEWAY
 # contenders interleaved, each on its own bridge and guests.
 scenario_single() {
 	local n=$BENCH_RUNS i t0 t1
-	new_bridge brpw && new_bridge brcni && new_bridge brip
-	spawn_guests $((3 * n))
+	new_bridge brpw && new_bridge brcni && new_bridge brip && new_bridge brbase
+	spawn_guests $((4 * n))
 	mkdir -p "$WORK/cni"
 	for ((i = 1; i <= n; i++)); do cni_conf brcni "$(addr_of 12 "$i")" 10.12.0.1 >"$WORK/cni/$i.json"; done
-	: >"$WORK/s1.pw"; : >"$WORK/s1.cni"; : >"$WORK/s1.ip"
+	: >"$WORK/s1.pw"; : >"$WORK/s1.cni"; : >"$WORK/s1.ip"; : >"$WORK/s1.base"
 	wait_quiet
 	for ((i = 1; i <= n; i++)); do
-		local g1=${GUESTS[i - 1]} g2=${GUESTS[n + i - 1]} g3=${GUESTS[2 * n + i - 1]}
+		local g1=${GUESTS[i - 1]} g2=${GUESTS[n + i - 1]} g3=${GUESTS[2 * n + i - 1]} g4=${GUESTS[3 * n + i - 1]}
+		if [ -n "${BASE:-}" ]; then
+			t0=$EPOCHREALTIME
+			"$BASE" brbase "pid:$g4" "$(addr_of 14 "$i")@10.14.0.1"
+			t1=$EPOCHREALTIME; elapsed_us "$t0" "$t1" >>"$WORK/s1.base"
+		fi
 		t0=$EPOCHREALTIME
 		"$PW" brpw "pid:$g1" "$(addr_of 11 "$i")@10.11.0.1"
 		t1=$EPOCHREALTIME; elapsed_us "$t0" "$t1" >>"$WORK/s1.pw"
@@ -252,7 +261,11 @@ WORK=$(mktemp -d /tmp/pipework-bench.XXXXXX)
 # Private copies: another build in this tree must not swap the binary mid-run.
 cp target/release/pipework "$WORK/pipework"
 cp target/release/examples/bench_floor "$WORK/bench_floor"
-export WORK PW=$WORK/pipework FLOOR=$WORK/bench_floor
+export WORK PW=$WORK/pipework FLOOR=$WORK/bench_floor BASE=
+if [ -n "${BENCH_BASELINE:-}" ]; then
+	cp "$BENCH_BASELINE" "$WORK/baseline"
+	BASE=$WORK/baseline
+fi
 
 containers=()
 cleanup() {
@@ -263,8 +276,19 @@ trap cleanup EXIT
 
 inner() { unshare -n bash "$0" --inner "$@"; }
 
-say "(1) one attach: pipework, CNI bridge plugin, ip script ($BENCH_RUNS each)"
+say "(1) one attach: pipework, CNI bridge plugin, ip script${BASE:+, baseline} ($BENCH_RUNS each)"
 inner single
+if [ -n "${BENCH_ONLY:-}" ]; then
+	read -r pw_m pw_10 pw_90 < <(stats "$WORK/s1.pw")
+	printf '(1) %-28s %8s %8s %8s\n' "" median p10 p90
+	printf '(1) %-28s %8s %8s %8s\n' "pipework" "$pw_m" "$pw_10" "$pw_90"
+	for f in cni ip base; do
+		[ -s "$WORK/s1.$f" ] || continue
+		read -r m p10 p90 < <(stats "$WORK/s1.$f")
+		printf '(1) %-28s %8s %8s %8s\n' "$f" "$m" "$p10" "$p90"
+	done
+	exit 0
+fi
 
 docker_ok=1
 if scripts/docker-up.sh >/dev/null 2>&1; then
@@ -314,6 +338,10 @@ printf '    %-28s %8s %8s %8s\n' "" median p10 p90
 printf '    %-28s %8s %8s %8s\n' "pipework" "$pw_m" "$pw_10" "$pw_90"
 printf '    %-28s %8s %8s %8s\n' "CNI bridge plugin (static)" "$cni_m" "$cni_10" "$cni_90"
 printf '    %-28s %8s %8s %8s\n' "ip script (4 commands)" "$ip_m" "$ip_10" "$ip_90"
+if [ -s "$WORK/s1.base" ]; then
+	read -r b_m b_10 b_90 < <(stats "$WORK/s1.base")
+	printf '    %-28s %8s %8s %8s\n' "baseline ($BENCH_BASELINE)" "$b_m" "$b_10" "$b_90"
+fi
 echo "    pipework / CNI = $(ratio "$pw_m" "$cni_m"), pipework / ip script = $(ratio "$pw_m" "$ip_m")" \
 	"(targets: <= 5 ms, <= 0.5 x CNI)"
 if [ "$docker_ok" = 1 ]; then

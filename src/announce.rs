@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV6};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use nix::errno::Errno;
 use nix::ifaddrs::getifaddrs;
 use nix::libc;
@@ -15,18 +15,15 @@ use nix::sys::socket::{
     SockType, SockaddrIn6, SockaddrLike,
 };
 
+use crate::apply::{Context, Known};
 use crate::netlink::{Netlink, IPV4_ARP_NOTIFY};
-use crate::plan::{veth_host_end, Step};
+use crate::plan::{veth_host_end, Side, Step};
 
-/// After a successful apply: announce every address the steps added in the guest
-/// (`guest` and `host` are the netlink handles there). Failing to announce is a
-/// warning: the address works, neighbours just learn it later. Returns the warnings.
-pub async fn after_apply(
-    steps: &[Step],
-    netns: BorrowedFd<'_>,
-    guest: &Netlink,
-    host: &Netlink,
-) -> Vec<String> {
+/// After a successful apply: announce every address the steps added in the guest.
+/// Failing to announce is a warning: the address works, neighbours just learn it
+/// later. Returns the warnings.
+pub async fn after_apply(steps: &[Step], ctx: &Context<'_>) -> Vec<String> {
+    let (netns, guest, host) = (ctx.guest_ns, ctx.guest, ctx.host);
     let added = steps.iter().filter_map(|s| match s {
         Step::AddAddress { dev, addr, .. } => Some((dev, addr)),
         _ => None,
@@ -41,7 +38,7 @@ pub async fn after_apply(
         host.until_passes_frames(host_end).await;
     }
     for (dev, addr) in added {
-        if addr.is_ipv4() && ipv4_by_kernel(guest, dev).await.unwrap_or(false) {
+        if addr.is_ipv4() && ipv4_by_kernel(steps, ctx, guest, dev).await.unwrap_or(false) {
             continue;
         }
         if let Err(e) = announce(netns, dev, addr.ip()) {
@@ -61,7 +58,14 @@ pub async fn after_apply(
 /// and drops the packet until then. `false` (or an error) where this does not apply:
 /// a link that is down or not Ethernet, or a driver that refuses its own address
 /// while up; the packet socket does it then.
-async fn ipv4_by_kernel(guest: &Netlink, dev: &str) -> Result<bool> {
+async fn ipv4_by_kernel(steps: &[Step], ctx: &Context<'_>, guest: &Netlink, dev: &str) -> Result<bool> {
+    // Brought up by this run with `arp_notify` set, under a MAC of its choosing: one
+    // request (the usual veth case).
+    let notified = steps.iter().any(|s| matches!(s, Step::LinkUp { dev: d, arp_notify: true } if d == dev));
+    if let Some(Known { index, mac: Some(mac) }) = ctx.known(Side::Guest, dev).filter(|_| notified) {
+        guest.set_mac(index, mac).await?;
+        return Ok(true);
+    }
     let Some(link) = guest.link_by_name(dev).await? else {
         return Ok(false);
     };

@@ -8,8 +8,8 @@ use anyhow::Result;
 use crate::apply::{self, Context, Failure};
 use crate::cli::Attach;
 use crate::guest::{self, Guest};
-use crate::netlink::Netlink;
-use crate::plan::{self, Class, GuestId, Plan};
+use crate::netlink::{Link, Netlink};
+use crate::plan::{self, Class, GuestId, Plan, Side};
 use crate::{announce, blocking, facts, interrupt, Outcome};
 
 /// One attachment from the command line, with SIGINT, SIGTERM and SIGHUP turned into
@@ -36,6 +36,8 @@ struct Prepared {
     /// The guest's netlink socket.
     nl_guest: Netlink,
     plan: Plan,
+    /// HOSTIF as the facts found it (the steps then need not look it up again).
+    host_if: Option<Link>,
 }
 
 /// [`run`] with the host's netlink handle given: a batch shares one among its lines.
@@ -46,7 +48,7 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
         p = prepare(req, host) => p,
         signal = interrupt::arrived() => Err(signal.into()),
     };
-    let Prepared { guest, nl_guest, plan } = match prepared {
+    let Prepared { guest, nl_guest, plan, host_if } = match prepared {
         Ok(p) => p,
         Err(e) => return Outcome::failed(e),
     };
@@ -63,13 +65,10 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
         }
         Plan::Steps(steps) => steps,
     };
-    let ctx = Context {
-        host,
-        guest: &nl_guest,
-        guest_ns: guest.netns(),
-        guest_desc: guest.describe(),
-        notes: Default::default(),
-    };
+    let ctx = Context::new(host, &nl_guest, guest.netns(), guest.describe());
+    if let Some(link) = &host_if {
+        ctx.learn(Side::Host, &link.name, link.index, None);
+    }
     if let Err(Failure { error, rollback_errors }) = apply::apply(&steps, &ctx).await {
         lines.append(&mut ctx.notes.borrow_mut());
         return Outcome::Failed { error, rollback_errors, notes: lines };
@@ -79,7 +78,7 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
     }
     lines.append(&mut ctx.notes.borrow_mut());
     // Neighbours learn the new address now (a warning if that fails).
-    lines.extend(announce::after_apply(&steps, guest.netns(), &nl_guest, host).await);
+    lines.extend(announce::after_apply(&steps, &ctx).await);
     Outcome::Done(lines)
 }
 
@@ -98,7 +97,7 @@ async fn prepare(req: &Attach, host: &Netlink) -> Result<Prepared> {
     facts::host_end(host, req, &class, &id, &mut host_facts).await?;
     let guest_facts = facts::guest(&nl_guest, req, &class).await?;
     let plan = plan::plan(req, &class, &id, &host_facts, &guest_facts)?;
-    Ok(Prepared { guest, nl_guest, plan })
+    Ok(Prepared { guest, nl_guest, plan, host_if: host_facts.host_if })
 }
 
 /// A Docker name is resolved over the daemon's socket (blocking I/O, ~2.5 ms): on a

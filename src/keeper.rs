@@ -93,13 +93,7 @@ async fn replace(nl: &Netlink, args: &Args, old: &Lease, new: &Lease) -> Result<
     let steps = addressing::lease_steps(&args.iface.dev, new, &routes);
     // The keeper lives in the guest's namespace: its one socket is the guest's.
     let here = File::open("/proc/self/ns/net").context("cannot open the guest's network namespace")?;
-    let ctx = Context {
-        host: nl,
-        guest: nl,
-        guest_ns: here.as_fd(),
-        guest_desc: format!("the guest of {}", args.iface.dev),
-        notes: Default::default(),
-    };
+    let ctx = Context::new(nl, nl, here.as_fd(), format!("the guest of {}", args.iface.dev));
     apply::apply(&steps, &ctx).await.map_err(|f| f.error)
 }
 

@@ -79,6 +79,19 @@ impl FromStr for Mac {
 }
 
 impl Mac {
+    /// A random unicast, locally administered MAC, as the kernel gives a veth end
+    /// (eth_hw_addr_random), from the kernel's random source.
+    pub fn random_local() -> Result<Mac> {
+        let mut b = [0u8; 6];
+        // SAFETY: getrandom(2) writes at most `b.len()` bytes into `b`.
+        let n = unsafe { nix::libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+        if n != b.len() as isize {
+            bail!("cannot pick a MAC address: {}", std::io::Error::last_os_error());
+        }
+        b[0] = (b[0] & 0xfe) | 0x02;
+        Ok(Mac(b))
+    }
+
     /// The original's `U:TEXT` form: `02:` then the first five bytes of
     /// md5(TEXT + "\n") — the newline comes from its `echo | md5sum`.
     pub fn derived_from(text: &str) -> Mac {
@@ -155,5 +168,17 @@ impl fmt::Display for MacvlanMode {
             MacvlanMode::Vepa => "vepa",
             MacvlanMode::Passthru => "passthru",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_macs_are_unicast_locally_administered_and_differ() {
+        let (a, b) = (Mac::random_local().unwrap(), Mac::random_local().unwrap());
+        assert_eq!(a.0[0] & 0x03, 0x02, "{a}");
+        assert_ne!(a, b);
     }
 }

@@ -4,21 +4,34 @@
 use anyhow::{bail, Result};
 use nix::errno::Errno;
 
-use super::{index_of, Context, Journal, Undo};
-use crate::netlink::{errno_of, VethRequest};
-use crate::plan::Step;
+use super::{Context, Journal, Undo};
+use crate::netlink::{errno_of, unanswered, VethRequest};
+use crate::plan::{Side, Step};
+use crate::types::Mac;
 
 /// Create a bridge; losing a race to another run that creates the same bridge is
 /// fine (we use theirs, and it is not ours to remove on rollback).
 pub async fn create_bridge(ctx: &Context<'_>, journal: &mut Journal, name: &str) -> Result<()> {
     match ctx.host.create_bridge(name).await {
-        Ok(()) => {
-            let index = index_of(ctx.host, name).await?;
+        Ok(echo) => {
+            // Recorded at once, by name should the kernel not echo its index.
+            let index = echo.map(|l| l.index);
             journal.push(Undo::DeleteBridgeIfUnused { index, name: name.to_string() });
+            match index {
+                Some(i) => ctx.learn(Side::Host, name, i, None),
+                None => drop(ctx.index(Side::Host, name).await?),
+            }
             Ok(())
         }
+        Err(e) if unanswered(&e) => {
+            journal.push(Undo::DeleteBridgeIfUnused { index: None, name: name.to_string() });
+            Err(e)
+        }
         Err(e) if errno_of(&e) == Some(Errno::EEXIST) => match ctx.host.link_by_name(name).await? {
-            Some(l) if l.is_bridge() => Ok(()),
+            Some(l) if l.is_bridge() => {
+                ctx.learn(Side::Host, name, l.index, None);
+                Ok(())
+            }
             _ => bail!("{name} exists and is not a bridge"),
         },
         Err(e) => Err(e),
@@ -28,18 +41,26 @@ pub async fn create_bridge(ctx: &Context<'_>, journal: &mut Journal, name: &str)
 /// A down veth left by an earlier run, as the original deletes it: irreversible by
 /// nature, so the planner puts it after every check.
 pub async fn delete_stale_veth(ctx: &Context<'_>, name: &str) -> Result<()> {
+    ctx.forget(Side::Host, name);
     match ctx.host.link_by_name(name).await? {
         Some(l) => ctx.host.delete_link(l.index).await,
         None => Ok(()),
     }
 }
 
-/// The pair, host end on its bridge (if a Linux one), guest end in the guest.
+/// The pair, host end on its bridge (if a Linux one), guest end in the guest. The
+/// guest end gets a MAC of our choosing when none is asked for (random and locally
+/// administered, as the kernel would pick), so that the announcement later needs no
+/// lookup; the kernel's echo of the host end gives both indexes.
 pub async fn create_veth(ctx: &Context<'_>, journal: &mut Journal, step: &Step) -> Result<()> {
     let Step::CreateVeth { host, peer, mtu, bridge, mac } = step else { unreachable!("a veth step") };
     let master = match bridge {
-        Some(b) => Some(index_of(ctx.host, b).await?),
+        Some(b) => Some(ctx.index(Side::Host, b).await?),
         None => None,
+    };
+    let peer_mac = match mac {
+        Some(m) => *m,
+        None => Mac::random_local()?,
     };
     let req = VethRequest {
         name: host,
@@ -47,10 +68,26 @@ pub async fn create_veth(ctx: &Context<'_>, journal: &mut Journal, step: &Step) 
         master,
         peer_name: peer,
         peer_netns: ctx.guest_ns,
-        peer_mac: *mac,
+        peer_mac: Some(peer_mac),
     };
-    ctx.host.create_veth(&req).await?;
-    let index = index_of(ctx.host, host).await?;
-    journal.push(Undo::DeleteHostLink { index, name: host.clone() });
+    let echo = match ctx.host.create_veth(&req).await {
+        Ok(echo) => echo,
+        Err(e) => {
+            if unanswered(&e) {
+                journal.push(Undo::DeleteHostLink { index: None, name: host.clone() });
+            }
+            return Err(e);
+        }
+    };
+    journal.push(Undo::DeleteHostLink { index: echo.as_ref().map(|l| l.index), name: host.clone() });
+    match echo {
+        Some(l) => {
+            ctx.learn(Side::Host, host, l.index, None);
+            if let Some(p) = l.peer {
+                ctx.learn(Side::Guest, peer, p, Some(peer_mac));
+            }
+        }
+        None => drop(ctx.index(Side::Host, host).await?),
+    }
     Ok(())
 }

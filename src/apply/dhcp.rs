@@ -4,14 +4,14 @@
 
 use anyhow::Result;
 
-use super::{index_of, Context, Journal, Undo};
+use super::{Context, Journal, Undo};
 use crate::dhcp::{self, Target};
-use crate::plan::{addressing, DhcpRequest};
+use crate::plan::{addressing, DhcpRequest, Side};
 use crate::types::Family;
 
 pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
     ctx.notes.borrow_mut().extend(req.warnings());
-    let index = index_of(ctx.guest, &req.dev).await?;
+    let index = ctx.index(Side::Guest, &req.dev).await?;
     let mac = ctx.guest.link_by_index(index).await?.and_then(|l| l.mac);
     let target = Target { nl: ctx.guest, netns: ctx.guest_ns, index, mac };
     let got = dhcp::acquire(req, &target).await?;

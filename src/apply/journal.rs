@@ -11,13 +11,14 @@ use crate::netlink::{Link, LinkConfig, Netlink, Route};
 #[derive(Debug)]
 pub enum Undo {
     /// A bridge we created; kept if someone else has plugged a port into it since.
+    /// `index: None`: made, but its index was never read (found by name then).
     DeleteBridgeIfUnused {
-        index: u32,
+        index: Option<u32>,
         name: String,
     },
-    /// A host link we created (deleting a veth end deletes the pair).
+    /// A host link we created (deleting a veth end deletes the pair); `index` as above.
     DeleteHostLink {
-        index: u32,
+        index: Option<u32>,
         name: String,
     },
     /// An Open vSwitch bridge we created; kept if it has ports (another run's).
@@ -34,9 +35,9 @@ pub enum Undo {
         index: u32,
         name: String,
     },
-    /// A link we created inside the guest.
+    /// A link we created inside the guest; `index` as above.
     DeleteGuestLink {
-        index: u32,
+        index: Option<u32>,
         name: String,
     },
     /// A host link we moved into the guest (`--direct-phys`), with what it had:
@@ -77,6 +78,25 @@ impl Journal {
         self.undos.push(undo);
     }
 
+    /// Make a change with its undo recorded first: the undo stays when the change
+    /// succeeded, and when its outcome is unknown (the kernel's answer was lost, so
+    /// the change may be made); it goes when the change surely failed. Every undo
+    /// tolerates finding its change not made.
+    pub async fn attempt(
+        &mut self,
+        undo: Undo,
+        change: impl std::future::Future<Output = Result<()>>,
+    ) -> Result<()> {
+        self.undos.push(undo);
+        let result = change.await;
+        if let Err(e) = &result {
+            if !crate::netlink::unanswered(e) {
+                self.undos.pop();
+            }
+        }
+        result
+    }
+
     /// Keep everything.
     pub fn commit(mut self) {
         self.undos.clear();
@@ -96,13 +116,19 @@ impl Journal {
 
 async fn undo_one(undo: &Undo, ctx: &Context<'_>) -> Result<()> {
     match undo {
-        Undo::DeleteBridgeIfUnused { index, .. } => {
-            if has_ports(ctx.host, *index).await? {
+        Undo::DeleteBridgeIfUnused { index, name } => {
+            let Some(index) = resolve(ctx.host, *index, name).await? else {
+                return Ok(());
+            };
+            if has_ports(ctx.host, index).await? {
                 return Ok(());
             }
-            ctx.host.delete_link(*index).await
+            ctx.host.delete_link(index).await
         }
-        Undo::DeleteHostLink { index, .. } => ctx.host.delete_link(*index).await,
+        Undo::DeleteHostLink { index, name } => match resolve(ctx.host, *index, name).await? {
+            Some(index) => ctx.host.delete_link(index).await,
+            None => Ok(()),
+        },
         Undo::SetHostDown { index, .. } => ctx.host.set_down(*index).await,
         Undo::OvsDeleteBridgeIfUnused { name } => {
             let _changing = crate::ovs::exclusive().await;
@@ -112,15 +138,34 @@ async fn undo_one(undo: &Undo, ctx: &Context<'_>) -> Result<()> {
             }
         }
         Undo::OvsDeletePort { bridge, port } => crate::ovs::del_port(bridge, port).await,
-        Undo::DeleteGuestLink { index, .. } => ctx.guest.delete_link(*index).await,
+        Undo::DeleteGuestLink { index, name } => match resolve(ctx.guest, *index, name).await? {
+            Some(index) => ctx.guest.delete_link(index).await,
+            None => Ok(()),
+        },
         Undo::MoveBack { index, nic, disable_ipv6 } => {
             super::links::move_back(ctx, *index, &nic.0, &nic.1, disable_ipv6.as_deref()).await
         }
         Undo::RestoreIpv6Off { dev, value } => super::sysctl::restore(ctx, dev, value).await,
         Undo::DeleteAddress { index, addr } => ctx.guest.del_address(*index, *addr).await,
-        Undo::RestoreRoute(route) => ctx.guest.add_route(&route.restorable(), false).await,
+        // Not deleted after all (its answer was lost): nothing to put back.
+        Undo::RestoreRoute(route) => already_there(ctx.guest.add_route(&route.restorable(), false).await),
         Undo::DeleteRoute(route) => ctx.guest.del_route(route).await,
         Undo::StopDhcp(running) => running.stop().await,
+    }
+}
+
+/// The link to undo: by its index, or (never read) by its name; `None` once gone.
+async fn resolve(nl: &Netlink, index: Option<u32>, name: &str) -> Result<Option<u32>> {
+    match index {
+        Some(i) => Ok(Some(i)),
+        None => Ok(nl.link_by_name(name).await?.map(|l| l.index)),
+    }
+}
+
+fn already_there(r: Result<()>) -> Result<()> {
+    match r {
+        Err(e) if crate::netlink::errno_of(&e) == Some(nix::errno::Errno::EEXIST) => Ok(()),
+        other => other,
     }
 }
 

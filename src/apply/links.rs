@@ -8,13 +8,13 @@ use std::os::fd::AsFd;
 
 use anyhow::{anyhow, Context as _, Result};
 
-use super::{index_of, Context, Journal, Undo};
-use crate::types::Mac;
 use nix::errno::Errno;
 
-use crate::netlink::{errno_of, ChildKind, ChildRequest, Link, LinkConfig};
+use super::{Context, Journal, Undo};
+use crate::netlink::{errno_of, unanswered, ChildKind, ChildRequest, Link, LinkConfig};
 use crate::netns::disable_ipv6_path;
-use crate::plan::GuestLink;
+use crate::plan::{GuestLink, Side};
+use crate::types::Mac;
 
 pub async fn create_vlan(
     ctx: &Context<'_>,
@@ -24,12 +24,20 @@ pub async fn create_vlan(
     id: u16,
     mtu: u32,
 ) -> Result<()> {
-    let parent = index_of(ctx.host, parent).await?;
+    let parent = ctx.index(Side::Host, parent).await?;
     match ctx.host.create_vlan(name, parent, id, mtu).await {
-        Ok(()) => {
-            let index = index_of(ctx.host, name).await?;
+        Ok(echo) => {
+            let index = echo.map(|l| l.index);
             j.push(Undo::DeleteHostLink { index, name: name.to_string() });
+            match index {
+                Some(i) => ctx.learn(Side::Host, name, i, None),
+                None => drop(ctx.index(Side::Host, name).await?),
+            }
             Ok(())
+        }
+        Err(e) if unanswered(&e) => {
+            j.push(Undo::DeleteHostLink { index: None, name: name.to_string() });
+            Err(e)
         }
         // Another run made the same device meanwhile: use it; it is not ours to remove.
         Err(e) if errno_of(&e) == Some(Errno::EEXIST) => match ctx.host.link_by_name(name).await? {
@@ -50,9 +58,8 @@ pub async fn set_host_up(ctx: &Context<'_>, j: &mut Journal, name: &str) -> Resu
     if link.up {
         return Ok(());
     }
-    ctx.host.set_up(link.index).await?;
-    j.push(Undo::SetHostDown { index: link.index, name: name.to_string() });
-    Ok(())
+    let undo = Undo::SetHostDown { index: link.index, name: name.to_string() };
+    j.attempt(undo, ctx.host.set_up(link.index)).await
 }
 
 /// A random temporary name: the kernel creates a macvlan on the host side before
@@ -71,19 +78,25 @@ pub async fn create_in_guest(
 ) -> Result<()> {
     let kind = match kind {
         GuestLink::Macvlan { parent, mode } => {
-            ChildKind::Macvlan { parent: index_of(ctx.host, parent).await?, mode: *mode }
+            ChildKind::Macvlan { parent: ctx.index(Side::Host, parent).await?, mode: *mode }
         }
         GuestLink::Dummy => ChildKind::Dummy,
         GuestLink::Ipoib { parent, pkey } => {
-            ChildKind::Ipoib { parent: index_of(ctx.host, parent).await?, pkey: *pkey }
+            ChildKind::Ipoib { parent: ctx.index(Side::Host, parent).await?, pkey: *pkey }
         }
     };
     let temp = temporary_name();
     let req = ChildRequest { name: &temp, kind, netns: Some(ctx.guest_ns), mtu, mac };
-    ctx.host.create_child(&req).await?;
-    let index = index_of(ctx.guest, &temp).await?;
-    j.push(Undo::DeleteGuestLink { index, name: name.to_string() });
-    ctx.guest.rename(index, name).await.with_context(|| format!("cannot rename {temp} to {name}"))
+    // Made in another namespace, it is not echoed to us: found by its temporary name,
+    // and recorded by that name until then (also when the answer was lost).
+    let undo = Undo::DeleteGuestLink { index: None, name: temp.clone() };
+    j.attempt(undo, ctx.host.create_child(&req)).await?;
+    let index = ctx.index(Side::Guest, &temp).await?;
+    j.push(Undo::DeleteGuestLink { index: Some(index), name: name.to_string() });
+    ctx.forget(Side::Guest, &temp);
+    ctx.guest.rename(index, name).await.with_context(|| format!("cannot rename {temp} to {name}"))?;
+    ctx.learn(Side::Guest, name, index, mac);
+    Ok(())
 }
 
 /// `--direct-phys`: move, rename, keep the old name in the alias (as the CNI
@@ -102,11 +115,22 @@ pub async fn move_into_guest(
     // come back with the host's). Read on our thread, which is in the host's namespace;
     // a kernel without IPv6 has none.
     let disable_ipv6 = crate::netns::read_sysctl(&disable_ipv6_path(name)).ok();
-    ctx.host.move_to(nic.index, ctx.guest_ns).await?;
+    let moved = ctx.host.move_to(nic.index, ctx.guest_ns).await;
+    if let Err(e) = moved {
+        // Its answer lost, the NIC may be in the guest all the same: give it back then.
+        if unanswered(&e) {
+            if let Ok(Some(there)) = ctx.guest.link_by_name(name).await {
+                j.push(Undo::MoveBack { index: there.index, nic: Box::new((nic, config)), disable_ipv6 });
+            }
+        }
+        return Err(e);
+    }
     // Moving closes the device; it keeps its name, and its index where free.
-    let index = index_of(ctx.guest, name).await?;
+    let index = ctx.index(Side::Guest, name).await?;
     j.push(Undo::MoveBack { index, nic: Box::new((nic, config)), disable_ipv6 });
+    ctx.forget(Side::Guest, name);
     ctx.guest.rename(index, new_name).await?;
+    ctx.learn(Side::Guest, new_name, index, mac);
     ctx.guest.set_alias(index, name).await?;
     if let Some(mac) = mac {
         ctx.guest.set_mac(index, mac).await?;
@@ -135,7 +159,12 @@ pub async fn move_back(
     // Our own thread never leaves the host's namespace, so this is the host's.
     let host_ns = File::open("/proc/self/ns/net").context("cannot open the host's namespace")?;
     ctx.guest.move_to(index, host_ns.as_fd()).await?;
-    let home = index_of(ctx.host, &nic.name).await?;
+    let home = ctx
+        .host
+        .link_by_name(&nic.name)
+        .await?
+        .ok_or_else(|| anyhow!("{} did not come back", nic.name))?
+        .index;
     // Our own thread is in the host's namespace, as the file must be opened from.
     let mut errors = Vec::new();
     if let Some(value) = disable_ipv6 {

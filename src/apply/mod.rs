@@ -3,40 +3,21 @@
 
 mod addressing;
 mod bridge;
+mod context;
 mod dhcp;
 mod journal;
 mod links;
 mod ovs;
 mod sysctl;
 
-use std::cell::RefCell;
-use std::os::fd::BorrowedFd;
-
-use anyhow::{anyhow, Context as _, Result};
+use anyhow::{anyhow, Result};
 use nix::errno::Errno;
 
+pub use context::{Context, Known};
 pub use journal::{Journal, Undo};
 
-use crate::netlink::{errno_of, Netlink};
+use crate::netlink::errno_of;
 use crate::plan::{veth_host_end, Step};
-
-/// The handles a run needs: one netlink socket per namespace, opened up front.
-pub struct Context<'a> {
-    pub host: &'a Netlink,
-    pub guest: &'a Netlink,
-    pub guest_ns: BorrowedFd<'a>,
-    /// "container web1 (pid 123)", for messages.
-    pub guest_desc: String,
-    /// Warnings and notices for the result (never printed from here: a batch
-    /// prefixes them with their line).
-    pub notes: RefCell<Vec<String>>,
-}
-
-impl Context<'_> {
-    pub fn note(&self, line: String) {
-        self.notes.borrow_mut().push(line);
-    }
-}
 
 /// A failed run: what failed, plus a line for every undo that failed too.
 #[derive(Debug)]
@@ -114,12 +95,4 @@ fn missing_kernel_feature(step: &Step, e: anyhow::Error) -> anyhow::Error {
         }
         _ => e,
     }
-}
-
-pub(crate) async fn index_of(nl: &Netlink, name: &str) -> Result<u32> {
-    nl.link_by_name(name)
-        .await
-        .with_context(|| format!("cannot look up {name}"))?
-        .map(|l| l.index)
-        .ok_or_else(|| anyhow!("{name} has disappeared"))
 }

@@ -9,7 +9,7 @@ use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage, MacVlanMode};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::{LinkDummy, LinkIpoib, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVlan};
 
-use super::{Netlink, CREATE};
+use super::{Link, Netlink, CREATE};
 use crate::types::{Mac, MacvlanMode};
 
 /// What kind of link to create for a guest.
@@ -87,8 +87,9 @@ impl Netlink {
         self.change_with(RouteNetlinkMessage::NewLink(child_message(req)), CREATE).await
     }
 
-    pub async fn create_vlan(&self, name: &str, parent: u32, id: u16, mtu: u32) -> Result<()> {
-        self.change_with(RouteNetlinkMessage::NewLink(vlan_message(name, parent, id, mtu)), CREATE).await
+    /// The VLAN device, as the kernel echoes it, if it does.
+    pub async fn create_vlan(&self, name: &str, parent: u32, id: u16, mtu: u32) -> Result<Option<Link>> {
+        self.create_echoed(vlan_message(name, parent, id, mtu)).await
     }
 
     async fn change(&self, b: LinkMessageBuilder<LinkUnspec>) -> Result<()> {

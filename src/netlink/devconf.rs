@@ -43,7 +43,7 @@ fn nla(kind: u16, value: &[u8]) -> Vec<u8> {
 }
 
 /// The IFLA_AF_SPEC attribute setting one IPv4 devconf value (pure, for its test).
-fn af_spec_inet_conf(id: u16, value: u32) -> LinkAttribute {
+pub(super) fn af_spec_inet_conf(id: u16, value: u32) -> LinkAttribute {
     let conf = nla(IFLA_INET_CONF | NLA_F_NESTED, &nla(id, &value.to_ne_bytes()));
     let inet = nla(AF_INET | NLA_F_NESTED, &conf);
     LinkAttribute::Other(DefaultNla::new(IFLA_AF_SPEC | NLA_F_NESTED, inet))

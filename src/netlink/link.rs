@@ -12,7 +12,7 @@ use rtnetlink::packet_route::link::{
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec};
 
-use super::{errno_of, ignore_gone, Netlink, CREATE};
+use super::{errno_of, ignore_gone, Netlink};
 use crate::types::Mac;
 
 /// What we need to know about one interface, read over netlink (never sysfs:
@@ -55,7 +55,7 @@ impl Link {
         self.kind.as_deref() == Some("veth")
     }
 
-    fn from_message(msg: &LinkMessage) -> Link {
+    pub(super) fn from_message(msg: &LinkMessage) -> Link {
         let mut link = Link {
             index: msg.header.index,
             name: String::new(),
@@ -158,13 +158,15 @@ impl Netlink {
             .collect())
     }
 
-    /// `ip link add NAME type bridge` + `up`, in one request.
-    pub async fn create_bridge(&self, name: &str) -> Result<()> {
-        let msg = LinkBridge::new(name).up().build();
-        self.change_with(RouteNetlinkMessage::NewLink(msg), CREATE).await
+    /// `ip link add NAME type bridge` + `up`, in one request; the new link, if the
+    /// kernel echoes it.
+    pub async fn create_bridge(&self, name: &str) -> Result<Option<Link>> {
+        self.create_echoed(LinkBridge::new(name).up().build()).await
     }
 
-    pub async fn create_veth(&self, req: &VethRequest<'_>) -> Result<()> {
+    /// The pair; the host end as the kernel echoes it (its `peer` is the guest end's
+    /// index in the guest), if it does.
+    pub async fn create_veth(&self, req: &VethRequest<'_>) -> Result<Option<Link>> {
         let mut peer = LinkMessageBuilder::<LinkUnspec>::new()
             .name(req.peer_name.to_string())
             .mtu(req.mtu)
@@ -180,12 +182,24 @@ impl Netlink {
         if let Some(master) = req.master {
             host = host.controller(master);
         }
-        self.change_with(RouteNetlinkMessage::NewLink(host.build()), CREATE).await
+        self.create_echoed(host.build()).await
     }
 
     /// `ip link set dev INDEX up`
     pub async fn set_up(&self, index: u32) -> Result<()> {
         let msg = LinkUnspec::new_with_index(index).up().build();
+        self.change_with(RouteNetlinkMessage::NewLink(msg), 0).await
+    }
+
+    /// `ip link set dev INDEX up` and `sysctl net.ipv4.conf.DEV.arp_notify=1` in one
+    /// request. The kernel applies the flags before the per-family settings, so the
+    /// link comes up without announcing (too early for a bridge port to pass it), and
+    /// announces when its MAC is set later (see `crate::announce`).
+    pub async fn set_up_with_arp_notify(&self, index: u32) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index)
+            .up()
+            .append_extra_attribute(super::devconf::af_spec_inet_conf(super::IPV4_ARP_NOTIFY, 1))
+            .build();
         self.change_with(RouteNetlinkMessage::NewLink(msg), 0).await
     }
 

@@ -14,7 +14,8 @@ use std::os::fd::BorrowedFd;
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
-use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL};
+use rtnetlink::packet_route::link::LinkMessage;
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
 pub use child::{ChildKind, ChildRequest};
@@ -67,6 +68,18 @@ impl Netlink {
         self.conn.request(msg, flags).map(|_| ())
     }
 
+    /// Create a host link and have the kernel echo it back (NLM_F_ECHO, Linux 6.3 and
+    /// later), so that its index (and a veth's peer index) come with the ACK: no
+    /// lookup after it. `None` from a kernel that does not echo, or when the link
+    /// was made in another namespace (the echo goes to that namespace's sockets).
+    async fn create_echoed(&self, msg: LinkMessage) -> Result<Option<Link>> {
+        let answers = self.conn.request(RouteNetlinkMessage::NewLink(msg), CREATE | NLM_F_ECHO)?;
+        Ok(answers.iter().find_map(|a| match a {
+            RouteNetlinkMessage::NewLink(m) => Some(Link::from_message(m)),
+            _ => None,
+        }))
+    }
+
     /// A request with one answer (a GET by name or index).
     async fn get_one(&self, msg: RouteNetlinkMessage) -> Result<Option<RouteNetlinkMessage>> {
         Ok(self.conn.request(msg, 0)?.into_iter().next())
@@ -96,6 +109,11 @@ impl std::error::Error for KernelError {}
 /// The errno inside an error chain, if the kernel gave one.
 pub fn errno_of(e: &anyhow::Error) -> Option<Errno> {
     e.chain().find_map(|c| c.downcast_ref::<KernelError>()).map(|k| k.0)
+}
+
+/// The request's outcome is unknown: it went out, and its answer was lost.
+pub fn unanswered(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<Unanswered>().is_some())
 }
 
 /// "Already gone" is success when removing something.

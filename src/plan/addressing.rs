@@ -18,10 +18,12 @@ use crate::types::Family;
 /// In the original's order: address, old default out, link up, routes; IPv6 turned
 /// on for the interface before anything of IPv6 is put on it.
 pub fn steps(req: &Attach, dev: &str, facts: &GuestFacts) -> Vec<Step> {
-    let up = Step::LinkUp { dev: dev.to_string() };
     let IpSpec::Static { addr, gateway } = &req.ip else {
-        return vec![up];
+        return vec![Step::LinkUp { dev: dev.to_string(), arp_notify: false }];
     };
+    // The kernel announces an IPv4 address when told to (see `announce`).
+    let arp_notify = addr.is_some_and(|a| a.is_ipv4());
+    let up = Step::LinkUp { dev: dev.to_string(), arp_notify };
     let mut steps = Vec::new();
     if wants_ipv6(req) {
         steps.push(Step::EnableIpv6 { dev: dev.to_string() });

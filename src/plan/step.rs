@@ -11,7 +11,7 @@ use crate::netlink::Route;
 use crate::types::{Mac, MacvlanMode};
 
 /// Which namespace a step acts in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Side {
     Host,
     Guest,
@@ -98,9 +98,11 @@ pub enum Step {
         addr: IpNetwork,
         broadcast: Option<Ipv4Addr>,
     },
-    /// `ip link set DEV up` in the guest.
+    /// `ip link set DEV up` in the guest. `arp_notify`: also set the interface's
+    /// `arp_notify`, in the same request, for the IPv4 announcement (see `announce`).
     LinkUp {
         dev: String,
+        arp_notify: bool,
     },
     DeleteRoute {
         route: Route,
@@ -167,7 +169,7 @@ impl Step {
             }
             Step::EnableIpv6 { dev } => format!("cannot enable IPv6 on {dev} in {g}"),
             Step::AddAddress { dev, addr, .. } => format!("cannot add address {addr} to {dev} in {g}"),
-            Step::LinkUp { dev } => format!("cannot set {dev} up in {g}"),
+            Step::LinkUp { dev, .. } => format!("cannot set {dev} up in {g}"),
             Step::CreateVlan { name, .. } => format!("cannot create VLAN device {name}"),
             Step::SetHostUp { name } => format!("cannot set {name} up"),
             Step::CreateGuestLink { name, kind, .. } => {
@@ -227,7 +229,7 @@ impl fmt::Display for Step {
                 }
                 Ok(())
             }
-            Step::LinkUp { dev } => write!(f, "ip link set {dev} up"),
+            Step::LinkUp { dev, .. } => write!(f, "ip link set {dev} up"),
             Step::CreateVlan { name, parent, id, mtu } => {
                 write!(f, "ip link add link {parent} name {name} mtu {mtu} type vlan id {id}")
             }

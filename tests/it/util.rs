@@ -115,6 +115,7 @@ impl Netns {
     /// before and after. Counters and timers are left out.
     pub fn snapshot(&self) -> String {
         self.until_dad_settles();
+        self.until_carrier_settles();
         let mut parts = Vec::new();
         for args in [
             &["link", "show"][..],
@@ -132,6 +133,25 @@ impl Netns {
             parts.push(format!("{args:?}: {v}"));
         }
         parts.join("\n")
+    }
+
+    /// Wait (at most 2 s) until no link is both up with carrier and NO-CARRIER: a
+    /// link set up a moment ago (a NIC given back by a rollback) shows both until the
+    /// kernel's linkwatch work has run, asynchronously; that is no difference of ours.
+    pub fn until_carrier_settles(&self) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            let links = self.ip_j(&["link", "show"]);
+            let unsettled = links.as_array().into_iter().flatten().any(|l| {
+                let flags = l["flags"].as_array().cloned().unwrap_or_default();
+                let has = |f: &str| flags.iter().any(|x| x == f);
+                has("NO-CARRIER") && has("LOWER_UP")
+            });
+            if !unsettled {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Wait (at most 5 s) until no IPv6 address here is under duplicate address

@@ -1,0 +1,83 @@
+//! What every step of one run shares: a netlink socket per namespace, the guest's
+//! netns, the notes for the result, and the links the run knows the index of.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::os::fd::BorrowedFd;
+
+use anyhow::{anyhow, Context as _, Result};
+
+use crate::netlink::Netlink;
+use crate::plan::Side;
+use crate::types::Mac;
+
+/// The handles a run needs: one netlink socket per namespace, opened up front.
+pub struct Context<'a> {
+    pub host: &'a Netlink,
+    pub guest: &'a Netlink,
+    pub guest_ns: BorrowedFd<'a>,
+    /// "container web1 (pid 123)", for messages.
+    pub guest_desc: String,
+    /// Warnings and notices for the result (never printed from here: a batch
+    /// prefixes them with their line).
+    pub notes: RefCell<Vec<String>>,
+    /// Links whose index this run has learnt (from the facts, or from the kernel's
+    /// echo of a link it made), by side and name: each later step on them spares a
+    /// lookup. Names change only through this run's own steps, which update it.
+    known: RefCell<HashMap<(Side, String), Known>>,
+}
+
+/// A link this run knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Known {
+    pub index: u32,
+    /// Its MAC, where this run chose it.
+    pub mac: Option<Mac>,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(host: &'a Netlink, guest: &'a Netlink, guest_ns: BorrowedFd<'a>, guest_desc: String) -> Self {
+        Context { host, guest, guest_ns, guest_desc, notes: RefCell::default(), known: RefCell::default() }
+    }
+
+    pub fn note(&self, line: String) {
+        self.notes.borrow_mut().push(line);
+    }
+
+    /// The netlink socket of `side`.
+    pub fn nl(&self, side: Side) -> &'a Netlink {
+        match side {
+            Side::Host => self.host,
+            Side::Guest => self.guest,
+        }
+    }
+
+    /// Remember link `name` on `side`.
+    pub fn learn(&self, side: Side, name: &str, index: u32, mac: Option<Mac>) {
+        self.known.borrow_mut().insert((side, name.to_string()), Known { index, mac });
+    }
+
+    /// `name` on `side` is gone, or is now another link.
+    pub fn forget(&self, side: Side, name: &str) {
+        self.known.borrow_mut().remove(&(side, name.to_string()));
+    }
+
+    pub fn known(&self, side: Side, name: &str) -> Option<Known> {
+        self.known.borrow().get(&(side, name.to_string())).copied()
+    }
+
+    /// The index of link `name` on `side`: known, or looked up (and then known).
+    pub async fn index(&self, side: Side, name: &str) -> Result<u32> {
+        if let Some(k) = self.known(side, name) {
+            return Ok(k.index);
+        }
+        let link = self
+            .nl(side)
+            .link_by_name(name)
+            .await
+            .with_context(|| format!("cannot look up {name}"))?
+            .ok_or_else(|| anyhow!("{name} has disappeared"))?;
+        self.learn(side, name, link.index, None);
+        Ok(link.index)
+    }
+}
