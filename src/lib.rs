@@ -53,6 +53,10 @@ pub fn main<I: IntoIterator<Item = String>>(argv: I) -> ExitCode {
     if argv.first().map(String::as_str) == Some(dhcp::keep::SUBCOMMAND) {
         return dhcp::keep::main(&argv[1..]);
     }
+    // `completions SHELL` and the man page: documentation, not an attachment.
+    if let Some(code) = cli::docs::early(&argv) {
+        return code;
+    }
     let parsed = match cli::parse(argv.clone()) {
         // An existing host interface wins over the `route*`/`rule*`/`tc*` prefixes,
         // in the original's order (one ioctl, only for these words).
