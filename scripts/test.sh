@@ -27,6 +27,37 @@ cargo clippy --locked --all-targets -- -D warnings
 # The explicit --target keeps +crt-static off build scripts and proc macros.
 echo "test.sh: static release build for containers"
 RUSTFLAGS='-C target-feature=+crt-static' cargo build --locked --release --target x86_64-unknown-linux-gnu
+# The Debian package, from that same static build, so that it cannot rot: its
+# control fields and contents, then installed by dpkg into a throw-away root,
+# where the installed binary must run and its man page hold the examples.
+echo "test.sh: Debian package"
+scripts/package.sh
+check_package() {
+	local deb=$1 root listing f
+	dpkg-deb -I "$deb" control >/tmp/pipework-control.$$
+	grep -qx 'Package: pipework' /tmp/pipework-control.$$
+	grep -qx 'Recommends: iproute2' /tmp/pipework-control.$$
+	grep -q '^Suggests: .*openvswitch-switch.*docker.io' /tmp/pipework-control.$$
+	rm -f /tmp/pipework-control.$$
+	listing=$(dpkg-deb -c "$deb" | awk '{print $NF}')
+	for f in ./usr/bin/pipework ./usr/share/man/man8/pipework.8.gz \
+		./usr/share/bash-completion/completions/pipework ./usr/share/zsh/vendor-completions/_pipework \
+		./usr/share/fish/vendor_completions.d/pipework.fish ./usr/share/doc/pipework/copyright \
+		./usr/share/doc/pipework/changelog.gz; do
+		grep -qx -- "$f" <<<"$listing" || { echo "test.sh: $deb lacks $f" >&2; return 1; }
+	done
+	root=$(mktemp -d /tmp/pipework-pkgroot.XXXXXX)
+	mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates"
+	: >"$root/var/lib/dpkg/status"
+	dpkg --root="$root" --log=/dev/null -i "$deb" >/dev/null
+	dpkg --root="$root" -s pipework | grep -qx 'Status: install ok installed'
+	"$root/usr/bin/pipework" --version | grep -q "^pipework .* (commit "
+	zcat "$root/usr/share/man/man8/pipework.8.gz" | grep -q '^\.SH EXAMPLES'
+	grep -q '^_pipework()' "$root/usr/share/bash-completion/completions/pipework"
+	echo "test.sh: package ok: $("$root/usr/bin/pipework" --version), $(wc -l <<<"$listing") entries"
+	rm -rf "$root"
+}
+check_package target/debian/pipework_*_"$(dpkg --print-architecture)".deb
 # Tests must never touch the machine's own namespace: note its interfaces before,
 # and fail the run if any appeared (a test that ran pipework outside its own world).
 links() { ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort; }

@@ -37,6 +37,10 @@ pub fn main<I: IntoIterator<Item = String>>(argv: I) -> ExitCode {
     if argv.first().map(String::as_str) == Some(dhcp::keep::SUBCOMMAND) {
         return keeper::main(&argv[1..]);
     }
+    // `completions SHELL` and the man page: documentation, not an attachment.
+    if let Some(code) = cli::docs::early(&argv) {
+        return code;
+    }
     let invocation = match cli::parse_on_host(argv) {
         Ok(i) => i,
         Err(CliError::Syntax) => {

@@ -11,6 +11,10 @@ use anyhow::{anyhow, bail, Result};
 /// Linux interface-name limit (IFNAMSIZ - 1).
 pub const IFNAME_MAX: usize = 15;
 
+/// The expected form of every interface-name argument, for error messages: the
+/// caller names the argument (`bad -i 'X': expected ...`).
+pub const IFNAME_FORM: &str = "an interface name of 1 to 15 bytes, without '/', ':' or whitespace";
+
 /// A network interface name the kernel will accept.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct IfName(String);
@@ -31,17 +35,17 @@ impl FromStr for IfName {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
         if s.is_empty() {
-            bail!("interface name is empty");
+            bail!("expected {IFNAME_FORM} (it is empty)");
         }
         if s.len() > IFNAME_MAX {
-            bail!("interface name {s:?} is longer than {IFNAME_MAX} bytes");
+            bail!("expected {IFNAME_FORM} (it is longer than {IFNAME_MAX} bytes)");
         }
         if s == "." || s == ".." {
-            bail!("interface name {s:?} is not allowed");
+            bail!("expected {IFNAME_FORM} ('.' and '..' are not allowed)");
         }
         // The kernel refuses '/', ':' and whitespace in names (dev_valid_name).
         if let Some(c) = s.chars().find(|c| *c == '/' || *c == ':' || c.is_whitespace()) {
-            bail!("interface name {s:?} contains {c:?}");
+            bail!("expected {IFNAME_FORM} (it contains {c:?})");
         }
         Ok(IfName(s.to_string()))
     }
@@ -61,7 +65,7 @@ impl fmt::Display for Mac {
 impl FromStr for Mac {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || anyhow!("invalid MAC address {s:?} (expected six hex bytes like 02:42:ac:11:00:02)");
+        let bad = || anyhow!("bad MAC '{s}': expected six hex bytes like 02:42:ac:11:00:02");
         let mut out = [0u8; 6];
         let mut parts = s.split(':');
         for byte in out.iter_mut() {
@@ -114,7 +118,7 @@ impl FromStr for Family {
         match s {
             "4" | "inet" => Ok(Family::V4),
             "6" | "inet6" => Ok(Family::V6),
-            _ => bail!("invalid address family {s:?} for -a (expected 4 or 6)"),
+            _ => bail!("bad -a '{s}': expected 4 or 6"),
         }
     }
 }
@@ -155,7 +159,7 @@ impl FromStr for MacvlanMode {
             "private" => Ok(MacvlanMode::Private),
             "vepa" => Ok(MacvlanMode::Vepa),
             "passthru" => Ok(MacvlanMode::Passthru),
-            _ => bail!("invalid macvlan mode {s:?} (expected bridge, private, vepa or passthru)"),
+            _ => bail!("bad --macvlan-mode '{s}': expected bridge, private, vepa or passthru"),
         }
     }
 }

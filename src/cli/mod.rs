@@ -2,13 +2,14 @@
 //! original (`HOSTIF [opts] GUEST IPSPEC [MAC][@VLAN]`, `route GUEST ...`, `--wait`)
 //! turned into one typed [`Invocation`]. Nothing here touches the system.
 
+pub mod docs;
 pub mod types;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 pub use types::{DhcpClient, Family, IfName, IpSpec, Mac, MacVlan, MacvlanMode, Vlan};
 
@@ -116,35 +117,26 @@ pipework tc <guest> <tc_command>
 pipework --wait [-i containerinterface]
 ";
 
-const AFTER_HELP: &str = "\
-HOSTIF is a Linux bridge (a missing br* one is created), an Open vSwitch bridge (ovs*
-likewise), a NIC (a macvlan on it; --direct-phys moves the NIC itself), an InfiniBand
-NIC (IPoIB), dummy*, or mac:HOSTMAC for the interface with that MAC.
-
-GUEST is a Docker container (name, /name, ID or ID prefix), an LXC container, pid:N (the
-network namespace of process N), or a network-namespace file given by a path with a
-directory, such as /proc/N/ns/net or /var/run/netns/NAME.
-
-IPSPEC is ADDR/PREFIX[@GATEWAY], 0/0 (no address), or a DHCP client:
-dhcp[:OPTS], udhcpc[-f][:OPTS], dhclient[-f][:OPTS], dhcpcd[:OPTS], dhcp4[-f][:OPTS].
-
-The last argument is [MAC][@VLAN]: a MAC address or U:TEXT (a stable MAC derived from
-TEXT), optionally followed by @VLAN.
-
-Exit status: 0 on success, 1 on any error (nothing is left changed); route, rule and tc
-pass through the exit status of ip or tc. SIGINT, SIGTERM or SIGHUP during an attachment
-undo it, then pipework dies of the signal.";
+/// After the options in `-h`; `--help` has the grammar, exit statuses and examples
+/// ([`docs::long_help`]).
+const AFTER_HELP: &str =
+    "Run 'pipework --help' for HOSTIF, GUEST and IPSPEC, the exit statuses and examples.";
 
 /// The flags clap knows; the positional grammar is ours.
 #[derive(Parser, Debug)]
 #[command(
     name = "pipework",
-    version,
+    version = env!("PIPEWORK_VERSION_LINE"),
     about = "Software-defined networking for Linux containers",
+    long_about = "Software-defined networking for Linux containers: gives a container, or the \
+                  network namespace of any process, a new interface on a host bridge, Open vSwitch \
+                  bridge or NIC, with an address and routes, through netlink; a drop-in \
+                  replacement for the pipework script.",
     override_usage = "pipework [OPTIONS] HOSTIF [-i CONTAINER_IF] [-l LOCAL_IF] [-a 4|6] GUEST IPSPEC [MAC][@VLAN]\n       \
                       pipework route|rule|tc GUEST ARGS...\n       \
                       pipework --batch FILE|- [--json] [--dry-run] [--verbose]\n       \
-                      pipework --wait [-i CONTAINER_IF] [--timeout SECONDS]",
+                      pipework --wait [-i CONTAINER_IF] [--timeout SECONDS]\n       \
+                      pipework completions bash|zsh|fish",
     after_help = AFTER_HELP
 )]
 struct RawArgs {
@@ -173,6 +165,7 @@ struct RawArgs {
     #[arg(
         long,
         value_name = "FILE",
+        value_hint = clap::ValueHint::FilePath,
         conflicts_with_all = ["wait", "args", "direct_phys", "container_if", "local_if", "family", "timeout"]
     )]
     batch: Option<PathBuf>,
@@ -191,6 +184,11 @@ struct RawArgs {
     /// HOSTIF GUEST IPSPEC [MAC][@VLAN]
     #[arg(value_name = "ARGS")]
     args: Vec<String>,
+}
+
+/// The clap definition behind `--help`, the man page and the completions.
+pub fn command() -> clap::Command {
+    RawArgs::command().after_long_help(docs::long_help())
 }
 
 /// Parse `argv` (without the program name).
@@ -223,11 +221,13 @@ pub fn parse_on_host(argv: Vec<String>) -> Result<Invocation, CliError> {
 /// `route`, `rule` or `tc`: for a host interface of such a name, which the original
 /// checks for before the passthrough prefixes.
 pub fn parse_without_passthrough(argv: Vec<String>) -> Result<Invocation, CliError> {
-    let raw = RawArgs::try_parse_from(std::iter::once("pipework".to_string()).chain(argv))
+    let matches = command()
+        .try_get_matches_from(std::iter::once("pipework".to_string()).chain(argv))
         .map_err(CliError::Clap)?;
+    let raw = RawArgs::from_arg_matches(&matches).map_err(CliError::Clap)?;
     // clap leaves `requires` unchecked when the required flag conflicts with what is given.
     if raw.json && raw.batch.is_none() {
-        let e = <RawArgs as clap::CommandFactory>::command()
+        let e = command()
             .error(clap::error::ErrorKind::MissingRequiredArgument, "--json works with --batch FILE only");
         return Err(CliError::Clap(e));
     }
@@ -273,8 +273,7 @@ fn wait(raw: RawArgs) -> Result<Invocation> {
     let timeout = raw
         .timeout
         .map(|s| {
-            Duration::try_from_secs_f64(s)
-                .map_err(|_| anyhow!("invalid --timeout {s} (expected seconds >= 0)"))
+            Duration::try_from_secs_f64(s).map_err(|_| anyhow!("bad --timeout '{s}': expected seconds >= 0"))
         })
         .transpose()?;
     Ok(Invocation::Wait { container_if, timeout })
@@ -292,12 +291,17 @@ fn dhcp_timeout(timeout: Option<f64>, ip: &IpSpec) -> Result<Option<Duration>> {
     const MAX: Duration = Duration::from_secs(86_400);
     match Duration::try_from_secs_f64(s) {
         Ok(d) if !d.is_zero() && d <= MAX => Ok(Some(d)),
-        _ => bail!("invalid --timeout {s} (expected seconds > 0, at most {})", MAX.as_secs()),
+        _ => bail!("bad --timeout '{s}': expected seconds > 0, at most {}", MAX.as_secs()),
     }
 }
 
 fn ifname_or(value: Option<&str>, default: &str, flag: &str) -> Result<IfName> {
-    value.unwrap_or(default).parse().with_context(|| format!("invalid {flag}"))
+    ifname(value.unwrap_or(default), flag)
+}
+
+/// An interface-name argument; the error names it: `bad -i 'X': expected ...`.
+fn ifname(value: &str, arg: &str) -> Result<IfName> {
+    value.parse().with_context(|| format!("bad {arg} '{value}'"))
 }
 
 fn attach(raw: RawArgs) -> Result<Attach> {
@@ -311,8 +315,10 @@ fn attach(raw: RawArgs) -> Result<Attach> {
         warnings.push(crate::report::warning(format!("ignoring extra arguments: {}", extra.join(" "))));
     }
     let host_if = match host_if.strip_prefix("mac:") {
-        Some(mac) => HostIf::Mac(mac.parse()?),
-        None => HostIf::Name(host_if.parse().context("invalid HOSTIF")?),
+        Some(mac) => HostIf::Mac(mac.parse().map_err(|_| {
+            anyhow!("bad HOSTIF '{host_if}': expected mac: and six hex bytes like mac:02:42:ac:11:00:02")
+        })?),
+        None => HostIf::Name(ifname(&host_if, "HOSTIF")?),
     };
     let ip_text = ip;
     let ip: IpSpec = ip_text.parse()?;
@@ -322,8 +328,8 @@ fn attach(raw: RawArgs) -> Result<Attach> {
         host_if,
         direct_phys: raw.direct_phys,
         macvlan_mode: raw.macvlan_mode.parse()?,
-        container_if: raw.container_if.as_deref().map(str::parse).transpose().context("invalid -i")?,
-        local_if: raw.local_if.as_deref().map(str::parse).transpose().context("invalid -l")?,
+        container_if: raw.container_if.as_deref().map(|v| ifname(v, "-i")).transpose()?,
+        local_if: raw.local_if.as_deref().map(|v| ifname(v, "-l")).transpose()?,
         family,
         guest,
         ip,

@@ -105,7 +105,7 @@ fn ipv6_family_inferred_and_checked() {
     assert_eq!(attach("br1 -a 6 web1 0/0").family, Family::V6);
     assert!(invalid("br1 -a 4 web1 fd00::2/64").contains("contradicts"));
     assert!(invalid("br1 -a 6 web1 10.0.0.2/24").contains("contradicts"));
-    assert!(invalid("br1 -a 5 web1 10.0.0.2/24").contains("invalid address family"));
+    assert!(invalid("br1 -a 5 web1 10.0.0.2/24").contains("bad -a '5': expected 4 or 6"));
 }
 
 #[test]
@@ -171,20 +171,83 @@ fn missing_arguments_give_the_syntax_text() {
 fn bad_values_are_refused_before_anything_runs() {
     assert_eq!(
         invalid("br1 web1 10.0.0.2"),
-        "The IP address should include a netmask.\nMaybe you meant 10.0.0.2/24 ?"
+        "bad IPSPEC '10.0.0.2': expected ADDR/PREFIX[@GATEWAY], 0/0, or a DHCP client\n\
+         Maybe you meant 10.0.0.2/24 ?"
     );
-    assert!(invalid("br1 web1 10.0.0.256/24").contains("invalid IP address"));
-    assert!(invalid("br1 web1 10.0.0.2/24 zz:bb:cc:dd:ee:ff").contains("invalid MAC"));
-    assert!(invalid("br1 web1 10.0.0.2/24 @5000x").contains("invalid VLAN"));
-    assert!(invalid("mac:00:11 web1 10.0.0.2/24").contains("invalid MAC"));
-    assert!(invalid("br1 -i a234567890123456 web1 10.0.0.2/24").contains("longer than 15"));
-    assert!(invalid("br1 -l a/b web1 10.0.0.2/24").contains("'/'"));
-    assert!(invalid("br:1 web1 10.0.0.2/24").contains("':'"));
-    assert!(invalid("a234567890123456 web1 10.0.0.2/24").contains("longer than 15"));
+    assert!(invalid("br1 web1 10.0.0.256/24").starts_with("bad IPSPEC '10.0.0.256/24': expected "));
+    assert!(invalid("br1 web1 10.0.0.2/24 zz:bb:cc:dd:ee:ff").starts_with("bad MAC 'zz:bb:cc:dd:ee:ff'"));
+    assert!(invalid("br1 web1 10.0.0.2/24 @5000x").starts_with("bad VLAN '5000x': expected "));
+    assert_eq!(
+        invalid("mac:00:11 web1 10.0.0.2/24"),
+        "bad HOSTIF 'mac:00:11': expected mac: and six hex bytes like mac:02:42:ac:11:00:02"
+    );
+    let form = "expected an interface name of 1 to 15 bytes, without '/', ':' or whitespace";
+    assert_eq!(
+        invalid("br1 -i a234567890123456 web1 10.0.0.2/24"),
+        format!("bad -i 'a234567890123456': {form} (it is longer than 15 bytes)")
+    );
+    assert_eq!(invalid("br1 -l a/b web1 10.0.0.2/24"), format!("bad -l 'a/b': {form} (it contains '/')"));
+    assert_eq!(invalid("br:1 web1 10.0.0.2/24"), format!("bad HOSTIF 'br:1': {form} (it contains ':')"));
+    assert!(invalid("a234567890123456 web1 10.0.0.2/24").starts_with("bad HOSTIF 'a234567890123456': "));
+    assert_eq!(
+        invalid("br1 --macvlan-mode bridged web1 10.0.0.2/24"),
+        "bad --macvlan-mode 'bridged': expected bridge, private, vepa or passthru"
+    );
+    assert_eq!(
+        invalid("--timeout 100000 br1 web1 dhcp"),
+        "bad --timeout '100000': expected seconds > 0, at most 86400"
+    );
     match parse(["br1", "-i", "a b", "web1", "10.0.0.2/24"]) {
-        Err(CliError::Invalid(e)) => assert!(format!("{e:#}").contains("' '")),
+        Err(CliError::Invalid(e)) => {
+            assert_eq!(format!("{e:#}"), format!("bad -i 'a b': {form} (it contains ' ')"))
+        }
         other => panic!("{other:?}"),
     }
+}
+
+/// `-h` is the short form; `--help` ends with the examples; both come from one command.
+#[test]
+fn help_ends_with_examples_and_h_stays_short() {
+    let render = |flag: &str| match parse([flag]) {
+        Err(CliError::Clap(e)) => e.render().to_string(),
+        other => panic!("{flag}: {other:?}"),
+    };
+    let (short, long) = (render("-h"), render("--help"));
+    assert!(!short.contains("Examples:") && !short.contains("HOSTIF is"), "{short}");
+    assert!(short.lines().count() < 30, "-h has {} lines:\n{short}", short.lines().count());
+    let examples = long.split("\nExamples:\n").nth(1).unwrap_or_else(|| panic!("no Examples in:\n{long}"));
+    for form in ["@192.168.1.1", " -i eth2 ", " 02:42:0a:00:00:02", "pipework eth0 ", " dhcp4", "--batch "] {
+        assert!(examples.contains(form), "no example with {form:?}:\n{examples}");
+    }
+    // Every example's command line parses as the grammar it teaches.
+    for (cmd, _) in docs::EXAMPLES {
+        let words: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+        assert!(parse(words).is_ok(), "{cmd} does not parse");
+    }
+    // Each example is a command line, then what it does, indented: nothing after them.
+    let lines: Vec<&str> = examples.trim_end().lines().collect();
+    assert!(lines.iter().all(|l| l.starts_with("  pipework ") || l.starts_with("      ")), "{examples}");
+    assert!(long.contains("Exit status:\n  0 "), "{long}");
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_same_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let script = String::from_utf8(docs::completion(shell).unwrap()).unwrap();
+        assert!(script.contains("macvlan-mode") && script.contains("batch"), "{shell}: {script}");
+    }
+    assert!(docs::completion("tcsh").is_none());
+    let man = docs::man_page();
+    for section in [".SH NAME", ".SH SYNOPSIS", ".SH OPTIONS", ".SH \"EXIT STATUS\"", ".SH EXAMPLES"] {
+        assert!(man.contains(section), "no {section} in the man page");
+    }
+    let examples = &man[man.find(".SH EXAMPLES").unwrap()..];
+    for (cmd, _) in docs::EXAMPLES {
+        assert!(examples.contains(&cmd.replace('-', "\\-")), "{cmd} not in the man page's EXAMPLES");
+    }
+    assert!(
+        man.contains(&format!("commit {}", env!("PIPEWORK_VERSION_LINE").split("commit ").nth(1).unwrap()))
+    );
 }
 
 #[test]

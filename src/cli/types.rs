@@ -9,7 +9,10 @@ use std::str::FromStr;
 use anyhow::{anyhow, bail, Result};
 use ipnetwork::IpNetwork;
 
-pub use crate::types::{Family, IfName, Mac, MacvlanMode, IFNAME_MAX};
+pub use crate::types::{Family, IfName, Mac, MacvlanMode, IFNAME_FORM, IFNAME_MAX};
+
+/// The expected form of IPSPEC, for error messages and help.
+pub const IPSPEC_FORM: &str = "ADDR/PREFIX[@GATEWAY], 0/0, or a DHCP client";
 
 /// The optional last argument: `[MAC][@VLAN]`.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -29,7 +32,9 @@ impl FromStr for MacVlan {
             "" => None,
             m => match m.strip_prefix("U:") {
                 Some(text) => Some(Mac::derived_from(text)),
-                None => Some(m.parse()?),
+                None => Some(m.parse().map_err(|_| {
+                    anyhow!("bad MAC '{m}': expected six hex bytes like 02:42:ac:11:00:02, or U:TEXT")
+                })?),
             },
         };
         Ok(MacVlan { mac, vlan })
@@ -45,7 +50,7 @@ impl FromStr for Vlan {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
         if s.is_empty() || s.len() > 4 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
-            bail!("invalid VLAN id {s:?} (expected a number from 0 to 4094)");
+            bail!("bad VLAN '{s}': expected a number from 0 to 4094 (a hex partition key for IPoIB)");
         }
         Ok(Vlan(s.to_string()))
     }
@@ -113,29 +118,36 @@ impl FromStr for IpSpec {
             Some((a, g)) => (a, Some(g)),
             None => (s, None),
         };
+        let bad = |why: String| anyhow!("bad IPSPEC '{s}': expected {IPSPEC_FORM} ({why})");
         if !addr.contains('/') {
-            // The original's two-line message, word for word.
-            bail!("The IP address should include a netmask.\nMaybe you meant {addr}/24 ?");
+            // The original's hint (its second line, word for word) where it helps: an
+            // address without a prefix length.
+            if addr.parse::<IpAddr>().is_ok() {
+                bail!("bad IPSPEC '{s}': expected {IPSPEC_FORM}\nMaybe you meant {addr}/24 ?");
+            }
+            bail!("bad IPSPEC '{s}': expected {IPSPEC_FORM}");
         }
         let gateway = gateway
-            .map(|g| g.parse::<IpAddr>().map_err(|_| anyhow!("invalid gateway address {g:?}")))
+            .map(|g| g.parse::<IpAddr>().map_err(|_| bad(format!("GATEWAY '{g}' is not an IP address"))))
             .transpose()?;
-        let addr = if addr == "0/0" { None } else { Some(parse_network(addr)?) };
+        let addr = if addr == "0/0" { None } else { Some(parse_network(addr).map_err(bad)?) };
         if let (Some(a), Some(g)) = (addr, gateway) {
             if Family::of(&a.ip()) != Family::of(&g) {
-                bail!("gateway {g} is not of the same family as address {a}");
+                return Err(bad(format!("GATEWAY {g} is not of the same family as ADDR {}", a.ip())));
             }
         }
         Ok(IpSpec::Static { addr, gateway })
     }
 }
 
-fn parse_network(s: &str) -> Result<IpNetwork> {
-    let bad = || anyhow!("invalid IP address {s:?} (expected ADDR/PREFIX, for example 10.0.0.2/24)");
-    let (ip, prefix) = s.split_once('/').ok_or_else(bad)?;
-    let ip: IpAddr = ip.parse().map_err(|_| bad())?;
-    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
-    IpNetwork::new(ip, prefix).map_err(|_| bad())
+/// `ADDR/PREFIX`; the error says which half is wrong.
+fn parse_network(s: &str) -> std::result::Result<IpNetwork, String> {
+    let (ip, prefix) = s.split_once('/').ok_or_else(|| format!("'{s}' has no /PREFIX"))?;
+    let ip: IpAddr = ip.parse().map_err(|_| format!("ADDR '{ip}' is not an IP address"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let bad_prefix = || format!("PREFIX '{prefix}' is not a number from 0 to {max}");
+    let prefix: u8 = prefix.parse().map_err(|_| bad_prefix())?;
+    IpNetwork::new(ip, prefix).map_err(|_| bad_prefix())
 }
 
 fn parse_dhcp(s: &str) -> Option<IpSpec> {
@@ -260,9 +272,51 @@ mod tests {
     }
 
     #[test]
-    fn missing_netmask_is_the_originals_two_lines() {
+    fn missing_netmask_names_ipspec_and_keeps_the_originals_hint() {
         let e = "10.0.0.2".parse::<IpSpec>().unwrap_err().to_string();
-        assert_eq!(e, "The IP address should include a netmask.\nMaybe you meant 10.0.0.2/24 ?");
+        assert_eq!(
+            e,
+            "bad IPSPEC '10.0.0.2': expected ADDR/PREFIX[@GATEWAY], 0/0, or a DHCP client\n\
+             Maybe you meant 10.0.0.2/24 ?"
+        );
+        // No hint where the word is no address at all (a DHCP client misspelt).
+        let e = "dhcp5".parse::<IpSpec>().unwrap_err().to_string();
+        assert_eq!(e, "bad IPSPEC 'dhcp5': expected ADDR/PREFIX[@GATEWAY], 0/0, or a DHCP client");
+    }
+
+    /// Every malformed value: `bad ARG 'VALUE': expected FORM`, then why, if that helps.
+    #[test]
+    fn error_texts_name_the_argument_and_the_expected_form() {
+        let err = |r: Result<()>| r.unwrap_err().to_string();
+        let ip = |s: &str| err(s.parse::<IpSpec>().map(drop));
+        let form = "expected ADDR/PREFIX[@GATEWAY], 0/0, or a DHCP client";
+        for (value, why) in [
+            ("10.0.0.300/24", "ADDR '10.0.0.300' is not an IP address"),
+            ("10.0.0.2/33", "PREFIX '33' is not a number from 0 to 32"),
+            ("fd00::1/129", "PREFIX '129' is not a number from 0 to 128"),
+            ("10.0.0.2/x", "PREFIX 'x' is not a number from 0 to 32"),
+            ("10.0.0.2/24@nope", "GATEWAY 'nope' is not an IP address"),
+            ("10.0.0.2/24@fd00::1", "GATEWAY fd00::1 is not of the same family as ADDR 10.0.0.2"),
+        ] {
+            assert_eq!(ip(value), format!("bad IPSPEC '{value}': {form} ({why})"));
+        }
+        assert_eq!(
+            err("zz:bb:cc:dd:ee:ff".parse::<MacVlan>().map(drop)),
+            "bad MAC 'zz:bb:cc:dd:ee:ff': expected six hex bytes like 02:42:ac:11:00:02, or U:TEXT"
+        );
+        assert_eq!(
+            err("@5000x".parse::<MacVlan>().map(drop)),
+            "bad VLAN '5000x': expected a number from 0 to 4094 (a hex partition key for IPoIB)"
+        );
+        assert_eq!(err("5".parse::<Family>().map(drop)), "bad -a '5': expected 4 or 6");
+        assert_eq!(
+            err("bridged".parse::<MacvlanMode>().map(drop)),
+            "bad --macvlan-mode 'bridged': expected bridge, private, vepa or passthru"
+        );
+        assert_eq!(
+            err("a/b".parse::<IfName>().map(drop)),
+            "expected an interface name of 1 to 15 bytes, without '/', ':' or whitespace (it contains '/')"
+        );
     }
 
     #[test]

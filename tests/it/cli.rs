@@ -46,13 +46,80 @@ fn a_guest_in_the_hosts_own_namespace_is_refused_and_nothing_changes() {
 }
 
 #[test]
-fn missing_netmask_gives_the_originals_two_lines() {
+fn missing_netmask_names_ipspec_and_keeps_the_originals_hint() {
     let r = pipework_here(&["br1", "web1", "10.0.0.2"]);
     assert_eq!(r.code, 1);
     assert_eq!(
         r.stderr,
-        "pipework: The IP address should include a netmask.\nMaybe you meant 10.0.0.2/24 ?\n"
+        "pipework: bad IPSPEC '10.0.0.2': expected ADDR/PREFIX[@GATEWAY], 0/0, or a DHCP client\n\
+         Maybe you meant 10.0.0.2/24 ?\n"
     );
+}
+
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let line = pipework_here(&["--version"]).ok().stdout;
+    let want = format!("pipework {} (commit ", env!("CARGO_PKG_VERSION"));
+    let commit = line.trim_end().strip_prefix(&want).and_then(|r| r.strip_suffix(')'));
+    let commit = commit.unwrap_or_else(|| panic!("{line:?} is not {want}COMMIT)"));
+    // Built in a git checkout (this test's case, unless told otherwise): that HEAD.
+    let head = std::process::Command::new("git")
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match (head, std::env::var("PIPEWORK_GIT_COMMIT")) {
+        (_, Ok(c)) if !c.is_empty() => assert_eq!(commit, c),
+        (Some(h), _) => assert_eq!(commit, h),
+        (None, _) => assert_eq!(commit, "unknown"),
+    }
+}
+
+#[test]
+fn help_ends_with_examples_and_bad_values_show_the_expected_form() {
+    let help = pipework_here(&["--help"]).ok().stdout;
+    let tail = help.rsplit("\nExamples:\n").next().unwrap();
+    assert!(tail.starts_with("  pipework br1 web1 192.168.1.10/24@192.168.1.1\n"), "{help}");
+    let short = pipework_here(&["-h"]).ok().stdout;
+    assert!(!short.contains("Examples:") && short.contains("pipework --help"), "{short}");
+    for (args, line) in [
+        (&["br1", "web1", "10.0.0.2/33"][..], "pipework: bad IPSPEC '10.0.0.2/33': expected ADDR/PREFIX[@GATEWAY], 0/0, or a DHCP client (PREFIX '33' is not a number from 0 to 32)"),
+        (&["br1", "web1", "10.0.0.2/24", "02:42"], "pipework: bad MAC '02:42': expected six hex bytes like 02:42:ac:11:00:02, or U:TEXT"),
+        (&["br1", "-a", "5", "web1", "10.0.0.2/24"], "pipework: bad -a '5': expected 4 or 6"),
+    ] {
+        assert_eq!(pipework_here(args).failed(), line, "{args:?}");
+    }
+}
+
+#[test]
+fn completions_print_a_script_for_each_shell() {
+    for (shell, start) in
+        [("bash", "_pipework() {"), ("zsh", "#compdef pipework"), ("fish", "complete -c pipework")]
+    {
+        let out = pipework_here(&["completions", shell]).ok().stdout;
+        assert!(out.contains(start) && out.contains("macvlan-mode"), "{shell}:\n{out}");
+    }
+    assert_eq!(
+        pipework_here(&["completions", "tcsh"]).failed(),
+        "pipework: bad SHELL 'tcsh': expected bash, zsh, fish, elvish or powershell"
+    );
+    let man = pipework_here(&["--man-page"]).ok().stdout;
+    assert!(man.starts_with(".ie") && man.contains(".SH EXAMPLES"), "{man}");
+}
+
+#[test]
+fn a_host_interface_named_completions_wins_over_the_word() {
+    // As for route/rule/tc: the original would take the word as HOSTIF.
+    let host = Netns::new();
+    host.sh("ip", &["link", "add", "completions", "type", "bridge"]);
+    let r = host.pipework(&["completions", "bash"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.starts_with("Syntax:\n"), "{r:?}");
+    // And an attachment to it is one.
+    let guest = Netns::new();
+    host.pipework(&["completions", &guest.guest(), "10.0.0.2/24"]).ok();
+    assert!(guest.addrs("eth1").contains(&"10.0.0.2/24".to_string()), "{:?}", guest.addrs("eth1"));
 }
 
 #[test]
