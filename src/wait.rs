@@ -7,8 +7,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
-use futures::StreamExt;
+use anyhow::{anyhow, Context, Result};
 
 use crate::cli::IfName;
 use crate::netlink::{Link, Netlink};
@@ -69,7 +68,7 @@ pub async fn run(ifname: &IfName, timeout: Option<Duration>) -> Outcome {
 async fn until_ready(ifname: &str, seen: &Cell<State>) -> Result<()> {
     // Subscribe before the first look: a change between the look and the
     // subscription would otherwise go unseen and the wait would never end.
-    let (nl, mut events) = Netlink::link_monitor()?;
+    let (nl, events) = Netlink::link_monitor()?;
     loop {
         let link = nl.link_by_name(ifname).await.with_context(|| format!("cannot read link {ifname}"))?;
         let state = State::of(link.as_ref());
@@ -77,11 +76,7 @@ async fn until_ready(ifname: &str, seen: &Cell<State>) -> Result<()> {
         if state == State::Ready {
             return Ok(());
         }
-        if events.next().await.is_none() {
-            bail!("the netlink socket closed while waiting for {ifname}");
-        }
-        // A burst of notifications (create, rename, up, carrier) needs one look, not one each.
-        while events.try_recv().is_ok() {}
+        events.next().await?;
     }
 }
 

@@ -6,6 +6,7 @@ mod child;
 mod config;
 mod devconf;
 mod link;
+mod monitor;
 mod route;
 mod socket;
 
@@ -22,14 +23,9 @@ pub use child::{ChildKind, ChildRequest};
 pub use config::LinkConfig;
 pub use devconf::IPV4_ARP_NOTIFY;
 pub use link::{Link, VethRequest};
+pub use monitor::LinkEvents;
 pub use route::Route;
 pub use socket::Unanswered;
-
-/// Notifications from [`Netlink::link_monitor`]; only their arrival matters.
-pub type LinkEvents = futures::channel::mpsc::UnboundedReceiver<(
-    rtnetlink::packet_core::NetlinkMessage<rtnetlink::packet_route::RouteNetlinkMessage>,
-    rtnetlink::sys::SocketAddr,
-)>;
 
 /// A route-netlink connection to one network namespace (see [`socket`]).
 #[derive(Clone)]
@@ -57,9 +53,7 @@ impl Netlink {
     /// A handle for this namespace plus its link notifications (RTNLGRP_LINK),
     /// subscribed before this returns, so that nothing after it goes unseen.
     pub fn link_monitor() -> Result<(Netlink, LinkEvents)> {
-        let (conn, _, events) = rtnetlink::new_multicast_connection(&[rtnetlink::MulticastGroup::Link])
-            .context("cannot open a netlink socket")?;
-        tokio::spawn(conn);
+        let events = LinkEvents::subscribe()?;
         Ok((Netlink::current()?, events))
     }
 
