@@ -5,11 +5,11 @@ use std::os::unix::fs::MetadataExt;
 
 use anyhow::Result;
 
-use crate::apply::{self, Context, Failure};
+use crate::apply::{self, BridgeLock, Context, Failure};
 use crate::cli::Attach;
 use crate::guest::{self, Guest};
 use crate::netlink::{Link, Netlink};
-use crate::plan::{self, Class, GuestId, Plan, Side};
+use crate::plan::{self, Class, GuestId, Mode, Plan, Side};
 use crate::{announce, blocking, facts, interrupt, Outcome};
 
 /// One attachment from the command line, with SIGINT, SIGTERM and SIGHUP turned into
@@ -38,6 +38,8 @@ struct Prepared {
     plan: Plan,
     /// HOSTIF as the facts found it (the steps then need not look it up again).
     host_if: Option<Link>,
+    /// Held from before HOSTIF was looked up (see `apply::BridgeLock`).
+    bridge_lock: Option<BridgeLock>,
 }
 
 /// [`run`] with the host's netlink handle given: a batch shares one among its lines.
@@ -48,7 +50,7 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
         p = prepare(req, host) => p,
         signal = interrupt::arrived() => Err(signal.into()),
     };
-    let Prepared { guest, nl_guest, plan, host_if } = match prepared {
+    let Prepared { guest, nl_guest, plan, host_if, bridge_lock } = match prepared {
         Ok(p) => p,
         Err(e) => return Outcome::failed(e),
     };
@@ -66,6 +68,7 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
         Plan::Steps(steps) => steps,
     };
     let ctx = Context::new(host, &nl_guest, guest.netns(), guest.describe());
+    ctx.hold_bridge_lock(bridge_lock);
     if let Some(link) = &host_if {
         ctx.learn(Side::Host, &link.name, link.index, None);
     }
@@ -85,8 +88,13 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
 /// In the original's order: what HOSTIF is (and what it refuses) first, then the
 /// guest, then the facts the classification names, then the plan.
 async fn prepare(req: &Attach, host: &Netlink) -> Result<Prepared> {
+    // Before HOSTIF is looked up: a bridge found is not removed under our feet.
+    let mut bridge_lock = BridgeLock::shared().await;
     let mut host_facts = facts::host_kind(host, req).await?;
     let class = Class::of(req, &host_facts)?;
+    if !matches!(class.mode, Some(Mode::Bridge { .. })) {
+        bridge_lock = None;
+    }
     let guest = resolve(&req.guest).await.and_then(not_the_host)?;
     let nl_guest = Netlink::in_netns(guest.netns())?;
     let container = match &guest.source {
@@ -97,7 +105,7 @@ async fn prepare(req: &Attach, host: &Netlink) -> Result<Prepared> {
     facts::host_end(host, req, &class, &id, &mut host_facts).await?;
     let guest_facts = facts::guest(&nl_guest, req, &class).await?;
     let plan = plan::plan(req, &class, &id, &host_facts, &guest_facts)?;
-    Ok(Prepared { guest, nl_guest, plan, host_if: host_facts.host_if })
+    Ok(Prepared { guest, nl_guest, plan, host_if: host_facts.host_if, bridge_lock })
 }
 
 /// A Docker name is resolved over the daemon's socket (blocking I/O, ~2.5 ms): on a

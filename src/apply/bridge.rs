@@ -80,6 +80,8 @@ pub async fn create_veth(ctx: &Context<'_>, journal: &mut Journal, step: &Step) 
         }
     };
     journal.push(Undo::DeleteHostLink { index: echo.as_ref().map(|l| l.index), name: host.clone() });
+    // On its bridge now: a rollback elsewhere sees the port and keeps the bridge.
+    ctx.release_bridge_lock();
     match echo {
         Some(l) => {
             ctx.learn(Side::Host, host, l.index, None);

@@ -7,6 +7,7 @@ use std::os::fd::BorrowedFd;
 
 use anyhow::{anyhow, Context as _, Result};
 
+use super::bridge_lock::BridgeLock;
 use crate::netlink::Netlink;
 use crate::plan::Side;
 use crate::types::Mac;
@@ -25,6 +26,8 @@ pub struct Context<'a> {
     /// echo of a link it made), by side and name: each later step on them spares a
     /// lookup. Names change only through this run's own steps, which update it.
     known: RefCell<HashMap<(Side, String), Known>>,
+    /// Held shared until this run's port is on its bridge (see `bridge_lock`).
+    bridge_lock: RefCell<Option<BridgeLock>>,
 }
 
 /// A link this run knows.
@@ -37,7 +40,25 @@ pub struct Known {
 
 impl<'a> Context<'a> {
     pub fn new(host: &'a Netlink, guest: &'a Netlink, guest_ns: BorrowedFd<'a>, guest_desc: String) -> Self {
-        Context { host, guest, guest_ns, guest_desc, notes: RefCell::default(), known: RefCell::default() }
+        Context {
+            host,
+            guest,
+            guest_ns,
+            guest_desc,
+            notes: RefCell::default(),
+            known: RefCell::default(),
+            bridge_lock: RefCell::default(),
+        }
+    }
+
+    /// Hold `lock` (taken before HOSTIF was looked up) until [`Self::release_bridge_lock`].
+    pub fn hold_bridge_lock(&self, lock: Option<BridgeLock>) {
+        *self.bridge_lock.borrow_mut() = lock;
+    }
+
+    /// The port is on its bridge, or the run gives up (and may remove the bridge).
+    pub fn release_bridge_lock(&self) {
+        self.bridge_lock.borrow_mut().take();
     }
 
     pub fn note(&self, line: String) {

@@ -3,6 +3,7 @@
 
 mod addressing;
 mod bridge;
+mod bridge_lock;
 mod context;
 mod dhcp;
 mod journal;
@@ -13,6 +14,7 @@ mod sysctl;
 use anyhow::{anyhow, Result};
 use nix::errno::Errno;
 
+pub use bridge_lock::BridgeLock;
 pub use context::{Context, Known};
 pub use journal::{Journal, Undo};
 
@@ -39,6 +41,7 @@ pub async fn apply(steps: &[Step], ctx: &Context<'_>) -> Result<(), Failure> {
         // A signal stops the run between steps (long steps watch for it themselves),
         // and the done ones are undone like after any failure.
         if let Err(error) = crate::interrupt::check() {
+            ctx.release_bridge_lock();
             let rollback_errors = journal.rollback(ctx).await;
             return Err(Failure { error, rollback_errors });
         }
@@ -49,6 +52,7 @@ pub async fn apply(steps: &[Step], ctx: &Context<'_>) -> Result<(), Failure> {
         }
         if let Err(e) = run(step, ctx, &mut journal).await {
             let error = missing_kernel_feature(step, e).context(step.failure(&ctx.guest_desc));
+            ctx.release_bridge_lock();
             let rollback_errors = journal.rollback(ctx).await;
             return Err(Failure { error, rollback_errors });
         }
