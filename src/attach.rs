@@ -67,7 +67,8 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
         }
         Plan::Steps(steps) => steps,
     };
-    let ctx = Context::new(host, &nl_guest, guest.netns(), guest.describe());
+    let ctx = Context::new(host, &nl_guest, guest.netns(), guest.describe())
+        .with_guest_process(guest.pid, guest.ns_inode);
     ctx.hold_bridge_lock(bridge_lock);
     if let Some(link) = &host_if {
         ctx.learn(Side::Host, &link.name, link.index, None);

@@ -28,6 +28,8 @@ pub struct Context<'a> {
     known: RefCell<HashMap<(Side, String), Known>>,
     /// Held shared until this run's port is on its bridge (see `bridge_lock`).
     bridge_lock: RefCell<Option<BridgeLock>>,
+    /// The guest's process and the inode of its network namespace, when it has one.
+    guest_process: Option<(u32, u64)>,
 }
 
 /// A link this run knows.
@@ -48,6 +50,29 @@ impl<'a> Context<'a> {
             notes: RefCell::default(),
             known: RefCell::default(),
             bridge_lock: RefCell::default(),
+            guest_process: None,
+        }
+    }
+
+    /// The guest is process `pid` in namespace `ns_inode`: an attach whose guest has
+    /// gone by its end is no success (see [`Self::guest_is_there`]).
+    pub fn with_guest_process(mut self, pid: Option<u32>, ns_inode: u64) -> Self {
+        self.guest_process = pid.map(|p| (p, ns_inode));
+        self
+    }
+
+    /// The guest's process is still there, in its namespace. Our fd keeps the
+    /// namespace alive after the process has gone, so every step would still succeed,
+    /// in a namespace nobody uses, which goes away with our fd.
+    pub fn guest_is_there(&self) -> Result<()> {
+        let Some((pid, ino)) = self.guest_process else {
+            return Ok(());
+        };
+        let now =
+            std::fs::metadata(format!("/proc/{pid}/ns/net")).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        match now {
+            Ok(i) if i == ino => Ok(()),
+            _ => Err(anyhow!("{} went away during the attach", self.guest_desc)),
         }
     }
 

@@ -57,6 +57,12 @@ pub async fn apply(steps: &[Step], ctx: &Context<'_>) -> Result<(), Failure> {
             return Err(Failure { error, rollback_errors });
         }
     }
+    // The last check before keeping it all.
+    if let Err(error) = ctx.guest_is_there() {
+        ctx.release_bridge_lock();
+        let rollback_errors = journal.rollback(ctx).await;
+        return Err(Failure { error, rollback_errors });
+    }
     journal.commit();
     Ok(())
 }

@@ -78,3 +78,31 @@ fn a_rerun_after_a_failure_works() {
     host.pipework(&["br1", &guest.guest(), "10.0.0.2/24"]).ok();
     assert!(guest.addrs("eth1").contains(&"10.0.0.2/24".to_string()));
 }
+
+/// Regression (issue 11): a guest whose process ends during the run made the run
+/// exit 0 (our fd kept its namespace alive for the steps to succeed in) and left the
+/// new bridge, port-less, behind. Forced with strace: the guest is ended while the
+/// route request (the eighth send) is held back; the run must fail and undo.
+#[test]
+fn a_guest_that_goes_away_during_the_run_fails_it_and_everything_is_undone() {
+    let host = Netns::new();
+    let mut guest = Netns::new();
+    let before = host.snapshot();
+    let inject = "inject=sendto:delay_enter=600000:when=8";
+    let run = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", host.path()))
+        .args(["strace", "-f", "-o", "/dev/null", "-e", "trace=sendto", "-e", inject, crate::util::BIN])
+        .args(["brgone", &guest.guest(), "10.0.0.2/24@10.0.0.1"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("strace");
+    std::thread::sleep(std::time::Duration::from_millis(250));
+    let desc = guest.guest();
+    guest.end();
+    let run = crate::util::Run::from(run.wait_with_output().unwrap());
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.stderr, format!("pipework: guest {desc} went away during the attach\n"), "{run:?}");
+    assert_same("host", &before, &host.snapshot());
+}

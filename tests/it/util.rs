@@ -221,6 +221,14 @@ pub fn guest_with_default_route() -> Netns {
     guest
 }
 
+impl Netns {
+    /// End the namespace's process (the namespace goes with it, unless held).
+    pub fn end(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = self.child.kill();
