@@ -136,8 +136,45 @@ impl FromStr for IpSpec {
                 return Err(bad(format!("GATEWAY {g} is not of the same family as ADDR {}", a.ip())));
             }
         }
+        if let Some(why) = addr.and_then(|a| unusable_address(&a)) {
+            return Err(bad(why));
+        }
+        if let Some(why) = gateway.and_then(|g| unusable_gateway(&g, addr.as_ref())) {
+            return Err(bad(why));
+        }
         Ok(IpSpec::Static { addr, gateway })
     }
+}
+
+/// Why ADDR can never work on an interface (the original passes it to `ip`, which
+/// takes some of these and leaves an interface nobody can reach): an unspecified,
+/// multicast or limited-broadcast address, or the subnet's network address.
+fn unusable_address(a: &IpNetwork) -> Option<String> {
+    let ip = a.ip();
+    let what = match ip {
+        _ if ip.is_unspecified() => "unspecified",
+        _ if ip.is_multicast() => "a multicast address",
+        IpAddr::V4(v4) if v4.is_broadcast() => "the limited broadcast address",
+        _ if a.prefix() < if ip.is_ipv4() { 31 } else { 127 } && ip == a.network() => {
+            "the subnet's network address"
+        }
+        _ => return None,
+    };
+    Some(format!("ADDR {ip} is {what}"))
+}
+
+/// Why GATEWAY can never be a router for ADDR: unspecified, loopback, multicast, the
+/// limited broadcast, or the guest's own address.
+fn unusable_gateway(g: &IpAddr, addr: Option<&IpNetwork>) -> Option<String> {
+    let what = match g {
+        _ if g.is_unspecified() => "unspecified",
+        _ if g.is_loopback() => "a loopback address",
+        _ if g.is_multicast() => "a multicast address",
+        IpAddr::V4(v4) if v4.is_broadcast() => "the limited broadcast address",
+        _ if addr.is_some_and(|a| a.ip() == *g) => "the guest's own address",
+        _ => return None,
+    };
+    Some(format!("GATEWAY {g} is {what}"))
 }
 
 /// `ADDR/PREFIX`; the error says which half is wrong.
@@ -193,6 +230,35 @@ pub fn broadcast_of(net: &IpNetwork) -> Option<Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_and_gateways_that_cannot_work_are_refused() {
+        for (spec, why) in [
+            ("0.0.0.0/24", "ADDR 0.0.0.0 is unspecified"),
+            ("224.0.0.5/24", "ADDR 224.0.0.5 is a multicast address"),
+            ("255.255.255.255/24", "ADDR 255.255.255.255 is the limited broadcast address"),
+            ("10.0.0.0/24", "ADDR 10.0.0.0 is the subnet's network address"),
+            ("fd00::/64", "ADDR fd00:: is the subnet's network address"),
+            ("ff02::5/64", "ADDR ff02::5 is a multicast address"),
+            ("10.0.0.2/24@0.0.0.0", "GATEWAY 0.0.0.0 is unspecified"),
+            ("10.0.0.2/24@127.0.0.1", "GATEWAY 127.0.0.1 is a loopback address"),
+            ("10.0.0.2/24@224.0.0.1", "GATEWAY 224.0.0.1 is a multicast address"),
+            ("10.0.0.2/24@255.255.255.255", "GATEWAY 255.255.255.255 is the limited broadcast address"),
+            ("10.0.0.2/24@10.0.0.2", "GATEWAY 10.0.0.2 is the guest's own address"),
+            ("fd00::2/64@::1", "GATEWAY ::1 is a loopback address"),
+        ] {
+            let e = spec.parse::<IpSpec>().unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("bad IPSPEC '{spec}'")) && e.ends_with(&format!("({why})")),
+                "{spec}: {e}"
+            );
+        }
+        // Still fine: point-to-point and host prefixes, a subnet broadcast as gateway
+        // (the kernel's to refuse), no address at all, the loopback address itself.
+        for ok in ["10.0.0.0/31", "10.0.0.1/32", "10.0.0.2/24@10.0.0.255", "0/0", "0/0@10.0.0.1", "::1/128"] {
+            assert!(ok.parse::<IpSpec>().is_ok(), "{ok}");
+        }
+    }
 
     #[test]
     fn ifname_limits() {

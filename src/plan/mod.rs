@@ -89,6 +89,8 @@ impl std::fmt::Display for Mode {
 
 /// ARPHRD_INFINIBAND
 const LINK_TYPE_INFINIBAND: u16 = 32;
+/// ARPHRD_LOOPBACK
+const LINK_TYPE_LOOPBACK: u16 = 772;
 
 pub fn mode(req: &Attach, host: &HostFacts) -> Result<Mode> {
     if let Some(link) = &host.host_if {
@@ -145,6 +147,11 @@ impl Class {
     /// Classify, refusing what the original refuses before it looks for the guest: a
     /// HOSTIF it cannot use, a VLAN on a Linux bridge, a MAC on IPoIB.
     pub fn of(req: &Attach, host: &HostFacts) -> Result<Class> {
+        // The original takes `lo` for a NIC: a macvlan on it fails half-way, after
+        // setting it up and down again (its 127.0.0.1 and qdisc gone with that).
+        if let Some(lo) = host.host_if.as_ref().filter(|l| l.link_type == LINK_TYPE_LOOPBACK) {
+            bail!("{} is the loopback interface: nothing can be attached to it", lo.name);
+        }
         if req.direct_phys && host.host_if.is_none() {
             return Ok(Class { mode: None, container_if: container_if(req, Mode::Physical) });
         }

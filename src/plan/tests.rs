@@ -449,3 +449,13 @@ fn one_classification_names_the_container_interface_and_host_end() {
         "VLAN configuration currently unsupported for Linux bridge."
     );
 }
+
+#[test]
+fn the_loopback_interface_is_refused_before_any_change() {
+    let lo =
+        HostFacts { host_if: Some(Link { link_type: 772, ..link(1, "lo", None) }), ..Default::default() };
+    for line in ["lo web1 10.0.0.2/24", "--direct-phys lo web1 10.0.0.2/24"] {
+        let e = Class::of(&req(line), &lo).unwrap_err().to_string();
+        assert_eq!(e, "lo is the loopback interface: nothing can be attached to it", "{line}");
+    }
+}
