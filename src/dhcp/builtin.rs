@@ -74,7 +74,7 @@ pub fn exchange(netns: BorrowedFd<'_>, iface: &Interface, timeout: u32) -> Resul
     std::thread::scope(|s| {
         s.spawn(|| -> Result<Lease> {
             setns(netns, CloneFlags::CLONE_NEWNET).context("cannot enter the guest's network namespace")?;
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()?;
+            let rt = desync::runtime()?;
             let lease = rt.block_on(discover(iface, timeout))?;
             from_mozim(&lease)
         })
@@ -85,37 +85,16 @@ pub fn exchange(netns: BorrowedFd<'_>, iface: &Interface, timeout: u32) -> Resul
 
 async fn discover(iface: &Interface, timeout: u32) -> Result<DhcpV4Lease> {
     let mut client = DhcpV4Client::init(config(iface, 0)?, None).await.map_err(|e| anyhow!("{e}"))?;
-    // Armed on the paused clock, which the skip below moves on by DESYNC_WAIT.
-    let limit = Duration::from_secs(timeout.into()) + DESYNC_WAIT;
+    // Armed on the paused clock, if any, which the skip moves on by its wait.
+    let limit = Duration::from_secs(timeout.into()) + desync::SKIPPED;
     match tokio::time::timeout(limit, bound(&mut client)).await {
         Ok(lease) => lease,
         Err(_) => bail!("no DHCP server answered on {} within {timeout} s", iface.dev),
     }
 }
 
-/// mozim waits a random 0-200 ms before its first DISCOVER: RFC 2131 section 4.4.1's
-/// advice to hosts booting together, so that they do not all ask at once. One
-/// interface being attached has nobody to fall in step with, and that wait alone
-/// would make the client slower than udhcpc, which sends at once. The runtime starts
-/// with its clock paused: the first poll arms that wait, the clock is moved past it,
-/// and only then runs in real time (every later timer is real).
-const DESYNC_WAIT: Duration = Duration::from_millis(200);
-
 async fn bound(client: &mut DhcpV4Client) -> Result<DhcpV4Lease> {
-    let mut state = {
-        let mut first = std::pin::pin!(client.run());
-        match futures::poll!(first.as_mut()) {
-            std::task::Poll::Ready(state) => {
-                tokio::time::resume();
-                state
-            }
-            std::task::Poll::Pending => {
-                tokio::time::advance(DESYNC_WAIT).await;
-                tokio::time::resume();
-                first.await
-            }
-        }
-    };
+    let mut state = desync::first_run(client).await;
     loop {
         match state {
             Ok(DhcpV4State::Done(lease)) => return Ok(*lease),
@@ -123,6 +102,58 @@ async fn bound(client: &mut DhcpV4Client) -> Result<DhcpV4Lease> {
             Err(e) => bail!("{e}"),
         }
         state = client.run().await;
+    }
+}
+
+/// mozim waits a random 0-200 ms before its first DISCOVER: RFC 2131 section 4.4.1's
+/// advice to hosts booting together, so that they do not all ask at once. By
+/// default it is left to: the skip needs tokio's paused clock, which is a test
+/// utility, and stays out of the release build. Built with the `fast-dhcp-start`
+/// feature, the exchange's runtime starts with its clock paused: the first poll arms
+/// that wait, the clock is moved past it, and only then runs in real time (every
+/// later timer is real), so the client sends at once, as udhcpc does.
+#[cfg(feature = "fast-dhcp-start")]
+mod desync {
+    use std::time::Duration;
+
+    use mozim::{DhcpError, DhcpV4Client, DhcpV4State};
+
+    pub const SKIPPED: Duration = Duration::from_millis(200);
+
+    pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+        tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()
+    }
+
+    pub async fn first_run(client: &mut DhcpV4Client) -> Result<DhcpV4State, DhcpError> {
+        let mut first = std::pin::pin!(client.run());
+        match futures::poll!(first.as_mut()) {
+            std::task::Poll::Ready(state) => {
+                tokio::time::resume();
+                state
+            }
+            std::task::Poll::Pending => {
+                tokio::time::advance(SKIPPED).await;
+                tokio::time::resume();
+                first.await
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "fast-dhcp-start"))]
+mod desync {
+    use std::time::Duration;
+
+    use mozim::{DhcpError, DhcpV4Client, DhcpV4State};
+
+    pub const SKIPPED: Duration = Duration::ZERO;
+
+    pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    }
+
+    pub async fn first_run(client: &mut DhcpV4Client) -> Result<DhcpV4State, DhcpError> {
+        client.run().await
     }
 }
 
