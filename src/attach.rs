@@ -10,7 +10,8 @@ use crate::cli::Attach;
 use crate::guest::{self, Guest};
 use crate::netlink::{Link, Netlink};
 use crate::plan::{self, Class, GuestId, Mode, Plan, Side};
-use crate::{announce, blocking, facts, interrupt, Outcome};
+use crate::report::Outcome;
+use crate::{announce, blocking, facts, interrupt};
 
 /// One attachment from the command line, with SIGINT, SIGTERM and SIGHUP turned into
 /// a failure that undoes it (see `crate::interrupt`).

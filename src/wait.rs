@@ -11,7 +11,7 @@ use anyhow::{anyhow, Context, Result};
 
 use crate::cli::IfName;
 use crate::netlink::{Link, Netlink};
-use crate::Outcome;
+use crate::report::Outcome;
 
 /// How far along the interface is; each state names what it still lacks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
