@@ -4,29 +4,18 @@
 use anyhow::{bail, Result};
 use nix::errno::Errno;
 
-use super::{Context, Journal, Undo};
-use crate::netlink::{errno_of, unanswered, VethRequest};
+use super::{record_host_link, Context, Journal, Undo};
+use crate::netlink::{errno_of, VethRequest};
 use crate::plan::{Side, Step};
 use crate::types::Mac;
 
 /// Create a bridge; losing a race to another run that creates the same bridge is
 /// fine (we use theirs, and it is not ours to remove on rollback).
 pub async fn create_bridge(ctx: &Context<'_>, journal: &mut Journal, name: &str) -> Result<()> {
-    match ctx.host.create_bridge(name).await {
-        Ok(echo) => {
-            // Recorded at once, by name should the kernel not echo its index.
-            let index = echo.map(|l| l.index);
-            journal.push(Undo::DeleteBridgeIfUnused { index, name: name.to_string() });
-            match index {
-                Some(i) => ctx.learn(Side::Host, name, i, None),
-                None => drop(ctx.index(Side::Host, name).await?),
-            }
-            Ok(())
-        }
-        Err(e) if unanswered(&e) => {
-            journal.push(Undo::DeleteBridgeIfUnused { index: None, name: name.to_string() });
-            Err(e)
-        }
+    let made = ctx.host.create_bridge(name).await;
+    let undo = |index| Undo::DeleteBridgeIfUnused { index, name: name.to_string() };
+    match record_host_link(ctx, journal, made, name, undo).await {
+        Ok(_) => Ok(()),
         Err(e) if errno_of(&e) == Some(Errno::EEXIST) => match ctx.host.link_by_name(name).await? {
             Some(l) if l.is_bridge() => {
                 ctx.learn(Side::Host, name, l.index, None);
@@ -70,26 +59,13 @@ pub async fn create_veth(ctx: &Context<'_>, journal: &mut Journal, step: &Step) 
         peer_netns: ctx.guest_ns,
         peer_mac: Some(peer_mac),
     };
-    let echo = match ctx.host.create_veth(&req).await {
-        Ok(echo) => echo,
-        Err(e) => {
-            if unanswered(&e) {
-                journal.push(Undo::DeleteHostLink { index: None, name: host.clone() });
-            }
-            return Err(e);
-        }
-    };
-    journal.push(Undo::DeleteHostLink { index: echo.as_ref().map(|l| l.index), name: host.clone() });
+    let made = ctx.host.create_veth(&req).await;
+    let undo = |index| Undo::DeleteHostLink { index, name: host.clone() };
+    let echo = record_host_link(ctx, journal, made, host, undo).await?;
     // On its bridge now: a rollback elsewhere sees the port and keeps the bridge.
     ctx.release_bridge_lock();
-    match echo {
-        Some(l) => {
-            ctx.learn(Side::Host, host, l.index, None);
-            if let Some(p) = l.peer {
-                ctx.learn(Side::Guest, peer, p, Some(peer_mac));
-            }
-        }
-        None => drop(ctx.index(Side::Host, host).await?),
+    if let Some(p) = echo.and_then(|l| l.peer) {
+        ctx.learn(Side::Guest, peer, p, Some(peer_mac));
     }
     Ok(())
 }

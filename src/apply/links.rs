@@ -25,20 +25,10 @@ pub async fn create_vlan(
     mtu: u32,
 ) -> Result<()> {
     let parent = ctx.index(Side::Host, parent).await?;
-    match ctx.host.create_vlan(name, parent, id, mtu).await {
-        Ok(echo) => {
-            let index = echo.map(|l| l.index);
-            j.push(Undo::DeleteHostLink { index, name: name.to_string() });
-            match index {
-                Some(i) => ctx.learn(Side::Host, name, i, None),
-                None => drop(ctx.index(Side::Host, name).await?),
-            }
-            Ok(())
-        }
-        Err(e) if unanswered(&e) => {
-            j.push(Undo::DeleteHostLink { index: None, name: name.to_string() });
-            Err(e)
-        }
+    let made = ctx.host.create_vlan(name, parent, id, mtu).await;
+    let undo = |index| Undo::DeleteHostLink { index, name: name.to_string() };
+    match super::record_host_link(ctx, j, made, name, undo).await {
+        Ok(_) => Ok(()),
         // Another run made the same device meanwhile: use it; it is not ours to remove.
         Err(e) if errno_of(&e) == Some(Errno::EEXIST) => match ctx.host.link_by_name(name).await? {
             Some(l)

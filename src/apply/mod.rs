@@ -18,8 +18,8 @@ pub use bridge_lock::BridgeLock;
 pub use context::{Context, Known};
 pub use journal::{Journal, Undo};
 
-use crate::netlink::errno_of;
-use crate::plan::{veth_host_end, Step};
+use crate::netlink::{errno_of, Link};
+use crate::plan::{veth_host_end, Side, Step};
 
 /// A failed run: what failed, plus a line for every undo that failed too.
 #[derive(Debug)]
@@ -104,5 +104,35 @@ fn missing_kernel_feature(step: &Step, e: anyhow::Error) -> anyhow::Error {
             anyhow!("{e}; this kernel has no {feature} support")
         }
         _ => e,
+    }
+}
+
+/// A host link this run asked the kernel to make (`made`, the answer): its undo,
+/// `undo(index)`, is recorded at once, by name (`None`) when the kernel does not echo
+/// the index or the answer was lost; and its index becomes known. The error, if
+/// any, is passed on for the caller to judge (EEXIST: a racing run's).
+async fn record_host_link(
+    ctx: &Context<'_>,
+    journal: &mut Journal,
+    made: Result<Option<Link>>,
+    name: &str,
+    undo: impl Fn(Option<u32>) -> Undo,
+) -> Result<Option<Link>> {
+    match made {
+        Ok(echo) => {
+            let index = echo.as_ref().map(|l| l.index);
+            journal.push(undo(index));
+            match index {
+                Some(i) => ctx.learn(Side::Host, name, i, None),
+                None => drop(ctx.index(Side::Host, name).await?),
+            }
+            Ok(echo)
+        }
+        Err(e) => {
+            if crate::netlink::unanswered(&e) {
+                journal.push(undo(None));
+            }
+            Err(e)
+        }
     }
 }
