@@ -295,8 +295,9 @@ fn dhcp_timeout(timeout: Option<f64>, ip: &IpSpec) -> Result<Option<Duration>> {
     }
 }
 
+/// `-i`/`-l` for `--wait`; empty (an unset variable) means the default, as for an attach.
 fn ifname_or(value: Option<&str>, default: &str, flag: &str) -> Result<IfName> {
-    ifname(value.unwrap_or(default), flag)
+    ifname(value.filter(|v| !v.is_empty()).unwrap_or(default), flag)
 }
 
 /// An interface-name argument; the error names it: `bad -i 'X': expected ...`.
@@ -328,8 +329,15 @@ fn attach(raw: RawArgs) -> Result<Attach> {
         host_if,
         direct_phys: raw.direct_phys,
         macvlan_mode: raw.macvlan_mode.parse()?,
-        container_if: raw.container_if.as_deref().map(|v| ifname(v, "-i")).transpose()?,
-        local_if: raw.local_if.as_deref().map(|v| ifname(v, "-l")).transpose()?,
+        // An empty `-i ''` or `-l ''` (a script's unset variable) means the default,
+        // as in the original.
+        container_if: raw
+            .container_if
+            .as_deref()
+            .filter(|v| !v.is_empty())
+            .map(|v| ifname(v, "-i"))
+            .transpose()?,
+        local_if: raw.local_if.as_deref().filter(|v| !v.is_empty()).map(|v| ifname(v, "-l")).transpose()?,
         family,
         guest,
         ip,

@@ -296,3 +296,11 @@ fn batch_takes_no_attachment_of_its_own() {
         }
     }
 }
+
+#[test]
+fn an_empty_i_or_l_means_the_default_name_as_in_the_original() {
+    let Ok(Invocation::Attach(a)) = parse(["br1", "-i", "", "-l", "", "web1", "10.0.0.2/24"]) else {
+        panic!("an attach")
+    };
+    assert_eq!((a.container_if, a.local_if), (None, None));
+}

@@ -67,6 +67,15 @@ impl Vlan {
             _ => bail!("invalid VLAN id {:?} (expected a number from 0 to 4094)", self.0),
         }
     }
+    /// An Open vSwitch port's tag: OVS takes 0..=4095, and the original passes the
+    /// id on as given.
+    pub fn ovs_tag(&self) -> Result<u16> {
+        match self.0.parse::<u16>() {
+            Ok(v) if v <= 4095 => Ok(v),
+            _ => bail!("invalid VLAN id {:?} (expected a number from 0 to 4095 for Open vSwitch)", self.0),
+        }
+    }
+
     /// The InfiniBand partition key (hex, as the original passes `pkey 0xPKEY`).
     pub fn pkey(&self) -> Result<u16> {
         u16::from_str_radix(&self.0, 16)
@@ -307,6 +316,9 @@ mod tests {
         assert!("4095".parse::<Vlan>().unwrap().id().is_err());
         assert_eq!("0".parse::<Vlan>().unwrap().id().unwrap(), 0);
         assert_eq!("4094".parse::<Vlan>().unwrap().id().unwrap(), 4094);
+        // Open vSwitch takes 4095, as the original passes it on; a Linux VLAN device cannot.
+        assert_eq!("4095".parse::<Vlan>().unwrap().ovs_tag().unwrap(), 4095);
+        assert!("4096".parse::<Vlan>().unwrap().ovs_tag().is_err());
         assert_eq!("8001".parse::<Vlan>().unwrap().pkey().unwrap(), 0x8001);
         assert!("12345".parse::<Vlan>().is_err());
         assert!("-1".parse::<Vlan>().is_err());

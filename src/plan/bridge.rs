@@ -35,7 +35,7 @@ pub fn plan(
         (HostIf::Mac(_), None) => unreachable!("mode() refuses an unmatched mac:"),
     };
     let tag = match (switch, &req.vlan) {
-        (Switch::Ovs { .. }, Some(v)) => Some(v.id()?),
+        (Switch::Ovs { .. }, Some(v)) => Some(v.ovs_tag()?),
         _ => None,
     };
     let names = Names { local: &local, bridge: &bridge, cif: cif.as_str() };
@@ -63,7 +63,7 @@ pub fn plan(
         mac: req.mac,
     });
     if let Switch::Ovs { .. } = switch {
-        let external_ids = external_ids(req, guest, &bridge, cif.as_str());
+        let external_ids = external_ids(req, guest, &bridge, &local);
         let existing = host.ovs_ports.contains(&local);
         steps.push(Step::AddOvsPort { bridge, port: local, tag, external_ids, existing });
     }
@@ -114,8 +114,9 @@ fn rerun(
 
 /// The original's `pipework.*` external ids on the port's Interface record, each
 /// only when known, so that tools written against it still find their ports.
-fn external_ids(req: &Attach, guest: &GuestId, bridge: &str, cif: &str) -> Vec<(String, String)> {
-    let mut ids = vec![("pipework.interface", cif.to_string()), ("pipework.bridge", bridge.to_string())];
+/// `pipework.interface` is the host end's name (`LOCAL_IF`), as the original writes it.
+fn external_ids(req: &Attach, guest: &GuestId, bridge: &str, local: &str) -> Vec<(String, String)> {
+    let mut ids = vec![("pipework.interface", local.to_string()), ("pipework.bridge", bridge.to_string())];
     if let Some((id, name)) = &guest.container {
         ids.push(("pipework.containerid", id.clone()));
         ids.push(("pipework.containername", name.clone()));

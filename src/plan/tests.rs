@@ -400,7 +400,7 @@ fn ovs_port_with_tag_and_the_originals_external_ids() {
     assert_eq!(
         s[1],
         "ovs-vsctl --may-exist add-port ovsbr0 veth1pl4242 tag=10 -- set Interface veth1pl4242 \
-         external-ids:pipework.interface=eth1 external-ids:pipework.bridge=ovsbr0 \
+         external-ids:pipework.interface=veth1pl4242 external-ids:pipework.bridge=ovsbr0 \
          external-ids:pipework.containerid=c0ffee external-ids:pipework.containername=/web1 \
          external-ids:pipework.nspid=4242 external-ids:pipework.vlan=10"
     );
@@ -458,4 +458,12 @@ fn the_loopback_interface_is_refused_before_any_change() {
         let e = Class::of(&req(line), &lo).unwrap_err().to_string();
         assert_eq!(e, "lo is the loopback interface: nothing can be attached to it", "{line}");
     }
+}
+
+#[test]
+fn vlan_4095_goes_to_open_vswitch_as_the_original_passes_it() {
+    let p = plan(&req("ovsbr0 web1 10.0.0.2/24 @4095"), &guest(), &ovs_bridge(&[]), &GuestFacts::default())
+        .unwrap();
+    let Plan::Steps(steps) = p else { panic!("{p:?}") };
+    assert!(steps.iter().any(|s| matches!(s, Step::AddOvsPort { tag: Some(4095), .. })), "{steps:?}");
 }

@@ -137,7 +137,8 @@ fn external_ids_are_the_originals() {
     ovs.pipework(&host, &["ovsbr0", "-i", "eth3", &g.guest(), "10.1.0.2/24", "@7"]).ok();
     let port = format!("veth3pl{}", g.pid());
     let get = |k: &str| ovs.vsctl_ok(&["get", "Interface", &port, &format!("external_ids:pipework.{k}")]);
-    assert_eq!(get("interface"), "eth3");
+    // The host end's name (LOCAL_IF), as the original writes it.
+    assert_eq!(get("interface"), port);
     assert_eq!(get("bridge"), "ovsbr0");
     assert_eq!(get("nspid"), format!("\"{}\"", g.pid()));
     assert_eq!(get("vlan"), "\"7\"");
