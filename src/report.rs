@@ -5,6 +5,7 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::interrupt::Interrupted;
 
@@ -37,9 +38,17 @@ impl Outcome {
     }
 }
 
-/// Print the outcome; the process's exit status. A failure to write what a
-/// successful run had to print on stdout fails the run (`--dry-run > /dev/full`).
+/// Print the outcome; the process's exit status. A failure to write what a run
+/// had to say fails it (`--dry-run > /dev/full`, a stderr that is gone): exit 1.
 pub fn finish(outcome: Outcome) -> ExitCode {
+    let code = finish_outcome(outcome);
+    if code == ExitCode::SUCCESS && SAY_FAILED.load(Ordering::Relaxed) {
+        return ExitCode::from(1);
+    }
+    code
+}
+
+fn finish_outcome(outcome: Outcome) -> ExitCode {
     match outcome {
         Outcome::Done(lines) => {
             lines.iter().for_each(|l| say(l));
@@ -47,7 +56,7 @@ pub fn finish(outcome: Outcome) -> ExitCode {
         }
         Outcome::Printed { lines, notes } => match print_lines(&lines) {
             Ok(()) if notes.is_empty() => ExitCode::SUCCESS,
-            Ok(()) => finish(Outcome::Done(notes)),
+            Ok(()) => finish_outcome(Outcome::Done(notes)),
             Err(e) => {
                 say(&format!("cannot write to standard output: {e}"));
                 ExitCode::from(1)
@@ -64,7 +73,7 @@ pub fn finish(outcome: Outcome) -> ExitCode {
             ExitCode::from(code)
         }
         Outcome::Interrupted(signal, said) => {
-            let _ = finish(*said);
+            let _ = finish_outcome(*said);
             signal.die();
             ExitCode::from(signal.exit_code())
         }
@@ -80,10 +89,16 @@ pub fn print_lines(lines: &[String]) -> std::io::Result<()> {
     out.flush()
 }
 
+/// A line on stderr could not be written: the run's exit status says so.
+static SAY_FAILED: AtomicBool = AtomicBool::new(false);
+
 /// One `pipework: TEXT` line on stderr. Never `eprintln!`, which panics when stderr
-/// is gone (the terminal hung up): a panic here would skip the undo or the exit status.
+/// is gone (the terminal hung up): a panic here would skip the undo or the exit
+/// status. A failed write is remembered, and makes the exit status 1.
 pub fn say(text: &str) {
-    let _ = writeln!(std::io::stderr(), "pipework: {text}");
+    if writeln!(std::io::stderr(), "pipework: {text}").is_err() {
+        SAY_FAILED.store(true, Ordering::Relaxed);
+    }
 }
 
 /// A warning, in the words every warning uses.

@@ -197,3 +197,42 @@ fn dry_run_prints_the_steps_and_changes_nothing() {
     assert_eq!(h, host.snapshot());
     assert_eq!(g, guest.snapshot());
 }
+
+/// Regression (issue 11): `--batch --json > /dev/full` exited 0 with nothing
+/// written. Output that cannot be written fails the run; so does a stderr that is gone
+/// when there was something to say there.
+#[test]
+fn output_that_cannot_be_written_fails_the_run() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    host.sh("ip", &["link", "add", "brfull", "type", "bridge"]);
+    let full = || std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let run = |args: &[&str], stdin: &str, to_stdout: bool| {
+        let mut cmd = host.pipework_command(args);
+        cmd.stdin(std::process::Stdio::piped());
+        if to_stdout {
+            cmd.stdout(full());
+        } else {
+            cmd.stderr(full());
+        }
+        let mut child = cmd.spawn().unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), stdin.as_bytes()).unwrap();
+        child.wait().unwrap().code()
+    };
+    let line = format!("brfull {} 10.0.0.2/24\n", guest.guest());
+    assert_eq!(
+        run(&["--batch", "-", "--json", "--dry-run"], &line, true),
+        Some(1),
+        "--batch --json > /dev/full"
+    );
+    assert_eq!(
+        run(&["brfull", &guest.guest(), "10.0.0.2/24", "--dry-run"], "", true),
+        Some(1),
+        "--dry-run > /dev/full"
+    );
+    assert_eq!(
+        run(&["brfull", &guest.guest(), "10.0.0.2/24", "--verbose"], "", false),
+        Some(1),
+        "--verbose 2> /dev/full"
+    );
+}
