@@ -73,8 +73,9 @@ fn read_input(file: Option<&Path>) -> Result<String> {
 
 /// Every line that holds words, with its 1-based number: the attachment, or why not.
 /// Words are split as a shell splits them (quotes, backslashes, `#` comments), but
-/// no shell ever runs.
-fn parse_lines(text: &str) -> Vec<(usize, Result<Attach, String>)> {
+/// no shell ever runs. Public (re-exported as `pipework::parse_batch_lines`) only
+/// for the fuzz target in `fuzz/`.
+pub fn parse_lines(text: &str) -> Vec<(usize, Result<Attach, String>)> {
     let mut jobs = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let parsed = match shlex::split(line) {

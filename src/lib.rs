@@ -30,6 +30,11 @@ use std::process::ExitCode;
 use cli::{CliError, Invocation};
 pub use report::Outcome;
 
+/// The `--batch` line parser (line number, attachment or why not), for the fuzz
+/// target in `fuzz/`; not an API.
+#[doc(hidden)]
+pub use batch::parse_lines as parse_batch_lines;
+
 /// Run with the arguments after the program name; the process's exit code.
 pub fn main<I: IntoIterator<Item = String>>(argv: I) -> ExitCode {
     let argv: Vec<String> = argv.into_iter().collect();
