@@ -236,3 +236,18 @@ fn output_that_cannot_be_written_fails_the_run() {
         "--verbose 2> /dev/full"
     );
 }
+
+/// Regression (issue 11): `std::env::args` panicked (exit 101) on an argument that
+/// is not UTF-8.
+#[test]
+fn a_non_utf8_argument_is_one_line_and_exit_1_not_a_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let out = std::process::Command::new(crate::util::BIN)
+        .arg(std::ffi::OsStr::from_bytes(b"\xff"))
+        .args(["pid:1", "10.9.0.2/24"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let r = crate::util::Run::from(out);
+    assert_eq!(r.failed(), r#"pipework: argument 1 is not valid UTF-8: "\xFF""#);
+}
