@@ -6,11 +6,12 @@ pub mod docker;
 mod lxc;
 
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 
 use anyhow::{anyhow, bail, Context, Result};
-use nix::sys::statfs::fstatfs;
+use nix::errno::Errno;
+use nix::sys::statfs::{fstatfs, statfs, Statfs};
 
 /// Where the guest came from, which decides what it can do (`dhcp` needs Docker).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,24 +98,49 @@ fn open(spec: &str, pid: Option<u32>, source: Source) -> Result<Guest> {
         (Source::NetnsPath, _) | (_, None) => spec.to_string(),
         (_, Some(pid)) => format!("/proc/{pid}/ns/net"),
     };
-    let file = File::open(&path).map_err(|e| match (e.raw_os_error(), pid) {
-        (Some(libc_enoent), Some(pid)) if libc_enoent == nix::libc::ENOENT => {
-            anyhow!("no such process: {pid} (guest {spec})")
-        }
-        _ => anyhow!("cannot open network namespace {path}: {e}"),
-    })?;
+    let cannot_open = |e: Errno| match (e, pid) {
+        (Errno::ENOENT, Some(pid)) => anyhow!("no such process: {pid} (guest {spec})"),
+        _ => anyhow!("cannot open network namespace {path}: {}", std::io::Error::from(e)),
+    };
+    // Look before opening: opening a FIFO for reading blocks until a writer comes
+    // (for ever), and opening a device may act on it. statfs follows the magic link
+    // /proc/N/ns/net to the namespace itself, which lives on nsfs.
+    let fs = statfs(path.as_str()).map_err(cannot_open)?;
+    if !is_nsfs(&fs) {
+        bail!("{path} is not a network namespace");
+    }
+    // Non-blocking all the same, should the file be swapped in between; checked again.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(&path)
+        .map_err(|e| cannot_open(Errno::from_raw(e.raw_os_error().unwrap_or(0))))?;
     check_is_netns(&file, &path)?;
     let ns_inode = file.metadata().with_context(|| format!("cannot stat {path}"))?.ino();
     Ok(Guest { name: spec.to_string(), pid, source, ns_inode, netns: file.into() })
 }
 
-/// A bind-mounted netns file lives on nsfs; anything else would make setns fail later
+// The magic's type (`__fsword_t`) is i64 here but not on every target.
+#[allow(clippy::unnecessary_cast)]
+fn is_nsfs(fs: &Statfs) -> bool {
+    const NSFS_MAGIC: i64 = 0x6e73_6673;
+    fs.filesystem_type().0 as i64 == NSFS_MAGIC
+}
+
+/// A bind-mounted netns file lives on nsfs, as do the other namespaces' files
+/// (`/proc/N/ns/mnt`): anything but a network namespace would make setns fail later
 /// with a less helpful EINVAL.
 fn check_is_netns(file: &File, path: &str) -> Result<()> {
-    const NSFS_MAGIC: i64 = 0x6e73_6673;
     let fs = fstatfs(file).with_context(|| format!("cannot statfs {path}"))?;
-    if fs.filesystem_type().0 as i64 != NSFS_MAGIC {
+    if !is_nsfs(&fs) {
         bail!("{path} is not a network namespace");
+    }
+    // NS_GET_NSTYPE (_IO(0xb7, 0x3), linux/nsfs.h): the CLONE_NEW* type of the namespace.
+    const NS_GET_NSTYPE: nix::libc::c_ulong = 0xb703;
+    // SAFETY: an argument-less ioctl on a descriptor we own; it writes no memory.
+    let kind = unsafe { nix::libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE as _) };
+    if kind != nix::libc::CLONE_NEWNET {
+        bail!("{path} is not a network namespace (another kind of namespace)");
     }
     Ok(())
 }
@@ -156,5 +182,23 @@ mod tests {
         assert!(e.contains("no such process"), "{e}");
         let e = resolve("/etc/hostname").unwrap_err().to_string();
         assert!(e.contains("not a network namespace"), "{e}");
+    }
+
+    /// Regression: a FIFO given as GUEST was opened for reading and blocked for ever.
+    #[test]
+    fn a_fifo_as_guest_is_refused_without_blocking() {
+        let dir = std::env::temp_dir().join(format!("pipework-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("guest");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR).unwrap();
+        let e = resolve(fifo.to_str().unwrap()).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(e.ends_with("is not a network namespace"), "{e}");
+    }
+
+    #[test]
+    fn another_kind_of_namespace_is_refused() {
+        let e = resolve("/proc/self/ns/mnt").unwrap_err().to_string();
+        assert!(e.contains("another kind of namespace"), "{e}");
     }
 }

@@ -251,3 +251,26 @@ fn a_non_utf8_argument_is_one_line_and_exit_1_not_a_panic() {
     let r = crate::util::Run::from(out);
     assert_eq!(r.failed(), r#"pipework: argument 1 is not valid UTF-8: "\xFF""#);
 }
+
+/// Regression (issue 11): a FIFO given as GUEST was opened for reading, which blocks
+/// until a writer comes (for ever), and SIGTERM did not end it.
+#[test]
+fn a_fifo_as_guest_fails_at_once_instead_of_hanging() {
+    let host = Netns::new();
+    let fifo = std::env::temp_dir().join(crate::util::unique("pipework-fifo-"));
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR).unwrap();
+    let path = fifo.to_str().unwrap().to_string();
+    let mut child = host.spawn_pipework(&["br1", &path, "10.9.0.2/24"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = std::fs::remove_file(&fifo);
+            panic!("pipework still waits on the FIFO after 10 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let _ = std::fs::remove_file(&fifo);
+    let line = crate::util::Run::from(child.wait_with_output().unwrap()).failed();
+    assert_eq!(line, format!("pipework: {path} is not a network namespace"));
+}
