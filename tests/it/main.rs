@@ -10,6 +10,7 @@ mod cli;
 mod dhcp;
 mod dhcp_docker;
 mod docker;
+mod faults;
 mod interrupt;
 mod lxc;
 mod ovs;

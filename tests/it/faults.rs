@@ -1,0 +1,127 @@
+//! Fault injection (issue 11): one failing syscall injected into an otherwise good
+//! attach must end in the full attachment with exit 0, or exit 1 with nothing
+//! changed. `world` builds the issue's six scenarios and judges a run; `sweep` is the
+//! whole sweep (`scripts/fault-sweep.sh`, minutes). The tests here are the subset
+//! that runs with the suite: injections that hold on today's code, chosen to stay
+//! meaningful while the code moves (the first occurrence of a syscall comes before
+//! any change, whatever is refactored after it).
+//!
+//! The subset grows as fixes land: when a class of the sweep's failures is fixed,
+//! add its cases here (see the sweep's "all bad cases" list). Known failures today,
+//! left out: a failed `sendto` that a request then reports as done (exit 0, a step
+//! missing); debris after a failed `sendto`/`recvfrom` once something was made (the
+//! undo goes through the same, now shut, netlink connection); panics when
+//! `epoll_ctl` fails while a netlink socket is registered; an abort (status 134) when
+//! `setns` back to the host's namespace fails.
+
+mod check;
+mod sweep;
+mod world;
+
+use std::time::Duration;
+
+use world::{Fault, Scenario};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Run each (syscall, K, errno) in a fresh world of `scenario`; fail with every case
+/// that broke the promise, and what reproduces it.
+fn holds(scenario: Scenario, cases: &[(&str, u32, &str)]) {
+    let mut bad = Vec::new();
+    for (syscall, k, errno) in cases {
+        let fault = Fault { syscall: syscall.to_string(), k: *k, errno: errno.to_string() };
+        let (verdict, why, said) = sweep::inject(scenario, &fault, syscall, TIMEOUT);
+        if !verdict.is_ok() {
+            bad.push(format!(
+                "{} {fault}: {}: {why}\n    {said}\n    again: scripts/fault-sweep.sh --scenarios {} --syscalls {syscall} --errnos {errno} --only-k {k}",
+                scenario.name(),
+                verdict.name(),
+                scenario.name()
+            ));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{} of {} injections broke the promise:\n{}",
+        bad.len(),
+        cases.len(),
+        bad.join("\n")
+    );
+}
+
+/// Every occurrence of `syscall` in a clean run of `scenario` (counted now, so that
+/// the test follows the code as it changes), under each of `errnos`.
+fn holds_at_every_occurrence(scenario: Scenario, syscall: &str, errnos: &[&str]) {
+    let counts = sweep::count_occurrences(scenario, &[syscall.to_string()], TIMEOUT);
+    let n = counts[syscall];
+    assert!(n > 0, "no {syscall} in a clean run of {}", scenario.name());
+    let cases: Vec<(&str, u32, &str)> =
+        (1..=n).flat_map(|k| errnos.iter().map(move |e| (syscall, k, *e))).collect();
+    holds(scenario, &cases);
+}
+
+/// The first of each syscall: the first netlink socket (the host's) and its epoll
+/// registration, the first entry into the guest, the first request and reply.
+const FIRST_OF_EACH: &[(&str, u32, &str)] = &[
+    ("socket", 1, "EPERM"),
+    ("socket", 1, "ENOBUFS"),
+    ("epoll_ctl", 1, "EIO"),
+    ("setns", 1, "EPERM"),
+    ("setns", 1, "EIO"),
+    ("sendto", 1, "ENOBUFS"),
+    ("sendto", 1, "EPERM"),
+    ("recvfrom", 1, "EIO"),
+    ("recvfrom", 1, "EPERM"),
+];
+
+#[test]
+fn first_faults_on_a_new_bridge_fail_cleanly() {
+    holds(Scenario::NewBridge, FIRST_OF_EACH);
+}
+
+/// Every netlink socket (the host's, each guest's), in every scenario.
+#[test]
+fn every_failed_socket_fails_cleanly() {
+    for scenario in Scenario::ALL {
+        holds_at_every_occurrence(scenario, "socket", &["EPERM", "ENOBUFS"]);
+    }
+}
+
+/// Every file opened (libraries, the guest's namespace, sysctl files): a failure
+/// either stops the run before any change or is survived (a sysctl we only tune).
+#[test]
+fn every_failed_openat_on_a_new_bridge_fails_cleanly_or_is_survived() {
+    holds_at_every_occurrence(Scenario::NewBridge, "openat", &["EACCES"]);
+}
+
+/// ENOBUFS on a netlink socket's receive is the kernel's "messages were dropped"
+/// (an overrun), at any point of the run: attached, or a clean failure.
+#[test]
+fn enobufs_on_any_netlink_receive_keeps_the_promise_on_a_new_bridge() {
+    holds_at_every_occurrence(Scenario::NewBridge, "recvfrom", &["ENOBUFS"]);
+}
+
+#[test]
+fn first_faults_on_an_existing_bridge_fail_cleanly() {
+    holds(Scenario::ExistingBridge, FIRST_OF_EACH);
+}
+
+#[test]
+fn first_faults_with_ipv6_and_named_interfaces_fail_cleanly() {
+    holds(Scenario::Ipv6, FIRST_OF_EACH);
+}
+
+#[test]
+fn first_faults_on_a_macvlan_fail_cleanly() {
+    holds(Scenario::Macvlan, FIRST_OF_EACH);
+}
+
+#[test]
+fn first_faults_with_direct_phys_fail_cleanly() {
+    holds(Scenario::DirectPhys, FIRST_OF_EACH);
+}
+
+#[test]
+fn first_faults_in_a_batch_fail_cleanly() {
+    holds(Scenario::Batch, FIRST_OF_EACH);
+}
