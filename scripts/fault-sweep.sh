@@ -13,8 +13,8 @@
 # syscalls: default sendto,sendmsg,recvfrom,recvmsg,setns,socket,epoll_ctl;
 # errnos: default ENOBUFS,EIO,EPERM; --cap: at most N occurrences per syscall;
 # --jobs: runs at once (default 2); --only-k: just occurrence K (to reproduce one case).
-# Root, strace. Everything happens in throw-away namespaces. The whole sweep takes
-# roughly 15-30 minutes on 2 CPUs.
+# Root, strace. Everything happens in throw-away namespaces. The whole sweep (~1500
+# runs) takes about 6 minutes on 2 CPUs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "fault-sweep.sh: needs root" >&2; exit 1; }
