@@ -29,12 +29,21 @@ struct Back(File);
 
 impl Drop for Back {
     fn drop(&mut self) {
-        if let Err(e) = setns(self.0.as_fd(), CloneFlags::CLONE_NEWNET) {
-            // Going on in the guest's namespace would make the host's next steps act on
-            // the guest: stop here, whatever the cost.
-            crate::report::say(&format!("cannot return to the host's network namespace: {e}"));
-            std::process::abort();
+        // A transient failure (ENOMEM) is tried again; the namespace is held open by
+        // `self.0`, so it cannot be gone.
+        let mut last = None;
+        for attempt in 0..5 {
+            match setns(self.0.as_fd(), CloneFlags::CLONE_NEWNET) {
+                Ok(()) => return,
+                Err(e) => last = Some(e),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1 << attempt));
         }
+        // Going on in the guest's namespace would make the host's next steps act on
+        // the guest: stop here, whatever the cost.
+        let e = last.expect("an error after the attempts");
+        crate::report::say(&format!("cannot return to the host's network namespace: {e}"));
+        std::process::abort();
     }
 }
 

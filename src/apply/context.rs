@@ -8,7 +8,7 @@ use std::os::fd::BorrowedFd;
 use anyhow::{anyhow, Context as _, Result};
 
 use super::bridge_lock::BridgeLock;
-use crate::netlink::Netlink;
+use crate::netlink::{errno_of, Netlink};
 use crate::plan::Side;
 use crate::types::Mac;
 
@@ -112,15 +112,20 @@ impl<'a> Context<'a> {
         self.known.borrow().get(&(side, name.to_string())).copied()
     }
 
-    /// The index of link `name` on `side`: known, or looked up (and then known).
+    /// The index of link `name` on `side`: known, or looked up (and then known). A
+    /// lookup that failed on the socket, not by the kernel's answer, is asked once
+    /// more (on a new socket): it changes nothing, and a step must not fail half-done
+    /// for a lost answer (a NIC just moved into the guest would stay there).
     pub async fn index(&self, side: Side, name: &str) -> Result<u32> {
         if let Some(k) = self.known(side, name) {
             return Ok(k.index);
         }
-        let link = self
-            .nl(side)
-            .link_by_name(name)
-            .await
+        let nl = self.nl(side);
+        let looked = match nl.link_by_name(name).await {
+            Err(e) if errno_of(&e).is_none() => nl.link_by_name(name).await,
+            other => other,
+        };
+        let link = looked
             .with_context(|| format!("cannot look up {name}"))?
             .ok_or_else(|| anyhow!("{name} has disappeared"))?;
         self.learn(side, name, link.index, None);
