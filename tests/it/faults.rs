@@ -7,14 +7,12 @@
 //! any change, whatever is refactored after it).
 //!
 //! The subset grows as fixes land: when a class of the sweep's failures is fixed,
-//! add its cases here (see the sweep's "all bad cases" list). Known failures on
-//! today's main, left out: an abort (status 134) when `setns` back to the host's
-//! namespace fails (the 2nd setns of each guest visit); `--direct-phys` leaving
-//! the NIC in the guest when the request that moves it, or the look-up right
-//! after, gets no answer (sendto/recvfrom around the move). Fixed since the
-//! baseline of 59ba5d8: a failed `sendto` that a request reported as done, debris
-//! after a failed send or receive (every one is pinned below for a new bridge and
-//! a macvlan), panics when `epoll_ctl` failed for a netlink socket.
+//! add its cases here (see the sweep's "all bad cases" list). The whole sweep has
+//! no known failure since 69af116. Fixed since the baseline of 59ba5d8, each pinned
+//! below: a failed `sendto` that a request reported as done, debris after a failed
+//! send or receive, panics when `epoll_ctl` failed for a netlink socket, an abort
+//! when `setns` back to the host failed, a `--direct-phys` NIC left in the guest
+//! when the look-up after its move lost its answer.
 
 mod check;
 mod sweep;
@@ -140,4 +138,21 @@ fn every_failed_netlink_send_or_receive_on_a_new_bridge_keeps_the_promise() {
 fn every_failed_netlink_send_or_receive_on_a_macvlan_keeps_the_promise() {
     holds_at_every_occurrence(Scenario::Macvlan, "sendto", &["EPERM"]);
     holds_at_every_occurrence(Scenario::Macvlan, "recvfrom", &["EPERM"]);
+}
+
+/// Every `setns` (into each guest and back), in every scenario: a failure to enter
+/// fails cleanly; a failure to come back is tried again (it aborted the run).
+#[test]
+fn every_failed_setns_keeps_the_promise() {
+    for scenario in Scenario::ALL {
+        holds_at_every_occurrence(scenario, "setns", &["EIO"]);
+    }
+}
+
+/// Every netlink request and reply around a `--direct-phys` move: the NIC never
+/// stays in the guest (the look-up after the move lost its answer).
+#[test]
+fn every_failed_netlink_send_or_receive_with_direct_phys_gives_the_nic_back() {
+    holds_at_every_occurrence(Scenario::DirectPhys, "sendto", &["EIO"]);
+    holds_at_every_occurrence(Scenario::DirectPhys, "recvfrom", &["EIO"]);
 }
