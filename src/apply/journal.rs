@@ -49,6 +49,11 @@ pub enum Undo {
         disable_ipv6: Option<String>,
     },
     /// A guest interface's `disable_ipv6` we set to 0: back to `value`.
+    /// A guest sysctl file we changed (`/proc/sys/net/ipv6/conf/DEV/KEY`): back to `value`.
+    RestoreSysctl {
+        path: String,
+        value: String,
+    },
     RestoreIpv6Off {
         dev: String,
         value: String,
@@ -148,6 +153,7 @@ async fn undo_one(undo: &Undo, ctx: &Context<'_>) -> Result<()> {
             super::links::move_back(ctx, *index, &nic.0, &nic.1, disable_ipv6.as_deref()).await
         }
         Undo::RestoreIpv6Off { dev, value } => super::sysctl::restore(ctx, dev, value).await,
+        Undo::RestoreSysctl { path, value } => super::sysctl::restore_path(ctx, path, value).await,
         Undo::DeleteAddress { index, addr } => ctx.guest.del_address(*index, *addr).await,
         // Not deleted after all (its answer was lost): nothing to put back.
         Undo::RestoreRoute(route) => already_there(ctx.guest.add_route(&route.restorable(), false).await),
@@ -185,6 +191,7 @@ fn describe(undo: &Undo) -> String {
         Undo::OvsDeletePort { port, .. } => format!("cannot remove port {port} from Open vSwitch"),
         Undo::DeleteGuestLink { name, .. } => format!("cannot delete {name} in the guest"),
         Undo::MoveBack { nic, .. } => format!("cannot give {} back to the host as it was", nic.0.name),
+        Undo::RestoreSysctl { path, value } => format!("cannot set {path} back to {value} in the guest"),
         Undo::RestoreIpv6Off { dev, value } => {
             format!("cannot set net.ipv6.conf.{dev}.disable_ipv6 back to {value} in the guest")
         }

@@ -9,6 +9,7 @@ mod dhcp;
 mod journal;
 mod links;
 mod ovs;
+mod slaac;
 mod sysctl;
 
 use anyhow::{anyhow, Result};
@@ -93,6 +94,7 @@ async fn run(step: &Step, ctx: &Context<'_>, journal: &mut Journal) -> Result<()
             addressing::run(step, ctx, journal).await
         }
         Step::EnableIpv6 { dev } => sysctl::enable_ipv6(ctx, journal, dev).await,
+        Step::Slaac { dev, timeout } => slaac::run(ctx, journal, dev, *timeout).await,
         Step::Dhcp(req) => dhcp::run(req, ctx, journal).await,
     }
 }

@@ -22,7 +22,12 @@ pub async fn enable_ipv6(ctx: &Context<'_>, j: &mut Journal, dev: &str) -> Resul
 /// The undo: `disable_ipv6` of DEV back to `value`. An interface that is gone has
 /// nothing left to restore.
 pub async fn restore(ctx: &Context<'_>, dev: &str, value: &str) -> Result<()> {
-    match set_sysctl(ctx.guest_ns, disable_ipv6_path(dev), value.to_string()).await {
+    restore_path(ctx, &disable_ipv6_path(dev), value).await
+}
+
+/// The undo of any guest sysctl we set: `path` back to `value`; gone is fine.
+pub async fn restore_path(ctx: &Context<'_>, path: &str, value: &str) -> Result<()> {
+    match set_sysctl(ctx.guest_ns, path.to_string(), value.to_string()).await {
         Err(e) if is_gone(&e) => Ok(()),
         r => r.map(drop),
     }

@@ -16,7 +16,7 @@ pub const GRAMMAR: &[&str] = &[
      network namespace of process N), or a network-namespace file given by a path with a \
      directory, such as /proc/N/ns/net or /var/run/netns/NAME.",
     "IPSPEC is ADDR/PREFIX[@GATEWAY], 0/0 (no address), or a DHCP client: dhcp[:OPTS], \
-     udhcpc[-f][:OPTS], dhclient[-f][:OPTS], dhcpcd[:OPTS], dhcp4[-f][:OPTS] (built in).",
+     udhcpc[-f][:OPTS], dhclient[-f][:OPTS], dhcpcd[:OPTS], dhcp4[-f][:OPTS] (built in); or      slaac (IPv6 from the network's router advertisements).",
     "The last argument is [MAC][@VLAN]: a MAC address or U:TEXT (a stable MAC derived from \
      TEXT), optionally followed by @VLAN.",
     "SIGINT, SIGTERM or SIGHUP during an attachment undo it, then pipework dies of the signal.",

@@ -151,7 +151,8 @@ struct RawArgs {
     wait: bool,
     /// With --wait: give up after this many seconds (exit 1). With a DHCP IPSPEC: how
     /// long the client may take to get its lease before everything is undone
-    /// (default 90; the built-in dhcp4: 30, or its timeout= option).
+    /// (default 90; the built-in dhcp4: 30, or its timeout= option). With slaac: how
+    /// long to wait for a router (default 30).
     #[arg(long, value_name = "SECONDS")]
     timeout: Option<f64>,
     /// Print the steps that would be taken, change nothing.
@@ -284,8 +285,8 @@ fn dhcp_timeout(timeout: Option<f64>, ip: &IpSpec) -> Result<Option<Duration>> {
     let Some(s) = timeout else {
         return Ok(None);
     };
-    if !matches!(ip, IpSpec::Dhcp { .. }) {
-        bail!("--timeout works with --wait or a DHCP IPSPEC only");
+    if !matches!(ip, IpSpec::Dhcp { .. } | IpSpec::Slaac) {
+        bail!("--timeout works with --wait, a DHCP IPSPEC or slaac only");
     }
     // A day is already far more than any lease takes; past it, deadlines overflow.
     const MAX: Duration = Duration::from_secs(86_400);

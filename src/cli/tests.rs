@@ -149,8 +149,8 @@ fn timeout_bounds_a_dhcp_client_and_nothing_else() {
     assert_eq!(attach("--timeout 2.5 br1 web1 dhcp").dhcp_timeout, Some(Duration::from_millis(2500)));
     assert_eq!(attach("br1 web1 udhcpc --timeout 7").dhcp_timeout, Some(Duration::from_secs(7)));
     assert_eq!(attach("br1 web1 dhcp").dhcp_timeout, None);
-    assert!(invalid("--timeout 5 br1 web1 10.0.0.2/24").contains("DHCP IPSPEC only"));
-    assert!(invalid("--timeout 5 br1 web1 0/0").contains("DHCP IPSPEC only"));
+    assert!(invalid("--timeout 5 br1 web1 10.0.0.2/24").contains("a DHCP IPSPEC or slaac only"));
+    assert!(invalid("--timeout 5 br1 web1 0/0").contains("a DHCP IPSPEC or slaac only"));
     assert!(invalid("--timeout 0 br1 web1 dhcp").contains("expected seconds > 0"));
     assert!(invalid("--timeout 1e19 br1 web1 dhcp").contains("at most 86400"));
     assert!(matches!(parse(["--batch", "-", "--timeout", "5"]), Err(CliError::Clap(_))));
@@ -303,4 +303,16 @@ fn an_empty_i_or_l_means_the_default_name_as_in_the_original() {
         panic!("an attach")
     };
     assert_eq!((a.container_if, a.local_if), (None, None));
+}
+
+#[test]
+fn slaac_is_ipv6_and_takes_a_timeout() {
+    assert_eq!(attach("br1 web1 slaac").ip, IpSpec::Slaac);
+    assert!(
+        invalid("br1 -a 4 web1 slaac").contains("-a 4 contradicts"),
+        "{}",
+        invalid("br1 -a 4 web1 slaac")
+    );
+    assert!(attach("br1 web1 slaac --timeout 5").dhcp_timeout.is_some());
+    assert!(invalid("br1 web1 10.0.0.2/24 --timeout 5").contains("--timeout works with"));
 }

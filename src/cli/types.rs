@@ -115,6 +115,9 @@ pub enum IpSpec {
     /// `dhcp[:OPTS]`, `udhcpc[-f][:OPTS]`, `dhclient[-f][:OPTS]`, `dhcpcd[:OPTS]`,
     /// `dhcp4[-f][:OPTS]` (the built-in client).
     Dhcp { client: DhcpClient, foreground: bool, options: Vec<String> },
+    /// `slaac`: IPv6 stateless autoconfiguration from the network's router
+    /// advertisements (the kernel's own, turned on for the new interface).
+    Slaac,
 }
 
 impl FromStr for IpSpec {
@@ -122,6 +125,9 @@ impl FromStr for IpSpec {
     fn from_str(s: &str) -> Result<Self> {
         if let Some(dhcp) = parse_dhcp(s) {
             return Ok(dhcp);
+        }
+        if s == "slaac" {
+            return Ok(IpSpec::Slaac);
         }
         let (addr, gateway) = match s.split_once('@') {
             Some((a, g)) => (a, Some(g)),
@@ -223,6 +229,7 @@ impl IpSpec {
         match self {
             IpSpec::Static { addr: Some(a), .. } => Some(Family::of(&a.ip())),
             IpSpec::Static { gateway: Some(g), .. } => Some(Family::of(g)),
+            IpSpec::Slaac => Some(Family::V6),
             _ => None,
         }
     }

@@ -5,7 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use anyhow::Result;
 use ipnetwork::IpNetwork;
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, CacheInfo};
+use rtnetlink::packet_route::address::{
+    AddressAttribute, AddressFlags, AddressMessage, AddressScope, CacheInfo,
+};
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::AddressMessageBuilder;
 
@@ -82,6 +84,27 @@ fn address_message(index: u32, net: IpNetwork) -> AddressMessage {
         IpAddr::V6(ip) => {
             AddressMessageBuilder::<Ipv6Addr>::new().index(index).address(ip, net.prefix()).build()
         }
+    }
+}
+
+impl Netlink {
+    /// Link `index` has a global IPv6 address that is usable (past duplicate address
+    /// detection), and the namespace a default IPv6 route through it: what a router
+    /// advertisement gives an interface that autoconfigures (SLAAC).
+    pub async fn autoconfigured(&self, index: u32) -> Result<bool> {
+        let usable = self.address_messages(index).await?.iter().any(|m| {
+            m.header.family == AddressFamily::Inet6
+                && m.header.scope == AddressScope::Universe
+                && !m.attributes.iter().any(|a| {
+                    matches!(a, AddressAttribute::Flags(f)
+                        if f.contains(AddressFlags::Tentative) || f.contains(AddressFlags::Dadfailed))
+                })
+        });
+        if !usable {
+            return Ok(false);
+        }
+        let routes = self.routes(crate::types::Family::V6).await?;
+        Ok(routes.iter().any(|r| r.is_default() && r.oif == Some(index)))
     }
 }
 

@@ -19,7 +19,13 @@ use crate::types::Family;
 /// on for the interface before anything of IPv6 is put on it.
 pub fn steps(req: &Attach, dev: &str, facts: &GuestFacts) -> Vec<Step> {
     let IpSpec::Static { addr, gateway } = &req.ip else {
-        return vec![Step::LinkUp { dev: dev.to_string(), arp_notify: false }];
+        let up = Step::LinkUp { dev: dev.to_string(), arp_notify: false };
+        if req.ip == IpSpec::Slaac {
+            let timeout = req.dhcp_timeout.unwrap_or(SLAAC_TIMEOUT);
+            let slaac = Step::Slaac { dev: dev.to_string(), timeout };
+            return vec![Step::EnableIpv6 { dev: dev.to_string() }, up, slaac];
+        }
+        return vec![up];
     };
     // The kernel announces an IPv4 address when told to (see `announce`).
     let arp_notify = addr.is_some_and(|a| a.is_ipv4());
@@ -82,8 +88,12 @@ fn default_route(
 /// A static IPv6 attachment (an address, a gateway, or `-a 6` alone, which leaves
 /// IPv6 for the guest to configure on the new interface).
 fn wants_ipv6(req: &Attach) -> bool {
-    req.family == Family::V6 && matches!(req.ip, IpSpec::Static { .. })
+    req.family == Family::V6 && matches!(req.ip, IpSpec::Static { .. } | IpSpec::Slaac)
 }
+
+/// How long `slaac` waits for a router (`--timeout` says otherwise): routers send
+/// advertisements every few minutes, but answer the kernel's solicitation at once.
+const SLAAC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A kernel booted with `ipv6.disable=1` has no IPv6 in any namespace, and no
 /// `disable_ipv6` to turn: refused before any change, in one line.

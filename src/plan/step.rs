@@ -93,6 +93,13 @@ pub enum Step {
     EnableIpv6 {
         dev: String,
     },
+    /// `slaac`: the kernel takes router advertisements on DEV (`accept_ra`) and
+    /// announces what it configures (`ndisc_notify`); the step ends once DEV has an
+    /// autoconfigured global address and a default route, or fails after `timeout`.
+    Slaac {
+        dev: String,
+        timeout: std::time::Duration,
+    },
     AddAddress {
         dev: String,
         addr: IpNetwork,
@@ -131,6 +138,7 @@ impl Step {
             | Step::CreateGuestLink { .. }
             | Step::MoveIntoGuest { .. } => Side::Host,
             Step::EnableIpv6 { .. }
+            | Step::Slaac { .. }
             | Step::AddAddress { .. }
             | Step::LinkUp { .. }
             | Step::DeleteRoute { .. }
@@ -168,6 +176,7 @@ impl Step {
                 format!("cannot add {port} to Open vSwitch bridge {bridge}")
             }
             Step::EnableIpv6 { dev } => format!("cannot enable IPv6 on {dev} in {g}"),
+            Step::Slaac { dev, .. } => format!("cannot autoconfigure {dev} (slaac) in {g}"),
             Step::AddAddress { dev, addr, .. } => format!("cannot add address {addr} to {dev} in {g}"),
             Step::LinkUp { dev, .. } => format!("cannot set {dev} up in {g}"),
             Step::CreateVlan { name, .. } => format!("cannot create VLAN device {name}"),
@@ -253,6 +262,15 @@ impl fmt::Display for Step {
             // sysctl(8) writes a `.` inside an interface name as `/`.
             Step::EnableIpv6 { dev } => {
                 write!(f, "sysctl -w net.ipv6.conf.{}.disable_ipv6=0", dev.replace('.', "/"))
+            }
+            Step::Slaac { dev, timeout } => {
+                let key = dev.replace('.', "/");
+                write!(f, "sysctl -w net.ipv6.conf.{key}.accept_ra=1 net.ipv6.conf.{key}.ndisc_notify=1")?;
+                write!(
+                    f,
+                    "; wait up to {} s for a router's address and default route on {dev}",
+                    timeout.as_secs()
+                )
             }
             Step::AddAddress { dev, addr, broadcast } => {
                 write!(f, "ip addr add {addr}")?;

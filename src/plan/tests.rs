@@ -467,3 +467,18 @@ fn vlan_4095_goes_to_open_vswitch_as_the_original_passes_it() {
     let Plan::Steps(steps) = p else { panic!("{p:?}") };
     assert!(steps.iter().any(|s| matches!(s, Step::AddOvsPort { tag: Some(4095), .. })), "{steps:?}");
 }
+
+#[test]
+fn slaac_turns_ipv6_and_router_advertisements_on_for_the_new_interface_alone() {
+    let s = steps("br1 web1 slaac --timeout 7", &bridge(1500), &GuestFacts::default());
+    assert_eq!(
+        s[1..],
+        [
+            "guest: sysctl -w net.ipv6.conf.eth1.disable_ipv6=0",
+            "guest: ip link set eth1 up",
+            "guest: sysctl -w net.ipv6.conf.eth1.accept_ra=1 net.ipv6.conf.eth1.ndisc_notify=1; \
+             wait up to 7 s for a router's address and default route on eth1",
+        ]
+    );
+    assert_eq!(req("br1 web1 slaac").family, crate::types::Family::V6);
+}

@@ -18,4 +18,5 @@ mod passthrough;
 mod physical;
 mod rerun;
 mod rollback;
+mod slaac;
 mod wait;
