@@ -78,10 +78,12 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
         lines.append(&mut ctx.notes.borrow_mut());
         return Outcome::Failed { error, rollback_errors, notes: lines };
     }
+    // What the steps said (a NIC moved in) before the steps themselves, as it was
+    // said while they ran before.
+    lines.append(&mut ctx.notes.borrow_mut());
     if req.verbose {
         lines.extend(steps.iter().map(|s| s.to_string()));
     }
-    lines.append(&mut ctx.notes.borrow_mut());
     // Neighbours learn the new address now (a warning if that fails).
     lines.extend(announce::after_apply(&steps, &ctx).await);
     Outcome::Done(lines)

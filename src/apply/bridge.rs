@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 use nix::errno::Errno;
 
 use super::{record_host_link, Context, Journal, Undo};
-use crate::netlink::{errno_of, VethRequest};
+use crate::netlink::{errno_of, unanswered, VethRequest};
 use crate::plan::{Side, Step};
 use crate::types::Mac;
 
@@ -60,6 +60,17 @@ pub async fn create_veth(ctx: &Context<'_>, journal: &mut Journal, step: &Step) 
         peer_mac: Some(peer_mac),
     };
     let made = ctx.host.create_veth(&req).await;
+    if let Err(e) = made {
+        // Its answer lost, the pair may be made, or may be another run's (EEXIST): ours
+        // only if the guest end carries the MAC we chose for it.
+        if unanswered(&e) {
+            let guest_end = ctx.guest.link_by_name(peer).await.ok().flatten();
+            if guest_end.is_some_and(|l| l.mac == Some(peer_mac)) {
+                journal.push(Undo::DeleteHostLink { index: None, name: host.clone() });
+            }
+        }
+        return Err(e);
+    }
     let undo = |index| Undo::DeleteHostLink { index, name: host.clone() };
     let echo = record_host_link(ctx, journal, made, host, undo).await?;
     // On its bridge now: a rollback elsewhere sees the port and keeps the bridge.

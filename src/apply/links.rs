@@ -108,7 +108,9 @@ pub async fn move_into_guest(
     let moved = ctx.host.move_to(nic.index, ctx.guest_ns).await;
     if let Err(e) = moved {
         // Its answer lost, the NIC may be in the guest all the same: give it back then.
-        if unanswered(&e) {
+        // Still on the host, it did not move (the guest's own `name` is not ours).
+        let still_here = matches!(ctx.host.link_by_index(nic.index).await, Ok(Some(l)) if l.name == nic.name);
+        if unanswered(&e) && !still_here {
             if let Ok(Some(there)) = ctx.guest.link_by_name(name).await {
                 j.push(Undo::MoveBack { index: there.index, nic: Box::new((nic, config)), disable_ipv6 });
             }

@@ -122,12 +122,19 @@ async fn record_host_link(
 ) -> Result<Option<Link>> {
     match made {
         Ok(echo) => {
-            let index = echo.as_ref().map(|l| l.index);
-            journal.push(undo(index));
-            match index {
-                Some(i) => ctx.learn(Side::Host, name, i, None),
-                None => drop(ctx.index(Side::Host, name).await?),
-            }
+            let index = match &echo {
+                Some(l) => l.index,
+                // No echo (a kernel before 6.3): looked up, and by name should that fail.
+                None => match ctx.index(Side::Host, name).await {
+                    Ok(i) => i,
+                    Err(e) => {
+                        journal.push(undo(None));
+                        return Err(e);
+                    }
+                },
+            };
+            journal.push(undo(Some(index)));
+            ctx.learn(Side::Host, name, index, None);
             Ok(echo)
         }
         Err(e) => {

@@ -20,7 +20,8 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _, Result};
 use nix::errno::Errno;
 use rtnetlink::packet_core::{
-    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
+    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR,
+    NLM_F_REQUEST,
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -75,9 +76,14 @@ impl Conn {
         self.exchange(msg, flags | NLM_F_ACK, false)
     }
 
-    /// A dump (NLM_F_DUMP): every answer up to its end.
+    /// A dump (NLM_F_DUMP): every answer up to its end. One the kernel interrupted
+    /// (what it lists changed meanwhile) is asked for again, once: a partial list
+    /// would let a rollback take a bridge in use for an unused one.
     pub fn dump(&self, msg: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>> {
-        self.exchange(msg, NLM_F_DUMP, true)
+        match self.exchange(msg.clone(), NLM_F_DUMP, true) {
+            Err(e) if e.downcast_ref::<DumpInterrupted>().is_some() => self.exchange(msg, NLM_F_DUMP, true),
+            other => other,
+        }
     }
 
     fn exchange(&self, msg: RouteNetlinkMessage, flags: u16, dump: bool) -> Result<Vec<RouteNetlinkMessage>> {
@@ -113,7 +119,13 @@ impl Inner {
         req.finalize();
         let mut buf = vec![0u8; req.buffer_len()];
         req.serialize(&mut buf);
-        match socket.send(&buf, 0) {
+        let sent = loop {
+            match socket.send(&buf, 0) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        match sent {
             Ok(n) if n == buf.len() => {}
             Ok(n) => return Err(anyhow!("netlink request cut short ({n} of {} bytes sent)", buf.len())),
             Err(e) => {
@@ -125,42 +137,75 @@ impl Inner {
     }
 }
 
-/// Read answers to request `seq` until its ACK (or, for a dump, DONE).
+/// Read answers to request `seq` until its ACK (or, for a dump, DONE). Once the
+/// request has gone out the kernel may have acted on it: an answer that cannot be
+/// read, or makes no sense, is [`Unanswered`]; only the kernel's own error is a sure
+/// failure. A dump the kernel says it interrupted (its data changed meanwhile) is
+/// [`DumpInterrupted`], for the caller to ask again.
 fn receive(socket: &Socket, seq: u32, dump: bool) -> Result<Vec<RouteNetlinkMessage>> {
+    let lost = |errno: Errno| anyhow::Error::new(Unanswered(errno));
     let mut answers = Vec::new();
+    let mut interrupted = false;
     let mut buf: Vec<u8> = Vec::with_capacity(BUFFER);
     loop {
         buf.clear();
-        let n = socket
-            .recv(&mut buf, nix::libc::MSG_TRUNC)
-            .map_err(|e| anyhow::Error::new(Unanswered(io_errno(&e))))?;
+        let n = recv_retrying(socket, &mut buf).map_err(|e| lost(io_errno(&e)))?;
         if n > buf.len() {
-            return Err(anyhow!("a netlink answer of {n} bytes did not fit"));
+            return Err(lost(Errno::EMSGSIZE));
         }
         let mut rest = &buf[..n];
         while !rest.is_empty() {
-            let len =
-                NetlinkBuffer::new_checked(rest).map_err(|e| anyhow!("bad netlink answer: {e}"))?.length();
-            let len = (len as usize).min(rest.len());
-            let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..len])
-                .map_err(|e| anyhow!("bad netlink answer: {e}"))?;
+            let header = NetlinkBuffer::new_checked(rest).map_err(|_| lost(Errno::EBADMSG))?;
+            let (len, this_seq, flags) = (header.length() as usize, header.sequence_number(), header.flags());
+            let this = &rest[..len.min(rest.len())];
             // Messages are padded to 4 bytes.
             rest = &rest[((len + 3) & !3).min(rest.len())..];
-            if msg.header.sequence_number != seq {
-                // What is left of an earlier request that failed half-way.
+            if this_seq != seq {
+                // What is left of an earlier request that failed half-way: not read.
                 continue;
             }
+            interrupted |= flags & NLM_F_DUMP_INTR != 0;
+            let msg =
+                NetlinkMessage::<RouteNetlinkMessage>::deserialize(this).map_err(|_| lost(Errno::EBADMSG))?;
             match msg.payload {
                 NetlinkPayload::Error(e) if e.raw_code() == 0 => return Ok(answers),
                 NetlinkPayload::Error(e) => return Err(KernelError(Errno::from_raw(-e.raw_code())).into()),
+                // A dump that failed part-way says so in its DONE.
+                NetlinkPayload::Done(d) if dump && d.code < 0 => {
+                    return Err(KernelError(Errno::from_raw(-d.code)).into())
+                }
+                NetlinkPayload::Done(_) if dump && interrupted => return Err(DumpInterrupted.into()),
                 NetlinkPayload::Done(_) if dump => return Ok(answers),
                 NetlinkPayload::InnerMessage(m) => answers.push(m),
-                NetlinkPayload::Overrun(_) => return Err(anyhow!("the netlink answer overran")),
+                NetlinkPayload::Overrun(_) => return Err(lost(Errno::ENOBUFS)),
                 _ => {}
             }
         }
     }
 }
+
+/// recv(2), again after a signal handler ran (SO_RCVTIMEO keeps the kernel from
+/// restarting it by itself).
+fn recv_retrying(socket: &Socket, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    loop {
+        match socket.recv(buf, nix::libc::MSG_TRUNC) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.clear(),
+            other => return other,
+        }
+    }
+}
+
+/// The kernel interrupted a dump because what it lists changed meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DumpInterrupted;
+
+impl std::fmt::Display for DumpInterrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the kernel's list changed while it was read")
+    }
+}
+
+impl std::error::Error for DumpInterrupted {}
 
 /// A blocking route-netlink socket in `netns` (or this thread's namespace): the
 /// thread enters the namespace only for the `socket(2)` call (see `crate::netns`).
