@@ -9,6 +9,7 @@ use crate::apply::{self, BridgeLock, Context, Failure};
 use crate::cli::Attach;
 use crate::guest::{self, Guest};
 use crate::netlink::{Link, Netlink};
+use crate::plan::alias::GuestRef;
 use crate::plan::{self, Class, GuestId, Mode, Plan, Side};
 use crate::report::Outcome;
 use crate::{announce, blocking, facts, interrupt};
@@ -103,7 +104,19 @@ async fn prepare(req: &Attach, host: &Netlink) -> Result<Prepared> {
         guest::Source::Docker { id, name } => Some((id.clone(), name.clone())),
         _ => None,
     };
-    let id = GuestId { name: guest.name.clone(), tag: guest.name_tag(), pid: guest.pid, container };
+    let reference = match (&container, guest.pid) {
+        (Some((id, _)), _) => GuestRef::Docker(id.clone()),
+        (None, Some(pid)) => GuestRef::Pid(pid),
+        (None, None) => GuestRef::Netns(guest.name.clone()),
+    };
+    let id = GuestId {
+        name: guest.name.clone(),
+        tag: guest.name_tag(),
+        pid: guest.pid,
+        container,
+        reference,
+        ns_inode: guest.ns_inode,
+    };
     facts::host_end(host, req, &class, &id, &mut host_facts).await?;
     let guest_facts = facts::guest(&nl_guest, req, &class).await?;
     let plan = plan::plan(req, &class, &id, &host_facts, &guest_facts)?;

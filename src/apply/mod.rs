@@ -83,6 +83,10 @@ async fn run(step: &Step, ctx: &Context<'_>, journal: &mut Journal) -> Result<()
             links::create_vlan(ctx, journal, name, parent, *id, *mtu).await
         }
         Step::SetHostUp { name } => links::set_host_up(ctx, journal, name).await,
+        // On a link this run made: its undo (deleting the link) takes the alias along.
+        Step::SetAlias { side, dev, alias } => {
+            ctx.nl(*side).set_alias(ctx.index(*side, dev).await?, alias).await
+        }
         Step::CreateGuestLink { name, kind, mtu, mac } => {
             links::create_in_guest(ctx, journal, name, kind, *mtu, *mac).await
         }
