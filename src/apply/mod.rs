@@ -9,6 +9,7 @@ mod dhcp;
 mod journal;
 mod links;
 mod ovs;
+mod remove;
 mod sysctl;
 
 use anyhow::{anyhow, Result};
@@ -17,6 +18,7 @@ use nix::errno::Errno;
 pub use bridge_lock::BridgeLock;
 pub use context::{Context, Known};
 pub use journal::{Journal, Undo};
+pub use remove::remove;
 
 use crate::netlink::{errno_of, Link};
 use crate::plan::{veth_host_end, Side, Step};

@@ -6,6 +6,7 @@ pub mod alias;
 mod bridge;
 pub mod dhcp;
 mod physical;
+pub mod remove;
 mod step;
 #[cfg(test)]
 mod tests;
