@@ -11,6 +11,7 @@ mod dhcp;
 mod dhcp_docker;
 mod docker;
 mod interrupt;
+mod lifecycle;
 mod lxc;
 mod ovs;
 mod passthrough;
