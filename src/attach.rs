@@ -9,9 +9,10 @@ use crate::apply::{self, BridgeLock, Context, Failure};
 use crate::cli::Attach;
 use crate::guest::{self, Guest};
 use crate::netlink::{Link, Netlink};
+use crate::plan::alias::GuestRef;
 use crate::plan::{self, Class, GuestId, Mode, Plan, Side};
 use crate::report::Outcome;
-use crate::{announce, blocking, facts, interrupt};
+use crate::{announce, attach_result, blocking, facts, interrupt};
 
 /// One attachment from the command line, with SIGINT, SIGTERM and SIGHUP turned into
 /// a failure that undoes it (see `crate::interrupt`).
@@ -23,11 +24,16 @@ pub async fn run(req: &Attach) -> Outcome {
         Ok(host) => run_on(req, &host).await,
         Err(e) => Outcome::failed(e),
     };
-    match (outcome, interrupt::received()) {
+    let outcome = match (outcome, interrupt::received()) {
         // Whatever failed during an interruption failed because of it (a client that
         // the terminal's Ctrl-C reached as well, say).
         (failed @ Outcome::Failed { .. }, Some(signal)) => Outcome::Interrupted(signal, Box::new(failed)),
         (outcome, _) => outcome,
+    };
+    if req.json {
+        crate::report::json(outcome)
+    } else {
+        outcome
     }
 }
 
@@ -41,6 +47,9 @@ struct Prepared {
     host_if: Option<Link>,
     /// Held from before HOSTIF was looked up (see `apply::BridgeLock`).
     bridge_lock: Option<BridgeLock>,
+    /// CONTAINER_IF, and the veth modes' host end, for the `--json` result.
+    container_if: String,
+    host_end: Option<String>,
 }
 
 /// [`run`] with the host's netlink handle given: a batch shares one among its lines.
@@ -51,17 +60,25 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
         p = prepare(req, host) => p,
         signal = interrupt::arrived() => Err(signal.into()),
     };
-    let Prepared { guest, nl_guest, plan, host_if, bridge_lock } = match prepared {
+    let Prepared { guest, nl_guest, plan, host_if, bridge_lock, container_if, host_end } = match prepared {
         Ok(p) => p,
         Err(e) => return Outcome::failed(e),
     };
     let mut lines = req.warnings.clone();
+    let names = attach_result::Names { container_if: &container_if, host_end: host_end.as_deref() };
     let steps = match plan {
         Plan::AlreadyDone(what) => {
             if req.verbose || req.dry_run {
                 lines.push(format!("nothing to do: {what}"));
             }
+            if req.json {
+                return json_result(host, &nl_guest, &guest, &names, false, lines).await;
+            }
             return Outcome::Done(lines);
+        }
+        Plan::Steps(steps) if req.dry_run && req.json => {
+            let doc = serde_json::json!({ "changed": true, "dry_run": true, "steps": steps.iter().map(|s| s.to_string()).collect::<Vec<_>>() });
+            return Outcome::Json { doc, notes: lines, code: 0 };
         }
         Plan::Steps(steps) if req.dry_run => {
             return Outcome::Printed { lines: steps.iter().map(|s| s.to_string()).collect(), notes: lines };
@@ -86,7 +103,30 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
     }
     // Neighbours learn the new address now (a warning if that fails).
     lines.extend(announce::after_apply(&steps, &ctx).await);
+    if req.json {
+        return json_result(host, &nl_guest, &guest, &names, true, lines).await;
+    }
     Outcome::Done(lines)
+}
+
+/// The `--json` document; a failure to read it back is the run's error (its changes
+/// stay: they were made, and a re-run finds them in place).
+async fn json_result(
+    host: &Netlink,
+    nl_guest: &Netlink,
+    guest: &Guest,
+    names: &attach_result::Names<'_>,
+    changed: bool,
+    notes: Vec<String>,
+) -> Outcome {
+    match attach_result::document(host, nl_guest, guest, names, changed).await {
+        Ok(doc) => Outcome::Json { doc, notes, code: 0 },
+        Err(e) => Outcome::Failed {
+            error: e.context("cannot read the result back"),
+            rollback_errors: Vec::new(),
+            notes,
+        },
+    }
 }
 
 /// In the original's order: what HOSTIF is (and what it refuses) first, then the
@@ -101,21 +141,41 @@ async fn prepare(req: &Attach, host: &Netlink) -> Result<Prepared> {
     }
     let guest = resolve(&req.guest).await.and_then(not_the_host)?;
     let nl_guest = Netlink::in_netns(guest.netns())?;
+    let id = guest_id(&guest);
+    facts::host_end(host, req, &class, &id, &mut host_facts).await?;
+    let guest_facts = facts::guest(&nl_guest, req, &class).await?;
+    let plan = plan::plan(req, &class, &id, &host_facts, &guest_facts)?;
+    let container_if = class.container_if.to_string();
+    let host_end = class.host_end(req, &id).and_then(Result::ok);
+    Ok(Prepared { guest, nl_guest, plan, host_if: host_facts.host_if, bridge_lock, container_if, host_end })
+}
+
+/// The guest as the planner names it, and as an attachment's mark refers to it: a
+/// Docker container by its full id, else a process by pid, else the netns file.
+pub(crate) fn guest_id(guest: &Guest) -> GuestId {
     let container = match &guest.source {
         guest::Source::Docker { id, name } => Some((id.clone(), name.clone())),
         _ => None,
     };
-    let id = GuestId { name: guest.name.clone(), tag: guest.name_tag(), pid: guest.pid, container };
-    facts::host_end(host, req, &class, &id, &mut host_facts).await?;
-    let guest_facts = facts::guest(&nl_guest, req, &class).await?;
-    let plan = plan::plan(req, &class, &id, &host_facts, &guest_facts)?;
-    Ok(Prepared { guest, nl_guest, plan, host_if: host_facts.host_if, bridge_lock })
+    let reference = match (&container, guest.pid) {
+        (Some((id, _)), _) => GuestRef::Docker(id.clone()),
+        (None, Some(pid)) => GuestRef::Pid(pid),
+        (None, None) => GuestRef::Netns(guest.name.clone()),
+    };
+    GuestId {
+        name: guest.name.clone(),
+        tag: guest.name_tag(),
+        pid: guest.pid,
+        container,
+        reference,
+        ns_inode: guest.ns_inode,
+    }
 }
 
 /// A Docker name is resolved over the daemon's socket (blocking I/O, ~2.5 ms): on a
 /// thread of the runtime's blocking pool, so that a batch's other lines go on meanwhile.
 /// `pid:N` and netns paths are one `open`, done in place.
-async fn resolve(spec: &str) -> Result<Guest> {
+pub(crate) async fn resolve(spec: &str) -> Result<Guest> {
     if spec.starts_with("pid:") || guest::is_netns_path(spec) {
         return guest::resolve(spec);
     }
@@ -126,7 +186,7 @@ async fn resolve(spec: &str) -> Result<Guest> {
 /// A guest in the host's own network namespace (a `--net=host` container, `pid:1`)
 /// would have the host itself configured as the guest: its default route
 /// replaced, an `eth1` added beside its own. The original does that; we refuse.
-fn not_the_host(guest: Guest) -> Result<Guest> {
+pub(crate) fn not_the_host(guest: Guest) -> Result<Guest> {
     let ours = std::fs::metadata("/proc/self/ns/net").map(|m| m.ino());
     if ours.is_ok_and(|ino| ino == guest.ns_inode) {
         anyhow::bail!("{} is in the host's own network namespace: nothing to attach it to", guest.describe());

@@ -173,6 +173,11 @@ impl LineResult {
             }
             Outcome::Exit { code: 0, lines } => (None, Vec::new(), lines),
             Outcome::Exit { code, lines } => (Some(format!("exit status {code}")), Vec::new(), lines),
+            // A line's own `--json`: the batch's result is the document of record.
+            Outcome::Json { doc, notes, code: 0 } => (None, vec![doc.to_string()], notes),
+            Outcome::Json { doc, notes, .. } => {
+                (Some(doc["error"].as_str().unwrap_or("failed").to_string()), Vec::new(), notes)
+            }
         };
         LineResult { line, error, steps, notes }
     }

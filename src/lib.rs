@@ -7,6 +7,7 @@
 mod announce;
 pub mod apply;
 mod attach;
+mod attach_result;
 mod batch;
 mod blocking;
 pub mod cli;
@@ -15,6 +16,7 @@ mod facts;
 pub mod guest;
 mod interrupt;
 mod keeper;
+mod lifecycle;
 pub mod netlink;
 mod netns;
 mod ovs;
@@ -71,6 +73,8 @@ pub fn main<I: IntoIterator<Item = String>>(argv: I) -> ExitCode {
         Invocation::Passthrough(p) => passthrough::run(&p),
         Invocation::Wait { container_if, timeout } => runtime.block_on(wait::run(&container_if, timeout)),
         Invocation::Batch(b) => runtime.block_on(batch::run(&b)),
+        Invocation::Del(d) => runtime.block_on(lifecycle::del::run(&d)),
+        Invocation::Ls(l) => runtime.block_on(lifecycle::ls::run(&l)),
     };
     // An interrupted built-in DHCP exchange may still sit on the blocking pool until
     // its own timeout: nothing waits for it.

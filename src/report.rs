@@ -25,6 +25,23 @@ pub enum Outcome {
     Exit { code: u8, lines: Vec<String> },
     /// What a run said before a signal cut it short; the process then dies of it.
     Interrupted(Interrupted, Box<Outcome>),
+    /// `--json`: one document on stdout, `notes` on stderr, then exit `code`.
+    Json { doc: serde_json::Value, notes: Vec<String>, code: u8 },
+}
+
+/// The outcome of a `--json` run: a failure becomes `{"error": ..., "rollback_errors":
+/// [...]}` on stdout (exit 1; what it said on its way stays on stderr); a success
+/// the command already made a document of is kept.
+pub fn json(outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::Failed { error, rollback_errors, notes } => {
+            let doc =
+                serde_json::json!({ "error": format!("{error:#}"), "rollback_errors": rollback_errors });
+            Outcome::Json { doc, notes, code: 1 }
+        }
+        Outcome::Interrupted(signal, said) => Outcome::Interrupted(signal, Box::new(json(*said))),
+        other => other,
+    }
 }
 
 impl Outcome {
@@ -72,6 +89,16 @@ fn finish_outcome(outcome: Outcome) -> ExitCode {
             lines.iter().for_each(|l| say(l));
             ExitCode::from(code)
         }
+        Outcome::Json { doc, notes, code } => match print_lines(&[doc.to_string()]) {
+            Ok(()) => {
+                notes.iter().for_each(|l| say(l));
+                ExitCode::from(code)
+            }
+            Err(e) => {
+                say(&format!("cannot write to standard output: {e}"));
+                ExitCode::from(1)
+            }
+        },
         Outcome::Interrupted(signal, said) => {
             let _ = finish_outcome(*said);
             signal.die();

@@ -9,6 +9,7 @@ mod dhcp;
 mod journal;
 mod links;
 mod ovs;
+mod remove;
 mod slaac;
 mod sysctl;
 
@@ -18,6 +19,7 @@ use nix::errno::Errno;
 pub use bridge_lock::BridgeLock;
 pub use context::{Context, Known};
 pub use journal::{Journal, Undo};
+pub use remove::remove;
 
 use crate::netlink::{errno_of, Link};
 use crate::plan::{veth_host_end, Side, Step};
@@ -84,6 +86,10 @@ async fn run(step: &Step, ctx: &Context<'_>, journal: &mut Journal) -> Result<()
             links::create_vlan(ctx, journal, name, parent, *id, *mtu).await
         }
         Step::SetHostUp { name } => links::set_host_up(ctx, journal, name).await,
+        // On a link this run made: its undo (deleting the link) takes the alias along.
+        Step::SetAlias { side, dev, alias } => {
+            ctx.nl(*side).set_alias(ctx.index(*side, dev).await?, alias).await
+        }
         Step::CreateGuestLink { name, kind, mtu, mac } => {
             links::create_in_guest(ctx, journal, name, kind, *mtu, *mac).await
         }

@@ -3,6 +3,7 @@
 //! turned into one typed [`Invocation`]. Nothing here touches the system.
 
 pub mod docs;
+pub mod lifecycle;
 pub mod types;
 
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser};
 
+pub use lifecycle::{Del, Ls};
 pub use types::{DhcpClient, Family, IfName, IpSpec, Mac, MacVlan, MacvlanMode, Vlan};
 
 /// Everything one run of `pipework` was asked to do.
@@ -20,6 +22,8 @@ pub enum Invocation {
     Passthrough(Passthrough),
     Wait { container_if: IfName, timeout: Option<Duration> },
     Batch(Batch),
+    Del(Del),
+    Ls(Ls),
 }
 
 /// `pipework --batch FILE|-`: one attachment per line of FILE (see `crate::batch`).
@@ -56,6 +60,8 @@ pub struct Attach {
     pub dry_run: bool,
     /// Print each step on stderr as it is done.
     pub verbose: bool,
+    /// The result as one JSON document on stdout (see `crate::report::json`).
+    pub json: bool,
     /// What the parse has to say without failing (extra arguments ignored).
     pub warnings: Vec<String>,
 }
@@ -134,6 +140,8 @@ const AFTER_HELP: &str =
                   replacement for the pipework script.",
     override_usage = "pipework [OPTIONS] HOSTIF [-i CONTAINER_IF] [-l LOCAL_IF] [-a 4|6] GUEST IPSPEC [MAC][@VLAN]\n       \
                       pipework route|rule|tc GUEST ARGS...\n       \
+                      pipework del [HOSTIF] GUEST [-i CONTAINER_IF] [--prune-bridge] [--json] [--dry-run]\n       \
+                      pipework ls [GUEST] [--json]\n       \
                       pipework --batch FILE|- [--json] [--dry-run] [--verbose]\n       \
                       pipework --wait [-i CONTAINER_IF] [--timeout SECONDS]\n       \
                       pipework completions bash|zsh|fish",
@@ -170,8 +178,9 @@ struct RawArgs {
         conflicts_with_all = ["wait", "args", "direct_phys", "container_if", "local_if", "family", "timeout"]
     )]
     batch: Option<PathBuf>,
-    /// With --batch: print the per-line results as a JSON array of {line, ok, error}.
-    #[arg(long, requires = "batch")]
+    /// The result as one JSON document on stdout (with --batch: a JSON array of
+    /// {line, ok, error}); an error as {"error", "rollback_errors"}, exit 1.
+    #[arg(long)]
     json: bool,
     /// Interface name inside the guest (default eth1; ib0 for IPoIB).
     #[arg(short = 'i', value_name = "CONTAINER_IF")]
@@ -199,6 +208,9 @@ where
     S: Into<String>,
 {
     let argv: Vec<String> = argv.into_iter().map(Into::into).collect();
+    if let Some(s) = subcommand(&argv) {
+        return s;
+    }
     if let Some(p) = passthrough(&argv) {
         return p.map(Invocation::Passthrough);
     }
@@ -214,7 +226,26 @@ pub fn parse_on_host(argv: Vec<String>) -> Result<Invocation, CliError> {
         Ok(Invocation::Passthrough(p)) if nix::net::if_::if_nametoindex(p.word.as_str()).is_ok() => {
             parse_without_passthrough(argv)
         }
+        // The same rule for `del` and `ls`.
+        Ok(Invocation::Del(_) | Invocation::Ls(_)) | Err(_)
+            if argv.first().is_some_and(|w| lifecycle::is_subcommand(w) && is_host_interface(w)) =>
+        {
+            parse_without_passthrough(argv)
+        }
         other => other,
+    }
+}
+
+fn is_host_interface(name: &str) -> bool {
+    nix::net::if_::if_nametoindex(name).is_ok()
+}
+
+/// `del ...` and `ls ...`: their own grammar (see [`lifecycle`]).
+fn subcommand(argv: &[String]) -> Option<Result<Invocation, CliError>> {
+    match argv.first().map(String::as_str) {
+        Some("del") => Some(lifecycle::parse_del(&argv[1..]).map(Invocation::Del)),
+        Some("ls") => Some(lifecycle::parse_ls(&argv[1..]).map(Invocation::Ls)),
+        _ => None,
     }
 }
 
@@ -226,10 +257,8 @@ pub fn parse_without_passthrough(argv: Vec<String>) -> Result<Invocation, CliErr
         .try_get_matches_from(std::iter::once("pipework".to_string()).chain(argv))
         .map_err(CliError::Clap)?;
     let raw = RawArgs::from_arg_matches(&matches).map_err(CliError::Clap)?;
-    // clap leaves `requires` unchecked when the required flag conflicts with what is given.
-    if raw.json && raw.batch.is_none() {
-        let e = command()
-            .error(clap::error::ErrorKind::MissingRequiredArgument, "--json works with --batch FILE only");
+    if raw.json && raw.wait {
+        let e = command().error(clap::error::ErrorKind::ArgumentConflict, "--json does not work with --wait");
         return Err(CliError::Clap(e));
     }
     if let Some(file) = raw.batch {
@@ -347,6 +376,7 @@ fn attach(raw: RawArgs) -> Result<Attach> {
         dhcp_timeout,
         dry_run: raw.dry_run,
         verbose: raw.verbose,
+        json: raw.json,
         warnings,
     })
 }

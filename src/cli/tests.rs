@@ -281,13 +281,23 @@ fn batch_forms() {
 }
 
 #[test]
+fn json_works_for_an_attachment_and_words_del_ls_are_subcommands() {
+    let a = attach("--json br1 web1 10.0.0.2/24");
+    assert!(a.json);
+    assert!(matches!(parse(["del", "web1"]), Ok(Invocation::Del(_))));
+    assert!(matches!(parse(["ls"]), Ok(Invocation::Ls(_))));
+    // Only the exact words: `delta` is a host interface's name as ever.
+    assert!(matches!(parse(["delta", "web1", "10.0.0.2/24"]), Ok(Invocation::Attach(_))));
+}
+
+#[test]
 fn batch_takes_no_attachment_of_its_own() {
     for line in [
         "--batch f br1 web1 10.0.0.2/24",
         "--batch f --wait",
         "--batch f -i eth2",
         "--batch f --direct-phys",
-        "--json br1 web1 10.0.0.2/24",
+        "--json --wait",
         "--batch",
     ] {
         match parse(line.split_whitespace()) {

@@ -5,7 +5,8 @@
 
 use anyhow::{bail, Result};
 
-use super::{addressing, Class, GuestFacts, GuestId, HostFacts, Plan, Step};
+use super::alias::Kind;
+use super::{addressing, Class, GuestFacts, GuestId, HostFacts, Plan, Side, Step};
 use crate::cli::{Attach, HostIf};
 use crate::netlink::Link;
 
@@ -61,6 +62,15 @@ pub fn plan(
         mtu,
         bridge: master,
         mac: req.mac,
+    });
+    let kind = match switch {
+        Switch::Linux { .. } => Kind::Bridge,
+        Switch::Ovs { .. } => Kind::Ovs,
+    };
+    steps.push(Step::SetAlias {
+        side: Side::Host,
+        dev: local.clone(),
+        alias: guest.alias(cif.as_str(), &bridge, kind),
     });
     if let Switch::Ovs { .. } = switch {
         let external_ids = external_ids(req, guest, &bridge, &local);

@@ -2,9 +2,11 @@
 //! Nothing here touches the system, so all of it is unit-tested without root.
 
 pub mod addressing;
+pub mod alias;
 mod bridge;
 pub mod dhcp;
 mod physical;
+pub mod remove;
 mod step;
 #[cfg(test)]
 mod tests;
@@ -60,6 +62,24 @@ pub struct GuestId {
     pub pid: Option<u32>,
     /// A Docker container's full ID and name (with Docker's leading '/').
     pub container: Option<(String, String)>,
+    /// How the attachment's mark (see [`alias`]) names the guest, and the inode of
+    /// its network namespace.
+    pub reference: alias::GuestRef,
+    pub ns_inode: u64,
+}
+
+impl GuestId {
+    /// The mark of an attachment of this guest's CONTAINER_IF to `host_if`.
+    pub fn alias(&self, container_if: &str, host_if: &str, kind: alias::Kind) -> String {
+        alias::Alias {
+            guest: self.reference.clone(),
+            ns: self.ns_inode,
+            container_if: container_if.to_string(),
+            host_if: host_if.to_string(),
+            kind,
+        }
+        .to_string()
+    }
 }
 
 /// How HOSTIF is handled, decided in the original's order.

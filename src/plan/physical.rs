@@ -3,7 +3,8 @@
 
 use anyhow::{bail, Result};
 
-use super::{addressing, refuse_taken, GuestFacts, GuestId, GuestLink, HostFacts, Mode, Plan, Step};
+use super::alias::Kind;
+use super::{addressing, refuse_taken, GuestFacts, GuestId, GuestLink, HostFacts, Mode, Plan, Side, Step};
 use crate::cli::{Attach, HostIf, IfName};
 use crate::netlink::Link;
 
@@ -37,6 +38,8 @@ pub fn plan(
             mtu: Some(parent.mtu),
             mac: req.mac,
         });
+        let alias = guest.alias(cif.as_str(), &parent.name, Kind::Macvlan);
+        steps.push(Step::SetAlias { side: Side::Guest, dev: cif.to_string(), alias });
     }
     steps.extend(addressing::steps(req, cif.as_str(), facts));
     Ok(Plan::Steps(steps))

@@ -79,6 +79,14 @@ pub enum Step {
         mtu: Option<u32>,
         mac: Option<Mac>,
     },
+    /// `ip link set DEV alias TEXT`: the attachment's mark (see `plan::alias`), on a
+    /// link this run has just made. A separate request: the kernel ignores
+    /// IFLA_IFALIAS in the RTM_NEWLINK that creates a link (only a change sets it).
+    SetAlias {
+        side: Side,
+        dev: String,
+        alias: String,
+    },
     /// `--direct-phys`: the host interface itself goes into the guest, renamed, with
     /// its old name kept in its alias.
     MoveIntoGuest {
@@ -128,6 +136,7 @@ pub enum Step {
 impl Step {
     pub fn side(&self) -> Side {
         match self {
+            Step::SetAlias { side, .. } => *side,
             Step::CreateBridge { .. }
             | Step::DeleteStaleVeth { .. }
             | Step::CreateVeth { .. }
@@ -181,6 +190,8 @@ impl Step {
             Step::LinkUp { dev, .. } => format!("cannot set {dev} up in {g}"),
             Step::CreateVlan { name, .. } => format!("cannot create VLAN device {name}"),
             Step::SetHostUp { name } => format!("cannot set {name} up"),
+            Step::SetAlias { side: Side::Host, dev, .. } => format!("cannot set the alias of {dev}"),
+            Step::SetAlias { side: Side::Guest, dev, .. } => format!("cannot set the alias of {dev} in {g}"),
             Step::CreateGuestLink { name, kind, .. } => {
                 format!("cannot create {} {name} in {g}", kind.described())
             }
@@ -243,6 +254,7 @@ impl fmt::Display for Step {
                 write!(f, "ip link add link {parent} name {name} mtu {mtu} type vlan id {id}")
             }
             Step::SetHostUp { name } => write!(f, "ip link set {name} up"),
+            Step::SetAlias { dev, alias, .. } => write!(f, "ip link set {dev} alias '{alias}'"),
             Step::CreateOvsBridge { name, datapath } => {
                 write!(f, "ovs-vsctl add-br {name}")?;
                 match datapath {

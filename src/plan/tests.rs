@@ -12,7 +12,14 @@ fn req(line: &str) -> Attach {
 }
 
 fn guest() -> GuestId {
-    GuestId { name: "web1".into(), tag: "4242".into(), pid: Some(4242), container: None }
+    GuestId {
+        name: "web1".into(),
+        tag: "4242".into(),
+        pid: Some(4242),
+        container: None,
+        reference: alias::GuestRef::Pid(4242),
+        ns_inode: 4026532001,
+    }
 }
 
 fn link(index: u32, name: &str, kind: Option<&str>) -> Link {
@@ -65,6 +72,7 @@ fn new_bridge_gets_created_with_default_mtu() {
         [
             "ip link add br1 up type bridge",
             "ip link add veth1pl4242 mtu 1500 master br1 up type veth peer name eth1 netns GUEST mtu 1500",
+            "ip link set veth1pl4242 alias 'pipework:v1 guest=pid:4242 ns=4026532001 if=eth1 host=br1 mode=bridge'",
             "guest: ip addr add 192.168.1.10/24 broadcast 192.168.1.255 dev eth1",
             "guest: ip link set eth1 up",
             "guest: ip route replace default via 192.168.1.1 dev eth1",
@@ -83,6 +91,7 @@ fn existing_bridge_mtu_names_and_mac() {
         s,
         [
             "ip link add hostside mtu 9000 master br1 up type veth peer name eth2 netns GUEST mtu 9000 address 02:72:6c:cd:9b:8d",
+            "ip link set hostside alias 'pipework:v1 guest=pid:4242 ns=4026532001 if=eth2 host=br1 mode=bridge'",
             "guest: ip addr add 10.0.0.2/24 broadcast 10.0.0.255 dev eth2",
             "guest: ip link set eth2 up",
         ]
@@ -92,8 +101,8 @@ fn existing_bridge_mtu_names_and_mac() {
 #[test]
 fn zero_address_configures_nothing() {
     let s = steps("br1 web1 0/0", &bridge(1500), &GuestFacts::default());
-    assert_eq!(s.len(), 2);
-    assert_eq!(s[1], "guest: ip link set eth1 up");
+    assert_eq!(s.len(), 3);
+    assert_eq!(s[2], "guest: ip link set eth1 up");
 }
 
 #[test]
@@ -102,7 +111,7 @@ fn off_link_gateway_gets_a_host_route_and_old_default_goes() {
     let facts = GuestFacts { routes: vec![old], ..Default::default() };
     let s = steps("br1 web1 10.0.0.2/24@10.9.0.1", &bridge(1500), &facts);
     assert_eq!(
-        &s[2..],
+        &s[3..],
         [
             "guest: ip route del default via 172.17.0.1",
             "guest: ip link set eth1 up",
@@ -135,7 +144,7 @@ fn ipv6_is_turned_on_for_the_new_interface_before_its_address() {
     // A Docker container's new links are born with IPv6 off (issue 12).
     let s = steps("br1 web1 fd00::2/64@fd00::1", &bridge(1500), &GuestFacts::default());
     assert_eq!(
-        &s[1..],
+        &s[2..],
         [
             "guest: sysctl -w net.ipv6.conf.eth1.disable_ipv6=0",
             "guest: ip addr add fd00::2/64 dev eth1",
@@ -145,14 +154,14 @@ fn ipv6_is_turned_on_for_the_new_interface_before_its_address() {
     );
     // `-a 6` with no address: IPv6 on, for the guest to configure.
     let s = steps("br1 -a 6 web1 0/0", &bridge(1500), &GuestFacts::default());
-    assert_eq!(&s[1..], ["guest: sysctl -w net.ipv6.conf.eth1.disable_ipv6=0", "guest: ip link set eth1 up"]);
+    assert_eq!(&s[2..], ["guest: sysctl -w net.ipv6.conf.eth1.disable_ipv6=0", "guest: ip link set eth1 up"]);
     // sysctl(8) spells a `.` in an interface name as `/`.
     let s = steps("br1 -i eth1.5 web1 fd00::2/64", &bridge(1500), &GuestFacts::default());
-    assert_eq!(s[1], "guest: sysctl -w net.ipv6.conf.eth1/5.disable_ipv6=0");
+    assert_eq!(s[2], "guest: sysctl -w net.ipv6.conf.eth1/5.disable_ipv6=0");
     // The same for a macvlan and a NIC moved in, once the link has its final name.
     let s = steps("eth2 web1 fd00::2/64", &nic(true, 1500), &GuestFacts::default());
     assert_eq!(
-        &s[1..3],
+        &s[2..4],
         ["guest: sysctl -w net.ipv6.conf.eth1.disable_ipv6=0", "guest: ip addr add fd00::2/64 dev eth1"]
     );
     let s = steps("--direct-phys eth2 -i c0 web1 fd00::2/64", &nic(true, 1500), &GuestFacts::default());
@@ -199,7 +208,14 @@ fn refusals() {
         refused("mac:02:00:00:00:00:01 web1 10.0.0.2/24", &HostFacts::default(), &none),
         "Mac address 02:00:00:00:00:01 specified for interface but no host interface matched."
     );
-    let long = GuestId { name: "x".into(), tag: "n123456789".into(), pid: None, container: None };
+    let long = GuestId {
+        name: "x".into(),
+        tag: "n123456789".into(),
+        pid: None,
+        container: None,
+        reference: alias::GuestRef::Pid(1),
+        ns_inode: 1,
+    };
     let e = plan(&req("br1 web1 10.0.0.2/24"), &long, &bridge(1500), &none).unwrap_err().to_string();
     assert!(e.contains("longer than 15 bytes") && e.contains("-l"), "{e}");
     let taken = GuestFacts { container_if: Some(link(3, "eth1", None)), ..Default::default() };
@@ -297,6 +313,7 @@ fn macvlan_on_a_nic_gets_its_mtu_and_sets_it_up() {
         [
             "ip link set eth2 up",
             "ip link add link eth2 name eth1 netns GUEST mtu 1400 type macvlan mode bridge",
+            "guest: ip link set eth1 alias 'pipework:v1 guest=pid:4242 ns=4026532001 if=eth1 host=eth2 mode=macvlan'",
             "guest: ip addr add 50.19.169.157/24 broadcast 50.19.169.255 dev eth1",
             "guest: ip link set eth1 up",
         ]
@@ -391,6 +408,8 @@ fn ovs_port_with_tag_and_the_originals_external_ids() {
         tag: "4242".into(),
         pid: Some(4242),
         container: Some(("c0ffee".into(), "/web1".into())),
+        reference: alias::GuestRef::Docker("c0ffee".into()),
+        ns_inode: 4026532001,
     };
     let p =
         plan(&req("ovsbr0 web1 192.168.10.2/24 @10"), &g, &ovs_bridge(&[]), &GuestFacts::default()).unwrap();
@@ -399,6 +418,11 @@ fn ovs_port_with_tag_and_the_originals_external_ids() {
     assert_eq!(s[0], "ip link add veth1pl4242 mtu 1500 up type veth peer name eth1 netns GUEST mtu 1500");
     assert_eq!(
         s[1],
+        "ip link set veth1pl4242 alias 'pipework:v1 guest=docker:c0ffee ns=4026532001 if=eth1 host=ovsbr0 mode=ovs'",
+        "the full container id, so that del and ls find the container again"
+    );
+    assert_eq!(
+        s[2],
         "ovs-vsctl --may-exist add-port ovsbr0 veth1pl4242 tag=10 -- set Interface veth1pl4242 \
          external-ids:pipework.interface=veth1pl4242 external-ids:pipework.bridge=ovsbr0 \
          external-ids:pipework.containerid=c0ffee external-ids:pipework.containername=/web1 \
@@ -412,7 +436,8 @@ fn ovs_bridge_created_for_an_ovs_name_with_the_chosen_datapath() {
     let s = steps("ovs-new web1 192.168.1.3/24", &host, &GuestFacts::default());
     assert_eq!(s[0], "ovs-vsctl add-br ovs-new -- set bridge ovs-new datapath_type=netdev");
     assert!(s[1].starts_with("ip link add veth1pl4242 mtu 1500 up type veth"), "{s:?}");
-    assert!(s[2].starts_with("ovs-vsctl --may-exist add-port ovs-new veth1pl4242 -- set"), "{s:?}");
+    assert!(s[2].starts_with("ip link set veth1pl4242 alias 'pipework:v1 "), "{s:?}");
+    assert!(s[3].starts_with("ovs-vsctl --may-exist add-port ovs-new veth1pl4242 -- set"), "{s:?}");
 }
 
 #[test]
@@ -471,8 +496,9 @@ fn vlan_4095_goes_to_open_vswitch_as_the_original_passes_it() {
 #[test]
 fn slaac_turns_ipv6_and_router_advertisements_on_for_the_new_interface_alone() {
     let s = steps("br1 web1 slaac --timeout 7", &bridge(1500), &GuestFacts::default());
+    assert!(s[1].contains("alias 'pipework:v1"), "{s:?}");
     assert_eq!(
-        s[1..],
+        s[2..],
         [
             "guest: sysctl -w net.ipv6.conf.eth1.disable_ipv6=0",
             "guest: ip link set eth1 up",

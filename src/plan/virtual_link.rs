@@ -3,7 +3,8 @@
 
 use anyhow::{bail, Result};
 
-use super::{addressing, refuse_taken, GuestFacts, GuestId, GuestLink, HostFacts, Mode, Plan, Step};
+use super::alias::Kind;
+use super::{addressing, refuse_taken, GuestFacts, GuestId, GuestLink, HostFacts, Mode, Plan, Side, Step};
 use crate::cli::{Attach, IfName};
 
 /// An `ipoib` child of HOSTIF, with `pkey 0xPKEY` for `@PKEY`; CONTAINER_IF defaults to `ib0`.
@@ -32,6 +33,8 @@ pub fn ipoib(
         mtu: None,
         mac: None,
     });
+    let alias = guest.alias(cif.as_str(), &nic.name, Kind::Ipoib);
+    steps.push(Step::SetAlias { side: Side::Guest, dev: cif.to_string(), alias });
     steps.extend(addressing::steps(req, cif.as_str(), facts));
     Ok(Plan::Steps(steps))
 }
@@ -48,6 +51,8 @@ pub fn dummy(req: &Attach, cif: &IfName, guest: &GuestId, facts: &GuestFacts) ->
         mtu: None,
         mac: req.mac,
     }];
+    let alias = guest.alias(cif.as_str(), &req.host_if.to_string(), Kind::Dummy);
+    steps.push(Step::SetAlias { side: Side::Guest, dev: cif.to_string(), alias });
     steps.extend(addressing::steps(req, cif.as_str(), facts));
     Ok(Plan::Steps(steps))
 }

@@ -188,10 +188,12 @@ fn dry_run_prints_the_steps_and_changes_nothing() {
     let want = format!(
         "ip link add br1 up type bridge\n\
          ip link add veth1pl{pid} mtu 1500 master br1 up type veth peer name eth1 netns GUEST mtu 1500\n\
+         ip link set veth1pl{pid} alias 'pipework:v1 guest=pid:{pid} ns={ns} if=eth1 host=br1 mode=bridge'\n\
          guest: ip addr add 10.0.0.2/24 broadcast 10.0.0.255 dev eth1\n\
          guest: ip link set eth1 up\n\
          guest: ip route replace default via 10.0.0.1 dev eth1\n",
-        pid = guest.pid()
+        pid = guest.pid(),
+        ns = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(guest.path()).unwrap())
     );
     assert_eq!(r.stdout, want);
     assert_eq!(h, host.snapshot());

@@ -12,6 +12,7 @@ mod dhcp_docker;
 mod docker;
 mod faults;
 mod interrupt;
+mod lifecycle;
 mod lxc;
 mod ovs;
 mod passthrough;

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use crate::util::{unique, Netns, Run};
 
 /// One private Open vSwitch (database + switch) inside `host`; stopped on drop.
-struct Ovs {
+pub(crate) struct Ovs {
     dir: PathBuf,
     daemons: Vec<Child>,
 }
 
 impl Ovs {
-    fn start(host: &Netns) -> Ovs {
+    pub(crate) fn start(host: &Netns) -> Ovs {
         let dir = std::env::temp_dir().join(unique("pwt-ovs-"));
         std::fs::create_dir_all(&dir).unwrap();
         let mut ovs = Ovs { dir, daemons: Vec::new() };
@@ -71,18 +71,18 @@ impl Ovs {
         Command::new("ovs-vsctl").arg("--timeout=10").args(args).envs(self.env()).output().expect("ovs-vsctl")
     }
 
-    fn vsctl_ok(&self, args: &[&str]) -> String {
+    pub(crate) fn vsctl_ok(&self, args: &[&str]) -> String {
         let out = self.vsctl(args);
         assert!(out.status.success(), "ovs-vsctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     /// A bridge on the userspace datapath, made the way an operator would.
-    fn bridge(&self, name: &str) {
+    pub(crate) fn bridge(&self, name: &str) {
         self.vsctl_ok(&["add-br", name, "--", "set", "bridge", name, "datapath_type=netdev"]);
     }
 
-    fn pipework(&self, host: &Netns, args: &[&str]) -> Run {
+    pub(crate) fn pipework(&self, host: &Netns, args: &[&str]) -> Run {
         let env = self.env();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         host.pipework_env(args, &env)

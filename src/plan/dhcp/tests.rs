@@ -9,6 +9,8 @@ fn guest(name: &str, pid: Option<u32>, container: Option<(&str, &str)>) -> Guest
         tag: pid.map_or("n1".into(), |p| p.to_string()),
         pid,
         container: container.map(|(id, n)| (id.to_string(), n.to_string())),
+        reference: crate::plan::alias::GuestRef::Pid(pid.unwrap_or(1)),
+        ns_inode: 1,
     }
 }
 

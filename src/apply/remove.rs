@@ -1,0 +1,60 @@
+//! Doing a `del`: each removal in order. Removals cannot be undone (a deleted veth
+//! cannot be made again as it was), so there is no journal: each one is idempotent
+//! instead ("already gone" is success), and a `del` cut short is finished by
+//! running it again.
+
+use anyhow::{bail, Context as _, Result};
+
+use super::{BridgeLock, Context};
+use crate::plan::remove::Removal;
+use crate::plan::Side;
+
+/// Run every removal; the first failure stops the rest and says what was done.
+pub async fn remove(steps: &[Removal], ctx: &Context<'_>) -> Result<()> {
+    for (n, step) in steps.iter().enumerate() {
+        if let Err(e) = run(step, ctx).await {
+            let done =
+                if n == 0 { String::new() } else { "; what came before is done (run del again)".into() };
+            return Err(e.context(format!("cannot {step}{done}")));
+        }
+    }
+    Ok(())
+}
+
+async fn run(step: &Removal, ctx: &Context<'_>) -> Result<()> {
+    match step {
+        Removal::OvsDelPort { bridge, port } => {
+            let _changing = crate::ovs::exclusive().await;
+            crate::ovs::del_port(bridge, port).await
+        }
+        Removal::DeleteLink { side, name, index } => delete_link(ctx, *side, name, *index).await,
+        Removal::DeleteBridgeIfUnused { name, ovs: true } => {
+            let _changing = crate::ovs::exclusive().await;
+            match crate::ovs::ports(name).await?.is_empty() {
+                true => crate::ovs::del_bridge(name).await,
+                false => Ok(()),
+            }
+        }
+        Removal::DeleteBridgeIfUnused { name, ovs: false } => {
+            // No attach is between its lookup of this bridge and its port while we look.
+            let _exclusive = BridgeLock::exclusive().await;
+            let Some(bridge) = ctx.host.link_by_name(name).await?.filter(|l| l.is_bridge()) else {
+                return Ok(());
+            };
+            if ctx.host.links().await?.iter().any(|l| l.master == Some(bridge.index)) {
+                return Ok(());
+            }
+            ctx.host.delete_link(bridge.index).await
+        }
+    }
+}
+
+/// Link `index`, if it is still `name`: an index freed meanwhile may be another's now.
+async fn delete_link(ctx: &Context<'_>, side: Side, name: &str, index: u32) -> Result<()> {
+    let nl = ctx.nl(side);
+    match nl.link_by_index(index).await.with_context(|| format!("cannot look up {name}"))? {
+        None => Ok(()),
+        Some(l) if l.name == name => nl.delete_link(index).await,
+        Some(l) => bail!("{name} is gone and its index is {} now", l.name),
+    }
+}

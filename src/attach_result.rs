@@ -1,0 +1,76 @@
+//! The `--json` result of an attach, read back from the kernel once the run is done
+//! (or found done): the interfaces (name, MAC, sandbox), addresses with their
+//! gateway, the routes through CONTAINER_IF, and whether anything `changed`. Shaped
+//! so that a CNI result (interfaces / ips / routes) is a thin mapping of it.
+
+use anyhow::Result;
+use ipnetwork::IpNetwork;
+use serde_json::{json, Value};
+
+use crate::guest::Guest;
+use crate::netlink::Netlink;
+use crate::types::Family;
+
+/// What the result names: the guest's interface, and the host end of a veth mode.
+pub struct Names<'a> {
+    pub container_if: &'a str,
+    pub host_end: Option<&'a str>,
+}
+
+pub async fn document(
+    host: &Netlink,
+    nl_guest: &Netlink,
+    guest: &Guest,
+    names: &Names<'_>,
+    changed: bool,
+) -> Result<Value> {
+    let sandbox = match guest.pid {
+        Some(pid) => format!("/proc/{pid}/ns/net"),
+        None => guest.name.clone(),
+    };
+    let mut interfaces = Vec::new();
+    if let Some(end) = names.host_end {
+        let mac = host.link_by_name(end).await?.and_then(|l| l.mac).map(|m| m.to_string());
+        interfaces.push(json!({ "name": end, "mac": mac }));
+    }
+    let Some(cif) = nl_guest.link_by_name(names.container_if).await? else {
+        anyhow::bail!("{} is not in {} after all", names.container_if, guest.describe());
+    };
+    let at = interfaces.len();
+    interfaces.push(json!({ "name": cif.name, "mac": cif.mac.map(|m| m.to_string()), "sandbox": sandbox }));
+    let addresses = nl_guest.addresses(cif.index).await?;
+    let mut ips = Vec::new();
+    let mut routes = Vec::new();
+    for family in [Family::V4, Family::V6] {
+        // An IPv6 link-local address is the kernel's, on every link: not a result.
+        let own: Vec<&IpNetwork> =
+            addresses.iter().filter(|a| Family::of(&a.ip()) == family && !is_link_local(a)).collect();
+        if own.is_empty() {
+            continue;
+        }
+        let through: Vec<_> =
+            nl_guest.routes(family).await?.into_iter().filter(|r| r.oif == Some(cif.index)).collect();
+        let gateway = through.iter().find(|r| r.is_default()).and_then(|r| r.gateway);
+        for a in &own {
+            ips.push(json!({ "address": a.to_string(), "gateway": gateway, "interface": at }));
+        }
+        // The kernel's own prefix routes are the addresses' business, not ours to list.
+        for r in through
+            .iter()
+            .filter(|r| !own.iter().any(|a| IpNetwork::new(a.network(), a.prefix()).ok() == Some(r.dst)))
+        {
+            routes.push(json!({ "dst": r.dst.to_string(), "gw": r.gateway }));
+        }
+    }
+    Ok(json!({
+        "changed": changed,
+        "guest": guest.name,
+        "interfaces": interfaces,
+        "ips": ips,
+        "routes": routes,
+    }))
+}
+
+fn is_link_local(a: &IpNetwork) -> bool {
+    matches!(a, IpNetwork::V6(v6) if (v6.ip().segments()[0] & 0xffc0) == 0xfe80)
+}

@@ -1,0 +1,129 @@
+//! The `del` and `ls` subcommands' arguments: their own small clap parsers, reached
+//! when the first word is `del` or `ls` and no host interface has that name.
+
+use clap::Parser;
+
+use super::{ifname, CliError, IfName};
+
+/// `pipework del [HOSTIF] GUEST [-i CONTAINER_IF]`: take one attachment off again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Del {
+    /// Only the attachment to this host interface (a bridge, OVS bridge or NIC).
+    pub host_if: Option<IfName>,
+    pub guest: String,
+    /// `-i`; default `eth1`, as an attach's.
+    pub container_if: IfName,
+    /// Remove the bridge too when no port is left on it.
+    pub prune_bridge: bool,
+    pub json: bool,
+    pub dry_run: bool,
+    pub verbose: bool,
+}
+
+/// `pipework ls [GUEST]`: the attachments on this host (or of that guest).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ls {
+    pub guest: Option<String>,
+    pub json: bool,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "pipework del", about = "Remove an attachment that pipework made")]
+struct DelArgs {
+    /// Interface name inside the guest (default eth1).
+    #[arg(short = 'i', value_name = "CONTAINER_IF")]
+    container_if: Option<String>,
+    /// Also remove the bridge (Linux or Open vSwitch) when no port is left on it.
+    #[arg(long)]
+    prune_bridge: bool,
+    /// One JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Print the steps that would be taken, change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[arg(short = 'v', long)]
+    verbose: bool,
+    /// [HOSTIF] GUEST
+    #[arg(value_name = "ARGS", num_args = 1..=2, required = true)]
+    args: Vec<String>,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "pipework ls", about = "List the attachments pipework made on this host")]
+struct LsArgs {
+    /// One JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Only this guest's attachments.
+    #[arg(value_name = "GUEST")]
+    guest: Option<String>,
+}
+
+/// The words that name these subcommands.
+pub fn is_subcommand(word: &str) -> bool {
+    word == "del" || word == "ls"
+}
+
+fn clap_parse<P: Parser>(word: &str, rest: &[String]) -> Result<P, CliError> {
+    let argv = std::iter::once(format!("pipework {word}")).chain(rest.iter().cloned());
+    P::try_parse_from(argv).map_err(CliError::Clap)
+}
+
+pub fn parse_del(rest: &[String]) -> Result<Del, CliError> {
+    let raw: DelArgs = clap_parse("del", rest)?;
+    let mut args = raw.args.into_iter();
+    let (host_if, guest) = match (args.next(), args.next()) {
+        (Some(h), Some(g)) => (Some(ifname(&h, "HOSTIF").map_err(CliError::Invalid)?), g),
+        (Some(g), None) => (None, g),
+        _ => return Err(CliError::Syntax),
+    };
+    let container_if = raw.container_if.filter(|c| !c.is_empty()).unwrap_or_else(|| "eth1".to_string());
+    let container_if = ifname(&container_if, "-i").map_err(CliError::Invalid)?;
+    let (prune_bridge, json, dry_run, verbose) = (raw.prune_bridge, raw.json, raw.dry_run, raw.verbose);
+    Ok(Del { host_if, guest, container_if, prune_bridge, json, dry_run, verbose })
+}
+
+pub fn parse_ls(rest: &[String]) -> Result<Ls, CliError> {
+    let raw: LsArgs = clap_parse("ls", rest)?;
+    Ok(Ls { guest: raw.guest, json: raw.json })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{parse, Invocation};
+
+    fn del(line: &str) -> Del {
+        match parse(line.split_whitespace()) {
+            Ok(Invocation::Del(d)) => d,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn del_takes_an_optional_hostif_and_dash_i_anywhere() {
+        let d = del("del web1");
+        assert_eq!((d.host_if, d.guest.as_str(), d.container_if.as_str()), (None, "web1", "eth1"));
+        let d = del("del br1 -i eth2 web1 --prune-bridge --json");
+        assert_eq!(d.host_if.unwrap().as_str(), "br1");
+        assert_eq!((d.guest.as_str(), d.container_if.as_str()), ("web1", "eth2"));
+        assert!(d.prune_bridge && d.json && !d.dry_run);
+        assert!(del("del -i '' web1 --dry-run").dry_run);
+    }
+
+    #[test]
+    fn del_and_ls_refuse_what_they_cannot_use() {
+        assert!(matches!(parse(["del"]), Err(CliError::Clap(_))));
+        assert!(matches!(parse(["del", "a", "b", "c"]), Err(CliError::Clap(_))));
+        assert!(matches!(parse(["del", "web1", "-i", "a/b"]), Err(CliError::Invalid(_))));
+        assert!(matches!(parse(["ls", "a", "b"]), Err(CliError::Clap(_))));
+    }
+
+    #[test]
+    fn ls_with_and_without_a_guest() {
+        assert_eq!(parse(["ls"]).ok(), Some(Invocation::Ls(Ls { guest: None, json: false })));
+        let l = Ls { guest: Some("web1".into()), json: true };
+        assert_eq!(parse(["ls", "--json", "web1"]).ok(), Some(Invocation::Ls(l)));
+    }
+}

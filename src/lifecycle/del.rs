@@ -1,0 +1,112 @@
+//! `pipework del [HOSTIF] GUEST [-i CONTAINER_IF]`: read the facts, plan the removals
+//! (`crate::plan::remove`), print them (`--dry-run`) or do them.
+
+use anyhow::{Context as _, Result};
+use serde_json::json;
+
+use crate::apply::{self, Context};
+use crate::attach;
+use crate::cli::Del;
+use crate::netlink::Netlink;
+use crate::plan::alias::{Alias, Kind};
+use crate::plan::remove::{plan_del, DelFacts, DelPlan, Found};
+use crate::report::{self, Outcome};
+
+pub async fn run(req: &Del) -> Outcome {
+    let outcome = match run_inner(req).await {
+        Ok(o) => o,
+        Err(e) => Outcome::failed(e),
+    };
+    if req.json {
+        report::json(outcome)
+    } else {
+        outcome
+    }
+}
+
+async fn run_inner(req: &Del) -> Result<Outcome> {
+    let host = Netlink::current()?;
+    let guest = attach::resolve(&req.guest).await.and_then(attach::not_the_host)?;
+    let nl_guest = Netlink::in_netns(guest.netns())?;
+    let id = attach::guest_id(&guest);
+    let facts = read_facts(&host, &nl_guest, req).await?;
+    let (found, steps, notes) = match plan_del(req, &id, &facts)? {
+        DelPlan::Nothing(why) => return Ok(nothing(req, &why)),
+        DelPlan::Steps { found, steps, notes } => (found, steps, notes),
+    };
+    let shown: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
+    if !req.dry_run {
+        let ctx = Context::new(&host, &nl_guest, guest.netns(), guest.describe());
+        apply::remove(&steps, &ctx).await?;
+    }
+    if req.json {
+        let mut doc = described(&found, &req.guest);
+        doc["removed"] = json!(!req.dry_run);
+        doc["steps"] = json!(shown);
+        return Ok(Outcome::Json { doc, notes, code: 0 });
+    }
+    if req.dry_run {
+        return Ok(Outcome::Printed { lines: shown, notes });
+    }
+    let mut lines = notes;
+    if req.verbose {
+        lines.extend(shown);
+    }
+    let a = &found.alias;
+    let end = found.host_end.as_deref().map_or(String::new(), |e| format!(" (host end {e})"));
+    lines.push(format!("removed {} of {} from {}{end}", a.container_if, req.guest, a.host_if));
+    Ok(Outcome::Done(lines))
+}
+
+fn nothing(req: &Del, why: &str) -> Outcome {
+    if req.json {
+        let doc = json!({ "removed": false, "nothing_to_remove": why, "steps": [] });
+        return Outcome::Json { doc, notes: Vec::new(), code: 0 };
+    }
+    Outcome::Done(vec![format!("nothing to remove: {why}")])
+}
+
+/// The attachment as its mark says, for `--json`.
+fn described(found: &Found, guest: &str) -> serde_json::Value {
+    let a = &found.alias;
+    json!({
+        "guest": guest,
+        "guest_ref": a.guest.to_string(),
+        "container_if": a.container_if,
+        "host_if": a.host_if,
+        "kind": a.kind.as_str(),
+        "host_end": found.host_end,
+    })
+}
+
+/// CONTAINER_IF; the host link its veth peer index names; with `--prune-bridge`, the
+/// ports of the bridge the mark names.
+async fn read_facts(host: &Netlink, guest: &Netlink, req: &Del) -> Result<DelFacts> {
+    let cif = req.container_if.as_str();
+    let container_if = guest.link_by_name(cif).await.context("cannot read the guest's interfaces")?;
+    let host_end = match container_if.as_ref().filter(|l| l.is_veth()).and_then(|l| l.peer) {
+        Some(peer) => host.link_by_index(peer).await.context("cannot read the host end")?,
+        None => None,
+    };
+    let mut facts = DelFacts { container_if, host_end, bridge_ports: None };
+    let mark = facts.host_end.as_ref().and_then(|h| h.alias.as_deref()).and_then(Alias::parse);
+    if let (true, Some(Ok(alias))) = (req.prune_bridge, mark) {
+        facts.bridge_ports = bridge_ports(host, &alias).await?;
+    }
+    Ok(facts)
+}
+
+async fn bridge_ports(host: &Netlink, alias: &Alias) -> Result<Option<Vec<String>>> {
+    let name = &alias.host_if;
+    if alias.kind == Kind::Ovs {
+        if !crate::ovs::bridge_exists(name).await? {
+            return Ok(None);
+        }
+        return crate::ovs::ports(name).await.map(Some);
+    }
+    let Some(bridge) = host.link_by_name(name).await?.filter(|l| l.is_bridge()) else {
+        return Ok(None);
+    };
+    let links = host.links().await?;
+    Ok(Some(links.into_iter().filter(|l| l.master == Some(bridge.index)).map(|l| l.name).collect()))
+}

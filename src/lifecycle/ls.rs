@@ -1,0 +1,193 @@
+//! `pipework ls [GUEST]`: the attachments on this host, from one dump of the host's
+//! links (the veth host ends carry the marks) and one of each guest namespace found
+//! (CONTAINER_IF's MAC and addresses; the marks of macvlan, IPoIB and dummy links).
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::attach;
+use crate::cli::Ls;
+use crate::guest::{Guest, Source};
+use crate::netlink::{Link, Netlink};
+use crate::plan::alias::{Alias, GuestRef};
+use crate::report::{self, warning, Outcome};
+
+/// One attachment, as `ls` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Entry {
+    /// The GUEST argument that names it again (a Docker container's full id).
+    pub guest: String,
+    /// A Docker container's name, when it is running.
+    pub container_name: Option<String>,
+    pub ns: u64,
+    pub container_if: String,
+    pub host_if: String,
+    pub kind: &'static str,
+    pub host_end: Option<String>,
+    pub addresses: Vec<String>,
+    pub mac: Option<String>,
+    pub vlan: Option<u16>,
+    /// The guest is gone (or its pid or netns file is another's now).
+    pub stale: bool,
+}
+
+/// The marks found for one guest namespace.
+struct Group {
+    reference: GuestRef,
+    ns: u64,
+    /// Host ends with their marks.
+    ends: Vec<(Alias, Link)>,
+}
+
+pub async fn run(req: &Ls) -> Outcome {
+    let outcome = match list(req).await {
+        Ok((entries, notes)) if req.json => {
+            Outcome::Json { doc: serde_json::json!({ "attachments": entries }), notes, code: 0 }
+        }
+        Ok((entries, notes)) => Outcome::Printed { lines: table(&entries), notes },
+        Err(e) => Outcome::failed(e),
+    };
+    if req.json {
+        report::json(outcome)
+    } else {
+        outcome
+    }
+}
+
+async fn list(req: &Ls) -> Result<(Vec<Entry>, Vec<String>)> {
+    let host = Netlink::current()?;
+    let only = match &req.guest {
+        Some(g) => Some(attach::resolve(g).await.and_then(attach::not_the_host)?),
+        None => None,
+    };
+    let host_links = host.links().await?;
+    let mut notes = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
+    for link in &host_links {
+        let alias = match link.alias.as_deref().and_then(Alias::parse) {
+            Some(Ok(a)) if a.kind.is_veth() => a,
+            Some(Err(e)) => {
+                notes.push(warning(format!("{}: {e}", link.name)));
+                continue;
+            }
+            _ => continue,
+        };
+        if only.as_ref().is_some_and(|g| g.ns_inode != alias.ns) {
+            continue;
+        }
+        match groups.iter_mut().find(|g| g.ns == alias.ns && g.reference == alias.guest) {
+            Some(g) => g.ends.push((alias, link.clone())),
+            None => groups.push(Group {
+                reference: alias.guest.clone(),
+                ns: alias.ns,
+                ends: vec![(alias, link.clone())],
+            }),
+        }
+    }
+    let mut entries = Vec::new();
+    if let Some(g) = only {
+        let id = attach::guest_id(&g);
+        let ends = match groups.iter().position(|x| x.ns == g.ns_inode) {
+            Some(i) => groups.remove(i).ends,
+            None => Vec::new(),
+        };
+        entries.extend(
+            of_guest(Some(g), &Group { reference: id.reference, ns: id.ns_inode, ends }, &host_links).await?,
+        );
+    }
+    for group in &groups {
+        let guest = find_again(group).await;
+        entries.extend(of_guest(guest, group, &host_links).await?);
+    }
+    Ok((entries, notes))
+}
+
+/// The guest a mark names, if it is still that guest (same namespace).
+async fn find_again(group: &Group) -> Option<Guest> {
+    let found = attach::resolve(&group.reference.as_guest_arg()).await.ok()?;
+    (found.ns_inode == group.ns).then_some(found)
+}
+
+/// The entries of one guest: its host ends' attachments, and (when it is there) the
+/// marked links inside it.
+async fn of_guest(guest: Option<Guest>, group: &Group, host_links: &[Link]) -> Result<Vec<Entry>> {
+    let nl = match &guest {
+        Some(g) => Some(Netlink::in_netns(g.netns())?),
+        None => None,
+    };
+    let inside = match &nl {
+        Some(nl) => nl.links().await?,
+        None => Vec::new(),
+    };
+    let container_name = guest.as_ref().and_then(|g| match &g.source {
+        Source::Docker { name, .. } => Some(name.trim_start_matches('/').to_string()),
+        _ => None,
+    });
+    let mut marked: Vec<(Alias, Option<&Link>, Option<&Link>)> = Vec::new();
+    for (alias, end) in &group.ends {
+        let cif = inside.iter().find(|l| Some(l.index) == end.peer && l.name == alias.container_if);
+        marked.push((alias.clone(), Some(end), cif));
+    }
+    for link in &inside {
+        if let Some(Ok(a)) = link.alias.as_deref().and_then(Alias::parse) {
+            if !a.kind.is_veth() && a.ns == group.ns && a.container_if == link.name {
+                marked.push((a, None, Some(link)));
+            }
+        }
+    }
+    let mut entries = Vec::new();
+    for (alias, end, cif) in marked {
+        let addresses = match (&nl, cif) {
+            (Some(nl), Some(l)) => nl.addresses(l.index).await?.iter().map(|a| a.to_string()).collect(),
+            _ => Vec::new(),
+        };
+        let vlan = host_links.iter().find(|l| l.name == alias.host_if).and_then(|l| l.vlan_id);
+        entries.push(Entry {
+            guest: alias.guest.as_guest_arg(),
+            container_name: container_name.clone(),
+            ns: alias.ns,
+            kind: alias.kind.as_str(),
+            host_end: end.map(|e| e.name.clone()),
+            mac: cif.and_then(|l| l.mac).map(|m| m.to_string()),
+            stale: guest.is_none() || cif.is_none(),
+            addresses,
+            vlan,
+            container_if: alias.container_if,
+            host_if: alias.host_if,
+        });
+    }
+    Ok(entries)
+}
+
+/// The human form: one line per attachment under a header, columns padded.
+fn table(entries: &[Entry]) -> Vec<String> {
+    let header = ["GUEST", "CONTAINER_IF", "HOSTIF", "KIND", "HOST_END", "ADDRESSES", "MAC", "VLAN", "STATE"];
+    let mut rows = vec![header.map(str::to_string).to_vec()];
+    for e in entries {
+        let guest = match &e.container_name {
+            Some(n) => format!("{n} ({})", &e.guest[..e.guest.len().min(12)]),
+            None => e.guest.clone(),
+        };
+        let dash = |s: Option<String>| s.unwrap_or_else(|| "-".to_string());
+        let addresses = if e.addresses.is_empty() { "-".to_string() } else { e.addresses.join(",") };
+        rows.push(vec![
+            guest,
+            e.container_if.clone(),
+            e.host_if.clone(),
+            e.kind.to_string(),
+            dash(e.host_end.clone()),
+            addresses,
+            dash(e.mac.clone()),
+            dash(e.vlan.map(|v| v.to_string())),
+            if e.stale { "stale" } else { "ok" }.to_string(),
+        ]);
+    }
+    let widths: Vec<usize> =
+        (0..header.len()).map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
+    rows.iter()
+        .map(|r| {
+            let cells: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            cells.join("  ").trim_end().to_string()
+        })
+        .collect()
+}

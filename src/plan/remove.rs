@@ -1,0 +1,291 @@
+//! `pipework del`, decided purely: the guest's CONTAINER_IF and the host end its
+//! veth pairs with, as read beforehand => the removals, each shown as the command
+//! it equals (`--dry-run`). Only what carries pipework's mark (see [`super::alias`])
+//! is ever removed.
+
+use std::fmt;
+
+use anyhow::{bail, Result};
+
+use super::alias::{Alias, Kind};
+use super::{GuestId, Side};
+use crate::cli::Del;
+use crate::netlink::Link;
+
+/// What was read before planning a `del`.
+#[derive(Clone, Debug, Default)]
+pub struct DelFacts {
+    /// CONTAINER_IF in the guest, if there.
+    pub container_if: Option<Link>,
+    /// For a veth CONTAINER_IF: the host link its peer index names, if any.
+    pub host_end: Option<Link>,
+    /// With `--prune-bridge`: the other ports of the bridge the mark names (`None`:
+    /// not read, or no such bridge).
+    pub bridge_ports: Option<Vec<String>>,
+}
+
+/// One removal, in the words of the command it replaces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Removal {
+    /// `ovs-vsctl --if-exists del-port BRIDGE PORT`: before the link, so that a `del`
+    /// cut short between the two leaves a link that a second `del` still finds.
+    OvsDelPort { bridge: String, port: String },
+    /// `ip link del NAME` (a veth's host end takes its guest end along).
+    DeleteLink { side: Side, name: String, index: u32 },
+    /// The bridge, when still without ports (looked at again, under the bridge lock).
+    DeleteBridgeIfUnused { name: String, ovs: bool },
+}
+
+impl fmt::Display for Removal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Removal::OvsDelPort { bridge, port } => {
+                write!(f, "ovs-vsctl --if-exists del-port {bridge} {port}")
+            }
+            Removal::DeleteLink { side: Side::Host, name, .. } => write!(f, "ip link del {name}"),
+            Removal::DeleteLink { side: Side::Guest, name, .. } => write!(f, "guest: ip link del {name}"),
+            Removal::DeleteBridgeIfUnused { name, ovs: false } => {
+                write!(f, "ip link del {name} (it has no ports)")
+            }
+            Removal::DeleteBridgeIfUnused { name, ovs: true } => {
+                write!(f, "ovs-vsctl --if-exists del-br {name} (it has no ports)")
+            }
+        }
+    }
+}
+
+/// The attachment found, as its mark describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub alias: Alias,
+    /// The veth's host end (bridge and OVS modes).
+    pub host_end: Option<String>,
+}
+
+/// What `del` will do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DelPlan {
+    /// Nothing of that attachment is there: success, with the reason.
+    Nothing(String),
+    Steps {
+        found: Found,
+        steps: Vec<Removal>,
+        notes: Vec<String>,
+    },
+}
+
+/// Plan the removal of GUEST's CONTAINER_IF; an error refuses (nothing is touched).
+pub fn plan_del(req: &Del, guest: &GuestId, facts: &DelFacts) -> Result<DelPlan> {
+    let cif = req.container_if.as_str();
+    let Some(link) = &facts.container_if else {
+        return Ok(DelPlan::Nothing(format!("no {cif} in {}", guest.name)));
+    };
+    let (alias, host_end) = match mark(cif, guest, link, facts)? {
+        Marked::Guest(alias) => (alias, None),
+        Marked::HostEnd(alias, end) => (alias, Some(end)),
+    };
+    if let Some(want) = &req.host_if {
+        if want.as_str() != alias.host_if {
+            let on = &alias.host_if;
+            return Ok(DelPlan::Nothing(format!("{cif} in {} is attached to {on}, not {want}", guest.name)));
+        }
+    }
+    let mut steps = Vec::new();
+    match &host_end {
+        Some(end) => {
+            if alias.kind == Kind::Ovs {
+                steps.push(Removal::OvsDelPort { bridge: alias.host_if.clone(), port: end.name.clone() });
+            }
+            steps.push(Removal::DeleteLink { side: Side::Host, name: end.name.clone(), index: end.index });
+        }
+        None => {
+            steps.push(Removal::DeleteLink { side: Side::Guest, name: link.name.clone(), index: link.index })
+        }
+    }
+    let mut notes = Vec::new();
+    if req.prune_bridge && alias.kind.is_veth() {
+        prune(&alias, host_end.as_ref(), facts, &mut steps, &mut notes);
+    }
+    let found = Found { alias, host_end: host_end.map(|l| l.name) };
+    Ok(DelPlan::Steps { found, steps, notes })
+}
+
+enum Marked {
+    /// The guest's own link carries the mark (macvlan, dummy, IPoIB).
+    Guest(Alias),
+    /// The veth's host end carries it.
+    HostEnd(Alias, Link),
+}
+
+/// The mark that makes CONTAINER_IF ours, or the refusal: a link pipework did not
+/// make is never deleted.
+fn mark(cif: &str, guest: &GuestId, link: &Link, facts: &DelFacts) -> Result<Marked> {
+    let g = &guest.name;
+    let matches = |a: &Alias| a.ns == guest.ns_inode && a.container_if == cif;
+    if let Some(text) = &link.alias {
+        match Alias::parse(text) {
+            Some(Ok(a)) if matches(&a) && !a.kind.is_veth() => return Ok(Marked::Guest(a)),
+            Some(Ok(_)) => {
+                bail!("{cif} in {g} carries the mark of another attachment ({text}); not deleting it")
+            }
+            Some(Err(e)) => bail!("{cif} in {g}: {e}; not deleting it"),
+            None if !link.is_veth() => bail!(
+                "{cif} in {g} was not made by pipework (alias '{text}' is no pipework mark; a --direct-phys \
+                 NIC is not given back by del yet); not deleting it"
+            ),
+            None => {}
+        }
+    }
+    if !link.is_veth() {
+        bail!("{cif} in {g} was not made by pipework (it has no pipework alias); not deleting it");
+    }
+    let end = facts
+        .host_end
+        .as_ref()
+        .filter(|h| h.is_veth() && h.peer == Some(link.index) && link.peer == Some(h.index));
+    let Some(end) = end else {
+        bail!("{cif} in {g} was not made by pipework (its veth peer is not on this host); not deleting it");
+    };
+    match end.alias.as_deref().map(Alias::parse) {
+        Some(Some(Ok(a))) if matches(&a) && a.kind.is_veth() => Ok(Marked::HostEnd(a, end.clone())),
+        Some(Some(Err(e))) => bail!("{cif} in {g}: host end {}: {e}; not deleting it", end.name),
+        _ => bail!(
+            "{cif} in {g} was not made by pipework (its host end {} has no pipework alias for it); not deleting it",
+            end.name
+        ),
+    }
+}
+
+/// `--prune-bridge`: the bridge goes too when our port was its last.
+fn prune(
+    alias: &Alias,
+    end: Option<&Link>,
+    facts: &DelFacts,
+    steps: &mut Vec<Removal>,
+    notes: &mut Vec<String>,
+) {
+    let ours = end.map(|l| l.name.as_str());
+    let others: Vec<&String> =
+        facts.bridge_ports.iter().flatten().filter(|p| Some(p.as_str()) != ours).collect();
+    let bridge = &alias.host_if;
+    match (&facts.bridge_ports, others.is_empty()) {
+        (None, _) => notes.push(format!("bridge {bridge} not found: nothing to prune")),
+        (Some(_), true) => {
+            steps.push(Removal::DeleteBridgeIfUnused { name: bridge.clone(), ovs: alias.kind == Kind::Ovs })
+        }
+        (Some(_), false) => notes.push(format!("bridge {bridge} kept: it has other ports")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::alias::GuestRef;
+    use super::*;
+    use crate::cli::{parse, Invocation};
+
+    fn del(line: &str) -> Del {
+        match parse(line.split_whitespace()) {
+            Ok(Invocation::Del(d)) => d,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn guest() -> GuestId {
+        GuestId {
+            name: "web1".into(),
+            tag: "42".into(),
+            pid: Some(42),
+            container: None,
+            reference: GuestRef::Pid(42),
+            ns_inode: 7,
+        }
+    }
+
+    fn veth(index: u32, name: &str, peer: u32, alias: Option<String>) -> Link {
+        Link {
+            index,
+            name: name.into(),
+            kind: Some("veth".into()),
+            peer: Some(peer),
+            alias,
+            ..Default::default()
+        }
+    }
+
+    fn facts(kind: &str, ports: Option<Vec<String>>) -> DelFacts {
+        let alias = guest().alias("eth1", "br1", if kind == "ovs" { Kind::Ovs } else { Kind::Bridge });
+        DelFacts {
+            container_if: Some(veth(2, "eth1", 10, None)),
+            host_end: Some(veth(10, "veth1pl42", 2, Some(alias))),
+            bridge_ports: ports,
+        }
+    }
+
+    fn shown(p: &DelPlan) -> Vec<String> {
+        match p {
+            DelPlan::Steps { steps, .. } => steps.iter().map(|s| s.to_string()).collect(),
+            DelPlan::Nothing(why) => vec![format!("nothing: {why}")],
+        }
+    }
+
+    #[test]
+    fn a_bridge_attachment_goes_by_its_host_end_and_the_bridge_only_when_asked_and_empty() {
+        let p = plan_del(&del("del web1"), &guest(), &facts("bridge", None)).unwrap();
+        assert_eq!(shown(&p), ["ip link del veth1pl42"]);
+        let ports = Some(vec!["veth1pl42".to_string()]);
+        let p = plan_del(&del("del web1 --prune-bridge"), &guest(), &facts("bridge", ports)).unwrap();
+        assert_eq!(shown(&p), ["ip link del veth1pl42", "ip link del br1 (it has no ports)"]);
+        let ports = Some(vec!["veth1pl42".to_string(), "other".to_string()]);
+        let p = plan_del(&del("del web1 --prune-bridge"), &guest(), &facts("bridge", ports)).unwrap();
+        assert_eq!(shown(&p), ["ip link del veth1pl42"]);
+    }
+
+    #[test]
+    fn an_ovs_attachment_loses_its_port_first() {
+        let p = plan_del(&del("del ovsbr web1"), &guest(), &facts("ovs", None));
+        assert_eq!(shown(&p.unwrap()), ["nothing: eth1 in web1 is attached to br1, not ovsbr"]);
+        let p = plan_del(&del("del br1 web1"), &guest(), &facts("ovs", None)).unwrap();
+        assert_eq!(shown(&p), ["ovs-vsctl --if-exists del-port br1 veth1pl42", "ip link del veth1pl42"]);
+    }
+
+    #[test]
+    fn a_guest_link_with_our_mark_goes_in_the_guest() {
+        let alias = guest().alias("eth1", "eth0", Kind::Macvlan);
+        let link = Link {
+            index: 3,
+            name: "eth1".into(),
+            kind: Some("macvlan".into()),
+            alias: Some(alias),
+            ..Default::default()
+        };
+        let f = DelFacts { container_if: Some(link), ..Default::default() };
+        assert_eq!(shown(&plan_del(&del("del web1"), &guest(), &f).unwrap()), ["guest: ip link del eth1"]);
+    }
+
+    #[test]
+    fn nothing_there_is_nothing_to_remove() {
+        let p = plan_del(&del("del web1 -i eth3"), &guest(), &DelFacts::default()).unwrap();
+        assert_eq!(p, DelPlan::Nothing("no eth3 in web1".into()));
+    }
+
+    #[test]
+    fn what_pipework_did_not_make_is_refused() {
+        let refused = |f: &DelFacts| plan_del(&del("del web1"), &guest(), f).unwrap_err().to_string();
+        let mut f = facts("bridge", None);
+        f.host_end.as_mut().unwrap().alias = None;
+        assert!(refused(&f).contains("has no pipework alias"), "{}", refused(&f));
+        f.host_end.as_mut().unwrap().alias =
+            Some("pipework:v1 guest=pid:42 ns=8 if=eth1 host=br1 mode=bridge".into());
+        assert!(refused(&f).contains("no pipework alias for it"), "another namespace's: {}", refused(&f));
+        f.host_end.as_mut().unwrap().alias = Some("pipework:v9".into());
+        assert!(refused(&f).contains("unreadable pipework alias"), "{}", refused(&f));
+        f.host_end = None;
+        assert!(refused(&f).contains("not on this host"), "{}", refused(&f));
+        let nic = Link { index: 3, name: "eth1".into(), alias: Some("eth2".into()), ..Default::default() };
+        let f = DelFacts { container_if: Some(nic), ..Default::default() };
+        assert!(refused(&f).contains("direct-phys"), "{}", refused(&f));
+        let lo = Link { index: 3, name: "eth1".into(), kind: Some("macvlan".into()), ..Default::default() };
+        let f = DelFacts { container_if: Some(lo), ..Default::default() };
+        assert!(refused(&f).contains("no pipework alias"), "{}", refused(&f));
+    }
+}

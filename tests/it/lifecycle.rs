@@ -1,0 +1,242 @@
+//! `del` and `ls` end to end: every `del` leaves host and guest exactly as they were
+//! before the attach (`ip -j` snapshots), and never removes what pipework did not make.
+
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+use crate::docker::Container;
+use crate::ovs::Ovs;
+use crate::util::{assert_same, unique, Netns, Run};
+
+fn json(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {run:?}"))
+}
+
+/// A host namespace with a bridge of its own, made before any snapshot. The bridge
+/// ("aside when it pre-existed") gets a MAC of its own and a port that stays: a
+/// bridge whose last port goes loses its carrier and its MAC (00:00:00:00:00:00),
+/// which is the kernel's doing, not ours.
+fn host_with_bridge(bridge: &str) -> Netns {
+    let host = Netns::new();
+    host.sh("ip", &["link", "add", bridge, "address", "02:00:00:00:00:01", "up", "type", "bridge"]);
+    host.sh("ip", &["link", "add", "keep0", "master", bridge, "up", "type", "veth", "peer", "name", "keep1"]);
+    host.sh("ip", &["link", "set", "keep1", "up"]);
+    host
+}
+
+/// This guest's attachments, as `ls --json` lists them.
+fn listed(host: &Netns, guest: &str) -> Vec<Value> {
+    let v = json(&host.pipework(&["ls", "--json"]).ok());
+    v["attachments"].as_array().unwrap().iter().filter(|a| a["guest"] == guest).cloned().collect()
+}
+
+#[test]
+fn del_of_a_bridge_attachment_leaves_host_and_guest_as_before() {
+    let host = host_with_bridge("br1");
+    let guest = Netns::new();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    host.pipework(&["br1", &guest.guest(), "10.0.0.2/24@10.0.0.1"]).ok();
+    let end = format!("veth1pl{}", guest.pid());
+    let alias = host.link(&end).unwrap()["ifalias"].as_str().unwrap().to_string();
+    assert!(alias.starts_with(&format!("pipework:v1 guest=pid:{} ns=", guest.pid())), "{alias}");
+    let run = host.pipework(&["del", &guest.guest(), "--json"]).ok();
+    let v = json(&run);
+    assert_eq!(
+        (v["removed"].as_bool(), v["host_end"].as_str(), v["kind"].as_str()),
+        (Some(true), Some(end.as_str()), Some("bridge"))
+    );
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+}
+
+#[test]
+fn del_twice_second_has_nothing_to_remove() {
+    let host = host_with_bridge("br1");
+    let guest = Netns::new();
+    host.pipework(&["br1", "-i", "eth2", &guest.guest(), "10.0.0.2/24"]).ok();
+    host.pipework(&["del", "br1", &guest.guest(), "-i", "eth2"]).ok();
+    let again = host.pipework(&["del", "br1", &guest.guest(), "-i", "eth2"]).ok();
+    assert!(again.stderr.contains("nothing to remove: no eth2 in"), "{again:?}");
+    let v = json(&host.pipework(&["del", &guest.guest(), "-i", "eth2", "--json"]).ok());
+    assert_eq!(v["removed"], false, "{v}");
+}
+
+#[test]
+fn del_refuses_an_interface_pipework_did_not_make() {
+    let host = host_with_bridge("br1");
+    let guest = Netns::new();
+    let netns = guest.path();
+    host.sh("ip", &["link", "add", "theirs", "type", "veth", "peer", "name", "eth1", "netns", &netns]);
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    let line = host.pipework(&["del", &guest.guest()]).failed();
+    assert!(line.contains("eth1 in pid:") && line.contains("not made by pipework"), "{line}");
+    let run = host.pipework(&["del", &guest.guest(), "--json"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(json(&run)["error"].as_str().unwrap().contains("not deleting it"), "{run:?}");
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+}
+
+#[test]
+fn del_dry_run_prints_the_removals_and_changes_nothing() {
+    let host = Netns::new();
+    host.sh("ip", &["link", "add", "br9", "up", "type", "bridge"]);
+    let guest = Netns::new();
+    host.pipework(&["br9", &guest.guest(), "10.0.0.2/24"]).ok();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    let run = host.pipework(&["del", &guest.guest(), "--dry-run", "--prune-bridge"]).ok();
+    let end = format!("veth1pl{}", guest.pid());
+    assert_eq!(run.stdout, format!("ip link del {end}\nip link del br9 (it has no ports)\n"));
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+    host.pipework(&["del", &guest.guest(), "--prune-bridge"]).ok();
+    assert!(host.link("br9").is_none(), "the emptied bridge goes with --prune-bridge");
+}
+
+#[test]
+fn del_of_a_macvlan_attachment() {
+    let host = Netns::new();
+    host.sh("ip", &["link", "add", "eth2", "up", "type", "veth", "peer", "name", "eth2p"]);
+    host.sh("ip", &["link", "set", "eth2p", "up"]);
+    let guest = Netns::new();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    host.pipework(&["eth2", &guest.guest(), "10.0.0.2/24"]).ok();
+    let mark = guest.link("eth1").unwrap()["ifalias"].as_str().unwrap().to_string();
+    assert!(mark.ends_with("if=eth1 host=eth2 mode=macvlan"), "{mark}");
+    assert_eq!(listed(&host, &guest.guest()).len(), 0, "ls without GUEST sees only host-side marks");
+    let mine = json(&host.pipework(&["ls", &guest.guest(), "--json"]).ok());
+    assert_eq!(mine["attachments"][0]["kind"], "macvlan", "{mine}");
+    host.pipework(&["del", "eth2", &guest.guest()]).ok();
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+}
+
+#[test]
+fn del_of_an_ovs_attachment_removes_its_port() {
+    let host = Netns::new();
+    let ovs = Ovs::start(&host);
+    ovs.bridge("ovsbr0");
+    let guest = Netns::new();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    ovs.pipework(&host, &["ovsbr0", &guest.guest(), "192.168.1.2/24", "@10"]).ok();
+    let port = format!("veth1pl{}", guest.pid());
+    assert!(ovs.vsctl_ok(&["list-ports", "ovsbr0"]).contains(&port));
+    let v = json(&ovs.pipework(&host, &["del", &guest.guest(), "--json"]).ok());
+    assert_eq!(v["steps"][0], format!("ovs-vsctl --if-exists del-port ovsbr0 {port}"), "{v}");
+    assert_eq!(ovs.vsctl_ok(&["list-ports", "ovsbr0"]), "", "the port record is gone");
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+}
+
+/// `ip -j` of a namespace given by path (a container's), for before/after.
+fn snapshot_at(netns: &str) -> String {
+    let mut parts = Vec::new();
+    for args in [&["link", "show"][..], &["addr", "show"][..], &["route", "show", "table", "all"][..]] {
+        let out = Command::new("nsenter")
+            .arg(format!("--net={netns}"))
+            .arg("ip")
+            .arg("-j")
+            .args(args)
+            .output()
+            .unwrap();
+        let mut v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if let Value::Array(items) = &mut v {
+            items.iter_mut().for_each(|i| drop(i.as_object_mut().map(|o| o.remove("operstate"))));
+        }
+        parts.push(v.to_string());
+    }
+    parts.join("\n")
+}
+
+#[test]
+fn docker_container_attached_then_deleted() {
+    let host = host_with_bridge("br1");
+    let c = Container::run();
+    let netns = format!("/proc/{}/ns/net", c.pid());
+    let (h, g) = (host.snapshot(), snapshot_at(&netns));
+    host.pipework(&["br1", &c.name, "10.0.0.5/24@10.0.0.1"]).ok();
+    let id = String::from_utf8(
+        Command::new("docker").args(["inspect", "-f", "{{.Id}}", &c.name]).output().unwrap().stdout,
+    )
+    .unwrap();
+    let id = id.trim();
+    let end = format!("veth1pl{}", c.pid());
+    let alias = host.link(&end).unwrap()["ifalias"].as_str().unwrap().to_string();
+    assert!(alias.contains(&format!("guest=docker:{id} ")), "the full id: {alias}");
+    let all = listed(&host, id);
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(
+        (all[0]["container_name"].as_str(), all[0]["addresses"][0].as_str()),
+        (Some(c.name.as_str()), Some("10.0.0.5/24"))
+    );
+    host.pipework(&["del", &c.name]).ok();
+    assert_same("host", &h, &host.snapshot());
+    assert_same("container", &g, &snapshot_at(&netns));
+}
+
+/// Holds a namespace open after its first process is gone.
+struct Holder(Child);
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn ls_lists_attachments_and_shows_a_gone_guest_as_stale() {
+    let bridge = unique("br");
+    let host = host_with_bridge(&bridge);
+    let (a, mut b) = (Netns::new(), Netns::new());
+    host.pipework(&[&bridge, &a.guest(), "10.0.0.2/24@10.0.0.1"]).ok();
+    host.pipework(&[&bridge, &b.guest(), "10.0.0.3/24"]).ok();
+    let hold = Holder(
+        Command::new("nsenter")
+            .arg(format!("--net={}", b.path()))
+            .args(["sleep", "600"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let la = listed(&host, &a.guest());
+    assert_eq!(la.len(), 1, "{la:?}");
+    assert_eq!(la[0]["addresses"][0], "10.0.0.2/24");
+    assert_eq!((la[0]["host_if"].as_str(), la[0]["stale"].as_bool()), (Some(bridge.as_str()), Some(false)));
+    let human = host.pipework(&["ls"]).ok().stdout;
+    assert!(human.starts_with("GUEST ") && human.contains(&b.guest()), "{human}");
+    let gone = b.guest();
+    b.end();
+    let lb = listed(&host, &gone);
+    assert_eq!((lb.len(), lb[0]["stale"].as_bool()), (1, Some(true)), "{lb:?}");
+    assert!(host.pipework(&["ls"]).ok().stdout.lines().any(|l| l.starts_with(&gone) && l.ends_with("stale")));
+    drop(hold);
+}
+
+#[test]
+fn attach_json_says_changed_then_unchanged() {
+    let host = host_with_bridge("br1");
+    let guest = Netns::new();
+    let args = ["br1", &guest.guest(), "10.0.0.2/24@10.0.0.1", "--json"];
+    let first = json(&host.pipework(&args).ok());
+    assert_eq!(first["changed"], true, "{first}");
+    assert_eq!(first["interfaces"][1]["name"], "eth1");
+    assert_eq!(first["interfaces"][1]["sandbox"], guest.path());
+    assert_eq!(
+        first["ips"],
+        serde_json::json!([{"address": "10.0.0.2/24", "gateway": "10.0.0.1", "interface": 1}])
+    );
+    assert_eq!(first["routes"], serde_json::json!([{"dst": "0.0.0.0/0", "gw": "10.0.0.1"}]));
+    let again = json(&host.pipework(&args).ok());
+    assert_eq!(again["changed"], false, "{again}");
+    assert_eq!(again["interfaces"], first["interfaces"]);
+    let run = host.pipework(&["br1", &guest.guest(), "10.0.0.9/24", "--json", "-i", "eth1", "-l", "x"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let e = json(&run);
+    assert!(e["error"].as_str().unwrap().contains("eth1 already exists"), "{e}");
+    assert_eq!(e["rollback_errors"], serde_json::json!([]));
+}
