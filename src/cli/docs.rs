@@ -19,6 +19,10 @@ pub const GRAMMAR: &[&str] = &[
      udhcpc[-f][:OPTS], dhclient[-f][:OPTS], dhcpcd[:OPTS], dhcp4[-f][:OPTS] (built in); or      slaac (IPv6 from the network's router advertisements).",
     "The last argument is [MAC][@VLAN]: a MAC address or U:TEXT (a stable MAC derived from \
      TEXT), optionally followed by @VLAN.",
+    "pipework del [HOSTIF] GUEST [-i CONTAINER_IF] removes an attachment pipework made (it \
+     refuses any other interface; nothing there is success); --prune-bridge also removes \
+     its bridge when no port is left. pipework ls [GUEST] lists the attachments, stale \
+     when their guest is gone. --json gives one JSON document on stdout.",
     "SIGINT, SIGTERM or SIGHUP during an attachment undo it, then pipework dies of the signal.",
 ];
 
