@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 
+use crate::dhcp::{leased, Dnsmasq};
 use crate::docker::Container;
 use crate::slaac::{autoconfigured, Router, PREFIX};
 use crate::util::{assert_rerun_changes_nothing, assert_same, guest_with_default_route, unique, Netns};
@@ -124,4 +125,26 @@ fn a_static_ipv4_address_beside_slaac() {
     let v6 = default_of(&guest, "-6");
     assert_eq!((&v6["dev"], &v6["protocol"]), (&json!("eth1"), &json!("ra")), "{v6}");
     assert_eq!(guest.ipv6_disabled("default"), "1");
+}
+
+/// A lease for IPv4 beside a static IPv6 address: the built-in client and an external
+/// one (whose script must leave the IPv6 address alone), from dnsmasq.
+#[test]
+fn a_static_ipv6_address_beside_a_dhcp_lease() {
+    let host = Netns::new();
+    let server = Dnsmasq::start(&host);
+    for (n, client) in [(2, "dhcp4"), (3, "udhcpc")] {
+        let guest = Netns::new();
+        let ipspec = format!("fd00:77::{n}/64@fd00:77::1,{client}");
+        let run = host.pipework(&["br1", &guest.guest(), &ipspec]).ok();
+        assert_eq!(run.stderr, "", "{ipspec}: {run:?}\n{}", server.log());
+        leased(&guest);
+        assert!(
+            guest.addrs("eth1").contains(&format!("fd00:77::{n}/64")),
+            "{ipspec}: {:?}",
+            guest.addrs("eth1")
+        );
+        let v6 = default_of(&guest, "-6");
+        assert_eq!((&v6["gateway"], &v6["dev"]), (&json!("fd00:77::1"), &json!("eth1")), "{ipspec}: {v6}");
+    }
 }
