@@ -54,11 +54,12 @@ pub async fn document(
         for a in &own {
             ips.push(json!({ "address": a.to_string(), "gateway": gateway, "interface": at }));
         }
-        // The kernel's own prefix routes are the addresses' business, not ours to list.
-        for r in through
-            .iter()
-            .filter(|r| !own.iter().any(|a| IpNetwork::new(a.network(), a.prefix()).ok() == Some(r.dst)))
-        {
+        // The kernel's own prefix routes are the addresses' business, not ours to list:
+        // the link-local address's `fe80::/64` too.
+        let prefix_of = |a: &IpNetwork| IpNetwork::new(a.network(), a.prefix()).ok();
+        for r in through.iter().filter(|r| {
+            !addresses.iter().any(|a| Family::of(&a.ip()) == family && prefix_of(a) == Some(r.dst))
+        }) {
             routes.push(json!({ "dst": r.dst.to_string(), "gw": r.gateway }));
         }
     }

@@ -88,11 +88,16 @@ pub async fn guest(nl: &Netlink, req: &Attach, class: &Class) -> Result<GuestFac
         Some(l) => nl.addresses(l.index).await?,
         None => Vec::new(),
     };
-    let ipv6_off = req.family == Family::V6 && ipv6_off_in_kernel(probe_ipv6());
-    let routes = match ipv6_off {
-        true => Vec::new(),
-        false => nl.routes(req.family).await.context("cannot read the guest's routes")?,
-    };
+    // Every family an IPSPEC list names: each family's old default goes, and a re-run
+    // looks for each family's gateway.
+    let families = req.families();
+    let ipv6_off = families.contains(&Family::V6) && ipv6_off_in_kernel(probe_ipv6());
+    let mut routes = Vec::new();
+    if !ipv6_off {
+        for family in families {
+            routes.extend(nl.routes(family).await.context("cannot read the guest's routes")?);
+        }
+    }
     Ok(GuestFacts { container_if, container_addrs, routes, ipv6_off })
 }
 

@@ -2,6 +2,7 @@
 //! original (`HOSTIF [opts] GUEST IPSPEC [MAC][@VLAN]`, `route GUEST ...`, `--wait`)
 //! turned into one typed [`Invocation`]. Nothing here touches the system.
 
+pub mod addresses;
 pub mod docs;
 pub mod lifecycle;
 pub mod types;
@@ -52,7 +53,12 @@ pub struct Attach {
     /// `-a`, or inferred from the address.
     pub family: Family,
     pub guest: String,
+    /// IPSPEC, or the first element of an IPSPEC list: every single-address path reads
+    /// this field alone, as before lists existed.
     pub ip: IpSpec,
+    /// The other elements of an IPSPEC list (`10.0.0.2/24,fd00::2/64`), in order;
+    /// empty for the original's one-address grammar.
+    pub more: Vec<IpSpec>,
     pub mac: Option<Mac>,
     pub vlan: Option<Vlan>,
     /// `--timeout`: how long a DHCP client may take to get its lease.
@@ -64,6 +70,28 @@ pub struct Attach {
     pub json: bool,
     /// What the parse has to say without failing (extra arguments ignored).
     pub warnings: Vec<String>,
+}
+
+impl Attach {
+    /// Every element of IPSPEC, in order.
+    pub fn specs(&self) -> impl Iterator<Item = &IpSpec> {
+        std::iter::once(&self.ip).chain(&self.more)
+    }
+
+    /// The families the request configures: `family` for one element (`-a`, or the
+    /// address's); each family of a list once, in the list's order.
+    pub fn families(&self) -> Vec<Family> {
+        if self.more.is_empty() {
+            return vec![self.family];
+        }
+        let mut out = Vec::new();
+        for f in self.specs().filter_map(addresses::family_in_list) {
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+        out
+    }
 }
 
 /// The host interface, by name or by `mac:` address.
@@ -310,11 +338,11 @@ fn wait(raw: RawArgs) -> Result<Invocation> {
 }
 
 /// `--timeout` of an attachment: only a DHCP client waits for anything.
-fn dhcp_timeout(timeout: Option<f64>, ip: &IpSpec) -> Result<Option<Duration>> {
+fn dhcp_timeout(timeout: Option<f64>, specs: &[&IpSpec]) -> Result<Option<Duration>> {
     let Some(s) = timeout else {
         return Ok(None);
     };
-    if !matches!(ip, IpSpec::Dhcp { .. } | IpSpec::Slaac) {
+    if !specs.iter().any(|ip| matches!(ip, IpSpec::Dhcp { .. } | IpSpec::Slaac)) {
         bail!("--timeout works with --wait, a DHCP IPSPEC or slaac only");
     }
     // A day is already far more than any lease takes; past it, deadlines overflow.
@@ -351,10 +379,8 @@ fn attach(raw: RawArgs) -> Result<Attach> {
         })?),
         None => HostIf::Name(ifname(&host_if, "HOSTIF")?),
     };
-    let ip_text = ip;
-    let ip: IpSpec = ip_text.parse()?;
-    let family = family(raw.family.as_deref(), &ip, &ip_text)?;
-    let dhcp_timeout = dhcp_timeout(raw.timeout, &ip)?;
+    let (ip, more, family) = ipspec(&ip, raw.family.as_deref())?;
+    let dhcp_timeout = dhcp_timeout(raw.timeout, &std::iter::once(&ip).chain(&more).collect::<Vec<_>>())?;
     Ok(Attach {
         host_if,
         direct_phys: raw.direct_phys,
@@ -371,6 +397,7 @@ fn attach(raw: RawArgs) -> Result<Attach> {
         family,
         guest,
         ip,
+        more,
         mac: macvlan.mac,
         vlan: macvlan.vlan,
         dhcp_timeout,
@@ -379,6 +406,23 @@ fn attach(raw: RawArgs) -> Result<Attach> {
         json: raw.json,
         warnings,
     })
+}
+
+/// IPSPEC and `-a`: one element exactly as the original's grammar; a list (see
+/// [`addresses`]) element by element, then as a whole.
+fn ipspec(text: &str, flag: Option<&str>) -> Result<(IpSpec, Vec<IpSpec>, Family)> {
+    let words = addresses::split(text);
+    if words.len() == 1 {
+        let ip: IpSpec = text.parse()?;
+        let family = family(flag, &ip, text)?;
+        return Ok((ip, Vec::new(), family));
+    }
+    let elements = words.into_iter().map(|w| Ok((w, w.parse()?))).collect::<Result<Vec<(&str, IpSpec)>>>()?;
+    addresses::check(text, &elements)?;
+    let family = addresses::family(flag, &elements)?;
+    let mut specs = elements.into_iter().map(|(_, s)| s);
+    let first = specs.next().expect("two or more elements");
+    Ok((first, specs.collect(), family))
 }
 
 /// `-a` wins when given, but an address that contradicts it is an error.

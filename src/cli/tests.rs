@@ -326,3 +326,54 @@ fn slaac_is_ipv6_and_takes_a_timeout() {
     assert!(attach("br1 web1 slaac --timeout 5").dhcp_timeout.is_some());
     assert!(invalid("br1 web1 10.0.0.2/24 --timeout 5").contains("--timeout works with"));
 }
+
+#[test]
+fn an_ipspec_list_keeps_its_first_element_in_ip_and_the_rest_in_more() {
+    let a = attach("br1 web1 10.0.0.2/24@10.0.0.1,fd00::2/64@fd00::1");
+    assert_eq!(
+        a.ip,
+        IpSpec::Static {
+            addr: Some("10.0.0.2/24".parse().unwrap()),
+            gateway: Some("10.0.0.1".parse().unwrap())
+        }
+    );
+    assert_eq!(
+        a.more,
+        [IpSpec::Static {
+            addr: Some("fd00::2/64".parse().unwrap()),
+            gateway: Some("fd00::1".parse().unwrap())
+        }]
+    );
+    assert_eq!(a.family, Family::V4);
+    // One element: exactly the original's grammar, nothing in `more`.
+    assert!(attach("br1 web1 10.0.0.2/24").more.is_empty());
+    assert!(attach("br1 web1 udhcpc:-xa,b").more.is_empty());
+    assert_eq!(
+        attach("br1 web1 dhcp4,fd00::2/64").ip,
+        IpSpec::Dhcp { client: DhcpClient::Builtin, foreground: false, options: vec![] }
+    );
+    assert_eq!(attach("br1 web1 10.0.0.2/24@10.0.0.1,slaac").more, [IpSpec::Slaac]);
+    assert_eq!(attach("br1 -a 6 web1 fd00::2/64,fd01::2/64").family, Family::V6);
+    // `--timeout` when any element waits for the network.
+    assert!(attach("br1 web1 10.0.0.2/24,slaac --timeout 5").dhcp_timeout.is_some());
+    assert!(invalid("br1 web1 10.0.0.2/24,fd00::2/64 --timeout 5").contains("--timeout works with"));
+}
+
+#[test]
+fn a_bad_list_is_refused_before_anything_with_the_element_named() {
+    assert_eq!(
+        invalid("br1 web1 10.0.0.2/24,fd00::x/64"),
+        "bad IPSPEC 'fd00::x/64': expected ADDR/PREFIX[@GATEWAY], 0/0, or a DHCP client \
+         (ADDR 'fd00::x' is not an IP address)"
+    );
+    assert!(invalid("br1 web1 10.0.0.2/24,").starts_with("bad IPSPEC '': expected"));
+    assert!(invalid("br1 web1 10.0.0.2/24@10.0.0.1,10.0.1.2/24@10.0.1.1").contains("two IPv4 gateways"));
+    assert!(invalid("br1 web1 dhcp4,10.0.0.2/24").contains("both configure IPv4"));
+    assert!(invalid("br1 web1 0/0,fd00::2/64").contains("0/0 cannot be part of a list"));
+    assert_eq!(
+        invalid("br1 -a 4 web1 10.0.0.2/24,fd00::2/64"),
+        "-a 4 contradicts the IPv6 address fd00::2/64"
+    );
+    // The single-address texts are unchanged.
+    assert_eq!(invalid("br1 -a 6 web1 10.0.0.2/24"), "-a 6 contradicts the IPv4 address 10.0.0.2/24");
+}

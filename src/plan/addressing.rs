@@ -16,35 +16,45 @@ use crate::netlink::{Link, Route};
 use crate::types::Family;
 
 /// In the original's order: address, old default out, link up, routes; IPv6 turned
-/// on for the interface before anything of IPv6 is put on it.
+/// on for the interface before anything of IPv6 is put on it. An IPSPEC list gets,
+/// per family, the same steps: every address, then each family's old default out,
+/// the one link up, each family's routes, and `slaac` last.
 pub fn steps(req: &Attach, dev: &str, facts: &GuestFacts) -> Vec<Step> {
-    let IpSpec::Static { addr, gateway } = &req.ip else {
-        let up = Step::LinkUp { dev: dev.to_string(), arp_notify: false };
-        if req.ip == IpSpec::Slaac {
-            let timeout = req.dhcp_timeout.unwrap_or(SLAAC_TIMEOUT);
-            let slaac = Step::Slaac { dev: dev.to_string(), timeout };
-            return vec![Step::EnableIpv6 { dev: dev.to_string() }, up, slaac];
-        }
-        return vec![up];
-    };
+    let addrs: Vec<IpNetwork> = req
+        .specs()
+        .filter_map(|s| match s {
+            IpSpec::Static { addr, .. } => *addr,
+            _ => None,
+        })
+        .collect();
+    let gateways = req.specs().filter_map(|s| match s {
+        IpSpec::Static { gateway, .. } => *gateway,
+        _ => None,
+    });
     // The kernel announces an IPv4 address when told to (see `announce`).
-    let arp_notify = addr.is_some_and(|a| a.is_ipv4());
-    let up = Step::LinkUp { dev: dev.to_string(), arp_notify };
+    let arp_notify = addrs.iter().any(|a| a.is_ipv4());
     let mut steps = Vec::new();
     if wants_ipv6(req) {
         steps.push(Step::EnableIpv6 { dev: dev.to_string() });
     }
-    if let Some(addr) = addr {
+    for addr in &addrs {
         steps.push(Step::AddAddress { dev: dev.to_string(), addr: *addr, broadcast: broadcast_of(addr) });
     }
-    match gateway {
-        None => steps.push(up),
-        Some(gw) => {
-            let (old, new) = default_route(dev, gw, addr.as_ref(), &facts.routes);
-            steps.extend(old);
-            steps.push(up);
-            steps.extend(new);
-        }
+    let mut new = Vec::new();
+    for gw in gateways {
+        let family = Family::of(&gw);
+        let own: Vec<IpNetwork> = addrs.iter().filter(|a| Family::of(&a.ip()) == family).copied().collect();
+        let routes: Vec<Route> =
+            facts.routes.iter().filter(|r| Family::of(&r.dst.ip()) == family).cloned().collect();
+        let (old, routes) = default_route(dev, &gw, &own, &routes);
+        steps.extend(old);
+        new.extend(routes);
+    }
+    steps.push(Step::LinkUp { dev: dev.to_string(), arp_notify });
+    steps.extend(new);
+    if req.specs().any(|s| *s == IpSpec::Slaac) {
+        let timeout = req.dhcp_timeout.unwrap_or(SLAAC_TIMEOUT);
+        steps.push(Step::Slaac { dev: dev.to_string(), timeout });
     }
     steps
 }
@@ -57,7 +67,7 @@ pub fn lease_steps(dev: &str, lease: &Lease, routes: &[Route]) -> Vec<Step> {
     let broadcast = lease.broadcast.or_else(|| broadcast_of(&addr));
     let mut steps = vec![Step::AddAddress { dev: dev.to_string(), addr, broadcast }];
     if let Some(router) = lease.router {
-        let (old, new) = default_route(dev, &IpAddr::V4(router), Some(&addr), routes);
+        let (old, new) = default_route(dev, &IpAddr::V4(router), &[addr], routes);
         steps.extend(old);
         steps.extend(new);
     }
@@ -66,17 +76,12 @@ pub fn lease_steps(dev: &str, lease: &Lease, routes: &[Route]) -> Vec<Step> {
 
 /// The default route via `gw` on `dev`: the old default of the family out (the
 /// original deletes one, `ip route delete default`), then a host route to an
-/// off-link gateway and the new default.
-fn default_route(
-    dev: &str,
-    gw: &IpAddr,
-    addr: Option<&IpNetwork>,
-    routes: &[Route],
-) -> (Option<Step>, Vec<Step>) {
+/// off-link gateway and the new default. `addrs` and `routes` are of `gw`'s family.
+fn default_route(dev: &str, gw: &IpAddr, addrs: &[IpNetwork], routes: &[Route]) -> (Option<Step>, Vec<Step>) {
     let old =
         routes.iter().find(|r| r.is_default()).map(|r| Step::DeleteRoute { route: r.clone(), dev: None });
     let mut new = Vec::new();
-    if !reachable(gw, addr, routes) {
+    if !reachable(gw, addrs, routes) {
         let host = IpNetwork::new(*gw, if gw.is_ipv4() { 32 } else { 128 }).expect("full-length prefix");
         new.push(Step::AddRoute { dst: host, gateway: None, dev: dev.to_string(), replace: false });
     }
@@ -86,9 +91,11 @@ fn default_route(
 }
 
 /// A static IPv6 attachment (an address, a gateway, or `-a 6` alone, which leaves
-/// IPv6 for the guest to configure on the new interface).
+/// IPv6 for the guest to configure on the new interface), `slaac`, or a list with
+/// either.
 fn wants_ipv6(req: &Attach) -> bool {
-    req.family == Family::V6 && matches!(req.ip, IpSpec::Static { .. } | IpSpec::Slaac)
+    req.families().contains(&Family::V6)
+        && req.specs().any(|s| matches!(s, IpSpec::Static { .. } | IpSpec::Slaac))
 }
 
 /// How long `slaac` waits for a router (`--timeout` says otherwise): routers send
@@ -110,13 +117,13 @@ pub fn refuse_ipv6_off(req: &Attach, dev: &str, guest: &GuestId, facts: &GuestFa
 /// The original asks `ip route get GATEWAY` after the old default is gone: the
 /// gateway is reachable through the new address's subnet or another non-default
 /// route. An IPv6 link-local gateway is always on-link.
-fn reachable(gw: &IpAddr, addr: Option<&IpNetwork>, routes: &[Route]) -> bool {
+fn reachable(gw: &IpAddr, addrs: &[IpNetwork], routes: &[Route]) -> bool {
     if let IpAddr::V6(v6) = gw {
         if (v6.segments()[0] & 0xffc0) == 0xfe80 {
             return true;
         }
     }
-    addr.is_some_and(|a| a.contains(*gw)) || routes.iter().any(|r| !r.is_default() && r.dst.contains(*gw))
+    addrs.iter().any(|a| a.contains(*gw)) || routes.iter().any(|r| !r.is_default() && r.dst.contains(*gw))
 }
 
 fn unspecified_like(ip: &IpAddr) -> IpAddr {
@@ -126,14 +133,17 @@ fn unspecified_like(ip: &IpAddr) -> IpAddr {
     }
 }
 
-/// True when `cif` already has the asked address and default route (for re-runs).
+/// True when `cif` already has every asked address and default route (for re-runs);
+/// never for a DHCP form or `slaac`, whose result is the network's to decide.
 pub fn is_configured(req: &Attach, cif: &Link, facts: &GuestFacts) -> bool {
-    let IpSpec::Static { addr, gateway } = &req.ip else {
-        return false;
-    };
-    let addr_ok = addr.is_none_or(|a| facts.container_addrs.contains(&a));
-    let gw_ok = gateway.is_none_or(|gw| {
-        facts.routes.iter().any(|r| r.is_default() && r.gateway == Some(gw) && r.oif == Some(cif.index))
-    });
-    addr_ok && gw_ok
+    req.specs().all(|spec| {
+        let IpSpec::Static { addr, gateway } = spec else {
+            return false;
+        };
+        let addr_ok = addr.is_none_or(|a| facts.container_addrs.contains(&a));
+        let gw_ok = gateway.is_none_or(|gw| {
+            facts.routes.iter().any(|r| r.is_default() && r.gateway == Some(gw) && r.oif == Some(cif.index))
+        });
+        addr_ok && gw_ok
+    })
 }

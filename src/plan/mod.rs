@@ -10,6 +10,8 @@ pub mod remove;
 mod step;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_dual_stack;
 mod virtual_link;
 
 use anyhow::{bail, Result};
@@ -19,7 +21,7 @@ pub use bridge::Switch;
 pub use dhcp::{DhcpRequest, Lease};
 pub use step::{veth_host_end, GuestLink, Side, Step};
 
-use crate::cli::{Attach, HostIf, IfName};
+use crate::cli::{Attach, HostIf, IfName, IpSpec};
 use crate::netlink::{Link, Route};
 
 /// What was read on the host before planning.
@@ -47,7 +49,7 @@ pub struct GuestFacts {
     pub container_if: Option<Link>,
     /// Its addresses.
     pub container_addrs: Vec<IpNetwork>,
-    /// Main-table routes of the request's family.
+    /// Main-table routes of every family the request configures.
     pub routes: Vec<Route>,
     /// An IPv6 request, and the kernel has no IPv6 (booted with `ipv6.disable=1`).
     pub ipv6_off: bool,
@@ -241,7 +243,9 @@ pub fn plan(
     let cif = &class.container_if;
     addressing::refuse_ipv6_off(req, cif.as_str(), guest, facts)?;
     // Checked before planning the link: `dhcp` needs a Docker guest, `dhcp4` good options.
-    let dhcp = DhcpRequest::plan(&req.ip, cif.as_str(), guest, req.dhcp_timeout)?;
+    // An IPSPEC list has at most one DHCP form (see `cli::addresses`).
+    let ip = req.specs().find(|s| matches!(s, IpSpec::Dhcp { .. })).unwrap_or(&req.ip);
+    let dhcp = DhcpRequest::plan(ip, cif.as_str(), guest, req.dhcp_timeout)?;
     let plan = match mode {
         Mode::Bridge { create } => bridge::plan(req, class, guest, Switch::Linux { create }, host, facts),
         Mode::Physical => physical::plan(req, cif, guest, host, facts),

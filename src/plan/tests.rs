@@ -4,14 +4,14 @@ use super::*;
 use crate::cli::{self, Invocation};
 use crate::netlink::Route;
 
-fn req(line: &str) -> Attach {
+pub(super) fn req(line: &str) -> Attach {
     match cli::parse(line.split_whitespace()) {
         Ok(Invocation::Attach(a)) => a,
         other => panic!("{line}: {other:?}"),
     }
 }
 
-fn guest() -> GuestId {
+pub(super) fn guest() -> GuestId {
     GuestId {
         name: "web1".into(),
         tag: "4242".into(),
@@ -22,7 +22,7 @@ fn guest() -> GuestId {
     }
 }
 
-fn link(index: u32, name: &str, kind: Option<&str>) -> Link {
+pub(super) fn link(index: u32, name: &str, kind: Option<&str>) -> Link {
     Link {
         index,
         name: name.into(),
@@ -42,22 +42,22 @@ fn link(index: u32, name: &str, kind: Option<&str>) -> Link {
 }
 
 /// Classify, then plan, as an attach does.
-fn plan(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts) -> Result<Plan> {
+pub(super) fn plan(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts) -> Result<Plan> {
     super::plan(req, &Class::of(req, host)?, guest, host, facts)
 }
 
-fn bridge(mtu: u32) -> HostFacts {
+pub(super) fn bridge(mtu: u32) -> HostFacts {
     HostFacts { host_if: Some(Link { mtu, ..link(7, "br1", Some("bridge")) }), ..Default::default() }
 }
 
-fn steps(line: &str, host: &HostFacts, facts: &GuestFacts) -> Vec<String> {
+pub(super) fn steps(line: &str, host: &HostFacts, facts: &GuestFacts) -> Vec<String> {
     match plan(&req(line), &guest(), host, facts) {
         Ok(Plan::Steps(s)) => s.iter().map(|s| s.to_string()).collect(),
         other => panic!("{line}: {other:?}"),
     }
 }
 
-fn refused(line: &str, host: &HostFacts, facts: &GuestFacts) -> String {
+pub(super) fn refused(line: &str, host: &HostFacts, facts: &GuestFacts) -> String {
     match plan(&req(line), &guest(), host, facts) {
         Err(e) => e.to_string(),
         Ok(p) => panic!("{line} should be refused, got {p:?}"),
@@ -257,7 +257,7 @@ fn modes_in_the_originals_order() {
 }
 
 /// Host end `veth1pl4242` (index 20) paired with `eth1` (index 3) in the guest.
-fn attached(up: bool) -> (HostFacts, GuestFacts) {
+pub(super) fn attached(up: bool) -> (HostFacts, GuestFacts) {
     let local = Link { up, master: Some(7), peer: Some(3), ..link(20, "veth1pl4242", Some("veth")) };
     let cif = Link { peer: Some(20), ..link(3, "eth1", Some("veth")) };
     let default = Route::new("0.0.0.0/0".parse().unwrap(), Some("10.0.0.1".parse().unwrap()), 3).unwrap();

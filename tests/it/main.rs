@@ -10,6 +10,7 @@ mod cli;
 mod dhcp;
 mod dhcp_docker;
 mod docker;
+mod dual_stack;
 mod faults;
 mod interrupt;
 mod lifecycle;

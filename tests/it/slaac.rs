@@ -10,17 +10,17 @@ use crate::docker::Container;
 use crate::util::{assert_same, unique, Netns};
 
 /// The prefix the router advertises.
-const PREFIX: &str = "fd00:5a::";
+pub(crate) const PREFIX: &str = "fd00:5a::";
 
 /// dnsmasq sending router advertisements for PREFIX/64 on `bridge` in `host`.
-struct Router {
+pub(crate) struct Router {
     _ns: Netns,
     child: Child,
     dir: PathBuf,
 }
 
 impl Router {
-    fn start(host: &Netns, bridge: &str) -> Router {
+    pub(crate) fn start(host: &Netns, bridge: &str) -> Router {
         let ns = Netns::new();
         host.pipework(&[bridge, &ns.guest(), &format!("{PREFIX}1/64")]).ok();
         // An advertisement names a default router only with an explicit lifetime, and
@@ -56,7 +56,7 @@ impl Router {
         router
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
     }
 }
@@ -70,7 +70,7 @@ impl Drop for Router {
 }
 
 /// The autoconfigured global address on eth1, from `ip -6 -o addr` output.
-fn autoconfigured(ip_addr: &str) -> Option<String> {
+pub(crate) fn autoconfigured(ip_addr: &str) -> Option<String> {
     ip_addr
         .split_whitespace()
         .find(|w| w.starts_with(PREFIX))
