@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser};
 
-pub use lifecycle::{Del, Ls};
+pub use lifecycle::{Check, Del, Ls};
 pub use types::{DhcpClient, Family, IfName, IpSpec, Mac, MacVlan, MacvlanMode, Vlan};
 
 /// Everything one run of `pipework` was asked to do.
@@ -24,6 +24,7 @@ pub enum Invocation {
     Batch(Batch),
     Del(Del),
     Ls(Ls),
+    Check(Check),
 }
 
 /// `pipework --batch FILE|-`: one attachment per line of FILE (see `crate::batch`).
@@ -141,7 +142,7 @@ const AFTER_HELP: &str =
     override_usage = "pipework [OPTIONS] HOSTIF [-i CONTAINER_IF] [-l LOCAL_IF] [-a 4|6] GUEST IPSPEC [MAC][@VLAN]\n       \
                       pipework route|rule|tc GUEST ARGS...\n       \
                       pipework del [HOSTIF] GUEST [-i CONTAINER_IF] [--prune-bridge] [--json] [--dry-run]\n       \
-                      pipework ls [GUEST] [--json]\n       \
+                      pipework ls [GUEST] [--json] | check GUEST [-i CONTAINER_IF] [--json]\n       \
                       pipework --batch FILE|- [--json] [--dry-run] [--verbose]\n       \
                       pipework --wait [-i CONTAINER_IF] [--timeout SECONDS]\n       \
                       pipework completions bash|zsh|fish",
@@ -226,8 +227,8 @@ pub fn parse_on_host(argv: Vec<String>) -> Result<Invocation, CliError> {
         Ok(Invocation::Passthrough(p)) if nix::net::if_::if_nametoindex(p.word.as_str()).is_ok() => {
             parse_without_passthrough(argv)
         }
-        // The same rule for `del` and `ls`.
-        Ok(Invocation::Del(_) | Invocation::Ls(_)) | Err(_)
+        // The same rule for `del`, `ls`, `check` and `gc`.
+        Ok(Invocation::Del(_) | Invocation::Ls(_) | Invocation::Check(_)) | Err(_)
             if argv.first().is_some_and(|w| lifecycle::is_subcommand(w) && is_host_interface(w)) =>
         {
             parse_without_passthrough(argv)
@@ -240,11 +241,12 @@ fn is_host_interface(name: &str) -> bool {
     nix::net::if_::if_nametoindex(name).is_ok()
 }
 
-/// `del ...` and `ls ...`: their own grammar (see [`lifecycle`]).
+/// `del ...`, `ls ...`, `check ...` and `gc ...`: their own grammar (see [`lifecycle`]).
 fn subcommand(argv: &[String]) -> Option<Result<Invocation, CliError>> {
     match argv.first().map(String::as_str) {
         Some("del") => Some(lifecycle::parse_del(&argv[1..]).map(Invocation::Del)),
         Some("ls") => Some(lifecycle::parse_ls(&argv[1..]).map(Invocation::Ls)),
+        Some("check") => Some(lifecycle::parse_check(&argv[1..]).map(Invocation::Check)),
         _ => None,
     }
 }

@@ -10,7 +10,8 @@ use crate::cli::Del;
 use crate::netlink::Netlink;
 use crate::plan::alias::{Alias, Kind};
 use crate::plan::remove::{plan_del, DelFacts, DelPlan, Found};
-use crate::report::{self, Outcome};
+use crate::record;
+use crate::report::{self, warning, Outcome};
 
 pub async fn run(req: &Del) -> Outcome {
     let outcome = match run_inner(req).await {
@@ -30,14 +31,27 @@ async fn run_inner(req: &Del) -> Result<Outcome> {
     let nl_guest = Netlink::in_netns(guest.netns())?;
     let id = attach::guest_id(&guest);
     let facts = read_facts(&host, &nl_guest, req).await?;
-    let (found, steps, notes) = match plan_del(req, &id, &facts)? {
-        DelPlan::Nothing(why) => return Ok(nothing(req, &why)),
+    let cif = req.container_if.as_str();
+    let (found, steps, mut notes) = match plan_del(req, &id, &facts)? {
+        DelPlan::Nothing(why) => {
+            // CONTAINER_IF is gone: so is the attachment its record describes.
+            let mut notes = Vec::new();
+            if facts.container_if.is_none() && !req.dry_run {
+                if let Err(e) = forget(id.ns_inode, cif) {
+                    notes.push(warning(format!("{e:#}")));
+                }
+            }
+            return Ok(nothing(req, &why, notes));
+        }
         DelPlan::Steps { found, steps, notes } => (found, steps, notes),
     };
     let shown: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
     if !req.dry_run {
         let ctx = Context::new(&host, &nl_guest, guest.netns(), guest.describe());
         apply::remove(&steps, &ctx).await?;
+        if let Err(e) = forget(id.ns_inode, cif) {
+            notes.push(warning(format!("{e:#}")));
+        }
     }
     if req.json {
         let mut doc = described(&found, &req.guest);
@@ -58,12 +72,18 @@ async fn run_inner(req: &Del) -> Result<Outcome> {
     Ok(Outcome::Done(lines))
 }
 
-fn nothing(req: &Del, why: &str) -> Outcome {
+/// The attachment's record goes with it.
+fn forget(ns: u64, cif: &str) -> Result<()> {
+    record::remove_at(&record::path(ns, cif)).map(drop)
+}
+
+fn nothing(req: &Del, why: &str, mut notes: Vec<String>) -> Outcome {
     if req.json {
         let doc = json!({ "removed": false, "nothing_to_remove": why, "steps": [] });
-        return Outcome::Json { doc, notes: Vec::new(), code: 0 };
+        return Outcome::Json { doc, notes, code: 0 };
     }
-    Outcome::Done(vec![format!("nothing to remove: {why}")])
+    notes.push(format!("nothing to remove: {why}"));
+    Outcome::Done(notes)
 }
 
 /// The attachment as its mark says, for `--json`.

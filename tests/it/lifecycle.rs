@@ -240,3 +240,120 @@ fn attach_json_says_changed_then_unchanged() {
     assert!(e["error"].as_str().unwrap().contains("eth1 already exists"), "{e}");
     assert_eq!(e["rollback_errors"], serde_json::json!([]));
 }
+
+/// The record file of GUEST's CONTAINER_IF under HOST's run directory.
+fn record_path(host: &Netns, guest: &Netns, cif: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let ns = std::fs::metadata(guest.path()).unwrap().ino();
+    host.run_dir().join("attachments").join(format!("{ns}-{cif}.json"))
+}
+
+#[test]
+fn check_of_a_fresh_attachment_passes_then_names_each_difference() {
+    let host = host_with_bridge("br1");
+    let guest = Netns::new();
+    host.pipework(&["br1", &guest.guest(), "10.0.0.2/24@10.0.0.1"]).ok();
+    let rec: Value =
+        serde_json::from_slice(&std::fs::read(record_path(&host, &guest, "eth1")).unwrap()).unwrap();
+    assert_eq!(
+        (rec["addresses"][0].as_str(), rec["gateways"][0].as_str()),
+        (Some("10.0.0.2/24"), Some("10.0.0.1"))
+    );
+    let ok = host.pipework(&["check", &guest.guest()]).ok();
+    assert!(ok.stderr.contains("eth1 in pid:") && ok.stderr.contains("is as attached to br1"), "{ok:?}");
+    let v = json(&host.pipework(&["check", &guest.guest(), "--json"]).ok());
+    assert_eq!((v["ok"].as_bool(), v["kind"].as_str()), (Some(true), Some("bridge")), "{v}");
+    assert_eq!(
+        (v["differences"].clone(), v["not_compared"].clone()),
+        (serde_json::json!([]), serde_json::json!([]))
+    );
+
+    guest.sh("ip", &["addr", "del", "10.0.0.2/24", "dev", "eth1"]);
+    let run = host.pipework(&["check", &guest.guest()]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains(&format!("pipework: eth1 in {}: address 10.0.0.2/24 is gone\n", guest.guest())),
+        "{run:?}"
+    );
+    let run = host.pipework(&["check", &guest.guest(), "--json"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let v = json(&run);
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(v["differences"].as_array().unwrap().iter().any(|d| d == "address 10.0.0.2/24 is gone"), "{v}");
+
+    let other = Netns::new();
+    host.pipework(&["br1", &other.guest(), "10.0.0.3/24"]).ok();
+    host.pipework(&["check", &other.guest()]).ok();
+    let end = format!("veth1pl{}", other.pid());
+    host.sh("ip", &["link", "set", &end, "down"]);
+    let run = host.pipework(&["check", &other.guest()]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        format!("pipework: eth1 in {}: host end {end} is down\n", other.guest()),
+        "{run:?}"
+    );
+    other.sh("ip", &["link", "set", "eth1", "down"]);
+    let v = json(&host.pipework(&["check", &other.guest(), "--json"]));
+    assert_eq!(
+        v["differences"],
+        serde_json::json!([format!("host end {end} is down"), "eth1 is down"]),
+        "{v}"
+    );
+}
+
+#[test]
+fn check_without_its_record_checks_what_the_kernel_says_and_del_still_works() {
+    let host = host_with_bridge("br1");
+    let guest = Netns::new();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    host.pipework(&["br1", &guest.guest(), "10.0.0.2/24@10.0.0.1"]).ok();
+    assert!(record_path(&host, &guest, "eth1").exists());
+    std::fs::remove_dir_all(host.run_dir()).unwrap();
+    let run = host.pipework(&["check", &guest.guest()]).ok();
+    assert!(
+        run.stderr.contains("no record of the attach") && run.stderr.contains("cannot be compared"),
+        "{run:?}"
+    );
+    let v = json(&host.pipework(&["check", &guest.guest(), "--json"]).ok());
+    assert_eq!((v["ok"].as_bool(), v["not_compared"].as_array().map(Vec::len)), (Some(true), Some(1)), "{v}");
+    let end = format!("veth1pl{}", guest.pid());
+    host.sh("ip", &["link", "set", &end, "nomaster"]);
+    let v = json(&host.pipework(&["check", &guest.guest(), "--json"]));
+    assert_eq!(
+        v["differences"],
+        serde_json::json!([format!("host end {end} is not a port of bridge br1")]),
+        "{v}"
+    );
+    host.sh("ip", &["link", "set", &end, "master", "br1"]);
+    assert_eq!(listed(&host, &guest.guest()).len(), 1, "ls needs no record");
+    host.pipework(&["del", &guest.guest()]).ok();
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+}
+
+#[test]
+fn check_of_what_is_not_there_or_not_ours_fails() {
+    let host = host_with_bridge("br1");
+    let guest = Netns::new();
+    let v = json(&host.pipework(&["check", &guest.guest(), "--json"]));
+    assert_eq!(v["differences"], serde_json::json!(["not there"]), "{v}");
+    let netns = guest.path();
+    host.sh("ip", &["link", "add", "theirs", "type", "veth", "peer", "name", "eth1", "netns", &netns]);
+    let run = host.pipework(&["check", &guest.guest()]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("was not made by pipework") && !run.stderr.contains("deleting"), "{run:?}");
+}
+
+#[test]
+fn del_removes_the_record() {
+    let host = host_with_bridge("br1");
+    let guest = Netns::new();
+    host.pipework(&["br1", &guest.guest(), "10.0.0.2/24"]).ok();
+    let path = record_path(&host, &guest, "eth1");
+    assert!(path.exists());
+    host.pipework(&["del", &guest.guest(), "--dry-run"]).ok();
+    assert!(path.exists(), "--dry-run keeps it");
+    host.pipework(&["del", &guest.guest()]).ok();
+    assert!(!path.exists(), "del removes it");
+}
