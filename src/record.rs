@@ -103,6 +103,27 @@ pub fn remove_at(path: &Path) -> Result<bool> {
     }
 }
 
+/// Every record file (`*.json`) in the directory, with what it holds; none when
+/// the directory is not there.
+pub fn all() -> Result<Vec<(PathBuf, Result<Record>)>> {
+    let dir = dir();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let path = entry.with_context(|| format!("cannot read {}", dir.display()))?.path();
+        if path.extension().is_some_and(|x| x == "json") {
+            let record = read(&path).and_then(|r| r.context("gone meanwhile"));
+            found.push((path, record));
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}
+
 /// After a successful attach: the record of what it made, read back from the kernel
 /// (`None` for an attachment without a mark: `--direct-phys`). `steps` are those
 /// applied (their default-route deletions are what it replaced).

@@ -1,4 +1,4 @@
-//! The `del`, `ls` and `check` subcommands' arguments: their own small clap
+//! The `del`, `ls`, `check` and `gc` subcommands' arguments: their own small clap
 //! parsers, reached when the first word is one of them and no host interface has
 //! that name.
 
@@ -34,6 +34,13 @@ pub struct Check {
     pub guest: String,
     /// `-i`; default `eth1`.
     pub container_if: IfName,
+    pub json: bool,
+}
+
+/// `pipework gc`: remove what guests that are gone left behind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gc {
+    pub dry_run: bool,
     pub json: bool,
 }
 
@@ -83,9 +90,20 @@ struct CheckArgs {
     guest: String,
 }
 
+#[derive(Parser, Debug)]
+#[command(name = "pipework gc", about = "Remove what guests that are gone left behind")]
+struct GcArgs {
+    /// Print what would be removed, change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// One JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
 /// The words that name these subcommands.
 pub fn is_subcommand(word: &str) -> bool {
-    matches!(word, "del" | "ls" | "check")
+    matches!(word, "del" | "ls" | "check" | "gc")
 }
 
 fn container_if(given: Option<String>) -> Result<IfName, CliError> {
@@ -119,6 +137,11 @@ pub fn parse_ls(rest: &[String]) -> Result<Ls, CliError> {
 pub fn parse_check(rest: &[String]) -> Result<Check, CliError> {
     let raw: CheckArgs = clap_parse("check", rest)?;
     Ok(Check { guest: raw.guest, container_if: container_if(raw.container_if)?, json: raw.json })
+}
+
+pub fn parse_gc(rest: &[String]) -> Result<Gc, CliError> {
+    let raw: GcArgs = clap_parse("gc", rest)?;
+    Ok(Gc { dry_run: raw.dry_run, json: raw.json })
 }
 
 #[cfg(test)]
@@ -168,5 +191,12 @@ mod tests {
         assert_eq!((c.guest.as_str(), c.container_if.as_str(), c.json), ("web1", "eth2", true));
         assert!(matches!(parse(["check"]), Err(CliError::Clap(_))));
         assert!(matches!(parse(["check", "a", "b"]), Err(CliError::Clap(_))));
+    }
+
+    #[test]
+    fn gc_takes_no_guest() {
+        let g = Gc { dry_run: true, json: false };
+        assert_eq!(parse(["gc", "--dry-run"]).ok(), Some(Invocation::Gc(g)));
+        assert!(matches!(parse(["gc", "web1"]), Err(CliError::Clap(_))));
     }
 }

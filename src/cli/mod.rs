@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser};
 
-pub use lifecycle::{Check, Del, Ls};
+pub use lifecycle::{Check, Del, Gc, Ls};
 pub use types::{DhcpClient, Family, IfName, IpSpec, Mac, MacVlan, MacvlanMode, Vlan};
 
 /// Everything one run of `pipework` was asked to do.
@@ -25,6 +25,7 @@ pub enum Invocation {
     Del(Del),
     Ls(Ls),
     Check(Check),
+    Gc(Gc),
 }
 
 /// `pipework --batch FILE|-`: one attachment per line of FILE (see `crate::batch`).
@@ -142,7 +143,7 @@ const AFTER_HELP: &str =
     override_usage = "pipework [OPTIONS] HOSTIF [-i CONTAINER_IF] [-l LOCAL_IF] [-a 4|6] GUEST IPSPEC [MAC][@VLAN]\n       \
                       pipework route|rule|tc GUEST ARGS...\n       \
                       pipework del [HOSTIF] GUEST [-i CONTAINER_IF] [--prune-bridge] [--json] [--dry-run]\n       \
-                      pipework ls [GUEST] [--json] | check GUEST [-i CONTAINER_IF] [--json]\n       \
+                      pipework ls [GUEST] | check GUEST [-i CONTAINER_IF] | gc [--dry-run]   (each [--json])\n       \
                       pipework --batch FILE|- [--json] [--dry-run] [--verbose]\n       \
                       pipework --wait [-i CONTAINER_IF] [--timeout SECONDS]\n       \
                       pipework completions bash|zsh|fish",
@@ -228,7 +229,7 @@ pub fn parse_on_host(argv: Vec<String>) -> Result<Invocation, CliError> {
             parse_without_passthrough(argv)
         }
         // The same rule for `del`, `ls`, `check` and `gc`.
-        Ok(Invocation::Del(_) | Invocation::Ls(_) | Invocation::Check(_)) | Err(_)
+        Ok(Invocation::Del(_) | Invocation::Ls(_) | Invocation::Check(_) | Invocation::Gc(_)) | Err(_)
             if argv.first().is_some_and(|w| lifecycle::is_subcommand(w) && is_host_interface(w)) =>
         {
             parse_without_passthrough(argv)
@@ -247,6 +248,7 @@ fn subcommand(argv: &[String]) -> Option<Result<Invocation, CliError>> {
         Some("del") => Some(lifecycle::parse_del(&argv[1..]).map(Invocation::Del)),
         Some("ls") => Some(lifecycle::parse_ls(&argv[1..]).map(Invocation::Ls)),
         Some("check") => Some(lifecycle::parse_check(&argv[1..]).map(Invocation::Check)),
+        Some("gc") => Some(lifecycle::parse_gc(&argv[1..]).map(Invocation::Gc)),
         _ => None,
     }
 }

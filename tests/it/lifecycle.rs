@@ -357,3 +357,95 @@ fn del_removes_the_record() {
     host.pipework(&["del", &guest.guest()]).ok();
     assert!(!path.exists(), "del removes it");
 }
+
+/// Wait (at most 5 s) until `name` is gone from `host`: a namespace's veth goes
+/// with it, asynchronously.
+fn until_gone(host: &Netns, name: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while host.link(name).is_some() {
+        assert!(std::time::Instant::now() < deadline, "{name} is still there");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn gc_removes_the_records_of_guests_that_are_gone_and_dry_run_changes_nothing() {
+    let bridge = unique("br");
+    let host = host_with_bridge(&bridge);
+    let (a, mut b) = (Netns::new(), Netns::new());
+    host.pipework(&[&bridge, &a.guest(), "10.0.0.2/24"]).ok();
+    host.pipework(&[&bridge, &b.guest(), "10.0.0.3/24"]).ok();
+    let (ra, rb) = (record_path(&host, &a, "eth1"), record_path(&host, &b, "eth1"));
+    assert!(ra.exists() && rb.exists());
+    let v = json(&host.pipework(&["gc", "--json"]).ok());
+    assert_eq!(v["removed"], serde_json::json!([]), "nothing is gone yet: {v}");
+    let gone = b.guest();
+    b.end();
+    until_gone(&host, &format!("veth1pl{}", gone.trim_start_matches("pid:")));
+    let snap = host.snapshot();
+    let dry = host.pipework(&["gc", "--dry-run"]).ok();
+    assert_eq!(
+        dry.stdout,
+        format!("would remove record {} (guest {gone} is gone)\n", rb.display()),
+        "{dry:?}"
+    );
+    assert!(ra.exists() && rb.exists(), "--dry-run removes nothing");
+    assert_same("host", &snap, &host.snapshot());
+    let v = json(&host.pipework(&["gc", "--json"]).ok());
+    let want = serde_json::json!([{"kind": "record", "name": rb.display().to_string(), "reason": format!("guest {gone} is gone")}]);
+    assert_eq!((v["dry_run"].clone(), v["removed"].clone()), (Value::Bool(false), want), "{v}");
+    assert!(ra.exists() && !rb.exists());
+    let again = host.pipework(&["gc"]).ok();
+    assert_eq!(again.stderr, "pipework: nothing left behind\n", "{again:?}");
+    host.pipework(&["check", &a.guest()]).ok();
+}
+
+#[test]
+fn gc_removes_a_host_end_whose_namespace_no_process_is_in() {
+    let host = host_with_bridge("br1");
+    let mut guest = Netns::new();
+    host.pipework(&["br1", &guest.guest(), "10.0.0.2/24"]).ok();
+    let end = format!("veth1pl{}", guest.pid());
+    let (gone, rec) = (guest.guest(), record_path(&host, &guest, "eth1"));
+    // The namespace outlives its process while this fd is open.
+    let held = std::fs::File::open(guest.path()).unwrap();
+    guest.end();
+    assert!(host.link(&end).is_some(), "the held namespace keeps its veth");
+    let v = json(&host.pipework(&["gc", "--json", "--dry-run"]).ok());
+    assert_eq!(v["removed"].as_array().unwrap().len(), 2, "{v}");
+    assert!(host.link(&end).is_some() && rec.exists(), "--dry-run removes nothing");
+    let run = host.pipework(&["gc"]).ok();
+    let want = format!(
+        "pipework: removed host end {end} (guest {gone} is gone)\npipework: removed record {} (guest {gone} is gone)\n",
+        rec.display()
+    );
+    assert_eq!(run.stderr, want, "{run:?}");
+    assert!(host.link(&end).is_none() && !rec.exists());
+    assert!(host.link("keep0").is_some(), "what is not pipework's stays");
+    drop(held);
+}
+
+#[test]
+fn gc_removes_an_ovs_port_whose_guest_is_gone() {
+    let host = Netns::new();
+    let ovs = Ovs::start(&host);
+    ovs.bridge("ovsbr0");
+    let (mut gone, stays) = (Netns::new(), Netns::new());
+    ovs.pipework(&host, &["ovsbr0", &gone.guest(), "192.168.1.2/24"]).ok();
+    ovs.pipework(&host, &["ovsbr0", &stays.guest(), "192.168.1.3/24"]).ok();
+    let (port, kept) = (format!("veth1pl{}", gone.pid()), format!("veth1pl{}", stays.pid()));
+    gone.end();
+    until_gone(&host, &port);
+    assert!(ovs.vsctl_ok(&["list-ports", "ovsbr0"]).contains(&port), "OVS keeps the port record");
+    let v = json(&ovs.pipework(&host, &["gc", "--json", "--dry-run"]).ok());
+    assert_eq!(
+        v["removed"][0],
+        serde_json::json!({"kind": "ovs_port", "name": port, "reason": "its interface is gone"}),
+        "{v}"
+    );
+    assert!(ovs.vsctl_ok(&["list-ports", "ovsbr0"]).contains(&port), "--dry-run removes nothing");
+    let v = json(&ovs.pipework(&host, &["gc", "--json"]).ok());
+    assert_eq!(v["removed"].as_array().unwrap().len(), 2, "the port and the record: {v}");
+    assert_eq!(ovs.vsctl_ok(&["list-ports", "ovsbr0"]).trim(), kept, "only the live guest's port is left");
+    ovs.pipework(&host, &["check", &stays.guest()]).ok();
+}

@@ -195,6 +195,8 @@ impl Netns {
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net={}", self.path())).arg(BIN).args(args);
         cmd.env("PIPEWORK_RUN_DIR", &self.run_dir);
+        // Never the machine's Open vSwitch: a test with one of its own sets its own.
+        cmd.env("OVS_RUNDIR", &self.run_dir);
         cmd
     }
 
