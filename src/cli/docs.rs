@@ -21,7 +21,7 @@ pub const GRAMMAR: &[&str] = &[
      TEXT), optionally followed by @VLAN.",
     "pipework del [HOSTIF] GUEST [-i CONTAINER_IF] removes an attachment pipework made (it \
      refuses any other interface; nothing there is success); --prune-bridge also removes \
-     its bridge when no port is left. pipework ls [GUEST] lists the attachments, stale \
+     its bridge when no port is left; a default route the attach replaced is put back. pipework ls [GUEST] lists the attachments, stale \
      when their guest is gone. pipework check GUEST [-i CONTAINER_IF] exits 0 when the \
      attachment is as it was made (its mark; host end up and on its bridge or Open vSwitch \
      port; CONTAINER_IF up; the addresses and default route its record holds), else 1 with \

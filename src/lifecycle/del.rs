@@ -7,6 +7,7 @@ use serde_json::json;
 use crate::apply::{self, Context};
 use crate::attach;
 use crate::cli::Del;
+use crate::lifecycle::restore;
 use crate::netlink::Netlink;
 use crate::plan::alias::{Alias, Kind};
 use crate::plan::remove::{plan_del, DelFacts, DelPlan, Found};
@@ -45,10 +46,14 @@ async fn run_inner(req: &Del) -> Result<Outcome> {
         }
         DelPlan::Steps { found, steps, notes } => (found, steps, notes),
     };
-    let shown: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
+    let (put_back, not_put_back) = put_back(&nl_guest, &facts, id.ns_inode, cif, &mut notes).await?;
+    notes.extend(not_put_back);
+    let mut shown: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
+    shown.extend(put_back.iter().map(|p| p.to_string()));
     if !req.dry_run {
         let ctx = Context::new(&host, &nl_guest, guest.netns(), guest.describe());
         apply::remove(&steps, &ctx).await?;
+        restore::apply(&nl_guest, &put_back).await.context("the attachment is removed, but")?;
         if let Err(e) = forget(id.ns_inode, cif) {
             notes.push(warning(format!("{e:#}")));
         }
@@ -57,6 +62,8 @@ async fn run_inner(req: &Del) -> Result<Outcome> {
         let mut doc = described(&found, &req.guest);
         doc["removed"] = json!(!req.dry_run);
         doc["steps"] = json!(shown);
+        let routes: Vec<String> = put_back.iter().map(|p| p.to_string()).collect();
+        doc["routes_put_back"] = json!(routes);
         return Ok(Outcome::Json { doc, notes, code: 0 });
     }
     if req.dry_run {
@@ -69,7 +76,36 @@ async fn run_inner(req: &Del) -> Result<Outcome> {
     let a = &found.alias;
     let end = found.host_end.as_deref().map_or(String::new(), |e| format!(" (host end {e})"));
     lines.push(format!("removed {} of {} from {}{end}", a.container_if, req.guest, a.host_if));
+    for p in &put_back {
+        lines.push(format!("put back {}", p.describe()));
+    }
     Ok(Outcome::Done(lines))
+}
+
+/// The default routes the attach replaced, from its record (none without one: an
+/// unreadable record is a warning, the removal goes on), and why any is not put back.
+async fn put_back(
+    nl_guest: &Netlink,
+    facts: &DelFacts,
+    ns: u64,
+    cif: &str,
+    notes: &mut Vec<String>,
+) -> Result<(Vec<restore::PutBack>, Vec<String>)> {
+    let saved = match record::load(ns, cif) {
+        Ok(Some(r)) => r.replaced_routes,
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            notes.push(warning(format!("{e:#}: no default route is put back")));
+            Vec::new()
+        }
+    };
+    if saved.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let going = facts.container_if.as_ref().map_or(0, |l| l.index);
+    let links = nl_guest.links().await?;
+    let routes = restore::routes_for(nl_guest, &saved).await?;
+    Ok(restore::plan(&saved, &links, &routes, going))
 }
 
 /// The attachment's record goes with it.

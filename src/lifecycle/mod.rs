@@ -8,3 +8,4 @@ pub mod check;
 pub mod del;
 pub mod gc;
 pub mod ls;
+mod restore;

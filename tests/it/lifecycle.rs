@@ -449,3 +449,50 @@ fn gc_removes_an_ovs_port_whose_guest_is_gone() {
     assert_eq!(ovs.vsctl_ok(&["list-ports", "ovsbr0"]).trim(), kept, "only the live guest's port is left");
     ovs.pipework(&host, &["check", &stays.guest()]).ok();
 }
+
+#[test]
+fn del_puts_back_the_default_route_the_attach_replaced() {
+    let host = host_with_bridge("br1");
+    let guest = crate::util::guest_with_default_route();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    host.pipework(&["br1", &guest.guest(), "10.0.0.2/24@10.0.0.1"]).ok();
+    let routes = guest.sh("ip", &["route", "show", "default"]);
+    assert_eq!(routes.trim(), "default via 10.0.0.1 dev eth1", "the attach replaced it");
+    let rec: Value =
+        serde_json::from_slice(&std::fs::read(record_path(&host, &guest, "eth1")).unwrap()).unwrap();
+    assert_eq!(
+        rec["replaced_routes"],
+        serde_json::json!([{"dst": "0.0.0.0/0", "gateway": "172.31.0.1", "dev": "up0"}])
+    );
+    let dry = host.pipework(&["del", &guest.guest(), "--dry-run"]).ok();
+    assert!(dry.stdout.ends_with("guest: ip route add default via 172.31.0.1 dev up0\n"), "{dry:?}");
+    let run = host.pipework(&["del", &guest.guest()]).ok();
+    assert!(
+        run.stderr.ends_with(
+            "pipework: put back the default route via 172.31.0.1 dev up0
+"
+        ),
+        "{run:?}"
+    );
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+}
+
+#[test]
+fn del_leaves_the_replaced_route_away_when_its_gateway_is_unreachable_or_without_a_record() {
+    let host = host_with_bridge("br1");
+    let guest = crate::util::guest_with_default_route();
+    host.pipework(&["br1", &guest.guest(), "10.0.0.2/24@10.0.0.1"]).ok();
+    guest.sh("ip", &["addr", "del", "172.31.0.2/24", "dev", "up0"]);
+    let run = host.pipework(&["del", &guest.guest(), "--json"]).ok();
+    assert_eq!(json(&run)["routes_put_back"], serde_json::json!([]), "{run:?}");
+    let why =
+        "172.31.0.1 dev up0 that the attach replaced is not put back: 172.31.0.1 is not reachable any more";
+    assert!(run.stderr.contains(why), "{run:?}");
+    assert_eq!(guest.sh("ip", &["route", "show", "default"]), "");
+    let other = crate::util::guest_with_default_route();
+    host.pipework(&["br1", &other.guest(), "10.0.0.3/24@10.0.0.1"]).ok();
+    std::fs::remove_dir_all(host.run_dir()).unwrap();
+    host.pipework(&["del", &other.guest()]).ok();
+    assert_eq!(other.sh("ip", &["route", "show", "default"]), "", "no record, nothing to put back");
+}
