@@ -193,3 +193,20 @@ async fn ovs_ports(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guest_is_gone_when_no_process_is_in_its_namespace_nor_its_netns_file() {
+        let live: HashSet<u64> = [7].into();
+        assert!(!gone(&GuestRef::Pid(1), 7, &live));
+        assert!(gone(&GuestRef::Pid(1), 8, &live));
+        assert!(gone(&GuestRef::Docker("ab".into()), 8, &live), "Docker is not asked");
+        let mine = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+        let path = GuestRef::Netns("/proc/self/ns/net".into());
+        assert!(!gone(&path, mine, &HashSet::new()), "a netns file that is still that namespace");
+        assert!(gone(&GuestRef::Netns("/nonexistent/netns".into()), mine, &HashSet::new()));
+    }
+}
