@@ -496,3 +496,18 @@ fn del_leaves_the_replaced_route_away_when_its_gateway_is_unreachable_or_without
     host.pipework(&["del", &other.guest()]).ok();
     assert_eq!(other.sh("ip", &["route", "show", "default"]), "", "no record, nothing to put back");
 }
+
+#[test]
+fn check_and_gc_are_host_interfaces_when_bridges_have_those_names() {
+    let host = Netns::new();
+    let (a, b) = (Netns::new(), Netns::new());
+    for word in ["check", "gc"] {
+        host.sh("ip", &["link", "add", word, "up", "type", "bridge"]);
+    }
+    host.pipework(&["check", &a.guest(), "10.0.0.2/24"]).ok();
+    host.pipework(&["gc", &b.guest(), "10.0.0.3/24"]).ok();
+    for (guest, bridge) in [(&a, "check"), (&b, "gc")] {
+        let end = host.link(&format!("veth1pl{}", guest.pid())).unwrap();
+        assert_eq!(end["master"], bridge, "{end}");
+    }
+}
