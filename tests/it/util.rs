@@ -57,6 +57,14 @@ impl Netns {
         &self.run_dir
     }
 
+    /// The environment of every run of the binary with this namespace as its host:
+    /// its own run directory, and never the machine's Open vSwitch (a test with an
+    /// Open vSwitch of its own sets `OVS_RUNDIR` after this). For the runs that
+    /// build their own command line (under strace, from a shell).
+    pub fn env(&self) -> [(&'static str, &Path); 2] {
+        [("PIPEWORK_RUN_DIR", &self.run_dir), ("OVS_RUNDIR", &self.run_dir)]
+    }
+
     /// `pid:N`, the guest form the binary understands.
     pub fn guest(&self) -> String {
         format!("pid:{}", self.pid())
@@ -194,9 +202,7 @@ impl Netns {
     pub fn pipework_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net={}", self.path())).arg(BIN).args(args);
-        cmd.env("PIPEWORK_RUN_DIR", &self.run_dir);
-        // Never the machine's Open vSwitch: a test with one of its own sets its own.
-        cmd.env("OVS_RUNDIR", &self.run_dir);
+        cmd.envs(self.env());
         cmd
     }
 
