@@ -11,8 +11,8 @@ use crate::guest::{self, Guest};
 use crate::netlink::{Link, Netlink};
 use crate::plan::alias::GuestRef;
 use crate::plan::{self, Class, GuestId, Mode, Plan, Side};
-use crate::report::Outcome;
-use crate::{announce, attach_result, blocking, facts, interrupt};
+use crate::report::{warning, Outcome};
+use crate::{announce, attach_result, blocking, facts, interrupt, record};
 
 /// One attachment from the command line, with SIGINT, SIGTERM and SIGHUP turned into
 /// a failure that undoes it (see `crate::interrupt`).
@@ -71,6 +71,9 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
             if req.verbose || req.dry_run {
                 lines.push(format!("nothing to do: {what}"));
             }
+            if !req.dry_run {
+                lines.extend(save_record(host, &nl_guest, &guest, &names, &[]).await);
+            }
             if req.json {
                 return json_result(host, &nl_guest, &guest, &names, false, lines).await;
             }
@@ -103,10 +106,39 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
     }
     // Neighbours learn the new address now (a warning if that fails).
     lines.extend(announce::after_apply(&steps, &ctx).await);
+    lines.extend(save_record(host, &nl_guest, &guest, &names, &steps).await);
     if req.json {
         return json_result(host, &nl_guest, &guest, &names, true, lines).await;
     }
     Outcome::Done(lines)
+}
+
+/// Write the attachment's record (see `crate::record`). A re-run that found it all
+/// done (`steps` empty) keeps a record already there: the route the first run
+/// replaced is only in it. A failure is a warning: the attachment stands, and
+/// `check` and `del` work without a record.
+async fn save_record(
+    host: &Netlink,
+    nl_guest: &Netlink,
+    guest: &Guest,
+    names: &attach_result::Names<'_>,
+    steps: &[plan::Step],
+) -> Option<String> {
+    let saved = async {
+        if steps.is_empty() && record::load(guest.ns_inode, names.container_if)?.is_some() {
+            return Ok(());
+        }
+        if let Some(r) =
+            record::after_attach(host, nl_guest, names.container_if, names.host_end, steps).await?
+        {
+            record::save(&r)?;
+        }
+        anyhow::Ok(())
+    };
+    match saved.await {
+        Ok(()) => None,
+        Err(e) => Some(warning(format!("the attachment stands, but its record was not written: {e:#}"))),
+    }
 }
 
 /// The `--json` document; a failure to read it back is the run's error (its changes

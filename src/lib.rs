@@ -23,6 +23,7 @@ mod ovs;
 mod passthrough;
 pub mod plan;
 mod programs;
+mod record;
 pub mod report;
 pub mod types;
 mod wait;
@@ -75,6 +76,8 @@ pub fn main<I: IntoIterator<Item = String>>(argv: I) -> ExitCode {
         Invocation::Batch(b) => runtime.block_on(batch::run(&b)),
         Invocation::Del(d) => runtime.block_on(lifecycle::del::run(&d)),
         Invocation::Ls(l) => runtime.block_on(lifecycle::ls::run(&l)),
+        Invocation::Check(c) => runtime.block_on(lifecycle::check::run(&c)),
+        Invocation::Gc(g) => runtime.block_on(lifecycle::gc::run(&g)),
     };
     // An interrupted built-in DHCP exchange may still sit on the blocking pool until
     // its own timeout: nothing waits for it.

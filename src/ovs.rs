@@ -124,6 +124,53 @@ pub async fn del_port(bridge: &str, port: &str) -> Result<()> {
     vsctl(owned(&["--if-exists", "del-port", bridge, port])).await.map(drop)
 }
 
+/// An Interface record that carries the original's `pipework.*` external ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarkedInterface {
+    pub name: String,
+    /// Open vSwitch has no working device for it: `ofport` -1, an `error`, or its
+    /// `link_state` not `up` (the userspace datapath keeps the ofport of a device
+    /// that is gone, without an error: `link_state` says `down`).
+    pub unopened: bool,
+}
+
+/// The Interface records with `pipework.*` external ids (`ovs-vsctl list Interface`).
+pub async fn marked_interfaces() -> Result<Vec<MarkedInterface>> {
+    let columns = "--columns=name,ofport,error,external_ids,link_state";
+    let args = owned(&["--format=json", columns, "list", "Interface"]);
+    parse_marked(&vsctl(args).await?)
+}
+
+/// `{"headings": [...], "data": [[name, ofport, error, ["map", [[k, v], ...]], link_state], ...]}`;
+/// an empty column is `["set", []]`.
+fn parse_marked(text: &str) -> Result<Vec<MarkedInterface>> {
+    let doc: serde_json::Value = serde_json::from_str(text).context("cannot parse ovs-vsctl's JSON")?;
+    let rows = doc["data"].as_array().context("ovs-vsctl's JSON has no data")?;
+    let mut found = Vec::new();
+    for row in rows {
+        let ids = row[3][1].as_array().cloned().unwrap_or_default();
+        if !ids.iter().any(|kv| kv[0].as_str().is_some_and(|k| k.starts_with("pipework."))) {
+            continue;
+        }
+        let Some(name) = row[0].as_str() else { continue };
+        let unopened = row[1].as_i64() == Some(-1) || row[2].is_string() || row[4] != "up";
+        found.push(MarkedInterface { name: name.to_string(), unopened });
+    }
+    Ok(found)
+}
+
+/// Whether an Open vSwitch database runs here: its socket, `$OVS_RUNDIR/db.sock`
+/// (default `/var/run/openvswitch`), is there.
+pub fn database_running() -> bool {
+    let dir = std::env::var_os("OVS_RUNDIR").unwrap_or_else(|| "/var/run/openvswitch".into());
+    std::path::Path::new(&dir).join("db.sock").exists()
+}
+
+/// `ovs-vsctl --if-exists del-port PORT`, whichever bridge holds it.
+pub async fn del_port_anywhere(port: &str) -> Result<()> {
+    vsctl(owned(&["--if-exists", "del-port", port])).await.map(drop)
+}
+
 /// ovs-vsctl parses values in its own syntax: a value with anything beyond
 /// [A-Za-z0-9_.-] (a Docker name's leading '/') is written as a quoted string.
 fn quote(v: &str) -> String {
@@ -136,7 +183,18 @@ fn quote(v: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::quote;
+    use super::{parse_marked, quote, MarkedInterface};
+
+    #[test]
+    fn marked_interfaces_are_those_with_pipework_ids() {
+        let text = r#"{"data":[["veth1pl9",-1,"could not open network device veth1pl9 (No such device)",["map",[["pipework.bridge","ovsbr0"],["pipework.interface","veth1pl9"]]],"down"],["theirs",1,["set",[]],["map",[]],"down"],["veth1pl8",2,["set",[]],["map",[["pipework.nspid","8"]]],"up"],["veth1pl7",3,["set",[]],["map",[["pipework.nspid","7"]]],"down"]],"headings":["name","ofport","error","external_ids","link_state"]}"#;
+        let m = |name: &str, unopened| MarkedInterface { name: name.into(), unopened };
+        assert_eq!(
+            parse_marked(text).unwrap(),
+            [m("veth1pl9", true), m("veth1pl8", false), m("veth1pl7", true)]
+        );
+        assert!(parse_marked("not json").is_err());
+    }
 
     #[test]
     fn values_are_quoted_for_ovs_vsctl_when_needed() {

@@ -25,8 +25,16 @@ pub const GRAMMAR: &[&str] = &[
      TEXT), optionally followed by @VLAN.",
     "pipework del [HOSTIF] GUEST [-i CONTAINER_IF] removes an attachment pipework made (it \
      refuses any other interface; nothing there is success); --prune-bridge also removes \
-     its bridge when no port is left. pipework ls [GUEST] lists the attachments, stale \
-     when their guest is gone. --json gives one JSON document on stdout.",
+     its bridge when no port is left; a default route the attach replaced is put back. pipework ls [GUEST] lists the attachments, stale \
+     when their guest is gone. pipework check GUEST [-i CONTAINER_IF] exits 0 when the \
+     attachment is as it was made (its mark; host end up and on its bridge or Open vSwitch \
+     port; CONTAINER_IF up; the addresses and default route its record holds), else 1 with \
+     one line per difference. pipework gc [--dry-run] removes what guests that are gone \
+     left behind (their records, veth host ends, Open vSwitch ports) and lists it. --json \
+     gives one JSON document on stdout.",
+    "Each attach leaves a record of what it made in $PIPEWORK_RUN_DIR/attachments \
+     (default /run/pipework/attachments); del removes it. Without it, check says what it \
+     cannot compare, and del and ls work from the kernel's marks alone.",
     "SIGINT, SIGTERM or SIGHUP during an attachment undo it, then pipework dies of the signal.",
 ];
 
@@ -53,6 +61,8 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("pipework eth0 web1 192.168.0.50/24@192.168.0.1", "a macvlan on the host's NIC eth0, on its LAN"),
     ("pipework br1 pid:4242 10.0.0.2/24", "the network namespace of process 4242, no container needed"),
     ("pipework br1 web1 dhcp4", "an address by DHCP, with the built-in client (or udhcpc, dhclient, dhcpcd)"),
+    ("pipework check web1", "exit 0 if web1's eth1 is as attached, else one line per difference"),
+    ("pipework gc --dry-run", "what gc would remove of what guests that are gone left behind"),
     ("pipework --batch attach.txt", "one attachment per line of attach.txt, each all or nothing"),
 ];
 

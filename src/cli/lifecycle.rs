@@ -1,5 +1,6 @@
-//! The `del` and `ls` subcommands' arguments: their own small clap parsers, reached
-//! when the first word is `del` or `ls` and no host interface has that name.
+//! The `del`, `ls`, `check` and `gc` subcommands' arguments: their own small clap
+//! parsers, reached when the first word is one of them and no host interface has
+//! that name.
 
 use clap::Parser;
 
@@ -24,6 +25,22 @@ pub struct Del {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ls {
     pub guest: Option<String>,
+    pub json: bool,
+}
+
+/// `pipework check GUEST [-i CONTAINER_IF]`: is the attachment as it was made?
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    pub guest: String,
+    /// `-i`; default `eth1`.
+    pub container_if: IfName,
+    pub json: bool,
+}
+
+/// `pipework gc`: remove what guests that are gone left behind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gc {
+    pub dry_run: bool,
     pub json: bool,
 }
 
@@ -60,9 +77,38 @@ struct LsArgs {
     guest: Option<String>,
 }
 
+#[derive(Parser, Debug)]
+#[command(name = "pipework check", about = "Exit 0 when an attachment is as pipework made it")]
+struct CheckArgs {
+    /// Interface name inside the guest (default eth1).
+    #[arg(short = 'i', value_name = "CONTAINER_IF")]
+    container_if: Option<String>,
+    /// One JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+    #[arg(value_name = "GUEST")]
+    guest: String,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "pipework gc", about = "Remove what guests that are gone left behind")]
+struct GcArgs {
+    /// Print what would be removed, change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// One JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
 /// The words that name these subcommands.
 pub fn is_subcommand(word: &str) -> bool {
-    word == "del" || word == "ls"
+    matches!(word, "del" | "ls" | "check" | "gc")
+}
+
+fn container_if(given: Option<String>) -> Result<IfName, CliError> {
+    let name = given.filter(|c| !c.is_empty()).unwrap_or_else(|| "eth1".to_string());
+    ifname(&name, "-i").map_err(CliError::Invalid)
 }
 
 fn clap_parse<P: Parser>(word: &str, rest: &[String]) -> Result<P, CliError> {
@@ -78,8 +124,7 @@ pub fn parse_del(rest: &[String]) -> Result<Del, CliError> {
         (Some(g), None) => (None, g),
         _ => return Err(CliError::Syntax),
     };
-    let container_if = raw.container_if.filter(|c| !c.is_empty()).unwrap_or_else(|| "eth1".to_string());
-    let container_if = ifname(&container_if, "-i").map_err(CliError::Invalid)?;
+    let container_if = container_if(raw.container_if)?;
     let (prune_bridge, json, dry_run, verbose) = (raw.prune_bridge, raw.json, raw.dry_run, raw.verbose);
     Ok(Del { host_if, guest, container_if, prune_bridge, json, dry_run, verbose })
 }
@@ -87,6 +132,16 @@ pub fn parse_del(rest: &[String]) -> Result<Del, CliError> {
 pub fn parse_ls(rest: &[String]) -> Result<Ls, CliError> {
     let raw: LsArgs = clap_parse("ls", rest)?;
     Ok(Ls { guest: raw.guest, json: raw.json })
+}
+
+pub fn parse_check(rest: &[String]) -> Result<Check, CliError> {
+    let raw: CheckArgs = clap_parse("check", rest)?;
+    Ok(Check { guest: raw.guest, container_if: container_if(raw.container_if)?, json: raw.json })
+}
+
+pub fn parse_gc(rest: &[String]) -> Result<Gc, CliError> {
+    let raw: GcArgs = clap_parse("gc", rest)?;
+    Ok(Gc { dry_run: raw.dry_run, json: raw.json })
 }
 
 #[cfg(test)]
@@ -125,5 +180,23 @@ mod tests {
         assert_eq!(parse(["ls"]).ok(), Some(Invocation::Ls(Ls { guest: None, json: false })));
         let l = Ls { guest: Some("web1".into()), json: true };
         assert_eq!(parse(["ls", "--json", "web1"]).ok(), Some(Invocation::Ls(l)));
+    }
+
+    #[test]
+    fn check_takes_a_guest_and_dash_i() {
+        let c = match parse(["check", "-i", "eth2", "web1", "--json"]) {
+            Ok(Invocation::Check(c)) => c,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!((c.guest.as_str(), c.container_if.as_str(), c.json), ("web1", "eth2", true));
+        assert!(matches!(parse(["check"]), Err(CliError::Clap(_))));
+        assert!(matches!(parse(["check", "a", "b"]), Err(CliError::Clap(_))));
+    }
+
+    #[test]
+    fn gc_takes_no_guest() {
+        let g = Gc { dry_run: true, json: false };
+        assert_eq!(parse(["gc", "--dry-run"]).ok(), Some(Invocation::Gc(g)));
+        assert!(matches!(parse(["gc", "web1"]), Err(CliError::Clap(_))));
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser};
 
-pub use lifecycle::{Del, Ls};
+pub use lifecycle::{Check, Del, Gc, Ls};
 pub use types::{DhcpClient, Family, IfName, IpSpec, Mac, MacVlan, MacvlanMode, Vlan};
 
 /// Everything one run of `pipework` was asked to do.
@@ -25,6 +25,8 @@ pub enum Invocation {
     Batch(Batch),
     Del(Del),
     Ls(Ls),
+    Check(Check),
+    Gc(Gc),
 }
 
 /// `pipework --batch FILE|-`: one attachment per line of FILE (see `crate::batch`).
@@ -169,7 +171,7 @@ const AFTER_HELP: &str =
     override_usage = "pipework [OPTIONS] HOSTIF [-i CONTAINER_IF] [-l LOCAL_IF] [-a 4|6] GUEST IPSPEC [MAC][@VLAN]\n       \
                       pipework route|rule|tc GUEST ARGS...\n       \
                       pipework del [HOSTIF] GUEST [-i CONTAINER_IF] [--prune-bridge] [--json] [--dry-run]\n       \
-                      pipework ls [GUEST] [--json]\n       \
+                      pipework ls [GUEST] | check GUEST [-i CONTAINER_IF] | gc [--dry-run]   (each [--json])\n       \
                       pipework --batch FILE|- [--json] [--dry-run] [--verbose]\n       \
                       pipework --wait [-i CONTAINER_IF] [--timeout SECONDS]\n       \
                       pipework completions bash|zsh|fish",
@@ -254,8 +256,8 @@ pub fn parse_on_host(argv: Vec<String>) -> Result<Invocation, CliError> {
         Ok(Invocation::Passthrough(p)) if nix::net::if_::if_nametoindex(p.word.as_str()).is_ok() => {
             parse_without_passthrough(argv)
         }
-        // The same rule for `del` and `ls`.
-        Ok(Invocation::Del(_) | Invocation::Ls(_)) | Err(_)
+        // The same rule for `del`, `ls`, `check` and `gc`.
+        Ok(Invocation::Del(_) | Invocation::Ls(_) | Invocation::Check(_) | Invocation::Gc(_)) | Err(_)
             if argv.first().is_some_and(|w| lifecycle::is_subcommand(w) && is_host_interface(w)) =>
         {
             parse_without_passthrough(argv)
@@ -268,11 +270,13 @@ fn is_host_interface(name: &str) -> bool {
     nix::net::if_::if_nametoindex(name).is_ok()
 }
 
-/// `del ...` and `ls ...`: their own grammar (see [`lifecycle`]).
+/// `del ...`, `ls ...`, `check ...` and `gc ...`: their own grammar (see [`lifecycle`]).
 fn subcommand(argv: &[String]) -> Option<Result<Invocation, CliError>> {
     match argv.first().map(String::as_str) {
         Some("del") => Some(lifecycle::parse_del(&argv[1..]).map(Invocation::Del)),
         Some("ls") => Some(lifecycle::parse_ls(&argv[1..]).map(Invocation::Ls)),
+        Some("check") => Some(lifecycle::parse_check(&argv[1..]).map(Invocation::Check)),
+        Some("gc") => Some(lifecycle::parse_gc(&argv[1..]).map(Invocation::Gc)),
         _ => None,
     }
 }

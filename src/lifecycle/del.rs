@@ -7,10 +7,12 @@ use serde_json::json;
 use crate::apply::{self, Context};
 use crate::attach;
 use crate::cli::Del;
+use crate::lifecycle::restore;
 use crate::netlink::Netlink;
 use crate::plan::alias::{Alias, Kind};
 use crate::plan::remove::{plan_del, DelFacts, DelPlan, Found};
-use crate::report::{self, Outcome};
+use crate::record;
+use crate::report::{self, warning, Outcome};
 
 pub async fn run(req: &Del) -> Outcome {
     let outcome = match run_inner(req).await {
@@ -30,19 +32,38 @@ async fn run_inner(req: &Del) -> Result<Outcome> {
     let nl_guest = Netlink::in_netns(guest.netns())?;
     let id = attach::guest_id(&guest);
     let facts = read_facts(&host, &nl_guest, req).await?;
-    let (found, steps, notes) = match plan_del(req, &id, &facts)? {
-        DelPlan::Nothing(why) => return Ok(nothing(req, &why)),
+    let cif = req.container_if.as_str();
+    let (found, steps, mut notes) = match plan_del(req, &id, &facts)? {
+        DelPlan::Nothing(why) => {
+            // CONTAINER_IF is gone: so is the attachment its record describes.
+            let mut notes = Vec::new();
+            if facts.container_if.is_none() && !req.dry_run {
+                if let Err(e) = forget(id.ns_inode, cif) {
+                    notes.push(warning(format!("{e:#}")));
+                }
+            }
+            return Ok(nothing(req, &why, notes));
+        }
         DelPlan::Steps { found, steps, notes } => (found, steps, notes),
     };
-    let shown: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
+    let (put_back, not_put_back) = put_back(&nl_guest, &facts, id.ns_inode, cif, &mut notes).await?;
+    notes.extend(not_put_back);
+    let mut shown: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
+    shown.extend(put_back.iter().map(|p| p.to_string()));
     if !req.dry_run {
         let ctx = Context::new(&host, &nl_guest, guest.netns(), guest.describe());
         apply::remove(&steps, &ctx).await?;
+        restore::apply(&nl_guest, &put_back).await.context("the attachment is removed, but")?;
+        if let Err(e) = forget(id.ns_inode, cif) {
+            notes.push(warning(format!("{e:#}")));
+        }
     }
     if req.json {
         let mut doc = described(&found, &req.guest);
         doc["removed"] = json!(!req.dry_run);
         doc["steps"] = json!(shown);
+        let routes: Vec<String> = put_back.iter().map(|p| p.to_string()).collect();
+        doc["routes_put_back"] = json!(routes);
         return Ok(Outcome::Json { doc, notes, code: 0 });
     }
     if req.dry_run {
@@ -55,15 +76,50 @@ async fn run_inner(req: &Del) -> Result<Outcome> {
     let a = &found.alias;
     let end = found.host_end.as_deref().map_or(String::new(), |e| format!(" (host end {e})"));
     lines.push(format!("removed {} of {} from {}{end}", a.container_if, req.guest, a.host_if));
+    for p in &put_back {
+        lines.push(format!("put back {}", p.describe()));
+    }
     Ok(Outcome::Done(lines))
 }
 
-fn nothing(req: &Del, why: &str) -> Outcome {
+/// The default routes the attach replaced, from its record (none without one: an
+/// unreadable record is a warning, the removal goes on), and why any is not put back.
+async fn put_back(
+    nl_guest: &Netlink,
+    facts: &DelFacts,
+    ns: u64,
+    cif: &str,
+    notes: &mut Vec<String>,
+) -> Result<(Vec<restore::PutBack>, Vec<String>)> {
+    let saved = match record::load(ns, cif) {
+        Ok(Some(r)) => r.replaced_routes,
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            notes.push(warning(format!("{e:#}: no default route is put back")));
+            Vec::new()
+        }
+    };
+    if saved.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let going = facts.container_if.as_ref().map_or(0, |l| l.index);
+    let links = nl_guest.links().await?;
+    let routes = restore::routes_for(nl_guest, &saved).await?;
+    Ok(restore::plan(&saved, &links, &routes, going))
+}
+
+/// The attachment's record goes with it.
+fn forget(ns: u64, cif: &str) -> Result<()> {
+    record::remove_at(&record::path(ns, cif)).map(drop)
+}
+
+fn nothing(req: &Del, why: &str, mut notes: Vec<String>) -> Outcome {
     if req.json {
         let doc = json!({ "removed": false, "nothing_to_remove": why, "steps": [] });
-        return Outcome::Json { doc, notes: Vec::new(), code: 0 };
+        return Outcome::Json { doc, notes, code: 0 };
     }
-    Outcome::Done(vec![format!("nothing to remove: {why}")])
+    notes.push(format!("nothing to remove: {why}"));
+    Outcome::Done(notes)
 }
 
 /// The attachment as its mark says, for `--json`.

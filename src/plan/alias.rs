@@ -36,7 +36,7 @@ impl fmt::Display for GuestRef {
 }
 
 impl GuestRef {
-    fn parse(s: &str) -> Result<GuestRef> {
+    pub fn parse(s: &str) -> Result<GuestRef> {
         let (kind, value) = s.split_once(':').ok_or_else(|| anyhow!("guest '{s}' has no kind"))?;
         match kind {
             "docker" if !value.is_empty() && value.chars().all(|c| c.is_ascii_hexdigit()) => {

@@ -80,7 +80,7 @@ pub fn plan_del(req: &Del, guest: &GuestId, facts: &DelFacts) -> Result<DelPlan>
     let Some(link) = &facts.container_if else {
         return Ok(DelPlan::Nothing(format!("no {cif} in {}", guest.name)));
     };
-    let (alias, host_end) = match mark(cif, guest, link, facts)? {
+    let (alias, host_end) = match mark(cif, guest, link, facts.host_end.as_ref())? {
         Marked::Guest(alias) => (alias, None),
         Marked::HostEnd(alias, end) => (alias, Some(end)),
     };
@@ -110,16 +110,16 @@ pub fn plan_del(req: &Del, guest: &GuestId, facts: &DelFacts) -> Result<DelPlan>
     Ok(DelPlan::Steps { found, steps, notes })
 }
 
-enum Marked {
+pub enum Marked {
     /// The guest's own link carries the mark (macvlan, dummy, IPoIB).
     Guest(Alias),
     /// The veth's host end carries it.
     HostEnd(Alias, Link),
 }
 
-/// The mark that makes CONTAINER_IF ours, or the refusal: a link pipework did not
-/// make is never deleted.
-fn mark(cif: &str, guest: &GuestId, link: &Link, facts: &DelFacts) -> Result<Marked> {
+/// The mark that makes CONTAINER_IF ours (`host_end`: the host link its veth peer
+/// index names), or the refusal: a link pipework did not make is never deleted.
+pub fn mark(cif: &str, guest: &GuestId, link: &Link, host_end: Option<&Link>) -> Result<Marked> {
     let g = &guest.name;
     let matches = |a: &Alias| a.ns == guest.ns_inode && a.container_if == cif;
     if let Some(text) = &link.alias {
@@ -139,10 +139,7 @@ fn mark(cif: &str, guest: &GuestId, link: &Link, facts: &DelFacts) -> Result<Mar
     if !link.is_veth() {
         bail!("{cif} in {g} was not made by pipework (it has no pipework alias); not deleting it");
     }
-    let end = facts
-        .host_end
-        .as_ref()
-        .filter(|h| h.is_veth() && h.peer == Some(link.index) && link.peer == Some(h.index));
+    let end = host_end.filter(|h| h.is_veth() && h.peer == Some(link.index) && link.peer == Some(h.index));
     let Some(end) = end else {
         bail!("{cif} in {g} was not made by pipework (its veth peer is not on this host); not deleting it");
     };

@@ -93,6 +93,7 @@ fn a_signal_the_caller_ignores_stays_ignored() {
     );
     let child = Command::new("sh")
         .args(["-c", &script])
+        .envs(host.env())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

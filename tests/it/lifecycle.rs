@@ -240,3 +240,274 @@ fn attach_json_says_changed_then_unchanged() {
     assert!(e["error"].as_str().unwrap().contains("eth1 already exists"), "{e}");
     assert_eq!(e["rollback_errors"], serde_json::json!([]));
 }
+
+/// The record file of GUEST's CONTAINER_IF under HOST's run directory.
+fn record_path(host: &Netns, guest: &Netns, cif: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let ns = std::fs::metadata(guest.path()).unwrap().ino();
+    host.run_dir().join("attachments").join(format!("{ns}-{cif}.json"))
+}
+
+#[test]
+fn check_of_a_fresh_attachment_passes_then_names_each_difference() {
+    let host = host_with_bridge("br1");
+    let guest = Netns::new();
+    host.pipework(&["br1", &guest.guest(), "10.0.0.2/24@10.0.0.1"]).ok();
+    let rec: Value =
+        serde_json::from_slice(&std::fs::read(record_path(&host, &guest, "eth1")).unwrap()).unwrap();
+    assert_eq!(
+        (rec["addresses"][0].as_str(), rec["gateways"][0].as_str()),
+        (Some("10.0.0.2/24"), Some("10.0.0.1"))
+    );
+    let ok = host.pipework(&["check", &guest.guest()]).ok();
+    assert!(ok.stderr.contains("eth1 in pid:") && ok.stderr.contains("is as attached to br1"), "{ok:?}");
+    let v = json(&host.pipework(&["check", &guest.guest(), "--json"]).ok());
+    assert_eq!((v["ok"].as_bool(), v["kind"].as_str()), (Some(true), Some("bridge")), "{v}");
+    assert_eq!(
+        (v["differences"].clone(), v["not_compared"].clone()),
+        (serde_json::json!([]), serde_json::json!([]))
+    );
+
+    guest.sh("ip", &["addr", "del", "10.0.0.2/24", "dev", "eth1"]);
+    let run = host.pipework(&["check", &guest.guest()]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains(&format!("pipework: eth1 in {}: address 10.0.0.2/24 is gone\n", guest.guest())),
+        "{run:?}"
+    );
+    let run = host.pipework(&["check", &guest.guest(), "--json"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let v = json(&run);
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(v["differences"].as_array().unwrap().iter().any(|d| d == "address 10.0.0.2/24 is gone"), "{v}");
+
+    let other = Netns::new();
+    host.pipework(&["br1", &other.guest(), "10.0.0.3/24"]).ok();
+    host.pipework(&["check", &other.guest()]).ok();
+    let end = format!("veth1pl{}", other.pid());
+    host.sh("ip", &["link", "set", &end, "down"]);
+    let run = host.pipework(&["check", &other.guest()]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        format!("pipework: eth1 in {}: host end {end} is down\n", other.guest()),
+        "{run:?}"
+    );
+    other.sh("ip", &["link", "set", "eth1", "down"]);
+    let v = json(&host.pipework(&["check", &other.guest(), "--json"]));
+    assert_eq!(
+        v["differences"],
+        serde_json::json!([format!("host end {end} is down"), "eth1 is down"]),
+        "{v}"
+    );
+}
+
+#[test]
+fn check_without_its_record_checks_what_the_kernel_says_and_del_still_works() {
+    let host = host_with_bridge("br1");
+    let guest = Netns::new();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    host.pipework(&["br1", &guest.guest(), "10.0.0.2/24@10.0.0.1"]).ok();
+    assert!(record_path(&host, &guest, "eth1").exists());
+    std::fs::remove_dir_all(host.run_dir()).unwrap();
+    let run = host.pipework(&["check", &guest.guest()]).ok();
+    assert!(
+        run.stderr.contains("no record of the attach") && run.stderr.contains("cannot be compared"),
+        "{run:?}"
+    );
+    let v = json(&host.pipework(&["check", &guest.guest(), "--json"]).ok());
+    assert_eq!((v["ok"].as_bool(), v["not_compared"].as_array().map(Vec::len)), (Some(true), Some(1)), "{v}");
+    let end = format!("veth1pl{}", guest.pid());
+    host.sh("ip", &["link", "set", &end, "nomaster"]);
+    let v = json(&host.pipework(&["check", &guest.guest(), "--json"]));
+    assert_eq!(
+        v["differences"],
+        serde_json::json!([format!("host end {end} is not a port of bridge br1")]),
+        "{v}"
+    );
+    host.sh("ip", &["link", "set", &end, "master", "br1"]);
+    assert_eq!(listed(&host, &guest.guest()).len(), 1, "ls needs no record");
+    host.pipework(&["del", &guest.guest()]).ok();
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+}
+
+#[test]
+fn check_of_what_is_not_there_or_not_ours_fails() {
+    let host = host_with_bridge("br1");
+    let guest = Netns::new();
+    let v = json(&host.pipework(&["check", &guest.guest(), "--json"]));
+    assert_eq!(v["differences"], serde_json::json!(["not there"]), "{v}");
+    let netns = guest.path();
+    host.sh("ip", &["link", "add", "theirs", "type", "veth", "peer", "name", "eth1", "netns", &netns]);
+    let run = host.pipework(&["check", &guest.guest()]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("was not made by pipework") && !run.stderr.contains("deleting"), "{run:?}");
+}
+
+#[test]
+fn del_removes_the_record() {
+    let host = host_with_bridge("br1");
+    let guest = Netns::new();
+    host.pipework(&["br1", &guest.guest(), "10.0.0.2/24"]).ok();
+    let path = record_path(&host, &guest, "eth1");
+    assert!(path.exists());
+    host.pipework(&["del", &guest.guest(), "--dry-run"]).ok();
+    assert!(path.exists(), "--dry-run keeps it");
+    host.pipework(&["del", &guest.guest()]).ok();
+    assert!(!path.exists(), "del removes it");
+}
+
+/// Wait (at most 5 s) until `name` is gone from `host`: a namespace's veth goes
+/// with it, asynchronously.
+fn until_gone(host: &Netns, name: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while host.link(name).is_some() {
+        assert!(std::time::Instant::now() < deadline, "{name} is still there");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn gc_removes_the_records_of_guests_that_are_gone_and_dry_run_changes_nothing() {
+    let bridge = unique("br");
+    let host = host_with_bridge(&bridge);
+    let (a, mut b) = (Netns::new(), Netns::new());
+    host.pipework(&[&bridge, &a.guest(), "10.0.0.2/24"]).ok();
+    host.pipework(&[&bridge, &b.guest(), "10.0.0.3/24"]).ok();
+    let (ra, rb) = (record_path(&host, &a, "eth1"), record_path(&host, &b, "eth1"));
+    assert!(ra.exists() && rb.exists());
+    let v = json(&host.pipework(&["gc", "--json"]).ok());
+    assert_eq!(v["removed"], serde_json::json!([]), "nothing is gone yet: {v}");
+    let gone = b.guest();
+    b.end();
+    until_gone(&host, &format!("veth1pl{}", gone.trim_start_matches("pid:")));
+    let snap = host.snapshot();
+    let dry = host.pipework(&["gc", "--dry-run"]).ok();
+    assert_eq!(
+        dry.stdout,
+        format!("would remove record {} (guest {gone} is gone)\n", rb.display()),
+        "{dry:?}"
+    );
+    assert!(ra.exists() && rb.exists(), "--dry-run removes nothing");
+    assert_same("host", &snap, &host.snapshot());
+    let v = json(&host.pipework(&["gc", "--json"]).ok());
+    let want = serde_json::json!([{"kind": "record", "name": rb.display().to_string(), "reason": format!("guest {gone} is gone")}]);
+    assert_eq!((v["dry_run"].clone(), v["removed"].clone()), (Value::Bool(false), want), "{v}");
+    assert!(ra.exists() && !rb.exists());
+    let again = host.pipework(&["gc"]).ok();
+    assert_eq!(again.stderr, "pipework: nothing left behind\n", "{again:?}");
+    host.pipework(&["check", &a.guest()]).ok();
+}
+
+#[test]
+fn gc_removes_a_host_end_whose_namespace_no_process_is_in() {
+    let host = host_with_bridge("br1");
+    let mut guest = Netns::new();
+    host.pipework(&["br1", &guest.guest(), "10.0.0.2/24"]).ok();
+    let end = format!("veth1pl{}", guest.pid());
+    let (gone, rec) = (guest.guest(), record_path(&host, &guest, "eth1"));
+    // The namespace outlives its process while this fd is open.
+    let held = std::fs::File::open(guest.path()).unwrap();
+    guest.end();
+    assert!(host.link(&end).is_some(), "the held namespace keeps its veth");
+    let v = json(&host.pipework(&["gc", "--json", "--dry-run"]).ok());
+    assert_eq!(v["removed"].as_array().unwrap().len(), 2, "{v}");
+    assert!(host.link(&end).is_some() && rec.exists(), "--dry-run removes nothing");
+    let run = host.pipework(&["gc"]).ok();
+    let want = format!(
+        "pipework: removed host end {end} (guest {gone} is gone)\npipework: removed record {} (guest {gone} is gone)\n",
+        rec.display()
+    );
+    assert_eq!(run.stderr, want, "{run:?}");
+    assert!(host.link(&end).is_none() && !rec.exists());
+    assert!(host.link("keep0").is_some(), "what is not pipework's stays");
+    drop(held);
+}
+
+#[test]
+fn gc_removes_an_ovs_port_whose_guest_is_gone() {
+    let host = Netns::new();
+    let ovs = Ovs::start(&host);
+    ovs.bridge("ovsbr0");
+    let (mut gone, stays) = (Netns::new(), Netns::new());
+    ovs.pipework(&host, &["ovsbr0", &gone.guest(), "192.168.1.2/24"]).ok();
+    ovs.pipework(&host, &["ovsbr0", &stays.guest(), "192.168.1.3/24"]).ok();
+    let (port, kept) = (format!("veth1pl{}", gone.pid()), format!("veth1pl{}", stays.pid()));
+    gone.end();
+    until_gone(&host, &port);
+    assert!(ovs.vsctl_ok(&["list-ports", "ovsbr0"]).contains(&port), "OVS keeps the port record");
+    let v = json(&ovs.pipework(&host, &["gc", "--json", "--dry-run"]).ok());
+    assert_eq!(
+        v["removed"][0],
+        serde_json::json!({"kind": "ovs_port", "name": port, "reason": "its interface is gone"}),
+        "{v}"
+    );
+    assert!(ovs.vsctl_ok(&["list-ports", "ovsbr0"]).contains(&port), "--dry-run removes nothing");
+    let v = json(&ovs.pipework(&host, &["gc", "--json"]).ok());
+    assert_eq!(v["removed"].as_array().unwrap().len(), 2, "the port and the record: {v}");
+    assert_eq!(ovs.vsctl_ok(&["list-ports", "ovsbr0"]).trim(), kept, "only the live guest's port is left");
+    ovs.pipework(&host, &["check", &stays.guest()]).ok();
+}
+
+#[test]
+fn del_puts_back_the_default_route_the_attach_replaced() {
+    let host = host_with_bridge("br1");
+    let guest = crate::util::guest_with_default_route();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    host.pipework(&["br1", &guest.guest(), "10.0.0.2/24@10.0.0.1"]).ok();
+    let routes = guest.sh("ip", &["route", "show", "default"]);
+    assert_eq!(routes.trim(), "default via 10.0.0.1 dev eth1", "the attach replaced it");
+    let rec: Value =
+        serde_json::from_slice(&std::fs::read(record_path(&host, &guest, "eth1")).unwrap()).unwrap();
+    assert_eq!(
+        rec["replaced_routes"],
+        serde_json::json!([{"dst": "0.0.0.0/0", "gateway": "172.31.0.1", "dev": "up0"}])
+    );
+    let dry = host.pipework(&["del", &guest.guest(), "--dry-run"]).ok();
+    assert!(dry.stdout.ends_with("guest: ip route add default via 172.31.0.1 dev up0\n"), "{dry:?}");
+    let run = host.pipework(&["del", &guest.guest()]).ok();
+    assert!(
+        run.stderr.ends_with(
+            "pipework: put back the default route via 172.31.0.1 dev up0
+"
+        ),
+        "{run:?}"
+    );
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+}
+
+#[test]
+fn del_leaves_the_replaced_route_away_when_its_gateway_is_unreachable_or_without_a_record() {
+    let host = host_with_bridge("br1");
+    let guest = crate::util::guest_with_default_route();
+    host.pipework(&["br1", &guest.guest(), "10.0.0.2/24@10.0.0.1"]).ok();
+    guest.sh("ip", &["addr", "del", "172.31.0.2/24", "dev", "up0"]);
+    let run = host.pipework(&["del", &guest.guest(), "--json"]).ok();
+    assert_eq!(json(&run)["routes_put_back"], serde_json::json!([]), "{run:?}");
+    let why =
+        "172.31.0.1 dev up0 that the attach replaced is not put back: 172.31.0.1 is not reachable any more";
+    assert!(run.stderr.contains(why), "{run:?}");
+    assert_eq!(guest.sh("ip", &["route", "show", "default"]), "");
+    let other = crate::util::guest_with_default_route();
+    host.pipework(&["br1", &other.guest(), "10.0.0.3/24@10.0.0.1"]).ok();
+    std::fs::remove_dir_all(host.run_dir()).unwrap();
+    host.pipework(&["del", &other.guest()]).ok();
+    assert_eq!(other.sh("ip", &["route", "show", "default"]), "", "no record, nothing to put back");
+}
+
+#[test]
+fn check_and_gc_are_host_interfaces_when_bridges_have_those_names() {
+    let host = Netns::new();
+    let (a, b) = (Netns::new(), Netns::new());
+    for word in ["check", "gc"] {
+        host.sh("ip", &["link", "add", word, "up", "type", "bridge"]);
+    }
+    host.pipework(&["check", &a.guest(), "10.0.0.2/24"]).ok();
+    host.pipework(&["gc", &b.guest(), "10.0.0.3/24"]).ok();
+    for (guest, bridge) in [(&a, "check"), (&b, "gc")] {
+        let end = host.link(&format!("veth1pl{}", guest.pid())).unwrap();
+        assert_eq!(end["master"], bridge, "{end}");
+    }
+}

@@ -84,6 +84,7 @@ fn pipework_with_a_delayed_send(host: &Netns, args: &[&str], when: u32, delay_ms
         .arg(format!("--net={}", host.path()))
         .args(["strace", "-f", "-o", "/dev/null", "-e", "trace=sendto", "-e", &inject, BIN])
         .args(args)
+        .envs(host.env())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

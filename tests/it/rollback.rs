@@ -93,6 +93,7 @@ fn a_guest_that_goes_away_during_the_run_fails_it_and_everything_is_undone() {
         .arg(format!("--net={}", host.path()))
         .args(["strace", "-f", "-o", "/dev/null", "-e", "trace=sendto", "-e", inject, crate::util::BIN])
         .args(["brgone", &guest.guest(), "10.0.0.2/24@10.0.0.1"])
+        .envs(host.env())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -4,6 +4,7 @@
 //! is held by a process we started, so dropping it (even on a panic) removes it all.
 
 use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -13,8 +14,12 @@ use serde_json::Value;
 pub const BIN: &str = env!("CARGO_BIN_EXE_pipework");
 
 /// A process alone in a new network namespace (`unshare -n sleep`), killed on drop.
+/// As a test's "host", it has a run directory of its own (`PIPEWORK_RUN_DIR`, where
+/// the attachments' records go), removed on drop: no test sees another's records,
+/// or the machine's.
 pub struct Netns {
     child: Child,
+    run_dir: PathBuf,
 }
 
 impl Netns {
@@ -28,7 +33,8 @@ impl Netns {
             .stderr(Stdio::null())
             .spawn()
             .expect("unshare");
-        let ns = Netns { child };
+        let run_dir = std::env::temp_dir().join(unique("pwt-run-"));
+        let ns = Netns { child, run_dir };
         // Right after spawning, /proc/PID/ns/net is still ours until unshare(2) has run.
         let deadline = Instant::now() + Duration::from_secs(5);
         while std::fs::metadata(ns.path()).map(|m| m.ino()).unwrap_or(mine) == mine {
@@ -44,6 +50,19 @@ impl Netns {
 
     pub fn path(&self) -> String {
         format!("/proc/{}/ns/net", self.pid())
+    }
+
+    /// `PIPEWORK_RUN_DIR` of the binary run here (created by the binary when needed).
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// The environment of every run of the binary with this namespace as its host:
+    /// its own run directory, and never the machine's Open vSwitch (a test with an
+    /// Open vSwitch of its own sets `OVS_RUNDIR` after this). For the runs that
+    /// build their own command line (under strace, from a shell).
+    pub fn env(&self) -> [(&'static str, &Path); 2] {
+        [("PIPEWORK_RUN_DIR", &self.run_dir), ("OVS_RUNDIR", &self.run_dir)]
     }
 
     /// `pid:N`, the guest form the binary understands.
@@ -183,6 +202,7 @@ impl Netns {
     pub fn pipework_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net={}", self.path())).arg(BIN).args(args);
+        cmd.envs(self.env());
         cmd
     }
 
@@ -233,6 +253,7 @@ impl Drop for Netns {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.run_dir);
     }
 }
 
@@ -287,7 +308,11 @@ impl Run {
 
 /// Run the binary in the test's own namespace, for what touches no network.
 pub fn pipework_here(args: &[&str]) -> Run {
-    Run::from(Command::new(BIN).args(args).stdin(Stdio::null()).output().expect("run pipework"))
+    // Nothing here attaches; should it, no record reaches the machine's directory.
+    let run_dir = std::env::temp_dir().join(unique("pwt-run-"));
+    let out = Command::new(BIN).args(args).env("PIPEWORK_RUN_DIR", &run_dir).stdin(Stdio::null()).output();
+    let _ = std::fs::remove_dir_all(&run_dir);
+    Run::from(out.expect("run pipework"))
 }
 
 /// A name no other test (or earlier run) uses: tests run in parallel.

@@ -305,6 +305,7 @@ impl World {
             cmd.arg(format!("-einject={f}"));
         }
         cmd.arg(BIN).args(self.args());
+        cmd.envs(self.host.env());
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

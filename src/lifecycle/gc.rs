@@ -1,0 +1,212 @@
+//! `pipework gc [--dry-run]`: remove what guests that are gone left behind: their
+//! records (`crate::record`), veth host ends whose mark names a namespace no process
+//! is in any more (one kept alive by a bind mount or an open fd), and Open vSwitch
+//! ports with the `pipework.*` external ids whose interface is gone (a veth goes
+//! with its namespace; its port record in the OVS database stays).
+//!
+//! A guest is gone when no process on this host is in its network namespace (every
+//! `/proc/PID/ns/net` is read once) and, for a `netns:PATH` guest, PATH is not that
+//! namespace either. That is asked of the kernel, not of Docker: a daemon that is
+//! down makes no container look gone.
+
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::cli::Gc;
+use crate::netlink::Netlink;
+use crate::plan::alias::{Alias, GuestRef, Kind};
+use crate::record;
+use crate::report::{self, warning, Outcome};
+
+/// One thing `gc` removed (or would remove, with `--dry-run`).
+#[derive(Clone, Debug, Serialize)]
+struct Removed {
+    /// `record`, `host_end` or `ovs_port`.
+    kind: &'static str,
+    /// The record's path, or the interface's name.
+    name: String,
+    /// Why it is garbage.
+    reason: String,
+}
+
+impl Removed {
+    fn line(&self, dry_run: bool) -> String {
+        let what = match self.kind {
+            "record" => "record",
+            "host_end" => "host end",
+            _ => "Open vSwitch port",
+        };
+        let verb = if dry_run { "would remove" } else { "removed" };
+        format!("{verb} {what} {} ({})", self.name, self.reason)
+    }
+}
+
+pub async fn run(req: &Gc) -> Outcome {
+    let outcome = match collect(req).await {
+        Ok((removed, notes)) if req.json => {
+            let doc = json!({ "dry_run": req.dry_run, "removed": removed });
+            Outcome::Json { doc, notes, code: 0 }
+        }
+        Ok((removed, notes)) if req.dry_run => {
+            Outcome::Printed { lines: removed.iter().map(|r| r.line(true)).collect(), notes }
+        }
+        Ok((removed, mut notes)) => {
+            notes.extend(removed.iter().map(|r| r.line(false)));
+            if removed.is_empty() {
+                notes.push("nothing left behind".to_string());
+            }
+            Outcome::Done(notes)
+        }
+        Err(e) => Outcome::failed(e),
+    };
+    if req.json {
+        report::json(outcome)
+    } else {
+        outcome
+    }
+}
+
+/// The inode of the initial PID namespace, fixed by the kernel (PROC_PID_INIT_INO).
+const INIT_PID_NS: u64 = 0xEFFF_FFFC;
+
+/// The namespaces some process is in now. Only in the initial PID namespace does
+/// /proc show every process: elsewhere every guest would look gone.
+fn live_namespaces() -> Result<HashSet<u64>> {
+    let pid_ns = std::fs::metadata("/proc/self/ns/pid").context("cannot read /proc/self/ns/pid")?.ino();
+    if pid_ns != INIT_PID_NS {
+        anyhow::bail!(
+            "gc runs only in the host's PID namespace (here, /proc does not show every guest's processes)"
+        );
+    }
+    let mut live = HashSet::new();
+    for entry in std::fs::read_dir("/proc").context("cannot read /proc")? {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) =
+            entry.file_name().to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())).map(String::from)
+        else {
+            continue;
+        };
+        // A process that ended meanwhile (or a kernel thread's) is none.
+        if let Ok(m) = std::fs::metadata(format!("/proc/{pid}/ns/net")) {
+            live.insert(m.ino());
+        }
+    }
+    Ok(live)
+}
+
+fn gone(guest: &GuestRef, ns: u64, live: &HashSet<u64>) -> bool {
+    if live.contains(&ns) {
+        return false;
+    }
+    match guest {
+        GuestRef::Netns(path) => std::fs::metadata(path).map(|m| m.ino()).ok() != Some(ns),
+        _ => true,
+    }
+}
+
+async fn collect(req: &Gc) -> Result<(Vec<Removed>, Vec<String>)> {
+    let host = Netlink::current()?;
+    let live = live_namespaces()?;
+    let mut removed = Vec::new();
+    let mut notes = Vec::new();
+    let _changing = crate::ovs::exclusive().await;
+    ovs_ports(req, &host, &mut removed, &mut notes).await?;
+    for link in host.links().await? {
+        let Some(Ok(alias)) = link.alias.as_deref().and_then(Alias::parse) else { continue };
+        if !alias.kind.is_veth() || !gone(&alias.guest, alias.ns, &live) {
+            continue;
+        }
+        if !req.dry_run {
+            if alias.kind == Kind::Ovs {
+                crate::ovs::del_port_anywhere(&link.name).await?;
+            }
+            // Only if the index is still this link's.
+            match host.link_by_index(link.index).await? {
+                Some(l) if l.name == link.name => host.delete_link(link.index).await?,
+                _ => continue,
+            }
+        }
+        let reason = format!("guest {} is gone", alias.guest);
+        removed.push(Removed { kind: "host_end", name: link.name.clone(), reason });
+    }
+    for (path, rec) in record::all()? {
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                notes.push(warning(format!("{e:#}; kept")));
+                continue;
+            }
+        };
+        let guest = match GuestRef::parse(&rec.guest) {
+            Ok(g) => g,
+            Err(e) => {
+                notes.push(warning(format!("{}: {e:#}; kept", path.display())));
+                continue;
+            }
+        };
+        if !gone(&guest, rec.ns, &live) {
+            continue;
+        }
+        if !req.dry_run {
+            record::remove_at(&path)?;
+        }
+        let reason = format!("guest {guest} is gone");
+        removed.push(Removed { kind: "record", name: path.display().to_string(), reason });
+    }
+    Ok((removed, notes))
+}
+
+/// The Open vSwitch ports with `pipework.*` ids whose interface is gone: Open vSwitch
+/// has no working device for it, and there is no link of that name here either
+/// (Open vSwitch runs in this namespace: the attach made the host end here).
+/// Nothing to do without `ovs-vsctl` or a running database; one that does not
+/// answer is a warning.
+async fn ovs_ports(
+    req: &Gc,
+    host: &Netlink,
+    removed: &mut Vec<Removed>,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    if crate::ovs::vsctl_path().is_none() || !crate::ovs::database_running() {
+        return Ok(());
+    }
+    let marked = match crate::ovs::marked_interfaces().await {
+        Ok(m) => m,
+        Err(e) => {
+            notes.push(warning(format!("Open vSwitch ports not looked at: {e:#}")));
+            return Ok(());
+        }
+    };
+    for iface in marked.into_iter().filter(|i| i.unopened) {
+        if host.link_by_name(&iface.name).await?.is_some() {
+            continue;
+        }
+        if !req.dry_run {
+            crate::ovs::del_port_anywhere(&iface.name).await?;
+        }
+        let reason = "its interface is gone".to_string();
+        removed.push(Removed { kind: "ovs_port", name: iface.name, reason });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guest_is_gone_when_no_process_is_in_its_namespace_nor_its_netns_file() {
+        let live: HashSet<u64> = [7].into();
+        assert!(!gone(&GuestRef::Pid(1), 7, &live));
+        assert!(gone(&GuestRef::Pid(1), 8, &live));
+        assert!(gone(&GuestRef::Docker("ab".into()), 8, &live), "Docker is not asked");
+        let mine = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+        let path = GuestRef::Netns("/proc/self/ns/net".into());
+        assert!(!gone(&path, mine, &HashSet::new()), "a netns file that is still that namespace");
+        assert!(gone(&GuestRef::Netns("/nonexistent/netns".into()), mine, &HashSet::new()));
+    }
+}

@@ -1,0 +1,219 @@
+//! The record of an attachment: what the kernel cannot say later (the addresses and
+//! gateways the attach made, and the default route it replaced), written at the end
+//! of a successful attach as `$PIPEWORK_RUN_DIR/attachments/NSINODE-CONTAINER_IF.json`
+//! (default `/run/pipework`), for `check` to compare against and `del` to put back.
+//! Never the only truth: the attachment's mark in the kernel is (`crate::plan::alias`);
+//! a missing record only means that less can be compared or put back. Written
+//! atomically (a temporary file, then a rename), so a reader never sees half of one.
+
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use ipnetwork::IpNetwork;
+use serde::{Deserialize, Serialize};
+
+use crate::netlink::{Link, Netlink};
+use crate::plan::alias::Alias;
+use crate::plan::Step;
+use crate::types::Family;
+
+/// The environment variable that moves the run directory (tests use a temporary one).
+pub const RUN_DIR_ENV: &str = "PIPEWORK_RUN_DIR";
+const VERSION: u32 = 1;
+
+/// One attachment as the attach made it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub version: u32,
+    /// The mark's `guest=` (`docker:ID`, `pid:N`, `netns:PATH`).
+    pub guest: String,
+    pub ns: u64,
+    pub container_if: String,
+    pub host_if: String,
+    pub kind: String,
+    pub host_end: Option<String>,
+    /// CONTAINER_IF's addresses after the attach (IPv6 link-local ones left out).
+    pub addresses: Vec<IpNetwork>,
+    /// The gateways of the default routes through CONTAINER_IF after the attach.
+    pub gateways: Vec<IpAddr>,
+    /// The guest's default routes the attach deleted to put its own in.
+    pub replaced_routes: Vec<SavedRoute>,
+}
+
+/// A route as it can be made again: the device by name (its index may change).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedRoute {
+    pub dst: IpNetwork,
+    pub gateway: Option<IpAddr>,
+    pub dev: Option<String>,
+}
+
+/// `$PIPEWORK_RUN_DIR/attachments` (default `/run/pipework/attachments`).
+pub fn dir() -> PathBuf {
+    let base = std::env::var_os(RUN_DIR_ENV).filter(|d| !d.is_empty());
+    base.map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/run/pipework")).join("attachments")
+}
+
+pub fn path(ns: u64, container_if: &str) -> PathBuf {
+    dir().join(format!("{ns}-{container_if}.json"))
+}
+
+/// The record of that attachment; `None` when there is none.
+pub fn load(ns: u64, container_if: &str) -> Result<Option<Record>> {
+    read(&path(ns, container_if))
+}
+
+pub fn read(path: &Path) -> Result<Option<Record>> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let record = serde_json::from_slice(&text).with_context(|| format!("cannot parse {}", path.display()))?;
+    Ok(Some(record))
+}
+
+/// Write it atomically: a temporary file beside it, synced, then renamed over it.
+pub fn save(record: &Record) -> Result<PathBuf> {
+    let dir = dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = path(record.ns, &record.container_if);
+    let tmp = dir.join(format!(".{}-{}.{}.tmp", record.ns, record.container_if, std::process::id()));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(serde_json::to_string_pretty(record)?.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(anyhow::Error::new(e).context(format!("cannot write {}", path.display())));
+    }
+    Ok(path)
+}
+
+/// Remove the record at `path`; true if there was one.
+pub fn remove_at(path: &Path) -> Result<bool> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
+    }
+}
+
+/// Every record file (`*.json`) in the directory, with what it holds; none when
+/// the directory is not there.
+pub fn all() -> Result<Vec<(PathBuf, Result<Record>)>> {
+    let dir = dir();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let path = entry.with_context(|| format!("cannot read {}", dir.display()))?.path();
+        if path.extension().is_some_and(|x| x == "json") {
+            let record = read(&path).and_then(|r| r.context("gone meanwhile"));
+            found.push((path, record));
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}
+
+/// After a successful attach: the record of what it made, read back from the kernel
+/// (`None` for an attachment without a mark: `--direct-phys`). `steps` are those
+/// applied (their default-route deletions are what it replaced).
+pub async fn after_attach(
+    host: &Netlink,
+    guest: &Netlink,
+    container_if: &str,
+    host_end: Option<&str>,
+    steps: &[Step],
+) -> Result<Option<Record>> {
+    let Some(cif) = guest.link_by_name(container_if).await? else { return Ok(None) };
+    let end = match host_end {
+        Some(name) => host.link_by_name(name).await?,
+        None => None,
+    };
+    let mark = [end.as_ref(), Some(&cif)].into_iter().flatten().find_map(|l| ours(l, container_if));
+    let Some(alias) = mark else { return Ok(None) };
+    let addresses = guest.addresses(cif.index).await?.into_iter().filter(|a| !is_link_local(a)).collect();
+    let mut gateways = Vec::new();
+    for family in [Family::V4, Family::V6] {
+        let routes = guest.routes(family).await?;
+        gateways.extend(
+            routes.iter().filter(|r| r.is_default() && r.oif == Some(cif.index)).filter_map(|r| r.gateway),
+        );
+    }
+    let mut replaced_routes = Vec::new();
+    for step in steps {
+        if let Step::DeleteRoute { route, .. } = step {
+            if !route.is_default() {
+                continue;
+            }
+            let dev = match route.oif {
+                Some(i) => guest.link_by_index(i).await?.map(|l| l.name),
+                None => None,
+            };
+            replaced_routes.push(SavedRoute { dst: route.dst, gateway: route.gateway, dev });
+        }
+    }
+    Ok(Some(Record {
+        version: VERSION,
+        guest: alias.guest.to_string(),
+        ns: alias.ns,
+        container_if: alias.container_if,
+        host_if: alias.host_if,
+        kind: alias.kind.as_str().to_string(),
+        host_end: end.map(|l| l.name),
+        addresses,
+        gateways,
+        replaced_routes,
+    }))
+}
+
+/// The link's mark, if it is an attachment's of CONTAINER_IF.
+fn ours(link: &Link, container_if: &str) -> Option<Alias> {
+    match link.alias.as_deref().and_then(Alias::parse) {
+        Some(Ok(a)) if a.container_if == container_if => Some(a),
+        _ => None,
+    }
+}
+
+pub fn is_link_local(a: &IpNetwork) -> bool {
+    matches!(a, IpNetwork::V6(v6) if (v6.ip().segments()[0] & 0xffc0) == 0xfe80)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_round_trips_as_plain_json() {
+        let r = Record {
+            version: 1,
+            guest: "pid:42".into(),
+            ns: 4026532001,
+            container_if: "eth1".into(),
+            host_if: "br1".into(),
+            kind: "bridge".into(),
+            host_end: Some("veth1pl42".into()),
+            addresses: vec!["10.0.0.2/24".parse().unwrap()],
+            gateways: vec!["10.0.0.1".parse().unwrap()],
+            replaced_routes: vec![SavedRoute {
+                dst: "0.0.0.0/0".parse().unwrap(),
+                gateway: Some("172.31.0.1".parse().unwrap()),
+                dev: Some("up0".into()),
+            }],
+        };
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains(r#""addresses":["10.0.0.2/24"]"#), "{text}");
+        assert!(text.contains(r#""gateway":"172.31.0.1""#), "{text}");
+        assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), r);
+        assert_eq!(path(7, "eth1").file_name().unwrap(), "7-eth1.json");
+    }
+}
