@@ -271,19 +271,7 @@ impl fmt::Display for Step {
                     None => Ok(()),
                 }
             }
-            // sysctl(8) writes a `.` inside an interface name as `/`.
-            Step::EnableIpv6 { dev } => {
-                write!(f, "sysctl -w net.ipv6.conf.{}.disable_ipv6=0", dev.replace('.', "/"))
-            }
-            Step::Slaac { dev, timeout } => {
-                let key = dev.replace('.', "/");
-                write!(f, "sysctl -w net.ipv6.conf.{key}.accept_ra=1 net.ipv6.conf.{key}.ndisc_notify=1")?;
-                write!(
-                    f,
-                    "; wait up to {} s for a router's address and default route on {dev}",
-                    timeout.as_secs()
-                )
-            }
+            Step::EnableIpv6 { .. } | Step::Slaac { .. } => fmt_sysctl(self, f),
             Step::AddAddress { dev, addr, broadcast } => {
                 write!(f, "ip addr add {addr}")?;
                 if let Some(b) = broadcast {
@@ -294,6 +282,26 @@ impl fmt::Display for Step {
             Step::DeleteRoute { .. } | Step::AddRoute { .. } => fmt_route(self, f),
             Step::Dhcp(req) => write!(f, "{req}"),
         }
+    }
+}
+
+/// The steps that set a guest's per-interface sysctls, as `sysctl -w` would. sysctl(8)
+/// writes a `.` inside an interface name as `/`.
+fn fmt_sysctl(step: &Step, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match step {
+        Step::EnableIpv6 { dev } => {
+            write!(f, "sysctl -w net.ipv6.conf.{}.disable_ipv6=0", dev.replace('.', "/"))
+        }
+        Step::Slaac { dev, timeout } => {
+            let key = dev.replace('.', "/");
+            write!(f, "sysctl -w net.ipv6.conf.{key}.accept_ra=1 net.ipv6.conf.{key}.ndisc_notify=1")?;
+            write!(
+                f,
+                "; wait up to {} s for a router's address and default route on {dev}",
+                timeout.as_secs()
+            )
+        }
+        _ => unreachable!("a sysctl step"),
     }
 }
 
