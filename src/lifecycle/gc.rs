@@ -7,7 +7,10 @@
 //! A guest is gone when no process on this host is in its network namespace (every
 //! `/proc/PID/ns/net` is read once) and, for a `netns:PATH` guest, PATH is not that
 //! namespace either. That is asked of the kernel, not of Docker: a daemon that is
-//! down makes no container look gone.
+//! down makes no container look gone. A namespace number is reused as soon as it is
+//! freed, so a new namespace may carry a gone guest's number: gc then keeps what it
+//! left, as it keeps whatever it cannot prove gone; the next gc after that namespace
+//! ends takes it.
 
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
