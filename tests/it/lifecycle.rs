@@ -454,7 +454,11 @@ fn gc_removes_an_ovs_port_whose_guest_is_gone() {
     );
     assert!(ovs.vsctl_ok(&["list-ports", "ovsbr0"]).contains(&port), "--dry-run removes nothing");
     let v = json(&ovs.pipework(&host, &["gc", "--json"]).ok());
-    assert_eq!(v["removed"].as_array().unwrap().len(), 2, "the port and the record: {v}");
+    // The port, and the guest's record unless another test's new namespace has taken
+    // the freed namespace number meanwhile (gc keeps what it cannot prove gone; the
+    // record case is pinned, with the number held, by the test above).
+    let removed = v["removed"].as_array().unwrap();
+    assert!(removed.iter().any(|r| r["kind"] == "ovs_port" && r["name"] == port.as_str()), "{v}");
     assert_eq!(ovs.vsctl_ok(&["list-ports", "ovsbr0"]).trim(), kept, "only the live guest's port is left");
     ovs.pipework(&host, &["check", &stays.guest()]).ok();
 }
