@@ -5,6 +5,7 @@
 use anyhow::Result;
 
 use super::{Context, Journal, Undo};
+use crate::cli::DhcpClient;
 use crate::dhcp::{self, Target};
 use crate::plan::{addressing, DhcpRequest, Side};
 use crate::types::Family;
@@ -12,7 +13,13 @@ use crate::types::Family;
 pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
     ctx.notes.borrow_mut().extend(req.warnings());
     let index = ctx.index(Side::Guest, &req.dev).await?;
-    let mac = ctx.guest.link_by_index(index).await?.and_then(|l| l.mac);
+    // The MAC is the built-in client's chaddr: known where this run chose it, looked
+    // up otherwise; the external clients read it themselves.
+    let mac = match (ctx.known(Side::Guest, &req.dev).and_then(|k| k.mac), req.client) {
+        (Some(mac), _) => Some(mac),
+        (None, DhcpClient::Builtin) => ctx.guest.link_by_index(index).await?.and_then(|l| l.mac),
+        (None, _) => None,
+    };
     let target = Target { nl: ctx.guest, netns: ctx.guest_ns, index, mac };
     let got = dhcp::acquire(req, &target).await?;
     for addr in got.configured {
