@@ -188,28 +188,35 @@ pub fn is_link_local(a: &IpNetwork) -> bool {
     matches!(a, IpNetwork::V6(v6) if (v6.ip().segments()[0] & 0xffc0) == 0xfe80)
 }
 
+/// A record of `pid:42`'s eth1 on br1, for tests here and in `lifecycle`.
+#[cfg(test)]
+pub(crate) fn sample() -> Record {
+    Record {
+        version: 1,
+        guest: "pid:42".into(),
+        ns: 4026532001,
+        container_if: "eth1".into(),
+        host_if: "br1".into(),
+        kind: "bridge".into(),
+        host_end: Some("veth1pl42".into()),
+        addresses: vec!["10.0.0.2/24".parse().unwrap()],
+        gateways: vec!["10.0.0.1".parse().unwrap()],
+        replaced_routes: Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_record_round_trips_as_plain_json() {
-        let r = Record {
-            version: 1,
-            guest: "pid:42".into(),
-            ns: 4026532001,
-            container_if: "eth1".into(),
-            host_if: "br1".into(),
-            kind: "bridge".into(),
-            host_end: Some("veth1pl42".into()),
-            addresses: vec!["10.0.0.2/24".parse().unwrap()],
-            gateways: vec!["10.0.0.1".parse().unwrap()],
-            replaced_routes: vec![SavedRoute {
-                dst: "0.0.0.0/0".parse().unwrap(),
-                gateway: Some("172.31.0.1".parse().unwrap()),
-                dev: Some("up0".into()),
-            }],
-        };
+        let replaced_routes = vec![SavedRoute {
+            dst: "0.0.0.0/0".parse().unwrap(),
+            gateway: Some("172.31.0.1".parse().unwrap()),
+            dev: Some("up0".into()),
+        }];
+        let r = Record { replaced_routes, ..sample() };
         let text = serde_json::to_string(&r).unwrap();
         assert!(text.contains(r#""addresses":["10.0.0.2/24"]"#), "{text}");
         assert!(text.contains(r#""gateway":"172.31.0.1""#), "{text}");

@@ -175,18 +175,7 @@ mod tests {
     use super::*;
 
     fn record() -> Record {
-        Record {
-            version: 1,
-            guest: "pid:42".into(),
-            ns: 7,
-            container_if: "eth1".into(),
-            host_if: "br1".into(),
-            kind: "bridge".into(),
-            host_end: Some("veth1pl42".into()),
-            addresses: vec!["10.0.0.2/24".parse().unwrap()],
-            gateways: vec!["10.0.0.1".parse().unwrap()],
-            replaced_routes: Vec::new(),
-        }
+        Record { ns: 7, ..crate::record::sample() }
     }
 
     #[test]
