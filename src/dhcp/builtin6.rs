@@ -95,7 +95,10 @@ pub async fn usable_link_local(
             LinkLocal::Absent | LinkLocal::Tentative if Instant::now() >= deadline => {
                 bail!("{dev} got no usable IPv6 link-local address within {timeout} s")
             }
-            LinkLocal::Absent | LinkLocal::Tentative => tokio::time::sleep(POLL).await,
+            LinkLocal::Absent | LinkLocal::Tentative => tokio::select! {
+                () = tokio::time::sleep(POLL) => {}
+                signal = crate::interrupt::arrived() => return Err(signal.into()),
+            },
         }
     }
 }

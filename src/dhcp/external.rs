@@ -25,6 +25,13 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
         hostname: &req.hostname,
         private_dirs: ext.private_dirs,
     };
+    if req.family == Family::V6 {
+        // dhclient -6 binds to the link-local address at once, and gives up (exit 1)
+        // while the kernel still has it under duplicate address detection.
+        let deadline = std::time::Instant::now() + req.limit();
+        let secs = req.limit().as_secs_f64().ceil() as u32;
+        super::builtin6::usable_link_local(target.nl, target.index, &req.dev, deadline, secs).await?;
+    }
     let mut client = sandbox::spawn(&spec, target.netns)?;
     // As IPSPEC names it (`dhclient6`), for messages.
     let name = &req.name();

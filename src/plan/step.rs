@@ -203,7 +203,7 @@ impl Step {
                 format!("cannot set the default route via {gw} on {dev} in {g}")
             }
             Step::AddRoute { dst, dev, .. } => format!("cannot add the route to {dst} on {dev} in {g}"),
-            Step::Dhcp(req) => format!("cannot get a DHCP lease with {} on {} in {g}", req.client, req.dev),
+            Step::Dhcp(req) => format!("cannot get a DHCP lease with {} on {} in {g}", req.name(), req.dev),
         }
     }
 
@@ -280,6 +280,14 @@ impl fmt::Display for Step {
                 write!(f, " dev {dev}")
             }
             Step::DeleteRoute { .. } | Step::AddRoute { .. } => fmt_route(self, f),
+            Step::Dhcp(req) if req.family == crate::types::Family::V6 => {
+                // What the DHCP step does first for DHCPv6 (see `apply::dhcp`).
+                let key = req.dev.replace('.', "/");
+                write!(
+                    f,
+                    "sysctl -w net.ipv6.conf.{key}.accept_ra=1 net.ipv6.conf.{key}.ndisc_notify=1; {req}"
+                )
+            }
             Step::Dhcp(req) => write!(f, "{req}"),
         }
     }
