@@ -99,7 +99,7 @@ async fn run(step: &Step, ctx: &Context<'_>, journal: &mut Journal) -> Result<()
         Step::AddAddress { .. } | Step::LinkUp { .. } | Step::DeleteRoute { .. } | Step::AddRoute { .. } => {
             addressing::run(step, ctx, journal).await
         }
-        Step::EnableIpv6 { dev } => sysctl::enable_ipv6(ctx, journal, dev).await,
+        Step::EnableIpv6 { dev, optimistic } => sysctl::enable_ipv6(ctx, journal, dev, *optimistic).await,
         Step::Slaac { dev, timeout } => slaac::run(ctx, journal, dev, *timeout).await,
         Step::Dhcp(req) => dhcp::run(req, ctx, journal).await,
     }

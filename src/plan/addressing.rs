@@ -35,7 +35,8 @@ pub fn steps(req: &Attach, dev: &str, facts: &GuestFacts) -> Vec<Step> {
     let arp_notify = addrs.iter().any(|a| a.is_ipv4());
     let mut steps = Vec::new();
     if wants_ipv6(req) {
-        steps.push(Step::EnableIpv6 { dev: dev.to_string() });
+        let optimistic = req.specs().any(|s| matches!(s, IpSpec::Dhcp { family: Family::V6, .. }));
+        steps.push(Step::EnableIpv6 { dev: dev.to_string(), optimistic });
     }
     for addr in &addrs {
         steps.push(Step::AddAddress { dev: dev.to_string(), addr: *addr, broadcast: broadcast_of(addr) });

@@ -319,3 +319,39 @@ fn dry_run_shows_the_router_advertisements_and_the_client() {
     let out = host.pipework(&["--dry-run", "br1", &guest.guest(), "dhcp6-f:renew=5"]).ok().stdout;
     assert!(out.ends_with(&format!("dhcp6-f (built-in) -i eth1 -x hostname:pid-{p} renew=5\n")), "{out}");
 }
+
+/// A measurement, run by hand (`cargo test --test it dhcp6::timing -- --ignored
+/// --nocapture`): the wall time of `dhcp6` and `slaac` attaches against dnsmasq, each
+/// on a fresh guest, printed side by side.
+#[test]
+#[ignore]
+fn timing_of_dhcp6_and_slaac_attaches() {
+    const RUNS: usize = 7;
+    let (host, server) = world("br6t");
+    host.sh("ip", &["link", "add", "br6r", "type", "bridge"]);
+    host.sh("ip", &["link", "set", "br6r", "up"]);
+    let _router = crate::slaac::Router::start(&host, "br6r");
+    let mut times = Vec::new();
+    for (br, ipspec) in [("br6t", "dhcp6"), ("br6r", "slaac"), ("br6t", "dhclient6"), ("br6t", "dhcpcd6")] {
+        let mut ms: Vec<u128> = (0..RUNS)
+            .map(|_| {
+                let guest = Netns::new();
+                let _files =
+                    Leftovers(vec![format!("/etc/dhclient/dhclient6.pid-{}.leases", guest.pid()).into()]);
+                let started = Instant::now();
+                let run = host.pipework(&[br, &guest.guest(), ipspec]);
+                let took = started.elapsed().as_millis();
+                assert_eq!(run.code, 0, "{ipspec}: {run:?}\n{}", server.log());
+                took
+            })
+            .collect();
+        ms.sort();
+        times.push(format!(
+            "{ipspec:>9}: min {} ms, median {} ms, max {} ms ({RUNS} runs: {ms:?})",
+            ms[0],
+            ms[RUNS / 2],
+            ms[RUNS - 1]
+        ));
+    }
+    println!("{}", times.join("\n"));
+}
