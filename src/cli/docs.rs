@@ -16,10 +16,11 @@ pub const GRAMMAR: &[&str] = &[
      network namespace of process N), or a network-namespace file given by a path with a \
      directory, such as /proc/N/ns/net or /var/run/netns/NAME.",
     "IPSPEC is ADDR/PREFIX[@GATEWAY], 0/0 (no address), or a DHCP client: dhcp[:OPTS], \
-     udhcpc[-f][:OPTS], dhclient[-f][:OPTS], dhcpcd[:OPTS], dhcp4[-f][:OPTS] (built in); or \
+     udhcpc[-f][:OPTS], dhclient[-f][:OPTS], dhcpcd[:OPTS], dhcp4[-f][:OPTS] (built in); for \
+     DHCPv6 dhcp6[-f][:OPTS] (built in), dhclient6[-f][:OPTS], dhcpcd6[:OPTS]; or \
      slaac (IPv6 from the network's router advertisements). A comma-separated list \
      gives one attach both families, or several addresses: 10.0.0.2/24@10.0.0.1,fd00::2/64@fd00::1, \
-     10.0.0.2/24,slaac or fd00::2/64,dhcp4 (at most one gateway and one DHCP form or slaac \
+     10.0.0.2/24,slaac, fd00::2/64,dhcp4 or 10.0.0.2/24,dhcp6 (at most one gateway and one DHCP form or slaac \
      per family; a DHCP form with :OPTS last).",
     "The last argument is [MAC][@VLAN]: a MAC address or U:TEXT (a stable MAC derived from \
      TEXT), optionally followed by @VLAN.",
