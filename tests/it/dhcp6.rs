@@ -355,3 +355,23 @@ fn timing_of_dhcp6_and_slaac_attaches() {
     }
     println!("{}", times.join("\n"));
 }
+
+/// The leased address is announced as a static one is: the kernel's unsolicited
+/// neighbour advertisement once it is past DAD (`ndisc_notify`), seen by a peer.
+#[test]
+fn the_leased_address_is_announced_to_the_neighbours() {
+    let (host, server) = world("br6u");
+    let peer = Netns::new();
+    host.pipework(&["br6u", "-i", "eth9", &peer.guest(), "0/0"]).ok();
+    crate::announce::until_every_port_forwards(&host, "br6u");
+    // Unsolicited advertisements (to all nodes) for a target in PREFIX.
+    let filter = "icmp6 and ip6[40] == 136 and ip6 dst ff02::1 and ip6[48:4] == 0xfd000066";
+    let dump = crate::announce::Tcpdump::start(&peer, "eth9", filter);
+    let guest = Netns::new();
+    host.pipework(&["br6u", &guest.guest(), "dhcp6", "02:00:00:0a:00:66"]).ok();
+    let addr = leased6(&guest, &server);
+    let packet = dump.packet();
+    for part in ["02:00:00:0a:00:66 > 33:33:00:00:00:01", &format!("tgt is {addr}"), "Flags [override]"] {
+        assert!(packet.contains(part), "expected {part:?} in:\n{packet}");
+    }
+}
