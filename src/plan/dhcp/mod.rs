@@ -261,7 +261,10 @@ impl DhcpRequest {
     fn builtin_words(&self) -> Vec<String> {
         let name = if self.foreground { format!("{}-f", self.name()) } else { self.name() };
         let mut words = vec![format!("{name} (built-in)"), "-i".into(), self.dev.clone()];
-        words.extend(["-x".to_string(), format!("hostname:{}", self.hostname)]);
+        // mozim's DHCPv6 client sends no name (no Client FQDN option).
+        if self.family == Family::V4 {
+            words.extend(["-x".to_string(), format!("hostname:{}", self.hostname)]);
+        }
         words.extend(self.options.iter().cloned());
         words
     }
