@@ -306,7 +306,7 @@ fn hostname(guest: &GuestId) -> String {
     }
 }
 
-/// `dhcp4:` options, `key=value` words.
+/// `dhcp4:` and `dhcp6:` options, `key=value` words.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BuiltinOptions {
     /// `timeout=SECONDS`: give up on getting a lease after this long (wins over
@@ -321,7 +321,8 @@ impl BuiltinOptions {
     pub fn parse(words: &[String]) -> Result<BuiltinOptions> {
         let mut opts = BuiltinOptions { timeout: None, renew: None };
         for word in words {
-            let bad = || anyhow!("invalid dhcp4 option {word:?} (expected timeout=SECONDS or renew=SECONDS)");
+            let bad =
+                || anyhow!("invalid dhcp4/dhcp6 option {word:?} (expected timeout=SECONDS or renew=SECONDS)");
             let (key, value) = word.split_once('=').ok_or_else(bad)?;
             let secs: u32 = value.parse().ok().filter(|s| *s > 0).ok_or_else(bad)?;
             match key {
