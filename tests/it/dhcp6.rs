@@ -317,7 +317,7 @@ fn dry_run_shows_the_router_advertisements_and_the_client() {
     assert_eq!(out.lines().last(), Some(want.as_str()), "{out}");
     assert!(out.contains("disable_ipv6=0"), "{out}");
     let out = host.pipework(&["--dry-run", "br1", &guest.guest(), "dhcp6-f:renew=5"]).ok().stdout;
-    assert!(out.ends_with(&format!("dhcp6-f (built-in) -i eth1 renew=5\n")), "{out}");
+    assert!(out.ends_with("dhcp6-f (built-in) -i eth1 renew=5\n"), "{out}");
 }
 
 /// A measurement, run by hand (`cargo test --test it dhcp6::timing -- --ignored
