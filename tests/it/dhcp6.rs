@@ -375,3 +375,32 @@ fn the_leased_address_is_announced_to_the_neighbours() {
         assert!(packet.contains(part), "expected {part:?} in:\n{packet}");
     }
 }
+
+/// Both families by DHCP in one attach, each from its own dnsmasq on the bridge.
+#[test]
+fn dhcp4_and_dhcp6_in_one_attach() {
+    let host = Netns::new();
+    let v4 = crate::dhcp::Dnsmasq::start(&host);
+    let v6 = Server6::start(&host, "br1");
+    let guest = Netns::new();
+    guest.ipv6_off_as_docker_does();
+    let run = host.pipework(&["br1", &guest.guest(), "dhcp4,dhcp6:timeout=10"]).ok();
+    assert_eq!(run.stderr, "", "{run:?}\n{}\n{}", v4.log(), v6.log());
+    crate::dhcp::leased(&guest);
+    leased6(&guest, &v6);
+}
+
+/// The DHCPv4 lease taken, then no DHCPv6 server: the lease goes with the rest.
+#[test]
+fn a_dhcp4_lease_is_undone_when_dhcp6_then_fails() {
+    let host = Netns::new();
+    let v4 = crate::dhcp::Dnsmasq::start(&host);
+    let guest = Netns::new();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    let line = host.pipework(&["br1", &guest.guest(), "dhcp4,dhcp6:timeout=2"]).failed();
+    assert!(line.ends_with("no DHCPv6 server answered on eth1 within 2 s"), "{line}");
+    assert!(v4.log().contains("DHCPACK(eth1)"), "the IPv4 lease was taken first:\n{}", v4.log());
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+    assert_eq!(others_in(&guest), Vec::<u32>::new());
+}
