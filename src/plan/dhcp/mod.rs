@@ -86,6 +86,12 @@ impl DhcpRequest {
                 guest.name
             );
         }
+        // The original passes `-6` on to dhclient; pipework would then wait for an IPv4
+        // lease that never comes, after the client took an IPv6 one.
+        if *client == DhcpClient::Dhclient && *family == Family::V4 && options.iter().any(|o| o == "-6") {
+            let word = if *foreground { "dhclient6-f" } else { "dhclient6" };
+            bail!("dhclient with -6 takes a DHCPv6 lease: use {word}, which waits for that");
+        }
         if *client == DhcpClient::Builtin {
             BuiltinOptions::parse(options)?;
             // The keeper ends when the guest's process does; a bare netns file has none

@@ -141,4 +141,8 @@ fn dhcpv6_command_lines_and_files_beside_the_dhcpv4_ones() {
     assert!(e.to_string().starts_with("dhcp6-f needs a guest with a process"), "{e}");
     let ip: IpSpec = "dhcp6:fast".parse().unwrap();
     assert!(DhcpRequest::plan(&ip, "eth1", &web1(), None).is_err());
+    // The original's way of asking dhclient for DHCPv6 points to the form that does it.
+    let ip: IpSpec = "dhclient-f:-v -6".parse().unwrap();
+    let e = DhcpRequest::plan(&ip, "eth1", &web1(), None).unwrap_err().to_string();
+    assert_eq!(e, "dhclient with -6 takes a DHCPv6 lease: use dhclient6-f, which waits for that");
 }
