@@ -1,7 +1,9 @@
 //! The `dhcp4-f` and `dhcp6-f` keeper's own run (`pipework __dhcp-keep JSON`,
 //! started by `dhcp::keep::start`): it lives in the guest's network namespace, renews
 //! the lease at T1, rebinds at T2, and ends when the guest's process does. It must watch that
-//! process: its own sockets keep the namespace, and so the interface, alive. A new
+//! process: its own sockets keep the namespace, and so the interface, alive. Told
+//! to stop (SIGTERM), or once the guest is gone, it sends a DHCPRELEASE (DHCPv6
+//! Release) first. A new
 //! address on rebinding is applied by the planner's lease steps, all or nothing.
 //! `/var/run/dhcp4.HOSTNAME.lease` (`dhcp6.`) says how it is doing.
 
@@ -72,8 +74,10 @@ async fn keep(args: &Args) -> Result<()> {
                     tokio::time::sleep(builtin::RETRY).await;
                 }
             },
-            _ = gone(&guest) => return Ok(()),
-            _ = term.recv() => return Ok(()),
+            // Told to stop (`del`), or the guest is gone: the lease goes back to the
+            // server, as the other clients' release does.
+            _ = gone(&guest) => return client.release(&current).await,
+            _ = term.recv() => return client.release(&current).await,
         }
     }
 }
@@ -142,7 +146,28 @@ impl Client {
             Client::V6(c) => c.clean_up(),
         }
     }
+
+    /// DHCPRELEASE (DHCPv6 Release) for `lease`, within a second; one that cannot be
+    /// sent (the interface gone already) is no failure: the server's lease then runs
+    /// out by itself.
+    async fn release(&mut self, lease: &Leased) -> Result<()> {
+        let sent = match (self, lease) {
+            (Client::V4(c), Leased::V4(l)) => {
+                tokio::time::timeout(RELEASE_TIMEOUT, c.release(&builtin::to_mozim(l))).await
+            }
+            (Client::V6(c), Leased::V6(l)) => {
+                tokio::time::timeout(RELEASE_TIMEOUT, c.release(&builtin6::to_mozim(l))).await
+            }
+            _ => return Ok(()),
+        };
+        if let Ok(Err(e)) = sent {
+            crate::report::say(&format!("DHCP keeper: no release sent: {e}"));
+        }
+        Ok(())
+    }
 }
+
+const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A new address on rebinding: the old lease's address goes, the new one comes with
 /// its routes, all or nothing (there is no run to roll back: the keeper ends on error).
@@ -154,7 +179,7 @@ async fn replace(nl: &Netlink, args: &Args, old: &Leased, new: &Leased) -> Resul
     // The keeper lives in the guest's namespace: its one socket is the guest's.
     let here = File::open("/proc/self/ns/net").context("cannot open the guest's network namespace")?;
     let ctx = Context::new(nl, nl, here.as_fd(), format!("the guest of {}", args.iface.dev));
-    apply::apply(&steps, &ctx).await.map_err(|f| f.error)
+    apply::apply(&steps, &ctx).await.map(drop).map_err(|f| f.error)
 }
 
 /// A pidfd for the guest's process; `None` for a guest that has none (a netns file).

@@ -14,6 +14,8 @@ use anyhow::{Context as _, Result};
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
+use crate::apply::Applied;
+use crate::dhcp::kept::Kept;
 use crate::netlink::{Link, Netlink};
 use crate::plan::alias::Alias;
 use crate::plan::Step;
@@ -40,6 +42,10 @@ pub struct Record {
     pub gateways: Vec<IpAddr>,
     /// The guest's default routes the attach deleted to put its own in.
     pub replaced_routes: Vec<SavedRoute>,
+    /// The DHCP clients the attach left running (`-f` forms), for `del` and `gc`
+    /// to stop. Missing in the records of earlier versions.
+    #[serde(default)]
+    pub dhcp: Vec<Kept>,
 }
 
 /// A route as it can be made again: the device by name (its index may change).
@@ -133,6 +139,7 @@ pub async fn after_attach(
     container_if: &str,
     host_end: Option<&str>,
     steps: &[Step],
+    applied: &Applied,
 ) -> Result<Option<Record>> {
     let Some(cif) = guest.link_by_name(container_if).await? else { return Ok(None) };
     let end = match host_end {
@@ -173,6 +180,7 @@ pub async fn after_attach(
         addresses,
         gateways,
         replaced_routes,
+        dhcp: applied.running.iter().map(|r| r.kept()).collect(),
     }))
 }
 
@@ -202,6 +210,7 @@ pub(crate) fn sample() -> Record {
         addresses: vec!["10.0.0.2/24".parse().unwrap()],
         gateways: vec!["10.0.0.1".parse().unwrap()],
         replaced_routes: Vec::new(),
+        dhcp: Vec::new(),
     }
 }
 

@@ -102,9 +102,16 @@ impl Journal {
         result
     }
 
-    /// Keep everything.
-    pub fn commit(mut self) {
-        self.undos.clear();
+    /// Keep everything; hand back what a later `del` must know and the kernel
+    /// cannot say (the DHCP clients left running).
+    pub fn commit(mut self) -> super::Applied {
+        let mut applied = super::Applied::default();
+        for undo in self.undos.drain(..) {
+            if let Undo::StopDhcp(running) = undo {
+                applied.running.push(running);
+            }
+        }
+        applied
     }
 
     /// Undo everything in reverse; return a line per undo that failed.

@@ -31,8 +31,15 @@ pub struct Failure {
     pub rollback_errors: Vec<String>,
 }
 
+/// What a successful run leaves that its record must hold (see `crate::record`).
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// The DHCP clients left running (`-f` forms), for `del` and `gc` to stop.
+    pub running: Vec<crate::dhcp::Running>,
+}
+
 /// Apply all steps or none.
-pub async fn apply(steps: &[Step], ctx: &Context<'_>) -> Result<(), Failure> {
+pub async fn apply(steps: &[Step], ctx: &Context<'_>) -> Result<Applied, Failure> {
     // A DHCP client that is not installed is refused before any change, as the original does.
     let clients = steps.iter().filter_map(|s| match s {
         Step::Dhcp(req) => Some(req),
@@ -66,8 +73,7 @@ pub async fn apply(steps: &[Step], ctx: &Context<'_>) -> Result<(), Failure> {
         let rollback_errors = journal.rollback(ctx).await;
         return Err(Failure { error, rollback_errors });
     }
-    journal.commit();
-    Ok(())
+    Ok(journal.commit())
 }
 
 /// Run one step, recording its undo. Each kind's apply and undo live in its own file.

@@ -12,6 +12,7 @@ pub mod builtin6;
 mod docker;
 mod external;
 pub mod keep;
+pub mod kept;
 mod lease;
 mod sandbox;
 

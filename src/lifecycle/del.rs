@@ -33,24 +33,39 @@ async fn run_inner(req: &Del) -> Result<Outcome> {
     let id = attach::guest_id(&guest);
     let facts = read_facts(&host, &nl_guest, req).await?;
     let cif = req.container_if.as_str();
-    let (found, steps, mut notes) = match plan_del(req, &id, &facts)? {
+    let mut notes = Vec::new();
+    let rec = load_record(id.ns_inode, cif, &mut notes);
+    let (found, steps) = match plan_del(req, &id, &facts)? {
         DelPlan::Nothing(why) => {
-            // CONTAINER_IF is gone: so is the attachment its record describes.
-            let mut notes = Vec::new();
+            // CONTAINER_IF is gone: so is the attachment its record describes, and
+            // the clients it left are stopped.
             if facts.container_if.is_none() && !req.dry_run {
+                if let Some(r) = &rec {
+                    stop_clients(r, &mut notes).await;
+                }
                 if let Err(e) = forget(id.ns_inode, cif) {
                     notes.push(warning(format!("{e:#}")));
                 }
             }
             return Ok(nothing(req, &why, notes));
         }
-        DelPlan::Steps { found, steps, notes } => (found, steps, notes),
+        DelPlan::Steps { found, steps, notes: more } => {
+            notes.extend(more);
+            (found, steps)
+        }
     };
-    let (put_back, not_put_back) = put_back(&nl_guest, &facts, id.ns_inode, cif, &mut notes).await?;
+    let saved = rec.as_ref().map_or(&[][..], |r| &r.replaced_routes[..]);
+    let (put_back, not_put_back) = put_back(&nl_guest, &facts, saved).await?;
     notes.extend(not_put_back);
-    let mut shown: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
+    let clients = rec.as_ref().map_or(&[][..], |r| &r.dhcp[..]);
+    // The clients first: the keeper's DHCPRELEASE needs the interface.
+    let mut shown: Vec<String> = clients.iter().map(|k| format!("stop {}", k.describe())).collect();
+    shown.extend(steps.iter().map(|s| s.to_string()));
     shown.extend(put_back.iter().map(|p| p.to_string()));
     if !req.dry_run {
+        if let Some(r) = &rec {
+            stop_clients(r, &mut notes).await;
+        }
         let ctx = Context::new(&host, &nl_guest, guest.netns(), guest.describe());
         apply::remove(&steps, &ctx).await?;
         restore::apply(&nl_guest, &put_back).await.context("the attachment is removed, but")?;
@@ -64,6 +79,8 @@ async fn run_inner(req: &Del) -> Result<Outcome> {
         doc["steps"] = json!(shown);
         let routes: Vec<String> = put_back.iter().map(|p| p.to_string()).collect();
         doc["routes_put_back"] = json!(routes);
+        let stopped: Vec<String> = clients.iter().map(|k| k.describe()).collect();
+        doc["dhcp_stopped"] = json!(stopped);
         return Ok(Outcome::Json { doc, notes, code: 0 });
     }
     if req.dry_run {
@@ -79,33 +96,48 @@ async fn run_inner(req: &Del) -> Result<Outcome> {
     for p in &put_back {
         lines.push(format!("put back {}", p.describe()));
     }
+    for k in clients {
+        lines.push(format!("stopped {}", k.describe()));
+    }
     Ok(Outcome::Done(lines))
 }
 
-/// The default routes the attach replaced, from its record (none without one: an
-/// unreadable record is a warning, the removal goes on), and why any is not put back.
+/// The attachment's record; without one (an unreadable one is a warning) the
+/// removal goes on, and puts back and stops nothing.
+fn load_record(ns: u64, cif: &str, notes: &mut Vec<String>) -> Option<record::Record> {
+    match record::load(ns, cif) {
+        Ok(r) => r,
+        Err(e) => {
+            notes.push(warning(format!("{e:#}: no default route is put back, no DHCP client stopped")));
+            None
+        }
+    }
+}
+
+/// Stop the DHCP clients the attach left running; one that cannot be stopped is a
+/// warning (the attachment goes all the same).
+async fn stop_clients(rec: &record::Record, notes: &mut Vec<String>) {
+    for k in &rec.dhcp {
+        if let Err(e) = k.stop().await {
+            notes.push(warning(format!("cannot stop {}: {e:#}", k.describe())));
+        }
+    }
+}
+
+/// The default routes the attach replaced (`saved`, from its record), and why any
+/// is not put back.
 async fn put_back(
     nl_guest: &Netlink,
     facts: &DelFacts,
-    ns: u64,
-    cif: &str,
-    notes: &mut Vec<String>,
+    saved: &[record::SavedRoute],
 ) -> Result<(Vec<restore::PutBack>, Vec<String>)> {
-    let saved = match record::load(ns, cif) {
-        Ok(Some(r)) => r.replaced_routes,
-        Ok(None) => Vec::new(),
-        Err(e) => {
-            notes.push(warning(format!("{e:#}: no default route is put back")));
-            Vec::new()
-        }
-    };
     if saved.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
     let going = facts.container_if.as_ref().map_or(0, |l| l.index);
     let links = nl_guest.links().await?;
-    let routes = restore::routes_for(nl_guest, &saved).await?;
-    Ok(restore::plan(&saved, &links, &routes, going))
+    let routes = restore::routes_for(nl_guest, saved).await?;
+    Ok(restore::plan(saved, &links, &routes, going))
 }
 
 /// The attachment's record goes with it.

@@ -27,8 +27,31 @@ pub struct Entry {
     pub addresses: Vec<String>,
     pub mac: Option<String>,
     pub vlan: Option<u16>,
+    /// The DHCP clients the attach left running (`-f` forms), from its record.
+    pub dhcp: Vec<Client>,
     /// The guest is gone (or its pid or netns file is another's now).
     pub stale: bool,
+}
+
+/// A DHCP client an attachment's record names.
+#[derive(Clone, Debug, Serialize)]
+pub struct Client {
+    pub client: String,
+    pub pids: Vec<u32>,
+    /// `null` for a helper container (Docker is not asked).
+    pub running: Option<bool>,
+}
+
+fn clients(ns: u64, container_if: &str) -> Vec<Client> {
+    let Ok(Some(rec)) = crate::record::load(ns, container_if) else { return Vec::new() };
+    rec.dhcp
+        .iter()
+        .map(|k| Client {
+            client: k.client.clone(),
+            pids: k.processes.iter().map(|p| p.pid).collect(),
+            running: k.is_running(),
+        })
+        .collect()
 }
 
 /// The marks found for one guest namespace.
@@ -150,6 +173,7 @@ async fn of_guest(guest: Option<Guest>, group: &Group, host_links: &[Link]) -> R
             host_end: end.map(|e| e.name.clone()),
             mac: cif.and_then(|l| l.mac).map(|m| m.to_string()),
             stale: guest.is_none() || cif.is_none(),
+            dhcp: clients(alias.ns, &alias.container_if),
             addresses,
             vlan,
             container_if: alias.container_if,
@@ -159,9 +183,21 @@ async fn of_guest(guest: Option<Guest>, group: &Group, host_links: &[Link]) -> R
     Ok(entries)
 }
 
+/// `dhcp4:running`, `udhcpc:ended`, `dhcp:?` (a helper container).
+fn dhcp_cell(clients: &[Client]) -> Option<String> {
+    let state = |r: Option<bool>| match r {
+        Some(true) => "running",
+        Some(false) => "ended",
+        None => "?",
+    };
+    let cells: Vec<String> = clients.iter().map(|c| format!("{}:{}", c.client, state(c.running))).collect();
+    (!cells.is_empty()).then(|| cells.join(","))
+}
+
 /// The human form: one line per attachment under a header, columns padded.
 fn table(entries: &[Entry]) -> Vec<String> {
-    let header = ["GUEST", "CONTAINER_IF", "HOSTIF", "KIND", "HOST_END", "ADDRESSES", "MAC", "VLAN", "STATE"];
+    let header =
+        ["GUEST", "CONTAINER_IF", "HOSTIF", "KIND", "HOST_END", "ADDRESSES", "MAC", "VLAN", "DHCP", "STATE"];
     let mut rows = vec![header.map(str::to_string).to_vec()];
     for e in entries {
         let guest = match &e.container_name {
@@ -179,6 +215,7 @@ fn table(entries: &[Entry]) -> Vec<String> {
             addresses,
             dash(e.mac.clone()),
             dash(e.vlan.map(|v| v.to_string())),
+            dash(dhcp_cell(&e.dhcp)),
             if e.stale { "stale" } else { "ok" }.to_string(),
         ]);
     }

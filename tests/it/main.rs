@@ -15,6 +15,7 @@ mod dual_stack;
 mod faults;
 mod interrupt;
 mod lifecycle;
+mod lifecycle_dhcp;
 mod lxc;
 mod ovs;
 mod passthrough;
