@@ -132,8 +132,15 @@ async fn save_record(
         if steps.is_empty() && record::load(guest.ns_inode, names.container_if)?.is_some() {
             return Ok(());
         }
-        if let Some(r) =
-            record::after_attach(host, nl_guest, names.container_if, names.host_end, steps, applied).await?
+        if let Some(r) = record::after_attach(
+            host,
+            nl_guest,
+            &guest_id(guest),
+            (names.container_if, names.host_end),
+            steps,
+            applied,
+        )
+        .await?
         {
             record::save(&r)?;
         }

@@ -36,6 +36,17 @@ pub struct Failure {
 pub struct Applied {
     /// The DHCP clients left running (`-f` forms), for `del` and `gc` to stop.
     pub running: Vec<crate::dhcp::Running>,
+    /// A `--direct-phys` NIC moved in, as it was on the host, for `del` to give back.
+    pub moved: Option<Moved>,
+}
+
+/// A NIC moved into the guest: its index there, and what the rollback would restore.
+#[derive(Debug)]
+pub struct Moved {
+    pub index: u32,
+    pub nic: Link,
+    pub config: crate::netlink::LinkConfig,
+    pub disable_ipv6: Option<String>,
 }
 
 /// Apply all steps or none.

@@ -31,10 +31,11 @@ async fn run_inner(req: &Del) -> Result<Outcome> {
     let guest = attach::resolve(&req.guest).await.and_then(attach::not_the_host)?;
     let nl_guest = Netlink::in_netns(guest.netns())?;
     let id = attach::guest_id(&guest);
-    let facts = read_facts(&host, &nl_guest, req).await?;
     let cif = req.container_if.as_str();
     let mut notes = Vec::new();
     let rec = load_record(id.ns_inode, cif, &mut notes);
+    let mut facts = read_facts(&host, &nl_guest, req).await?;
+    facts.nic = rec.as_ref().and_then(|r| r.nic.clone());
     let (found, steps) = match plan_del(req, &id, &facts)? {
         DelPlan::Nothing(why) => {
             // CONTAINER_IF is gone: so is the attachment its record describes, and
@@ -176,7 +177,7 @@ async fn read_facts(host: &Netlink, guest: &Netlink, req: &Del) -> Result<DelFac
         Some(peer) => host.link_by_index(peer).await.context("cannot read the host end")?,
         None => None,
     };
-    let mut facts = DelFacts { container_if, host_end, bridge_ports: None };
+    let mut facts = DelFacts { container_if, host_end, nic: None, bridge_ports: None };
     let mark = facts.host_end.as_ref().and_then(|h| h.alias.as_deref()).and_then(Alias::parse);
     if let (true, Some(Ok(alias))) = (req.prune_bridge, mark) {
         facts.bridge_ports = bridge_ports(host, &alias).await?;

@@ -66,15 +66,19 @@ pub enum Kind {
     Macvlan,
     Dummy,
     Ipoib,
+    /// A `--direct-phys` NIC: it carries no mark (its alias is its old name, as
+    /// before); the attachment's record names it.
+    DirectPhys,
 }
 
 impl Kind {
-    const ALL: [(Kind, &'static str); 5] = [
+    const ALL: [(Kind, &'static str); 6] = [
         (Kind::Bridge, "bridge"),
         (Kind::Ovs, "ovs"),
         (Kind::Macvlan, "macvlan"),
         (Kind::Dummy, "dummy"),
         (Kind::Ipoib, "ipoib"),
+        (Kind::DirectPhys, "direct-phys"),
     ];
 
     pub fn as_str(self) -> &'static str {
