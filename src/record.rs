@@ -58,6 +58,12 @@ pub struct SavedRoute {
     pub dst: IpNetwork,
     pub gateway: Option<IpAddr>,
     pub dev: Option<String>,
+    /// Missing in the records of earlier versions: put back without one then.
+    #[serde(default)]
+    pub metric: Option<u32>,
+    /// `proto` as a number; missing likewise (then `boot`, as `ip route` makes it).
+    #[serde(default)]
+    pub protocol: Option<u8>,
 }
 
 /// `$PIPEWORK_RUN_DIR/attachments` (default `/run/pipework/attachments`).
@@ -205,7 +211,8 @@ async fn replaced_routes(guest: &Netlink, steps: &[Step]) -> Result<Vec<SavedRou
                 Some(i) => guest.link_by_index(i).await?.map(|l| l.name),
                 None => None,
             };
-            replaced.push(SavedRoute { dst: route.dst, gateway: route.gateway, dev });
+            let (metric, protocol) = (route.metric(), Some(route.protocol()));
+            replaced.push(SavedRoute { dst: route.dst, gateway: route.gateway, dev, metric, protocol });
         }
     }
     Ok(replaced)
@@ -270,6 +277,8 @@ mod tests {
             dst: "0.0.0.0/0".parse().unwrap(),
             gateway: Some("172.31.0.1".parse().unwrap()),
             dev: Some("up0".into()),
+            metric: Some(100),
+            protocol: Some(16),
         }];
         let r = Record { replaced_routes, ..sample() };
         let text = serde_json::to_string(&r).unwrap();
