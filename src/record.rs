@@ -168,6 +168,7 @@ pub async fn after_attach(
             container_if: container_if.to_string(),
             host_if: moved.nic.name.clone(),
             kind: Kind::DirectPhys,
+            vlan: None,
         },
         (None, None) => return Ok(None),
     };

@@ -177,12 +177,25 @@ async fn read_facts(host: &Netlink, guest: &Netlink, req: &Del) -> Result<DelFac
         Some(peer) => host.link_by_index(peer).await.context("cannot read the host end")?,
         None => None,
     };
-    let mut facts = DelFacts { container_if, host_end, nic: None, bridge_ports: None };
+    let mut facts = DelFacts { container_if, host_end, nic: None, ovs_ids: None, bridge_ports: None };
     let mark = facts.host_end.as_ref().and_then(|h| h.alias.as_deref()).and_then(Alias::parse);
+    if let (None, Some(end)) = (&mark, &facts.host_end) {
+        facts.ovs_ids = ovs_ids(&end.name).await?;
+    }
     if let (true, Some(Ok(alias))) = (req.prune_bridge, mark) {
         facts.bridge_ports = bridge_ports(host, &alias).await?;
     }
     Ok(facts)
+}
+
+/// The `pipework.*` external ids of Open vSwitch's Interface record `name`, when
+/// an Open vSwitch database runs here and it has such ids.
+async fn ovs_ids(name: &str) -> Result<Option<Vec<(String, String)>>> {
+    if crate::ovs::vsctl_path().is_none() || !crate::ovs::database_running() {
+        return Ok(None);
+    }
+    let marked = crate::ovs::marked_interfaces().await.context("cannot read Open vSwitch's interfaces")?;
+    Ok(marked.into_iter().find(|m| m.name == name).map(|m| m.ids))
 }
 
 async fn bridge_ports(host: &Netlink, alias: &Alias) -> Result<Option<Vec<String>>> {

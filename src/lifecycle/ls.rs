@@ -9,6 +9,7 @@ use crate::attach;
 use crate::cli::Ls;
 use crate::guest::{Guest, Source};
 use crate::netlink::{Link, Netlink};
+use crate::ovs::MarkedInterface;
 use crate::plan::alias::{Alias, GuestRef};
 use crate::report::{self, warning, Outcome};
 
@@ -85,6 +86,7 @@ async fn list(req: &Ls) -> Result<(Vec<Entry>, Vec<String>)> {
     };
     let host_links = host.links().await?;
     let mut notes = Vec::new();
+    let ovs = ovs_interfaces(&mut notes).await;
     let mut groups: Vec<Group> = Vec::new();
     for link in &host_links {
         let alias = match link.alias.as_deref().and_then(Alias::parse) {
@@ -114,15 +116,60 @@ async fn list(req: &Ls) -> Result<(Vec<Entry>, Vec<String>)> {
             Some(i) => groups.remove(i).ends,
             None => Vec::new(),
         };
-        entries.extend(
-            of_guest(Some(g), &Group { reference: id.reference, ns: id.ns_inode, ends }, &host_links).await?,
-        );
+        let group = Group { reference: id.reference, ns: id.ns_inode, ends };
+        entries.extend(of_guest(Some(g), &group, &host_links, &ovs).await?);
     }
     for group in &groups {
         let guest = find_again(group).await;
-        entries.extend(of_guest(guest, group, &host_links).await?);
+        entries.extend(of_guest(guest, group, &host_links, &ovs).await?);
+    }
+    if req.guest.is_none() {
+        entries.extend(left_behind(&ovs, &host_links));
     }
     Ok((entries, notes))
+}
+
+/// Open vSwitch's Interface records with `pipework.*` ids, when a database runs here
+/// (one `ovs-vsctl list`); one that does not answer is a note.
+async fn ovs_interfaces(notes: &mut Vec<String>) -> Vec<MarkedInterface> {
+    if crate::ovs::vsctl_path().is_none() || !crate::ovs::database_running() {
+        return Vec::new();
+    }
+    match crate::ovs::marked_interfaces().await {
+        Ok(m) => m,
+        Err(e) => {
+            notes.push(warning(format!("Open vSwitch ports not looked at: {e:#}")));
+            Vec::new()
+        }
+    }
+}
+
+/// Open vSwitch ports with `pipework.*` ids whose interface is gone from the host
+/// (what `gc` removes): stale attachments, as far as their ids say (no CONTAINER_IF).
+fn left_behind(ovs: &[MarkedInterface], host_links: &[Link]) -> Vec<Entry> {
+    let gone = ovs.iter().filter(|m| m.unopened && !host_links.iter().any(|l| l.name == m.name));
+    gone.map(|m| {
+        let guest = match (m.id("containerid"), m.id("nspid")) {
+            (Some(id), _) => id.to_string(),
+            (None, Some(pid)) => format!("pid:{pid}"),
+            (None, None) => "?".to_string(),
+        };
+        Entry {
+            guest,
+            container_name: m.id("containername").map(|n| n.trim_start_matches('/').to_string()),
+            ns: 0,
+            container_if: String::new(),
+            host_if: m.id("bridge").unwrap_or("?").to_string(),
+            kind: "ovs",
+            host_end: Some(m.name.clone()),
+            addresses: Vec::new(),
+            mac: None,
+            vlan: m.id("vlan").and_then(|v| v.parse().ok()),
+            dhcp: Vec::new(),
+            stale: true,
+        }
+    })
+    .collect()
 }
 
 /// The guest a mark names, if it is still that guest (same namespace).
@@ -133,7 +180,12 @@ async fn find_again(group: &Group) -> Option<Guest> {
 
 /// The entries of one guest: its host ends' attachments, and (when it is there) the
 /// marked links inside it.
-async fn of_guest(guest: Option<Guest>, group: &Group, host_links: &[Link]) -> Result<Vec<Entry>> {
+async fn of_guest(
+    guest: Option<Guest>,
+    group: &Group,
+    host_links: &[Link],
+    ovs: &[MarkedInterface],
+) -> Result<Vec<Entry>> {
     let nl = match &guest {
         Some(g) => Some(Netlink::in_netns(g.netns())?),
         None => None,
@@ -164,7 +216,13 @@ async fn of_guest(guest: Option<Guest>, group: &Group, host_links: &[Link]) -> R
             (Some(nl), Some(l)) => nl.addresses(l.index).await?.iter().map(|a| a.to_string()).collect(),
             _ => Vec::new(),
         };
-        let vlan = host_links.iter().find(|l| l.name == alias.host_if).and_then(|l| l.vlan_id);
+        // The mark's (an OVS tag), else the port's `pipework.vlan` (an older mark),
+        // else a macvlan's `HOSTIF.VID` parent's.
+        let port_vlan = end.and_then(|e| ovs.iter().find(|m| m.name == e.name)).and_then(|m| m.id("vlan"));
+        let vlan = alias
+            .vlan
+            .or_else(|| port_vlan.and_then(|v| v.parse().ok()))
+            .or_else(|| host_links.iter().find(|l| l.name == alias.host_if).and_then(|l| l.vlan_id));
         entries.push(Entry {
             guest: alias.guest.as_guest_arg(),
             container_name: container_name.clone(),
@@ -208,7 +266,7 @@ fn table(entries: &[Entry]) -> Vec<String> {
         let addresses = if e.addresses.is_empty() { "-".to_string() } else { e.addresses.join(",") };
         rows.push(vec![
             guest,
-            e.container_if.clone(),
+            dash(Some(e.container_if.clone()).filter(|c| !c.is_empty())),
             e.host_if.clone(),
             e.kind.to_string(),
             dash(e.host_end.clone()),

@@ -73,12 +73,24 @@ pub struct GuestId {
 impl GuestId {
     /// The mark of an attachment of this guest's CONTAINER_IF to `host_if`.
     pub fn alias(&self, container_if: &str, host_if: &str, kind: alias::Kind) -> String {
+        self.alias_tagged(container_if, host_if, kind, None)
+    }
+
+    /// [`Self::alias`] with an Open vSwitch port's tag (`vlan=VID`).
+    pub fn alias_tagged(
+        &self,
+        container_if: &str,
+        host_if: &str,
+        kind: alias::Kind,
+        vlan: Option<u16>,
+    ) -> String {
         alias::Alias {
             guest: self.reference.clone(),
             ns: self.ns_inode,
             container_if: container_if.to_string(),
             host_if: host_if.to_string(),
             kind,
+            vlan,
         }
         .to_string()
     }

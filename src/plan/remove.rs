@@ -43,6 +43,10 @@ pub struct DelFacts {
     pub host_end: Option<Link>,
     /// The `--direct-phys` NIC the attachment's record saved, if any.
     pub nic: Option<SavedNic>,
+    /// For a host end without a pipework alias: the `pipework.*` external ids of its
+    /// Open vSwitch Interface record (the prefix left off), if it has any. The
+    /// original pipework writes these, and no alias.
+    pub ovs_ids: Option<Vec<(String, String)>>,
     /// With `--prune-bridge`: the other ports of the bridge the mark names (`None`:
     /// not read, or no such bridge).
     pub bridge_ports: Option<Vec<String>>,
@@ -112,9 +116,10 @@ pub fn plan_del(req: &Del, guest: &GuestId, facts: &DelFacts) -> Result<DelPlan>
     let Some(link) = &facts.container_if else {
         return Ok(DelPlan::Nothing(format!("no {cif} in {}", guest.name)));
     };
+    let by_ids = || original_ovs(cif, guest, link, facts.host_end.as_ref(), facts.ovs_ids.as_deref());
     let (alias, host_end) = match nic_of(cif, guest, link, facts.nic.as_ref()) {
         Some(alias) => (alias, None),
-        None => match mark(cif, guest, link, facts.host_end.as_ref())? {
+        None => match by_ids().map_or_else(|| mark(cif, guest, link, facts.host_end.as_ref()), Ok)? {
             Marked::Guest(alias) => (alias, None),
             Marked::HostEnd(alias, end) => (alias, Some(end)),
         },
@@ -159,7 +164,38 @@ pub fn nic_of(cif: &str, guest: &GuestId, link: &Link, nic: Option<&SavedNic>) -
         container_if: cif.to_string(),
         host_if: nic.name.clone(),
         kind: Kind::DirectPhys,
+        vlan: None,
     })
+}
+
+/// An Open vSwitch attachment the original pipework made: the veth peer of CONTAINER_IF
+/// is a port whose external ids name it (`pipework.interface`) and this guest
+/// (`pipework.nspid` its pid, or `pipework.containerid` its container).
+fn original_ovs(
+    cif: &str,
+    guest: &GuestId,
+    link: &Link,
+    end: Option<&Link>,
+    ids: Option<&[(String, String)]>,
+) -> Option<Marked> {
+    let end = end.filter(|h| h.is_veth() && h.peer == Some(link.index) && link.peer == Some(h.index))?;
+    let id = |key: &str| ids?.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let pid = guest.pid.map(|p| p.to_string());
+    let container = guest.container.as_ref().map(|(id, _)| id.as_str());
+    let this_guest = (pid.is_some() && id("nspid") == pid.as_deref())
+        || (container.is_some() && id("containerid") == container);
+    if id("interface") != Some(end.name.as_str()) || !this_guest {
+        return None;
+    }
+    let alias = Alias {
+        guest: guest.reference.clone(),
+        ns: guest.ns_inode,
+        container_if: cif.to_string(),
+        host_if: id("bridge")?.to_string(),
+        kind: Kind::Ovs,
+        vlan: id("vlan").and_then(|v| v.parse().ok()),
+    };
+    Some(Marked::HostEnd(alias, end.clone()))
 }
 
 pub enum Marked {
@@ -267,6 +303,7 @@ mod tests {
             container_if: Some(veth(2, "eth1", 10, None)),
             host_end: Some(veth(10, "veth1pl42", 2, Some(alias))),
             nic: None,
+            ovs_ids: None,
             bridge_ports: ports,
         }
     }
@@ -332,6 +369,22 @@ mod tests {
         let f = DelFacts { container_if: Some(other), nic: Some(saved), ..Default::default() };
         let e = plan_del(&del("del web1"), &guest(), &f).unwrap_err().to_string();
         assert!(e.contains("not made by pipework"), "another link under that name: {e}");
+    }
+
+    #[test]
+    fn an_ovs_port_of_the_original_pipework_is_found_by_its_external_ids() {
+        let mut f = facts("ovs", None);
+        f.host_end.as_mut().unwrap().alias = None;
+        let ids = |pid: &str| {
+            let kv = [("interface", "veth1pl42"), ("bridge", "ovsbr0"), ("nspid", pid), ("vlan", "10")];
+            Some(kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        };
+        f.ovs_ids = ids("42");
+        let p = plan_del(&del("del web1"), &guest(), &f).unwrap();
+        assert_eq!(shown(&p), ["ovs-vsctl --if-exists del-port ovsbr0 veth1pl42", "ip link del veth1pl42"]);
+        f.ovs_ids = ids("43");
+        let e = plan_del(&del("del web1"), &guest(), &f).unwrap_err().to_string();
+        assert!(e.contains("has no pipework alias"), "another guest's port: {e}");
     }
 
     #[test]

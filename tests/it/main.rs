@@ -16,6 +16,7 @@ mod faults;
 mod interrupt;
 mod lifecycle;
 mod lifecycle_dhcp;
+mod lifecycle_ovs;
 mod lxc;
 mod ovs;
 mod passthrough;
