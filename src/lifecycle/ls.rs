@@ -1,6 +1,15 @@
 //! `pipework ls [GUEST]`: the attachments on this host, from one dump of the host's
 //! links (the veth host ends carry the marks) and one of each guest namespace found
 //! (CONTAINER_IF's MAC and addresses; the marks of macvlan, IPoIB and dummy links).
+//! Without GUEST, the guest namespaces are those the host ends name, and every
+//! other one a process is in or a record's netns file names (where a guest-side
+//! mark may be); with an Open vSwitch database, one `ovs-vsctl list` adds the ports'
+//! `pipework.*` ids.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 
 use anyhow::Result;
 use serde::Serialize;
@@ -61,6 +70,8 @@ struct Group {
     ns: u64,
     /// Host ends with their marks.
     ends: Vec<(Alias, Link)>,
+    /// The namespace's links, when they were dumped to find this group.
+    dumped: Option<(Netlink, Vec<Link>)>,
 }
 
 pub async fn run(req: &Ls) -> Outcome {
@@ -106,8 +117,13 @@ async fn list(req: &Ls) -> Result<(Vec<Entry>, Vec<String>)> {
                 reference: alias.guest.clone(),
                 ns: alias.ns,
                 ends: vec![(alias, link.clone())],
+                dumped: None,
             }),
         }
+    }
+    if only.is_none() {
+        let more = guest_side(&groups).await;
+        groups.extend(more);
     }
     let mut entries = Vec::new();
     if let Some(g) = only {
@@ -116,7 +132,7 @@ async fn list(req: &Ls) -> Result<(Vec<Entry>, Vec<String>)> {
             Some(i) => groups.remove(i).ends,
             None => Vec::new(),
         };
-        let group = Group { reference: id.reference, ns: id.ns_inode, ends };
+        let group = Group { reference: id.reference, ns: id.ns_inode, ends, dumped: None };
         entries.extend(of_guest(Some(g), &group, &host_links, &ovs).await?);
     }
     for group in &groups {
@@ -172,6 +188,57 @@ fn left_behind(ovs: &[MarkedInterface], host_links: &[Link]) -> Vec<Entry> {
     .collect()
 }
 
+/// The namespaces no host end named, of running processes (`/proc/PID/ns/net`) and
+/// of the records' netns files, each dumped once for the marks that macvlan, IPoIB
+/// and dummy links carry inside their guest; those with a mark become groups.
+async fn guest_side(known: &[Group]) -> Vec<Group> {
+    let mut seen: HashSet<u64> = known.iter().map(|g| g.ns).collect();
+    if let Ok(m) = std::fs::metadata("/proc/self/ns/net") {
+        seen.insert(m.ino());
+    }
+    let mut found = Vec::new();
+    for (ns, file) in namespaces(&mut seen) {
+        // One that went meanwhile, or cannot be read, has nothing to show.
+        let Ok(nl) = Netlink::in_netns(file.as_fd()) else { continue };
+        let Ok(links) = nl.links().await else { continue };
+        let mark = links.iter().find_map(|l| match l.alias.as_deref().and_then(Alias::parse) {
+            Some(Ok(a)) if !a.kind.is_veth() && a.ns == ns && a.container_if == l.name => Some(a),
+            _ => None,
+        });
+        if let Some(a) = mark {
+            found.push(Group { reference: a.guest, ns, ends: Vec::new(), dumped: Some((nl, links)) });
+        }
+    }
+    found
+}
+
+/// Each network namespace not `seen` yet, open: through the first process found in
+/// it, or a record's netns file (opened as a GUEST is, with its checks).
+fn namespaces(seen: &mut HashSet<u64>) -> Vec<(u64, OwnedFd)> {
+    let mut open = Vec::new();
+    let pids = std::fs::read_dir("/proc").into_iter().flatten();
+    for pid in pids.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
+        let path = format!("/proc/{pid}/ns/net");
+        let Ok(m) = std::fs::metadata(&path) else { continue };
+        if seen.contains(&m.ino()) {
+            continue;
+        }
+        // Opened, then checked again: the process may have moved on in between.
+        let Ok(file) = File::open(&path) else { continue };
+        if file.metadata().is_ok_and(|f| f.ino() == m.ino()) && seen.insert(m.ino()) {
+            open.push((m.ino(), OwnedFd::from(file)));
+        }
+    }
+    for (_, rec) in crate::record::all().unwrap_or_default() {
+        let Ok(GuestRef::Netns(path)) = rec.and_then(|r| GuestRef::parse(&r.guest)) else { continue };
+        let Ok(guest) = crate::guest::resolve(&path) else { continue };
+        if let (true, Ok(fd)) = (seen.insert(guest.ns_inode), guest.netns().try_clone_to_owned()) {
+            open.push((guest.ns_inode, fd));
+        }
+    }
+    open
+}
+
 /// The guest a mark names, if it is still that guest (same namespace).
 async fn find_again(group: &Group) -> Option<Guest> {
     let found = attach::resolve(&group.reference.as_guest_arg()).await.ok()?;
@@ -186,13 +253,17 @@ async fn of_guest(
     host_links: &[Link],
     ovs: &[MarkedInterface],
 ) -> Result<Vec<Entry>> {
-    let nl = match &guest {
-        Some(g) => Some(Netlink::in_netns(g.netns())?),
-        None => None,
+    let opened = match (&group.dumped, &guest) {
+        (Some(_), _) | (None, None) => None,
+        (None, Some(g)) => {
+            let nl = Netlink::in_netns(g.netns())?;
+            let links = nl.links().await?;
+            Some((nl, links))
+        }
     };
-    let inside = match &nl {
-        Some(nl) => nl.links().await?,
-        None => Vec::new(),
+    let (nl, inside) = match group.dumped.as_ref().or(opened.as_ref()) {
+        Some((nl, links)) => (Some(nl), &links[..]),
+        None => (None, &[][..]),
     };
     let container_name = guest.as_ref().and_then(|g| match &g.source {
         Source::Docker { name, .. } => Some(name.trim_start_matches('/').to_string()),
@@ -203,7 +274,7 @@ async fn of_guest(
         let cif = inside.iter().find(|l| Some(l.index) == end.peer && l.name == alias.container_if);
         marked.push((alias.clone(), Some(end), cif));
     }
-    for link in &inside {
+    for link in inside {
         if let Some(Ok(a)) = link.alias.as_deref().and_then(Alias::parse) {
             if !a.kind.is_veth() && a.ns == group.ns && a.container_if == link.name {
                 marked.push((a, None, Some(link)));
@@ -212,7 +283,7 @@ async fn of_guest(
     }
     let mut entries = Vec::new();
     for (alias, end, cif) in marked {
-        let addresses = match (&nl, cif) {
+        let addresses = match (nl, cif) {
             (Some(nl), Some(l)) => nl.addresses(l.index).await?.iter().map(|a| a.to_string()).collect(),
             _ => Vec::new(),
         };

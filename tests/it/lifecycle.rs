@@ -104,7 +104,13 @@ fn del_of_a_macvlan_attachment() {
     host.pipework(&["eth2", &guest.guest(), "10.0.0.2/24"]).ok();
     let mark = guest.link("eth1").unwrap()["ifalias"].as_str().unwrap().to_string();
     assert!(mark.ends_with("if=eth1 host=eth2 mode=macvlan"), "{mark}");
-    assert_eq!(listed(&host, &guest.guest()).len(), 0, "ls without GUEST sees only host-side marks");
+    // Found without GUEST too, in the guest's namespace (one dump of each).
+    let all = listed(&host, &guest.guest());
+    assert_eq!(all.len(), 1, "{all:?}");
+    let e = &all[0];
+    let got = (e["kind"].as_str(), e["host_if"].as_str(), e["host_end"].as_str(), e["stale"].as_bool());
+    assert_eq!(got, (Some("macvlan"), Some("eth2"), None, Some(false)), "{e}");
+    assert_eq!(e["addresses"][0], "10.0.0.2/24", "{e}");
     let mine = json(&host.pipework(&["ls", &guest.guest(), "--json"]).ok());
     assert_eq!(mine["attachments"][0]["kind"], "macvlan", "{mine}");
     host.pipework(&["del", "eth2", &guest.guest()]).ok();
