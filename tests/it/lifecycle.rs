@@ -136,7 +136,7 @@ fn del_of_an_ovs_attachment_removes_its_port() {
 }
 
 /// `ip -j` of a namespace given by path (a container's), for before/after.
-fn snapshot_at(netns: &str) -> String {
+pub(crate) fn snapshot_at(netns: &str) -> String {
     let mut parts = Vec::new();
     for args in [&["link", "show"][..], &["addr", "show"][..], &["route", "show", "table", "all"][..]] {
         let out = Command::new("nsenter")

@@ -17,6 +17,7 @@ mod interrupt;
 mod lifecycle;
 mod lifecycle_dhcp;
 mod lifecycle_ovs;
+mod lifecycle_session;
 mod lxc;
 mod ovs;
 mod passthrough;
