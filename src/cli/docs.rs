@@ -26,12 +26,15 @@ pub const GRAMMAR: &[&str] = &[
      TEXT), optionally followed by @VLAN.",
     "pipework del [HOSTIF] GUEST [-i CONTAINER_IF] removes an attachment pipework made (it \
      refuses any other interface; nothing there is success); --prune-bridge also removes \
-     its bridge when no port is left; a default route the attach replaced is put back. pipework ls [GUEST] lists the attachments, stale \
-     when their guest is gone. pipework check GUEST [-i CONTAINER_IF] exits 0 when the \
+     its bridge when no port is left; a default route the attach replaced is put back; a \
+     DHCP client a -f form left running is stopped (dhcp4-f releases its lease); a \
+     --direct-phys NIC goes back to the host as it was. pipework ls [GUEST] lists the \
+     attachments (VLAN, DHCP client), stale when their guest is gone. pipework check GUEST [-i CONTAINER_IF] exits 0 when the \
      attachment is as it was made (its mark; host end up and on its bridge or Open vSwitch \
      port; CONTAINER_IF up; the addresses and default route its record holds), else 1 with \
      one line per difference. pipework gc [--dry-run] removes what guests that are gone \
-     left behind (their records, veth host ends, Open vSwitch ports) and lists it. --json \
+     left behind (their records and DHCP clients, veth host ends, Open vSwitch ports) and \
+     lists it. --json \
      gives one JSON document on stdout.",
     "Each attach leaves a record of what it made in $PIPEWORK_RUN_DIR/attachments \
      (default /run/pipework/attachments); del removes it. Without it, check says what it \

@@ -111,7 +111,10 @@ impl Kept {
             return format!("the DHCP helper container {name}");
         }
         let pids: Vec<String> = self.processes.iter().map(|p| p.pid.to_string()).collect();
-        format!("the DHCP client {} (pid {})", self.client, pids.join(", "))
+        match pids.is_empty() {
+            true => format!("the DHCP client {}", self.client),
+            false => format!("the DHCP client {} (pid {})", self.client, pids.join(", ")),
+        }
     }
 
     /// Stop it, on the runtime's blocking pool (signals and waits take up to seconds).
