@@ -121,6 +121,7 @@ fn del_gives_a_direct_phys_nic_back_as_it_was() {
         ])
         .ok();
         assert!(host.link(nic).is_none() && guest.link("container0").is_some());
+        host.pipework(&["check", &guest.guest(), "-i", "container0"]).ok();
         let dry = host.pipework(&["del", &guest.guest(), "-i", "container0", "--dry-run"]).ok().stdout;
         assert!(dry.starts_with(&format!("guest: ip link set container0 netns <host> name {nic} ")), "{dry}");
         let run = host.pipework(&["del", &guest.guest(), "-i", "container0"]).ok();
