@@ -133,6 +133,7 @@ impl Kept {
             // A live recorded process proves the namespace number is still the sandbox's.
             Some(ino) => {
                 if let Some(ns) = live.iter().find_map(|p| sandbox::MountNs::hold_through(ino, p.pid)) {
+                    self.release(&live);
                     sandbox::kill_all(&ns, Signal::SIGTERM)?;
                 }
             }
@@ -144,6 +145,19 @@ impl Kept {
             }
         }
         Ok(())
+    }
+
+    /// udhcpc releases its lease on SIGUSR2 (and on SIGTERM only when started with
+    /// `-R`, which the original does not pass): asked first, and given a moment to
+    /// send the DHCPRELEASE and run its script's `deconfig` before the SIGTERM.
+    fn release(&self, live: &[Process]) {
+        if self.client != "udhcpc" {
+            return;
+        }
+        for p in live {
+            let _ = kill(Pid::from_raw(p.pid as i32), Signal::SIGUSR2);
+        }
+        std::thread::sleep(RELEASE_GRACE);
     }
 
     /// A pid file is ours while it names one of our processes (or nothing readable);
@@ -159,6 +173,8 @@ impl Kept {
         }
     }
 }
+
+const RELEASE_GRACE: Duration = Duration::from_millis(200);
 
 /// SIGTERM, then wait up to 2 s for them to end (a keeper sends its DHCPRELEASE
 /// first), then SIGKILL.

@@ -1,7 +1,8 @@
 //! `del` and `gc` stop the DHCP clients that `-f` attachments left running (their
 //! records name them), against Debian's dnsmasq: the processes are gone (live ones
-//! counted, zombies not), the built-in keeper's DHCPRELEASE reached the server and
-//! its lease file dropped the lease, and host and guest are as before the attach.
+//! counted, zombies not), the DHCPRELEASE of the built-in keeper and of udhcpc
+//! reached the server and its lease file dropped the lease, and host and guest are
+//! as before the attach.
 
 use std::time::{Duration, Instant};
 
@@ -63,8 +64,10 @@ fn del_stops_the_dhcp4_keeper_which_releases_its_lease() {
 }
 
 #[test]
-fn del_stops_udhcpc_f() {
-    del_stops("udhcpc-f", "udhcpc");
+fn del_stops_udhcpc_f_which_releases_its_lease() {
+    let (addr, server) = del_stops("udhcpc-f", "udhcpc");
+    server.wait_for_log(&format!("DHCPRELEASE(eth1) {addr} "));
+    until("dnsmasq dropped the lease", || !server.leases().contains(&addr));
 }
 
 #[test]
