@@ -19,7 +19,7 @@ use crate::cli::Ls;
 use crate::guest::{Guest, Source};
 use crate::netlink::{Link, Netlink};
 use crate::ovs::MarkedInterface;
-use crate::plan::alias::{Alias, GuestRef};
+use crate::plan::alias::{Alias, GuestRef, Kind};
 use crate::report::{self, warning, Outcome};
 
 /// One attachment, as `ls` shows it.
@@ -201,15 +201,35 @@ async fn guest_side(known: &[Group]) -> Vec<Group> {
         // One that went meanwhile, or cannot be read, has nothing to show.
         let Ok(nl) = Netlink::in_netns(file.as_fd()) else { continue };
         let Ok(links) = nl.links().await else { continue };
-        let mark = links.iter().find_map(|l| match l.alias.as_deref().and_then(Alias::parse) {
-            Some(Ok(a)) if !a.kind.is_veth() && a.ns == ns && a.container_if == l.name => Some(a),
-            _ => None,
-        });
+        let mark = links.iter().find_map(|l| inside_mark(ns, l));
         if let Some(a) = mark {
             found.push(Group { reference: a.guest, ns, ends: Vec::new(), dumped: Some((nl, links)) });
         }
     }
     found
+}
+
+/// The attachment that a guest's own link in namespace `ns` is: by its mark
+/// (macvlan, IPoIB, dummy), or the `--direct-phys` NIC a record names (its index
+/// there, and its old name as its alias).
+fn inside_mark(ns: u64, link: &Link) -> Option<Alias> {
+    let text = link.alias.as_deref()?;
+    match Alias::parse(text) {
+        Some(Ok(a)) if !a.kind.is_veth() && a.ns == ns && a.container_if == link.name => Some(a),
+        Some(_) => None,
+        None => {
+            let rec = crate::record::load(ns, &link.name).ok()??;
+            let nic = rec.nic.as_ref().filter(|n| n.guest_index == link.index && n.name == text)?;
+            Some(Alias {
+                guest: GuestRef::parse(&rec.guest).ok()?,
+                ns,
+                container_if: link.name.clone(),
+                host_if: nic.name.clone(),
+                kind: Kind::DirectPhys,
+                vlan: None,
+            })
+        }
+    }
 }
 
 /// Each network namespace not `seen` yet, open: through the first process found in
@@ -275,10 +295,8 @@ async fn of_guest(
         marked.push((alias.clone(), Some(end), cif));
     }
     for link in inside {
-        if let Some(Ok(a)) = link.alias.as_deref().and_then(Alias::parse) {
-            if !a.kind.is_veth() && a.ns == group.ns && a.container_if == link.name {
-                marked.push((a, None, Some(link)));
-            }
+        if let Some(a) = inside_mark(group.ns, link) {
+            marked.push((a, None, Some(link)));
         }
     }
     let mut entries = Vec::new();

@@ -122,6 +122,16 @@ fn del_gives_a_direct_phys_nic_back_as_it_was() {
         .ok();
         assert!(host.link(nic).is_none() && guest.link("container0").is_some());
         host.pipework(&["check", &guest.guest(), "-i", "container0"]).ok();
+        let v: serde_json::Value =
+            serde_json::from_str(&host.pipework(&["ls", "--json"]).ok().stdout).unwrap();
+        let mine: Vec<_> =
+            v["attachments"].as_array().unwrap().iter().filter(|e| e["guest"] == guest.guest()).collect();
+        assert_eq!(mine.len(), 1, "ls finds the NIC by its record: {v}");
+        assert_eq!(
+            (mine[0]["kind"].as_str(), mine[0]["host_if"].as_str()),
+            (Some("direct-phys"), Some(nic)),
+            "{v}"
+        );
         let dry = host.pipework(&["del", &guest.guest(), "-i", "container0", "--dry-run"]).ok().stdout;
         assert!(dry.starts_with(&format!("guest: ip link set container0 netns <host> name {nic} ")), "{dry}");
         let run = host.pipework(&["del", &guest.guest(), "-i", "container0"]).ok();
