@@ -1,5 +1,6 @@
 //! The record of an attachment: what the kernel cannot say later (the addresses and
-//! gateways the attach made, and the default route it replaced), written at the end
+//! gateways the attach made, the default route it replaced, the DHCP clients it
+//! left running, a `--direct-phys` NIC as it was on the host), written at the end
 //! of a successful attach as `$PIPEWORK_RUN_DIR/attachments/NSINODE-CONTAINER_IF.json`
 //! (default `/run/pipework`), for `check` to compare against and `del` to put back.
 //! Never the only truth: the attachment's mark in the kernel is (`crate::plan::alias`);
