@@ -179,6 +179,9 @@ async fn collect(req: &Gc) -> Result<(Vec<Removed>, Vec<String>)> {
             }
         }
         let reason = format!("guest {} is gone", alias.guest);
+        if alias.kind == Kind::Ovs {
+            removed.push(Removed { kind: "ovs_port", name: link.name.clone(), reason: reason.clone() });
+        }
         removed.push(Removed { kind: "host_end", name: link.name.clone(), reason });
     }
     records(req, all, &live, &mut removed, &mut notes).await?;

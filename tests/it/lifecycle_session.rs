@@ -1,7 +1,8 @@
 //! The closing session of issue 13, on real Docker containers: three guests
 //! attached (a Linux bridge with a `dhcp4-f` lease from dnsmasq, a macvlan, an Open
 //! vSwitch port with a tag), `pipework ls`, one container stopped, `pipework gc`,
-//! `pipework del` of the others; then the host's `ip -j`, `ovs-vsctl show` and the
+//! `pipework del` of the others (its host end and Open vSwitch port go, as its record
+//! does); then the host's `ip -j`, `ovs-vsctl show` and the
 //! remaining containers are as before the first attach, and no keeper is left.
 //! pipework runs in the test's host namespace, the containers' host ends there too.
 //! Run with `--nocapture` to see the session.
@@ -60,11 +61,21 @@ fn three_guests_ls_stop_one_gc_del_the_others_and_all_is_as_before() {
     assert!(row(&b.name).contains(" macvlan ") && row(&b.name).contains("10.9.0.2/24"));
     assert!(row(&c.name).contains(" ovs ") && row(&c.name).contains(" 10 "), "VLAN 10: {}", row(&c.name));
 
+    // Held open, the stopped container's namespace keeps its number (and its veth):
+    // another test's new namespace under a freed number would make the guest look
+    // alive, and gc keeps what it cannot prove gone.
+    let end_c = format!("veth1pl{}", c.pid());
+    let held = std::fs::File::open(format!("/proc/{}/ns/net", c.pid())).unwrap();
     println!("$ docker stop {}", c.name);
     let stopped = Command::new("docker").args(["stop", "-t", "2", &c.name]).output().unwrap();
     assert!(stopped.status.success(), "{stopped:?}");
     let gc = session(&ovs, &host, &["gc"]);
-    assert!(gc.contains("removed Open vSwitch port veth1pl") && gc.contains("removed record "), "{gc}");
+    assert!(gc.contains(&format!("removed Open vSwitch port {end_c} (guest docker:")), "{gc}");
+    assert!(
+        gc.contains(&format!("removed host end {end_c} (guest docker:")) && gc.contains("removed record "),
+        "{gc}"
+    );
+    drop(held);
     let del_a = session(&ovs, &host, &["del", &a.name]);
     assert!(del_a.contains(&format!("stopped the DHCP client dhcp4 (pid {keeper})")), "{del_a}");
     session(&ovs, &host, &["del", &b.name]);
