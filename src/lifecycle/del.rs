@@ -10,7 +10,7 @@ use crate::cli::Del;
 use crate::lifecycle::restore;
 use crate::netlink::Netlink;
 use crate::plan::alias::{Alias, Kind};
-use crate::plan::remove::{plan_del, DelFacts, DelPlan, Found};
+use crate::plan::remove::{plan_del, DelFacts, DelPlan, Found, SavedNic};
 use crate::record;
 use crate::report::{self, warning, Outcome};
 
@@ -36,6 +36,9 @@ async fn run_inner(req: &Del) -> Result<Outcome> {
     let rec = load_record(id.ns_inode, cif, &mut notes);
     let mut facts = read_facts(&host, &nl_guest, req).await?;
     facts.nic = rec.as_ref().and_then(|r| r.nic.clone());
+    if let Some(nic) = &facts.nic {
+        facts.nic_blocked = nic_blocked(&host, nic).await?;
+    }
     let (found, steps) = match plan_del(req, &id, &facts)? {
         DelPlan::Nothing(why) => {
             // CONTAINER_IF is gone: so is the attachment its record describes, and
@@ -177,7 +180,8 @@ async fn read_facts(host: &Netlink, guest: &Netlink, req: &Del) -> Result<DelFac
         Some(peer) => host.link_by_index(peer).await.context("cannot read the host end")?,
         None => None,
     };
-    let mut facts = DelFacts { container_if, host_end, nic: None, ovs_ids: None, bridge_ports: None };
+    let mut facts =
+        DelFacts { container_if, host_end, nic: None, nic_blocked: None, ovs_ids: None, bridge_ports: None };
     let mark = facts.host_end.as_ref().and_then(|h| h.alias.as_deref()).and_then(Alias::parse);
     if let (None, Some(end)) = (&mark, &facts.host_end) {
         facts.ovs_ids = ovs_ids(&end.name).await?;
@@ -186,6 +190,20 @@ async fn read_facts(host: &Netlink, guest: &Netlink, req: &Del) -> Result<DelFac
         facts.bridge_ports = bridge_ports(host, &alias).await?;
     }
     Ok(facts)
+}
+
+/// Why a saved NIC cannot go back now: its name is another interface's on the host,
+/// or the bridge it was a port of is gone.
+async fn nic_blocked(host: &Netlink, nic: &SavedNic) -> Result<Option<String>> {
+    if host.link_by_name(&nic.name).await?.is_some() {
+        return Ok(Some(format!("the host has an interface {} now", nic.name)));
+    }
+    match &nic.master {
+        Some(bridge) if host.link_by_name(bridge).await?.is_none() => {
+            Ok(Some(format!("its bridge {bridge} is gone")))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// The `pipework.*` external ids of Open vSwitch's Interface record `name`, when

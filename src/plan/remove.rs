@@ -43,6 +43,8 @@ pub struct DelFacts {
     pub host_end: Option<Link>,
     /// The `--direct-phys` NIC the attachment's record saved, if any.
     pub nic: Option<SavedNic>,
+    /// Why that NIC cannot go back now (its name taken on the host, its bridge gone).
+    pub nic_blocked: Option<String>,
     /// For a host end without a pipework alias: the `pipework.*` external ids of its
     /// Open vSwitch Interface record (the prefix left off), if it has any. The
     /// original pipework writes these, and no alias.
@@ -139,6 +141,13 @@ pub fn plan_del(req: &Del, guest: &GuestId, facts: &DelFacts) -> Result<DelPlan>
             steps.push(Removal::DeleteLink { side: Side::Host, name: end.name.clone(), index: end.index });
         }
         None if alias.kind == Kind::DirectPhys => {
+            if let Some(why) = &facts.nic_blocked {
+                bail!(
+                    "{cif} in {} cannot go back to the host as {}: {why}; nothing removed",
+                    guest.name,
+                    alias.host_if
+                );
+            }
             let nic = Box::new(facts.nic.clone().expect("a saved NIC"));
             steps.push(Removal::GiveBack { dev: link.name.clone(), index: link.index, nic })
         }
@@ -303,6 +312,7 @@ mod tests {
             container_if: Some(veth(2, "eth1", 10, None)),
             host_end: Some(veth(10, "veth1pl42", 2, Some(alias))),
             nic: None,
+            nic_blocked: None,
             ovs_ids: None,
             bridge_ports: ports,
         }
@@ -369,6 +379,19 @@ mod tests {
         let f = DelFacts { container_if: Some(other), nic: Some(saved), ..Default::default() };
         let e = plan_del(&del("del web1"), &guest(), &f).unwrap_err().to_string();
         assert!(e.contains("not made by pipework"), "another link under that name: {e}");
+        let f = DelFacts {
+            container_if: Some(Link {
+                index: 3,
+                name: "eth1".into(),
+                alias: Some("enp3s0".into()),
+                ..Default::default()
+            }),
+            nic: f.nic,
+            nic_blocked: Some("the host has an interface enp3s0 now".into()),
+            ..Default::default()
+        };
+        let e = plan_del(&del("del web1"), &guest(), &f).unwrap_err().to_string();
+        assert!(e.ends_with("the host has an interface enp3s0 now; nothing removed"), "{e}");
     }
 
     #[test]

@@ -299,3 +299,33 @@ fn dummy_end_to_end_or_clean_refusal_where_the_kernel_lacks_it() {
         assert_same("guest", &g, &guest.snapshot());
     }
 }
+
+/// A NIC whose name the host gave to another interface meanwhile cannot go back:
+/// `del` refuses before changing anything, and works once the name is free again.
+#[test]
+fn del_of_a_direct_phys_nic_whose_name_is_taken_refuses_and_changes_nothing() {
+    let host = host_with_nic("1500");
+    // Up from the start: the stand-in's peer makes its link-local address once eth2
+    // has been up, which is the kernel's doing on the peer, not ours.
+    host.sh("ip", &["link", "set", "eth2", "up"]);
+    host.until_dad_settles();
+    let guest = Netns::new();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    host.pipework(&["--direct-phys", "eth2", &guest.guest(), "10.8.0.2/24"]).ok();
+    host.sh("ip", &["link", "add", "eth2", "type", "veth", "peer", "name", "eth2x"]);
+    let (h2, g2) = (host.snapshot(), guest.snapshot());
+    let line = host.pipework(&["del", &guest.guest()]).failed();
+    assert!(
+        line.ends_with(
+            "cannot go back to the host as eth2: the host has an interface eth2 now; nothing removed"
+        ),
+        "{line}"
+    );
+    assert_same("host", &h2, &host.snapshot());
+    assert_same("guest", &g2, &guest.snapshot());
+    host.sh("ip", &["link", "del", "eth2"]);
+    host.pipework(&["del", &guest.guest()]).ok();
+    host.until_dad_settles();
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+}
