@@ -29,8 +29,8 @@ pub const GRAMMAR: &[&str] = &[
      its bridge when no port is left; a default route the attach replaced is put back; a \
      DHCP client a -f form left running is stopped (dhcp4-f releases its lease); a \
      --direct-phys NIC goes back to the host as it was. pipework ls [GUEST] lists the \
-     attachments (VLAN, DHCP client), stale when their guest is gone. pipework check GUEST [-i CONTAINER_IF] exits 0 when the \
-     attachment is as it was made (its mark; host end up and on its bridge or Open vSwitch \
+     attachments (VLAN, DHCP client), stale when their guest is gone. pipework check \
+     GUEST [-i CONTAINER_IF] exits 0 when the attachment is as it was made (its mark; host end up and on its bridge or Open vSwitch \
      port; CONTAINER_IF up; the addresses and default route its record holds), else 1 with \
      one line per difference. pipework gc [--dry-run] removes what guests that are gone \
      left behind (their records and DHCP clients, veth host ends, Open vSwitch ports) and \
