@@ -106,7 +106,11 @@ async fn list(req: &Ls) -> Result<(Vec<Entry>, Vec<String>)> {
                 notes.push(warning(format!("{}: {e}", link.name)));
                 continue;
             }
-            _ => continue,
+            Some(Ok(_)) => continue,
+            None => match original_port(link, &ovs).await {
+                Some(a) => a,
+                None => continue,
+            },
         };
         if only.as_ref().is_some_and(|g| g.ns_inode != alias.ns) {
             continue;
@@ -143,6 +147,33 @@ async fn list(req: &Ls) -> Result<(Vec<Entry>, Vec<String>)> {
         entries.extend(left_behind(&ovs, &host_links));
     }
     Ok((entries, notes))
+}
+
+/// A host end without a mark that is an Open vSwitch port the original pipework
+/// made: its external ids name it (`pipework.interface`) and a guest (its container,
+/// else its pid) in which its veth peer is; CONTAINER_IF is that peer's name.
+async fn original_port(link: &Link, ovs: &[MarkedInterface]) -> Option<Alias> {
+    let m = ovs.iter().find(|m| m.name == link.name && m.id("interface") == Some(&link.name))?;
+    if !link.is_veth() {
+        return None;
+    }
+    let arg =
+        m.id("containerid").map(str::to_string).or_else(|| m.id("nspid").map(|p| format!("pid:{p}")))?;
+    let guest = attach::resolve(&arg).await.ok()?;
+    let nl = Netlink::in_netns(guest.netns()).ok()?;
+    let peer = nl.link_by_index(link.peer?).await.ok()??;
+    if peer.peer != Some(link.index) {
+        return None;
+    }
+    let id = attach::guest_id(&guest);
+    Some(Alias {
+        guest: id.reference,
+        ns: id.ns_inode,
+        container_if: peer.name,
+        host_if: m.id("bridge")?.to_string(),
+        kind: Kind::Ovs,
+        vlan: m.id("vlan").and_then(|v| v.parse().ok()),
+    })
 }
 
 /// Open vSwitch's Interface records with `pipework.*` ids, when a database runs here

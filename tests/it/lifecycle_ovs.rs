@@ -81,6 +81,12 @@ fn del_removes_a_port_that_the_original_pipework_made_found_by_its_external_ids(
     let mut args = vec!["add-port", "ovsbr0", &end, "tag=20", "--", "set", "Interface", &end];
     args.extend(ids.iter().map(String::as_str));
     ovs.vsctl_ok(&args);
+    // ls finds it by its ids too, with its tag.
+    let listed: Vec<Value> = ls(&ovs, &host).into_iter().filter(|e| e["host_end"] == end.as_str()).collect();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let e = &listed[0];
+    let got = (e["guest"].as_str(), e["container_if"].as_str(), e["vlan"].as_u64(), e["stale"].as_bool());
+    assert_eq!(got, (Some(guest.guest().as_str()), Some("eth1"), Some(20), Some(false)), "{e}");
     let v = json(&ovs.pipework(&host, &["del", &guest.guest(), "--json"]).ok().stdout);
     assert_eq!(
         (v["host_if"].as_str(), v["host_end"].as_str(), v["kind"].as_str()),
