@@ -106,3 +106,34 @@ fn gc_stops_the_client_of_a_gone_guest_and_its_veth_goes_with_it() {
     until("udhcpc ended", || crate::dhcp::is_gone(client));
     until("the veth went with the namespace", || host.link(&end).is_none());
 }
+
+/// The DHCPv6 forms go the same way: `dhcp6-f`'s keeper sends a Release, a
+/// `dhclient6-f` is stopped; both gone after `del`, host and guest as before.
+#[test]
+fn del_stops_the_dhcpv6_clients_too() {
+    let host = Netns::new();
+    host.sh("ip", &["link", "add", "br6", "type", "bridge"]);
+    // The host's own bridge would take the server's advertisements (routes that come
+    // whenever they come): not what is compared.
+    host.sh("sysctl", &["-qw", "net.ipv6.conf.br6.accept_ra=0"]);
+    host.sh("ip", &["link", "set", "br6", "up"]);
+    let server = crate::dhcp6::Server6::start(&host, "br6");
+    for (ipspec, client) in [("dhcp6-f", "dhcp6"), ("dhclient6-f", "dhclient6")] {
+        let guest = Netns::new();
+        let _files =
+            crate::dhcp::Leftovers(
+                vec![format!("/etc/dhclient/dhclient6.pid-{}.leases", guest.pid()).into()],
+            );
+        let (h, g) = (host.snapshot(), guest.snapshot());
+        host.pipework(&["br6", &guest.guest(), ipspec]).ok();
+        let running = others_in(&guest);
+        assert_eq!(running.len(), 1, "{ipspec}: one client in the guest: {running:?}");
+        assert_eq!(clients(&host, &guest)[0]["client"], client);
+        let v = json(&host.pipework(&["del", &guest.guest(), "--json"]).ok().stdout);
+        assert_eq!(v["dhcp_stopped"][0], format!("the DHCP client {client} (pid {})", running[0]), "{v}");
+        assert_eq!(others_in(&guest), Vec::<u32>::new(), "{ipspec}: the client outlived del");
+        assert_same("host", &h, &host.snapshot());
+        assert_same("guest", &g, &guest.snapshot());
+    }
+    until("dnsmasq saw dhcp6-f's Release", || server.log().contains("DHCPRELEASE(eth1)"));
+}

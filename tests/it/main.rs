@@ -8,7 +8,7 @@ mod batch;
 mod bridge;
 mod cli;
 mod dhcp;
-mod dhcp6;
+pub(crate) mod dhcp6;
 mod dhcp_docker;
 mod docker;
 mod dual_stack;
