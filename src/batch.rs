@@ -88,7 +88,7 @@ pub fn parse_lines(text: &str) -> Vec<(usize, Result<Attach, String>)> {
     jobs
 }
 
-fn parse_words(words: Vec<String>) -> Result<Attach, String> {
+pub(crate) fn parse_words(words: Vec<String>) -> Result<Attach, String> {
     match cli::parse_on_host(words) {
         Ok(Invocation::Attach(a)) => Ok(a),
         Ok(_) => Err("only attachments (HOSTIF GUEST IPSPEC [MAC][@VLAN]) can be batched".to_string()),

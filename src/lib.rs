@@ -27,6 +27,7 @@ mod record;
 pub mod report;
 pub mod types;
 mod wait;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -78,6 +79,7 @@ pub fn main<I: IntoIterator<Item = String>>(argv: I) -> ExitCode {
         Invocation::Ls(l) => runtime.block_on(lifecycle::ls::run(&l)),
         Invocation::Check(c) => runtime.block_on(lifecycle::check::run(&c)),
         Invocation::Gc(g) => runtime.block_on(lifecycle::gc::run(&g)),
+        Invocation::Watch(w) => runtime.block_on(watch::run(&w)),
     };
     // An interrupted built-in DHCP exchange may still sit on the blocking pool until
     // its own timeout: nothing waits for it.

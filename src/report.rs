@@ -128,6 +128,14 @@ pub fn say(text: &str) {
     }
 }
 
+/// A line on stderr as it is, without the `pipework: ` prefix (a `watch --json` log
+/// line, which must stay one JSON object); a failed write is remembered as by [`say`].
+pub fn say_as_is(text: &str) {
+    if writeln!(std::io::stderr(), "{text}").is_err() {
+        SAY_FAILED.store(true, Ordering::Relaxed);
+    }
+}
+
 /// A warning, in the words every warning uses.
 pub fn warning(text: impl std::fmt::Display) -> String {
     format!("warning: {text}")

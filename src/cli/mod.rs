@@ -6,6 +6,7 @@ pub mod addresses;
 pub mod docs;
 pub mod lifecycle;
 pub mod types;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 
 pub use lifecycle::{Check, Del, Gc, Ls};
 pub use types::{DhcpClient, Family, IfName, IpSpec, Mac, MacVlan, MacvlanMode, Vlan};
+pub use watch::Watch;
 
 /// Everything one run of `pipework` was asked to do.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,6 +29,7 @@ pub enum Invocation {
     Ls(Ls),
     Check(Check),
     Gc(Gc),
+    Watch(Watch),
 }
 
 /// `pipework --batch FILE|-`: one attachment per line of FILE (see `crate::batch`).
@@ -172,6 +175,7 @@ const AFTER_HELP: &str =
                       pipework route|rule|tc GUEST ARGS...\n       \
                       pipework del [HOSTIF] GUEST [-i CONTAINER_IF] [--prune-bridge] [--json] [--dry-run]\n       \
                       pipework ls [GUEST] | check GUEST [-i CONTAINER_IF] | gc [--dry-run]   (each [--json])\n       \
+                      pipework watch [--json] [--key KEY]\n       \
                       pipework --batch FILE|- [--json] [--dry-run] [--verbose]\n       \
                       pipework --wait [-i CONTAINER_IF] [--timeout SECONDS]\n       \
                       pipework completions bash|zsh|fish",
@@ -256,9 +260,18 @@ pub fn parse_on_host(argv: Vec<String>) -> Result<Invocation, CliError> {
         Ok(Invocation::Passthrough(p)) if nix::net::if_::if_nametoindex(p.word.as_str()).is_ok() => {
             parse_without_passthrough(argv)
         }
-        // The same rule for `del`, `ls`, `check` and `gc`.
-        Ok(Invocation::Del(_) | Invocation::Ls(_) | Invocation::Check(_) | Invocation::Gc(_)) | Err(_)
-            if argv.first().is_some_and(|w| lifecycle::is_subcommand(w) && is_host_interface(w)) =>
+        // The same rule for `del`, `ls`, `check`, `gc` and `watch`.
+        Ok(
+            Invocation::Del(_)
+            | Invocation::Ls(_)
+            | Invocation::Check(_)
+            | Invocation::Gc(_)
+            | Invocation::Watch(_),
+        )
+        | Err(_)
+            if argv.first().is_some_and(|w| {
+                (lifecycle::is_subcommand(w) || w == watch::WORD) && is_host_interface(w)
+            }) =>
         {
             parse_without_passthrough(argv)
         }
@@ -270,13 +283,18 @@ fn is_host_interface(name: &str) -> bool {
     nix::net::if_::if_nametoindex(name).is_ok()
 }
 
-/// `del ...`, `ls ...`, `check ...` and `gc ...`: their own grammar (see [`lifecycle`]).
+/// `del ...`, `ls ...`, `check ...`, `gc ...` and `watch ...`: their own grammar (see
+/// [`lifecycle`] and [`watch`]).
 fn subcommand(argv: &[String]) -> Option<Result<Invocation, CliError>> {
     match argv.first().map(String::as_str) {
         Some("del") => Some(lifecycle::parse_del(&argv[1..]).map(Invocation::Del)),
         Some("ls") => Some(lifecycle::parse_ls(&argv[1..]).map(Invocation::Ls)),
         Some("check") => Some(lifecycle::parse_check(&argv[1..]).map(Invocation::Check)),
         Some("gc") => Some(lifecycle::parse_gc(&argv[1..]).map(Invocation::Gc)),
+        Some(watch::WORD) => {
+            let key = std::env::var(watch::KEY_ENV).ok();
+            Some(watch::parse_watch(&argv[1..], key).map(Invocation::Watch))
+        }
         _ => None,
     }
 }

@@ -61,6 +61,29 @@ pub fn inspect(name_or_id: &str) -> Result<DockerContainer> {
     bail!("Docker inspect returned invalid PID 0")
 }
 
+/// The Engine API's socket, as the `docker` CLI would choose it (`DOCKER_HOST`, the
+/// context); `None` when only the CLI can reach the daemon (tcp://, ssh://, a named
+/// context). For `pipework watch`, which talks to the socket alone.
+pub fn api_socket() -> Option<PathBuf> {
+    match endpoint(&DockerEnv::from_process()) {
+        Endpoint::Socket(path) => Some(path),
+        Endpoint::Cli => None,
+    }
+}
+
+/// GET `path` (already percent-encoded) from the Engine API at `socket`: the JSON
+/// of a 200 answer, `None` for a 404, else the daemon's message.
+pub fn api_get_json(socket: &Path, path: &str) -> Result<Option<Value>> {
+    let raw =
+        http_get(socket, path).with_context(|| format!("cannot query Docker at {}", socket.display()))?;
+    let response =
+        parse_response(&raw).with_context(|| format!("bad answer from Docker at {}", socket.display()))?;
+    if response.status == 404 {
+        return Ok(None);
+    }
+    api_json(path, &response).map(Some)
+}
+
 /// The environment that decides where the Docker daemon is.
 #[derive(Debug, Default)]
 struct DockerEnv {
@@ -139,7 +162,7 @@ fn http_get(socket: &Path, path: &str) -> io::Result<Vec<u8>> {
 
 /// Percent-encodes everything but RFC 3986 unreserved characters, so no
 /// name can add path segments or a query to the request.
-fn url_encode(s: &str) -> String {
+pub(crate) fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

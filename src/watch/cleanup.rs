@@ -1,0 +1,176 @@
+//! A container died: what its attachments left is removed by `gc` (run in-process;
+//! see `crate::lifecycle::gc`), which removes only what it can prove is gone, by
+//! asking the kernel. Its namespace may outlive the container for a moment (a
+//! DHCP keeper still ending, the kernel deleting a veth, Docker's own bind mount
+//! of it), so the watcher looks again, at growing intervals, until nothing of that
+//! container's former lives is left or it gives up and says what is.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use super::log::{Line, Log, Who};
+use super::{daemon, Shared};
+use crate::cli::Gc;
+use crate::plan::alias::{Alias, GuestRef};
+use crate::report::Outcome;
+use crate::{interrupt, record};
+
+/// How long a dead container's leftovers are waited for.
+const GIVE_UP: Duration = Duration::from_secs(20);
+
+/// One `gc` at a time; one that started after a death covers it.
+#[derive(Default)]
+pub struct GcLane {
+    last_start: Mutex<Option<Instant>>,
+}
+
+impl GcLane {
+    /// Run `gc` unless one that started at or after `since` has run already.
+    pub async fn sweep(&self, since: Instant, log: &Log) {
+        let mut last = self.last_start.lock().await;
+        if last.is_some_and(|t| t >= since) {
+            return;
+        }
+        *last = Some(Instant::now());
+        let outcome = crate::lifecycle::gc::run(&Gc { dry_run: false, json: true }).await;
+        if let Some(line) = gc_line(outcome) {
+            log.write(line);
+        }
+    }
+}
+
+/// A line when gc removed something or failed; nothing when it found nothing.
+fn gc_line(outcome: Outcome) -> Option<Line<'static>> {
+    let (doc, notes) = match outcome {
+        Outcome::Json { doc, notes, .. } => (doc, notes),
+        other => return Some(Line::new(None, "gc", false, format!("{other:?}"))),
+    };
+    if let Some(e) = doc["error"].as_str() {
+        return Some(Line::new(None, "gc", false, format!("gc: {e}")).with(doc.clone()));
+    }
+    let removed: Vec<String> = doc["removed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            format!(
+                "{} {} ({})",
+                r["kind"].as_str().unwrap_or("?"),
+                r["name"].as_str().unwrap_or("?"),
+                r["reason"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    if removed.is_empty() && notes.is_empty() {
+        return None;
+    }
+    let mut message =
+        format!("gc removed {}", if removed.is_empty() { "nothing".into() } else { removed.join(", ") });
+    for n in &notes {
+        message = format!("{message}; {n}");
+    }
+    Some(Line::new(None, "gc", true, message).with(json!({ "removed": doc["removed"], "warnings": notes })))
+}
+
+/// What the container's former lives left: record files and marked host links whose
+/// namespace is not the one it runs in now (none if it does not run).
+#[derive(Debug, Default, PartialEq)]
+struct Left {
+    /// Record paths and link names, to see whether anything went.
+    keys: BTreeSet<String>,
+    /// `eth1 on br1 (host end veth1pl42)`, for the log.
+    what: Vec<String>,
+}
+
+pub async fn after_death(ctx: &Shared, id: &str, name: &str, died: Instant) {
+    let who = Who { name, id: id.get(..12).unwrap_or(id) };
+    let first = match leftovers(ctx, id).await {
+        Ok(l) if l.keys.is_empty() => return,
+        Ok(l) => l,
+        Err(e) => return ctx.log.write(Line::new(Some(who), "cleanup", false, format!("{e:#}"))),
+    };
+    let (mut since, mut pause) = (died, Duration::from_millis(100));
+    loop {
+        ctx.gc.sweep(since, &ctx.log).await;
+        let left = match leftovers(ctx, id).await {
+            Ok(l) => l,
+            Err(e) => return ctx.log.write(Line::new(Some(who), "cleanup", false, format!("{e:#}"))),
+        };
+        let fields = json!({ "removed": first.what, "left": left.what });
+        if left.keys.is_empty() {
+            let message = format!("died: removed {}", first.what.join(", "));
+            return ctx.log.write(Line::new(Some(who), "cleanup", true, message).with(fields));
+        }
+        if died.elapsed() > GIVE_UP || interrupt::received().is_some() {
+            let message =
+                format!("died, but after {:?} still left: {}", died.elapsed(), left.what.join(", "));
+            return ctx.log.write(Line::new(Some(who), "cleanup", false, message).with(fields));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = interrupt::arrived() => {}
+        }
+        (since, pause) = (Instant::now(), (pause * 2).min(Duration::from_secs(2)));
+    }
+}
+
+async fn leftovers(ctx: &Shared, id: &str) -> Result<Left> {
+    let current = current_namespace(ctx, id).await?;
+    let guest = GuestRef::Docker(id.to_string());
+    let mut left = Left::default();
+    let mut ends = BTreeSet::new();
+    for (path, rec) in record::all()? {
+        let Ok(r) = rec else { continue };
+        if r.guest != guest.to_string() || Some(r.ns) == current {
+            continue;
+        }
+        let end = r.host_end.as_ref().map(|e| format!(" (host end {e})")).unwrap_or_default();
+        left.what.push(format!("{} on {}{end}", r.container_if, r.host_if));
+        ends.extend(r.host_end);
+        left.keys.insert(path.display().to_string());
+    }
+    for link in ctx.host.links().await? {
+        let Some(Ok(alias)) = link.alias.as_deref().and_then(Alias::parse) else { continue };
+        if alias.guest != guest || Some(alias.ns) == current {
+            continue;
+        }
+        if !ends.contains(&link.name) {
+            left.what.push(format!("{} on {} (host end {})", alias.container_if, alias.host_if, link.name));
+        }
+        left.keys.insert(format!("link {}", link.name));
+    }
+    Ok(left)
+}
+
+/// The network namespace the container runs in now, if it runs.
+async fn current_namespace(ctx: &Shared, id: &str) -> Result<Option<u64>> {
+    let Some(c) = daemon::inspect(&ctx.socket, id).await? else { return Ok(None) };
+    if c.pid == 0 {
+        return Ok(None);
+    }
+    Ok(std::fs::metadata(format!("/proc/{}/ns/net", c.pid)).ok().map(|m| m.ino()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gc_says_what_it_removed_and_nothing_when_nothing() {
+        let doc = json!({ "dry_run": false, "removed": [] });
+        assert!(gc_line(Outcome::Json { doc, notes: vec![], code: 0 }).is_none());
+        let doc = json!({ "dry_run": false, "removed": [{"kind": "record", "name": "/run/x.json", "reason": "guest docker:ab is gone"}] });
+        let line = gc_line(Outcome::Json { doc, notes: vec![], code: 0 }).unwrap();
+        assert!(line.ok);
+        assert_eq!(line.message, "gc removed record /run/x.json (guest docker:ab is gone)");
+        let doc = json!({ "error": "cannot read /proc", "rollback_errors": [] });
+        let line = gc_line(Outcome::Json { doc, notes: vec![], code: 1 }).unwrap();
+        assert!(!line.ok);
+        assert_eq!(line.message, "gc: cannot read /proc");
+    }
+}

@@ -1,0 +1,207 @@
+//! What a container asks for, read from its configuration (`docker inspect`):
+//! labels `pipework.N=HOSTIF [opts] IPSPEC [MAC][@VLAN]` (the guest is the container
+//! itself, N orders them), and the dreamcat4/pipework image's environment variables
+//! (any name holding `pipework_cmd`, a whole command line, in name order) with its
+//! macros. Words are split as a shell splits them, but no shell ever runs; macros are
+//! expanded inside each word, so no value can add words. Every declaration goes
+//! through the command line's own parser (`crate::batch::parse_words`).
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+use crate::cli::{self, Attach};
+
+/// What a container's inspect says that declarations need.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Container {
+    /// The full id.
+    pub id: String,
+    /// Without the leading '/'.
+    pub name: String,
+    pub hostname: String,
+    pub labels: BTreeMap<String, String>,
+    /// `NAME=VALUE` entries, in the container's order.
+    pub env: Vec<(String, String)>,
+    /// The first process's pid; 0 when the container is not running.
+    pub pid: u32,
+}
+
+impl Container {
+    pub fn from_inspect(v: &Value) -> Result<Container> {
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
+        let config = v.get("Config").context("Docker inspect output has no Config")?;
+        let labels = config
+            .get("Labels")
+            .and_then(Value::as_object)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), text(Some(v)))).collect())
+            .unwrap_or_default();
+        let env = config
+            .get("Env")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|e| e.split_once('=').map_or((e.to_string(), String::new()), |(k, v)| (k.into(), v.into())))
+            .collect();
+        let running = v.pointer("/State/Running").and_then(Value::as_bool).unwrap_or(false);
+        let pid = v.pointer("/State/Pid").and_then(Value::as_u64).unwrap_or(0);
+        Ok(Container {
+            id: text(v.get("Id")),
+            name: text(v.get("Name")).trim_start_matches('/').to_string(),
+            hostname: text(config.get("Hostname")),
+            labels,
+            env,
+            pid: if running { u32::try_from(pid).unwrap_or(0) } else { 0 },
+        })
+    }
+
+    /// The id as `docker ps` shows it.
+    pub fn short_id(&self) -> &str {
+        self.id.get(..12).unwrap_or(&self.id)
+    }
+}
+
+/// One declaration: where it is, and the attachment it asks for or why it cannot be.
+#[derive(Debug)]
+pub struct Declaration {
+    /// `label pipework.1`, `env pipework_cmd_eth1`.
+    pub source: String,
+    pub attach: Result<Attach, String>,
+}
+
+/// What the watcher does with a container.
+#[derive(Debug)]
+pub enum Declared {
+    /// Its declarations, in order (none: nothing to do).
+    Serve(Vec<Declaration>),
+    /// It declares some, but the watcher has a key and the container another (or none).
+    OtherKey,
+}
+
+const LABEL_PREFIX: &str = "pipework.";
+const KEY_LABEL: &str = "pipework.key";
+const ENV_PATTERN: &str = "pipework_cmd";
+
+/// The container's declarations; `key`, the watcher's, if it has one.
+pub fn declarations(c: &Container, key: Option<&str>) -> Declared {
+    let mut labels: Vec<(Option<u64>, &String, &String)> = c
+        .labels
+        .iter()
+        .filter(|(k, _)| k.starts_with(LABEL_PREFIX) && k.as_str() != KEY_LABEL)
+        .map(|(k, v)| (k[LABEL_PREFIX.len()..].parse::<u64>().ok(), k, v))
+        .collect();
+    // By N; the labels that are not pipework.N last, each an error.
+    labels.sort_by_key(|(n, k, _)| (n.is_none(), *n, k.as_str()));
+    let mut out: Vec<Declaration> = labels
+        .into_iter()
+        .map(|(n, k, v)| Declaration {
+            source: format!("label {k}"),
+            attach: match n {
+                Some(_) => from_label(c, v),
+                None => Err("not a declaration: the labels are pipework.N, N a number".to_string()),
+            },
+        })
+        .collect();
+    let mut env: Vec<&(String, String)> = c.env.iter().filter(|(k, _)| k.contains(ENV_PATTERN)).collect();
+    env.sort_by(|a, b| a.0.cmp(&b.0));
+    out.extend(
+        env.into_iter().map(|(k, v)| Declaration { source: format!("env {k}"), attach: from_env(c, v) }),
+    );
+    match key {
+        Some(key) if !out.is_empty() && container_key(c) != Some(key) => Declared::OtherKey,
+        _ => Declared::Serve(out),
+    }
+}
+
+/// `pipework_key` in the environment (the image's way), else the label `pipework.key`.
+fn container_key(c: &Container) -> Option<&str> {
+    let env = c.env.iter().rev().find(|(k, _)| k == cli::watch::KEY_ENV).map(|(_, v)| v.as_str());
+    env.or_else(|| c.labels.get(KEY_LABEL).map(String::as_str))
+}
+
+/// `HOSTIF [opts] IPSPEC [MAC][@VLAN]`: the container goes in as GUEST after HOSTIF.
+fn from_label(c: &Container, text: &str) -> Result<Attach, String> {
+    let words = words(c, text)?;
+    let words = with_guest(words, &c.id)?;
+    let attach = crate::batch::parse_words(words)?;
+    Ok(for_watch(attach))
+}
+
+/// A whole command line (`pipework` before it allowed) whose GUEST must be the
+/// container itself: by name, `/name`, id or id prefix (`@CONTAINER_ID@`).
+fn from_env(c: &Container, text: &str) -> Result<Attach, String> {
+    let mut words = words(c, text)?;
+    if words.first().is_some_and(|w| w == "pipework") {
+        words.remove(0);
+    }
+    let mut attach = crate::batch::parse_words(words)?;
+    let g = attach.guest.trim_start_matches('/');
+    let is_id = !g.is_empty() && g.bytes().all(|b| b.is_ascii_hexdigit()) && c.id.starts_with(g);
+    if g != c.name && !is_id {
+        return Err(format!("GUEST is '{}', not this container ({})", attach.guest, c.name));
+    }
+    // By id from now on: a name can be another container's by the time it is looked up.
+    attach.guest = c.id.clone();
+    Ok(for_watch(attach))
+}
+
+/// The result as a document (what the log says of it).
+fn for_watch(mut attach: Attach) -> Attach {
+    attach.json = true;
+    attach
+}
+
+/// Split as a shell would (quotes, backslashes, `#` comments), then the macros.
+fn words(c: &Container, text: &str) -> Result<Vec<String>, String> {
+    let words = shlex::split(text).ok_or("unbalanced quotes or a trailing backslash")?;
+    if words.is_empty() {
+        return Err("empty".to_string());
+    }
+    Ok(words.into_iter().map(|w| expand(c, &w)).collect())
+}
+
+/// The image's macros, in one word.
+pub fn expand(c: &Container, word: &str) -> String {
+    if !word.contains('@') {
+        return word.to_string();
+    }
+    let project = c.labels.get("com.docker.compose.project").map(String::as_str).unwrap_or_default();
+    word.replace("@CONTAINER_NAME@", &c.name)
+        .replace("@CONTAINER_ID@", c.short_id())
+        .replace("@HOSTNAME@", &c.hostname)
+        .replace("@INSTANCE@", instance(&c.name))
+        .replace("@COMPOSE_PROJECT_NAME@", project)
+}
+
+/// The last run of digits in the name (`prod_myapp_1`: `1`), or nothing.
+fn instance(name: &str) -> &str {
+    let end = match name.rfind(|c: char| c.is_ascii_digit()) {
+        Some(i) => i + 1,
+        None => return "",
+    };
+    let start = name[..end].rfind(|c: char| !c.is_ascii_digit()).map_or(0, |i| i + 1);
+    &name[start..end]
+}
+
+/// `words` with GUEST put in as the second positional argument, where the command
+/// line has it: after the first word that clap takes as a positional (an option's
+/// value is not one), so `--direct-phys eth2 -i eth1 IPSPEC` works too.
+fn with_guest(mut words: Vec<String>, guest: &str) -> Result<Vec<String>, String> {
+    let argv = std::iter::once("pipework".to_string()).chain(words.iter().cloned());
+    let first = match cli::command().try_get_matches_from(argv) {
+        Ok(m) => m.indices_of("args").and_then(|mut i| i.next()),
+        // The whole parser says why, in the words it uses for a --batch line.
+        Err(e) => return Err(crate::batch::parse_words(words).err().unwrap_or_else(|| e.to_string())),
+    };
+    let Some(at) = first else {
+        return Err("too few arguments (HOSTIF [options] IPSPEC [MAC][@VLAN])".to_string());
+    };
+    // clap counts the program name as index 0: the word at `at` is words[at - 1].
+    words.insert(at, guest.to_string());
+    Ok(words)
+}
+
+#[cfg(test)]
+mod tests;

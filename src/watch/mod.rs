@@ -1,0 +1,254 @@
+//! `pipework watch`: a long-running process that follows Docker's event stream and,
+//! for every container that declares attachments (see [`declare`]), applies them
+//! when it starts and removes what they left when it dies. At start, and after every
+//! reconnection, it reconciles: the running containers are served (what is in place
+//! stays as it is) and `gc` catches up with the deaths it did not see.
+//!
+//! One loop on the runtime's one thread: the event stream, the connection's retries
+//! and the jobs in flight (at most [`CONCURRENCY`], as `--batch` lines) are polled
+//! together, so a burst of starts is attached concurrently. A container's own starts
+//! are served one after the other. Nothing is held while waiting for events: a job
+//! drops its guest's namespace and locks when it ends. SIGTERM (or SIGINT, SIGHUP)
+//! stops it: attachments made stay; one being made is undone, and made again by
+//! the next reconcile.
+
+mod cleanup;
+mod daemon;
+pub mod declare;
+pub mod events;
+mod log;
+mod serve;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use futures::future::LocalBoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::Future;
+use serde_json::json;
+
+use crate::cli::Watch;
+use crate::guest::docker;
+use crate::interrupt;
+use crate::netlink::Netlink;
+use crate::report::Outcome;
+use cleanup::GcLane;
+use events::{Action, Event};
+use log::{Line, Log};
+use serve::Started;
+
+/// Jobs in flight at once, as `--batch` runs its lines (see `crate::batch`).
+const CONCURRENCY: usize = 32;
+/// Reconnection: the first retry soon (a daemon restarting), then slower.
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+const LAST_RETRY: Duration = Duration::from_secs(8);
+
+/// What every job shares.
+pub struct Shared {
+    socket: PathBuf,
+    /// The namespace the watcher runs in: where the host ends go.
+    host: Netlink,
+    key: Option<String>,
+    log: Log,
+    gc: GcLane,
+}
+
+pub async fn run(req: &Watch) -> Outcome {
+    let Some(socket) = docker::api_socket() else {
+        let e = anyhow!(
+            "pipework watch talks to the Docker Engine API socket: DOCKER_HOST must be unset or unix://PATH"
+        );
+        return Outcome::failed(e);
+    };
+    let host = match Netlink::current() {
+        Ok(h) => h,
+        Err(e) => return Outcome::failed(e),
+    };
+    if let Err(e) = interrupt::install() {
+        return Outcome::failed(e.context("cannot catch signals"));
+    }
+    let ctx =
+        Shared { socket, host, key: req.key.clone(), log: Log { json: req.json }, gc: GcLane::default() };
+    let mut jobs = Jobs::default();
+    let mut link = Conn::Connecting(Box::pin(events::subscribe(&ctx.socket)));
+    let mut retry = FIRST_RETRY;
+    let signal = loop {
+        tokio::select! {
+            signal = interrupt::arrived() => break signal,
+            Some(done) = jobs.in_flight.next(), if !jobs.in_flight.is_empty() => jobs.finished(done),
+            step = link.step() => match step {
+                Step::Up(stream) => {
+                    retry = FIRST_RETRY;
+                    let message = format!("following Docker's events at {}", ctx.socket.display());
+                    ctx.log.write(Line::new(None, "connect", true, message));
+                    link = Conn::Up(stream);
+                    jobs.push(Work::Reconcile);
+                }
+                Step::Event(e) => jobs.push(Work::of(e)),
+                Step::Down(why) => {
+                    let message = format!("{why}; again in {retry:?}");
+                    ctx.log.write(Line::new(None, "disconnect", false, message));
+                    link = Conn::Waiting(Box::pin(tokio::time::sleep(retry)));
+                    retry = (retry * 2).min(LAST_RETRY);
+                }
+                Step::Retry => link = Conn::Connecting(Box::pin(events::subscribe(&ctx.socket))),
+            },
+        }
+        jobs.fill(&ctx);
+    };
+    drop(link);
+    // What runs ends (an attach in progress undoes itself); nothing new starts.
+    jobs.queue.clear();
+    while jobs.in_flight.next().await.is_some() {}
+    let message = format!("stopped by {}: the attachments made stay", signal.0.as_str());
+    ctx.log.write(Line::new(None, "stop", true, message));
+    Outcome::Done(Vec::new())
+}
+
+/// The connection to the event stream.
+enum Conn<'a> {
+    Connecting(LocalBoxFuture<'a, anyhow::Result<events::Stream>>),
+    Up(events::Stream),
+    Waiting(Pin<Box<tokio::time::Sleep>>),
+}
+
+enum Step {
+    Up(events::Stream),
+    Event(Event),
+    Down(String),
+    Retry,
+}
+
+impl Conn<'_> {
+    /// What happens next. Cancel-safe: the connection attempt and the timer live in
+    /// `self`, the stream keeps what it read.
+    async fn step(&mut self) -> Step {
+        match self {
+            Conn::Connecting(f) => match f.as_mut().await {
+                Ok(stream) => Step::Up(stream),
+                Err(e) => Step::Down(format!("cannot follow Docker's events: {e:#}")),
+            },
+            Conn::Up(stream) => match stream.next().await {
+                Ok(Some(e)) => Step::Event(e),
+                Ok(None) => Step::Down("Docker ended the event stream (the daemon stopped?)".into()),
+                Err(e) => Step::Down(format!("{e:#}")),
+            },
+            Conn::Waiting(sleep) => {
+                sleep.as_mut().await;
+                Step::Retry
+            }
+        }
+    }
+}
+
+/// Something to do.
+#[derive(Debug)]
+enum Work {
+    Serve(Started),
+    Cleanup {
+        id: String,
+        name: String,
+        died: Instant,
+    },
+    /// List the running containers and serve them; gc.
+    Reconcile,
+}
+
+impl Work {
+    fn of(e: Event) -> Work {
+        match e.action {
+            Action::Start => {
+                let event_time = e.time_nanos.map(|n| n as f64 / 1e9);
+                Work::Serve(Started { id: e.id, name: e.name, event_time })
+            }
+            Action::Die => Work::Cleanup { id: e.id, name: e.name, died: Instant::now() },
+        }
+    }
+}
+
+/// What a job gives back.
+enum Done {
+    Served(String),
+    Other,
+    Listed(Vec<Started>),
+}
+
+/// The jobs: waiting, in flight, and the containers being served.
+#[derive(Default)]
+struct Jobs<'a> {
+    in_flight: FuturesUnordered<LocalBoxFuture<'a, Done>>,
+    queue: VecDeque<Work>,
+    /// Containers with a start queued or in flight.
+    busy: HashSet<String>,
+    /// A start that came while the container's previous one was being served.
+    again: HashMap<String, Started>,
+}
+
+impl<'a> Jobs<'a> {
+    fn push(&mut self, work: Work) {
+        if let Work::Serve(s) = &work {
+            if !self.busy.insert(s.id.clone()) {
+                self.again.insert(s.id.clone(), s.clone());
+                return;
+            }
+        }
+        self.queue.push_back(work);
+    }
+
+    fn finished(&mut self, done: Done) {
+        match done {
+            Done::Served(id) => {
+                self.busy.remove(&id);
+                if let Some(s) = self.again.remove(&id) {
+                    self.push(Work::Serve(s));
+                }
+            }
+            Done::Listed(running) => running.into_iter().for_each(|s| self.push(Work::Serve(s))),
+            Done::Other => {}
+        }
+    }
+
+    fn fill(&mut self, ctx: &'a Shared) {
+        while self.in_flight.len() < CONCURRENCY {
+            let Some(work) = self.queue.pop_front() else { break };
+            self.in_flight.push(job(ctx, work));
+        }
+    }
+}
+
+fn job(ctx: &Shared, work: Work) -> LocalBoxFuture<'_, Done> {
+    let f: Pin<Box<dyn Future<Output = Done>>> = match work {
+        Work::Serve(s) => Box::pin(async move {
+            serve::serve(ctx, &s).await;
+            Done::Served(s.id)
+        }),
+        Work::Cleanup { id, name, died } => Box::pin(async move {
+            cleanup::after_death(ctx, &id, &name, died).await;
+            Done::Other
+        }),
+        Work::Reconcile => Box::pin(reconcile(ctx)),
+    };
+    f
+}
+
+async fn reconcile(ctx: &Shared) -> Done {
+    let listed = daemon::running(&ctx.socket).await;
+    ctx.gc.sweep(Instant::now(), &ctx.log).await;
+    match listed {
+        Ok(running) => {
+            let message = format!("reconciling: {} containers running", running.len());
+            ctx.log
+                .write(Line::new(None, "reconcile", true, message).with(json!({ "running": running.len() })));
+            Done::Listed(
+                running.into_iter().map(|(id, name)| Started { id, name, event_time: None }).collect(),
+            )
+        }
+        Err(e) => {
+            ctx.log.write(Line::new(None, "reconcile", false, format!("cannot list the containers: {e:#}")));
+            Done::Other
+        }
+    }
+}

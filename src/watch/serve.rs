@@ -1,0 +1,138 @@
+//! A container that started, or runs at a reconcile: its declarations applied in
+//! their order, each one all-or-nothing as on the command line (the re-run rule: one
+//! already in place is left alone), one log line each. A declaration that fails
+//! does not stop the next; a container that is gone (or started anew) before its
+//! turn is skipped without a word: its next start is served then.
+
+use serde_json::{json, Value};
+
+use super::declare::{self, Container, Declared};
+use super::log::{Line, Who};
+use super::{daemon, Shared};
+use crate::cli::Attach;
+use crate::report::Outcome;
+use crate::{attach, interrupt};
+
+/// A start to serve.
+#[derive(Clone, Debug)]
+pub struct Started {
+    pub id: String,
+    pub name: String,
+    /// When Docker saw the start (seconds since the epoch); `None` at a reconcile.
+    pub event_time: Option<f64>,
+}
+
+pub async fn serve(ctx: &Shared, start: &Started) {
+    let c = match daemon::inspect(&ctx.socket, &start.id).await {
+        Ok(Some(c)) if c.pid != 0 => c,
+        Ok(_) => return,
+        Err(e) => {
+            let who = Who { name: &start.name, id: short(&start.id) };
+            ctx.log.write(Line::new(Some(who), "attach", false, format!("{e:#}")));
+            return;
+        }
+    };
+    let who = Who { name: &c.name, id: c.short_id() };
+    let declarations = match declare::declarations(&c, ctx.key.as_deref()) {
+        Declared::Serve(d) => d,
+        Declared::OtherKey => {
+            let why = "ignored: it declares attachments, but its pipework_key is not this watcher's";
+            ctx.log.write(Line::new(Some(who), "skip", true, why));
+            return;
+        }
+    };
+    for d in declarations {
+        if interrupt::received().is_some() {
+            return;
+        }
+        let fields = json!({ "declaration": d.source, "event_time": start.event_time });
+        let attach = match d.attach {
+            Ok(a) => a,
+            Err(why) => {
+                let line = Line::new(Some(who), "attach", false, format!("{}: {why}", d.source));
+                ctx.log.write(line.with(fields));
+                continue;
+            }
+        };
+        let outcome = attach::run_on(&attach, &ctx.host).await;
+        let (ok, message, mut more) = describe(&attach, outcome);
+        if !ok && interrupt::received().is_none() && !still_there(ctx, &c).await {
+            return;
+        }
+        merge(&mut more, fields);
+        ctx.log.write(Line::new(Some(who), "attach", ok, format!("{}: {message}", d.source)).with(more));
+    }
+}
+
+/// The same life of the container still runs (same first process).
+async fn still_there(ctx: &Shared, c: &Container) -> bool {
+    matches!(daemon::inspect(&ctx.socket, &c.id).await, Ok(Some(now)) if now.pid == c.pid)
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+fn merge(into: &mut Value, from: Value) {
+    if let (Value::Object(a), Value::Object(b)) = (into, from) {
+        a.extend(b);
+    }
+}
+
+/// Whether it worked, what to say, and the facts for `--json`.
+fn describe(req: &Attach, outcome: Outcome) -> (bool, String, Value) {
+    match outcome {
+        Outcome::Json { doc, notes, code: 0 } => {
+            let (message, mut fields) = attached(req, &doc);
+            let message = notes.iter().fold(message, |m, n| format!("{m}; {n}"));
+            fields["warnings"] = json!(notes);
+            (true, message, fields)
+        }
+        Outcome::Failed { error, rollback_errors, notes } => {
+            let mut message = format!("{error:#}");
+            if interrupt::received().is_some() {
+                message.push_str(" (undone; applied again when the watcher next starts)");
+            }
+            for r in rollback_errors.iter().chain(&notes) {
+                message = format!("{message}; {r}");
+            }
+            (false, message, json!({ "error": format!("{error:#}"), "rollback_errors": rollback_errors }))
+        }
+        Outcome::Interrupted(_, said) => describe(req, *said),
+        other => (true, format!("{other:?}"), json!({})),
+    }
+}
+
+/// `attached eth1 to br1 (10.0.0.2/24; host end veth1pl42)`, or already in place.
+fn attached(req: &Attach, doc: &Value) -> (String, Value) {
+    if doc["dry_run"] == true {
+        let steps = doc["steps"].as_array().map_or(0, Vec::len);
+        return (
+            format!("would take {steps} steps (--dry-run)"),
+            json!({ "changed": false, "steps": doc["steps"] }),
+        );
+    }
+    let interfaces = doc["interfaces"].as_array().cloned().unwrap_or_default();
+    let named = |inside: bool| {
+        interfaces.iter().find(|i| i.get("sandbox").is_some() == inside).and_then(|i| i["name"].as_str())
+    };
+    let (cif, host_end) = (named(true).unwrap_or("?").to_string(), named(false).map(str::to_string));
+    let addresses: Vec<&str> =
+        doc["ips"].as_array().into_iter().flatten().filter_map(|i| i["address"].as_str()).collect();
+    let mut detail: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
+    detail.extend(host_end.iter().map(|e| format!("host end {e}")));
+    let detail = if detail.is_empty() { String::new() } else { format!(" ({})", detail.join("; ")) };
+    let changed = doc["changed"] != false;
+    let message = match changed {
+        true => format!("attached {cif} to {}{detail}", req.host_if),
+        false => format!("{cif} on {} already in place{detail}", req.host_if),
+    };
+    let fields = json!({
+        "changed": changed,
+        "container_if": cif,
+        "host_if": req.host_if.to_string(),
+        "host_end": host_end,
+        "addresses": addresses,
+    });
+    (message, fields)
+}
