@@ -26,3 +26,4 @@ mod rerun;
 mod rollback;
 mod slaac;
 mod wait;
+mod watch;

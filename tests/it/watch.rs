@@ -1,0 +1,544 @@
+//! `pipework watch` against the real Docker daemon: containers that declare
+//! attachments (labels, the dreamcat4/pipework image's environment variables) are
+//! attached when they start, again after `docker restart`, cleaned up when they die;
+//! a burst of 30; bad declarations; shell metacharacters; a daemon restarted under
+//! the watcher (a dockerd of the test's own, never the shared one). Every watcher
+//! runs in a test host namespace with a key of its own, so that it serves only its
+//! test's containers (the daemon is shared with the other tests).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::{json, Value};
+
+use crate::util::{unique, Netns};
+
+/// `pipework watch --json --key KEY` in `host`; its stderr, one JSON object a line,
+/// collected by a thread. Stopped with SIGTERM on drop.
+struct Watcher {
+    child: Child,
+    lines: Arc<Mutex<Vec<Value>>>,
+    key: String,
+}
+
+impl Watcher {
+    fn start(host: &Netns, env: &[(&str, &str)]) -> Watcher {
+        Self::start_as(host, env, &unique("key"))
+    }
+
+    /// Another watcher with the key of a first one.
+    fn start_with_key(host: &Netns, key: &str) -> Watcher {
+        Self::start_as(host, &[], key)
+    }
+
+    fn start_as(host: &Netns, env: &[(&str, &str)], key: &str) -> Watcher {
+        use std::os::unix::process::CommandExt;
+        let key = key.to_string();
+        let mut child = host
+            .pipework_command(&["watch", "--json", "--key", &key])
+            .envs(env.iter().copied())
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pipework watch");
+        let stderr = child.stderr.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                // A line that is not JSON is a defect the tests see as such.
+                let v = serde_json::from_str(&line).unwrap_or_else(|_| json!({ "not_json": line }));
+                sink.lock().unwrap().push(v);
+            }
+        });
+        let w = Watcher { child, lines, key };
+        w.wait_for("the first reconcile", 20, |l| l["action"] == "reconcile");
+        w
+    }
+
+    fn lines(&self) -> Vec<Value> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// The first line that `pred` accepts, waited for at most `secs`.
+    #[track_caller]
+    fn wait_for(&self, what: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
+        self.wait_for_n(what, secs, 1, pred).remove(0)
+    }
+
+    #[track_caller]
+    fn wait_for_n(&self, what: &str, secs: u64, n: usize, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let found: Vec<Value> = self.lines().into_iter().filter(|l| pred(l)).collect();
+            if found.len() >= n {
+                return found;
+            }
+            if Instant::now() > deadline {
+                panic!("{what}: {} of {n} after {secs} s; the log:\n{}", found.len(), self.dump());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn about(&self, name: &str) -> Vec<Value> {
+        self.lines().into_iter().filter(|l| l["container"] == name).collect()
+    }
+
+    fn dump(&self) -> String {
+        self.lines().iter().map(Value::to_string).collect::<Vec<_>>().join("\n")
+    }
+
+    /// SIGTERM; the exit status (None: it had to be killed).
+    fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+/// `attach` lines about `name` that succeeded.
+fn attached(l: &Value, name: &str) -> bool {
+    l["container"] == name && l["action"] == "attach" && l["ok"] == true
+}
+
+/// `docker`, at the shared daemon or at `host` (`unix://...`).
+fn docker(host: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new("docker");
+    if let Some(h) = host {
+        cmd.args(["-H", h]);
+    }
+    cmd.args(args).stdin(Stdio::null()).output().expect("docker (scripts/docker-up.sh)")
+}
+
+/// A container of ours (`--init --network none`), removed on drop.
+struct Declared {
+    name: String,
+    daemon: Option<String>,
+}
+
+impl Declared {
+    /// `extra`: more `docker run` options (`-l`, `-e`, `--restart`).
+    fn run(name: &str, key: &str, extra: &[&str]) -> Declared {
+        Self::run_at(None, name, key, extra)
+    }
+
+    fn run_at(daemon: Option<&str>, name: &str, key: &str, extra: &[&str]) -> Declared {
+        let c = Declared { name: name.to_string(), daemon: daemon.map(str::to_string) };
+        let key = format!("pipework_key={key}");
+        let mut args = vec!["run", "-d", "--init", "--network", "none", "--name", name, "-e", &key];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["busybox", "sleep", "600"]);
+        let out = docker(daemon, &args);
+        assert!(out.status.success(), "docker run: {}", String::from_utf8_lossy(&out.stderr));
+        c
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        docker(self.daemon.as_deref(), args)
+    }
+
+    fn pid(&self) -> String {
+        let out = self.docker(&["inspect", "-f", "{{.State.Pid}}", &self.name]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn running(&self) -> bool {
+        let out = self.docker(&["inspect", "-f", "{{.State.Running}}", &self.name]);
+        String::from_utf8_lossy(&out.stdout).trim() == "true"
+    }
+
+    /// `ip -4 addr show DEV` and `ip route` inside, from busybox.
+    fn inside(&self, args: &[&str]) -> String {
+        let mut all = vec!["exec", self.name.as_str()];
+        all.extend_from_slice(args);
+        String::from_utf8_lossy(&self.docker(&all).stdout).into_owned()
+    }
+}
+
+impl Drop for Declared {
+    fn drop(&mut self) {
+        let _ = self.docker(&["rm", "-f", &self.name]);
+    }
+}
+
+/// The records of Docker containers' attachments in `host`'s run directory.
+fn records(host: &Netns) -> Vec<PathBuf> {
+    let dir = host.run_dir().join("attachments");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("\"docker:")))
+        .collect();
+    found.sort();
+    found
+}
+
+/// The host's links that are ports of `bridge`.
+fn ports(host: &Netns, bridge: &str) -> Vec<String> {
+    let links = host.ip_j(&["link", "show", "master", bridge]);
+    links.as_array().into_iter().flatten().filter_map(|l| l["ifname"].as_str().map(String::from)).collect()
+}
+
+/// Live `pipework __dhcp-keep` processes started from `host`'s watcher (their
+/// environment has its run directory).
+fn keepers(host: &Netns) -> Vec<u32> {
+    let mark = format!("PIPEWORK_RUN_DIR={}", host.run_dir().display());
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let zombie = stat.rsplit(')').next().is_some_and(|s| s.trim_start().starts_with('Z'));
+        let has = |hay: &[u8], needle: &[u8]| hay.split(|&b| b == 0).any(|w| w == needle);
+        if !zombie && has(&cmdline, b"__dhcp-keep") && has(&environ, mark.as_bytes()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[track_caller]
+fn until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what}: not after {secs} s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn watch_attaches_on_start_again_after_restart_and_cleans_up_on_stop() {
+    let host = Netns::new();
+    let w = Watcher::start(&host, &[]);
+    let br = unique("brw");
+    assert!(host.link(&br).is_none(), "a bridge that does not exist yet");
+    let name = format!("{}-7", unique("pww"));
+    let label = format!("pipework.1={br} 10.31.0.2/24@10.31.0.1");
+    let env = format!("pipework_cmd_b=pipework {br} -i eth2 @CONTAINER_NAME@ 10.32.0.@INSTANCE@/24");
+    let c = Declared::run(&name, &w.key, &["-l", &label, "-e", &env]);
+    let first = w.wait_for_n("both declarations attached", 20, 2, |l| attached(l, &name));
+    let pid = c.pid();
+    assert_eq!(first[0]["declaration"], "label pipework.1");
+    assert_eq!(first[0]["host_end"], format!("veth1pl{pid}"));
+    assert_eq!(first[0]["addresses"], json!(["10.31.0.2/24"]));
+    assert_eq!(first[1]["declaration"], "env pipework_cmd_b");
+    assert_eq!(first[1]["addresses"], json!(["10.32.0.7/24"]), "@INSTANCE@ is the name's last number");
+    assert!(host.link(&br).is_some(), "the bridge was created, as on the command line");
+    assert_eq!(ports(&host, &br), [format!("veth1pl{pid}"), format!("veth2pl{pid}")]);
+    assert!(c.inside(&["ip", "-4", "addr", "show", "eth1"]).contains("10.31.0.2/24"));
+    assert!(c.inside(&["ip", "route"]).contains("default via 10.31.0.1 dev eth1"));
+    assert_eq!(records(&host).len(), 2);
+
+    // A restart: a new process, a new namespace; the old host ends go with the old
+    // one, and the attachments come back.
+    assert!(c.docker(&["restart", "-t", "1", &name]).status.success());
+    let again = w.wait_for_n("attached again after the restart", 30, 4, |l| attached(l, &name));
+    let new_pid = c.pid();
+    assert_ne!(new_pid, pid);
+    assert_eq!(again[2]["host_end"], format!("veth1pl{new_pid}"));
+    assert_eq!(again[2]["changed"], true);
+    assert!(c.inside(&["ip", "-4", "addr", "show", "eth1"]).contains("10.31.0.2/24"));
+    assert!(c.inside(&["ip", "-4", "addr", "show", "eth2"]).contains("10.32.0.7/24"));
+    let cleaned =
+        w.wait_for("the first life cleaned up", 30, |l| l["container"] == name && l["action"] == "cleanup");
+    assert_eq!(cleaned["ok"], true, "{cleaned}");
+    until("only the new life's ports", 10, || {
+        ports(&host, &br) == [format!("veth1pl{new_pid}"), format!("veth2pl{new_pid}")]
+    });
+    assert_eq!(records(&host).len(), 2, "the new life's records only");
+
+    // Stop and remove: nothing left.
+    assert!(c.docker(&["stop", "-t", "1", &name]).status.success());
+    w.wait_for_n("cleaned up after the stop", 30, 2, |l| {
+        l["container"] == name && l["action"] == "cleanup" && l["ok"] == true
+    });
+    assert_eq!(ports(&host, &br), Vec::<String>::new(), "no host end");
+    assert_eq!(records(&host), Vec::<PathBuf>::new(), "no record");
+    drop(c);
+    let failures: Vec<Value> = w.about(&name).into_iter().filter(|l| l["ok"] != true).collect();
+    assert!(failures.is_empty(), "{failures:?}");
+}
+
+#[test]
+fn watch_the_dhcp4_keeper_ends_with_its_container_and_nothing_is_left() {
+    let host = Netns::new();
+    let _server = crate::dhcp::Dnsmasq::start(&host);
+    let w = Watcher::start(&host, &[]);
+    let name = unique("pww-dhcp");
+    let c = Declared::run(&name, &w.key, &["-l", "pipework.1=br1 dhcp4-f"]);
+    let line = w.wait_for("leased", 30, |l| attached(l, &name));
+    assert!(line["addresses"][0].as_str().unwrap().starts_with("10.77.0."), "{line}");
+    assert_eq!(keepers(&host).len(), 1, "the keeper renews the lease");
+    drop(c);
+    w.wait_for("cleaned up", 30, |l| l["container"] == name && l["action"] == "cleanup" && l["ok"] == true);
+    until("no keeper", 10, || keepers(&host).is_empty());
+    assert_eq!(records(&host), Vec::<PathBuf>::new());
+    let ends: Vec<String> = ports(&host, "br1").into_iter().filter(|p| p.starts_with("veth1pl")).collect();
+    assert_eq!(ends.len(), 1, "only dnsmasq's own port: {ends:?}");
+}
+
+#[test]
+fn watch_attaches_a_burst_of_30_containers_started_together() {
+    const N: usize = 30;
+    let host = Netns::new();
+    let w = Watcher::start(&host, &[]);
+    let br = unique("brw");
+    let prefix = unique("pwwb");
+    let names: Vec<String> = (0..N).map(|i| format!("{prefix}-{i}")).collect();
+    let key = w.key.clone();
+    let containers: Vec<Declared> = std::thread::scope(|s| {
+        let started: Vec<_> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let (br, key) = (&br, &key);
+                s.spawn(move || {
+                    let label = format!("pipework.1={br} 10.40.{}.{}/16", i / 200, 10 + i % 200);
+                    Declared::run(name, key, &["-l", &label])
+                })
+            })
+            .collect();
+        started.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let done = w.wait_for_n("all 30 attached", 120, N, |l| {
+        l["action"] == "attach"
+            && l["ok"] == true
+            && l["container"].as_str().is_some_and(|n| n.starts_with(&prefix))
+    });
+    let first_start = done.iter().filter_map(|l| l["event_time"].as_f64()).fold(f64::MAX, f64::min);
+    let last = done.iter().filter_map(|l| l["time"].as_f64()).fold(0.0, f64::max);
+    println!(
+        "watch burst: {N} containers, first start event to last attachment: {:.3} s",
+        last - first_start
+    );
+    assert_eq!(ports(&host, &br).len(), N);
+    let failures: Vec<Value> = w.lines().into_iter().filter(|l| l["ok"] == false).collect();
+    assert!(failures.is_empty(), "{failures:?}");
+    std::thread::scope(|s| {
+        for c in containers {
+            s.spawn(move || drop(c));
+        }
+    });
+    until("every record gone", 60, || records(&host).is_empty());
+    until("every host end gone", 30, || ports(&host, &br).is_empty());
+}
+
+#[test]
+fn watch_reports_a_bad_declaration_in_one_line_and_applies_the_others() {
+    let host = Netns::new();
+    let w = Watcher::start(&host, &[]);
+    let br = unique("brw");
+    let name = unique("pww-bad");
+    let bad = format!("pipework.1={br} 10.33.0.300/24");
+    let good = format!("pipework.2={br} -i eth2 10.33.0.2/24");
+    let c = Declared::run(&name, &w.key, &["-l", &bad, "-l", &good]);
+    w.wait_for("the good one", 20, |l| attached(l, &name));
+    let about = w.about(&name);
+    assert_eq!(about.len(), 2, "one line per declaration: {about:?}");
+    let failed = &about[0];
+    assert_eq!(
+        (failed["ok"].as_bool(), failed["declaration"].as_str()),
+        (Some(false), Some("label pipework.1"))
+    );
+    let message = failed["message"].as_str().unwrap();
+    assert!(message.starts_with("label pipework.1: ") && message.contains("10.33.0.300/24"), "{message}");
+    assert!(!message.contains('\n'));
+    assert!(c.running(), "the container goes on");
+    assert!(!c.inside(&["ip", "link"]).contains("eth1"), "nothing of the bad declaration");
+    assert!(c.inside(&["ip", "-4", "addr", "show", "eth2"]).contains("10.33.0.2/24"));
+}
+
+#[test]
+fn watch_never_runs_a_shell_on_what_labels_say() {
+    let host = Netns::new();
+    let w = Watcher::start(&host, &[]);
+    let br = unique("brw");
+    let dir = std::env::temp_dir().join(unique("pww-marks"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mark = |n: u32| dir.join(format!("m{n}")).display().to_string();
+    let labels = [
+        format!("pipework.1={br} 10.34.0.2/24;touch {}", mark(1)),
+        format!("pipework.2={br} -i eth2 10.34.0.3/24 $(touch {})", mark(2)),
+        format!("pipework.3={br} -i eth3 `touch {}` 10.34.0.4/24", mark(3)),
+        format!("pipework.4={br} -i eth4 10.34.0.5/24 && touch {}", mark(4)),
+        format!("pipework.5={br} -i 'eth5|touch {}' 10.34.0.6/24", mark(5)),
+        // Harmless where it stands: the text a MAC is derived from.
+        format!("pipework.6={br} -i eth6 10.34.0.7/24 'U:$(touch {})'", mark(6)),
+    ];
+    let mut args = Vec::new();
+    for l in &labels {
+        args.extend(["-l", l.as_str()]);
+    }
+    let name = unique("pww-sh");
+    let c = Declared::run(&name, &w.key, &args);
+    w.wait_for_n("every declaration said", 20, labels.len(), |l| {
+        l["container"] == name && l["action"] == "attach"
+    });
+    let about = w.about(&name);
+    let oks: Vec<bool> = about.iter().map(|l| l["ok"] == true).collect();
+    assert_eq!(oks, [false, false, false, false, false, true], "{about:?}");
+    for n in 1..=6 {
+        assert!(!std::path::Path::new(&mark(n)).exists(), "mark {n} made: a shell ran");
+    }
+    assert!(c.inside(&["ip", "-4", "addr", "show", "eth6"]).contains("10.34.0.7/24"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A dockerd of the test's own (its socket, data, exec root and containerd), told
+/// to leave the host's network alone as scripts/docker-up.sh does; stopped by PID.
+struct OwnDockerd {
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl OwnDockerd {
+    fn new() -> OwnDockerd {
+        let dir = std::env::temp_dir().join(unique("pww-dockerd"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut d = OwnDockerd { dir, child: None };
+        d.start();
+        // The image, from the shared daemon.
+        let save = Command::new("docker").args(["save", "busybox:latest"]).output().unwrap();
+        assert!(save.status.success());
+        let mut load = Command::new("docker")
+            .args(["-H", &d.host(), "load"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(load.stdin.as_mut().unwrap(), &save.stdout).unwrap();
+        drop(load.stdin.take());
+        assert!(load.wait().unwrap().success(), "docker load");
+        d
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}/docker.sock", self.dir.display())
+    }
+
+    fn start(&mut self) {
+        let path = |p: &str| self.dir.join(p).display().to_string();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(path("log")).unwrap();
+        let child = Command::new("dockerd")
+            .args(["--host", &self.host(), "--data-root", &path("data"), "--exec-root", &path("exec")])
+            .args(["--pidfile", &path("pid"), "--bridge=none", "--iptables=false", "--ip6tables=false"])
+            .args(["--ip-forward=false"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("dockerd");
+        self.child = Some(child);
+        until("our dockerd answers", 60, || docker(Some(&self.host()), &["version"]).status.success());
+    }
+
+    /// SIGTERM to our dockerd (its containers stop with it), and wait for it.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnDockerd {
+    fn drop(&mut self) {
+        // Its containers stop with it (no live restore).
+        self.stop();
+        // What a dockerd that was killed may have left mounted under its directories.
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let mut ours: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(1))
+            .filter(|m| m.starts_with(self.dir.to_str().unwrap()))
+            .collect();
+        ours.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in ours {
+            let _ = Command::new("umount").arg("-l").arg(m).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn watch_reconnects_when_dockerd_restarts_and_catches_up() {
+    let mut daemon = OwnDockerd::new();
+    let dh = daemon.host();
+    let host = Netns::new();
+    let w = Watcher::start(&host, &[("DOCKER_HOST", &dh)]);
+    let br = unique("brw");
+    let name = unique("pww-re");
+    let label = format!("pipework.1={br} 10.35.0.2/24");
+    let c = Declared::run_at(Some(&dh), &name, &w.key, &["--restart", "always", "-l", &label]);
+    w.wait_for("attached", 20, |l| attached(l, &name));
+    let pid = c.pid();
+    daemon.stop();
+    w.wait_for("the stream's end seen", 20, |l| l["action"] == "disconnect");
+    daemon.start();
+    let t0 = Instant::now();
+    let again = w.wait_for_n("attached again", 60, 2, |l| attached(l, &name));
+    println!(
+        "watch reconnect: attached again {:.1} s after our dockerd answered",
+        t0.elapsed().as_secs_f64()
+    );
+    let new_pid = c.pid();
+    assert_ne!(pid, new_pid, "the restart policy started it anew");
+    assert_eq!(again[1]["host_end"], format!("veth1pl{new_pid}"));
+    assert!(w.lines().iter().filter(|l| l["action"] == "connect").count() >= 2, "{}", w.dump());
+    assert_eq!(ports(&host, &br), [format!("veth1pl{new_pid}")]);
+    drop(c);
+    until("its records gone", 30, || records(&host).is_empty());
+}
+
+#[test]
+fn watch_ends_cleanly_on_sigterm_and_leaves_the_attachments() {
+    let host = Netns::new();
+    let mut w = Watcher::start(&host, &[]);
+    let br = unique("brw");
+    let name = unique("pww-term");
+    let label = format!("pipework.1={br} 10.36.0.2/24");
+    let c = Declared::run(&name, &w.key, &["-l", &label]);
+    w.wait_for("attached", 20, |l| attached(l, &name));
+    let status = w.stop().expect("it ends on SIGTERM");
+    assert!(status.success(), "exit status {status:?}");
+    let last = w.lines().last().cloned().unwrap();
+    assert_eq!((last["action"].as_str(), last["ok"].as_bool()), (Some("stop"), Some(true)), "{last}");
+    assert_eq!(ports(&host, &br), [format!("veth1pl{}", c.pid())], "the attachment stays");
+    assert_eq!(records(&host).len(), 1);
+    // A watcher started again finds it in place and leaves it alone.
+    let w2 = Watcher::start_with_key(&host, &w.key);
+    let line = w2.wait_for("reconciled", 20, |l| l["container"] == name);
+    assert_eq!((line["ok"].as_bool(), line["changed"].as_bool()), (Some(true), Some(false)), "{line}");
+}
