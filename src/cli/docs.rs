@@ -36,6 +36,16 @@ pub const GRAMMAR: &[&str] = &[
      left behind (their records and DHCP clients, veth host ends, Open vSwitch ports) and \
      lists it. --json \
      gives one JSON document on stdout.",
+    "pipework watch [--json] [--key KEY] follows Docker's events (Engine API socket) and \
+     applies the attachments containers declare each time they start: labels \
+     pipework.N=HOSTIF [opts] IPSPEC [MAC][@VLAN] (the container is GUEST; N orders them) \
+     and, as the dreamcat4/pipework image reads them, environment variables whose name holds \
+     pipework_cmd, each a whole command line, with @CONTAINER_NAME@, @CONTAINER_ID@, \
+     @HOSTNAME@, @INSTANCE@ and @COMPOSE_PROJECT_NAME@ expanded. When one dies, gc removes \
+     what it left. It reconciles at start and after every reconnection; with --key (or \
+     $pipework_key) it serves only containers with pipework_key=KEY or the label \
+     pipework.key=KEY. One line per action on stderr (--json: JSON lines); SIGTERM ends it, \
+     the attachments stay.",
     "Each attach leaves a record of what it made in $PIPEWORK_RUN_DIR/attachments \
      (default /run/pipework/attachments); del removes it. Without it, check says what it \
      cannot compare, and del and ls work from the kernel's marks alone.",
@@ -67,6 +77,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("pipework br1 web1 dhcp4", "an address by DHCP, with the built-in client (or udhcpc, dhclient, dhcpcd)"),
     ("pipework check web1", "exit 0 if web1's eth1 is as attached, else one line per difference"),
     ("pipework gc --dry-run", "what gc would remove of what guests that are gone left behind"),
+    (
+        "pipework watch --key s3cret",
+        "attach the containers that declare it (label pipework.1=br1 10.0.0.2/24) on every start",
+    ),
     ("pipework --batch attach.txt", "one attachment per line of attach.txt, each all or nothing"),
 ];
 

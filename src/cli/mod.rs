@@ -175,10 +175,9 @@ const AFTER_HELP: &str =
                       pipework route|rule|tc GUEST ARGS...\n       \
                       pipework del [HOSTIF] GUEST [-i CONTAINER_IF] [--prune-bridge] [--json] [--dry-run]\n       \
                       pipework ls [GUEST] | check GUEST [-i CONTAINER_IF] | gc [--dry-run]   (each [--json])\n       \
-                      pipework watch [--json] [--key KEY]\n       \
                       pipework --batch FILE|- [--json] [--dry-run] [--verbose]\n       \
                       pipework --wait [-i CONTAINER_IF] [--timeout SECONDS]\n       \
-                      pipework completions bash|zsh|fish",
+                      pipework watch [--json] [--key KEY] | completions bash|zsh|fish",
     after_help = AFTER_HELP
 )]
 struct RawArgs {

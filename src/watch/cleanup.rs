@@ -60,7 +60,12 @@ fn gc_line(outcome: Outcome) -> Option<Line<'static>> {
         .map(|r| {
             format!(
                 "{} {} ({})",
-                r["kind"].as_str().unwrap_or("?"),
+                match r["kind"].as_str() {
+                    Some("host_end") => "host end",
+                    Some("ovs_port") => "Open vSwitch port",
+                    Some(kind) => kind,
+                    None => "?",
+                },
                 r["name"].as_str().unwrap_or("?"),
                 r["reason"].as_str().unwrap_or("")
             )

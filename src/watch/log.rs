@@ -29,7 +29,9 @@ pub struct Line<'a> {
 
 impl<'a> Line<'a> {
     pub fn new(who: Option<Who<'a>>, action: &'static str, ok: bool, message: impl Into<String>) -> Line<'a> {
-        Line { who, action, ok, message: message.into(), fields: Value::Null }
+        // One line, whatever the error said (some say a second line: a hint).
+        let message = message.into().replace('\n', "; ");
+        Line { who, action, ok, message, fields: Value::Null }
     }
 
     pub fn with(mut self, fields: Value) -> Line<'a> {

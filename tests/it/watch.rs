@@ -332,11 +332,20 @@ fn watch_attaches_a_burst_of_30_containers_started_together() {
             && l["ok"] == true
             && l["container"].as_str().is_some_and(|n| n.starts_with(&prefix))
     });
-    let first_start = done.iter().filter_map(|l| l["event_time"].as_f64()).fold(f64::MAX, f64::min);
+    let starts: Vec<f64> = done.iter().filter_map(|l| l["event_time"].as_f64()).collect();
+    assert_eq!(starts.len(), N, "each attach names its start event's time");
+    let first_start = starts.iter().copied().fold(f64::MAX, f64::min);
+    let last_start = starts.iter().copied().fold(0.0, f64::max);
     let last = done.iter().filter_map(|l| l["time"].as_f64()).fold(0.0, f64::max);
+    let slowest = done.iter().map(|l| l["time"].as_f64().unwrap() - l["event_time"].as_f64().unwrap());
+    let slowest = slowest.fold(0.0, f64::max);
     println!(
-        "watch burst: {N} containers, first start event to last attachment: {:.3} s",
-        last - first_start
+        "watch burst: {N} containers; first start event to last attachment {:.3} s; start events \
+         spread over {:.3} s; last attachment {:.3} s after the last start event; slowest start \
+         to attached {slowest:.3} s",
+        last - first_start,
+        last_start - first_start,
+        last - last_start,
     );
     assert_eq!(ports(&host, &br).len(), N);
     let failures: Vec<Value> = w.lines().into_iter().filter(|l| l["ok"] == false).collect();
