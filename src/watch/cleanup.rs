@@ -94,27 +94,30 @@ struct Left {
 
 pub async fn after_death(ctx: &Shared, id: &str, name: &str, died: Instant) {
     let who = Who { name, id: id.get(..12).unwrap_or(id) };
-    let first = match leftovers(ctx, id).await {
-        Ok(l) if l.keys.is_empty() => return,
-        Ok(l) => l,
-        Err(e) => return ctx.log.write(Line::new(Some(who), "cleanup", false, format!("{e:#}"))),
+    let say = |ok: bool, message: String, fields: serde_json::Value| {
+        ctx.log.write(Line::new(Some(who), "cleanup", ok, message).with(fields))
+    };
+    let first = match look(ctx, id).await {
+        Looked::Left(l) if l.keys.is_empty() => return,
+        Looked::Left(l) => l,
+        Looked::Unasked(e) => return unasked(ctx, id, died, e, say).await,
+        Looked::Failed(e) => return say(false, format!("{e:#}"), json!({})),
     };
     let (mut since, mut pause) = (died, Duration::from_millis(100));
     loop {
         ctx.gc.sweep(since, &ctx.log).await;
-        let left = match leftovers(ctx, id).await {
-            Ok(l) => l,
-            Err(e) => return ctx.log.write(Line::new(Some(who), "cleanup", false, format!("{e:#}"))),
+        let left = match look(ctx, id).await {
+            Looked::Left(l) => l,
+            Looked::Unasked(e) | Looked::Failed(e) => return say(false, format!("{e:#}"), json!({})),
         };
         let fields = json!({ "removed": first.what, "left": left.what });
         if left.keys.is_empty() {
-            let message = format!("died: removed {}", first.what.join(", "));
-            return ctx.log.write(Line::new(Some(who), "cleanup", true, message).with(fields));
+            return say(true, format!("died: removed {}", first.what.join(", ")), fields);
         }
         if died.elapsed() > GIVE_UP || interrupt::received().is_some() {
             let message =
                 format!("died, but after {:?} still left: {}", died.elapsed(), left.what.join(", "));
-            return ctx.log.write(Line::new(Some(who), "cleanup", false, message).with(fields));
+            return say(false, message, fields);
         }
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
@@ -124,8 +127,50 @@ pub async fn after_death(ctx: &Shared, id: &str, name: &str, died: Instant) {
     }
 }
 
-async fn leftovers(ctx: &Shared, id: &str) -> Result<Left> {
-    let current = current_namespace(ctx, id).await?;
+enum Looked {
+    Left(Left),
+    /// Docker cannot say whether (and where) the container runs now.
+    Unasked(anyhow::Error),
+    Failed(anyhow::Error),
+}
+
+/// What the container's former lives left.
+async fn look(ctx: &Shared, id: &str) -> Looked {
+    // A daemon that stopped (its containers die with it) cannot say whether the
+    // container runs again.
+    let current = match current_namespace(ctx, id).await {
+        Ok(c) => c,
+        Err(e) => return Looked::Unasked(e),
+    };
+    match leftovers(ctx, id, current).await {
+        Ok(l) => Looked::Left(l),
+        Err(e) => Looked::Failed(e),
+    }
+}
+
+/// Docker cannot be asked: gc, which asks the kernel only, takes what is surely gone;
+/// the reconcile after reconnecting catches up. A line if the container had attachments.
+async fn unasked(
+    ctx: &Shared,
+    id: &str,
+    died: Instant,
+    e: anyhow::Error,
+    say: impl Fn(bool, String, serde_json::Value),
+) {
+    let Ok(left) = leftovers(ctx, id, None).await else { return };
+    if left.keys.is_empty() {
+        return;
+    }
+    ctx.gc.sweep(died, &ctx.log).await;
+    let message = format!(
+        "died while Docker cannot be asked ({e:#}): gc ran; the reconcile after reconnecting catches up"
+    );
+    say(true, message, json!({ "attachments": left.what }));
+}
+
+/// `current`: the namespace the container runs in now (its attachments there are no
+/// leftovers).
+async fn leftovers(ctx: &Shared, id: &str, current: Option<u64>) -> Result<Left> {
     let guest = GuestRef::Docker(id.to_string());
     let mut left = Left::default();
     let mut ends = BTreeSet::new();

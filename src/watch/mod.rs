@@ -239,7 +239,8 @@ async fn reconcile(ctx: &Shared) -> Done {
     ctx.gc.sweep(Instant::now(), &ctx.log).await;
     match listed {
         Ok(running) => {
-            let message = format!("reconciling: {} containers running", running.len());
+            let n = running.len();
+            let message = format!("reconciling: {n} container{} running", if n == 1 { "" } else { "s" });
             ctx.log
                 .write(Line::new(None, "reconcile", true, message).with(json!({ "running": running.len() })));
             Done::Listed(

@@ -37,6 +37,13 @@ impl Watcher {
     }
 
     fn start_as(host: &Netns, env: &[(&str, &str)], key: &str) -> Watcher {
+        let w = Self::spawn(host, env, key);
+        w.wait_for("the first reconcile", 20, |l| l["action"] == "reconcile");
+        w
+    }
+
+    /// Started, not waited for.
+    fn spawn(host: &Netns, env: &[(&str, &str)], key: &str) -> Watcher {
         use std::os::unix::process::CommandExt;
         let key = key.to_string();
         let mut child = host
@@ -58,9 +65,14 @@ impl Watcher {
                 sink.lock().unwrap().push(v);
             }
         });
-        let w = Watcher { child, lines, key };
-        w.wait_for("the first reconcile", 20, |l| l["action"] == "reconcile");
-        w
+        Watcher { child, lines, key }
+    }
+
+    /// What the watcher's open descriptors are (`readlink /proc/PID/fd/*`).
+    fn open_files(&self) -> Vec<String> {
+        let dir = format!("/proc/{}/fd", self.child.id());
+        let fds = std::fs::read_dir(dir).into_iter().flatten().flatten();
+        fds.filter_map(|e| std::fs::read_link(e.path()).ok()).map(|p| p.display().to_string()).collect()
     }
 
     fn lines(&self) -> Vec<Value> {
@@ -527,6 +539,7 @@ fn watch_reconnects_when_dockerd_restarts_and_catches_up() {
     assert_eq!(again[1]["host_end"], format!("veth1pl{new_pid}"));
     assert!(w.lines().iter().filter(|l| l["action"] == "connect").count() >= 2, "{}", w.dump());
     assert_eq!(ports(&host, &br), [format!("veth1pl{new_pid}")]);
+    println!("watch reconnect, the log:\n{}", w.dump());
     drop(c);
     until("its records gone", 30, || records(&host).is_empty());
 }
@@ -540,6 +553,10 @@ fn watch_ends_cleanly_on_sigterm_and_leaves_the_attachments() {
     let label = format!("pipework.1={br} 10.36.0.2/24");
     let c = Declared::run(&name, &w.key, &["-l", &label]);
     w.wait_for("attached", 20, |l| attached(l, &name));
+    // Waiting for events, it holds no namespace and no lock.
+    std::thread::sleep(Duration::from_millis(300));
+    let open = w.open_files();
+    assert!(!open.iter().any(|f| f.starts_with("net:") || f.ends_with(".lock")), "{open:?}");
     let status = w.stop().expect("it ends on SIGTERM");
     assert!(status.success(), "exit status {status:?}");
     let last = w.lines().last().cloned().unwrap();
@@ -550,4 +567,70 @@ fn watch_ends_cleanly_on_sigterm_and_leaves_the_attachments() {
     let w2 = Watcher::start_with_key(&host, &w.key);
     let line = w2.wait_for("reconciled", 20, |l| l["container"] == name);
     assert_eq!((line["ok"].as_bool(), line["changed"].as_bool()), (Some(true), Some(false)), "{line}");
+}
+
+#[test]
+fn watch_skips_a_container_gone_before_its_turn_without_a_word() {
+    let host = Netns::new();
+    let w = Watcher::start(&host, &[]);
+    let br = unique("brw");
+    let name = unique("pww-gone");
+    let label = format!("pipework.1={br} 10.37.0.2/24");
+    let key = format!("pipework_key={}", w.key);
+    // It ends at once: its start event comes, but the container is gone by then.
+    let out = docker(
+        None,
+        &[
+            "run",
+            "-d",
+            "--init",
+            "--network",
+            "none",
+            "--name",
+            &name,
+            "-e",
+            &key,
+            "-l",
+            &label,
+            "busybox",
+            "true",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let _c = Declared { name: name.clone(), daemon: None };
+    until("it exited", 10, || {
+        docker(None, &["inspect", "-f", "{{.State.Status}}", &name]).stdout.starts_with(b"exited")
+    });
+    // A later container's line: by then the watcher has seen the first one's events.
+    let later = unique("pww-later");
+    let label = format!("pipework.1={br} 10.37.0.3/24");
+    let _d = Declared::run(&later, &w.key, &["-l", &label]);
+    w.wait_for("the later one attached", 20, |l| attached(l, &later));
+    let failed: Vec<Value> = w.about(&name).into_iter().filter(|l| l["ok"] != true).collect();
+    assert!(failed.is_empty(), "{failed:?}");
+}
+
+#[test]
+fn watch_retries_a_daemon_that_is_not_there_with_a_growing_pause() {
+    let host = Netns::new();
+    let dir = std::env::temp_dir().join(unique("pww-nodaemon"));
+    let sock = format!("unix://{}/docker.sock", dir.display());
+    let mut w = Watcher::spawn(&host, &[("DOCKER_HOST", &sock)], "k");
+    let tries = w.wait_for_n("three tries", 10, 3, |l| l["action"] == "disconnect");
+    let said: Vec<&str> = tries.iter().map(|l| l["message"].as_str().unwrap()).collect();
+    assert!(said[0].starts_with("cannot follow Docker's events: cannot connect to Docker at "), "{said:?}");
+    assert!(said[0].ends_with("; again in 250ms") && said[1].ends_with("; again in 500ms"), "{said:?}");
+    assert!(said[2].ends_with("; again in 1s"), "{said:?}");
+    assert!(w.stop().expect("it ends on SIGTERM").success());
+}
+
+#[test]
+fn watch_refuses_a_daemon_it_cannot_reach_over_a_socket() {
+    let host = Netns::new();
+    let run = host.pipework_env(&["watch"], &[("DOCKER_HOST", "tcp://127.0.0.1:2375")]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stderr.trim(),
+        "pipework: pipework watch talks to the Docker Engine API socket: DOCKER_HOST must be unset or unix://PATH"
+    );
 }
