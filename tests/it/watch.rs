@@ -634,3 +634,25 @@ fn watch_refuses_a_daemon_it_cannot_reach_over_a_socket() {
         "pipework: pipework watch talks to the Docker Engine API socket: DOCKER_HOST must be unset or unix://PATH"
     );
 }
+
+#[test]
+fn watch_removes_the_open_vswitch_port_of_a_container_that_is_gone() {
+    let host = Netns::new();
+    let ovs = crate::ovs::Ovs::start(&host);
+    ovs.bridge("ovsbr0");
+    let env = ovs.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let w = Watcher::start(&host, &env);
+    let name = unique("pww-ovs");
+    let c = Declared::run(&name, &w.key, &["-l", "pipework.1=ovsbr0 10.38.0.2/24"]);
+    let line = w.wait_for("attached", 20, |l| attached(l, &name));
+    let end = format!("veth1pl{}", c.pid());
+    assert_eq!(line["host_end"], end);
+    assert_eq!(ovs.vsctl_ok(&["list-ports", "ovsbr0"]), end);
+    drop(c);
+    let done = w.wait_for("cleaned up", 30, |l| l["container"] == name && l["action"] == "cleanup");
+    assert_eq!(done["ok"], true, "{done}");
+    assert_eq!(ovs.vsctl_ok(&["list-ports", "ovsbr0"]), "", "no Open vSwitch port");
+    assert_eq!(records(&host), Vec::<PathBuf>::new(), "no record");
+    assert!(host.link(&end).is_none(), "no host end");
+}
