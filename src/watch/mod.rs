@@ -29,6 +29,7 @@ use futures::future::LocalBoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::Future;
 use serde_json::json;
+use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::Watch;
 use crate::guest::docker;
@@ -75,9 +76,14 @@ pub async fn run(req: &Watch) -> Outcome {
     let mut jobs = Jobs::default();
     let mut link = Conn::Connecting(Box::pin(events::subscribe(&ctx.socket)));
     let mut retry = FIRST_RETRY;
+    let mut child_ended = match signal(SignalKind::child()) {
+        Ok(s) => s,
+        Err(e) => return Outcome::failed(anyhow::Error::new(e).context("cannot catch SIGCHLD")),
+    };
     let signal = loop {
         tokio::select! {
             signal = interrupt::arrived() => break signal,
+            _ = child_ended.recv() => {}
             Some(done) = jobs.in_flight.next(), if !jobs.in_flight.is_empty() => jobs.finished(done),
             step = link.step() => match step {
                 Step::Up(stream) => {
@@ -98,6 +104,9 @@ pub async fn run(req: &Watch) -> Outcome {
             },
         }
         jobs.fill(&ctx);
+        if jobs.in_flight.is_empty() {
+            reap_detached();
+        }
     };
     drop(link);
     // What runs ends (an attach in progress undoes itself); nothing new starts.
@@ -106,6 +115,19 @@ pub async fn run(req: &Watch) -> Outcome {
     let message = format!("stopped by {}: the attachments made stay", signal.0.as_str());
     ctx.log.write(Line::new(None, "stop", true, message));
     Outcome::Done(Vec::new())
+}
+
+/// Reap the children that ended and that nobody waits for: the `dhcp4-f` keepers and
+/// `-f` DHCP clients an attach started, detached, end with their containers, and a
+/// process that lives for months must not collect their zombies. Only while no job
+/// runs: every other child is a job's, waited for by it.
+fn reap_detached() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    while let Ok(status) = waitpid(nix::unistd::Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
 }
 
 /// The connection to the event stream.

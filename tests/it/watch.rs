@@ -236,6 +236,20 @@ fn keepers(host: &Netns) -> Vec<u32> {
     found
 }
 
+/// `parent`'s children that ended and were not reaped.
+fn zombies_of(parent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
+        if fields.first() == Some(&"Z") && fields.get(1) == Some(&parent.to_string().as_str()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
 #[track_caller]
 fn until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -311,6 +325,7 @@ fn watch_the_dhcp4_keeper_ends_with_its_container_and_nothing_is_left() {
     drop(c);
     w.wait_for("cleaned up", 30, |l| l["container"] == name && l["action"] == "cleanup" && l["ok"] == true);
     until("no keeper", 10, || keepers(&host).is_empty());
+    until("no zombie of it in the watcher", 10, || zombies_of(w.child.id()).is_empty());
     assert_eq!(records(&host), Vec::<PathBuf>::new());
     let ends: Vec<String> = ports(&host, "br1").into_iter().filter(|p| p.starts_with("veth1pl")).collect();
     assert_eq!(ends.len(), 1, "only dnsmasq's own port: {ends:?}");
