@@ -90,6 +90,9 @@ struct Left {
     keys: BTreeSet<String>,
     /// `eth1 on br1 (host end veth1pl42)`, for the log.
     what: Vec<String>,
+    /// The Open vSwitch ports the records name: the database keeps a port whose
+    /// veth went with its namespace until gc takes it, after the record.
+    ovs_ports: BTreeSet<String>,
 }
 
 pub async fn after_death(ctx: &Shared, id: &str, name: &str, died: Instant) {
@@ -97,22 +100,24 @@ pub async fn after_death(ctx: &Shared, id: &str, name: &str, died: Instant) {
     let say = |ok: bool, message: String, fields: serde_json::Value| {
         ctx.log.write(Line::new(Some(who), "cleanup", ok, message).with(fields))
     };
-    let first = match look(ctx, id).await {
+    let first = match look(ctx, id, &BTreeSet::new()).await {
         Looked::Left(l) if l.keys.is_empty() => return,
         Looked::Left(l) => l,
         Looked::Unasked(e) => return unasked(ctx, id, died, e, say).await,
         Looked::Failed(e) => return say(false, format!("{e:#}"), json!({})),
     };
+    let mut removed = first.what.clone();
+    removed.extend(first.ovs_ports.iter().map(|p| format!("Open vSwitch port {p}")));
     let (mut since, mut pause) = (died, Duration::from_millis(100));
     loop {
         ctx.gc.sweep(since, &ctx.log).await;
-        let left = match look(ctx, id).await {
+        let left = match look(ctx, id, &first.ovs_ports).await {
             Looked::Left(l) => l,
             Looked::Unasked(e) | Looked::Failed(e) => return say(false, format!("{e:#}"), json!({})),
         };
-        let fields = json!({ "removed": first.what, "left": left.what });
+        let fields = json!({ "removed": removed, "left": left.what });
         if left.keys.is_empty() {
-            return say(true, format!("died: removed {}", first.what.join(", ")), fields);
+            return say(true, format!("died: removed {}", removed.join(", ")), fields);
         }
         if died.elapsed() > GIVE_UP || interrupt::received().is_some() {
             let message =
@@ -134,18 +139,35 @@ enum Looked {
     Failed(anyhow::Error),
 }
 
-/// What the container's former lives left.
-async fn look(ctx: &Shared, id: &str) -> Looked {
+/// What the container's former lives left; `ports`, Open vSwitch ports they had.
+async fn look(ctx: &Shared, id: &str, ports: &BTreeSet<String>) -> Looked {
     // A daemon that stopped (its containers die with it) cannot say whether the
     // container runs again.
     let current = match current_namespace(ctx, id).await {
         Ok(c) => c,
         Err(e) => return Looked::Unasked(e),
     };
-    match leftovers(ctx, id, current).await {
-        Ok(l) => Looked::Left(l),
-        Err(e) => Looked::Failed(e),
+    let mut left = match leftovers(ctx, id, current).await {
+        Ok(l) => l,
+        Err(e) => return Looked::Failed(e),
+    };
+    if let Err(e) = ovs_left(ports, &mut left).await {
+        return Looked::Failed(e);
     }
+    Looked::Left(left)
+}
+
+/// Which of `ports` the Open vSwitch database still has.
+async fn ovs_left(ports: &BTreeSet<String>, left: &mut Left) -> Result<()> {
+    if ports.is_empty() || !crate::ovs::database_running() {
+        return Ok(());
+    }
+    for iface in crate::ovs::marked_interfaces().await? {
+        if ports.contains(&iface.name) && left.keys.insert(format!("ovs {}", iface.name)) {
+            left.what.push(format!("Open vSwitch port {}", iface.name));
+        }
+    }
+    Ok(())
 }
 
 /// Docker cannot be asked: gc, which asks the kernel only, takes what is surely gone;
@@ -181,6 +203,9 @@ async fn leftovers(ctx: &Shared, id: &str, current: Option<u64>) -> Result<Left>
         }
         let end = r.host_end.as_ref().map(|e| format!(" (host end {e})")).unwrap_or_default();
         left.what.push(format!("{} on {}{end}", r.container_if, r.host_if));
+        if r.kind == "ovs" {
+            left.ovs_ports.extend(r.host_end.clone());
+        }
         ends.extend(r.host_end);
         left.keys.insert(path.display().to_string());
     }

@@ -20,11 +20,11 @@ mod log;
 mod serve;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use anyhow::anyhow;
+use anyhow::{anyhow, Context as _};
 use futures::future::LocalBoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::Future;
@@ -33,7 +33,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::Watch;
 use crate::guest::docker;
-use crate::interrupt;
+use crate::interrupt::{self, Interrupted};
 use crate::netlink::Netlink;
 use crate::report::Outcome;
 use cleanup::GcLane;
@@ -74,47 +74,71 @@ pub async fn run(req: &Watch) -> Outcome {
     let ctx =
         Shared { socket, host, key: req.key.clone(), log: Log { json: req.json }, gc: GcLane::default() };
     let mut jobs = Jobs::default();
-    let mut link = Conn::Connecting(Box::pin(events::subscribe(&ctx.socket)));
-    let mut retry = FIRST_RETRY;
-    let mut child_ended = match signal(SignalKind::child()) {
-        Ok(s) => s,
-        Err(e) => return Outcome::failed(anyhow::Error::new(e).context("cannot catch SIGCHLD")),
+    let signal = match follow(&ctx, &mut jobs).await {
+        Ok(signal) => signal,
+        Err(e) => return Outcome::failed(e),
     };
-    let signal = loop {
-        tokio::select! {
-            signal = interrupt::arrived() => break signal,
-            _ = child_ended.recv() => {}
-            Some(done) = jobs.in_flight.next(), if !jobs.in_flight.is_empty() => jobs.finished(done),
-            step = link.step() => match step {
-                Step::Up(stream) => {
-                    retry = FIRST_RETRY;
-                    let message = format!("following Docker's events at {}", ctx.socket.display());
-                    ctx.log.write(Line::new(None, "connect", true, message));
-                    link = Conn::Up(stream);
-                    jobs.push(Work::Reconcile);
-                }
-                Step::Event(e) => jobs.push(Work::of(e)),
-                Step::Down(why) => {
-                    let message = format!("{why}; again in {retry:?}");
-                    ctx.log.write(Line::new(None, "disconnect", false, message));
-                    link = Conn::Waiting(Box::pin(tokio::time::sleep(retry)));
-                    retry = (retry * 2).min(LAST_RETRY);
-                }
-                Step::Retry => link = Conn::Connecting(Box::pin(events::subscribe(&ctx.socket))),
-            },
-        }
-        jobs.fill(&ctx);
-        if jobs.in_flight.is_empty() {
-            reap_detached();
-        }
-    };
-    drop(link);
     // What runs ends (an attach in progress undoes itself); nothing new starts.
     jobs.queue.clear();
     while jobs.in_flight.next().await.is_some() {}
     let message = format!("stopped by {}: the attachments made stay", signal.0.as_str());
     ctx.log.write(Line::new(None, "stop", true, message));
     Outcome::Done(Vec::new())
+}
+
+/// The events, the connection's retries and the jobs, polled together until a signal.
+async fn follow<'a>(ctx: &'a Shared, jobs: &mut Jobs<'a>) -> anyhow::Result<Interrupted> {
+    let mut child_ended = signal(SignalKind::child()).context("cannot catch SIGCHLD")?;
+    let mut link = Link { conn: Conn::connect(&ctx.socket), retry: FIRST_RETRY };
+    loop {
+        tokio::select! {
+            signal = interrupt::arrived() => return Ok(signal),
+            _ = child_ended.recv() => {}
+            Some(done) = jobs.in_flight.next(), if !jobs.in_flight.is_empty() => jobs.finished(done),
+            step = link.conn.step() => {
+                if let Some(work) = link.on(step, ctx) {
+                    jobs.push(work);
+                }
+            }
+        }
+        jobs.fill(ctx);
+        if jobs.in_flight.is_empty() {
+            reap_detached();
+        }
+    }
+}
+
+/// The connection, and the pause before the next try should it go down.
+struct Link<'a> {
+    conn: Conn<'a>,
+    retry: Duration,
+}
+
+impl<'a> Link<'a> {
+    /// The next state after `step`, said in the log; the work it brings.
+    fn on(&mut self, step: Step, ctx: &'a Shared) -> Option<Work> {
+        match step {
+            Step::Up(stream) => {
+                self.retry = FIRST_RETRY;
+                let message = format!("following Docker's events at {}", ctx.socket.display());
+                ctx.log.write(Line::new(None, "connect", true, message));
+                self.conn = Conn::Up(stream);
+                Some(Work::Reconcile)
+            }
+            Step::Event(e) => Some(Work::of(e)),
+            Step::Down(why) => {
+                let message = format!("{why}; again in {:?}", self.retry);
+                ctx.log.write(Line::new(None, "disconnect", false, message));
+                self.conn = Conn::Waiting(Box::pin(tokio::time::sleep(self.retry)));
+                self.retry = (self.retry * 2).min(LAST_RETRY);
+                None
+            }
+            Step::Retry => {
+                self.conn = Conn::connect(&ctx.socket);
+                None
+            }
+        }
+    }
 }
 
 /// Reap the children that ended and that nobody waits for: the `dhcp4-f` keepers and
@@ -144,7 +168,11 @@ enum Step {
     Retry,
 }
 
-impl Conn<'_> {
+impl<'a> Conn<'a> {
+    fn connect(socket: &'a Path) -> Conn<'a> {
+        Conn::Connecting(Box::pin(events::subscribe(socket)))
+    }
+
     /// What happens next. Cancel-safe: the connection attempt and the timer live in
     /// `self`, the stream keeps what it read.
     async fn step(&mut self) -> Step {
