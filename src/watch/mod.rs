@@ -233,6 +233,8 @@ struct Jobs<'a> {
     queue: VecDeque<Work>,
     /// Containers with a start queued or in flight.
     busy: HashSet<String>,
+    /// Those of them whose start is queued, not started yet.
+    waiting: HashSet<String>,
     /// A start that came while the container's previous one was being served.
     again: HashMap<String, Started>,
 }
@@ -240,10 +242,15 @@ struct Jobs<'a> {
 impl<'a> Jobs<'a> {
     fn push(&mut self, work: Work) {
         if let Work::Serve(s) = &work {
+            // One not started yet reads the container's state when it starts: enough.
+            if self.waiting.contains(&s.id) {
+                return;
+            }
             if !self.busy.insert(s.id.clone()) {
                 self.again.insert(s.id.clone(), s.clone());
                 return;
             }
+            self.waiting.insert(s.id.clone());
         }
         self.queue.push_back(work);
     }
@@ -263,9 +270,18 @@ impl<'a> Jobs<'a> {
 
     fn fill(&mut self, ctx: &'a Shared) {
         while self.in_flight.len() < CONCURRENCY {
-            let Some(work) = self.queue.pop_front() else { break };
+            let Some(work) = self.next_work() else { break };
             self.in_flight.push(job(ctx, work));
         }
+    }
+
+    /// The next work to start.
+    fn next_work(&mut self) -> Option<Work> {
+        let work = self.queue.pop_front()?;
+        if let Work::Serve(s) = &work {
+            self.waiting.remove(&s.id);
+        }
+        Some(work)
     }
 }
 
@@ -301,5 +317,57 @@ async fn reconcile(ctx: &Shared) -> Done {
             ctx.log.write(Line::new(None, "reconcile", false, format!("cannot list the containers: {e:#}")));
             Done::Other
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(id: &str, t: f64) -> Work {
+        Work::Serve(Started { id: id.into(), name: id.into(), event_time: Some(t) })
+    }
+
+    fn queued(jobs: &Jobs<'_>) -> Vec<String> {
+        jobs.queue
+            .iter()
+            .map(|w| match w {
+                Work::Serve(s) => format!("{}@{}", s.id, s.event_time.unwrap_or_default()),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_containers_starts_are_served_one_after_the_other_the_last_one_kept() {
+        let mut jobs = Jobs::default();
+        jobs.push(start("a", 1.0));
+        jobs.push(start("b", 1.0));
+        // `a` restarts while its first start waits: that serving reads the new state.
+        jobs.push(start("a", 2.0));
+        assert_eq!(queued(&jobs), ["a@1", "b@1"]);
+        assert!(jobs.again.is_empty());
+        // Once it runs, `a` restarts twice more: one more serving, the latest.
+        assert!(jobs.next_work().is_some() && jobs.next_work().is_some(), "both start");
+        jobs.push(start("a", 3.0));
+        jobs.push(start("a", 4.0));
+        assert!(jobs.queue.is_empty());
+        jobs.finished(Done::Served("b".into()));
+        assert!(jobs.queue.is_empty());
+        jobs.finished(Done::Served("a".into()));
+        assert_eq!(queued(&jobs), ["a@4"]);
+        assert!(jobs.next_work().is_some());
+        jobs.finished(Done::Served("a".into()));
+        assert!(jobs.queue.is_empty() && jobs.busy.is_empty() && jobs.again.is_empty());
+    }
+
+    #[test]
+    fn a_reconcile_serves_each_running_container_once() {
+        let mut jobs = Jobs::default();
+        jobs.push(start("a", 1.0));
+        let running = ["a", "b"].map(|id| Started { id: id.into(), name: id.into(), event_time: None });
+        jobs.finished(Done::Listed(running.to_vec()));
+        assert_eq!(queued(&jobs), ["a@1", "b@0"], "a's serving, still queued, reads its state then");
+        assert!(jobs.again.is_empty());
     }
 }
