@@ -112,15 +112,19 @@ struct Job {
 }
 
 impl Job {
-    /// Lines with the same key may create the same thing (a bridge, `HOSTIF.VLAN`).
-    /// `names` gives the interface that a `mac:` HOSTIF stands for, so that
-    /// `eth0@10` and `mac:<eth0's MAC>@10` share a key.
     fn key(&self, names: &HashMap<Mac, String>) -> String {
-        let vlan = self.attach.vlan.as_ref().map(|v| v.as_str().to_string()).unwrap_or_default();
-        match &self.attach.host_if {
-            HostIf::Mac(mac) if names.contains_key(mac) => format!("{}@{vlan}", names[mac]),
-            host_if => format!("{host_if}@{vlan}"),
-        }
+        key_of(&self.attach, names)
+    }
+}
+
+/// Attachments with the same key may create the same thing (a bridge, `HOSTIF.VLAN`).
+/// `names` gives the interface that a `mac:` HOSTIF stands for, so that `eth0@10` and
+/// `mac:<eth0's MAC>@10` share a key. `pipework watch` groups by it too.
+pub(crate) fn key_of(attach: &Attach, names: &HashMap<Mac, String>) -> String {
+    let vlan = attach.vlan.as_ref().map(|v| v.as_str().to_string()).unwrap_or_default();
+    match &attach.host_if {
+        HostIf::Mac(mac) if names.contains_key(mac) => format!("{}@{vlan}", names[mac]),
+        host_if => format!("{host_if}@{vlan}"),
     }
 }
 

@@ -55,6 +55,7 @@ pub struct Shared {
     key: Option<String>,
     log: Log,
     gc: GcLane,
+    anchors: serve::Anchors,
 }
 
 pub async fn run(req: &Watch) -> Outcome {
@@ -71,8 +72,8 @@ pub async fn run(req: &Watch) -> Outcome {
     if let Err(e) = interrupt::install() {
         return Outcome::failed(e.context("cannot catch signals"));
     }
-    let ctx =
-        Shared { socket, host, key: req.key.clone(), log: Log { json: req.json }, gc: GcLane::default() };
+    let (key, log) = (req.key.clone(), Log { json: req.json });
+    let ctx = Shared { socket, host, key, log, gc: GcLane::default(), anchors: Default::default() };
     let mut jobs = Jobs::default();
     let signal = match follow(&ctx, &mut jobs).await {
         Ok(signal) => signal,

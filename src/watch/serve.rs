@@ -4,12 +4,18 @@
 //! does not stop the next; a container that is gone (or started anew) before its
 //! turn is skipped without a word: its next start is served then.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use serde_json::{json, Value};
+use tokio::sync::Mutex;
 
 use super::declare::{self, Container, Declared};
 use super::log::{Line, Who};
 use super::{daemon, Shared};
 use crate::cli::Attach;
+use crate::netlink::Netlink;
 use crate::report::Outcome;
 use crate::{attach, interrupt};
 
@@ -54,13 +60,37 @@ pub async fn serve(ctx: &Shared, start: &Started) {
                 continue;
             }
         };
-        let outcome = attach::run_on(&attach, &ctx.host).await;
+        let outcome = ctx.anchors.attach(&attach, &ctx.host).await;
         let (ok, message, mut more) = describe(&attach, outcome);
         if !ok && interrupt::received().is_none() && !still_there(ctx, &c).await {
             return;
         }
         merge(&mut more, fields);
         ctx.log.write(Line::new(Some(who), "attach", ok, format!("{}: {message}", d.source)).with(more));
+    }
+}
+
+/// `--batch`'s rule for what may create the same thing (see `crate::batch::run_jobs`):
+/// a failed attach undoes what it made, a new bridge say, under the feet of another
+/// that found it made. So the attachments of one key (HOSTIF and VLAN) go one at a
+/// time until one succeeded; what it made then holds its port for good, and the
+/// others of the key go together.
+#[derive(Default)]
+pub struct Anchors(RefCell<HashMap<String, Rc<Mutex<bool>>>>);
+
+impl Anchors {
+    async fn attach(&self, req: &Attach, host: &Netlink) -> Outcome {
+        let key = crate::batch::key_of(req, &HashMap::new());
+        let gate = self.0.borrow_mut().entry(key).or_default().clone();
+        let mut first = Some(gate.lock().await);
+        if first.as_deref() == Some(&true) {
+            first = None;
+        }
+        let outcome = attach::run_on(req, host).await;
+        if let (Some(anchored), Outcome::Json { code: 0, .. }) = (first.as_mut(), &outcome) {
+            **anchored = true;
+        }
+        outcome
     }
 }
 
