@@ -67,7 +67,7 @@ fn gc_line(outcome: Outcome) -> Option<Line<'static>> {
                     None => "?",
                 },
                 r["name"].as_str().unwrap_or("?"),
-                r["reason"].as_str().unwrap_or("")
+                short_ids(r["reason"].as_str().unwrap_or(""))
             )
         })
         .collect();
@@ -80,6 +80,23 @@ fn gc_line(outcome: Outcome) -> Option<Line<'static>> {
         message = format!("{message}; {n}");
     }
     Some(Line::new(None, "gc", true, message).with(json!({ "removed": doc["removed"], "warnings": notes })))
+}
+
+/// `docker:` and a full id as `docker ps` shows ids (12 digits), for a line a person
+/// reads (the JSON has them whole).
+fn short_ids(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("docker:") {
+        let (before, from) = rest.split_at(at + "docker:".len());
+        out.push_str(before);
+        let hex = from.bytes().take_while(u8::is_ascii_hexdigit).count();
+        let keep = if hex == 64 { 12 } else { hex };
+        out.push_str(&from[..keep]);
+        rest = &from[hex..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// What the container's former lives left: record files and marked host links whose
@@ -243,6 +260,9 @@ mod tests {
         let line = gc_line(Outcome::Json { doc, notes: vec![], code: 0 }).unwrap();
         assert!(line.ok);
         assert_eq!(line.message, "gc removed record /run/x.json (guest docker:ab is gone)");
+        let long = format!("guest docker:{} is gone", "ab".repeat(32));
+        assert_eq!(short_ids(&long), "guest docker:abababababab is gone");
+        assert_eq!(short_ids("docker:abc, docker:"), "docker:abc, docker:");
         let doc = json!({ "error": "cannot read /proc", "rollback_errors": [] });
         let line = gc_line(Outcome::Json { doc, notes: vec![], code: 1 }).unwrap();
         assert!(!line.ok);
