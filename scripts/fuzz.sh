@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# fuzz.sh: a bounded cargo-fuzz run of the command-line grammar (`cli`) and the
-# --batch line parser (`batch`), seeded from the README's examples (fuzz/seeds/).
+# fuzz.sh: a bounded cargo-fuzz run of the command-line grammar (`cli`), the
+# --batch line parser (`batch`) and `watch`'s declarations (`watch`), seeded from
+# the README's examples (fuzz/seeds/).
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET...]     default: 600 s in all, shared by cli and batch
+#   scripts/fuzz.sh [SECONDS] [TARGET...]     default: 600 s in all, shared by cli, batch and watch
 #
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`). One
 # libFuzzer process at a time (the machines are shared). Prints, per target, the
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/../fuzz"
 total=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(cli batch)
+[ ${#targets[@]} -gt 0 ] || targets=(cli batch watch)
 per=$((total / ${#targets[@]}))
 
 cargo +nightly fuzz build -O

@@ -39,6 +39,11 @@ pub use report::Outcome;
 #[doc(hidden)]
 pub use batch::parse_lines as parse_batch_lines;
 
+/// The declarations `pipework watch` reads from a container's labels and environment
+/// (`NAME=VALUE` lines), for the fuzz target in `fuzz/`; not an API.
+#[doc(hidden)]
+pub use watch::declare::declarations_of_text as parse_watch_declarations;
+
 /// Run with the arguments after the program name; the process's exit code.
 pub fn main<I: IntoIterator<Item = String>>(argv: I) -> ExitCode {
     let argv: Vec<String> = argv.into_iter().collect();

@@ -115,6 +115,27 @@ pub fn declarations(c: &Container, key: Option<&str>) -> Declared {
     }
 }
 
+/// For the fuzz target in `fuzz/` (re-exported as `pipework::parse_watch_declarations`;
+/// not an API): every `NAME=VALUE` line of `text` is a label (a `pipework.` name) or an
+/// environment variable of one container; its declarations, each an attachment or a
+/// one-line reason. With `key`, the watcher's.
+#[doc(hidden)]
+pub fn declarations_of_text(text: &str, key: Option<&str>) -> Vec<Result<Attach, String>> {
+    let mut c =
+        Container { id: "4c5e3d6a1f0b".repeat(5) + "2c3d", name: "web_1".into(), ..Container::default() };
+    for line in text.lines() {
+        let (k, v) = line.split_once('=').unwrap_or((line, ""));
+        match k.starts_with(LABEL_PREFIX) {
+            true => drop(c.labels.insert(k.to_string(), v.to_string())),
+            false => c.env.push((k.to_string(), v.to_string())),
+        }
+    }
+    match declarations(&c, key) {
+        Declared::Serve(d) => d.into_iter().map(|d| d.attach).collect(),
+        Declared::OtherKey => Vec::new(),
+    }
+}
+
 /// `pipework_key` in the environment (the image's way), else the label `pipework.key`.
 fn container_key(c: &Container) -> Option<&str> {
     let env = c.env.iter().rev().find(|(k, _)| k == cli::watch::KEY_ENV).map(|(_, v)| v.as_str());
@@ -126,6 +147,10 @@ fn from_label(c: &Container, text: &str) -> Result<Attach, String> {
     let words = words(c, text)?;
     let words = with_guest(words, &c.id)?;
     let attach = crate::batch::parse_words(words)?;
+    // What clap took as GUEST is the container, or the label is not as the grammar has it.
+    if attach.guest != c.id {
+        return Err(format!("cannot tell HOSTIF from the options in '{text}'"));
+    }
     Ok(for_watch(attach))
 }
 
@@ -181,26 +206,57 @@ fn instance(name: &str) -> &str {
         Some(i) => i + 1,
         None => return "",
     };
-    let start = name[..end].rfind(|c: char| !c.is_ascii_digit()).map_or(0, |i| i + 1);
+    let start = name[..end].char_indices().rev().find(|(_, c)| !c.is_ascii_digit());
+    let start = start.map_or(0, |(i, c)| i + c.len_utf8());
     &name[start..end]
 }
 
 /// `words` with GUEST put in as the second positional argument, where the command
-/// line has it: after the first word that clap takes as a positional (an option's
-/// value is not one), so `--direct-phys eth2 -i eth1 IPSPEC` works too.
+/// line has it: after the first word that is not an option or an option's value (as
+/// the command line's clap definition says which options take one), so that
+/// `--direct-phys -i eth1 eth2 IPSPEC` works too. Words clap refuses are refused
+/// here, in the words a `--batch` line gets.
 fn with_guest(mut words: Vec<String>, guest: &str) -> Result<Vec<String>, String> {
     let argv = std::iter::once("pipework".to_string()).chain(words.iter().cloned());
-    let first = match cli::command().try_get_matches_from(argv) {
-        Ok(m) => m.indices_of("args").and_then(|mut i| i.next()),
-        // The whole parser says why, in the words it uses for a --batch line.
-        Err(e) => return Err(crate::batch::parse_words(words).err().unwrap_or_else(|| e.to_string())),
-    };
-    let Some(at) = first else {
+    if let Err(e) = cli::command().try_get_matches_from(argv) {
+        return Err(crate::batch::parse_words(words).err().unwrap_or_else(|| e.to_string()));
+    }
+    let Some(at) = first_positional(&words) else {
         return Err("too few arguments (HOSTIF [options] IPSPEC [MAC][@VLAN])".to_string());
     };
-    // clap counts the program name as index 0: the word at `at` is words[at - 1].
-    words.insert(at, guest.to_string());
+    words.insert(at + 1, guest.to_string());
     Ok(words)
+}
+
+/// The index of the first positional word.
+fn first_positional(words: &[String]) -> Option<usize> {
+    let command = cli::command();
+    let takes_value = |arg: &clap::Arg| arg.get_action().takes_values();
+    let long = |name: &str| command.get_arguments().any(|a| a.get_long() == Some(name) && takes_value(a));
+    let short = |c: char| command.get_arguments().any(|a| a.get_short() == Some(c) && takes_value(a));
+    let mut i = 0;
+    while i < words.len() {
+        let w = words[i].as_str();
+        if w == "--" {
+            return (i + 1 < words.len()).then_some(i + 1);
+        }
+        if let Some(name) = w.strip_prefix("--") {
+            if !name.contains('=') && long(name) {
+                i += 1;
+            }
+        } else if let Some(cluster) = w.strip_prefix('-').filter(|c| !c.is_empty()) {
+            // `-ieth2` holds its value; `-i eth2` takes the next word.
+            if let Some((at, _)) = cluster.char_indices().find(|(_, c)| short(*c)) {
+                if at + 1 == cluster.len() {
+                    i += 1;
+                }
+            }
+        } else {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
 }
 
 #[cfg(test)]

@@ -146,6 +146,8 @@ fn instance_is_the_last_run_of_digits() {
     assert_eq!(instance("web12b"), "12");
     assert_eq!(instance("a1b22c333"), "333");
     assert_eq!(instance("web"), "");
+    assert_eq!(instance("é1"), "1", "a name Docker would refuse, but no panic");
+    assert_eq!(instance("42"), "42");
 }
 
 #[test]
@@ -164,4 +166,33 @@ fn inspect_output_gives_what_declarations_need() {
     let stopped =
         serde_json::json!({"Id": ID, "Name": "/web1", "State": {"Running": false, "Pid": 0}, "Config": {}});
     assert_eq!(Container::from_inspect(&stopped).unwrap().pid, 0);
+}
+
+#[test]
+fn guest_goes_after_the_first_word_that_is_no_option_nor_its_value() {
+    let words = |t: &str| t.split_whitespace().map(String::from).collect::<Vec<_>>();
+    let cases = [
+        ("br1 10.0.0.2/24", Some(0)),
+        ("-i eth9 br1 10.0.0.2/24", Some(2)),
+        ("-vi eth9 br1 10.0.0.2/24", Some(2)),
+        ("-ieth9 br1 10.0.0.2/24", Some(1)),
+        ("--macvlan-mode=private eth0 10.0.0.2/24", Some(1)),
+        ("--macvlan-mode private --direct-phys eth0 10.0.0.2/24", Some(3)),
+        ("--timeout 5 -v br1 dhcp", Some(3)),
+        ("-- br1 10.0.0.2/24", Some(1)),
+        ("-i eth9", None),
+    ];
+    for (text, want) in cases {
+        assert_eq!(first_positional(&words(text)), want, "{text}");
+    }
+}
+
+/// Found by the fuzz target: a cluster of short options whose first takes a value.
+#[test]
+fn a_cluster_of_short_options_is_no_panic() {
+    let c = container(&[("pipework.3", "-argse\u{fffd}\u{fffd}ipeeth1 0/0")], &[]);
+    let got = served(&c, None);
+    assert!(got[0].1.is_err(), "{:?}", got[0].1);
+    let c = container(&[("pipework.1", "-a4 br1 10.0.0.2/24")], &[]);
+    assert_eq!(served(&c, None)[0].1.as_ref().unwrap().guest, ID);
 }
