@@ -63,6 +63,7 @@ fn gc_line(outcome: Outcome) -> Option<Line<'static>> {
                 match r["kind"].as_str() {
                     Some("host_end") => "host end",
                     Some("ovs_port") => "Open vSwitch port",
+                    Some("dhcp_client") => "DHCP client",
                     Some(kind) => kind,
                     None => "?",
                 },
