@@ -81,6 +81,7 @@ pub async fn run(req: &Watch) -> Outcome {
     };
     // What runs ends (an attach in progress undoes itself); nothing new starts.
     jobs.queue.clear();
+    jobs.cleanups.clear();
     while jobs.in_flight.next().await.is_some() {}
     let message = format!("stopped by {}: the attachments made stay", signal.0.as_str());
     ctx.log.write(Line::new(None, "stop", true, message));
@@ -223,6 +224,7 @@ impl Work {
 /// What a job gives back.
 enum Done {
     Served(String),
+    Cleaned,
     Other,
     Listed(Vec<Started>),
 }
@@ -236,12 +238,19 @@ struct Jobs<'a> {
     busy: HashSet<String>,
     /// Those of them whose start is queued, not started yet.
     waiting: HashSet<String>,
+    /// Deaths to clean up after, not started yet; and how many are in flight.
+    cleanups: Vec<Work>,
+    cleaning: usize,
     /// A start that came while the container's previous one was being served.
     again: HashMap<String, Started>,
 }
 
 impl<'a> Jobs<'a> {
     fn push(&mut self, work: Work) {
+        if let Work::Cleanup { .. } = work {
+            self.cleanups.push(work);
+            return;
+        }
         if let Work::Serve(s) = &work {
             // One not started yet reads the container's state when it starts: enough.
             if self.waiting.contains(&s.id) {
@@ -265,12 +274,20 @@ impl<'a> Jobs<'a> {
                 }
             }
             Done::Listed(running) => running.into_iter().for_each(|s| self.push(Work::Serve(s))),
+            Done::Cleaned => self.cleaning -= 1,
             Done::Other => {}
         }
     }
 
+    /// Start what may start: every cleanup at once (they mostly wait, for a namespace
+    /// to go, and their gc runs one at a time anyway), the rest up to [`CONCURRENCY`]
+    /// (a burst of deaths must not hold up the starts after it).
     fn fill(&mut self, ctx: &'a Shared) {
-        while self.in_flight.len() < CONCURRENCY {
+        for work in self.cleanups.drain(..) {
+            self.cleaning += 1;
+            self.in_flight.push(job(ctx, work));
+        }
+        while self.in_flight.len() - self.cleaning < CONCURRENCY {
             let Some(work) = self.next_work() else { break };
             self.in_flight.push(job(ctx, work));
         }
@@ -294,7 +311,7 @@ fn job(ctx: &Shared, work: Work) -> LocalBoxFuture<'_, Done> {
         }),
         Work::Cleanup { id, name, died } => Box::pin(async move {
             cleanup::after_death(ctx, &id, &name, died).await;
-            Done::Other
+            Done::Cleaned
         }),
         Work::Reconcile => Box::pin(reconcile(ctx)),
     };
@@ -360,6 +377,16 @@ mod tests {
         assert!(jobs.next_work().is_some());
         jobs.finished(Done::Served("a".into()));
         assert!(jobs.queue.is_empty() && jobs.busy.is_empty() && jobs.again.is_empty());
+    }
+
+    #[test]
+    fn deaths_wait_in_no_queue_behind_starts() {
+        let mut jobs = Jobs::default();
+        for i in 0..40 {
+            jobs.push(start(&format!("c{i}"), 1.0));
+        }
+        jobs.push(Work::Cleanup { id: "d".into(), name: "d".into(), died: Instant::now() });
+        assert_eq!((jobs.queue.len(), jobs.cleanups.len()), (40, 1), "started by fill at once");
     }
 
     #[test]
