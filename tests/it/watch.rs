@@ -44,10 +44,15 @@ impl Watcher {
 
     /// Started, not waited for.
     fn spawn(host: &Netns, env: &[(&str, &str)], key: &str) -> Watcher {
+        Self::spawn_with(host, env, &["--json", "--key", key])
+    }
+
+    /// `pipework watch ARGS`; a line that is not JSON is kept as `{"not_json": LINE}`.
+    fn spawn_with(host: &Netns, env: &[(&str, &str)], args: &[&str]) -> Watcher {
         use std::os::unix::process::CommandExt;
-        let key = key.to_string();
+        let key = args.iter().skip_while(|a| **a != "--key").nth(1).unwrap_or(&"").to_string();
         let mut child = host
-            .pipework_command(&["watch", "--json", "--key", &key])
+            .pipework_command(&[&["watch"][..], args].concat())
             .envs(env.iter().copied())
             .process_group(0)
             .stdin(Stdio::null())
@@ -60,7 +65,7 @@ impl Watcher {
         let sink = lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                // A line that is not JSON is a defect the tests see as such.
+                // A line that is not JSON is a defect the JSON tests see as such.
                 let v = serde_json::from_str(&line).unwrap_or_else(|_| json!({ "not_json": line }));
                 sink.lock().unwrap().push(v);
             }
@@ -678,4 +683,34 @@ fn watch_removes_the_open_vswitch_port_of_a_container_that_is_gone() {
     assert_eq!(ovs.vsctl_ok(&["list-ports", "ovsbr0"]), "", "no Open vSwitch port");
     assert_eq!(records(&host), Vec::<PathBuf>::new(), "no record");
     assert!(host.link(&end).is_none(), "no host end");
+}
+
+#[test]
+fn watch_says_one_line_per_action_in_words_without_json() {
+    let host = Netns::new();
+    let key = unique("key");
+    let w = Watcher::spawn_with(&host, &[], &["--key", &key]);
+    w.wait_for("the first reconcile", 20, |l| {
+        l["not_json"].as_str().is_some_and(|t| t.contains("reconciling"))
+    });
+    let br = unique("brw");
+    let name = unique("pww-words");
+    let (good, bad) =
+        (format!("pipework.1={br} 10.39.0.2/24"), format!("pipework.2={br} -i eth2 10.39.0.300/24"));
+    let c = Declared::run(&name, &key, &["-l", &good, "-l", &bad]);
+    let said =
+        w.wait_for_n("both said", 20, 2, |l| l["not_json"].as_str().is_some_and(|t| t.contains(&name)));
+    let said: Vec<&str> = said.iter().map(|l| l["not_json"].as_str().unwrap()).collect();
+    let pid = c.pid();
+    assert_eq!(
+        said[0],
+        format!("pipework: watch: {name}: label pipework.1: attached eth1 to {br} (10.39.0.2/24; host end veth1pl{pid})")
+    );
+    assert_eq!(
+        said[1],
+        format!(
+            "pipework: watch: {name}: failed: label pipework.2: bad IPSPEC '10.39.0.300/24': expected \
+             ADDR/PREFIX[@GATEWAY], 0/0, or a DHCP client (ADDR '10.39.0.300' is not an IP address)"
+        )
+    );
 }
