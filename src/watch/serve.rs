@@ -94,8 +94,13 @@ impl Anchors {
     }
 }
 
-/// The same life of the container still runs (same first process).
+/// The same life of the container still runs: its first process is there (Docker
+/// learns of its end a moment after the kernel), and Docker names it still.
 async fn still_there(ctx: &Shared, c: &Container) -> bool {
+    // A zombie's namespaces are gone with it.
+    if std::fs::metadata(format!("/proc/{}/ns/net", c.pid)).is_err() {
+        return false;
+    }
     matches!(daemon::inspect(&ctx.socket, &c.id).await, Ok(Some(now)) if now.pid == c.pid)
 }
 
