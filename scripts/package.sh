@@ -36,7 +36,7 @@ root=$out/root
 rm -rf "$root"
 mkdir -p "$root/DEBIAN" "$root/usr/bin" "$root/usr/share/man/man8" "$root/usr/share/doc/pipework" \
 	"$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions" \
-	"$root/usr/share/fish/vendor_completions.d"
+	"$root/usr/share/fish/vendor_completions.d" "$root/lib/systemd/system"
 
 install -m 0755 "$bin" "$root/usr/bin/pipework"
 strip --strip-unneeded "$root/usr/bin/pipework"
@@ -44,6 +44,8 @@ strip --strip-unneeded "$root/usr/bin/pipework"
 "$bin" completions bash >"$root/usr/share/bash-completion/completions/pipework"
 "$bin" completions zsh >"$root/usr/share/zsh/vendor-completions/_pipework"
 "$bin" completions fish >"$root/usr/share/fish/vendor_completions.d/pipework.fish"
+# The watcher's unit, shipped but not enabled: `systemctl enable --now pipework-watch`.
+install -m 0644 contrib/pipework-watch.service "$root/lib/systemd/system/pipework-watch.service"
 gzip -9nc CHANGELOG.md >"$root/usr/share/doc/pipework/changelog.gz"
 cat >"$root/usr/share/doc/pipework/copyright" <<EOF
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/

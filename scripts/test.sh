@@ -43,7 +43,7 @@ check_package() {
 	for f in ./usr/bin/pipework ./usr/share/man/man8/pipework.8.gz \
 		./usr/share/bash-completion/completions/pipework ./usr/share/zsh/vendor-completions/_pipework \
 		./usr/share/fish/vendor_completions.d/pipework.fish ./usr/share/doc/pipework/copyright \
-		./usr/share/doc/pipework/changelog.gz; do
+		./usr/share/doc/pipework/changelog.gz ./lib/systemd/system/pipework-watch.service; do
 		grep -qx -- "$f" <<<"$listing" || { echo "test.sh: $deb lacks $f" >&2; return 1; }
 	done
 	root=$(mktemp -d /tmp/pipework-pkgroot.XXXXXX)
