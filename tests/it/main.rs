@@ -7,6 +7,7 @@ mod announce;
 mod batch;
 mod bridge;
 mod cli;
+mod cni;
 mod dhcp;
 mod dhcp_docker;
 mod docker;

@@ -1,0 +1,68 @@
+//! DEL: IPAM's DEL, then the attachment by `lifecycle::del` (which also stops what
+//! keeps a lease). Repeatable, and a success when the namespace or the attachment
+//! is gone already: runtimes call it after a failed ADD too.
+
+use crate::cli::Del;
+use crate::lifecycle;
+use crate::netlink::Netlink;
+use crate::record;
+use crate::report::Outcome;
+
+use super::env::Command;
+use super::error::{CniError, Code};
+use super::{add, state, Call};
+
+pub async fn run(call: &Call) -> Result<(), CniError> {
+    if let Some(ipam) = call.ipam() {
+        ipam.call(Command::Del)?;
+    }
+    detach(call).await
+}
+
+/// The attachment and its records, whatever of them is left.
+pub async fn detach(call: &Call) -> Result<(), CniError> {
+    let (net, id, ifname) = (&call.conf.name, &call.env.container_id, &call.env.ifname);
+    let saved = state::load(net, id, ifname).ok().flatten();
+    let gone = call.env.netns.is_empty() || add::open_guest(&call.env.netns).is_err();
+    if gone {
+        // The interface goes with its namespace (the host end a moment later); its
+        // record stays, named by the inode.
+        if let Some(a) = &saved {
+            host_end_of_gone(a).await?;
+            record::remove_at(&record::path(a.ns, ifname))
+                .map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
+        }
+    } else {
+        let container_if = ifname.parse().map_err(|e| {
+            CniError::new(Code::InvalidEnvironment, format!("bad CNI_IFNAME {ifname:?}: {e:#}"))
+        })?;
+        let req = Del {
+            host_if: None,
+            guest: call.env.netns.clone(),
+            container_if,
+            prune_bridge: false,
+            json: false,
+            dry_run: false,
+            verbose: false,
+        };
+        if let Outcome::Failed { error, .. } = lifecycle::del::run(&req).await {
+            return Err(CniError::internal(&error));
+        }
+    }
+    state::remove(net, id, ifname).map_err(|e| CniError::new(Code::Io, format!("{e:#}")))
+}
+
+/// The host end of a veth whose namespace is gone lingers until the kernel has
+/// destroyed the namespace: removed now if its mark still names that namespace.
+async fn host_end_of_gone(a: &state::Attachment) -> Result<(), CniError> {
+    let Some(end) = &a.host_end else { return Ok(()) };
+    let fail = |e: anyhow::Error| CniError::internal(&e);
+    let host = Netlink::current().map_err(fail)?;
+    let mark = format!(" ns={} if={} ", a.ns, a.ifname);
+    match host.link_by_name(end).await.map_err(fail)? {
+        Some(l) if l.alias.as_deref().is_some_and(|m| m.contains(&mark)) => {
+            host.delete_link(l.index).await.map_err(fail)
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,315 @@
+//! pipework as a CNI plugin, driven as a runtime drives it: `CNI_*` variables, the
+//! network configuration on stdin, a namespace made by the test, and Debian's
+//! reference plugins (`/usr/lib/cni`) for IPAM and chaining.
+
+use std::io::Write as _;
+use std::process::Stdio;
+
+use serde_json::{json, Value};
+
+use crate::util::{assert_same, unique, Netns};
+
+pub const CNI_PATH: &str = "/usr/lib/cni";
+
+/// What one call printed: the exit code, stdout parsed (`Null` when empty), stderr.
+#[derive(Debug)]
+pub struct Answer {
+    pub code: i32,
+    pub out: Value,
+    pub stderr: String,
+}
+
+impl Answer {
+    #[track_caller]
+    pub fn ok(self) -> Value {
+        assert_eq!(self.code, 0, "expected success: {self:?}");
+        self.out
+    }
+
+    /// Failed with this CNI error code; the error document.
+    #[track_caller]
+    pub fn error(self, code: u64) -> Value {
+        assert_ne!(self.code, 0, "expected CNI error {code}: {self:?}");
+        assert_eq!(self.out["code"], code, "{self:?}");
+        assert!(self.out["msg"].is_string(), "{self:?}");
+        self.out
+    }
+}
+
+/// Run the binary as the plugin in `host`, as libcni does: the command, container,
+/// namespace and interface in the environment, the config on stdin.
+pub fn cni(host: &Netns, command: &str, env: &[(&str, &str)], conf: &Value) -> Answer {
+    let mut child = host
+        .pipework_command(&[])
+        .env("CNI_COMMAND", command)
+        .env("CNI_PATH", CNI_PATH)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run pipework as a CNI plugin");
+    child.stdin.take().unwrap().write_all(conf.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Nothing but one JSON document (or nothing) on stdout.
+    let parsed = match stdout.trim() {
+        "" => Value::Null,
+        text => serde_json::from_str(text)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {stdout}")),
+    };
+    Answer {
+        code: out.status.code().unwrap_or(-1),
+        out: parsed,
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+/// One container's side of the calls.
+pub struct Container<'a> {
+    pub id: String,
+    pub netns: String,
+    pub ifname: &'a str,
+}
+
+impl Container<'_> {
+    pub fn of<'a>(guest: &Netns, ifname: &'a str) -> Container<'a> {
+        Container { id: unique("ctr"), netns: guest.path(), ifname }
+    }
+
+    pub fn env(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("CNI_CONTAINERID", self.id.as_str()),
+            ("CNI_NETNS", self.netns.as_str()),
+            ("CNI_IFNAME", self.ifname),
+        ]
+    }
+
+    pub fn call(&self, host: &Netns, command: &str, conf: &Value) -> Answer {
+        cni(host, command, &self.env(), conf)
+    }
+}
+
+/// A bridge network with host-local IPAM keeping its leases in the host's run dir.
+pub fn bridge_conf(host: &Netns, version: &str, bridge: &str, subnet: &str) -> Value {
+    json!({
+        "cniVersion": version,
+        "name": unique("net"),
+        "type": "pipework",
+        "bridge": bridge,
+        "isDefaultGateway": true,
+        "ipam": { "type": "host-local", "subnet": subnet, "dataDir": host.run_dir().join("ipam") },
+    })
+}
+
+/// The addresses host-local holds for the network.
+fn leases(host: &Netns, conf: &Value) -> Vec<String> {
+    let dir = host.run_dir().join("ipam").join(conf["name"].as_str().unwrap());
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut found: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+        .collect();
+    found.sort();
+    found
+}
+
+fn default_gw(guest: &Netns) -> Option<String> {
+    let routes = guest.ip_j(&["-4", "route", "show", "default"]);
+    routes[0]["gateway"].as_str().map(String::from)
+}
+
+#[test]
+fn version_lists_what_we_speak() {
+    let host = Netns::new();
+    let answer = cni(&host, "VERSION", &[], &json!({"cniVersion": "0.4.0"}));
+    assert_eq!(answer.stderr, "");
+    let out = answer.ok();
+    assert_eq!(
+        out,
+        json!({"cniVersion": "0.4.0", "supportedVersions": ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]})
+    );
+}
+
+#[test]
+fn add_check_del_on_a_bridge_with_host_local() {
+    let host = Netns::new();
+    let (g1, g2) = (Netns::new(), Netns::new());
+    let br = unique("cnibr");
+    let conf = bridge_conf(&host, "1.0.0", &br, "10.77.0.0/24");
+    let (c1, c2) = (Container::of(&g1, "eth0"), Container::of(&g2, "eth0"));
+    let r1 = c1.call(&host, "ADD", &conf).ok();
+    let r2 = c2.call(&host, "ADD", &conf).ok();
+    // The bridge plugin's shape: bridge, host end, container interface.
+    assert_eq!(r1["cniVersion"], "1.0.0");
+    let ifs = r1["interfaces"].as_array().unwrap();
+    assert_eq!(ifs.len(), 3, "{r1}");
+    assert_eq!(ifs[0]["name"], br.as_str());
+    assert!(ifs[1]["name"].as_str().unwrap().starts_with("veth"), "{r1}");
+    assert_eq!(
+        ifs[2],
+        json!({"name": "eth0", "mac": g1.link("eth0").unwrap()["address"], "sandbox": c1.netns})
+    );
+    assert_eq!(r1["ips"], json!([{"address": "10.77.0.2/24", "gateway": "10.77.0.1", "interface": 2}]));
+    assert!(r1["ips"][0].get("version").is_none(), "1.0.0 has no ip version");
+    assert_eq!(r1["routes"], json!([{"dst": "0.0.0.0/0", "gw": "10.77.0.1"}]));
+    assert_eq!(g1.addrs("eth0")[0], "10.77.0.2/24");
+    assert_eq!(default_gw(&g1).as_deref(), Some("10.77.0.1"));
+    assert!(
+        host.addrs(&br).contains(&"10.77.0.1/24".to_string()),
+        "isDefaultGateway puts the gateway on the bridge"
+    );
+    assert!(g1.ping(r2["ips"][0]["address"].as_str().unwrap().split('/').next().unwrap()));
+    assert!(g2.ping("10.77.0.1"));
+
+    // CHECK with the ADD's result, as libcni passes it.
+    let mut checked = conf.clone();
+    checked["prevResult"] = r1.clone();
+    assert_eq!(c1.call(&host, "CHECK", &checked).ok(), Value::Null);
+    // An address taken off behind our back: CHECK says so.
+    g1.sh("ip", &["addr", "del", "10.77.0.2/24", "dev", "eth0"]);
+    let e = c1.call(&host, "CHECK", &checked).error(999);
+    assert!(e["msg"].as_str().unwrap().contains("10.77.0.2"), "{e}");
+
+    // ADD again: the interface exists, and no second lease is taken.
+    let e = c2.call(&host, "ADD", &conf).error(999);
+    assert!(e["msg"].as_str().unwrap().contains("already exists"), "{e}");
+    assert_eq!(leases(&host, &conf), ["10.77.0.2", "10.77.0.3"]);
+
+    assert_eq!(c1.call(&host, "DEL", &conf).ok(), Value::Null);
+    assert!(g1.link("eth0").is_none());
+    assert_eq!(leases(&host, &conf), ["10.77.0.3"], "IPAM's DEL released the lease");
+    // DEL again, and DEL of a container whose namespace is gone: both fine.
+    c1.call(&host, "DEL", &conf).ok();
+    drop(g2);
+    c2.call(&host, "DEL", &conf).ok();
+    assert!(leases(&host, &conf).is_empty());
+    let left = std::fs::read_dir(host.run_dir().join("attachments")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "no attachment record is left");
+    assert_eq!(host.ip_j(&["link", "show", "master", &br]), json!([]), "no port is left on the bridge");
+}
+
+#[test]
+fn results_in_the_shape_of_each_version() {
+    let host = Netns::new();
+    for (n, version) in ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"].into_iter().enumerate() {
+        let guest = Netns::new();
+        let c = Container::of(&guest, "net1");
+        let mut conf = bridge_conf(&host, version, "cnibrv", "10.78.0.0/24");
+        conf["ipam"] = json!({"type": "static", "addresses": [{"address": format!("10.78.0.{}/24", n + 10), "gateway": "10.78.0.1"}],
+            "routes": [{"dst": "0.0.0.0/0"}, {"dst": "192.0.2.0/24", "gw": "10.78.0.254"}]});
+        let r = c.call(&host, "ADD", &conf).ok();
+        assert_eq!(r["cniVersion"], version);
+        let ip = &r["ips"][0];
+        assert_eq!(ip["address"], format!("10.78.0.{}/24", n + 10));
+        assert_eq!(ip.get("version").is_some(), version.starts_with('0'), "{version}: {r}");
+        if version.starts_with('0') {
+            assert_eq!(ip["version"], "4");
+        }
+        // IPAM's other route, through its own gateway.
+        let extra = guest.ip_j(&["-4", "route", "show", "192.0.2.0/24"]);
+        assert_eq!(extra[0]["gateway"], "10.78.0.254", "{extra}");
+        if version < "0.4.0" {
+            let mut checked = conf.clone();
+            checked["prevResult"] = r.clone();
+            c.call(&host, "CHECK", &checked).error(1);
+        }
+        c.call(&host, "DEL", &conf).ok();
+    }
+}
+
+#[test]
+fn bridge_plugin_keys_and_cni_args() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let c = Container::of(&guest, "eth0");
+    let mut conf = bridge_conf(&host, "0.4.0", "cnibrk", "10.79.0.0/24");
+    conf["mtu"] = json!(1400);
+    conf["hairpinMode"] = json!(true);
+    conf["promiscMode"] = json!(true);
+    conf["dns"] = json!({"nameservers": ["10.79.0.53"], "search": ["example"]});
+    conf["ipMasq"] = json!(false);
+    conf["runtimeConfig"] = json!({"mac": "02:00:00:79:00:09"});
+    let mut env = c.env();
+    // What Podman and Kubernetes send along: unknown keys, passed over.
+    env.push(("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=web;MAC=02:00:00:79:00:01"));
+    let r = cni(&host, "ADD", &env, &conf).ok();
+    assert_eq!(r["dns"], conf["dns"]);
+    let eth0 = guest.link("eth0").unwrap();
+    assert_eq!((eth0["mtu"].as_u64(), eth0["address"].as_str()), (Some(1400), Some("02:00:00:79:00:09")));
+    let end = host.link(r["interfaces"][1]["name"].as_str().unwrap()).unwrap();
+    assert_eq!(end["mtu"], 1400);
+    assert_eq!(end["linkinfo"]["info_slave_data"]["hairpin"], true, "{end}");
+    let br = host.link("cnibrk").unwrap();
+    assert_eq!((br["mtu"].as_u64(), br["promiscuity"].as_u64()), (Some(1400), Some(1)));
+    cni(&host, "DEL", &env, &conf).ok();
+
+    // CNI_ARGS's MAC when the config has none.
+    conf.as_object_mut().unwrap().remove("runtimeConfig");
+    cni(&host, "ADD", &env, &conf).ok();
+    assert_eq!(guest.link("eth0").unwrap()["address"], "02:00:00:79:00:01");
+    cni(&host, "DEL", &env, &conf).ok();
+    // Without IgnoreUnknown, an unknown key is an error (code 4), and nothing is made.
+    let before = (host.snapshot(), guest.snapshot());
+    let mut strict = c.env();
+    strict.push(("CNI_ARGS", "K8S_POD_NAME=web"));
+    let e = cni(&host, "ADD", &strict, &conf).error(4);
+    assert!(e["msg"].as_str().unwrap().contains("K8S_POD_NAME"), "{e}");
+    assert_same("host", &before.0, &host.snapshot());
+    assert_same("guest", &before.1, &guest.snapshot());
+}
+
+#[test]
+fn errors_have_the_well_known_codes_and_change_nothing() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let c = Container::of(&guest, "eth0");
+    let conf = bridge_conf(&host, "1.0.0", "cnibre", "10.80.0.0/24");
+    let before = (host.snapshot(), guest.snapshot());
+    for key in ["ipMasq", "macspoofchk"] {
+        let mut refused = conf.clone();
+        refused[key] = json!(true);
+        let e = c.call(&host, "ADD", &refused).error(2);
+        assert!(e["msg"].as_str().unwrap().starts_with(key), "{e}");
+        assert_eq!(e["cniVersion"], "1.0.0");
+    }
+    let mut old = conf.clone();
+    old["cniVersion"] = json!("0.2.0");
+    c.call(&host, "ADD", &old).error(1);
+    let e = cni(&host, "ADD", &c.env(), &json!("{not json"));
+    assert_eq!(e.error(6)["cniVersion"], "1.1.0");
+    let mut nameless = conf.clone();
+    nameless.as_object_mut().unwrap().remove("name");
+    c.call(&host, "ADD", &nameless).error(7);
+    let mut vlan = conf.clone();
+    vlan["vlan"] = json!(5);
+    let e = c.call(&host, "ADD", &vlan).error(2);
+    assert!(e["msg"].as_str().unwrap().contains("vlan"), "{e}");
+    cni(&host, "ADD", &c.env()[..2], &conf).error(4);
+    cni(&host, "FROB", &c.env(), &conf).error(4);
+    let gone = Container { id: "x".into(), netns: "/proc/999999999/ns/net".into(), ifname: "eth0" };
+    gone.call(&host, "ADD", &conf).error(4);
+    assert_same("host", &before.0, &host.snapshot());
+    assert_same("guest", &before.1, &guest.snapshot());
+    assert!(leases(&host, &conf).is_empty());
+}
+
+#[test]
+fn a_failed_add_gives_the_lease_back() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let c = Container::of(&guest, "eth0");
+    let mut conf = bridge_conf(&host, "1.0.0", "cnibrf", "10.81.0.0/24");
+    // A route the kernel refuses (its gateway is not on any link): after the
+    // attachment was made, so that all of it has to be undone.
+    conf["ipam"]["routes"] = json!([{"dst": "198.51.100.0/24", "gw": "203.0.113.1"}]);
+    let before = guest.snapshot();
+    let e = c.call(&host, "ADD", &conf).error(999);
+    assert!(e["msg"].as_str().unwrap().contains("198.51.100.0/24"), "{e}");
+    assert!(leases(&host, &conf).is_empty(), "IPAM's DEL ran after the failed ADD");
+    assert_same("guest", &before, &guest.snapshot());
+    assert!(host.link("cnibrf").is_none(), "the bridge this ADD made is gone again");
+    // The runtime's DEL after a failed ADD is fine.
+    c.call(&host, "DEL", &conf).ok();
+}
