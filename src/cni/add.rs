@@ -90,7 +90,7 @@ async fn attach_all(
         tune(call, &host, nl_guest, &result).await?;
         bridge::gateway_addresses(&host, &call.conf, leased).await?;
         save(call, guest, &result)?;
-        Ok::<_, CniError>(result)
+        after(call.conf.prev_result.as_ref(), result)
     };
     match finished.await {
         Ok(result) => Ok(result),
@@ -200,6 +200,22 @@ fn result_of(call: &Call, doc: &Value, leased: &CniResult) -> Result<CniResult, 
     let dns = call.conf.dns.clone().filter(|d| d.as_object().is_some_and(|m| !m.is_empty()));
     result.dns = dns.unwrap_or_else(|| leased.dns.clone());
     Ok(result)
+}
+
+/// A chained ADD's result (`prevResult` given): what the plugins before us reported, then ours (our
+/// interface indices moved past theirs); their DNS unless we have some.
+fn after(prev: Option<&Value>, ours: CniResult) -> Result<CniResult, CniError> {
+    let Some(prev) = prev else { return Ok(ours) };
+    let mut prev = CniResult::parse(prev, "prevResult")?;
+    let shift = prev.interfaces.len();
+    prev.interfaces.extend(ours.interfaces);
+    prev.ips
+        .extend(ours.ips.into_iter().map(|ip| IpConfig { interface: ip.interface.map(|i| i + shift), ..ip }));
+    prev.routes.extend(ours.routes);
+    if !ours.dns.is_null() {
+        prev.dns = ours.dns;
+    }
+    Ok(prev)
 }
 
 /// `mtu` on both ends, `hairpinMode` on the bridge port, IPAM's other routes.

@@ -3,7 +3,7 @@
 //! reference plugins (`/usr/lib/cni`) for IPAM and chaining.
 
 use std::io::Write as _;
-use std::process::Stdio;
+use std::process::{Command, Output, Stdio};
 
 use serde_json::{json, Value};
 
@@ -312,4 +312,141 @@ fn a_failed_add_gives_the_lease_back() {
     assert!(host.link("cnibrf").is_none(), "the bridge this ADD made is gone again");
     // The runtime's DEL after a failed ADD is fine.
     c.call(&host, "DEL", &conf).ok();
+}
+
+/// Podman 4.3 with the CNI backend, all of its state under a temporary directory,
+/// its network configs private to it, run with the test's host namespace as its own
+/// (by `nsenter --net`: `ip netns exec` would remount /sys, and runc needs the
+/// cgroup mounts). The plugin directory holds `pipework` as a symlink, as installed.
+pub struct Podman<'a> {
+    host: &'a Netns,
+    dir: std::path::PathBuf,
+}
+
+pub const POD_IMAGE: &str = "localhost/pipework-busybox";
+
+impl<'a> Podman<'a> {
+    pub fn new(host: &'a Netns, conflist: &Value) -> Podman<'a> {
+        let dir = std::env::temp_dir().join(unique("pwt-podman-"));
+        let pod = Podman { host, dir };
+        for sub in ["bin", "net"] {
+            std::fs::create_dir_all(pod.dir.join(sub)).unwrap();
+        }
+        std::os::unix::fs::symlink(crate::util::BIN, pod.dir.join("bin/pipework")).unwrap();
+        let d = pod.dir.display();
+        // The DEL of `podman stop` comes from a cleanup process that conmon starts
+        // with an environment of its own: the run directory reaches it from here.
+        let env: Vec<String> = host.env().iter().map(|(k, v)| format!("\"{k}={}\"", v.display())).collect();
+        let env = env.join(", ");
+        // runc fails with EPERM setting rlimits above these machines' hard limits.
+        let conf = format!(
+            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\
+             [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nenv = [{env}]\n\
+             [network]\nnetwork_backend = \"cni\"\ncni_plugin_dirs = [\"{d}/bin\", \"{CNI_PATH}\"]\n\
+             network_config_dir = \"{d}/net\"\n"
+        );
+        std::fs::write(pod.dir.join("containers.conf"), conf).unwrap();
+        let name = conflist["name"].as_str().unwrap();
+        std::fs::write(pod.dir.join(format!("net/{name}.conflist")), conflist.to_string()).unwrap();
+        pod.import_busybox();
+        pod
+    }
+
+    /// Docker's busybox image (built from Debian's busybox-static by
+    /// scripts/docker-up.sh), exported and imported into this Podman.
+    fn import_busybox(&self) {
+        let name = unique("pwtcni-export-");
+        let created =
+            Command::new("docker").args(["create", "--name", &name, "busybox:latest"]).output().unwrap();
+        assert!(created.status.success(), "docker create: {}", String::from_utf8_lossy(&created.stderr));
+        let tar = self.dir.join("busybox.tar");
+        let exported = Command::new("docker").args(["export", "-o"]).arg(&tar).arg(&name).status().unwrap();
+        let _ = Command::new("docker").args(["rm", &name]).stdout(Stdio::null()).status();
+        assert!(exported.success(), "docker export failed");
+        self.ok(&["import", tar.to_str().unwrap(), POD_IMAGE]);
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        let d = &self.dir;
+        Command::new("nsenter")
+            .arg(format!("--net={}", self.host.path()))
+            .arg("podman")
+            .arg("--root")
+            .arg(d.join("root"))
+            .arg("--runroot")
+            .arg(d.join("runroot"))
+            .arg("--tmpdir")
+            .arg(d.join("tmp"))
+            .args(["--storage-driver", "vfs"])
+            .args(args)
+            .env("CONTAINERS_CONF", d.join("containers.conf"))
+            .envs(self.host.env())
+            .stdin(Stdio::null())
+            .output()
+            .expect("podman")
+    }
+
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let say = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        assert!(out.status.success(), "podman {args:?}: {}{}", say(&out.stdout), say(&out.stderr));
+        say(&out.stdout)
+    }
+
+    /// A container sleeping on `network`.
+    pub fn start(&self, name: &str, network: &str) {
+        self.ok(&["run", "-d", "--name", name, "--network", network, POD_IMAGE, "sleep", "600"]);
+    }
+
+    /// CONTAINER's IPv4 address on eth0.
+    pub fn ipv4(&self, name: &str) -> String {
+        let out = self.ok(&["exec", name, "ip", "-4", "-o", "addr", "show", "eth0"]);
+        let word = out.split_whitespace().skip_while(|w| *w != "inet").nth(1).expect("an address");
+        word.split('/').next().unwrap().to_string()
+    }
+}
+
+impl Drop for Podman<'_> {
+    fn drop(&mut self) {
+        let _ = self.run(&["rm", "-af", "-t0"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Files in a directory under the host's run dir (records, CNI state, leases).
+fn files(host: &Netns, sub: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(host.run_dir().join(sub)) else { return Vec::new() };
+    entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+}
+
+#[test]
+fn podman_containers_ping_each_other_and_leave_nothing_behind() {
+    let host = Netns::new();
+    let net = unique("pwpod");
+    let conflist = json!({"cniVersion": "1.0.0", "name": net, "plugins": [{
+        "type": "pipework", "bridge": "brpod", "isGateway": true,
+        "ipam": {"type": "host-local", "subnet": "10.88.7.0/24", "dataDir": host.run_dir().join("ipam")}}]});
+    let pod = Podman::new(&host, &conflist);
+    let (a, b) = (unique("pwa"), unique("pwb"));
+    pod.start(&a, &net);
+    pod.start(&b, &net);
+    let ip_b = pod.ipv4(&b);
+    assert!(ip_b.starts_with("10.88.7."), "{ip_b}");
+    pod.ok(&["exec", &a, "ping", "-c", "1", "-W", "3", &ip_b]);
+    assert_eq!(host.ip_j(&["link", "show", "master", "brpod"]).as_array().unwrap().len(), 2);
+    assert_eq!(files(&host, "attachments").len(), 2, "one record per container");
+    assert_eq!(files(&host, &format!("ipam/{net}")).iter().filter(|f| f.starts_with("10.")).count(), 2);
+
+    pod.ok(&["stop", "-t0", &a]);
+    assert_eq!(
+        host.ip_j(&["link", "show", "master", "brpod"]).as_array().unwrap().len(),
+        1,
+        "stop took a's port"
+    );
+    pod.ok(&["rm", "-f", "-t0", &a, &b]);
+    assert_eq!(host.ip_j(&["link", "show", "master", "brpod"]), json!([]), "no port is left");
+    assert_eq!(files(&host, "attachments"), Vec::<String>::new(), "no record is left");
+    assert_eq!(files(&host, &format!("cni/{net}")), Vec::<String>::new(), "no CNI state is left");
+    assert_eq!(files(&host, &format!("ipam/{net}")).iter().filter(|f| f.starts_with("10.")).count(), 0);
 }
