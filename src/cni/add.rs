@@ -212,7 +212,7 @@ fn after(prev: Option<&Value>, ours: CniResult) -> Result<CniResult, CniError> {
     prev.ips
         .extend(ours.ips.into_iter().map(|ip| IpConfig { interface: ip.interface.map(|i| i + shift), ..ip }));
     prev.routes.extend(ours.routes);
-    if !ours.dns.is_null() {
+    if !super::result::dns_is_empty(&ours.dns) {
         prev.dns = ours.dns;
     }
     Ok(prev)

@@ -50,7 +50,7 @@ pub struct RouteEntry {
     pub gw: Option<IpAddr>,
 }
 
-fn dns_is_empty(dns: &Value) -> bool {
+pub fn dns_is_empty(dns: &Value) -> bool {
     match dns {
         Value::Null => true,
         Value::Object(m) => m.values().all(|v| v.is_null() || v.as_array().is_some_and(Vec::is_empty)),

@@ -450,3 +450,58 @@ fn podman_containers_ping_each_other_and_leave_nothing_behind() {
     assert_eq!(files(&host, &format!("cni/{net}")), Vec::<String>::new(), "no CNI state is left");
     assert_eq!(files(&host, &format!("ipam/{net}")).iter().filter(|f| f.starts_with("10.")).count(), 0);
 }
+
+#[test]
+fn podman_chains_tuning_and_bandwidth_after_pipework() {
+    let host = Netns::new();
+    let net = unique("pwchain");
+    let conflist = json!({"cniVersion": "1.0.0", "name": net, "plugins": [
+        {"type": "pipework", "bridge": "brchain", "isGateway": true,
+         "ipam": {"type": "host-local", "subnet": "10.88.9.0/24", "dataDir": host.run_dir().join("ipam")}},
+        {"type": "tuning", "mtu": 1300, "sysctl": {"net.ipv4.conf.eth0.arp_filter": "1"}},
+        {"type": "bandwidth", "ingressRate": 8_000_000, "ingressBurst": 100_000,
+         "egressRate": 8_000_000, "egressBurst": 100_000}]});
+    let pod = Podman::new(&host, &conflist);
+    let (a, b) = (unique("pwa"), unique("pwb"));
+    pod.start(&a, &net);
+    pod.start(&b, &net);
+    // tuning found eth0 through pipework's result, in the container's namespace.
+    let mtu = pod.ok(&["exec", &a, "cat", "/sys/class/net/eth0/mtu"]);
+    assert_eq!(mtu.trim(), "1300");
+    let arp = pod.ok(&["exec", &a, "cat", "/proc/sys/net/ipv4/conf/eth0/arp_filter"]);
+    assert_eq!(arp.trim(), "1");
+    // bandwidth found the host end in it: a token bucket there, and an ifb for egress.
+    let ports = host.ip_j(&["link", "show", "master", "brchain"]);
+    let end = ports[0]["ifname"].as_str().unwrap().to_string();
+    let qdisc = host.sh("tc", &["qdisc", "show", "dev", &end]);
+    assert!(qdisc.contains("tbf"), "{qdisc}");
+    assert_eq!(
+        host.ip_j(&["link", "show", "type", "ifb"]).as_array().unwrap().len(),
+        2,
+        "one ifb per container"
+    );
+    pod.ok(&["exec", &a, "ping", "-c", "1", "-W", "3", &pod.ipv4(&b)]);
+
+    pod.ok(&["rm", "-f", "-t0", &a, &b]);
+    assert_eq!(host.ip_j(&["link", "show", "master", "brchain"]), json!([]));
+    assert_eq!(host.ip_j(&["link", "show", "type", "ifb"]), json!([]), "bandwidth's DEL ran too");
+    assert_eq!(files(&host, "attachments"), Vec::<String>::new());
+}
+
+#[test]
+fn a_chained_add_keeps_the_previous_result_first() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let c = Container::of(&guest, "eth0");
+    let mut conf = bridge_conf(&host, "1.0.0", "cnibrp", "10.82.0.0/24");
+    let prev = json!({"cniVersion": "1.0.0", "interfaces": [{"name": "net0", "sandbox": c.netns}],
+        "ips": [{"address": "192.0.2.9/24", "interface": 0}], "dns": {"nameservers": ["192.0.2.53"]}});
+    conf["prevResult"] = prev.clone();
+    let r = c.call(&host, "ADD", &conf).ok();
+    assert_eq!(r["interfaces"][0], prev["interfaces"][0]);
+    assert_eq!(r["interfaces"][3]["name"], "eth0");
+    assert_eq!(r["ips"][0], prev["ips"][0]);
+    assert_eq!(r["ips"][1]["interface"], 3, "ours point past the previous interfaces: {r}");
+    assert_eq!(r["dns"], prev["dns"]);
+    c.call(&host, "DEL", &conf).ok();
+}
