@@ -51,12 +51,8 @@ pub async fn gc(call: &Call) -> Result<(), CniError> {
     }
     if let Some(ipam) = call.ipam() {
         // An IPAM plugin older than 1.1 knows no GC: the DELs above did its part.
-        match ipam.call(Command::Gc) {
-            Err(e)
-                if e.code == Code::IncompatibleVersion as u32
-                    || e.code == Code::InvalidEnvironment as u32 => {}
-            Err(e) => failed.push(format!("IPAM GC: {}", e.msg)),
-            Ok(()) => {}
+        if let Err(e) = ipam.call_if_1_1(Command::Gc) {
+            failed.push(format!("IPAM GC: {}", e.msg));
         }
     }
     match failed.is_empty() {

@@ -28,9 +28,24 @@ impl Ipam<'_> {
         CniResult::parse(&doc.unwrap_or_default(), self.kind)
     }
 
-    /// DEL, CHECK, GC, STATUS: nothing to read back on success.
+    /// DEL, CHECK: nothing to read back on success.
     pub fn call(&self, command: Command) -> Result<(), CniError> {
         self.exec(command).map(drop)
+    }
+
+    /// GC, STATUS: only to a plugin that speaks 1.1.0 (there are none before it;
+    /// an older plugin fails them each its own way). `Ok(false)`: not called.
+    pub fn call_if_1_1(&self, command: Command) -> Result<bool, CniError> {
+        if !self.versions()?.iter().any(|v| v == super::version::LATEST) {
+            return Ok(false);
+        }
+        self.exec_with(command, self.stdin).map(|_| true)
+    }
+
+    fn versions(&self) -> Result<Vec<String>, CniError> {
+        let spoken = self.exec_with(Command::Version, self.stdin)?.unwrap_or_default();
+        let list = spoken["supportedVersions"].as_array().into_iter().flatten();
+        Ok(list.filter_map(Value::as_str).map(String::from).collect())
     }
 
     /// Our config with its `cniVersion` lowered to the highest the plugin speaks:

@@ -505,3 +505,43 @@ fn a_chained_add_keeps_the_previous_result_first() {
     assert_eq!(r["dns"], prev["dns"]);
     c.call(&host, "DEL", &conf).ok();
 }
+
+#[test]
+fn status_says_whether_an_add_could_work() {
+    let host = Netns::new();
+    let conf = bridge_conf(&host, "1.1.0", "cnibrs", "10.83.0.0/24");
+    let status = |conf: &Value| cni(&host, "STATUS", &[], conf);
+    assert_eq!(status(&conf).ok(), Value::Null, "a bridge ADD makes is fine");
+    let mut old = conf.clone();
+    old["cniVersion"] = json!("1.0.0");
+    status(&old).error(1);
+    let mut nic = conf.clone();
+    nic["pipework"] = json!({"hostInterface": "nic-absent0"});
+    let e = status(&nic).error(50);
+    assert!(e["msg"].as_str().unwrap().contains("nic-absent0"), "{e}");
+}
+
+#[test]
+fn gc_removes_what_is_not_in_valid_attachments() {
+    let host = Netns::new();
+    let guests: Vec<Netns> = (0..3).map(|_| Netns::new()).collect();
+    let conf = bridge_conf(&host, "1.1.0", "cnibrg", "10.84.0.0/24");
+    let cs: Vec<Container> = guests.iter().map(|g| Container::of(g, "eth0")).collect();
+    for c in &cs {
+        c.call(&host, "ADD", &conf).ok();
+    }
+    assert_eq!(leases(&host, &conf).len(), 3);
+    let mut gc = conf.clone();
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": cs[0].id, "ifname": "eth0"}]);
+    assert_eq!(cni(&host, "GC", &[], &gc).ok(), Value::Null);
+    assert!(guests[0].link("eth0").is_some(), "a valid attachment stays");
+    assert!(guests[1].link("eth0").is_none() && guests[2].link("eth0").is_none());
+    assert_eq!(leases(&host, &conf), ["10.84.0.2"], "IPAM's DEL released the others' leases");
+    assert_eq!(files(&host, &format!("cni/{}", conf["name"].as_str().unwrap())).len(), 1);
+    assert_eq!(files(&host, "attachments").len(), 1);
+    // GC again changes nothing; then the runtime's DEL of the last one.
+    cni(&host, "GC", &[], &gc).ok();
+    assert!(guests[0].link("eth0").is_some());
+    cs[0].call(&host, "DEL", &conf).ok();
+    assert!(leases(&host, &conf).is_empty());
+}
