@@ -32,6 +32,8 @@ pub async fn detach(call: &Call) -> Result<(), CniError> {
             record::remove_at(&record::path(a.ns, ifname))
                 .map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
         }
+    } else if let Some(a) = saved.as_ref().filter(|a| a.direct_phys) {
+        give_back(call, a).await?;
     } else {
         let container_if = ifname.parse().map_err(|e| {
             CniError::new(Code::InvalidEnvironment, format!("bad CNI_IFNAME {ifname:?}: {e:#}"))
@@ -65,4 +67,22 @@ async fn host_end_of_gone(a: &state::Attachment) -> Result<(), CniError> {
         }
         _ => Ok(()),
     }
+}
+
+/// `directPhys`: the NIC goes back to the host under its own name (it carries no
+/// mark for `lifecycle::del`, as nothing of pipework's was made for it), down.
+async fn give_back(call: &Call, a: &state::Attachment) -> Result<(), CniError> {
+    let fail = |e: anyhow::Error| CniError::internal(&e);
+    let guest = add::open_guest(&call.env.netns)?;
+    let nl_guest = Netlink::in_netns(guest.netns()).map_err(fail)?;
+    let Some(nic) = nl_guest.link_by_name(&a.ifname).await.map_err(fail)? else {
+        return Ok(());
+    };
+    let host =
+        std::fs::File::open("/proc/self/ns/net").map_err(|e| CniError::new(Code::Io, format!("{e}")))?;
+    nl_guest.set_down(nic.index).await.map_err(fail)?;
+    if nic.name != a.host_if {
+        nl_guest.rename(nic.index, &a.host_if).await.map_err(fail)?;
+    }
+    nl_guest.move_to(nic.index, std::os::fd::AsFd::as_fd(&host)).await.map_err(fail)
 }

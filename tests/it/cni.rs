@@ -545,3 +545,68 @@ fn gc_removes_what_is_not_in_valid_attachments() {
     cs[0].call(&host, "DEL", &conf).ok();
     assert!(leases(&host, &conf).is_empty());
 }
+
+/// A static address for `conf`, without host-local.
+fn static_ip(conf: &mut Value, address: &str) {
+    conf["ipam"] = json!({"type": "static", "addresses": [{"address": address}]});
+}
+
+#[test]
+fn an_ovs_bridge_with_vlan_as_the_tag() {
+    let host = Netns::new();
+    let ovs = crate::ovs::Ovs::start(&host);
+    ovs.bridge("ovsbr0");
+    let env = ovs.env();
+    let base: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let guests: Vec<Netns> = (0..3).map(|_| Netns::new()).collect();
+    let cs: Vec<Container> = guests.iter().map(|g| Container::of(g, "eth0")).collect();
+    let mut results = Vec::new();
+    for (n, (c, tag)) in cs.iter().zip([10, 10, 20]).enumerate() {
+        let mut conf = json!({"cniVersion": "1.0.0", "name": "ovsnet", "type": "pipework", "bridge": "ovsbr0", "vlan": tag});
+        static_ip(&mut conf, &format!("192.168.10.{}/24", n + 2));
+        let mut env = c.env();
+        env.extend(base.iter().copied());
+        results.push((cni(&host, "ADD", &env, &conf).ok(), conf, env));
+    }
+    let end = |n: usize| results[n].0["interfaces"][1]["name"].as_str().unwrap().to_string();
+    assert_eq!(results[0].0["interfaces"][0]["name"], "ovsbr0");
+    assert_eq!(ovs.vsctl_ok(&["get", "Port", &end(0), "tag"]), "10");
+    assert_eq!(ovs.vsctl_ok(&["get", "Port", &end(2), "tag"]), "20");
+    assert!(guests[0].ping("192.168.10.3"), "same tag must connect");
+    assert!(!guests[2].ping("192.168.10.2"), "tag 20 must not reach tag 10");
+    for (_, conf, env) in &results {
+        cni(&host, "DEL", env, conf).ok();
+    }
+    assert_eq!(ovs.vsctl_ok(&["list-ports", "ovsbr0"]), "", "DEL took the ports off the bridge");
+}
+
+#[test]
+fn a_nic_as_macvlan_with_its_mode_and_moved_in_whole() {
+    let host = Netns::new();
+    for nic in ["eth2", "eth3"] {
+        host.sh("ip", &["link", "add", nic, "type", "veth", "peer", "name", &format!("{nic}p")]);
+        host.sh("ip", &["link", "set", &format!("{nic}p"), "up"]);
+    }
+    let (a, b) = (Netns::new(), Netns::new());
+    let (ca, cb) = (Container::of(&a, "eth0"), Container::of(&b, "net1"));
+    let mut mac = json!({"cniVersion": "0.4.0", "name": "nicnet", "type": "pipework",
+        "pipework": {"hostInterface": "eth2", "macvlanMode": "private"}});
+    static_ip(&mut mac, "50.19.169.157/24");
+    let r = ca.call(&host, "ADD", &mac).ok();
+    let eth0 = a.link("eth0").unwrap();
+    assert_eq!(eth0["linkinfo"]["info_kind"], "macvlan");
+    assert_eq!(eth0["linkinfo"]["info_data"]["mode"], "private");
+    assert_eq!(r["interfaces"].as_array().unwrap().len(), 1, "no host end: {r}");
+    assert_eq!(r["ips"][0], json!({"version": "4", "address": "50.19.169.157/24", "interface": 0}));
+    let mut phys = json!({"cniVersion": "1.0.0", "name": "physnet", "type": "pipework",
+        "pipework": {"hostInterface": "eth3", "directPhys": true}});
+    static_ip(&mut phys, "50.19.170.2/24");
+    cb.call(&host, "ADD", &phys).ok();
+    assert!(host.link("eth3").is_none(), "the NIC moved");
+    assert_eq!(b.addrs("net1")[0], "50.19.170.2/24");
+    ca.call(&host, "DEL", &mac).ok();
+    assert!(a.link("eth0").is_none());
+    cb.call(&host, "DEL", &phys).ok();
+    assert!(host.link("eth3").is_some(), "DEL gave the NIC back to the host");
+    assert!(b.link("net1").is_none());
+}

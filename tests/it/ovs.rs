@@ -37,7 +37,7 @@ impl Ovs {
         self.dir.join(name).to_string_lossy().into_owned()
     }
 
-    fn env(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
         let d = self.dir.to_string_lossy().into_owned();
         ["OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVS_SYSCONFDIR"]
             .into_iter()
