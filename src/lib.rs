@@ -42,13 +42,14 @@ pub use batch::parse_lines as parse_batch_lines;
 /// Run with the arguments after the program name; the process's exit code.
 pub fn main<I: IntoIterator<Item = String>>(argv: I) -> ExitCode {
     let argv: Vec<String> = argv.into_iter().collect();
-    // Called by a container runtime as its CNI plugin (see `crate::cni`).
-    if let Some(code) = cni::from_env() {
-        return code;
-    }
     // The detached `dhcp4-f` keeper: a hidden subcommand, never typed by a user.
     if argv.first().map(String::as_str) == Some(dhcp::keep::SUBCOMMAND) {
         return keeper::main(&argv[1..]);
+    }
+    // Called by a container runtime as its CNI plugin (see `crate::cni`); after the
+    // keeper, which a CNI ADD starts with the runtime's environment.
+    if let Some(code) = cni::from_env() {
+        return code;
     }
     // `completions SHELL` and the man page: documentation, not an attachment.
     if let Some(code) = cli::docs::early(&argv) {

@@ -161,8 +161,16 @@ fn request(call: &Call, leased: &CniResult, mac: Option<crate::types::Mac>) -> R
             gw.map_or(ip.address.to_string(), |g| format!("{}@{g}", ip.address))
         })
         .collect();
+    let dhcp = call.conf.ipam.as_ref().filter(|i| i.is_builtin());
+    if let Some(t) = dhcp.and_then(|i| i.timeout) {
+        argv.extend(["--timeout".into(), t.to_string()]);
+    }
     argv.extend([call.conf.host_if().to_string(), call.env.netns.clone()]);
-    argv.push(if specs.is_empty() { "0/0".into() } else { specs.join(",") });
+    argv.push(match (dhcp, specs.is_empty()) {
+        (Some(_), _) => "dhcp4-f".into(),
+        (None, true) => "0/0".into(),
+        (None, false) => specs.join(","),
+    });
     let vlan = call.conf.vlan.map(|v| format!("@{v}")).unwrap_or_default();
     let macvlan = format!("{}{vlan}", mac.map(|m| m.to_string()).unwrap_or_default());
     if !macvlan.is_empty() {
@@ -192,11 +200,15 @@ fn result_of(call: &Call, doc: &Value, leased: &CniResult) -> Result<CniResult, 
             i.sandbox = Some(call.env.netns.clone());
         }
     }
+    // Every address and route of the attach's own (the built-in DHCP client's) is on
+    // the container's interface, the last one.
     let at = result.interfaces.len() - 1;
-    if !leased.ips.is_empty() {
-        result.ips = leased.ips.iter().map(|ip| IpConfig { interface: Some(at), ..ip.clone() }).collect();
+    let builtin = call.conf.ipam.as_ref().is_some_and(|i| i.is_builtin());
+    let ips = if builtin { &result.ips } else { &leased.ips };
+    result.ips = ips.iter().map(|ip| IpConfig { interface: Some(at), ..ip.clone() }).collect();
+    if !builtin {
+        result.routes = leased.routes.clone();
     }
-    result.routes = leased.routes.clone();
     let dns = call.conf.dns.clone().filter(|d| d.as_object().is_some_and(|m| !m.is_empty()));
     result.dns = dns.unwrap_or_else(|| leased.dns.clone());
     Ok(result)

@@ -50,6 +50,18 @@ pub struct NetConf {
 pub struct Ipam {
     #[serde(rename = "type")]
     pub kind: String,
+    /// `pipework-dhcp4`: how long the first lease may take (seconds), as `--timeout`.
+    pub timeout: Option<f64>,
+}
+
+/// The built-in DHCPv4 client as IPAM: `dhcp4-f` (the lease kept renewed by a
+/// keeper process, which DEL stops), no daemon and no socket.
+pub const BUILTIN_DHCP: &str = "pipework-dhcp4";
+
+impl Ipam {
+    pub fn is_builtin(&self) -> bool {
+        self.kind == BUILTIN_DHCP
+    }
 }
 
 /// `"pipework": {...}`: what the command line reaches beyond a Linux bridge.

@@ -32,23 +32,13 @@ pub async fn detach(call: &Call) -> Result<(), CniError> {
             record::remove_at(&record::path(a.ns, ifname))
                 .map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
         }
-    } else if let Some(a) = saved.as_ref().filter(|a| a.direct_phys) {
-        give_back(call, a).await?;
     } else {
-        let container_if = ifname.parse().map_err(|e| {
-            CniError::new(Code::InvalidEnvironment, format!("bad CNI_IFNAME {ifname:?}: {e:#}"))
-        })?;
-        let req = Del {
-            host_if: None,
-            guest: call.env.netns.clone(),
-            container_if,
-            prune_bridge: false,
-            json: false,
-            dry_run: false,
-            verbose: false,
-        };
-        if let Outcome::Failed { error, .. } = lifecycle::del::run(&req).await {
-            return Err(CniError::internal(&error));
+        match (lifecycle_del(call).await, saved.as_ref().filter(|a| a.direct_phys)) {
+            (Ok(()), _) => {}
+            // A `del` whose records keep no NIC refuses one moved in whole (it bears
+            // no mark of ours): it goes back by name.
+            (Err(_), Some(a)) => give_back(call, a).await?,
+            (Err(e), None) => return Err(e),
         }
     }
     state::remove(net, id, ifname).map_err(|e| CniError::new(Code::Io, format!("{e:#}")))
@@ -65,6 +55,27 @@ async fn host_end_of_gone(a: &state::Attachment) -> Result<(), CniError> {
         Some(l) if l.alias.as_deref().is_some_and(|m| m.contains(&mark)) => {
             host.delete_link(l.index).await.map_err(fail)
         }
+        _ => Ok(()),
+    }
+}
+
+/// `pipework del NETNS -i IFNAME`.
+async fn lifecycle_del(call: &Call) -> Result<(), CniError> {
+    let ifname = &call.env.ifname;
+    let container_if = ifname
+        .parse()
+        .map_err(|e| CniError::new(Code::InvalidEnvironment, format!("bad CNI_IFNAME {ifname:?}: {e:#}")))?;
+    let req = Del {
+        host_if: None,
+        guest: call.env.netns.clone(),
+        container_if,
+        prune_bridge: false,
+        json: false,
+        dry_run: false,
+        verbose: false,
+    };
+    match lifecycle::del::run(&req).await {
+        Outcome::Failed { error, .. } => Err(CniError::internal(&error)),
         _ => Ok(()),
     }
 }

@@ -43,8 +43,9 @@ pub struct Call {
 }
 
 impl Call {
+    /// The IPAM plugin to delegate to (none for the built-in DHCP client).
     fn ipam(&self) -> Option<ipam::Ipam<'_>> {
-        let kind = self.conf.ipam.as_ref()?.kind.as_str();
+        let kind = self.conf.ipam.as_ref().filter(|i| !i.is_builtin())?.kind.as_str();
         Some(ipam::Ipam { kind, env: &self.env, stdin: &self.stdin, overrides: Vec::new() })
     }
 }

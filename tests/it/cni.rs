@@ -610,3 +610,45 @@ fn a_nic_as_macvlan_with_its_mode_and_moved_in_whole() {
     assert!(host.link("eth3").is_some(), "DEL gave the NIC back to the host");
     assert!(b.link("net1").is_none());
 }
+
+/// A network whose IPAM is the built-in DHCP client, from dnsmasq on `br1`.
+fn dhcp_conf() -> Value {
+    json!({"cniVersion": "1.0.0", "name": "dhcpnet", "type": "pipework", "bridge": "br1",
+        "ipam": {"type": "pipework-dhcp4", "timeout": 20}})
+}
+
+#[test]
+fn builtin_dhcp_ipam_leases_with_a_keeper_and_no_daemon() {
+    let host = Netns::new();
+    let server = crate::dhcp::Dnsmasq::start(&host);
+    let guest = Netns::new();
+    let c = Container::of(&guest, "eth0");
+    let r = c.call(&host, "ADD", &dhcp_conf()).ok();
+    let ip = &r["ips"][0];
+    let addr = ip["address"].as_str().unwrap().split('/').next().unwrap().to_string();
+    assert!(addr.starts_with("10.77.0."), "{r}");
+    assert_eq!((ip["gateway"].as_str(), ip["interface"].as_u64()), (Some("10.77.0.1"), Some(2)), "{r}");
+    assert_eq!(r["routes"], json!([{"dst": "0.0.0.0/0", "gw": "10.77.0.1"}]));
+    assert!(server.log().contains(&format!("DHCPACK(eth1) {addr} ")), "{}", server.log());
+    let keepers = crate::dhcp::others_in(&guest);
+    assert_eq!(keepers.len(), 1, "one keeper renews the lease: {keepers:?}");
+    c.call(&host, "DEL", &dhcp_conf()).ok();
+    assert!(guest.link("eth0").is_none());
+}
+
+/// Needs `lifecycle::del` to stop what an attach left running (issue 13's `del`).
+#[test]
+fn builtin_dhcp_keeper_stops_on_del() {
+    let host = Netns::new();
+    let _server = crate::dhcp::Dnsmasq::start(&host);
+    let guest = Netns::new();
+    let c = Container::of(&guest, "eth0");
+    c.call(&host, "ADD", &dhcp_conf()).ok();
+    assert_eq!(crate::dhcp::others_in(&guest).len(), 1);
+    c.call(&host, "DEL", &dhcp_conf()).ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !crate::dhcp::others_in(&guest).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the keeper outlived DEL");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
