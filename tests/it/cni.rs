@@ -245,10 +245,13 @@ fn bridge_plugin_keys_and_cni_args() {
     assert_eq!((br["mtu"].as_u64(), br["promiscuity"].as_u64()), (Some(1400), Some(1)));
     cni(&host, "DEL", &env, &conf).ok();
 
-    // CNI_ARGS's MAC when the config has none.
+    // CNI_ARGS's MAC when the config has none, and its IP for host-local.
     conf.as_object_mut().unwrap().remove("runtimeConfig");
+    let mut env = c.env();
+    env.push(("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=web;MAC=02:00:00:79:00:01;IP=10.79.0.77"));
     cni(&host, "ADD", &env, &conf).ok();
     assert_eq!(guest.link("eth0").unwrap()["address"], "02:00:00:79:00:01");
+    assert_eq!(guest.addrs("eth0")[0], "10.79.0.77/24");
     cni(&host, "DEL", &env, &conf).ok();
     // Without IgnoreUnknown, an unknown key is an error (code 4), and nothing is made.
     let before = (host.snapshot(), guest.snapshot());
@@ -321,14 +324,29 @@ fn a_failed_add_gives_the_lease_back() {
 pub struct Podman<'a> {
     host: &'a Netns,
     dir: std::path::PathBuf,
+    /// The environment of Podman and of the plugins it runs (the host's run
+    /// directory, an Open vSwitch of the test's).
+    env: Vec<(String, String)>,
 }
 
 pub const POD_IMAGE: &str = "localhost/pipework-busybox";
 
 impl<'a> Podman<'a> {
     pub fn new(host: &'a Netns, conflist: &Value) -> Podman<'a> {
+        Podman::with(host, &[conflist], &[])
+    }
+
+    /// Several networks, and `more` environment over the host's.
+    pub fn with(host: &'a Netns, conflists: &[&Value], more: &[(&str, String)]) -> Podman<'a> {
         let dir = std::env::temp_dir().join(unique("pwt-podman-"));
-        let pod = Podman { host, dir };
+        let mut env: Vec<(String, String)> = host
+            .env()
+            .iter()
+            .filter(|(k, _)| !more.iter().any(|(m, _)| m == k))
+            .map(|(k, v)| (k.to_string(), v.display().to_string()))
+            .collect();
+        env.extend(more.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let pod = Podman { host, dir, env };
         for sub in ["bin", "net"] {
             std::fs::create_dir_all(pod.dir.join(sub)).unwrap();
         }
@@ -336,7 +354,7 @@ impl<'a> Podman<'a> {
         let d = pod.dir.display();
         // The DEL of `podman stop` comes from a cleanup process that conmon starts
         // with an environment of its own: the run directory reaches it from here.
-        let env: Vec<String> = host.env().iter().map(|(k, v)| format!("\"{k}={}\"", v.display())).collect();
+        let env: Vec<String> = pod.env.iter().map(|(k, v)| format!("\"{k}={v}\"")).collect();
         let env = env.join(", ");
         // runc fails with EPERM setting rlimits above these machines' hard limits.
         let conf = format!(
@@ -346,8 +364,10 @@ impl<'a> Podman<'a> {
              network_config_dir = \"{d}/net\"\n"
         );
         std::fs::write(pod.dir.join("containers.conf"), conf).unwrap();
-        let name = conflist["name"].as_str().unwrap();
-        std::fs::write(pod.dir.join(format!("net/{name}.conflist")), conflist.to_string()).unwrap();
+        for conflist in conflists {
+            let name = conflist["name"].as_str().unwrap();
+            std::fs::write(pod.dir.join(format!("net/{name}.conflist")), conflist.to_string()).unwrap();
+        }
         pod.import_busybox();
         pod
     }
@@ -380,7 +400,7 @@ impl<'a> Podman<'a> {
             .args(["--storage-driver", "vfs"])
             .args(args)
             .env("CONTAINERS_CONF", d.join("containers.conf"))
-            .envs(self.host.env())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .output()
             .expect("podman")
@@ -651,4 +671,43 @@ fn builtin_dhcp_keeper_stops_on_del() {
         assert!(std::time::Instant::now() < deadline, "the keeper outlived DEL");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+#[test]
+fn podman_on_a_macvlan_network_and_an_ovs_network_with_a_tag() {
+    let host = Netns::new();
+    host.sh("ip", &["link", "add", "eth2", "type", "veth", "peer", "name", "eth2p"]);
+    host.sh("ip", &["link", "set", "eth2p", "up"]);
+    let ovs = crate::ovs::Ovs::start(&host);
+    ovs.bridge("ovsbr0");
+    let ipam = |subnet: &str| json!({"type": "host-local", "subnet": subnet, "dataDir": host.run_dir().join("ipam")});
+    let mac = json!({"cniVersion": "1.0.0", "name": unique("pwmac"), "plugins": [{"type": "pipework",
+        "pipework": {"hostInterface": "eth2", "macvlanMode": "bridge"}, "ipam": ipam("10.89.1.0/24")}]});
+    let tagged = json!({"cniVersion": "1.0.0", "name": unique("pwovs"), "plugins": [{"type": "pipework",
+        "bridge": "ovsbr0", "vlan": 42, "ipam": ipam("10.89.2.0/24")}]});
+    let more: Vec<(&str, String)> = ovs.env().into_iter().collect();
+    let pod = Podman::with(&host, &[&mac, &tagged], &more);
+    let names: Vec<String> = (0..4).map(|n| unique(&format!("pw{n}"))).collect();
+    for (n, name) in names.iter().enumerate() {
+        pod.start(name, if n < 2 { mac["name"].as_str().unwrap() } else { tagged["name"].as_str().unwrap() });
+    }
+    let sandbox = pod.ok(&["inspect", "-f", "{{.NetworkSettings.SandboxKey}}", &names[0]]);
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", sandbox.trim()))
+        .args(["ip", "-j", "-d", "link", "show", "eth0"])
+        .output()
+        .unwrap();
+    let link: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(link[0]["linkinfo"]["info_kind"], "macvlan", "{link}");
+    assert_eq!(link[0]["linkinfo"]["info_data"]["mode"], "bridge", "{link}");
+    pod.ok(&["exec", &names[0], "ping", "-c", "1", "-W", "3", &pod.ipv4(&names[1])]);
+    let ports = ovs.vsctl_ok(&["list-ports", "ovsbr0"]);
+    let ports: Vec<&str> = ports.lines().collect();
+    assert_eq!(ports.len(), 2, "{ports:?}");
+    assert_eq!(ovs.vsctl_ok(&["get", "Port", ports[0], "tag"]), "42");
+    pod.ok(&["exec", &names[2], "ping", "-c", "1", "-W", "3", &pod.ipv4(&names[3])]);
+    let all: Vec<&str> = names.iter().map(String::as_str).collect();
+    pod.ok(&[&["rm", "-f", "-t0"][..], &all].concat());
+    assert_eq!(ovs.vsctl_ok(&["list-ports", "ovsbr0"]), "", "no port is left");
+    assert_eq!(files(&host, "attachments"), Vec::<String>::new(), "no record is left");
 }
