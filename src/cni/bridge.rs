@@ -3,9 +3,11 @@
 //! place by DEL. A bridge this ADD made goes again when the ADD fails.
 
 use ipnetwork::IpNetwork;
+use nix::errno::Errno;
 
+use crate::apply::BridgeLock;
 use crate::cli::types::broadcast_of;
-use crate::netlink::Netlink;
+use crate::netlink::{errno_of, Netlink};
 
 use super::config::NetConf;
 use super::error::{CniError, Code};
@@ -41,9 +43,12 @@ pub async fn ensure(host: &Netlink, conf: &NetConf) -> Result<Option<u32>, CniEr
     if !linux_bridge {
         return Ok(None);
     }
-    host.create_bridge(name)
-        .await
-        .map_err(|e| fail(e.context(format!("cannot create the bridge {name}"))))?;
+    match host.create_bridge(name).await {
+        Ok(_) => {}
+        // Another ADD made it meanwhile (runtimes start containers in parallel).
+        Err(e) if errno_of(&e) == Some(Errno::EEXIST) => return Ok(None),
+        Err(e) => return Err(fail(e.context(format!("cannot create the bridge {name}")))),
+    }
     let Some(made) = host.link_by_name(name).await.map_err(fail)? else {
         return Err(CniError::new(
             Code::Internal,
@@ -68,14 +73,21 @@ pub async fn ensure(host: &Netlink, conf: &NetConf) -> Result<Option<u32>, CniEr
     }
 }
 
-/// `e`, after removing the bridge made by this ADD (and saying so if that failed).
+/// `e`, after removing the bridge made by this ADD (and saying so if that failed):
+/// as a failed attach removes its bridge, under the bridge lock held exclusive and
+/// only without ports (another ADD may have plugged into it meanwhile).
 pub async fn undo(host: &Netlink, made: Option<u32>, e: CniError) -> CniError {
-    match made {
-        Some(index) => match host.delete_link(index).await {
-            Ok(()) => e,
-            Err(undo) => e.and_then_failed(&CniError::internal(&undo)),
-        },
-        None => e,
+    let Some(index) = made else { return e };
+    let _lock = BridgeLock::exclusive().await;
+    let removed = async {
+        if host.links().await?.iter().any(|l| l.master == Some(index)) {
+            return Ok(());
+        }
+        host.delete_link(index).await
+    };
+    match removed.await {
+        Ok(()) => e,
+        Err(undo) => e.and_then_failed(&CniError::internal(&undo)),
     }
 }
 
@@ -106,7 +118,11 @@ pub async fn gateway_addresses(host: &Netlink, conf: &NetConf, leased: &CniResul
             }
             host.del_address(bridge.index, *other).await.map_err(fail)?;
         }
-        host.add_address(bridge.index, want, broadcast_of(&want)).await.map_err(fail)?;
+        match host.add_address(bridge.index, want, broadcast_of(&want)).await {
+            // Another ADD on the bridge added it meanwhile.
+            Err(e) if errno_of(&e) == Some(Errno::EEXIST) => {}
+            added => added.map_err(|e| fail(e.context(format!("cannot add {want} to {name}"))))?,
+        }
     }
     Ok(())
 }

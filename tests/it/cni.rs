@@ -711,3 +711,22 @@ fn podman_on_a_macvlan_network_and_an_ovs_network_with_a_tag() {
     assert_eq!(ovs.vsctl_ok(&["list-ports", "ovsbr0"]), "", "no port is left");
     assert_eq!(files(&host, "attachments"), Vec::<String>::new(), "no record is left");
 }
+
+#[test]
+fn parallel_adds_share_the_bridge_the_first_one_makes() {
+    let host = Netns::new();
+    let guests: Vec<Netns> = (0..4).map(|_| Netns::new()).collect();
+    let conf = bridge_conf(&host, "1.0.0", "cnibrpar", "10.85.0.0/24");
+    let cs: Vec<Container> = guests.iter().map(|g| Container::of(g, "eth0")).collect();
+    std::thread::scope(|s| {
+        let runs: Vec<_> = cs.iter().map(|c| s.spawn(|| c.call(&host, "ADD", &conf))).collect();
+        for r in runs {
+            r.join().unwrap().ok();
+        }
+    });
+    assert_eq!(host.ip_j(&["link", "show", "master", "cnibrpar"]).as_array().unwrap().len(), 4);
+    assert_eq!(leases(&host, &conf).len(), 4);
+    let own = guests[0].addrs("eth0")[0].split('/').next().unwrap().to_string();
+    let other = leases(&host, &conf).into_iter().find(|a| *a != own).unwrap();
+    assert!(guests[0].ping(&other), "{own} cannot reach {other}");
+}
