@@ -9,14 +9,13 @@ use ipnetwork::IpNetwork;
 use serde_json::Value;
 
 use crate::attach;
-use crate::cli::{self, Attach, Invocation};
 use crate::guest::Guest;
 use crate::netlink::{Link, Netlink, Route};
 use crate::report::Outcome;
 
 use super::error::{CniError, Code};
 use super::result::{CniResult, IpConfig, RouteEntry};
-use super::{bridge, del, state, Call};
+use super::{argv, bridge, del, state, Call};
 
 pub async fn run(call: &Call) -> Result<Value, CniError> {
     call.conf.refuse_unsupported()?;
@@ -62,24 +61,10 @@ async fn attach_all(
     let host = Netlink::current().map_err(|e| CniError::internal(&e))?;
     gateways(call, leased);
     let made_bridge = bridge::ensure(&host, &call.conf).await?;
-    let req = request(call, leased, mac)?;
-    let doc = match attach::run_on(&req, &host).await {
-        Outcome::Json { doc, .. } => doc,
-        Outcome::Failed { error, rollback_errors, .. } => {
-            let mut e = CniError::internal(&error);
-            if !rollback_errors.is_empty() {
-                e = e.with_details(format!("undoing it failed too: {}", rollback_errors.join("; ")));
-            }
-            return Err(bridge::undo(&host, made_bridge, e).await);
-        }
-        _ => {
-            return Err(bridge::undo(
-                &host,
-                made_bridge,
-                CniError::new(Code::Internal, "attach said nothing"),
-            )
-            .await)
-        }
+    let req = argv::request(call, leased, mac)?;
+    let doc = match document(attach::run_on(&req, &host).await) {
+        Ok(doc) => doc,
+        Err(e) => return Err(bridge::undo(&host, made_bridge, e).await),
     };
     let finished = async {
         let mut result = result_of(call, &doc, leased)?;
@@ -101,6 +86,19 @@ async fn attach_all(
             };
             Err(bridge::undo(&host, made_bridge, e).await)
         }
+    }
+}
+
+/// The attach's `--json` document, or its failure (and any undo that failed too).
+fn document(outcome: Outcome) -> Result<Value, CniError> {
+    match outcome {
+        Outcome::Json { doc, .. } => Ok(doc),
+        Outcome::Failed { error, rollback_errors, .. } if rollback_errors.is_empty() => {
+            Err(CniError::internal(&error))
+        }
+        Outcome::Failed { error, rollback_errors, .. } => Err(CniError::internal(&error)
+            .with_details(format!("undoing it failed too: {}", rollback_errors.join("; ")))),
+        _ => Err(CniError::new(Code::Internal, "the attach gave no result")),
     }
 }
 
@@ -129,60 +127,6 @@ fn first_address(net: &IpNetwork) -> Option<IpAddr> {
     match net {
         IpNetwork::V4(n) => Some(IpAddr::V4((u32::from(n.network()) + 1).into())),
         IpNetwork::V6(n) => Some(IpAddr::V6((u128::from(n.network()) + 1).into())),
-    }
-}
-
-/// The default route of `ip`'s family, with its gateway: the IPSPEC's `@GATEWAY`.
-fn default_gateway(leased: &CniResult, ip: &IpConfig) -> Option<IpAddr> {
-    let route =
-        leased.routes.iter().find(|r| r.dst.prefix() == 0 && r.dst.is_ipv4() == ip.address.is_ipv4())?;
-    route.gw.or(ip.gateway)
-}
-
-/// The command line this ADD amounts to, parsed as the command line is.
-fn request(call: &Call, leased: &CniResult, mac: Option<crate::types::Mac>) -> Result<Attach, CniError> {
-    let own = &call.conf.pipework;
-    let mut argv: Vec<String> = vec!["--json".into(), "-i".into(), call.env.ifname.clone()];
-    argv.extend(["-l".into(), bridge::host_end(&call.env.container_id, &call.env.ifname)]);
-    if own.direct_phys {
-        argv.push("--direct-phys".into());
-    }
-    if let Some(mode) = &own.macvlan_mode {
-        argv.extend(["--macvlan-mode".into(), mode.clone()]);
-    }
-    let mut seen = Vec::new();
-    let specs: Vec<String> = leased
-        .ips
-        .iter()
-        .map(|ip| {
-            // One default route per family: on the family's first address.
-            let gw = default_gateway(leased, ip).filter(|_| !seen.contains(&ip.address.is_ipv4()));
-            seen.push(ip.address.is_ipv4());
-            gw.map_or(ip.address.to_string(), |g| format!("{}@{g}", ip.address))
-        })
-        .collect();
-    let dhcp = call.conf.ipam.as_ref().filter(|i| i.is_builtin());
-    if let Some(t) = dhcp.and_then(|i| i.timeout) {
-        argv.extend(["--timeout".into(), t.to_string()]);
-    }
-    argv.extend([call.conf.host_if().to_string(), call.env.netns.clone()]);
-    argv.push(match (dhcp, specs.is_empty()) {
-        (Some(_), _) => "dhcp4-f".into(),
-        (None, true) => "0/0".into(),
-        (None, false) => specs.join(","),
-    });
-    let vlan = call.conf.vlan.map(|v| format!("@{v}")).unwrap_or_default();
-    let macvlan = format!("{}{vlan}", mac.map(|m| m.to_string()).unwrap_or_default());
-    if !macvlan.is_empty() {
-        argv.push(macvlan);
-    }
-    match cli::parse_without_passthrough(argv) {
-        Ok(Invocation::Attach(a)) => Ok(a),
-        Ok(_) | Err(cli::CliError::Syntax) => Err(CniError::new(Code::InvalidConfig, "not an attachment")),
-        Err(cli::CliError::Clap(e)) => {
-            Err(CniError::new(Code::InvalidConfig, e.to_string().trim().to_string()))
-        }
-        Err(cli::CliError::Invalid(e)) => Err(CniError::new(Code::InvalidConfig, format!("{e:#}"))),
     }
 }
 

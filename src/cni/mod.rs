@@ -9,6 +9,7 @@
 //! it; warnings go to stderr, which runtimes log.
 
 mod add;
+mod argv;
 mod bridge;
 mod check;
 mod config;
