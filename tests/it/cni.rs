@@ -292,7 +292,9 @@ fn errors_have_the_well_known_codes_and_change_nothing() {
     cni(&host, "ADD", &c.env()[..2], &conf).error(4);
     cni(&host, "FROB", &c.env(), &conf).error(4);
     let gone = Container { id: "x".into(), netns: "/proc/999999999/ns/net".into(), ifname: "eth0" };
-    gone.call(&host, "ADD", &conf).error(4);
+    gone.call(&host, "ADD", &conf).error(3);
+    let not_a_netns = Container { id: "y".into(), netns: "/etc/hostname".into(), ifname: "eth0" };
+    not_a_netns.call(&host, "ADD", &conf).error(4);
     assert_same("host", &before.0, &host.snapshot());
     assert_same("guest", &before.1, &guest.snapshot());
     assert!(leases(&host, &conf).is_empty());
