@@ -732,3 +732,31 @@ fn parallel_adds_share_the_bridge_the_first_one_makes() {
     let other = leases(&host, &conf).into_iter().find(|a| *a != own).unwrap();
     assert!(guests[0].ping(&other), "{own} cannot reach {other}");
 }
+
+#[test]
+fn dual_stack_from_host_local_ranges() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    // As Docker leaves a container: IPv6 off for new links.
+    guest.ipv6_off_as_docker_does();
+    let c = Container::of(&guest, "eth0");
+    let mut conf = bridge_conf(&host, "1.0.0", "cnibr46", "unused");
+    conf["ipam"] = json!({"type": "host-local", "dataDir": host.run_dir().join("ipam"),
+        "ranges": [[{"subnet": "10.86.0.0/24"}], [{"subnet": "fd86::/64"}]]});
+    let r = c.call(&host, "ADD", &conf).ok();
+    let ips: Vec<&str> =
+        r["ips"].as_array().unwrap().iter().map(|i| i["address"].as_str().unwrap()).collect();
+    assert_eq!(ips, ["10.86.0.2/24", "fd86::2/64"], "{r}");
+    assert_eq!(
+        r["routes"],
+        json!([{"dst": "0.0.0.0/0", "gw": "10.86.0.1"}, {"dst": "::/0", "gw": "fd86::1"}])
+    );
+    let addrs = guest.addrs("eth0");
+    assert!(addrs.contains(&"10.86.0.2/24".into()) && addrs.contains(&"fd86::2/64".into()), "{addrs:?}");
+    let v6 = guest.ip_j(&["-6", "route", "show", "default"]);
+    assert_eq!(v6[0]["gateway"], "fd86::1", "{v6}");
+    let bridge = host.addrs("cnibr46");
+    assert!(bridge.contains(&"10.86.0.1/24".into()) && bridge.contains(&"fd86::1/64".into()), "{bridge:?}");
+    c.call(&host, "DEL", &conf).ok();
+    assert!(leases(&host, &conf).is_empty());
+}
