@@ -23,7 +23,13 @@ pub async fn run(call: &Call) -> Result<(), CniError> {
 pub async fn detach(call: &Call) -> Result<(), CniError> {
     let (net, id, ifname) = (&call.conf.name, &call.env.container_id, &call.env.ifname);
     let saved = state::load(net, id, ifname).ok().flatten();
-    let gone = call.env.netns.is_empty() || add::open_guest(&call.env.netns).is_err();
+    // A path that now names another namespace (a pid reused) is a gone one too.
+    let opened = (!call.env.netns.is_empty()).then(|| add::open_guest(&call.env.netns).ok()).flatten();
+    let gone = match (&opened, &saved) {
+        (None, _) => true,
+        (Some(g), Some(a)) => g.ns_inode != a.ns,
+        (Some(_), None) => false,
+    };
     if gone {
         // The interface goes with its namespace (the host end a moment later); its
         // record stays, named by the inode.
