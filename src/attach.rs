@@ -5,7 +5,7 @@ use std::os::unix::fs::MetadataExt;
 
 use anyhow::Result;
 
-use crate::apply::{self, BridgeLock, Context, Failure};
+use crate::apply::{self, Applied, BridgeLock, Context, Failure};
 use crate::cli::Attach;
 use crate::guest::{self, Guest};
 use crate::netlink::{Link, Netlink};
@@ -72,7 +72,7 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
                 lines.push(format!("nothing to do: {what}"));
             }
             if !req.dry_run {
-                lines.extend(save_record(host, &nl_guest, &guest, &names, &[]).await);
+                lines.extend(save_record(host, &nl_guest, &guest, &names, &[], &Applied::default()).await);
             }
             if req.json {
                 return json_result(host, &nl_guest, &guest, &names, false, lines).await;
@@ -94,10 +94,13 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
     if let Some(link) = &host_if {
         ctx.learn(Side::Host, &link.name, link.index, None);
     }
-    if let Err(Failure { error, rollback_errors }) = apply::apply(&steps, &ctx).await {
-        lines.append(&mut ctx.notes.borrow_mut());
-        return Outcome::Failed { error, rollback_errors, notes: lines };
-    }
+    let applied = match apply::apply(&steps, &ctx).await {
+        Ok(applied) => applied,
+        Err(Failure { error, rollback_errors }) => {
+            lines.append(&mut ctx.notes.borrow_mut());
+            return Outcome::Failed { error, rollback_errors, notes: lines };
+        }
+    };
     // What the steps said (a NIC moved in) before the steps themselves, as it was
     // said while they ran before.
     lines.append(&mut ctx.notes.borrow_mut());
@@ -106,7 +109,7 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
     }
     // Neighbours learn the new address now (a warning if that fails).
     lines.extend(announce::after_apply(&steps, &ctx).await);
-    lines.extend(save_record(host, &nl_guest, &guest, &names, &steps).await);
+    lines.extend(save_record(host, &nl_guest, &guest, &names, &steps, &applied).await);
     if req.json {
         return json_result(host, &nl_guest, &guest, &names, true, lines).await;
     }
@@ -123,13 +126,21 @@ async fn save_record(
     guest: &Guest,
     names: &attach_result::Names<'_>,
     steps: &[plan::Step],
+    applied: &Applied,
 ) -> Option<String> {
     let saved = async {
         if steps.is_empty() && record::load(guest.ns_inode, names.container_if)?.is_some() {
             return Ok(());
         }
-        if let Some(r) =
-            record::after_attach(host, nl_guest, names.container_if, names.host_end, steps).await?
+        if let Some(r) = record::after_attach(
+            host,
+            nl_guest,
+            &guest_id(guest),
+            (names.container_if, names.host_end),
+            steps,
+            applied,
+        )
+        .await?
         {
             record::save(&r)?;
         }

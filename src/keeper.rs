@@ -1,9 +1,11 @@
-//! The `dhcp4-f` keeper's own run (`pipework __dhcp-keep JSON`, started by
-//! `dhcp::keep::start`): it lives in the guest's network namespace, renews the lease
-//! at T1, rebinds at T2, and ends when the guest's process does. It must watch that
-//! process: its own sockets keep the namespace, and so the interface, alive. A new
+//! The `dhcp4-f` and `dhcp6-f` keeper's own run (`pipework __dhcp-keep JSON`,
+//! started by `dhcp::keep::start`): it lives in the guest's network namespace, renews
+//! the lease at T1, rebinds at T2, and ends when the guest's process does. It must watch that
+//! process: its own sockets keep the namespace, and so the interface, alive. Told
+//! to stop (SIGTERM), or once the guest is gone, it sends a DHCPRELEASE (DHCPv6
+//! Release) first. A new
 //! address on rebinding is applied by the planner's lease steps, all or nothing.
-//! `/var/run/dhcp4.HOSTNAME.lease` says how it is doing.
+//! `/var/run/dhcp4.HOSTNAME.lease` (`dhcp6.`) says how it is doing.
 
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
@@ -12,17 +14,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context as _, Result};
-use ipnetwork::IpNetwork;
-use mozim::{DhcpV4Client, DhcpV4State};
+use mozim::{DhcpV4Client, DhcpV4State, DhcpV6Client, DhcpV6State};
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::apply::{self, Context};
-use crate::dhcp::builtin;
 use crate::dhcp::keep::Args;
-use crate::netlink::Netlink;
-use crate::plan::{addressing, Lease};
-use crate::types::Family;
+use crate::dhcp::{builtin, builtin6};
+use crate::netlink::{LinkLocal, Netlink};
+use crate::plan::{addressing, Leased};
 
 /// `pipework __dhcp-keep JSON`: keep the lease until the guest goes, or SIGTERM.
 pub fn main(args: &[String]) -> ExitCode {
@@ -36,7 +36,7 @@ pub fn main(args: &[String]) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            crate::report::say(&format!("dhcp4 keeper: {e:#}"));
+            crate::report::say(&format!("DHCP keeper: {e:#}"));
             ExitCode::from(1)
         }
     }
@@ -45,9 +45,7 @@ pub fn main(args: &[String]) -> ExitCode {
 async fn keep(args: &Args) -> Result<()> {
     let guest = watch_guest(args.pid)?;
     let nl = Netlink::current()?;
-    let mut client =
-        DhcpV4Client::init(builtin::config(&args.iface, 0)?, None).await.map_err(|e| anyhow!("{e}"))?;
-    client.done(builtin::shorten(builtin::to_mozim(&args.lease), args.renew)).map_err(|e| anyhow!("{e}"))?;
+    let mut client = Client::bound(&nl, args).await?;
     let mut current = args.lease.clone();
     let mut renewals = 0u32;
     // The handler first: a rollback's SIGTERM in between would otherwise end the
@@ -56,18 +54,16 @@ async fn keep(args: &Args) -> Result<()> {
     report(args, &current, renewals, "bound");
     loop {
         tokio::select! {
-            state = client.run() => match state {
-                Ok(DhcpV4State::Done(l)) => {
-                    let new = builtin::from_mozim(&l)?;
-                    if new.addr != current.addr {
+            event = client.next(args.renew) => match event {
+                Ok(Event::Bound(new)) => {
+                    if new.addr() != current.addr() {
                         replace(&nl, args, &current, &new).await?;
                     }
                     current = new;
                     renewals += 1;
                     report(args, &current, renewals, "bound");
-                    client.done(builtin::shorten(*l, args.renew)).map_err(|e| anyhow!("{e}"))?;
                 }
-                Ok(state) => report(args, &current, renewals, &state.to_string()),
+                Ok(Event::State(state)) => report(args, &current, renewals, &state),
                 Err(e) => {
                     // The interface went away (deleted, or its guest without a pid gone).
                     if nl.link_by_name(&args.iface.dev).await?.is_none() {
@@ -78,23 +74,112 @@ async fn keep(args: &Args) -> Result<()> {
                     tokio::time::sleep(builtin::RETRY).await;
                 }
             },
-            _ = gone(&guest) => return Ok(()),
-            _ = term.recv() => return Ok(()),
+            // Told to stop (`del`), or the guest is gone: the lease goes back to the
+            // server, as the other clients' release does.
+            _ = gone(&guest) => return client.release(&current).await,
+            _ = term.recv() => return client.release(&current).await,
         }
     }
 }
 
+/// mozim's client of the lease's family, started in the bound state.
+enum Client {
+    V4(DhcpV4Client),
+    V6(DhcpV6Client),
+}
+
+/// What one run of the client came to: bound again (renewed, rebound, or a new
+/// lease after starting over), or another state on the way.
+enum Event {
+    Bound(Leased),
+    State(String),
+}
+
+impl Client {
+    async fn bound(nl: &Netlink, args: &Args) -> Result<Client> {
+        let e = |e: mozim::DhcpError| anyhow!("{e}");
+        Ok(match &args.lease {
+            Leased::V4(lease) => {
+                let mut c = DhcpV4Client::init(builtin::config(&args.iface, 0)?, None).await.map_err(e)?;
+                c.done(builtin::shorten(builtin::to_mozim(lease), args.renew)).map_err(e)?;
+                Client::V4(c)
+            }
+            Leased::V6(lease) => {
+                // Its link-local address is usable by now: the lease came through it.
+                let LinkLocal::Usable(ll) = nl.link_local(args.iface.index).await? else {
+                    return Err(anyhow!("{} has no usable link-local address", args.iface.dev));
+                };
+                let mut c = DhcpV6Client::init(builtin6::config(&args.iface, ll), None).await.map_err(e)?;
+                c.done(builtin6::shorten(builtin6::to_mozim(lease), args.renew)).map_err(e)?;
+                Client::V6(c)
+            }
+        })
+    }
+
+    /// Run the client on; once bound again, it is handed the lease back (with T1
+    /// brought forward by `renew=`) to wait for its next renewal.
+    async fn next(&mut self, renew: Option<u32>) -> Result<Event> {
+        let e = |e: mozim::DhcpError| anyhow!("{e}");
+        match self {
+            Client::V4(c) => match c.run().await.map_err(e)? {
+                DhcpV4State::Done(l) => {
+                    let new = builtin::from_mozim(&l)?;
+                    c.done(builtin::shorten(*l, renew)).map_err(e)?;
+                    Ok(Event::Bound(Leased::V4(new)))
+                }
+                state => Ok(Event::State(state.to_string())),
+            },
+            Client::V6(c) => match c.run().await.map_err(e)? {
+                DhcpV6State::Done(l) => {
+                    let new = builtin6::from_mozim(&l)?;
+                    c.done(builtin6::shorten(*l, renew)).map_err(e)?;
+                    Ok(Event::Bound(Leased::V6(new)))
+                }
+                state => Ok(Event::State(state.to_string())),
+            },
+        }
+    }
+
+    fn clean_up(&mut self) {
+        match self {
+            Client::V4(c) => c.clean_up(),
+            Client::V6(c) => c.clean_up(),
+        }
+    }
+
+    /// DHCPRELEASE (DHCPv6 Release) for `lease`, within a second; one that cannot be
+    /// sent (the interface gone already) is no failure: the server's lease then runs
+    /// out by itself.
+    async fn release(&mut self, lease: &Leased) -> Result<()> {
+        let sent = match (self, lease) {
+            (Client::V4(c), Leased::V4(l)) => {
+                tokio::time::timeout(RELEASE_TIMEOUT, c.release(&builtin::to_mozim(l))).await
+            }
+            (Client::V6(c), Leased::V6(l)) => {
+                tokio::time::timeout(RELEASE_TIMEOUT, c.release(&builtin6::to_mozim(l))).await
+            }
+            _ => return Ok(()),
+        };
+        if let Ok(Err(e)) = sent {
+            crate::report::say(&format!("DHCP keeper: no release sent: {e}"));
+        }
+        Ok(())
+    }
+}
+
+const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A new address on rebinding: the old lease's address goes, the new one comes with
 /// its routes, all or nothing (there is no run to roll back: the keeper ends on error).
-async fn replace(nl: &Netlink, args: &Args, old: &Lease, new: &Lease) -> Result<()> {
+async fn replace(nl: &Netlink, args: &Args, old: &Leased, new: &Leased) -> Result<()> {
     let index = args.iface.index;
-    nl.del_address(index, IpNetwork::V4(old.addr)).await.context("cannot remove the old leased address")?;
-    let routes = nl.routes(Family::V4).await.context("cannot read the guest's routes")?;
+    nl.del_address(index, old.addr()).await.context("cannot remove the old leased address")?;
+    let routes = nl.routes(new.family()).await.context("cannot read the guest's routes")?;
     let steps = addressing::lease_steps(&args.iface.dev, new, &routes);
     // The keeper lives in the guest's namespace: its one socket is the guest's.
     let here = File::open("/proc/self/ns/net").context("cannot open the guest's network namespace")?;
     let ctx = Context::new(nl, nl, here.as_fd(), format!("the guest of {}", args.iface.dev));
-    apply::apply(&steps, &ctx).await.map_err(|f| f.error)
+    apply::apply(&steps, &ctx).await.map(drop).map_err(|f| f.error)
 }
 
 /// A pidfd for the guest's process; `None` for a guest that has none (a netns file).
@@ -124,14 +209,17 @@ fn status_file(args: &Args) -> PathBuf {
     args.pid_file.with_extension("lease")
 }
 
-/// `/var/run/dhcp4.HOSTNAME.lease`: the lease and how many renewals so far.
-fn report(args: &Args, lease: &Lease, renewals: u32, state: &str) {
+/// `/var/run/dhcp4.HOSTNAME.lease` (`dhcp6.`): the lease and how many renewals so far.
+fn report(args: &Args, lease: &Leased, renewals: u32, state: &str) {
     let path = status_file(args);
-    let router = lease.router.map(|r| r.to_string()).unwrap_or_default();
-    let text = format!(
-        "state={state}\naddress={}\nserver={}\nrouter={router}\nlease={}\nt1={}\nt2={}\nrenewals={renewals}\n",
-        lease.addr, lease.server, lease.secs, lease.t1, lease.t2
-    );
+    let times = match lease {
+        Leased::V4(l) => {
+            let router = l.router.map(|r| r.to_string()).unwrap_or_default();
+            format!("server={}\nrouter={router}\nlease={}\nt1={}\nt2={}", l.server, l.secs, l.t1, l.t2)
+        }
+        Leased::V6(l) => format!("preferred={}\nvalid={}\nt1={}\nt2={}", l.preferred, l.valid, l.t1, l.t2),
+    };
+    let text = format!("state={state}\naddress={}\n{times}\nrenewals={renewals}\n", lease.addr());
     let tmp = path.with_extension("lease.new");
     if std::fs::write(&tmp, text).is_ok() {
         let _ = std::fs::rename(&tmp, &path);

@@ -132,6 +132,16 @@ pub struct MarkedInterface {
     /// `link_state` not `up` (the userspace datapath keeps the ofport of a device
     /// that is gone, without an error: `link_state` says `down`).
     pub unopened: bool,
+    /// Its `pipework.*` external ids, the prefix left off (`interface`, `bridge`,
+    /// `containerid`, `containername`, `nspid`, `vlan`).
+    pub ids: Vec<(String, String)>,
+}
+
+impl MarkedInterface {
+    /// The `pipework.KEY` id's value.
+    pub fn id(&self, key: &str) -> Option<&str> {
+        self.ids.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
 }
 
 /// The Interface records with `pipework.*` external ids (`ovs-vsctl list Interface`).
@@ -148,13 +158,18 @@ fn parse_marked(text: &str) -> Result<Vec<MarkedInterface>> {
     let rows = doc["data"].as_array().context("ovs-vsctl's JSON has no data")?;
     let mut found = Vec::new();
     for row in rows {
-        let ids = row[3][1].as_array().cloned().unwrap_or_default();
-        if !ids.iter().any(|kv| kv[0].as_str().is_some_and(|k| k.starts_with("pipework."))) {
+        let all = row[3][1].as_array().cloned().unwrap_or_default();
+        let ids: Vec<(String, String)> = all
+            .iter()
+            .filter_map(|kv| Some((kv[0].as_str()?.strip_prefix("pipework.")?, kv[1].as_str()?)))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if ids.is_empty() {
             continue;
         }
         let Some(name) = row[0].as_str() else { continue };
         let unopened = row[1].as_i64() == Some(-1) || row[2].is_string() || row[4] != "up";
-        found.push(MarkedInterface { name: name.to_string(), unopened });
+        found.push(MarkedInterface { name: name.to_string(), unopened, ids });
     }
     Ok(found)
 }
@@ -183,16 +198,16 @@ fn quote(v: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_marked, quote, MarkedInterface};
+    use super::{parse_marked, quote};
 
     #[test]
     fn marked_interfaces_are_those_with_pipework_ids() {
         let text = r#"{"data":[["veth1pl9",-1,"could not open network device veth1pl9 (No such device)",["map",[["pipework.bridge","ovsbr0"],["pipework.interface","veth1pl9"]]],"down"],["theirs",1,["set",[]],["map",[]],"down"],["veth1pl8",2,["set",[]],["map",[["pipework.nspid","8"]]],"up"],["veth1pl7",3,["set",[]],["map",[["pipework.nspid","7"]]],"down"]],"headings":["name","ofport","error","external_ids","link_state"]}"#;
-        let m = |name: &str, unopened| MarkedInterface { name: name.into(), unopened };
-        assert_eq!(
-            parse_marked(text).unwrap(),
-            [m("veth1pl9", true), m("veth1pl8", false), m("veth1pl7", true)]
-        );
+        let found = parse_marked(text).unwrap();
+        let seen: Vec<(&str, bool)> = found.iter().map(|m| (m.name.as_str(), m.unopened)).collect();
+        assert_eq!(seen, [("veth1pl9", true), ("veth1pl8", false), ("veth1pl7", true)]);
+        assert_eq!((found[0].id("bridge"), found[0].id("interface")), (Some("ovsbr0"), Some("veth1pl9")));
+        assert_eq!((found[1].id("nspid"), found[1].id("vlan")), (Some("8"), None));
         assert!(parse_marked("not json").is_err());
     }
 

@@ -1,5 +1,6 @@
 //! The record of an attachment: what the kernel cannot say later (the addresses and
-//! gateways the attach made, and the default route it replaced), written at the end
+//! gateways the attach made, the default route it replaced, the DHCP clients it
+//! left running, a `--direct-phys` NIC as it was on the host), written at the end
 //! of a successful attach as `$PIPEWORK_RUN_DIR/attachments/NSINODE-CONTAINER_IF.json`
 //! (default `/run/pipework`), for `check` to compare against and `del` to put back.
 //! Never the only truth: the attachment's mark in the kernel is (`crate::plan::alias`);
@@ -14,9 +15,12 @@ use anyhow::{Context as _, Result};
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
+use crate::apply::{Applied, Moved};
+use crate::dhcp::kept::Kept;
 use crate::netlink::{Link, Netlink};
-use crate::plan::alias::Alias;
-use crate::plan::Step;
+use crate::plan::alias::{Alias, Kind};
+use crate::plan::remove::SavedNic;
+use crate::plan::{GuestId, Step};
 use crate::types::Family;
 
 /// The environment variable that moves the run directory (tests use a temporary one).
@@ -40,6 +44,13 @@ pub struct Record {
     pub gateways: Vec<IpAddr>,
     /// The guest's default routes the attach deleted to put its own in.
     pub replaced_routes: Vec<SavedRoute>,
+    /// The DHCP clients the attach left running (`-f` forms), for `del` and `gc`
+    /// to stop. Missing in the records of earlier versions.
+    #[serde(default)]
+    pub dhcp: Vec<Kept>,
+    /// A `--direct-phys` NIC as it was on the host, for `del` to give it back.
+    #[serde(default)]
+    pub nic: Option<SavedNic>,
 }
 
 /// A route as it can be made again: the device by name (its index may change).
@@ -48,6 +59,12 @@ pub struct SavedRoute {
     pub dst: IpNetwork,
     pub gateway: Option<IpAddr>,
     pub dev: Option<String>,
+    /// Missing in the records of earlier versions: put back without one then.
+    #[serde(default)]
+    pub metric: Option<u32>,
+    /// `proto` as a number; missing likewise (then `boot`, as `ip route` makes it).
+    #[serde(default)]
+    pub protocol: Option<u8>,
 }
 
 /// `$PIPEWORK_RUN_DIR/attachments` (default `/run/pipework/attachments`).
@@ -125,22 +142,37 @@ pub fn all() -> Result<Vec<(PathBuf, Result<Record>)>> {
 }
 
 /// After a successful attach: the record of what it made, read back from the kernel
-/// (`None` for an attachment without a mark: `--direct-phys`). `steps` are those
-/// applied (their default-route deletions are what it replaced).
+/// (`None` for an attachment without a mark that moved no NIC). `steps` are those
+/// applied (their default-route deletions are what it replaced), `applied` what
+/// they left that the kernel cannot say.
 pub async fn after_attach(
     host: &Netlink,
     guest: &Netlink,
-    container_if: &str,
-    host_end: Option<&str>,
+    id: &GuestId,
+    names: (&str, Option<&str>),
     steps: &[Step],
+    applied: &Applied,
 ) -> Result<Option<Record>> {
+    let (container_if, host_end) = names;
     let Some(cif) = guest.link_by_name(container_if).await? else { return Ok(None) };
     let end = match host_end {
         Some(name) => host.link_by_name(name).await?,
         None => None,
     };
     let mark = [end.as_ref(), Some(&cif)].into_iter().flatten().find_map(|l| ours(l, container_if));
-    let Some(alias) = mark else { return Ok(None) };
+    let alias = match (mark, &applied.moved) {
+        (Some(alias), _) => alias,
+        // A NIC moved in keeps its old name as its alias, as before: no mark.
+        (None, Some(moved)) => Alias {
+            guest: id.reference.clone(),
+            ns: id.ns_inode,
+            container_if: container_if.to_string(),
+            host_if: moved.nic.name.clone(),
+            kind: Kind::DirectPhys,
+            vlan: None,
+        },
+        (None, None) => return Ok(None),
+    };
     let addresses = guest.addresses(cif.index).await?.into_iter().filter(|a| !is_link_local(a)).collect();
     let mut gateways = Vec::new();
     for family in [Family::V4, Family::V6] {
@@ -149,19 +181,10 @@ pub async fn after_attach(
             routes.iter().filter(|r| r.is_default() && r.oif == Some(cif.index)).filter_map(|r| r.gateway),
         );
     }
-    let mut replaced_routes = Vec::new();
-    for step in steps {
-        if let Step::DeleteRoute { route, .. } = step {
-            if !route.is_default() {
-                continue;
-            }
-            let dev = match route.oif {
-                Some(i) => guest.link_by_index(i).await?.map(|l| l.name),
-                None => None,
-            };
-            replaced_routes.push(SavedRoute { dst: route.dst, gateway: route.gateway, dev });
-        }
-    }
+    let nic = match &applied.moved {
+        Some(moved) => Some(saved_nic(host, moved).await?),
+        None => None,
+    };
     Ok(Some(Record {
         version: VERSION,
         guest: alias.guest.to_string(),
@@ -172,8 +195,47 @@ pub async fn after_attach(
         host_end: end.map(|l| l.name),
         addresses,
         gateways,
-        replaced_routes,
+        replaced_routes: replaced_routes(guest, steps).await?,
+        dhcp: applied.running.iter().map(|r| r.kept()).collect(),
+        nic,
     }))
+}
+
+/// The default routes among the applied steps' deletions, their devices by name.
+async fn replaced_routes(guest: &Netlink, steps: &[Step]) -> Result<Vec<SavedRoute>> {
+    let mut replaced = Vec::new();
+    for step in steps {
+        if let Step::DeleteRoute { route, .. } = step {
+            if !route.is_default() {
+                continue;
+            }
+            let dev = match route.oif {
+                Some(i) => guest.link_by_index(i).await?.map(|l| l.name),
+                None => None,
+            };
+            let (metric, protocol) = (route.metric(), Some(route.protocol()));
+            replaced.push(SavedRoute { dst: route.dst, gateway: route.gateway, dev, metric, protocol });
+        }
+    }
+    Ok(replaced)
+}
+
+/// The moved NIC as the record keeps it: its bridge by name.
+async fn saved_nic(host: &Netlink, moved: &Moved) -> Result<SavedNic> {
+    let master = match moved.nic.master {
+        Some(i) => host.link_by_index(i).await?.map(|l| l.name),
+        None => None,
+    };
+    Ok(SavedNic {
+        name: moved.nic.name.clone(),
+        mac: moved.nic.mac.map(|m| m.to_string()),
+        alias: moved.nic.alias.clone(),
+        master,
+        up: moved.nic.up,
+        disable_ipv6: moved.disable_ipv6.clone(),
+        config: moved.config.clone(),
+        guest_index: moved.index,
+    })
 }
 
 /// The link's mark, if it is an attachment's of CONTAINER_IF.
@@ -202,6 +264,8 @@ pub(crate) fn sample() -> Record {
         addresses: vec!["10.0.0.2/24".parse().unwrap()],
         gateways: vec!["10.0.0.1".parse().unwrap()],
         replaced_routes: Vec::new(),
+        dhcp: Vec::new(),
+        nic: None,
     }
 }
 
@@ -215,6 +279,8 @@ mod tests {
             dst: "0.0.0.0/0".parse().unwrap(),
             gateway: Some("172.31.0.1".parse().unwrap()),
             dev: Some("up0".into()),
+            metric: Some(100),
+            protocol: Some(16),
         }];
         let r = Record { replaced_routes, ..sample() };
         let text = serde_json::to_string(&r).unwrap();
@@ -222,5 +288,13 @@ mod tests {
         assert!(text.contains(r#""gateway":"172.31.0.1""#), "{text}");
         assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), r);
         assert_eq!(path(7, "eth1").file_name().unwrap(), "7-eth1.json");
+    }
+
+    #[test]
+    fn a_record_of_an_earlier_version_reads_with_no_clients_and_no_nic() {
+        let mut old = serde_json::to_value(sample()).unwrap();
+        old.as_object_mut().unwrap().retain(|k, _| k != "dhcp" && k != "nic");
+        let r: Record = serde_json::from_value(old).unwrap();
+        assert_eq!(r, sample());
     }
 }

@@ -1,6 +1,7 @@
 //! The DHCP step: the executor takes the lease (`crate::dhcp`), and this records an
-//! undo for each part of what it got, then applies a lease the built-in client took
-//! by the same steps as a static address.
+//! undo for each part of what it got, then applies a lease a built-in client took
+//! by the same steps as a static address. For DHCPv6 the interface first takes
+//! router advertisements (as for `slaac`), which give what DHCPv6 does not.
 
 use anyhow::Result;
 
@@ -21,6 +22,11 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
         (None, _) => None,
     };
     let target = Target { nl: ctx.guest, netns: ctx.guest_ns, index, mac };
+    if req.family == Family::V6 {
+        // The on-link prefix and default route are the router advertisement's to give
+        // (DHCPv6 has neither), and the new address is announced once past DAD.
+        super::slaac::take_router_advertisements(ctx, journal, &req.dev).await?;
+    }
     let got = dhcp::acquire(req, &target).await?;
     for addr in got.configured {
         journal.push(Undo::DeleteAddress { index, addr });
@@ -31,7 +37,7 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
     let Some(lease) = got.lease else {
         return Ok(());
     };
-    let routes = ctx.guest.routes(Family::V4).await?;
+    let routes = ctx.guest.routes(lease.family()).await?;
     for step in addressing::lease_steps(&req.dev, &lease, &routes) {
         super::addressing::run(&step, ctx, journal)
             .await

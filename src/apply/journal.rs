@@ -102,9 +102,21 @@ impl Journal {
         result
     }
 
-    /// Keep everything.
-    pub fn commit(mut self) {
-        self.undos.clear();
+    /// Keep everything; hand back what a later `del` must know and the kernel
+    /// cannot say (the DHCP clients left running, a NIC's saved configuration).
+    pub fn commit(mut self) -> super::Applied {
+        let mut applied = super::Applied::default();
+        for undo in self.undos.drain(..) {
+            match undo {
+                Undo::StopDhcp(running) => applied.running.push(running),
+                Undo::MoveBack { index, nic, disable_ipv6 } => {
+                    let (nic, config) = *nic;
+                    applied.moved = Some(super::Moved { index, nic, config, disable_ipv6 });
+                }
+                _ => {}
+            }
+        }
+        applied
     }
 
     /// Undo everything in reverse; return a line per undo that failed.

@@ -31,8 +31,26 @@ pub struct Failure {
     pub rollback_errors: Vec<String>,
 }
 
+/// What a successful run leaves that its record must hold (see `crate::record`).
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// The DHCP clients left running (`-f` forms), for `del` and `gc` to stop.
+    pub running: Vec<crate::dhcp::Running>,
+    /// A `--direct-phys` NIC moved in, as it was on the host, for `del` to give back.
+    pub moved: Option<Moved>,
+}
+
+/// A NIC moved into the guest: its index there, and what the rollback would restore.
+#[derive(Debug)]
+pub struct Moved {
+    pub index: u32,
+    pub nic: Link,
+    pub config: crate::netlink::LinkConfig,
+    pub disable_ipv6: Option<String>,
+}
+
 /// Apply all steps or none.
-pub async fn apply(steps: &[Step], ctx: &Context<'_>) -> Result<(), Failure> {
+pub async fn apply(steps: &[Step], ctx: &Context<'_>) -> Result<Applied, Failure> {
     // A DHCP client that is not installed is refused before any change, as the original does.
     let clients = steps.iter().filter_map(|s| match s {
         Step::Dhcp(req) => Some(req),
@@ -66,8 +84,7 @@ pub async fn apply(steps: &[Step], ctx: &Context<'_>) -> Result<(), Failure> {
         let rollback_errors = journal.rollback(ctx).await;
         return Err(Failure { error, rollback_errors });
     }
-    journal.commit();
-    Ok(())
+    Ok(journal.commit())
 }
 
 /// Run one step, recording its undo. Each kind's apply and undo live in its own file.
@@ -99,7 +116,7 @@ async fn run(step: &Step, ctx: &Context<'_>, journal: &mut Journal) -> Result<()
         Step::AddAddress { .. } | Step::LinkUp { .. } | Step::DeleteRoute { .. } | Step::AddRoute { .. } => {
             addressing::run(step, ctx, journal).await
         }
-        Step::EnableIpv6 { dev } => sysctl::enable_ipv6(ctx, journal, dev).await,
+        Step::EnableIpv6 { dev, optimistic } => sysctl::enable_ipv6(ctx, journal, dev, *optimistic).await,
         Step::Slaac { dev, timeout } => slaac::run(ctx, journal, dev, *timeout).await,
         Step::Dhcp(req) => dhcp::run(req, ctx, journal).await,
     }

@@ -6,7 +6,8 @@
 use anyhow::{bail, Context as _, Result};
 
 use super::{BridgeLock, Context};
-use crate::plan::remove::Removal;
+use crate::netlink::Link;
+use crate::plan::remove::{Removal, SavedNic};
 use crate::plan::Side;
 
 /// Run every removal; the first failure stops the rest and says what was done.
@@ -28,6 +29,7 @@ async fn run(step: &Removal, ctx: &Context<'_>) -> Result<()> {
             crate::ovs::del_port(bridge, port).await
         }
         Removal::DeleteLink { side, name, index } => delete_link(ctx, *side, name, *index).await,
+        Removal::GiveBack { dev, index, nic } => give_back(ctx, dev, *index, nic).await,
         Removal::DeleteBridgeIfUnused { name, ovs: true } => {
             let _changing = crate::ovs::exclusive().await;
             match crate::ovs::ports(name).await?.is_empty() {
@@ -57,4 +59,25 @@ async fn delete_link(ctx: &Context<'_>, side: Side, name: &str, index: u32) -> R
         Some(l) if l.name == name => nl.delete_link(index).await,
         Some(l) => bail!("{name} is gone and its index is {} now", l.name),
     }
+}
+
+/// The `--direct-phys` NIC home, by the rollback's own code (`links::move_back`):
+/// its bridge looked up by name (its index may have changed since).
+async fn give_back(ctx: &Context<'_>, dev: &str, index: u32, nic: &SavedNic) -> Result<()> {
+    match ctx.guest.link_by_index(index).await.with_context(|| format!("cannot look up {dev}"))? {
+        Some(l) if l.name == dev => {}
+        None => return Ok(()),
+        Some(l) => bail!("{dev} is gone and its index is {} now", l.name),
+    }
+    let master = match &nic.master {
+        Some(name) => match ctx.host.link_by_name(name).await? {
+            Some(bridge) => Some(bridge.index),
+            None => bail!("{} cannot go back onto bridge {name}: it is gone", nic.name),
+        },
+        None => None,
+    };
+    let mac = nic.mac.as_deref().map(str::parse).transpose()?;
+    let link =
+        Link { name: nic.name.clone(), mac, alias: nic.alias.clone(), master, up: nic.up, ..Link::default() };
+    super::links::move_back(ctx, index, &link, &nic.config, nic.disable_ipv6.as_deref()).await
 }

@@ -13,19 +13,24 @@ use super::{Context, Journal, Undo};
 use crate::netns::set_sysctl;
 use crate::plan::Side;
 
-/// How often the interface is looked at while waiting (two dumps a look).
-const POLL: Duration = Duration::from_millis(50);
-
-pub async fn run(ctx: &Context<'_>, j: &mut Journal, dev: &str, timeout: Duration) -> Result<()> {
-    // `accept_ra` so that the kernel takes advertisements (and solicits one once the
-    // link-local address has passed its duplicate address detection); `ndisc_notify`
-    // so that it announces the address it makes, as for a static one.
+/// `accept_ra` so that the kernel takes advertisements on DEV (and solicits one once
+/// the link-local address has passed its duplicate address detection); `ndisc_notify`
+/// so that it announces the addresses DEV gets, as for a static one. Each undone.
+pub async fn take_router_advertisements(ctx: &Context<'_>, j: &mut Journal, dev: &str) -> Result<()> {
     for key in ["accept_ra", "ndisc_notify"] {
         let path = format!("/proc/sys/net/ipv6/conf/{dev}/{key}");
         if let Some(value) = set_sysctl(ctx.guest_ns, path.clone(), "1".to_string()).await? {
             j.push(Undo::RestoreSysctl { path, value });
         }
     }
+    Ok(())
+}
+
+/// How often the interface is looked at while waiting (two dumps a look).
+const POLL: Duration = Duration::from_millis(50);
+
+pub async fn run(ctx: &Context<'_>, j: &mut Journal, dev: &str, timeout: Duration) -> Result<()> {
+    take_router_advertisements(ctx, j, dev).await?;
     let index = ctx.index(Side::Guest, dev).await?;
     let deadline = Instant::now() + timeout;
     loop {

@@ -10,8 +10,18 @@ use super::{Context, Journal, Undo};
 use crate::netns::{disable_ipv6_path, set_sysctl};
 
 /// `sysctl -w net.ipv6.conf.DEV.disable_ipv6=0` in the guest; undone only when it was
-/// not 0 already.
-pub async fn enable_ipv6(ctx: &Context<'_>, j: &mut Journal, dev: &str) -> Result<()> {
+/// not 0 already. `optimistic`: `optimistic_dad=1` first, where the kernel has it.
+pub async fn enable_ipv6(ctx: &Context<'_>, j: &mut Journal, dev: &str, optimistic: bool) -> Result<()> {
+    if optimistic {
+        let path = format!("/proc/sys/net/ipv6/conf/{dev}/optimistic_dad");
+        match set_sysctl(ctx.guest_ns, path.clone(), "1".to_string()).await {
+            Ok(Some(value)) => j.push(Undo::RestoreSysctl { path, value }),
+            Ok(None) => {}
+            // Built without CONFIG_IPV6_OPTIMISTIC_DAD: the DHCPv6 client waits out DAD.
+            Err(e) if is_gone(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
     let was = set_sysctl(ctx.guest_ns, disable_ipv6_path(dev), "0".to_string()).await?;
     if let Some(value) = was {
         j.push(Undo::RestoreIpv6Off { dev: dev.to_string(), value });

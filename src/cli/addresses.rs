@@ -28,12 +28,12 @@ fn has_dhcp_options(element: &str) -> bool {
     element.split_once(':').is_some_and(|(word, _)| matches!(word.parse(), Ok(IpSpec::Dhcp { .. })))
 }
 
-/// The family an element of a list configures: a DHCP form is IPv4 (every client
-/// pipework runs asks for DHCPv4), `slaac` IPv6; `0/0`, which a list refuses, has
-/// its gateway's or none.
+/// The family an element of a list configures: a DHCP form its own (the original's
+/// words are DHCPv4, the `6` words DHCPv6), `slaac` IPv6; `0/0`, which a list
+/// refuses, has its gateway's or none.
 pub fn family_in_list(spec: &IpSpec) -> Option<Family> {
     match spec {
-        IpSpec::Dhcp { .. } => Some(Family::V4),
+        IpSpec::Dhcp { family, .. } => Some(*family),
         other => other.family(),
     }
 }
@@ -135,6 +135,10 @@ mod tests {
             "10.0.0.2/24,10.0.1.2/24@10.0.0.1",
             "fd00::2/64@fd00::1,fd01::2/64,10.0.0.2/24",
             "10.0.0.2/24,::1/128",
+            "10.0.0.2/24,dhcp6",
+            "10.0.0.2/24@10.0.0.1,dhclient6-f",
+            "dhcp4,dhcp6:timeout=5",
+            "udhcpc,dhcpcd6",
         ] {
             assert!(check(ok, &parsed(ok)).is_ok(), "{ok}: {:?}", check(ok, &parsed(ok)));
         }
@@ -168,6 +172,14 @@ mod tests {
                 "fd00::2/64,slaac",
                 "fd00::2/64 and slaac both configure IPv6; a DHCP form or slaac configures its family alone",
             ),
+            (
+                "dhcp6,slaac",
+                "dhcp6 and slaac both configure IPv6; a DHCP form or slaac configures its family alone",
+            ),
+            (
+                "fd00::2/64,dhclient6",
+                "fd00::2/64 and dhclient6 both configure IPv6; a DHCP form or slaac configures its family alone",
+            ),
             ("10.0.0.2/24,0/0", "0/0 cannot be part of a list"),
             ("0/0@10.0.0.1,fd00::2/64", "0/0@10.0.0.1 cannot be part of a list"),
             ("10.0.0.2/24,10.0.0.2/16", "ADDR 10.0.0.2 twice"),
@@ -180,6 +192,7 @@ mod tests {
     fn a_flag_holds_every_element_to_its_family() {
         assert_eq!(family(None, &parsed("10.0.0.2/24,fd00::2/64")).unwrap(), Family::V4);
         assert_eq!(family(None, &parsed("slaac,dhcp4")).unwrap(), Family::V6);
+        assert_eq!(family(None, &parsed("dhcp6,10.0.0.2/24")).unwrap(), Family::V6);
         assert_eq!(family(Some("6"), &parsed("fd00::2/64,fd01::2/64@fd01::1")).unwrap(), Family::V6);
         assert_eq!(
             family(Some("6"), &parsed("fd00::2/64,10.0.0.2/24")).unwrap_err().to_string(),

@@ -16,21 +16,25 @@ pub const GRAMMAR: &[&str] = &[
      network namespace of process N), or a network-namespace file given by a path with a \
      directory, such as /proc/N/ns/net or /var/run/netns/NAME.",
     "IPSPEC is ADDR/PREFIX[@GATEWAY], 0/0 (no address), or a DHCP client: dhcp[:OPTS], \
-     udhcpc[-f][:OPTS], dhclient[-f][:OPTS], dhcpcd[:OPTS], dhcp4[-f][:OPTS] (built in); or \
+     udhcpc[-f][:OPTS], dhclient[-f][:OPTS], dhcpcd[:OPTS], dhcp4[-f][:OPTS] (built in); for \
+     DHCPv6 dhcp6[-f][:OPTS] (built in), dhclient6[-f][:OPTS], dhcpcd6[:OPTS]; or \
      slaac (IPv6 from the network's router advertisements). A comma-separated list \
      gives one attach both families, or several addresses: 10.0.0.2/24@10.0.0.1,fd00::2/64@fd00::1, \
-     10.0.0.2/24,slaac or fd00::2/64,dhcp4 (at most one gateway and one DHCP form or slaac \
+     10.0.0.2/24,slaac, fd00::2/64,dhcp4 or 10.0.0.2/24,dhcp6 (at most one gateway and one DHCP form or slaac \
      per family; a DHCP form with :OPTS last).",
     "The last argument is [MAC][@VLAN]: a MAC address or U:TEXT (a stable MAC derived from \
      TEXT), optionally followed by @VLAN.",
     "pipework del [HOSTIF] GUEST [-i CONTAINER_IF] removes an attachment pipework made (it \
      refuses any other interface; nothing there is success); --prune-bridge also removes \
-     its bridge when no port is left; a default route the attach replaced is put back. pipework ls [GUEST] lists the attachments, stale \
-     when their guest is gone. pipework check GUEST [-i CONTAINER_IF] exits 0 when the \
-     attachment is as it was made (its mark; host end up and on its bridge or Open vSwitch \
+     its bridge when no port is left; a default route the attach replaced is put back; a \
+     DHCP client a -f form left running is stopped (dhcp4-f releases its lease); a \
+     --direct-phys NIC goes back to the host as it was. pipework ls [GUEST] lists the \
+     attachments (VLAN, DHCP client), stale when their guest is gone. pipework check \
+     GUEST [-i CONTAINER_IF] exits 0 when the attachment is as it was made (its mark; host end up and on its bridge or Open vSwitch \
      port; CONTAINER_IF up; the addresses and default route its record holds), else 1 with \
      one line per difference. pipework gc [--dry-run] removes what guests that are gone \
-     left behind (their records, veth host ends, Open vSwitch ports) and lists it. --json \
+     left behind (their records and DHCP clients, veth host ends, Open vSwitch ports) and \
+     lists it. --json \
      gives one JSON document on stdout.",
     "Each attach leaves a record of what it made in $PIPEWORK_RUN_DIR/attachments \
      (default /run/pipework/attachments); del removes it. Without it, check says what it \

@@ -350,7 +350,7 @@ fn an_ipspec_list_keeps_its_first_element_in_ip_and_the_rest_in_more() {
     assert!(attach("br1 web1 udhcpc:-xa,b").more.is_empty());
     assert_eq!(
         attach("br1 web1 dhcp4,fd00::2/64").ip,
-        IpSpec::Dhcp { client: DhcpClient::Builtin, foreground: false, options: vec![] }
+        IpSpec::Dhcp { client: DhcpClient::Builtin, family: Family::V4, foreground: false, options: vec![] }
     );
     assert_eq!(attach("br1 web1 10.0.0.2/24@10.0.0.1,slaac").more, [IpSpec::Slaac]);
     assert_eq!(attach("br1 -a 6 web1 fd00::2/64,fd01::2/64").family, Family::V6);

@@ -113,8 +113,9 @@ pub enum IpSpec {
     /// `ADDR/PREFIX[@GATEWAY]`; `addr` is `None` for `0/0` (no address at all).
     Static { addr: Option<IpNetwork>, gateway: Option<IpAddr> },
     /// `dhcp[:OPTS]`, `udhcpc[-f][:OPTS]`, `dhclient[-f][:OPTS]`, `dhcpcd[:OPTS]`,
-    /// `dhcp4[-f][:OPTS]` (the built-in client).
-    Dhcp { client: DhcpClient, foreground: bool, options: Vec<String> },
+    /// `dhcp4[-f][:OPTS]` (the built-in client), and their DHCPv6 forms
+    /// `dhcp6[-f][:OPTS]`, `dhclient6[-f][:OPTS]`, `dhcpcd6[:OPTS]` (`family` V6).
+    Dhcp { client: DhcpClient, family: Family, foreground: bool, options: Vec<String> },
     /// `slaac`: IPv6 stateless autoconfiguration from the network's router
     /// advertisements (the kernel's own, turned on for the new interface).
     Slaac,
@@ -207,20 +208,27 @@ fn parse_dhcp(s: &str) -> Option<IpSpec> {
         Some((w, o)) => (w, Some(o)),
         None => (s, None),
     };
-    let (client, foreground) = match word {
-        "dhcp" => (DhcpClient::DockerUdhcpc, false),
-        "udhcpc" => (DhcpClient::Udhcpc, false),
-        "udhcpc-f" => (DhcpClient::Udhcpc, true),
-        "dhclient" => (DhcpClient::Dhclient, false),
-        "dhclient-f" => (DhcpClient::Dhclient, true),
-        "dhcpcd" => (DhcpClient::Dhcpcd, false),
-        "dhcp4" => (DhcpClient::Builtin, false),
-        "dhcp4-f" => (DhcpClient::Builtin, true),
+    use {DhcpClient::*, Family::*};
+    let (client, family, foreground) = match word {
+        "dhcp" => (DockerUdhcpc, V4, false),
+        "udhcpc" => (Udhcpc, V4, false),
+        "udhcpc-f" => (Udhcpc, V4, true),
+        "dhclient" => (Dhclient, V4, false),
+        "dhclient-f" => (Dhclient, V4, true),
+        "dhcpcd" => (Dhcpcd, V4, false),
+        "dhcp4" => (Builtin, V4, false),
+        "dhcp4-f" => (Builtin, V4, true),
+        // DHCPv6: the built-in client's and the external clients' `-6` forms.
+        "dhcp6" => (Builtin, V6, false),
+        "dhcp6-f" => (Builtin, V6, true),
+        "dhclient6" => (Dhclient, V6, false),
+        "dhclient6-f" => (Dhclient, V6, true),
+        "dhcpcd6" => (Dhcpcd, V6, false),
         _ => return None,
     };
     // The original splits OPTIONS into words (unquoted expansion); no shell ever sees them.
     let options = opts.map(|o| o.split_whitespace().map(str::to_string).collect()).unwrap_or_default();
-    Some(IpSpec::Dhcp { client, foreground, options })
+    Some(IpSpec::Dhcp { client, family, foreground, options })
 }
 
 impl IpSpec {
@@ -229,7 +237,8 @@ impl IpSpec {
         match self {
             IpSpec::Static { addr: Some(a), .. } => Some(Family::of(&a.ip())),
             IpSpec::Static { gateway: Some(g), .. } => Some(Family::of(g)),
-            IpSpec::Slaac => Some(Family::V6),
+            IpSpec::Slaac | IpSpec::Dhcp { family: Family::V6, .. } => Some(Family::V6),
+            // The original's DHCP forms imply no family (`-a` says nothing to them).
             _ => None,
         }
     }
@@ -425,6 +434,7 @@ mod tests {
             d,
             IpSpec::Dhcp {
                 client: DhcpClient::Udhcpc,
+                family: Family::V4,
                 foreground: false,
                 options: vec!["-t".into(), "5".into()]
             }
@@ -444,12 +454,19 @@ mod tests {
     #[test]
     fn builtin_dhcp_forms() {
         let d: IpSpec = "dhcp4".parse().unwrap();
-        assert_eq!(d, IpSpec::Dhcp { client: DhcpClient::Builtin, foreground: false, options: vec![] });
+        let plain =
+            |family| IpSpec::Dhcp { client: DhcpClient::Builtin, family, foreground: false, options: vec![] };
+        assert_eq!(d, plain(Family::V4));
+        assert_eq!(d.family(), None);
+        let d: IpSpec = "dhcp6".parse().unwrap();
+        assert_eq!(d, plain(Family::V6));
+        assert_eq!(d.family(), Some(Family::V6));
         let d: IpSpec = "dhcp4-f:timeout=5 renew=2".parse().unwrap();
         assert_eq!(
             d,
             IpSpec::Dhcp {
                 client: DhcpClient::Builtin,
+                family: Family::V4,
                 foreground: true,
                 options: vec!["timeout=5".into(), "renew=2".into()]
             }
@@ -458,6 +475,24 @@ mod tests {
         // Not a DHCP word: falls through to the address grammar.
         assert!("dhcp4x".parse::<IpSpec>().is_err());
         assert!("dhcpcd-f".parse::<IpSpec>().is_err());
+        assert!("dhcpcd6-f".parse::<IpSpec>().is_err());
+        assert!("udhcpc6".parse::<IpSpec>().is_err());
+    }
+
+    #[test]
+    fn dhcpv6_forms() {
+        for (word, client, foreground) in [
+            ("dhcp6-f:renew=2", DhcpClient::Builtin, true),
+            ("dhclient6", DhcpClient::Dhclient, false),
+            ("dhclient6-f:-v", DhcpClient::Dhclient, true),
+            ("dhcpcd6", DhcpClient::Dhcpcd, false),
+        ] {
+            let d: IpSpec = word.parse().unwrap();
+            assert!(
+                matches!(d, IpSpec::Dhcp { client: c, family: Family::V6, foreground: f, .. } if c == client && f == foreground),
+                "{word}: {d:?}"
+            );
+        }
     }
 
     #[test]

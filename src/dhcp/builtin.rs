@@ -15,7 +15,7 @@ use nix::sched::{setns, CloneFlags};
 
 use super::{keep, Running, Target};
 use crate::plan::dhcp::BuiltinOptions;
-use crate::plan::{DhcpRequest, Lease};
+use crate::plan::{DhcpRequest, Lease, Leased};
 
 /// udhcpc gives up after about 30 s too (3 discovers, 3 s apart, a 20 s pause).
 const DEFAULT_TIMEOUT: u32 = 30;
@@ -39,7 +39,7 @@ pub fn config(iface: &Interface, timeout: u32) -> Result<DhcpV4Config> {
 }
 
 /// The interface as mozim needs it.
-fn interface(req: &DhcpRequest, target: &Target<'_>) -> Result<Interface> {
+pub(super) fn interface(req: &DhcpRequest, target: &Target<'_>) -> Result<Interface> {
     let mac = target.mac.ok_or_else(|| anyhow!("{} has no MAC address", req.dev))?;
     Ok(Interface { dev: req.dev.clone(), index: target.index, mac: mac.0, hostname: req.hostname.clone() })
 }
@@ -51,8 +51,7 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Lease> {
     // The exchange blocks a thread for up to the timeout: on the runtime's blocking
     // pool, so that other lines of a --batch go on meanwhile.
     let netns = target.netns.try_clone_to_owned().context("cannot duplicate the guest's netns fd")?;
-    let timeout =
-        opts.timeout.or(req.timeout.map(|d| d.as_secs_f64().ceil() as u32)).unwrap_or(DEFAULT_TIMEOUT);
+    let timeout = timeout(req, &opts);
     let exchange = crate::blocking::run("DHCP", move || exchange(netns.as_fd(), &iface, timeout));
     // An interrupted exchange is left to end on its own (it changes nothing itself).
     tokio::select! {
@@ -61,32 +60,48 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Lease> {
     }
 }
 
+/// How long the exchange may take: `timeout=`, else `--timeout`, else 30 s.
+pub(super) fn timeout(req: &DhcpRequest, opts: &BuiltinOptions) -> u32 {
+    opts.timeout.or(req.timeout.map(|d| d.as_secs_f64().ceil() as u32)).unwrap_or(DEFAULT_TIMEOUT)
+}
+
 /// `dhcp4-f`: hand the applied lease to a keeper that renews it.
 pub fn keep_renewing(req: &DhcpRequest, target: &Target<'_>, lease: &Lease) -> Result<Running> {
     let renew = BuiltinOptions::parse(&req.options)?.renew;
-    keep::start(req, target.netns, &interface(req, target)?, lease, renew)
+    keep::start(req, target.netns, &interface(req, target)?, &Leased::V4(lease.clone()), renew)
 }
 
-/// DISCOVER to ACK inside the guest. mozim opens its sockets in the calling thread's
-/// network namespace, so this runs on a thread of its own that enters the guest's,
-/// with a runtime of its own (the caller's thread never changes namespace).
+/// DISCOVER to ACK inside the guest.
 pub fn exchange(netns: BorrowedFd<'_>, iface: &Interface, timeout: u32) -> Result<Lease> {
+    in_guest(netns, || {
+        let rt = desync::runtime()?;
+        let lease = rt.block_on(discover(iface, timeout))?;
+        from_mozim(&lease)
+    })
+}
+
+/// Run `work` in the guest's network namespace. mozim opens its sockets in the
+/// calling thread's namespace, so this runs on a thread of its own that enters the
+/// guest's, and `work` makes a runtime of its own (the caller's thread never changes
+/// namespace).
+pub fn in_guest<T: Send>(netns: BorrowedFd<'_>, work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
     std::thread::scope(|s| {
-        s.spawn(|| -> Result<Lease> {
+        s.spawn(|| -> Result<T> {
             setns(netns, CloneFlags::CLONE_NEWNET).context("cannot enter the guest's network namespace")?;
-            let rt = desync::runtime()?;
-            let lease = rt.block_on(discover(iface, timeout))?;
-            from_mozim(&lease)
+            work()
         })
         .join()
         .unwrap_or_else(|_| Err(anyhow!("DHCP thread panicked")))
     })
 }
 
+/// mozim waits a random 0-200 ms before its first DISCOVER (see [`desync`]).
+const FIRST_WAIT: Duration = Duration::from_millis(200);
+
 async fn discover(iface: &Interface, timeout: u32) -> Result<DhcpV4Lease> {
     let mut client = DhcpV4Client::init(config(iface, 0)?, None).await.map_err(|e| anyhow!("{e}"))?;
     // Armed on the paused clock, if any, which the skip moves on by its wait.
-    let limit = Duration::from_secs(timeout.into()) + desync::SKIPPED;
+    let limit = Duration::from_secs(timeout.into()) + desync::skipped(FIRST_WAIT);
     match tokio::time::timeout(limit, bound(&mut client)).await {
         Ok(lease) => lease,
         Err(_) => bail!("no DHCP server answered on {} within {timeout} s", iface.dev),
@@ -94,7 +109,7 @@ async fn discover(iface: &Interface, timeout: u32) -> Result<DhcpV4Lease> {
 }
 
 async fn bound(client: &mut DhcpV4Client) -> Result<DhcpV4Lease> {
-    let mut state = desync::first_run(client).await;
+    let mut state = desync::first_run(client.run(), FIRST_WAIT).await;
     loop {
         match state {
             Ok(DhcpV4State::Done(lease)) => return Ok(*lease),
@@ -105,34 +120,38 @@ async fn bound(client: &mut DhcpV4Client) -> Result<DhcpV4Lease> {
     }
 }
 
-/// mozim waits a random 0-200 ms before its first DISCOVER: RFC 2131 section 4.4.1's
-/// advice to hosts booting together, so that they do not all ask at once. By
+/// mozim waits a random time before its first message: 0-200 ms before a DISCOVER
+/// (RFC 2131 section 4.4.1), 0-1 s before a Solicit (RFC 8415 section 18.2.1, its
+/// SOL_MAX_DELAY), so that hosts booting together do not all ask at once. By
 /// default it is left to: the skip needs tokio's paused clock, which is a test
 /// utility, and stays out of the release build. Built with the `fast-dhcp-start`
 /// feature, the exchange's runtime starts with its clock paused: the first poll arms
 /// that wait, the clock is moved past it, and only then runs in real time (every
 /// later timer is real), so the client sends at once, as udhcpc does.
 #[cfg(feature = "fast-dhcp-start")]
-mod desync {
+pub mod desync {
+    use std::future::Future;
     use std::time::Duration;
 
-    use mozim::{DhcpError, DhcpV4Client, DhcpV4State};
-
-    pub const SKIPPED: Duration = Duration::from_millis(200);
+    /// How far the clock was moved on for a first wait of at most `wait`.
+    pub fn skipped(wait: Duration) -> Duration {
+        wait
+    }
 
     pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()
     }
 
-    pub async fn first_run(client: &mut DhcpV4Client) -> Result<DhcpV4State, DhcpError> {
-        let mut first = std::pin::pin!(client.run());
+    /// The client's first run, its first wait (at most `wait`) skipped.
+    pub async fn first_run<F: Future>(first: F, wait: Duration) -> F::Output {
+        let mut first = std::pin::pin!(first);
         match futures::poll!(first.as_mut()) {
             std::task::Poll::Ready(state) => {
                 tokio::time::resume();
                 state
             }
             std::task::Poll::Pending => {
-                tokio::time::advance(SKIPPED).await;
+                tokio::time::advance(wait).await;
                 tokio::time::resume();
                 first.await
             }
@@ -141,19 +160,20 @@ mod desync {
 }
 
 #[cfg(not(feature = "fast-dhcp-start"))]
-mod desync {
+pub mod desync {
+    use std::future::Future;
     use std::time::Duration;
 
-    use mozim::{DhcpError, DhcpV4Client, DhcpV4State};
-
-    pub const SKIPPED: Duration = Duration::ZERO;
+    pub fn skipped(_wait: Duration) -> Duration {
+        Duration::ZERO
+    }
 
     pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         tokio::runtime::Builder::new_current_thread().enable_all().build()
     }
 
-    pub async fn first_run(client: &mut DhcpV4Client) -> Result<DhcpV4State, DhcpError> {
-        client.run().await
+    pub async fn first_run<F: Future>(first: F, _wait: Duration) -> F::Output {
+        first.await
     }
 }
 

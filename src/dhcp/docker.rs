@@ -15,6 +15,7 @@ use nix::sys::memfd::{memfd_create, MFdFlags};
 use super::{lease, sandbox, Acquired, Running, Target};
 use crate::plan::DhcpRequest;
 use crate::programs::last_line;
+use crate::types::Family;
 
 /// Run the helper; on success the lease is on the interface. On failure the helper
 /// is removed and nothing it configured is left.
@@ -91,9 +92,9 @@ async fn configured(
     if req.helper_stays() {
         wait_for_address(target, name, deadline, req.limit()).await?;
     } else {
-        lease::make_permanent(target.nl, target.index).await?;
+        lease::make_permanent(target.nl, target.index, Family::V4).await?;
     }
-    let addrs = lease::ipv4_addresses(target.nl, target.index).await?;
+    let addrs = lease::addresses(target.nl, target.index, Family::V4).await?;
     if addrs.is_empty() {
         // udhcpc exits 0 after a lease even when its script (missing from the image)
         // configured nothing: that is no success.
@@ -104,7 +105,7 @@ async fn configured(
 
 /// `dhcp:-f` returns once the helper is started: wait until its lease is on the link.
 async fn wait_for_address(target: &Target<'_>, name: &str, deadline: Instant, limit: Duration) -> Result<()> {
-    while lease::ipv4_addresses(target.nl, target.index).await?.is_empty() {
+    while lease::addresses(target.nl, target.index, Family::V4).await?.is_empty() {
         crate::interrupt::check()?;
         if Instant::now() > deadline {
             bail!("the helper container {name} got no lease within {} s", limit.as_secs_f64());

@@ -1,4 +1,5 @@
-//! One run of an external DHCP client (udhcpc, dhclient, dhcpcd) in its sandbox:
+//! One run of an external DHCP client (udhcpc, dhclient, dhcpcd, and `dhclient -6`
+//! and `dhcpcd -6` for `dhclient6` and `dhcpcd6`) in its sandbox:
 //! wait for the lease, then stop the client (plain forms) or leave it renewing (`-f`).
 
 use anyhow::{bail, Context as _, Result};
@@ -6,6 +7,7 @@ use anyhow::{bail, Context as _, Result};
 use super::{lease, sandbox, Acquired, Running, Target};
 use crate::plan::dhcp::External;
 use crate::plan::DhcpRequest;
+use crate::types::Family;
 
 /// Run it; on success the lease is on the interface, and for a plain form no process
 /// of the client is left. On failure nothing of the client is left running, and the
@@ -23,8 +25,16 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
         hostname: &req.hostname,
         private_dirs: ext.private_dirs,
     };
+    if req.family == Family::V6 {
+        // dhclient -6 binds to the link-local address at once, and gives up (exit 1)
+        // while the kernel still has it under duplicate address detection.
+        let deadline = std::time::Instant::now() + req.limit();
+        let secs = req.limit().as_secs_f64().ceil() as u32;
+        super::builtin6::usable_link_local(target.nl, target.index, &req.dev, deadline, secs).await?;
+    }
     let mut client = sandbox::spawn(&spec, target.netns)?;
-    let name = &ext.program;
+    // As IPSPEC names it (`dhclient6`), for messages.
+    let name = &req.name();
     let status = match client.wait(req.limit()).await {
         Ok(Some(status)) => status,
         Ok(None) => {
@@ -41,7 +51,7 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
         client.kill();
         bail!("{name} failed ({status}){}", colon(&words));
     }
-    let configured = match lease::ipv4_addresses(target.nl, target.index).await {
+    let configured = match lease::addresses(target.nl, target.index, req.family).await {
         Ok(leased) if !leased.is_empty() => leased,
         found => {
             let words = client.last_words();
@@ -54,7 +64,7 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
         let running = Running::Sandbox { client: name.clone(), mnt_ns: client.mnt_ns.clone() };
         return Ok(Acquired { lease: None, configured, running: Some(running) });
     }
-    if let Err(e) = settle(&ext, target, &client.mnt_ns).await {
+    if let Err(e) = settle(&ext, req.family, target, &client.mnt_ns).await {
         client.kill();
         for addr in &configured {
             let _ = target.nl.del_address(target.index, *addr).await;
@@ -67,13 +77,18 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
 /// A plain form after its lease: stop what the client left running (up to ~1 s of
 /// signals and waits, on the blocking pool, so a batch goes on), and keep the address
 /// rather than let the kernel drop it when the lifetime the client gave it runs out.
-async fn settle(ext: &External, target: &Target<'_>, mnt_ns: &sandbox::MountNs) -> Result<()> {
+async fn settle(
+    ext: &External,
+    family: Family,
+    target: &Target<'_>,
+    mnt_ns: &sandbox::MountNs,
+) -> Result<()> {
     let (mnt_ns, signal) = (mnt_ns.clone(), ext.stop_signal);
     crate::blocking::run("stop", move || sandbox::kill_all(&mnt_ns, signal)).await?;
     if let Some(file) = &ext.remove_after {
         let _ = std::fs::remove_file(file);
     }
-    lease::make_permanent(target.nl, target.index).await
+    lease::make_permanent(target.nl, target.index, family).await
 }
 
 fn colon(words: &str) -> String {

@@ -1,7 +1,7 @@
-//! `dhcp4-f`: starting and stopping the keeper, a detached copy of pipework
-//! (`pipework __dhcp-keep JSON`, hidden; its loop is `crate::keeper`) that lives in
-//! the guest's network namespace and renews the lease. Its pid file is
-//! `/var/run/dhcp4.HOSTNAME.pid`.
+//! `dhcp4-f` and `dhcp6-f`: starting and stopping the keeper, a detached copy of
+//! pipework (`pipework __dhcp-keep JSON`, hidden; its loop is `crate::keeper`) that
+//! lives in the guest's network namespace and renews the lease. Its pid file is
+//! `/var/run/dhcp4.HOSTNAME.pid` (`dhcp6.HOSTNAME.pid`).
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::builtin::Interface;
 use super::{sandbox, Running};
-use crate::plan::{DhcpRequest, Lease};
+use crate::plan::{DhcpRequest, Leased};
 
 /// The hidden subcommand's name.
 pub const SUBCOMMAND: &str = "__dhcp-keep";
@@ -27,10 +27,10 @@ pub fn start(
     req: &DhcpRequest,
     netns: BorrowedFd<'_>,
     iface: &Interface,
-    lease: &Lease,
+    lease: &Leased,
     renew: Option<u32>,
 ) -> Result<Running> {
-    let pid_file = req.pid_file("dhcp4");
+    let pid_file = req.pid_file(&req.name());
     let args =
         Args { iface: iface.clone(), pid: req.pid, renew, pid_file: pid_file.clone(), lease: lease.clone() };
     let args = serde_json::to_string(&args).context("cannot write the keeper's arguments")?;
@@ -47,7 +47,7 @@ pub fn start(
             Ok(())
         })
     };
-    let child = cmd.spawn().context("cannot start the dhcp4 keeper")?;
+    let child = cmd.spawn().with_context(|| format!("cannot start the {} keeper", req.name()))?;
     let pid = child.id();
     if let Err(e) = std::fs::write(&pid_file, format!("{pid}\n")) {
         let _ = stop(pid, &pid_file);
@@ -85,7 +85,7 @@ pub struct Args {
     /// `renew=SECONDS`.
     pub renew: Option<u32>,
     pub pid_file: PathBuf,
-    pub lease: Lease,
+    pub lease: Leased,
 }
 
 impl Args {

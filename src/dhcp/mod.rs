@@ -1,16 +1,18 @@
 //! DHCP inside the guest, the executor: what to run was planned (`plan::dhcp`); this
 //! runs it and hands back what it got. The original's clients (udhcpc, dhclient,
-//! dhcpcd, and busybox udhcpc in a helper Docker container) and pipework's own
-//! DHCPv4 client (`dhcp4`).
+//! dhcpcd, and busybox udhcpc in a helper Docker container), their DHCPv6 forms
+//! (`dhclient6`, `dhcpcd6`), and pipework's own clients (`dhcp4`, `dhcp6`).
 //!
 //! The external clients run in the guest's network namespace and in a private mount
 //! and UTS namespace of their own (see `sandbox`), so that their scripts cannot touch
 //! the host's `/etc/resolv.conf` or hostname, and two guests' dhcpcd runs never meet.
 
 pub mod builtin;
+pub mod builtin6;
 mod docker;
 mod external;
 pub mod keep;
+pub mod kept;
 mod lease;
 mod sandbox;
 
@@ -25,7 +27,8 @@ pub use sandbox::watch;
 
 use crate::cli::DhcpClient;
 use crate::netlink::Netlink;
-use crate::plan::{DhcpRequest, Lease};
+use crate::plan::{DhcpRequest, Leased};
+use crate::types::Family;
 use crate::types::Mac;
 
 /// The guest's interface a client works on.
@@ -43,9 +46,9 @@ pub struct Target<'a> {
 /// pushes no undo: the caller records one for each part.
 #[derive(Debug, Default)]
 pub struct Acquired {
-    /// A lease for the caller to apply (the built-in client's); the external clients
+    /// A lease for the caller to apply (the built-in clients'); the external clients
     /// configure the interface themselves.
-    pub lease: Option<Lease>,
+    pub lease: Option<Leased>,
     /// The addresses an external client configured on the interface.
     pub configured: Vec<IpNetwork>,
     /// A `-f` form's client, which stays, renewing the lease. A plain form's is
@@ -60,15 +63,22 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
     match req.client {
         DhcpClient::DockerUdhcpc => docker::acquire(req, target).await,
         DhcpClient::Builtin => {
-            Ok(Acquired { lease: Some(builtin::acquire(req, target).await?), ..Default::default() })
+            let lease = match req.family {
+                Family::V4 => Leased::V4(builtin::acquire(req, target).await?),
+                Family::V6 => Leased::V6(builtin6::acquire(req, target).await?),
+            };
+            Ok(Acquired { lease: Some(lease), ..Default::default() })
         }
         _ => external::acquire(req, target).await,
     }
 }
 
-/// `dhcp4-f`: the keeper that renews `lease` from now on.
-pub fn keep_renewing(req: &DhcpRequest, target: &Target<'_>, lease: &Lease) -> Result<Running> {
-    builtin::keep_renewing(req, target, lease)
+/// `dhcp4-f`, `dhcp6-f`: the keeper that renews `lease` from now on.
+pub fn keep_renewing(req: &DhcpRequest, target: &Target<'_>, lease: &Leased) -> Result<Running> {
+    match lease {
+        Leased::V4(lease) => builtin::keep_renewing(req, target, lease),
+        Leased::V6(lease) => builtin6::keep_renewing(req, target, lease),
+    }
 }
 
 /// Before any change, as the original checks: every external client asked for is installed.
@@ -76,6 +86,7 @@ pub fn preflight<'a>(requests: impl IntoIterator<Item = &'a DhcpRequest>) -> Res
     for req in requests {
         match req.client {
             DhcpClient::Udhcpc | DhcpClient::Dhclient | DhcpClient::Dhcpcd => {
+                // The program's name: `dhclient6` runs dhclient.
                 find_client(&req.client.to_string())?;
             }
             DhcpClient::DockerUdhcpc => {
@@ -100,7 +111,8 @@ fn find_client(name: &str) -> Result<PathBuf> {
 pub enum Running {
     /// Every process in the client's private mount namespace (it may have forked).
     Sandbox { client: String, mnt_ns: sandbox::MountNs },
-    /// The built-in client's keeper process, and the pid file that names it.
+    /// The built-in client's keeper process (`dhcp4-f` or `dhcp6-f`), and the pid
+    /// file that names it.
     Keeper { pid: u32, pid_file: PathBuf },
     /// The `dhcp:-f` helper container.
     Container { name: String },
@@ -127,7 +139,11 @@ impl fmt::Display for Running {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Running::Sandbox { client, .. } => write!(f, "the DHCP client {client}"),
-            Running::Keeper { pid, .. } => write!(f, "the DHCP client dhcp4 (pid {pid})"),
+            Running::Keeper { pid, pid_file } => {
+                // The pid file is named for the client: `dhcp6.HOSTNAME.pid`.
+                let name = pid_file.file_name().and_then(|n| n.to_str()).and_then(|n| n.split('.').next());
+                write!(f, "the DHCP client {} (pid {pid})", name.unwrap_or("dhcp4"))
+            }
             Running::Container { name } => write!(f, "the DHCP helper container {name}"),
         }
     }

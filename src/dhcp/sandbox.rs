@@ -254,12 +254,28 @@ impl MountNs {
     /// Hold namespace `ino` through `pid`, or through any process still in it (the
     /// client may have exited already, leaving a daemon it forked).
     fn hold(ino: u64, pid: u32) -> MountNs {
-        let open = |pid: u32| {
-            let f = File::open(format!("/proc/{pid}/ns/mnt")).ok()?;
-            (f.metadata().ok()?.ino() == ino).then(|| Arc::new(OwnedFd::from(f)))
-        };
-        let held = open(pid).or_else(|| in_mount_ns(ino).into_iter().find_map(|p| open(p.as_raw() as u32)));
-        MountNs { ino, held }
+        let through = |pid: u32| MountNs::hold_through(ino, pid);
+        let held =
+            through(pid).or_else(|| in_mount_ns(ino).into_iter().find_map(|p| through(p.as_raw() as u32)));
+        held.unwrap_or(MountNs { ino, held: None })
+    }
+
+    /// Namespace `ino` held through `pid` alone, if `pid` is in it.
+    pub fn hold_through(ino: u64, pid: u32) -> Option<MountNs> {
+        let f = File::open(format!("/proc/{pid}/ns/mnt")).ok()?;
+        (f.metadata().ok()?.ino() == ino).then(|| MountNs { ino, held: Some(Arc::new(OwnedFd::from(f))) })
+    }
+
+    pub fn ino(&self) -> u64 {
+        self.ino
+    }
+}
+
+/// The processes in a held namespace now (none in one that nothing held).
+pub fn pids_in(mnt_ns: &MountNs) -> Vec<u32> {
+    match mnt_ns.held {
+        Some(_) => in_mount_ns(mnt_ns.ino).into_iter().map(|p| p.as_raw() as u32).collect(),
+        None => Vec::new(),
     }
 }
 

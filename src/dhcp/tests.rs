@@ -1,8 +1,9 @@
 //! DHCP executor tests without root: the built-in client's lease through mozim and
 //! its renewal timing, and the original's words for a missing client.
 
-use super::builtin;
 use super::*;
+use super::{builtin, builtin6};
+use crate::plan::{Lease, Lease6};
 
 fn lease() -> Lease {
     Lease {
@@ -49,4 +50,42 @@ async fn bound_client_goes_renewing_at_t1() {
 fn a_missing_client_is_named_as_the_original_does() {
     let e = find_client("no-such-dhcp-client").unwrap_err().to_string();
     assert_eq!(e, "You asked for DHCP client no-such-dhcp-client, but I can't find it.");
+}
+
+fn lease6() -> Lease6 {
+    Lease6 {
+        addr: "fd00:77::1a3/128".parse().unwrap(),
+        // dnsmasq's DUID-LLT: type 1, Ethernet, a time, its MAC.
+        server_id: vec![0, 1, 0, 1, 0x2e, 0x9c, 0x11, 0x22, 2, 0x42, 0xac, 0x11, 0, 2],
+        iaid: 0,
+        t1: 60,
+        t2: 105,
+        preferred: 120,
+        valid: 120,
+    }
+}
+
+#[test]
+fn lease6_goes_to_mozim_with_the_servers_duid_as_sent() {
+    let m = builtin6::to_mozim(&lease6());
+    assert_eq!(m.address, "fd00:77::1a3".parse::<std::net::Ipv6Addr>().unwrap());
+    assert_eq!(m.srv_duid, mozim::DhcpV6Duid::Raw(lease6().server_id));
+    assert_eq!((m.t1_sec, m.t2_sec, m.preferred_time_sec, m.valid_time_sec), (60, 105, 120, 120));
+    assert_eq!(builtin6::shorten(m.clone(), Some(2)).t1_sec, 2);
+    assert_eq!(builtin6::shorten(m, Some(90)).t1_sec, 60);
+}
+
+/// A DHCPv6 client handed a bound lease with T1 brought forward renews once T1 has
+/// passed (it sends nothing before; the Renew itself needs a network).
+#[tokio::test]
+async fn bound_dhcpv6_client_goes_renewing_at_t1() {
+    let iface =
+        builtin::Interface { dev: "eth1".into(), index: 2, mac: [2, 0, 0, 0, 0, 1], hostname: "web1".into() };
+    let config = builtin6::config(&iface, "fe80::1".parse().unwrap());
+    let mut client = mozim::DhcpV6Client::init(config, None).await.unwrap();
+    client.done(builtin6::shorten(builtin6::to_mozim(&lease6()), Some(1))).unwrap();
+    let started = std::time::Instant::now();
+    let state = client.run().await.unwrap();
+    assert_eq!(state, mozim::DhcpV6State::Renew);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900), "{:?}", started.elapsed());
 }

@@ -14,7 +14,7 @@ use crate::attach;
 use crate::cli::Check;
 use crate::netlink::{Link, Netlink};
 use crate::plan::alias::{Alias, Kind};
-use crate::plan::remove::{mark, Marked};
+use crate::plan::remove::{mark, nic_of, Marked};
 use crate::record::{self, is_link_local, Record};
 use crate::report::{self, Outcome};
 use crate::types::Family;
@@ -84,7 +84,13 @@ async fn check(req: &Check) -> Result<Verdict> {
         Some(peer) => host.link_by_index(peer).await.context("cannot read the host end")?,
         None => None,
     };
-    let alias = match mark(cif, &id, &link, end.as_ref()) {
+    let rec = record::load(id.ns_inode, cif)?;
+    let nic = rec.as_ref().and_then(|r| r.nic.as_ref());
+    let marked = match nic_of(cif, &id, &link, nic) {
+        Some(a) => Ok(Marked::Guest(a)),
+        None => mark(cif, &id, &link, end.as_ref()),
+    };
+    let alias = match marked {
         Ok(Marked::Guest(a)) => a,
         Ok(Marked::HostEnd(a, end)) => {
             v.host_end = Some(end.name.clone());
@@ -107,7 +113,7 @@ async fn check(req: &Check) -> Result<Verdict> {
         v.differences.push(format!("{cif} is down"));
     }
     let path = record::path(id.ns_inode, cif);
-    match record::load(id.ns_inode, cif)? {
+    match rec {
         Some(r) => {
             let addresses = nl_guest.addresses(link.index).await?;
             let mut gateways = Vec::new();

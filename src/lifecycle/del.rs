@@ -10,7 +10,7 @@ use crate::cli::Del;
 use crate::lifecycle::restore;
 use crate::netlink::Netlink;
 use crate::plan::alias::{Alias, Kind};
-use crate::plan::remove::{plan_del, DelFacts, DelPlan, Found};
+use crate::plan::remove::{plan_del, DelFacts, DelPlan, Found, SavedNic};
 use crate::record;
 use crate::report::{self, warning, Outcome};
 
@@ -31,26 +31,45 @@ async fn run_inner(req: &Del) -> Result<Outcome> {
     let guest = attach::resolve(&req.guest).await.and_then(attach::not_the_host)?;
     let nl_guest = Netlink::in_netns(guest.netns())?;
     let id = attach::guest_id(&guest);
-    let facts = read_facts(&host, &nl_guest, req).await?;
     let cif = req.container_if.as_str();
-    let (found, steps, mut notes) = match plan_del(req, &id, &facts)? {
+    let mut notes = Vec::new();
+    let rec = load_record(id.ns_inode, cif, &mut notes);
+    let mut facts = read_facts(&host, &nl_guest, req).await?;
+    facts.nic = rec.as_ref().and_then(|r| r.nic.clone());
+    if let Some(nic) = &facts.nic {
+        facts.nic_blocked = nic_blocked(&host, nic).await?;
+    }
+    let (found, steps) = match plan_del(req, &id, &facts)? {
         DelPlan::Nothing(why) => {
-            // CONTAINER_IF is gone: so is the attachment its record describes.
-            let mut notes = Vec::new();
+            // CONTAINER_IF is gone: so is the attachment its record describes, and
+            // the clients it left are stopped.
             if facts.container_if.is_none() && !req.dry_run {
+                if let Some(r) = &rec {
+                    stop_clients(r, &mut notes).await;
+                }
                 if let Err(e) = forget(id.ns_inode, cif) {
                     notes.push(warning(format!("{e:#}")));
                 }
             }
             return Ok(nothing(req, &why, notes));
         }
-        DelPlan::Steps { found, steps, notes } => (found, steps, notes),
+        DelPlan::Steps { found, steps, notes: more } => {
+            notes.extend(more);
+            (found, steps)
+        }
     };
-    let (put_back, not_put_back) = put_back(&nl_guest, &facts, id.ns_inode, cif, &mut notes).await?;
+    let saved = rec.as_ref().map_or(&[][..], |r| &r.replaced_routes[..]);
+    let (put_back, not_put_back) = put_back(&nl_guest, &facts, saved).await?;
     notes.extend(not_put_back);
-    let mut shown: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
+    let clients = rec.as_ref().map_or(&[][..], |r| &r.dhcp[..]);
+    // The clients first: the keeper's DHCPRELEASE needs the interface.
+    let mut shown: Vec<String> = clients.iter().map(|k| format!("stop {}", k.describe())).collect();
+    shown.extend(steps.iter().map(|s| s.to_string()));
     shown.extend(put_back.iter().map(|p| p.to_string()));
     if !req.dry_run {
+        if let Some(r) = &rec {
+            stop_clients(r, &mut notes).await;
+        }
         let ctx = Context::new(&host, &nl_guest, guest.netns(), guest.describe());
         apply::remove(&steps, &ctx).await?;
         restore::apply(&nl_guest, &put_back).await.context("the attachment is removed, but")?;
@@ -64,6 +83,8 @@ async fn run_inner(req: &Del) -> Result<Outcome> {
         doc["steps"] = json!(shown);
         let routes: Vec<String> = put_back.iter().map(|p| p.to_string()).collect();
         doc["routes_put_back"] = json!(routes);
+        let stopped: Vec<String> = clients.iter().map(|k| k.describe()).collect();
+        doc["dhcp_stopped"] = json!(stopped);
         return Ok(Outcome::Json { doc, notes, code: 0 });
     }
     if req.dry_run {
@@ -79,33 +100,48 @@ async fn run_inner(req: &Del) -> Result<Outcome> {
     for p in &put_back {
         lines.push(format!("put back {}", p.describe()));
     }
+    for k in clients {
+        lines.push(format!("stopped {}", k.describe()));
+    }
     Ok(Outcome::Done(lines))
 }
 
-/// The default routes the attach replaced, from its record (none without one: an
-/// unreadable record is a warning, the removal goes on), and why any is not put back.
+/// The attachment's record; without one (an unreadable one is a warning) the
+/// removal goes on, and puts back and stops nothing.
+fn load_record(ns: u64, cif: &str, notes: &mut Vec<String>) -> Option<record::Record> {
+    match record::load(ns, cif) {
+        Ok(r) => r,
+        Err(e) => {
+            notes.push(warning(format!("{e:#}: no default route is put back, no DHCP client stopped")));
+            None
+        }
+    }
+}
+
+/// Stop the DHCP clients the attach left running; one that cannot be stopped is a
+/// warning (the attachment goes all the same).
+async fn stop_clients(rec: &record::Record, notes: &mut Vec<String>) {
+    for k in &rec.dhcp {
+        if let Err(e) = k.stop().await {
+            notes.push(warning(format!("cannot stop {}: {e:#}", k.describe())));
+        }
+    }
+}
+
+/// The default routes the attach replaced (`saved`, from its record), and why any
+/// is not put back.
 async fn put_back(
     nl_guest: &Netlink,
     facts: &DelFacts,
-    ns: u64,
-    cif: &str,
-    notes: &mut Vec<String>,
+    saved: &[record::SavedRoute],
 ) -> Result<(Vec<restore::PutBack>, Vec<String>)> {
-    let saved = match record::load(ns, cif) {
-        Ok(Some(r)) => r.replaced_routes,
-        Ok(None) => Vec::new(),
-        Err(e) => {
-            notes.push(warning(format!("{e:#}: no default route is put back")));
-            Vec::new()
-        }
-    };
     if saved.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
     let going = facts.container_if.as_ref().map_or(0, |l| l.index);
     let links = nl_guest.links().await?;
-    let routes = restore::routes_for(nl_guest, &saved).await?;
-    Ok(restore::plan(&saved, &links, &routes, going))
+    let routes = restore::routes_for(nl_guest, saved).await?;
+    Ok(restore::plan(saved, &links, &routes, going))
 }
 
 /// The attachment's record goes with it.
@@ -144,12 +180,40 @@ async fn read_facts(host: &Netlink, guest: &Netlink, req: &Del) -> Result<DelFac
         Some(peer) => host.link_by_index(peer).await.context("cannot read the host end")?,
         None => None,
     };
-    let mut facts = DelFacts { container_if, host_end, bridge_ports: None };
+    let mut facts =
+        DelFacts { container_if, host_end, nic: None, nic_blocked: None, ovs_ids: None, bridge_ports: None };
     let mark = facts.host_end.as_ref().and_then(|h| h.alias.as_deref()).and_then(Alias::parse);
+    if let (None, Some(end)) = (&mark, &facts.host_end) {
+        facts.ovs_ids = ovs_ids(&end.name).await?;
+    }
     if let (true, Some(Ok(alias))) = (req.prune_bridge, mark) {
         facts.bridge_ports = bridge_ports(host, &alias).await?;
     }
     Ok(facts)
+}
+
+/// Why a saved NIC cannot go back now: its name is another interface's on the host,
+/// or the bridge it was a port of is gone.
+async fn nic_blocked(host: &Netlink, nic: &SavedNic) -> Result<Option<String>> {
+    if host.link_by_name(&nic.name).await?.is_some() {
+        return Ok(Some(format!("the host has an interface {} now", nic.name)));
+    }
+    match &nic.master {
+        Some(bridge) if host.link_by_name(bridge).await?.is_none() => {
+            Ok(Some(format!("its bridge {bridge} is gone")))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The `pipework.*` external ids of Open vSwitch's Interface record `name`, when
+/// an Open vSwitch database runs here and it has such ids.
+async fn ovs_ids(name: &str) -> Result<Option<Vec<(String, String)>>> {
+    if crate::ovs::vsctl_path().is_none() || !crate::ovs::database_running() {
+        return Ok(None);
+    }
+    let marked = crate::ovs::marked_interfaces().await.context("cannot read Open vSwitch's interfaces")?;
+    Ok(marked.into_iter().find(|m| m.name == name).map(|m| m.ids))
 }
 
 async fn bridge_ports(host: &Netlink, alias: &Alias) -> Result<Option<Vec<String>>> {

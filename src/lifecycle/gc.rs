@@ -1,10 +1,13 @@
 //! `pipework gc [--dry-run]`: remove what guests that are gone left behind: their
-//! records (`crate::record`), veth host ends whose mark names a namespace no process
-//! is in any more (one kept alive by a bind mount or an open fd), and Open vSwitch
+//! records (`crate::record`) and the DHCP clients these name (a `-f` client's
+//! sockets keep a gone guest's namespace, and so its veth, alive), veth host ends
+//! whose mark names a namespace no process is in any more (one kept alive by a bind
+//! mount or an open fd), and Open vSwitch
 //! ports with the `pipework.*` external ids whose interface is gone (a veth goes
 //! with its namespace; its port record in the OVS database stays).
 //!
-//! A guest is gone when no process on this host is in its network namespace (every
+//! A guest is gone when no process on this host but the DHCP clients its records name
+//! (proven by their start times) is in its network namespace (every
 //! `/proc/PID/ns/net` is read once) and, for a `netns:PATH` guest, PATH is not that
 //! namespace either. That is asked of the kernel, not of Docker: a daemon that is
 //! down makes no container look gone. A namespace number is reused as soon as it is
@@ -14,6 +17,7 @@
 
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use serde::Serialize;
@@ -22,13 +26,13 @@ use serde_json::json;
 use crate::cli::Gc;
 use crate::netlink::Netlink;
 use crate::plan::alias::{Alias, GuestRef, Kind};
-use crate::record;
+use crate::record::{self, Record};
 use crate::report::{self, warning, Outcome};
 
 /// One thing `gc` removed (or would remove, with `--dry-run`).
 #[derive(Clone, Debug, Serialize)]
 struct Removed {
-    /// `record`, `host_end` or `ovs_port`.
+    /// `record`, `dhcp_client`, `host_end` or `ovs_port`.
     kind: &'static str,
     /// The record's path, or the interface's name.
     name: String,
@@ -38,6 +42,10 @@ struct Removed {
 
 impl Removed {
     fn line(&self, dry_run: bool) -> String {
+        if self.kind == "dhcp_client" {
+            let verb = if dry_run { "would stop" } else { "stopped" };
+            return format!("{verb} {} ({})", self.name, self.reason);
+        }
         let what = match self.kind {
             "record" => "record",
             "host_end" => "host end",
@@ -76,9 +84,41 @@ pub async fn run(req: &Gc) -> Outcome {
 /// The inode of the initial PID namespace, fixed by the kernel (PROC_PID_INIT_INO).
 const INIT_PID_NS: u64 = 0xEFFF_FFFC;
 
-/// The namespaces some process is in now. Only in the initial PID namespace does
-/// /proc show every process: elsewhere every guest would look gone.
-fn live_namespaces() -> Result<HashSet<u64>> {
+/// Processes that make no guest live: the DHCP clients that attaches left running
+/// (their sockets keep a gone guest's namespace alive), each proven still that
+/// process by its start time.
+#[derive(Default)]
+struct Exempt {
+    pids: HashSet<u32>,
+    /// The sandboxes' mount namespaces, held by a live recorded client.
+    mnt: HashSet<u64>,
+}
+
+impl Exempt {
+    fn of(records: &[(PathBuf, Result<Record>)]) -> Exempt {
+        let mut exempt = Exempt::default();
+        for kept in records.iter().filter_map(|(_, r)| r.as_ref().ok()).flat_map(|r| &r.dhcp) {
+            let live: Vec<_> = kept.processes.iter().filter(|p| p.is_alive()).collect();
+            exempt.pids.extend(live.iter().map(|p| p.pid));
+            if let (Some(ino), false) = (kept.mnt_ns, live.is_empty()) {
+                exempt.mnt.insert(ino);
+            }
+        }
+        exempt
+    }
+
+    fn covers(&self, pid: &str) -> bool {
+        if pid.parse().is_ok_and(|p: u32| self.pids.contains(&p)) {
+            return true;
+        }
+        !self.mnt.is_empty()
+            && std::fs::metadata(format!("/proc/{pid}/ns/mnt")).is_ok_and(|m| self.mnt.contains(&m.ino()))
+    }
+}
+
+/// The namespaces some process (not an exempt one) is in now. Only in the initial
+/// PID namespace does /proc show every process: elsewhere every guest would look gone.
+fn live_namespaces(exempt: &Exempt) -> Result<HashSet<u64>> {
     let pid_ns = std::fs::metadata("/proc/self/ns/pid").context("cannot read /proc/self/ns/pid")?.ino();
     if pid_ns != INIT_PID_NS {
         anyhow::bail!(
@@ -93,6 +133,9 @@ fn live_namespaces() -> Result<HashSet<u64>> {
         else {
             continue;
         };
+        if exempt.covers(&pid) {
+            continue;
+        }
         // A process that ended meanwhile (or a kernel thread's) is none.
         if let Ok(m) = std::fs::metadata(format!("/proc/{pid}/ns/net")) {
             live.insert(m.ino());
@@ -113,9 +156,11 @@ fn gone(guest: &GuestRef, ns: u64, live: &HashSet<u64>) -> bool {
 
 async fn collect(req: &Gc) -> Result<(Vec<Removed>, Vec<String>)> {
     let host = Netlink::current()?;
-    let live = live_namespaces()?;
     let mut removed = Vec::new();
     let mut notes = Vec::new();
+    let all = record::all()?;
+    // A gone guest's DHCP client keeps its namespace alive, and makes it no live one.
+    let live = live_namespaces(&Exempt::of(&all))?;
     let _changing = crate::ovs::exclusive().await;
     ovs_ports(req, &host, &mut removed, &mut notes).await?;
     for link in host.links().await? {
@@ -134,9 +179,24 @@ async fn collect(req: &Gc) -> Result<(Vec<Removed>, Vec<String>)> {
             }
         }
         let reason = format!("guest {} is gone", alias.guest);
+        if alias.kind == Kind::Ovs {
+            removed.push(Removed { kind: "ovs_port", name: link.name.clone(), reason: reason.clone() });
+        }
         removed.push(Removed { kind: "host_end", name: link.name.clone(), reason });
     }
-    for (path, rec) in record::all()? {
+    records(req, all, &live, &mut removed, &mut notes).await?;
+    Ok((removed, notes))
+}
+
+/// The records of gone guests, with the DHCP clients they left running.
+async fn records(
+    req: &Gc,
+    all: Vec<(PathBuf, Result<Record>)>,
+    live: &HashSet<u64>,
+    removed: &mut Vec<Removed>,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    for (path, rec) in all {
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
@@ -151,16 +211,31 @@ async fn collect(req: &Gc) -> Result<(Vec<Removed>, Vec<String>)> {
                 continue;
             }
         };
-        if !gone(&guest, rec.ns, &live) {
+        if !gone(&guest, rec.ns, live) {
+            continue;
+        }
+        let reason = format!("guest {guest} is gone");
+        let mut kept_back = false;
+        for kept in rec.dhcp.iter().filter(|k| k.is_running() != Some(false)) {
+            if !req.dry_run {
+                if let Err(e) = kept.stop().await {
+                    notes
+                        .push(warning(format!("cannot stop {}: {e:#}; its record is kept", kept.describe())));
+                    kept_back = true;
+                    continue;
+                }
+            }
+            removed.push(Removed { kind: "dhcp_client", name: kept.describe(), reason: reason.clone() });
+        }
+        if kept_back {
             continue;
         }
         if !req.dry_run {
             record::remove_at(&path)?;
         }
-        let reason = format!("guest {guest} is gone");
         removed.push(Removed { kind: "record", name: path.display().to_string(), reason });
     }
-    Ok((removed, notes))
+    Ok(())
 }
 
 /// The Open vSwitch ports with `pipework.*` ids whose interface is gone: Open vSwitch

@@ -1,6 +1,15 @@
 //! `pipework ls [GUEST]`: the attachments on this host, from one dump of the host's
 //! links (the veth host ends carry the marks) and one of each guest namespace found
 //! (CONTAINER_IF's MAC and addresses; the marks of macvlan, IPoIB and dummy links).
+//! Without GUEST, the guest namespaces are those the host ends name, and every
+//! other one a process is in or a record's netns file names (where a guest-side
+//! mark may be); with an Open vSwitch database, one `ovs-vsctl list` adds the ports'
+//! `pipework.*` ids.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 
 use anyhow::Result;
 use serde::Serialize;
@@ -9,7 +18,8 @@ use crate::attach;
 use crate::cli::Ls;
 use crate::guest::{Guest, Source};
 use crate::netlink::{Link, Netlink};
-use crate::plan::alias::{Alias, GuestRef};
+use crate::ovs::MarkedInterface;
+use crate::plan::alias::{Alias, GuestRef, Kind};
 use crate::report::{self, warning, Outcome};
 
 /// One attachment, as `ls` shows it.
@@ -27,8 +37,31 @@ pub struct Entry {
     pub addresses: Vec<String>,
     pub mac: Option<String>,
     pub vlan: Option<u16>,
+    /// The DHCP clients the attach left running (`-f` forms), from its record.
+    pub dhcp: Vec<Client>,
     /// The guest is gone (or its pid or netns file is another's now).
     pub stale: bool,
+}
+
+/// A DHCP client an attachment's record names.
+#[derive(Clone, Debug, Serialize)]
+pub struct Client {
+    pub client: String,
+    pub pids: Vec<u32>,
+    /// `null` for a helper container (Docker is not asked).
+    pub running: Option<bool>,
+}
+
+fn clients(ns: u64, container_if: &str) -> Vec<Client> {
+    let Ok(Some(rec)) = crate::record::load(ns, container_if) else { return Vec::new() };
+    rec.dhcp
+        .iter()
+        .map(|k| Client {
+            client: k.client.clone(),
+            pids: k.processes.iter().map(|p| p.pid).collect(),
+            running: k.is_running(),
+        })
+        .collect()
 }
 
 /// The marks found for one guest namespace.
@@ -37,6 +70,8 @@ struct Group {
     ns: u64,
     /// Host ends with their marks.
     ends: Vec<(Alias, Link)>,
+    /// The namespace's links, when they were dumped to find this group.
+    dumped: Option<(Netlink, Vec<Link>)>,
 }
 
 pub async fn run(req: &Ls) -> Outcome {
@@ -62,6 +97,7 @@ async fn list(req: &Ls) -> Result<(Vec<Entry>, Vec<String>)> {
     };
     let host_links = host.links().await?;
     let mut notes = Vec::new();
+    let ovs = ovs_interfaces(&mut notes).await;
     let mut groups: Vec<Group> = Vec::new();
     for link in &host_links {
         let alias = match link.alias.as_deref().and_then(Alias::parse) {
@@ -70,7 +106,11 @@ async fn list(req: &Ls) -> Result<(Vec<Entry>, Vec<String>)> {
                 notes.push(warning(format!("{}: {e}", link.name)));
                 continue;
             }
-            _ => continue,
+            Some(Ok(_)) => continue,
+            None => match original_port(link, &ovs).await {
+                Some(a) => a,
+                None => continue,
+            },
         };
         if only.as_ref().is_some_and(|g| g.ns_inode != alias.ns) {
             continue;
@@ -81,8 +121,13 @@ async fn list(req: &Ls) -> Result<(Vec<Entry>, Vec<String>)> {
                 reference: alias.guest.clone(),
                 ns: alias.ns,
                 ends: vec![(alias, link.clone())],
+                dumped: None,
             }),
         }
+    }
+    if only.is_none() {
+        let more = guest_side(&groups).await;
+        groups.extend(more);
     }
     let mut entries = Vec::new();
     if let Some(g) = only {
@@ -91,15 +136,158 @@ async fn list(req: &Ls) -> Result<(Vec<Entry>, Vec<String>)> {
             Some(i) => groups.remove(i).ends,
             None => Vec::new(),
         };
-        entries.extend(
-            of_guest(Some(g), &Group { reference: id.reference, ns: id.ns_inode, ends }, &host_links).await?,
-        );
+        let group = Group { reference: id.reference, ns: id.ns_inode, ends, dumped: None };
+        entries.extend(of_guest(Some(g), &group, &host_links, &ovs).await?);
     }
     for group in &groups {
         let guest = find_again(group).await;
-        entries.extend(of_guest(guest, group, &host_links).await?);
+        entries.extend(of_guest(guest, group, &host_links, &ovs).await?);
+    }
+    if req.guest.is_none() {
+        entries.extend(left_behind(&ovs, &host_links));
     }
     Ok((entries, notes))
+}
+
+/// A host end without a mark that is an Open vSwitch port the original pipework
+/// made: its external ids name it (`pipework.interface`) and a guest (its container,
+/// else its pid) in which its veth peer is; CONTAINER_IF is that peer's name.
+async fn original_port(link: &Link, ovs: &[MarkedInterface]) -> Option<Alias> {
+    let m = ovs.iter().find(|m| m.name == link.name && m.id("interface") == Some(&link.name))?;
+    if !link.is_veth() {
+        return None;
+    }
+    let arg =
+        m.id("containerid").map(str::to_string).or_else(|| m.id("nspid").map(|p| format!("pid:{p}")))?;
+    let guest = attach::resolve(&arg).await.ok()?;
+    let nl = Netlink::in_netns(guest.netns()).ok()?;
+    let peer = nl.link_by_index(link.peer?).await.ok()??;
+    if peer.peer != Some(link.index) {
+        return None;
+    }
+    let id = attach::guest_id(&guest);
+    Some(Alias {
+        guest: id.reference,
+        ns: id.ns_inode,
+        container_if: peer.name,
+        host_if: m.id("bridge")?.to_string(),
+        kind: Kind::Ovs,
+        vlan: m.id("vlan").and_then(|v| v.parse().ok()),
+    })
+}
+
+/// Open vSwitch's Interface records with `pipework.*` ids, when a database runs here
+/// (one `ovs-vsctl list`); one that does not answer is a note.
+async fn ovs_interfaces(notes: &mut Vec<String>) -> Vec<MarkedInterface> {
+    if crate::ovs::vsctl_path().is_none() || !crate::ovs::database_running() {
+        return Vec::new();
+    }
+    match crate::ovs::marked_interfaces().await {
+        Ok(m) => m,
+        Err(e) => {
+            notes.push(warning(format!("Open vSwitch ports not looked at: {e:#}")));
+            Vec::new()
+        }
+    }
+}
+
+/// Open vSwitch ports with `pipework.*` ids whose interface is gone from the host
+/// (what `gc` removes): stale attachments, as far as their ids say (no CONTAINER_IF).
+fn left_behind(ovs: &[MarkedInterface], host_links: &[Link]) -> Vec<Entry> {
+    let gone = ovs.iter().filter(|m| m.unopened && !host_links.iter().any(|l| l.name == m.name));
+    gone.map(|m| {
+        let guest = match (m.id("containerid"), m.id("nspid")) {
+            (Some(id), _) => id.to_string(),
+            (None, Some(pid)) => format!("pid:{pid}"),
+            (None, None) => "?".to_string(),
+        };
+        Entry {
+            guest,
+            container_name: m.id("containername").map(|n| n.trim_start_matches('/').to_string()),
+            ns: 0,
+            container_if: String::new(),
+            host_if: m.id("bridge").unwrap_or("?").to_string(),
+            kind: "ovs",
+            host_end: Some(m.name.clone()),
+            addresses: Vec::new(),
+            mac: None,
+            vlan: m.id("vlan").and_then(|v| v.parse().ok()),
+            dhcp: Vec::new(),
+            stale: true,
+        }
+    })
+    .collect()
+}
+
+/// The namespaces no host end named, of running processes (`/proc/PID/ns/net`) and
+/// of the records' netns files, each dumped once for the marks that macvlan, IPoIB
+/// and dummy links carry inside their guest; those with a mark become groups.
+async fn guest_side(known: &[Group]) -> Vec<Group> {
+    let mut seen: HashSet<u64> = known.iter().map(|g| g.ns).collect();
+    if let Ok(m) = std::fs::metadata("/proc/self/ns/net") {
+        seen.insert(m.ino());
+    }
+    let mut found = Vec::new();
+    for (ns, file) in namespaces(&mut seen) {
+        // One that went meanwhile, or cannot be read, has nothing to show.
+        let Ok(nl) = Netlink::in_netns(file.as_fd()) else { continue };
+        let Ok(links) = nl.links().await else { continue };
+        let mark = links.iter().find_map(|l| inside_mark(ns, l));
+        if let Some(a) = mark {
+            found.push(Group { reference: a.guest, ns, ends: Vec::new(), dumped: Some((nl, links)) });
+        }
+    }
+    found
+}
+
+/// The attachment that a guest's own link in namespace `ns` is: by its mark
+/// (macvlan, IPoIB, dummy), or the `--direct-phys` NIC a record names (its index
+/// there, and its old name as its alias).
+fn inside_mark(ns: u64, link: &Link) -> Option<Alias> {
+    let text = link.alias.as_deref()?;
+    match Alias::parse(text) {
+        Some(Ok(a)) if !a.kind.is_veth() && a.ns == ns && a.container_if == link.name => Some(a),
+        Some(_) => None,
+        None => {
+            let rec = crate::record::load(ns, &link.name).ok()??;
+            let nic = rec.nic.as_ref().filter(|n| n.guest_index == link.index && n.name == text)?;
+            Some(Alias {
+                guest: GuestRef::parse(&rec.guest).ok()?,
+                ns,
+                container_if: link.name.clone(),
+                host_if: nic.name.clone(),
+                kind: Kind::DirectPhys,
+                vlan: None,
+            })
+        }
+    }
+}
+
+/// Each network namespace not `seen` yet, open: through the first process found in
+/// it, or a record's netns file (opened as a GUEST is, with its checks).
+fn namespaces(seen: &mut HashSet<u64>) -> Vec<(u64, OwnedFd)> {
+    let mut open = Vec::new();
+    let pids = std::fs::read_dir("/proc").into_iter().flatten();
+    for pid in pids.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
+        let path = format!("/proc/{pid}/ns/net");
+        let Ok(m) = std::fs::metadata(&path) else { continue };
+        if seen.contains(&m.ino()) {
+            continue;
+        }
+        // Opened, then checked again: the process may have moved on in between.
+        let Ok(file) = File::open(&path) else { continue };
+        if file.metadata().is_ok_and(|f| f.ino() == m.ino()) && seen.insert(m.ino()) {
+            open.push((m.ino(), OwnedFd::from(file)));
+        }
+    }
+    for (_, rec) in crate::record::all().unwrap_or_default() {
+        let Ok(GuestRef::Netns(path)) = rec.and_then(|r| GuestRef::parse(&r.guest)) else { continue };
+        let Ok(guest) = crate::guest::resolve(&path) else { continue };
+        if let (true, Ok(fd)) = (seen.insert(guest.ns_inode), guest.netns().try_clone_to_owned()) {
+            open.push((guest.ns_inode, fd));
+        }
+    }
+    open
 }
 
 /// The guest a mark names, if it is still that guest (same namespace).
@@ -110,14 +298,23 @@ async fn find_again(group: &Group) -> Option<Guest> {
 
 /// The entries of one guest: its host ends' attachments, and (when it is there) the
 /// marked links inside it.
-async fn of_guest(guest: Option<Guest>, group: &Group, host_links: &[Link]) -> Result<Vec<Entry>> {
-    let nl = match &guest {
-        Some(g) => Some(Netlink::in_netns(g.netns())?),
-        None => None,
+async fn of_guest(
+    guest: Option<Guest>,
+    group: &Group,
+    host_links: &[Link],
+    ovs: &[MarkedInterface],
+) -> Result<Vec<Entry>> {
+    let opened = match (&group.dumped, &guest) {
+        (Some(_), _) | (None, None) => None,
+        (None, Some(g)) => {
+            let nl = Netlink::in_netns(g.netns())?;
+            let links = nl.links().await?;
+            Some((nl, links))
+        }
     };
-    let inside = match &nl {
-        Some(nl) => nl.links().await?,
-        None => Vec::new(),
+    let (nl, inside) = match group.dumped.as_ref().or(opened.as_ref()) {
+        Some((nl, links)) => (Some(nl), &links[..]),
+        None => (None, &[][..]),
     };
     let container_name = guest.as_ref().and_then(|g| match &g.source {
         Source::Docker { name, .. } => Some(name.trim_start_matches('/').to_string()),
@@ -128,20 +325,24 @@ async fn of_guest(guest: Option<Guest>, group: &Group, host_links: &[Link]) -> R
         let cif = inside.iter().find(|l| Some(l.index) == end.peer && l.name == alias.container_if);
         marked.push((alias.clone(), Some(end), cif));
     }
-    for link in &inside {
-        if let Some(Ok(a)) = link.alias.as_deref().and_then(Alias::parse) {
-            if !a.kind.is_veth() && a.ns == group.ns && a.container_if == link.name {
-                marked.push((a, None, Some(link)));
-            }
+    for link in inside {
+        if let Some(a) = inside_mark(group.ns, link) {
+            marked.push((a, None, Some(link)));
         }
     }
     let mut entries = Vec::new();
     for (alias, end, cif) in marked {
-        let addresses = match (&nl, cif) {
+        let addresses = match (nl, cif) {
             (Some(nl), Some(l)) => nl.addresses(l.index).await?.iter().map(|a| a.to_string()).collect(),
             _ => Vec::new(),
         };
-        let vlan = host_links.iter().find(|l| l.name == alias.host_if).and_then(|l| l.vlan_id);
+        // The mark's (an OVS tag), else the port's `pipework.vlan` (an older mark),
+        // else a macvlan's `HOSTIF.VID` parent's.
+        let port_vlan = end.and_then(|e| ovs.iter().find(|m| m.name == e.name)).and_then(|m| m.id("vlan"));
+        let vlan = alias
+            .vlan
+            .or_else(|| port_vlan.and_then(|v| v.parse().ok()))
+            .or_else(|| host_links.iter().find(|l| l.name == alias.host_if).and_then(|l| l.vlan_id));
         entries.push(Entry {
             guest: alias.guest.as_guest_arg(),
             container_name: container_name.clone(),
@@ -150,6 +351,7 @@ async fn of_guest(guest: Option<Guest>, group: &Group, host_links: &[Link]) -> R
             host_end: end.map(|e| e.name.clone()),
             mac: cif.and_then(|l| l.mac).map(|m| m.to_string()),
             stale: guest.is_none() || cif.is_none(),
+            dhcp: clients(alias.ns, &alias.container_if),
             addresses,
             vlan,
             container_if: alias.container_if,
@@ -159,9 +361,21 @@ async fn of_guest(guest: Option<Guest>, group: &Group, host_links: &[Link]) -> R
     Ok(entries)
 }
 
+/// `dhcp4:running`, `udhcpc:ended`, `dhcp:?` (a helper container).
+fn dhcp_cell(clients: &[Client]) -> Option<String> {
+    let state = |r: Option<bool>| match r {
+        Some(true) => "running",
+        Some(false) => "ended",
+        None => "?",
+    };
+    let cells: Vec<String> = clients.iter().map(|c| format!("{}:{}", c.client, state(c.running))).collect();
+    (!cells.is_empty()).then(|| cells.join(","))
+}
+
 /// The human form: one line per attachment under a header, columns padded.
 fn table(entries: &[Entry]) -> Vec<String> {
-    let header = ["GUEST", "CONTAINER_IF", "HOSTIF", "KIND", "HOST_END", "ADDRESSES", "MAC", "VLAN", "STATE"];
+    let header =
+        ["GUEST", "CONTAINER_IF", "HOSTIF", "KIND", "HOST_END", "ADDRESSES", "MAC", "VLAN", "DHCP", "STATE"];
     let mut rows = vec![header.map(str::to_string).to_vec()];
     for e in entries {
         let guest = match &e.container_name {
@@ -172,13 +386,14 @@ fn table(entries: &[Entry]) -> Vec<String> {
         let addresses = if e.addresses.is_empty() { "-".to_string() } else { e.addresses.join(",") };
         rows.push(vec![
             guest,
-            e.container_if.clone(),
+            dash(Some(e.container_if.clone()).filter(|c| !c.is_empty())),
             e.host_if.clone(),
             e.kind.to_string(),
             dash(e.host_end.clone()),
             addresses,
             dash(e.mac.clone()),
             dash(e.vlan.map(|v| v.to_string())),
+            dash(dhcp_cell(&e.dhcp)),
             if e.stale { "stale" } else { "ok" }.to_string(),
         ]);
     }

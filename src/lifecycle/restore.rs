@@ -21,6 +21,8 @@ pub struct PutBack {
     pub gateway: Option<IpAddr>,
     pub dev: String,
     pub index: u32,
+    pub metric: Option<u32>,
+    pub protocol: Option<u8>,
 }
 
 impl PutBack {
@@ -37,7 +39,14 @@ impl fmt::Display for PutBack {
         if let Some(gw) = self.gateway {
             write!(f, " via {gw}")?;
         }
-        write!(f, " dev {}", self.dev)
+        write!(f, " dev {}", self.dev)?;
+        if let Some(p) = self.protocol {
+            write!(f, " proto {p}")?;
+        }
+        if let Some(m) = self.metric {
+            write!(f, " metric {m}")?;
+        }
+        Ok(())
     }
 }
 
@@ -52,8 +61,14 @@ pub fn plan(
     let routes: Vec<&Route> = routes.iter().filter(|r| r.oif != Some(going)).collect();
     let (mut put, mut notes) = (Vec::new(), Vec::new());
     for s in saved {
-        let shown =
-            PutBack { dst: s.dst, gateway: s.gateway, dev: s.dev.clone().unwrap_or_default(), index: 0 };
+        let shown = PutBack {
+            dst: s.dst,
+            gateway: s.gateway,
+            dev: s.dev.clone().unwrap_or_default(),
+            index: 0,
+            metric: s.metric,
+            protocol: s.protocol,
+        };
         let not =
             |why: String| format!("{} that the attach replaced is not put back: {why}", shown.describe());
         let family = Family::of(&s.dst.ip());
@@ -98,7 +113,7 @@ pub async fn routes_for(nl: &Netlink, saved: &[SavedRoute]) -> Result<Vec<Route>
 /// Make them (after the attachment is removed). A route there already is no error.
 pub async fn apply(nl: &Netlink, put: &[PutBack]) -> Result<()> {
     for p in put {
-        let route = Route::new(p.dst, p.gateway, p.index)?;
+        let route = Route::new(p.dst, p.gateway, p.index)?.with_metric_and_protocol(p.metric, p.protocol);
         if let Err(e) = nl.add_route(&route, false).await {
             if crate::netlink::errno_of(&e) != Some(nix::errno::Errno::EEXIST) {
                 return Err(e.context(format!("cannot {p}")));
@@ -125,6 +140,8 @@ mod tests {
             dst: "0.0.0.0/0".parse().unwrap(),
             gateway: Some("172.31.0.1".parse().unwrap()),
             dev: Some("up0".into()),
+            metric: None,
+            protocol: None,
         }]
     }
 

@@ -6,12 +6,13 @@ use anyhow::Result;
 use ipnetwork::IpNetwork;
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
 use rtnetlink::packet_route::address::{
-    AddressAttribute, AddressFlags, AddressMessage, AddressScope, CacheInfo,
+    AddressAttribute, AddressFlags, AddressMessage, AddressProtocol, AddressScope, CacheInfo,
 };
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::AddressMessageBuilder;
 
 use super::{ignore_gone, Netlink, CREATE};
+use crate::types::Family;
 
 impl Netlink {
     /// The kernel's address messages for link `index` (both families).
@@ -49,29 +50,95 @@ impl Netlink {
         ignore_gone(self.change_with(RouteNetlinkMessage::DelAddress(msg), 0).await)
     }
 
-    /// `ip -4 addr change ADDR dev INDEX valid_lft forever preferred_lft forever` for
-    /// every IPv4 address on the link whose lifetime is finite (a DHCP client's, once
-    /// nobody renews it); the address keeps its flags (dhcpcd's `noprefixroute`).
-    pub async fn make_ipv4_permanent(&self, index: u32) -> Result<()> {
+    /// The addresses of `family` on link `index` that a DHCP client put there: the
+    /// kernel's own (link-local, loopback, and SLAAC from router advertisements,
+    /// told apart by IFA_PROTO) are not.
+    pub async fn client_addresses(&self, index: u32, family: Family) -> Result<Vec<IpNetwork>> {
+        let msgs = self.address_messages(index).await?;
+        Ok(msgs.iter().filter(|m| by_client(m, family)).filter_map(network_of).collect())
+    }
+
+    /// `ip addr change ADDR dev INDEX valid_lft forever preferred_lft forever` for
+    /// every address a DHCP client put on the link (see [`Self::client_addresses`])
+    /// whose lifetime is finite, once nobody renews it; the address keeps its flags
+    /// (dhcpcd's `noprefixroute`).
+    pub async fn make_permanent(&self, index: u32, family: Family) -> Result<()> {
         const FOREVER: u32 = u32::MAX;
         let msgs = self.address_messages(index).await?;
-        for msg in msgs.into_iter().filter(|m| m.header.family == AddressFamily::Inet) {
+        for msg in msgs.into_iter().filter(|m| by_client(m, family)) {
             let finite = msg
                 .attributes
                 .iter()
                 .any(|a| matches!(a, AddressAttribute::CacheInfo(c) if c.ifa_valid != FOREVER));
-            let Some(net) = network_of(&msg).filter(|_| finite) else {
+            if !finite || network_of(&msg).is_none() {
                 continue;
-            };
+            }
             let mut change = msg.clone();
             change.attributes.retain(|a| !matches!(a, AddressAttribute::CacheInfo(_)));
             let mut forever = CacheInfo::default();
             (forever.ifa_preferred, forever.ifa_valid) = (FOREVER, FOREVER);
             change.attributes.push(AddressAttribute::CacheInfo(forever));
-            let _ = net;
             self.change_with(RouteNetlinkMessage::NewAddress(change), NLM_F_CREATE | NLM_F_REPLACE).await?;
         }
         Ok(())
+    }
+
+    /// The state of link `index`'s IPv6 link-local address, the source of DHCPv6.
+    pub async fn link_local(&self, index: u32) -> Result<LinkLocal> {
+        let msgs = self.address_messages(index).await?;
+        let mut state = LinkLocal::Absent;
+        for m in msgs.iter().filter(|m| m.header.family == AddressFamily::Inet6) {
+            let Some(IpNetwork::V6(net)) = network_of(m).filter(|_| m.header.scope == AddressScope::Link)
+            else {
+                continue;
+            };
+            let flags = m.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Flags(f) => Some(*f),
+                _ => None,
+            });
+            let flags = flags.unwrap_or(AddressFlags::empty());
+            state = if flags.contains(AddressFlags::Dadfailed) {
+                LinkLocal::Duplicate(net.ip())
+            } else if flags.contains(AddressFlags::Tentative) && !flags.contains(AddressFlags::Optimistic) {
+                LinkLocal::Tentative
+            } else {
+                return Ok(LinkLocal::Usable(net.ip()));
+            };
+        }
+        Ok(state)
+    }
+}
+
+/// A link's IPv6 link-local address: none yet (IPv6 off, the link down or without
+/// carrier), under duplicate address detection, found a duplicate, or usable (past
+/// DAD, or optimistic as RFC 4429 lets it be: a socket may bind to it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkLocal {
+    Absent,
+    Tentative,
+    Duplicate(Ipv6Addr),
+    Usable(Ipv6Addr),
+}
+
+/// An address of `family` that no kernel mechanism made: IPv4 ones all; IPv6 ones of
+/// global scope without a kernel IFA_PROTO (IFAPROT_KERNEL_RA is a SLAAC address).
+fn by_client(m: &AddressMessage, family: Family) -> bool {
+    match family {
+        Family::V4 => m.header.family == AddressFamily::Inet,
+        Family::V6 => {
+            m.header.family == AddressFamily::Inet6
+                && m.header.scope == AddressScope::Universe
+                && !m.attributes.iter().any(|a| {
+                    matches!(
+                        a,
+                        AddressAttribute::Protocol(
+                            AddressProtocol::RouterAnnouncement
+                                | AddressProtocol::LinkLocal
+                                | AddressProtocol::Loopback
+                        )
+                    )
+                })
+        }
     }
 }
 

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
 use nix::errno::Errno;
-use rtnetlink::packet_core::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL};
+use rtnetlink::packet_core::{Emitable, Parseable, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL};
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
 use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage, RouteProtocol};
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::RouteMessageBuilder;
+use serde::{Deserialize, Serialize};
 
 use super::{errno_of, Netlink, Route, CREATE};
 
@@ -22,13 +23,61 @@ use super::{errno_of, Netlink, Route, CREATE};
 /// detection, when routes need them.
 const DAD_PATIENCE: Duration = Duration::from_secs(5);
 
-/// The addresses and routes of one link, as the kernel described them.
-#[derive(Clone, Debug, Default)]
+/// The addresses and routes of one link, as the kernel described them. A record
+/// (`crate::record`) keeps it as the kernel's own messages, hex-encoded, so that a
+/// later `del` restores exactly what the rollback would have.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "Wire", try_from = "Wire")]
 pub struct LinkConfig {
     /// The link's index when saved, as the saved routes name it.
     index: u32,
     addresses: Vec<AddressMessage>,
     routes: Vec<RouteMessage>,
+}
+
+/// [`LinkConfig`] as JSON holds it.
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    index: u32,
+    addresses: Vec<String>,
+    routes: Vec<String>,
+}
+
+impl From<LinkConfig> for Wire {
+    fn from(c: LinkConfig) -> Wire {
+        Wire {
+            index: c.index,
+            addresses: c.addresses.iter().map(hex).collect(),
+            routes: c.routes.iter().map(hex).collect(),
+        }
+    }
+}
+
+impl TryFrom<Wire> for LinkConfig {
+    type Error = String;
+
+    fn try_from(w: Wire) -> Result<LinkConfig, String> {
+        Ok(LinkConfig {
+            index: w.index,
+            addresses: w.addresses.iter().map(|h| unhex(h)).collect::<Result<_, _>>()?,
+            routes: w.routes.iter().map(|h| unhex(h)).collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+fn hex(msg: &impl Emitable) -> String {
+    let mut buf = vec![0u8; msg.buffer_len()];
+    msg.emit(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex<M: Parseable<[u8]>>(text: &str) -> Result<M, String> {
+    let bytes = (0..text.len())
+        .step_by(2)
+        .map(|i| text.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(|| format!("bad hex in a saved netlink message: {text}"))?;
+    M::parse(&bytes).map_err(|e| format!("bad saved netlink message: {e}"))
 }
 
 impl Netlink {

@@ -20,6 +20,7 @@ use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL};
 use rtnetlink::packet_route::link::LinkMessage;
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
+pub use addr::LinkLocal;
 pub use child::{ChildKind, ChildRequest};
 pub use config::LinkConfig;
 pub use devconf::IPV4_ARP_NOTIFY;

@@ -44,6 +44,31 @@ impl Route {
         self.dst.prefix() == 0
     }
 
+    /// Its metric (RTA_PRIORITY), if it has one.
+    pub fn metric(&self) -> Option<u32> {
+        self.message.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Priority(m) => Some(*m),
+            _ => None,
+        })
+    }
+
+    /// Who made it (`proto`: 2 kernel, 3 boot, 4 static, 16 dhcp, ...).
+    pub fn protocol(&self) -> u8 {
+        self.message.header.protocol.into()
+    }
+
+    /// The same route with this metric and protocol (as it was when saved).
+    pub fn with_metric_and_protocol(mut self, metric: Option<u32>, protocol: Option<u8>) -> Route {
+        if let Some(m) = metric {
+            self.message.attributes.retain(|a| !matches!(a, RouteAttribute::Priority(_)));
+            self.message.attributes.push(RouteAttribute::Priority(m));
+        }
+        if let Some(p) = protocol {
+            self.message.header.protocol = RouteProtocol::from(p);
+        }
+        self
+    }
+
     /// This route as a request can carry it back, to put a deleted route back as
     /// it was (see [`restorable`]).
     pub fn restorable(&self) -> Route {

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use anyhow::{bail, Result};
 use ipnetwork::IpNetwork;
 
-use super::dhcp::Lease;
+use super::dhcp::Leased;
 use super::{GuestFacts, GuestId, Step};
 use crate::cli::types::broadcast_of;
 use crate::cli::{Attach, IpSpec};
@@ -35,7 +35,8 @@ pub fn steps(req: &Attach, dev: &str, facts: &GuestFacts) -> Vec<Step> {
     let arp_notify = addrs.iter().any(|a| a.is_ipv4());
     let mut steps = Vec::new();
     if wants_ipv6(req) {
-        steps.push(Step::EnableIpv6 { dev: dev.to_string() });
+        let optimistic = req.specs().any(|s| matches!(s, IpSpec::Dhcp { family: Family::V6, .. }));
+        steps.push(Step::EnableIpv6 { dev: dev.to_string(), optimistic });
     }
     for addr in &addrs {
         steps.push(Step::AddAddress { dev: dev.to_string(), addr: *addr, broadcast: broadcast_of(addr) });
@@ -59,10 +60,24 @@ pub fn steps(req: &Attach, dev: &str, facts: &GuestFacts) -> Vec<Step> {
     steps
 }
 
-/// A lease that pipework applies itself (the built-in client's), on `dev`, which is
+/// A lease that pipework applies itself (the built-in clients'), on `dev`, which is
 /// up already: the same steps as a static address with its gateway. `routes` are the
-/// guest's IPv4 main-table routes as they are now.
-pub fn lease_steps(dev: &str, lease: &Lease, routes: &[Route]) -> Vec<Step> {
+/// guest's main-table routes of the lease's family as they are now.
+///
+/// A DHCPv6 address is added as a /128, as dhclient adds it: DHCPv6 says nothing of
+/// prefixes or routers (RFC 8415 section 21.6 carries the address alone). Which
+/// addresses are on-link, and the default router, are the router advertisement's to
+/// say (RFC 4861, RFC 5942); the kernel takes them, with their lifetimes, once the
+/// DHCP step has set `accept_ra` on the interface. Taking the advertised /64 for the
+/// address instead would make a second on-link route beside the kernel's, one that
+/// outlives the router's word.
+pub fn lease_steps(dev: &str, lease: &Leased, routes: &[Route]) -> Vec<Step> {
+    let lease = match lease {
+        Leased::V4(lease) => lease,
+        Leased::V6(lease) => {
+            return vec![Step::AddAddress { dev: dev.to_string(), addr: lease.addr.into(), broadcast: None }];
+        }
+    };
     let addr = IpNetwork::V4(lease.addr);
     let broadcast = lease.broadcast.or_else(|| broadcast_of(&addr));
     let mut steps = vec![Step::AddAddress { dev: dev.to_string(), addr, broadcast }];
@@ -91,11 +106,14 @@ fn default_route(dev: &str, gw: &IpAddr, addrs: &[IpNetwork], routes: &[Route]) 
 }
 
 /// A static IPv6 attachment (an address, a gateway, or `-a 6` alone, which leaves
-/// IPv6 for the guest to configure on the new interface), `slaac`, or a list with
-/// either.
+/// IPv6 for the guest to configure on the new interface), `slaac`, a DHCPv6 form, or
+/// a list with any of them. (`-a 6` with one of the original's DHCP forms is left as
+/// the original leaves it.)
 fn wants_ipv6(req: &Attach) -> bool {
     req.families().contains(&Family::V6)
-        && req.specs().any(|s| matches!(s, IpSpec::Static { .. } | IpSpec::Slaac))
+        && req.specs().any(|s| {
+            matches!(s, IpSpec::Static { .. } | IpSpec::Slaac | IpSpec::Dhcp { family: Family::V6, .. })
+        })
 }
 
 /// How long `slaac` waits for a router (`--timeout` says otherwise): routers send

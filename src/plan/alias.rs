@@ -2,7 +2,8 @@
 //! recognise it later from the kernel alone: an interface alias (IFLA_IFALIAS) of the
 //! form `pipework:v1 guest=REF ns=INODE if=CONTAINER_IF host=HOSTIF mode=MODE`,
 //! on the veth's host end (bridge and OVS modes) or on the guest's own link
-//! (macvlan, dummy, IPoIB). Space-separated `key=value` words, in any order;
+//! (macvlan, dummy, IPoIB), with ` vlan=VID` after it for an Open vSwitch port's
+//! tag. Space-separated `key=value` words, in any order;
 //! unknown keys are skipped (a later minor change may add some); another version
 //! than `v1` is refused as not understood rather than guessed at.
 
@@ -66,15 +67,19 @@ pub enum Kind {
     Macvlan,
     Dummy,
     Ipoib,
+    /// A `--direct-phys` NIC: it carries no mark (its alias is its old name, as
+    /// before); the attachment's record names it.
+    DirectPhys,
 }
 
 impl Kind {
-    const ALL: [(Kind, &'static str); 5] = [
+    const ALL: [(Kind, &'static str); 6] = [
         (Kind::Bridge, "bridge"),
         (Kind::Ovs, "ovs"),
         (Kind::Macvlan, "macvlan"),
         (Kind::Dummy, "dummy"),
         (Kind::Ipoib, "ipoib"),
+        (Kind::DirectPhys, "direct-phys"),
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -98,6 +103,9 @@ pub struct Alias {
     /// HOSTIF as resolved (the bridge, OVS bridge or NIC's name; `dummy*` as given).
     pub host_if: String,
     pub kind: Kind,
+    /// `vlan=VID`: the Open vSwitch port's tag (`@VID`); none otherwise (a macvlan's
+    /// VLAN is its `HOSTIF.VID` parent's).
+    pub vlan: Option<u16>,
 }
 
 impl fmt::Display for Alias {
@@ -110,7 +118,11 @@ impl fmt::Display for Alias {
             self.container_if,
             self.host_if,
             self.kind.as_str()
-        )
+        )?;
+        match self.vlan {
+            Some(v) => write!(f, " vlan={v}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -129,7 +141,7 @@ fn parse_words(rest: &str) -> Result<Alias> {
     if version != VERSION {
         bail!("version '{version}' is not {VERSION}");
     }
-    let (mut guest, mut ns, mut cif, mut host, mut kind) = (None, None, None, None, None);
+    let (mut guest, mut ns, mut cif, mut host, mut kind, mut vlan) = (None, None, None, None, None, None);
     for word in words {
         let (key, value) = word.split_once('=').ok_or_else(|| anyhow!("'{word}' is not key=value"))?;
         match key {
@@ -141,6 +153,7 @@ fn parse_words(rest: &str) -> Result<Alias> {
                 let found = Kind::ALL.iter().find(|(_, s)| *s == value).map(|(k, _)| *k);
                 kind = Some(found.ok_or_else(|| anyhow!("unknown mode '{value}'"))?)
             }
+            "vlan" => vlan = Some(value.parse::<u16>().map_err(|_| anyhow!("bad vlan '{value}'"))?),
             _ => {}
         }
     }
@@ -151,6 +164,7 @@ fn parse_words(rest: &str) -> Result<Alias> {
         container_if: cif.filter(|c| !c.is_empty()).ok_or_else(|| missing("if"))?,
         host_if: host.filter(|h| !h.is_empty()).ok_or_else(|| missing("host"))?,
         kind: kind.ok_or_else(|| missing("mode"))?,
+        vlan,
     })
 }
 
@@ -180,7 +194,7 @@ mod tests {
     use super::*;
 
     fn alias(guest: GuestRef, kind: Kind) -> Alias {
-        Alias { guest, ns: 4026532001, container_if: "eth1".into(), host_if: "br1".into(), kind }
+        Alias { guest, ns: 4026532001, container_if: "eth1".into(), host_if: "br1".into(), kind, vlan: None }
     }
 
     #[test]
@@ -191,6 +205,7 @@ mod tests {
             alias(GuestRef::Pid(4242), Kind::Bridge),
             alias(GuestRef::Netns("/run/netns/my blue%ns".into()), Kind::Macvlan),
             alias(GuestRef::Pid(1), Kind::Dummy),
+            Alias { vlan: Some(4095), ..alias(GuestRef::Docker("c0ffee".repeat(10) + "abcd"), Kind::Ovs) },
         ] {
             let text = a.to_string();
             assert!(text.len() <= 255, "IFALIASZ: {text}");

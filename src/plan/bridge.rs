@@ -70,7 +70,7 @@ pub fn plan(
     steps.push(Step::SetAlias {
         side: Side::Host,
         dev: local.clone(),
-        alias: guest.alias(cif.as_str(), &bridge, kind),
+        alias: guest.alias_tagged(cif.as_str(), &bridge, kind, tag),
     });
     if let Switch::Ovs { .. } = switch {
         let external_ids = external_ids(req, guest, &bridge, &local);

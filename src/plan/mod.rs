@@ -18,10 +18,10 @@ use anyhow::{bail, Result};
 use ipnetwork::IpNetwork;
 
 pub use bridge::Switch;
-pub use dhcp::{DhcpRequest, Lease};
+pub use dhcp::{DhcpRequest, Lease, Lease6, Leased};
 pub use step::{veth_host_end, GuestLink, Side, Step};
 
-use crate::cli::{Attach, HostIf, IfName, IpSpec};
+use crate::cli::{Attach, HostIf, IfName};
 use crate::netlink::{Link, Route};
 
 /// What was read on the host before planning.
@@ -73,12 +73,24 @@ pub struct GuestId {
 impl GuestId {
     /// The mark of an attachment of this guest's CONTAINER_IF to `host_if`.
     pub fn alias(&self, container_if: &str, host_if: &str, kind: alias::Kind) -> String {
+        self.alias_tagged(container_if, host_if, kind, None)
+    }
+
+    /// [`Self::alias`] with an Open vSwitch port's tag (`vlan=VID`).
+    pub fn alias_tagged(
+        &self,
+        container_if: &str,
+        host_if: &str,
+        kind: alias::Kind,
+        vlan: Option<u16>,
+    ) -> String {
         alias::Alias {
             guest: self.reference.clone(),
             ns: self.ns_inode,
             container_if: container_if.to_string(),
             host_if: host_if.to_string(),
             kind,
+            vlan,
         }
         .to_string()
     }
@@ -243,9 +255,11 @@ pub fn plan(
     let cif = &class.container_if;
     addressing::refuse_ipv6_off(req, cif.as_str(), guest, facts)?;
     // Checked before planning the link: `dhcp` needs a Docker guest, `dhcp4` good options.
-    // An IPSPEC list has at most one DHCP form (see `cli::addresses`).
-    let ip = req.specs().find(|s| matches!(s, IpSpec::Dhcp { .. })).unwrap_or(&req.ip);
-    let dhcp = DhcpRequest::plan(ip, cif.as_str(), guest, req.dhcp_timeout)?;
+    // An IPSPEC list has at most one DHCP form per family (see `cli::addresses`).
+    let mut dhcp = Vec::new();
+    for ip in req.specs() {
+        dhcp.extend(DhcpRequest::plan(ip, cif.as_str(), guest, req.dhcp_timeout)?);
+    }
     let plan = match mode {
         Mode::Bridge { create } => bridge::plan(req, class, guest, Switch::Linux { create }, host, facts),
         Mode::Physical => physical::plan(req, cif, guest, host, facts),
@@ -256,11 +270,11 @@ pub fn plan(
         }
     }?;
     // The client runs last, once the interface is up (the addressing steps end with that).
-    Ok(match (plan, dhcp) {
-        (Plan::Steps(mut steps), Some(dhcp)) => {
-            steps.push(Step::Dhcp(dhcp));
+    Ok(match plan {
+        Plan::Steps(mut steps) => {
+            steps.extend(dhcp.into_iter().map(Step::Dhcp));
             Plan::Steps(steps)
         }
-        (plan, _) => plan,
+        plan => plan,
     })
 }

@@ -6,11 +6,33 @@
 use std::fmt;
 
 use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
 
 use super::alias::{Alias, Kind};
 use super::{GuestId, Side};
 use crate::cli::Del;
-use crate::netlink::Link;
+use crate::netlink::{Link, LinkConfig};
+
+/// A `--direct-phys` NIC as it was on the host before the attach moved it in (what
+/// the attach's rollback would have put back), kept in the attachment's record for
+/// `del` to give it back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedNic {
+    pub name: String,
+    pub mac: Option<String>,
+    pub alias: Option<String>,
+    /// The bridge it was a port of, by name (a move drops it from any).
+    pub master: Option<String>,
+    pub up: bool,
+    /// Its own `net.ipv6.conf.NAME.disable_ipv6` on the host.
+    pub disable_ipv6: Option<String>,
+    /// Its own addresses and routes there.
+    pub config: LinkConfig,
+    /// Its index in the guest after the attach: with its old name as its alias, what
+    /// proves that CONTAINER_IF is still this NIC (an index is not reused while the
+    /// namespace lives, until the counter wraps).
+    pub guest_index: u32,
+}
 
 /// What was read before planning a `del`.
 #[derive(Clone, Debug, Default)]
@@ -19,6 +41,14 @@ pub struct DelFacts {
     pub container_if: Option<Link>,
     /// For a veth CONTAINER_IF: the host link its peer index names, if any.
     pub host_end: Option<Link>,
+    /// The `--direct-phys` NIC the attachment's record saved, if any.
+    pub nic: Option<SavedNic>,
+    /// Why that NIC cannot go back now (its name taken on the host, its bridge gone).
+    pub nic_blocked: Option<String>,
+    /// For a host end without a pipework alias: the `pipework.*` external ids of its
+    /// Open vSwitch Interface record (the prefix left off), if it has any. The
+    /// original pipework writes these, and no alias.
+    pub ovs_ids: Option<Vec<(String, String)>>,
     /// With `--prune-bridge`: the other ports of the bridge the mark names (`None`:
     /// not read, or no such bridge).
     pub bridge_ports: Option<Vec<String>>,
@@ -34,6 +64,8 @@ pub enum Removal {
     DeleteLink { side: Side, name: String, index: u32 },
     /// The bridge, when still without ports (looked at again, under the bridge lock).
     DeleteBridgeIfUnused { name: String, ovs: bool },
+    /// A `--direct-phys` NIC back to the host as it was (CONTAINER_IF's index).
+    GiveBack { dev: String, index: u32, nic: Box<SavedNic> },
 }
 
 impl fmt::Display for Removal {
@@ -50,6 +82,12 @@ impl fmt::Display for Removal {
             Removal::DeleteBridgeIfUnused { name, ovs: true } => {
                 write!(f, "ovs-vsctl --if-exists del-br {name} (it has no ports)")
             }
+            Removal::GiveBack { dev, nic, .. } => write!(
+                f,
+                "guest: ip link set {dev} netns <host> name {} (its MAC, alias, bridge, up state, addresses and \
+                 routes as before the attach)",
+                nic.name
+            ),
         }
     }
 }
@@ -80,9 +118,13 @@ pub fn plan_del(req: &Del, guest: &GuestId, facts: &DelFacts) -> Result<DelPlan>
     let Some(link) = &facts.container_if else {
         return Ok(DelPlan::Nothing(format!("no {cif} in {}", guest.name)));
     };
-    let (alias, host_end) = match mark(cif, guest, link, facts.host_end.as_ref())? {
-        Marked::Guest(alias) => (alias, None),
-        Marked::HostEnd(alias, end) => (alias, Some(end)),
+    let by_ids = || original_ovs(cif, guest, link, facts.host_end.as_ref(), facts.ovs_ids.as_deref());
+    let (alias, host_end) = match nic_of(cif, guest, link, facts.nic.as_ref()) {
+        Some(alias) => (alias, None),
+        None => match by_ids().map_or_else(|| mark(cif, guest, link, facts.host_end.as_ref()), Ok)? {
+            Marked::Guest(alias) => (alias, None),
+            Marked::HostEnd(alias, end) => (alias, Some(end)),
+        },
     };
     if let Some(want) = &req.host_if {
         if want.as_str() != alias.host_if {
@@ -98,6 +140,17 @@ pub fn plan_del(req: &Del, guest: &GuestId, facts: &DelFacts) -> Result<DelPlan>
             }
             steps.push(Removal::DeleteLink { side: Side::Host, name: end.name.clone(), index: end.index });
         }
+        None if alias.kind == Kind::DirectPhys => {
+            if let Some(why) = &facts.nic_blocked {
+                bail!(
+                    "{cif} in {} cannot go back to the host as {}: {why}; nothing removed",
+                    guest.name,
+                    alias.host_if
+                );
+            }
+            let nic = Box::new(facts.nic.clone().expect("a saved NIC"));
+            steps.push(Removal::GiveBack { dev: link.name.clone(), index: link.index, nic })
+        }
         None => {
             steps.push(Removal::DeleteLink { side: Side::Guest, name: link.name.clone(), index: link.index })
         }
@@ -108,6 +161,50 @@ pub fn plan_del(req: &Del, guest: &GuestId, facts: &DelFacts) -> Result<DelPlan>
     }
     let found = Found { alias, host_end: host_end.map(|l| l.name) };
     Ok(DelPlan::Steps { found, steps, notes })
+}
+
+/// CONTAINER_IF is the `--direct-phys` NIC the record saved: its index is the one
+/// recorded, and its alias the NIC's old name (as the attach set it).
+pub fn nic_of(cif: &str, guest: &GuestId, link: &Link, nic: Option<&SavedNic>) -> Option<Alias> {
+    let nic = nic.filter(|n| n.guest_index == link.index && link.alias.as_deref() == Some(&n.name))?;
+    Some(Alias {
+        guest: guest.reference.clone(),
+        ns: guest.ns_inode,
+        container_if: cif.to_string(),
+        host_if: nic.name.clone(),
+        kind: Kind::DirectPhys,
+        vlan: None,
+    })
+}
+
+/// An Open vSwitch attachment the original pipework made: the veth peer of CONTAINER_IF
+/// is a port whose external ids name it (`pipework.interface`) and this guest
+/// (`pipework.nspid` its pid, or `pipework.containerid` its container).
+fn original_ovs(
+    cif: &str,
+    guest: &GuestId,
+    link: &Link,
+    end: Option<&Link>,
+    ids: Option<&[(String, String)]>,
+) -> Option<Marked> {
+    let end = end.filter(|h| h.is_veth() && h.peer == Some(link.index) && link.peer == Some(h.index))?;
+    let id = |key: &str| ids?.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let pid = guest.pid.map(|p| p.to_string());
+    let container = guest.container.as_ref().map(|(id, _)| id.as_str());
+    let this_guest = (pid.is_some() && id("nspid") == pid.as_deref())
+        || (container.is_some() && id("containerid") == container);
+    if id("interface") != Some(end.name.as_str()) || !this_guest {
+        return None;
+    }
+    let alias = Alias {
+        guest: guest.reference.clone(),
+        ns: guest.ns_inode,
+        container_if: cif.to_string(),
+        host_if: id("bridge")?.to_string(),
+        kind: Kind::Ovs,
+        vlan: id("vlan").and_then(|v| v.parse().ok()),
+    };
+    Some(Marked::HostEnd(alias, end.clone()))
 }
 
 pub enum Marked {
@@ -130,8 +227,8 @@ pub fn mark(cif: &str, guest: &GuestId, link: &Link, host_end: Option<&Link>) ->
             }
             Some(Err(e)) => bail!("{cif} in {g}: {e}; not deleting it"),
             None if !link.is_veth() => bail!(
-                "{cif} in {g} was not made by pipework (alias '{text}' is no pipework mark; a --direct-phys \
-                 NIC is not given back by del yet); not deleting it"
+                "{cif} in {g} was not made by pipework (alias '{text}' is no pipework mark, nor is it a \
+                 --direct-phys NIC that an attachment's record names); not deleting it"
             ),
             None => {}
         }
@@ -214,6 +311,9 @@ mod tests {
         DelFacts {
             container_if: Some(veth(2, "eth1", 10, None)),
             host_end: Some(veth(10, "veth1pl42", 2, Some(alias))),
+            nic: None,
+            nic_blocked: None,
+            ovs_ids: None,
             bridge_ports: ports,
         }
     }
@@ -257,6 +357,57 @@ mod tests {
         };
         let f = DelFacts { container_if: Some(link), ..Default::default() };
         assert_eq!(shown(&plan_del(&del("del web1"), &guest(), &f).unwrap()), ["guest: ip link del eth1"]);
+    }
+
+    #[test]
+    fn a_direct_phys_nic_its_record_names_goes_back_and_only_that_one() {
+        let saved = SavedNic {
+            name: "enp3s0".into(),
+            mac: None,
+            alias: None,
+            master: None,
+            up: true,
+            disable_ipv6: None,
+            config: LinkConfig::default(),
+            guest_index: 3,
+        };
+        let nic = Link { index: 3, name: "eth1".into(), alias: Some("enp3s0".into()), ..Default::default() };
+        let f = DelFacts { container_if: Some(nic.clone()), nic: Some(saved.clone()), ..Default::default() };
+        let p = plan_del(&del("del enp3s0 web1"), &guest(), &f).unwrap();
+        assert!(shown(&p)[0].starts_with("guest: ip link set eth1 netns <host> name enp3s0 "), "{p:?}");
+        let other = Link { index: 4, ..nic };
+        let f = DelFacts { container_if: Some(other), nic: Some(saved), ..Default::default() };
+        let e = plan_del(&del("del web1"), &guest(), &f).unwrap_err().to_string();
+        assert!(e.contains("not made by pipework"), "another link under that name: {e}");
+        let f = DelFacts {
+            container_if: Some(Link {
+                index: 3,
+                name: "eth1".into(),
+                alias: Some("enp3s0".into()),
+                ..Default::default()
+            }),
+            nic: f.nic,
+            nic_blocked: Some("the host has an interface enp3s0 now".into()),
+            ..Default::default()
+        };
+        let e = plan_del(&del("del web1"), &guest(), &f).unwrap_err().to_string();
+        assert!(e.ends_with("the host has an interface enp3s0 now; nothing removed"), "{e}");
+    }
+
+    #[test]
+    fn an_ovs_port_of_the_original_pipework_is_found_by_its_external_ids() {
+        let mut f = facts("ovs", None);
+        f.host_end.as_mut().unwrap().alias = None;
+        let ids = |pid: &str| {
+            let kv = [("interface", "veth1pl42"), ("bridge", "ovsbr0"), ("nspid", pid), ("vlan", "10")];
+            Some(kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        };
+        f.ovs_ids = ids("42");
+        let p = plan_del(&del("del web1"), &guest(), &f).unwrap();
+        assert_eq!(shown(&p), ["ovs-vsctl --if-exists del-port ovsbr0 veth1pl42", "ip link del veth1pl42"]);
+        f.ovs_ids = ids("43");
+        let e = plan_del(&del("del web1"), &guest(), &f).unwrap_err().to_string();
+        assert!(e.contains("has no pipework alias"), "another guest's port: {e}");
     }
 
     #[test]

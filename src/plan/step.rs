@@ -98,8 +98,14 @@ pub enum Step {
     /// `default.disable_ipv6` is 1 (every Docker container not on an IPv6 network)
     /// has its new links born with IPv6 off, and the kernel refuses their IPv6
     /// addresses (EACCES). Nothing else in the guest changes, as the CNI plugins do.
+    ///
+    /// `optimistic` (for DHCPv6): also `optimistic_dad`, set while the link is still
+    /// down, so that the link-local address the kernel makes when it comes up is
+    /// usable at once (RFC 4429) and the DHCPv6 client need not wait out DAD (1-2 s)
+    /// to bind to it. A kernel built without it has no such file: the client waits.
     EnableIpv6 {
         dev: String,
+        optimistic: bool,
     },
     /// `slaac`: the kernel takes router advertisements on DEV (`accept_ra`) and
     /// announces what it configures (`ndisc_notify`); the step ends once DEV has an
@@ -184,7 +190,7 @@ impl Step {
             Step::AddOvsPort { bridge, port, .. } => {
                 format!("cannot add {port} to Open vSwitch bridge {bridge}")
             }
-            Step::EnableIpv6 { dev } => format!("cannot enable IPv6 on {dev} in {g}"),
+            Step::EnableIpv6 { dev, .. } => format!("cannot enable IPv6 on {dev} in {g}"),
             Step::Slaac { dev, .. } => format!("cannot autoconfigure {dev} (slaac) in {g}"),
             Step::AddAddress { dev, addr, .. } => format!("cannot add address {addr} to {dev} in {g}"),
             Step::LinkUp { dev, .. } => format!("cannot set {dev} up in {g}"),
@@ -203,7 +209,7 @@ impl Step {
                 format!("cannot set the default route via {gw} on {dev} in {g}")
             }
             Step::AddRoute { dst, dev, .. } => format!("cannot add the route to {dst} on {dev} in {g}"),
-            Step::Dhcp(req) => format!("cannot get a DHCP lease with {} on {} in {g}", req.client, req.dev),
+            Step::Dhcp(req) => format!("cannot get a DHCP lease with {} on {} in {g}", req.name(), req.dev),
         }
     }
 
@@ -280,6 +286,14 @@ impl fmt::Display for Step {
                 write!(f, " dev {dev}")
             }
             Step::DeleteRoute { .. } | Step::AddRoute { .. } => fmt_route(self, f),
+            Step::Dhcp(req) if req.family == crate::types::Family::V6 => {
+                // What the DHCP step does first for DHCPv6 (see `apply::dhcp`).
+                let key = req.dev.replace('.', "/");
+                write!(
+                    f,
+                    "sysctl -w net.ipv6.conf.{key}.accept_ra=1 net.ipv6.conf.{key}.ndisc_notify=1; {req}"
+                )
+            }
             Step::Dhcp(req) => write!(f, "{req}"),
         }
     }
@@ -289,8 +303,13 @@ impl fmt::Display for Step {
 /// writes a `.` inside an interface name as `/`.
 fn fmt_sysctl(step: &Step, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     match step {
-        Step::EnableIpv6 { dev } => {
-            write!(f, "sysctl -w net.ipv6.conf.{}.disable_ipv6=0", dev.replace('.', "/"))
+        Step::EnableIpv6 { dev, optimistic } => {
+            let key = dev.replace('.', "/");
+            if *optimistic {
+                write!(f, "sysctl -w net.ipv6.conf.{key}.optimistic_dad=1 net.ipv6.conf.{key}.disable_ipv6=0")
+            } else {
+                write!(f, "sysctl -w net.ipv6.conf.{key}.disable_ipv6=0")
+            }
         }
         Step::Slaac { dev, timeout } => {
             let key = dev.replace('.', "/");

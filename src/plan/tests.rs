@@ -418,7 +418,7 @@ fn ovs_port_with_tag_and_the_originals_external_ids() {
     assert_eq!(s[0], "ip link add veth1pl4242 mtu 1500 up type veth peer name eth1 netns GUEST mtu 1500");
     assert_eq!(
         s[1],
-        "ip link set veth1pl4242 alias 'pipework:v1 guest=docker:c0ffee ns=4026532001 if=eth1 host=ovsbr0 mode=ovs'",
+        "ip link set veth1pl4242 alias 'pipework:v1 guest=docker:c0ffee ns=4026532001 if=eth1 host=ovsbr0 mode=ovs vlan=10'",
         "the full container id, so that del and ls find the container again"
     );
     assert_eq!(

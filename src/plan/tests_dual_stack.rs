@@ -138,3 +138,32 @@ fn families_of_a_request() {
     assert_eq!(req("br1 web1 fd00::2/64,10.0.0.2/24,fd01::2/64").families(), [Family::V6, Family::V4]);
     assert_eq!(req("br1 web1 dhcp4,slaac").families(), [Family::V4, Family::V6]);
 }
+
+#[test]
+fn dhcpv6_forms_turn_ipv6_on_optimistically_and_run_after_the_link_is_up() {
+    let s = steps("br1 web1 dhcp6-f", &bridge(1500), &GuestFacts::default());
+    assert_eq!(
+        s[2..],
+        [
+            "guest: sysctl -w net.ipv6.conf.eth1.optimistic_dad=1 net.ipv6.conf.eth1.disable_ipv6=0",
+            "guest: ip link set eth1 up",
+            "guest: sysctl -w net.ipv6.conf.eth1.accept_ra=1 net.ipv6.conf.eth1.ndisc_notify=1; \
+             dhcp6-f (built-in) -i eth1",
+        ]
+    );
+    // Beside a static IPv4 address, and beside DHCPv4: one DHCP step per family.
+    let s = steps("br1 web1 10.0.0.2/24,dhcp6", &bridge(1500), &GuestFacts::default());
+    assert_eq!(s[3], "guest: ip addr add 10.0.0.2/24 broadcast 10.0.0.255 dev eth1");
+    assert!(s[5].ends_with("dhcp6 (built-in) -i eth1"), "{s:?}");
+    let s = steps("br1 web1 dhcp4,dhclient6", &bridge(1500), &GuestFacts::default());
+    assert_eq!(s[s.len() - 2], "guest: dhcp4 (built-in) -i eth1 -x hostname:web1");
+    assert!(
+        s[s.len() - 1].ends_with(
+            "; dhclient -6 eth1 -pf /var/run/dhclient6.web1.pid -lf /etc/dhclient/dhclient6.web1.leases"
+        ),
+        "{s:?}"
+    );
+    // A kernel without IPv6 refuses it before any change, as for a static address.
+    let facts = GuestFacts { ipv6_off: true, ..Default::default() };
+    assert!(refused("br1 web1 dhcp6", &bridge(1500), &facts).contains("IPv6 is off in this kernel"));
+}

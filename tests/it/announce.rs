@@ -14,13 +14,13 @@ use crate::util::{unique, Netns};
 const PATIENCE: Duration = Duration::from_secs(10);
 
 /// One `tcpdump -c 1` we started in a namespace; killed (by its own pid) on drop.
-struct Tcpdump {
+pub(crate) struct Tcpdump {
     child: Child,
 }
 
 impl Tcpdump {
     /// Start capturing on `dev` in `ns` and return once tcpdump says it listens.
-    fn start(ns: &Netns, dev: &str, filter: &str) -> Tcpdump {
+    pub(crate) fn start(ns: &Netns, dev: &str, filter: &str) -> Tcpdump {
         let mut child = Command::new("nsenter")
             .arg(format!("--net={}", ns.path()))
             .args(["tcpdump", "-i", dev, "-n", "-e", "-vv", "-l", "--immediate-mode", "-c", "1", filter])
@@ -47,7 +47,7 @@ impl Tcpdump {
     }
 
     /// Everything tcpdump printed for its one packet (it exits after it).
-    fn packet(mut self) -> String {
+    pub(crate) fn packet(mut self) -> String {
         let mut stdout = self.child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -85,7 +85,7 @@ fn world() -> (Netns, Netns, String) {
 
 /// The peer's port drops frames until the kernel's linkwatch work has enabled it
 /// (asynchronously, after the attach returns): wait for that before listening.
-fn until_every_port_forwards(host: &Netns, br: &str) {
+pub(crate) fn until_every_port_forwards(host: &Netns, br: &str) {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let ports = host.sh("bridge", &["-j", "link", "show", "master", br]);

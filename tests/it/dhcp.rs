@@ -54,6 +54,11 @@ impl Dnsmasq {
         server
     }
 
+    /// Its lease file (one line per lease it holds).
+    pub fn leases(&self) -> String {
+        std::fs::read_to_string(self.dir.join("leases")).unwrap_or_default()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
     }
@@ -244,6 +249,11 @@ fn builtin_f_renews_and_ends_with_the_guest() {
 
 fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z"))
+}
+
+/// The process has ended (a zombie has).
+pub fn is_gone(pid: u32) -> bool {
+    !std::path::Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid)
 }
 
 #[test]

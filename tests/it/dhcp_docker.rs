@@ -107,3 +107,17 @@ fn a_helper_without_a_lease_is_stopped_at_the_timeout_and_nothing_is_left() {
     assert!(!eth1.status.success(), "eth1 is gone from the container");
     assert_same("host", &h, &host.snapshot());
 }
+
+#[test]
+fn del_removes_the_dhcp_f_helper_container() {
+    let host = Netns::new();
+    let _server = Dnsmasq::start(&host);
+    let c = Container::run();
+    host.pipework(&["br1", &c.name, "dhcp:-f"]).ok();
+    let helper = c.helpers();
+    assert_eq!(helper, format!("pipework-dhcp-{}-eth1", c.name));
+    let run = host.pipework(&["del", &c.name]).ok();
+    assert!(run.stderr.contains(&format!("stopped the DHCP helper container {helper}")), "{run:?}");
+    assert_eq!(c.helpers(), "", "the helper is gone with the attachment");
+    assert_eq!(c.lease().0, "", "eth1 is gone");
+}

@@ -104,7 +104,13 @@ fn del_of_a_macvlan_attachment() {
     host.pipework(&["eth2", &guest.guest(), "10.0.0.2/24"]).ok();
     let mark = guest.link("eth1").unwrap()["ifalias"].as_str().unwrap().to_string();
     assert!(mark.ends_with("if=eth1 host=eth2 mode=macvlan"), "{mark}");
-    assert_eq!(listed(&host, &guest.guest()).len(), 0, "ls without GUEST sees only host-side marks");
+    // Found without GUEST too, in the guest's namespace (one dump of each).
+    let all = listed(&host, &guest.guest());
+    assert_eq!(all.len(), 1, "{all:?}");
+    let e = &all[0];
+    let got = (e["kind"].as_str(), e["host_if"].as_str(), e["host_end"].as_str(), e["stale"].as_bool());
+    assert_eq!(got, (Some("macvlan"), Some("eth2"), None, Some(false)), "{e}");
+    assert_eq!(e["addresses"][0], "10.0.0.2/24", "{e}");
     let mine = json(&host.pipework(&["ls", &guest.guest(), "--json"]).ok());
     assert_eq!(mine["attachments"][0]["kind"], "macvlan", "{mine}");
     host.pipework(&["del", "eth2", &guest.guest()]).ok();
@@ -130,7 +136,7 @@ fn del_of_an_ovs_attachment_removes_its_port() {
 }
 
 /// `ip -j` of a namespace given by path (a container's), for before/after.
-fn snapshot_at(netns: &str) -> String {
+pub(crate) fn snapshot_at(netns: &str) -> String {
     let mut parts = Vec::new();
     for args in [&["link", "show"][..], &["addr", "show"][..], &["route", "show", "table", "all"][..]] {
         let out = Command::new("nsenter")
@@ -467,6 +473,9 @@ fn gc_removes_an_ovs_port_whose_guest_is_gone() {
 fn del_puts_back_the_default_route_the_attach_replaced() {
     let host = host_with_bridge("br1");
     let guest = crate::util::guest_with_default_route();
+    // Its maker comes back with it (one of another metric the attach leaves alone).
+    let args = "route replace default via 172.31.0.1 dev up0 proto dhcp";
+    guest.sh("ip", &args.split(' ').collect::<Vec<_>>());
     let (h, g) = (host.snapshot(), guest.snapshot());
     host.pipework(&["br1", &guest.guest(), "10.0.0.2/24@10.0.0.1"]).ok();
     let routes = guest.sh("ip", &["route", "show", "default"]);
@@ -475,10 +484,11 @@ fn del_puts_back_the_default_route_the_attach_replaced() {
         serde_json::from_slice(&std::fs::read(record_path(&host, &guest, "eth1")).unwrap()).unwrap();
     assert_eq!(
         rec["replaced_routes"],
-        serde_json::json!([{"dst": "0.0.0.0/0", "gateway": "172.31.0.1", "dev": "up0"}])
+        serde_json::json!([{"dst": "0.0.0.0/0", "gateway": "172.31.0.1", "dev": "up0", "metric": null, "protocol": 16}])
     );
     let dry = host.pipework(&["del", &guest.guest(), "--dry-run"]).ok();
-    assert!(dry.stdout.ends_with("guest: ip route add default via 172.31.0.1 dev up0\n"), "{dry:?}");
+    let shown = "guest: ip route add default via 172.31.0.1 dev up0 proto 16\n";
+    assert!(dry.stdout.ends_with(shown), "{dry:?}");
     let run = host.pipework(&["del", &guest.guest()]).ok();
     assert!(
         run.stderr.ends_with(

@@ -84,6 +84,72 @@ fn direct_phys_failure_gives_the_nic_back_as_it_was() {
 
 #[test]
 fn direct_phys_failure_gives_the_nic_back_with_its_addresses_and_routes() {
+    let host = host_with_configured_nic();
+    direct_phys_fails_and_changes_nothing(&host);
+}
+
+/// `del` of a `--direct-phys` NIC gives it back as it was (its record saved it):
+/// name, MAC, alias, bridge, up state, addresses and routes; the guest as before.
+#[test]
+fn del_gives_a_direct_phys_nic_back_as_it_was() {
+    let host = host_with_configured_nic();
+    ip(
+        &host,
+        &[
+            "link add br7 type bridge",
+            "link set br7 up",
+            "link set eth3 master br7",
+            "link set eth3 alias uplink",
+        ],
+    );
+    let guest = Netns::new();
+    for nic in ["eth2", "eth3"] {
+        if nic == "eth3" {
+            // Its leg of this multipath route comes back last, as after eth2's round:
+            // the order of equal-cost legs means nothing, but the snapshot sees it.
+            ip(&host, &["-6 route del fd05::/64"]);
+        }
+        let (h, g) = (host.snapshot(), guest.snapshot());
+        host.pipework(&[
+            "--direct-phys",
+            nic,
+            "-i",
+            "container0",
+            &guest.guest(),
+            "10.8.0.2/24@10.8.0.1",
+            "02:aa:bb:cc:dd:ee",
+        ])
+        .ok();
+        assert!(host.link(nic).is_none() && guest.link("container0").is_some());
+        host.pipework(&["check", &guest.guest(), "-i", "container0"]).ok();
+        let v: serde_json::Value =
+            serde_json::from_str(&host.pipework(&["ls", "--json"]).ok().stdout).unwrap();
+        let mine: Vec<_> =
+            v["attachments"].as_array().unwrap().iter().filter(|e| e["guest"] == guest.guest()).collect();
+        assert_eq!(mine.len(), 1, "ls finds the NIC by its record: {v}");
+        assert_eq!(
+            (mine[0]["kind"].as_str(), mine[0]["host_if"].as_str()),
+            (Some("direct-phys"), Some(nic)),
+            "{v}"
+        );
+        let dry = host.pipework(&["del", &guest.guest(), "-i", "container0", "--dry-run"]).ok().stdout;
+        assert!(dry.starts_with(&format!("guest: ip link set container0 netns <host> name {nic} ")), "{dry}");
+        let run = host.pipework(&["del", &guest.guest(), "-i", "container0"]).ok();
+        assert!(
+            run.stderr.contains(&format!("removed container0 of {} from {nic}", guest.guest())),
+            "{run:?}"
+        );
+        host.until_dad_settles();
+        assert_same("host", &h, &host.snapshot());
+        assert_same("guest", &g, &guest.snapshot());
+        let again = host.pipework(&["del", &guest.guest(), "-i", "container0"]).ok();
+        assert!(again.stderr.contains("nothing to remove"), "{again:?}");
+    }
+}
+
+/// The stand-in NIC eth2 (and a second one, eth3) with all an operator may have
+/// configured on it: the move drops all of it.
+fn host_with_configured_nic() -> Netns {
     let host = host_with_nic("1500");
     // A second NIC, for multipath routes with a leg through each.
     host.sh("ip", &["link", "add", "eth3", "type", "veth", "peer", "name", "eth3p"]);
@@ -125,7 +191,7 @@ fn direct_phys_failure_gives_the_nic_back_with_its_addresses_and_routes() {
             "-6 route add fd05::/64 nexthop via fd03::1 dev eth3 nexthop via fd02::1 dev eth2",
         ],
     );
-    direct_phys_fails_and_changes_nothing(&host);
+    host
 }
 
 /// `ip ARGS` for each line, in `ns`.
@@ -232,4 +298,34 @@ fn dummy_end_to_end_or_clean_refusal_where_the_kernel_lacks_it() {
         assert_same("host", &h, &host.snapshot());
         assert_same("guest", &g, &guest.snapshot());
     }
+}
+
+/// A NIC whose name the host gave to another interface meanwhile cannot go back:
+/// `del` refuses before changing anything, and works once the name is free again.
+#[test]
+fn del_of_a_direct_phys_nic_whose_name_is_taken_refuses_and_changes_nothing() {
+    let host = host_with_nic("1500");
+    // Up from the start: the stand-in's peer makes its link-local address once eth2
+    // has been up, which is the kernel's doing on the peer, not ours.
+    host.sh("ip", &["link", "set", "eth2", "up"]);
+    host.until_dad_settles();
+    let guest = Netns::new();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    host.pipework(&["--direct-phys", "eth2", &guest.guest(), "10.8.0.2/24"]).ok();
+    host.sh("ip", &["link", "add", "eth2", "type", "veth", "peer", "name", "eth2x"]);
+    let (h2, g2) = (host.snapshot(), guest.snapshot());
+    let line = host.pipework(&["del", &guest.guest()]).failed();
+    assert!(
+        line.ends_with(
+            "cannot go back to the host as eth2: the host has an interface eth2 now; nothing removed"
+        ),
+        "{line}"
+    );
+    assert_same("host", &h2, &host.snapshot());
+    assert_same("guest", &g2, &guest.snapshot());
+    host.sh("ip", &["link", "del", "eth2"]);
+    host.pipework(&["del", &guest.guest()]).ok();
+    host.until_dad_settles();
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
 }

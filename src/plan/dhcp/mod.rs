@@ -9,12 +9,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
-use ipnetwork::Ipv4Network;
+use ipnetwork::{Ipv4Network, Ipv6Network};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
 use super::GuestId;
 use crate::cli::{DhcpClient, IpSpec};
+use crate::types::Family;
 
 /// How long an external client may take to get its lease before it is stopped and
 /// everything undone. dhclient gives up by itself after 60 s (its `timeout`), and
@@ -31,6 +32,8 @@ pub struct DhcpRequest {
     /// CONTAINER_IF.
     pub dev: String,
     pub client: DhcpClient,
+    /// DHCPv4 (the original's words) or DHCPv6 (`dhcp6`, `dhclient6`, `dhcpcd6`).
+    pub family: Family,
     /// A `-f` form: the client stays and renews the lease.
     pub foreground: bool,
     pub options: Vec<String>,
@@ -72,7 +75,7 @@ impl DhcpRequest {
         guest: &GuestId,
         timeout: Option<Duration>,
     ) -> Result<Option<DhcpRequest>> {
-        let IpSpec::Dhcp { client, foreground, options } = ip else {
+        let IpSpec::Dhcp { client, family, foreground, options } = ip else {
             return Ok(None);
         };
         let container = guest.container.as_ref().map(|(id, _)| id.clone());
@@ -83,19 +86,27 @@ impl DhcpRequest {
                 guest.name
             );
         }
+        // The original passes `-6` on to dhclient; pipework would then wait for an IPv4
+        // lease that never comes, after the client took an IPv6 one.
+        if *client == DhcpClient::Dhclient && *family == Family::V4 && options.iter().any(|o| o == "-6") {
+            let word = if *foreground { "dhclient6-f" } else { "dhclient6" };
+            bail!("dhclient with -6 takes a DHCPv6 lease: use {word}, which waits for that");
+        }
         if *client == DhcpClient::Builtin {
             BuiltinOptions::parse(options)?;
             // The keeper ends when the guest's process does; a bare netns file has none
             // to watch, and the keeper itself would keep that namespace alive for ever.
             if *foreground && guest.pid.is_none() {
+                let name = if *family == Family::V6 { "dhcp6-f" } else { "dhcp4-f" };
                 bail!(
-                    "dhcp4-f needs a guest with a process to watch (pid:N or a container), not a netns file"
+                    "{name} needs a guest with a process to watch (pid:N or a container), not a netns file"
                 );
             }
         }
         Ok(Some(DhcpRequest {
             dev: dev.to_string(),
             client: *client,
+            family: *family,
             foreground: *foreground,
             options: options.clone(),
             hostname: hostname(guest),
@@ -103,6 +114,16 @@ impl DhcpRequest {
             pid: guest.pid,
             timeout,
         }))
+    }
+
+    /// The client as IPSPEC names it, without `-f`: `dhcp4`, `dhclient`, and for
+    /// DHCPv6 `dhcp6`, `dhclient6`, `dhcpcd6`. Also the stem of its pid file.
+    pub fn name(&self) -> String {
+        match (self.client, self.family) {
+            (DhcpClient::Builtin, Family::V6) => "dhcp6".into(),
+            (client, Family::V6) => format!("{client}6"),
+            (client, Family::V4) => client.to_string(),
+        }
     }
 
     /// How long an external client (or the Docker helper) may take to get its lease.
@@ -157,29 +178,31 @@ impl DhcpRequest {
                 ("udhcpc", args.into(), &[][..], &[][..], Signal::SIGTERM, None)
             }
             DhcpClient::Dhclient => {
-                let lease_file = format!("/etc/dhclient/dhclient.{}.leases", self.hostname);
-                let args = [&self.dev, "-pf", &pid_file("dhclient"), "-lf", &lease_file].map(String::from);
+                // `dhclient6` is `dhclient -6`, with files of its own beside the DHCPv4 ones.
+                let name = self.name();
+                let lease_file = format!("/etc/dhclient/{name}.{}.leases", self.hostname);
+                let mut args: Vec<String> =
+                    [&self.dev, "-pf", &pid_file(&name), "-lf", &lease_file].map(String::from).into();
+                if self.family == Family::V6 {
+                    args.insert(0, "-6".into());
+                }
                 // dhclient leaves the interface as it is on SIGTERM (releasing takes `-r`).
-                let remove = Some(self.pid_file("dhclient"));
-                (
-                    "dhclient",
-                    args.into(),
-                    &["/var/lib/dhcp"][..],
-                    &["/etc/dhclient"][..],
-                    Signal::SIGTERM,
-                    remove,
-                )
+                let remove = Some(self.pid_file(&name));
+                ("dhclient", args, &["/var/lib/dhcp"][..], &["/etc/dhclient"][..], Signal::SIGTERM, remove)
             }
             DhcpClient::Dhcpcd => {
                 // The original runs `dhcpcd -q IF -h NAME` and drops OPTIONS. dhcpcd keeps
                 // its pid files and control sockets in its run directory and its leases
                 // and DUID in its database directory, both host-wide: a second guest's
                 // run would find the first one's `eth1` "already running". Both private.
-                let args = ["-q", &self.dev, "-h", &self.hostname].map(String::from);
+                let mut args: Vec<String> = ["-q", &self.dev, "-h", &self.hostname].map(String::from).into();
+                if self.family == Family::V6 {
+                    args.insert(0, "-6".into());
+                }
                 let private = &["/run/dhcpcd", "/var/lib/dhcpcd"][..];
                 return Some(External {
                     program: "dhcpcd".into(),
-                    args: args.into(),
+                    args,
                     private_dirs: private,
                     make_dirs: &[],
                     stop_signal: Signal::SIGKILL,
@@ -242,9 +265,12 @@ impl DhcpRequest {
 
     /// The built-in client in words, for `--dry-run` and `--verbose`.
     fn builtin_words(&self) -> Vec<String> {
-        let name = if self.foreground { "dhcp4-f" } else { "dhcp4" };
+        let name = if self.foreground { format!("{}-f", self.name()) } else { self.name() };
         let mut words = vec![format!("{name} (built-in)"), "-i".into(), self.dev.clone()];
-        words.extend(["-x".to_string(), format!("hostname:{}", self.hostname)]);
+        // mozim's DHCPv6 client sends no name (no Client FQDN option).
+        if self.family == Family::V4 {
+            words.extend(["-x".to_string(), format!("hostname:{}", self.hostname)]);
+        }
         words.extend(self.options.iter().cloned());
         words
     }
@@ -286,7 +312,7 @@ fn hostname(guest: &GuestId) -> String {
     }
 }
 
-/// `dhcp4:` options, `key=value` words.
+/// `dhcp4:` and `dhcp6:` options, `key=value` words.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BuiltinOptions {
     /// `timeout=SECONDS`: give up on getting a lease after this long (wins over
@@ -301,7 +327,8 @@ impl BuiltinOptions {
     pub fn parse(words: &[String]) -> Result<BuiltinOptions> {
         let mut opts = BuiltinOptions { timeout: None, renew: None };
         for word in words {
-            let bad = || anyhow!("invalid dhcp4 option {word:?} (expected timeout=SECONDS or renew=SECONDS)");
+            let bad =
+                || anyhow!("invalid dhcp4/dhcp6 option {word:?} (expected timeout=SECONDS or renew=SECONDS)");
             let (key, value) = word.split_once('=').ok_or_else(bad)?;
             let secs: u32 = value.parse().ok().filter(|s| *s > 0).ok_or_else(bad)?;
             match key {
@@ -327,6 +354,47 @@ pub struct Lease {
     pub t1: u32,
     pub t2: u32,
     pub secs: u32,
+}
+
+/// A DHCPv6 address (IA_NA) that pipework applies itself (the built-in `dhcp6`
+/// client's), and hands to the `dhcp6-f` keeper as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease6 {
+    /// The address, as a /128: DHCPv6 gives no prefix length (see
+    /// `addressing::lease_steps`).
+    pub addr: Ipv6Network,
+    /// The server's DUID, as it sent it (a Renew must name the server), and IAID.
+    pub server_id: Vec<u8>,
+    pub iaid: u32,
+    /// Renewal (T1) and rebinding (T2) times, preferred and valid lifetimes, in seconds.
+    pub t1: u32,
+    pub t2: u32,
+    pub preferred: u32,
+    pub valid: u32,
+}
+
+/// A lease of either family, for the steps that apply it and the keeper.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Leased {
+    V4(Lease),
+    V6(Lease6),
+}
+
+impl Leased {
+    /// The address as the interface carries it.
+    pub fn addr(&self) -> ipnetwork::IpNetwork {
+        match self {
+            Leased::V4(l) => l.addr.into(),
+            Leased::V6(l) => l.addr.into(),
+        }
+    }
+
+    pub fn family(&self) -> Family {
+        match self {
+            Leased::V4(_) => Family::V4,
+            Leased::V6(_) => Family::V6,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -95,7 +95,7 @@ fn builtin_options() {
     assert_eq!(BuiltinOptions::parse(&words).unwrap(), BuiltinOptions { timeout: Some(5), renew: Some(2) });
     for bad in ["-t", "timeout=", "timeout=0", "renew=x", "speed=3"] {
         let e = BuiltinOptions::parse(&[bad.to_string()]).unwrap_err().to_string();
-        assert!(e.contains("invalid dhcp4 option"), "{bad}: {e}");
+        assert!(e.contains("invalid dhcp4/dhcp6 option"), "{bad}: {e}");
     }
     // Refused while planning, before any change.
     let ip: IpSpec = "dhcp4:fast".parse().unwrap();
@@ -119,4 +119,30 @@ fn dhcp4_f_needs_a_process_to_watch() {
     let e = DhcpRequest::plan(&ip, "eth1", &guest("/var/run/netns/blue", None, None), None).unwrap_err();
     assert!(e.to_string().contains("needs a guest with a process"), "{e}");
     assert!(DhcpRequest::plan(&ip, "eth1", &web1(), None).unwrap().is_some());
+}
+
+#[test]
+fn dhcpv6_command_lines_and_files_beside_the_dhcpv4_ones() {
+    assert_eq!(
+        line("dhclient6:-v"),
+        "dhclient -6 eth1 -pf /var/run/dhclient6.web1.pid -lf /etc/dhclient/dhclient6.web1.leases -v"
+    );
+    assert_eq!(line("dhcpcd6"), "dhcpcd -6 -q eth1 -h web1");
+    assert_eq!(line("dhcp6-f:renew=2"), "dhcp6-f (built-in) -i eth1 renew=2");
+    let r = request("dhclient6-f", &web1());
+    assert_eq!((r.name(), r.family, r.foreground), ("dhclient6".to_string(), Family::V6, true));
+    assert_eq!(
+        request("dhcp6", &web1()).pid_file(&request("dhcp6", &web1()).name()).display().to_string(),
+        "/var/run/dhcp6.web1.pid"
+    );
+    // The keeper needs a process to watch, as for dhcp4-f; options are checked too.
+    let ip: IpSpec = "dhcp6-f".parse().unwrap();
+    let e = DhcpRequest::plan(&ip, "eth1", &guest("/var/run/netns/blue", None, None), None).unwrap_err();
+    assert!(e.to_string().starts_with("dhcp6-f needs a guest with a process"), "{e}");
+    let ip: IpSpec = "dhcp6:fast".parse().unwrap();
+    assert!(DhcpRequest::plan(&ip, "eth1", &web1(), None).is_err());
+    // The original's way of asking dhclient for DHCPv6 points to the form that does it.
+    let ip: IpSpec = "dhclient-f:-v -6".parse().unwrap();
+    let e = DhcpRequest::plan(&ip, "eth1", &web1(), None).unwrap_err().to_string();
+    assert_eq!(e, "dhclient with -6 takes a DHCPv6 lease: use dhclient6-f, which waits for that");
 }

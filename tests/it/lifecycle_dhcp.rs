@@ -1,0 +1,139 @@
+//! `del` and `gc` stop the DHCP clients that `-f` attachments left running (their
+//! records name them), against Debian's dnsmasq: the processes are gone (live ones
+//! counted, zombies not), the DHCPRELEASE of the built-in keeper and of udhcpc
+//! reached the server and its lease file dropped the lease, and host and guest are
+//! as before the attach.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::dhcp::{leased, others_in, Dnsmasq};
+use crate::util::{assert_same, Netns};
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// The record's DHCP clients, as `ls --json` shows them for this guest.
+fn clients(host: &Netns, guest: &Netns) -> Value {
+    let v = json(&host.pipework(&["ls", "--json"]).ok().stdout);
+    let mine = v["attachments"].as_array().unwrap().iter().find(|a| a["guest"] == guest.guest()).cloned();
+    mine.unwrap_or_else(|| panic!("{} not listed: {v}", guest.guest()))["dhcp"].clone()
+}
+
+/// Wait (at most 5 s) until `what` holds.
+fn until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !ok() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Attach with `ipspec`, then `del`: its one client is stopped, and everything is
+/// as before the attach. Returns the leased address and the server.
+fn del_stops(ipspec: &str, client: &str) -> (String, Dnsmasq) {
+    let host = Netns::new();
+    let server = Dnsmasq::start(&host);
+    let guest = Netns::new();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    host.pipework(&["br1", &guest.guest(), ipspec]).ok();
+    let addr = leased(&guest);
+    let running = others_in(&guest);
+    assert_eq!(running.len(), 1, "{ipspec}: one client in the guest: {running:?}");
+    let listed = clients(&host, &guest);
+    assert_eq!(listed[0]["client"], client, "{listed}");
+    assert_eq!(
+        (listed[0]["pids"][0].as_u64(), listed[0]["running"].as_bool()),
+        (Some(running[0] as u64), Some(true))
+    );
+    let v = json(&host.pipework(&["del", &guest.guest(), "--json"]).ok().stdout);
+    assert_eq!(v["dhcp_stopped"][0], format!("the DHCP client {client} (pid {})", running[0]), "{v}");
+    assert_eq!(others_in(&guest), Vec::<u32>::new(), "{ipspec}: the client outlived del");
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+    (addr, server)
+}
+
+#[test]
+fn del_stops_the_dhcp4_keeper_which_releases_its_lease() {
+    let (addr, server) = del_stops("dhcp4-f", "dhcp4");
+    server.wait_for_log(&format!("DHCPRELEASE(eth1) {addr} "));
+    until("dnsmasq dropped the lease", || !server.leases().contains(&addr));
+}
+
+#[test]
+fn del_stops_udhcpc_f_which_releases_its_lease() {
+    let (addr, server) = del_stops("udhcpc-f", "udhcpc");
+    server.wait_for_log(&format!("DHCPRELEASE(eth1) {addr} "));
+    until("dnsmasq dropped the lease", || !server.leases().contains(&addr));
+}
+
+#[test]
+fn del_dry_run_names_the_client_it_would_stop() {
+    let host = Netns::new();
+    let _server = Dnsmasq::start(&host);
+    let guest = Netns::new();
+    host.pipework(&["br1", &guest.guest(), "dhcp4-f"]).ok();
+    let pid = others_in(&guest)[0];
+    let dry = host.pipework(&["del", &guest.guest(), "--dry-run"]).ok().stdout;
+    assert!(dry.starts_with(&format!("stop the DHCP client dhcp4 (pid {pid})\n")), "{dry}");
+    assert_eq!(others_in(&guest), vec![pid], "--dry-run stops nothing");
+    host.pipework(&["del", &guest.guest()]).ok();
+    assert_eq!(others_in(&guest), Vec::<u32>::new());
+}
+
+#[test]
+fn gc_stops_the_client_of_a_gone_guest_and_its_veth_goes_with_it() {
+    let host = Netns::new();
+    let _server = Dnsmasq::start(&host);
+    let mut guest = Netns::new();
+    host.pipework(&["br1", &guest.guest(), "udhcpc-f"]).ok();
+    let end = format!("veth1pl{}", guest.pid());
+    let client = others_in(&guest)[0];
+    let gone = guest.guest();
+    guest.end();
+    // udhcpc's socket keeps the dead guest's namespace, and so its veth, alive.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(host.link(&end).is_some() && std::path::Path::new(&format!("/proc/{client}")).exists());
+    let run = host.pipework(&["gc"]).ok();
+    let lines = [
+        format!("pipework: removed host end {end} (guest {gone} is gone)"),
+        format!("pipework: stopped the DHCP client udhcpc (pid {client}) (guest {gone} is gone)"),
+    ];
+    assert_eq!(run.stderr.lines().take(2).collect::<Vec<_>>(), lines, "{run:?}");
+    until("udhcpc ended", || crate::dhcp::is_gone(client));
+    until("the veth went with the namespace", || host.link(&end).is_none());
+}
+
+/// The DHCPv6 forms go the same way: `dhcp6-f`'s keeper sends a Release, a
+/// `dhclient6-f` is stopped; both gone after `del`, host and guest as before.
+#[test]
+fn del_stops_the_dhcpv6_clients_too() {
+    let host = Netns::new();
+    host.sh("ip", &["link", "add", "br6", "type", "bridge"]);
+    // The host's own bridge would take the server's advertisements (routes that come
+    // whenever they come): not what is compared.
+    host.sh("sysctl", &["-qw", "net.ipv6.conf.br6.accept_ra=0"]);
+    host.sh("ip", &["link", "set", "br6", "up"]);
+    let server = crate::dhcp6::Server6::start(&host, "br6");
+    for (ipspec, client) in [("dhcp6-f", "dhcp6"), ("dhclient6-f", "dhclient6")] {
+        let guest = Netns::new();
+        let _files =
+            crate::dhcp::Leftovers(
+                vec![format!("/etc/dhclient/dhclient6.pid-{}.leases", guest.pid()).into()],
+            );
+        let (h, g) = (host.snapshot(), guest.snapshot());
+        host.pipework(&["br6", &guest.guest(), ipspec]).ok();
+        let running = others_in(&guest);
+        assert_eq!(running.len(), 1, "{ipspec}: one client in the guest: {running:?}");
+        assert_eq!(clients(&host, &guest)[0]["client"], client);
+        let v = json(&host.pipework(&["del", &guest.guest(), "--json"]).ok().stdout);
+        assert_eq!(v["dhcp_stopped"][0], format!("the DHCP client {client} (pid {})", running[0]), "{v}");
+        assert_eq!(others_in(&guest), Vec::<u32>::new(), "{ipspec}: the client outlived del");
+        assert_same("host", &h, &host.snapshot());
+        assert_same("guest", &g, &guest.snapshot());
+    }
+    until("dnsmasq saw dhcp6-f's Release", || server.log().contains("DHCPRELEASE(eth1)"));
+}
