@@ -229,7 +229,6 @@ fn save(call: &Call, guest: &Guest, result: &CniResult) -> Result<(), CniError> 
         ns: guest.ns_inode,
         host_if: call.conf.host_if().to_string(),
         host_end: (result.interfaces.len() == 3).then(|| result.interfaces[1].name.clone()),
-        direct_phys: call.conf.pipework.direct_phys,
         result: result.to_json(super::version::Version::V1_1_0),
     };
     state::save(&call.conf.name, &a).map_err(|e| CniError::new(Code::Io, format!("{e:#}")))

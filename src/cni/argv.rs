@@ -42,7 +42,8 @@ pub fn request(call: &Call, leased: &CniResult, mac: Option<Mac>) -> Result<Atta
         argv.push(macvlan);
     }
     match cli::parse_without_passthrough(argv) {
-        Ok(Invocation::Attach(a)) => Ok(a),
+        // DEL stops the keeper (through the record, or after the namespace went).
+        Ok(Invocation::Attach(a)) => Ok(Attach { keeper_until_del: true, ..a }),
         Ok(_) | Err(cli::CliError::Syntax) => Err(CniError::new(Code::InvalidConfig, "not an attachment")),
         Err(cli::CliError::Clap(e)) => {
             Err(CniError::new(Code::InvalidConfig, e.to_string().trim().to_string()))

@@ -32,20 +32,13 @@ pub async fn detach(call: &Call) -> Result<(), CniError> {
     };
     if gone {
         // The interface goes with its namespace (the host end a moment later); its
-        // record stays, named by the inode.
+        // record stays, named by the inode, with the clients it names.
         if let Some(a) = &saved {
             host_end_of_gone(a).await?;
-            record::remove_at(&record::path(a.ns, ifname))
-                .map_err(|e| CniError::new(Code::Io, format!("{e:#}")))?;
+            forget_gone(a.ns, ifname).await?;
         }
     } else {
-        match (lifecycle_del(call).await, saved.as_ref().filter(|a| a.direct_phys)) {
-            (Ok(()), _) => {}
-            // A `del` whose records keep no NIC refuses one moved in whole (it bears
-            // no mark of ours): it goes back by name.
-            (Err(_), Some(a)) => give_back(call, a).await?,
-            (Err(e), None) => return Err(e),
-        }
+        lifecycle_del(call).await?;
     }
     state::remove(net, id, ifname).map_err(|e| CniError::new(Code::Io, format!("{e:#}")))
 }
@@ -86,20 +79,18 @@ async fn lifecycle_del(call: &Call) -> Result<(), CniError> {
     }
 }
 
-/// `directPhys`: the NIC goes back to the host under its own name (it carries no
-/// mark for `lifecycle::del`, as nothing of pipework's was made for it), down.
-async fn give_back(call: &Call, a: &state::Attachment) -> Result<(), CniError> {
-    let fail = |e: anyhow::Error| CniError::internal(&e);
-    let guest = add::open_guest(&call.env.netns)?;
-    let nl_guest = Netlink::in_netns(guest.netns()).map_err(fail)?;
-    let Some(nic) = nl_guest.link_by_name(&a.ifname).await.map_err(fail)? else {
-        return Ok(());
-    };
-    let host =
-        std::fs::File::open("/proc/self/ns/net").map_err(|e| CniError::new(Code::Io, format!("{e}")))?;
-    nl_guest.set_down(nic.index).await.map_err(fail)?;
-    if nic.name != a.host_if {
-        nl_guest.rename(nic.index, &a.host_if).await.map_err(fail)?;
+/// The record of an attachment whose namespace is gone, and the DHCP clients it
+/// names (a keeper of a bare netns file has no guest process to outlive).
+async fn forget_gone(ns: u64, ifname: &str) -> Result<(), CniError> {
+    let io = |e: anyhow::Error| CniError::new(Code::Io, format!("{e:#}"));
+    // An unreadable record names nothing to stop: it goes all the same.
+    if let Ok(Some(r)) = record::load(ns, ifname) {
+        for client in &r.dhcp {
+            client
+                .stop()
+                .await
+                .map_err(|e| CniError::internal(&e.context(format!("cannot stop {}", client.describe()))))?;
+        }
     }
-    nl_guest.move_to(nic.index, std::os::fd::AsFd::as_fd(&host)).await.map_err(fail)
+    record::remove_at(&record::path(ns, ifname)).map(drop).map_err(io)
 }

@@ -22,9 +22,6 @@ pub struct Attachment {
     pub ns: u64,
     pub host_if: String,
     pub host_end: Option<String>,
-    /// `directPhys`: HOSTIF itself is in the container, as CNI_IFNAME.
-    #[serde(default)]
-    pub direct_phys: bool,
     /// The ADD's result (1.1.0 shape), for CHECK when the runtime has none.
     pub result: serde_json::Value,
 }

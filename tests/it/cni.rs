@@ -760,3 +760,95 @@ fn dual_stack_from_host_local_ranges() {
     c.call(&host, "DEL", &conf).ok();
     assert!(leases(&host, &conf).is_empty());
 }
+
+/// A named namespace (`ip netns add`), as Podman makes them: a bare netns file that
+/// no process is in; deleted on drop.
+struct NamedNetns(String);
+
+impl NamedNetns {
+    fn new() -> NamedNetns {
+        let name = unique("pwtcni-");
+        let made = Command::new("ip").args(["netns", "add", &name]).status().unwrap();
+        assert!(made.success(), "ip netns add {name}");
+        NamedNetns(name)
+    }
+
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.0)
+    }
+
+    fn remove(&self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+impl Drop for NamedNetns {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// Live processes whose network namespace has inode `ino`.
+fn processes_in(ino: u64) -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let pids = std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok());
+    pids.filter(|p: &u32| std::fs::metadata(format!("/proc/{p}/ns/net")).is_ok_and(|m| m.ino() == ino))
+        .filter(|p| !std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| s.contains(") Z")))
+        .collect()
+}
+
+#[test]
+fn del_after_the_namespace_went_stops_the_keeper_its_record_names() {
+    use std::os::unix::fs::MetadataExt;
+    let host = Netns::new();
+    let _server = crate::dhcp::Dnsmasq::start(&host);
+    let ns = NamedNetns::new();
+    let ino = std::fs::metadata(ns.path()).unwrap().ino();
+    let c = Container { id: unique("ctr"), netns: ns.path(), ifname: "eth0" };
+    c.call(&host, "ADD", &dhcp_conf()).ok();
+    let keepers = processes_in(ino);
+    assert_eq!(keepers.len(), 1, "{keepers:?}");
+    // The runtime lost the namespace file; the keeper holds the namespace itself.
+    ns.remove();
+    assert_eq!(processes_in(ino), keepers);
+    c.call(&host, "DEL", &dhcp_conf()).ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !processes_in(ino).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the keeper outlived DEL");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // dnsmasq's own attachment (eth1) stays.
+    let records = files(&host, "attachments");
+    assert!(!records.contains(&format!("{ino}-eth0.json")), "{records:?}");
+}
+
+#[test]
+fn podman_with_the_builtin_dhcp_client_and_no_daemon() {
+    let host = Netns::new();
+    let server = crate::dhcp::Dnsmasq::start(&host);
+    let net = unique("pwdhcp");
+    let conflist = json!({"cniVersion": "1.0.0", "name": net, "plugins": [{
+        "type": "pipework", "bridge": "br1", "ipam": {"type": "pipework-dhcp4", "timeout": 20}}]});
+    let pod = Podman::new(&host, &conflist);
+    let a = unique("pwa");
+    pod.start(&a, &net);
+    let addr = pod.ipv4(&a);
+    assert!(server.log().contains(&format!("DHCPACK(eth1) {addr} ")), "{addr}: {}", server.log());
+    let sandbox = pod.ok(&["inspect", "-f", "{{.NetworkSettings.SandboxKey}}", &a]);
+    let ino = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(sandbox.trim()).unwrap().ino()
+    };
+    let pid = pod.ok(&["inspect", "-f", "{{.State.Pid}}", &a]).trim().parse::<u32>().unwrap();
+    let keepers: Vec<u32> = processes_in(ino).into_iter().filter(|p| *p != pid).collect();
+    assert_eq!(keepers.len(), 1, "one keeper beside the container: {keepers:?}");
+    pod.ok(&["rm", "-f", "-t0", &a]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while keepers
+        .iter()
+        .any(|k| std::path::Path::new(&format!("/proc/{k}")).exists() && processes_in(ino).contains(k))
+    {
+        assert!(std::time::Instant::now() < deadline, "the keeper outlived podman rm");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
