@@ -182,12 +182,18 @@ fn after(prev: Option<&Value>, ours: CniResult) -> Result<CniResult, CniError> {
 /// `mtu` on both ends, `hairpinMode` on the bridge port, IPAM's other routes.
 async fn tune(call: &Call, host: &Netlink, nl_guest: &Netlink, result: &CniResult) -> Result<(), CniError> {
     let fail = |e: anyhow::Error| CniError::internal(&e);
+    let conf = &call.conf;
+    let routes: Vec<_> = result.routes.iter().filter(|r| r.dst.prefix() != 0).collect();
+    // Nothing to tune (the common case): no lookups either.
+    if conf.mtu.is_none() && !conf.hairpin_mode && routes.is_empty() {
+        return Ok(());
+    }
     let cif = link(nl_guest, &call.env.ifname).await?;
     let host_end = match result.interfaces.len() {
         3 => Some(link(host, &result.interfaces[1].name).await?),
         _ => None,
     };
-    if let Some(mtu) = call.conf.mtu {
+    if let Some(mtu) = conf.mtu {
         for (nl, l) in [(nl_guest, Some(&cif)), (host, host_end.as_ref())] {
             if let Some(l) = l.filter(|l| l.mtu != mtu) {
                 nl.set_mtu(l.index, mtu)
@@ -196,12 +202,12 @@ async fn tune(call: &Call, host: &Netlink, nl_guest: &Netlink, result: &CniResul
             }
         }
     }
-    if let (true, Some(end)) = (call.conf.hairpin_mode, &host_end) {
+    if let (true, Some(end)) = (conf.hairpin_mode, &host_end) {
         host.set_hairpin(end.index, true)
             .await
             .map_err(|e| fail(e.context("cannot turn hairpin mode on")))?;
     }
-    for r in result.routes.iter().filter(|r| r.dst.prefix() != 0) {
+    for r in routes {
         let gw =
             r.gw.or_else(|| result.ips.iter().find(|ip| ip.address.is_ipv4() == r.dst.is_ipv4())?.gateway);
         let route = Route::new(r.dst, gw, cif.index).map_err(fail)?;
