@@ -18,6 +18,9 @@ use super::result::{CniResult, IpConfig, RouteEntry};
 use super::{argv, bridge, del, state, Call};
 
 pub async fn run(call: &Call) -> Result<Value, CniError> {
+    // A runtime that gives up on an ADD (its timeout) sends SIGTERM: the ADD is then
+    // undone as any failure is, IPAM's lease given back, and said as an error.
+    crate::interrupt::install().map_err(|e| CniError::internal(&e.context("cannot catch signals")))?;
     call.conf.refuse_unsupported()?;
     let mac = call.conf.mac(call.env.args.mac)?;
     let guest = open_guest(&call.env.netns)?;

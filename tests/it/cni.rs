@@ -852,3 +852,38 @@ fn podman_with_the_builtin_dhcp_client_and_no_daemon() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[test]
+fn sigterm_during_an_add_undoes_it_and_says_so() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    let c = Container::of(&guest, "eth0");
+    // No DHCP server: the built-in client waits for its whole timeout.
+    let conf = json!({"cniVersion": "1.0.0", "name": "sigterm", "type": "pipework", "bridge": "cnibrsig",
+        "ipam": {"type": "pipework-dhcp4", "timeout": 30}});
+    let mut child = host
+        .pipework_command(&[])
+        .env("CNI_COMMAND", "ADD")
+        .env("CNI_PATH", CNI_PATH)
+        .envs(c.env())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(conf.to_string().as_bytes()).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while guest.link("eth0").is_none() {
+        assert!(std::time::Instant::now() < deadline, "the ADD never got to wait for its lease");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("an error document");
+    assert_eq!(out.status.code(), Some(1), "{doc}");
+    assert!(doc["msg"].as_str().unwrap().contains("interrupted by SIGTERM"), "{doc}");
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+}
