@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::types::Mac;
+use crate::types::{IfName, Mac};
 
 use super::error::{CniError, Code};
 
@@ -108,10 +108,16 @@ impl Env {
         };
         let attachment = matches!(command, Command::Add | Command::Del | Command::Check);
         let args = get("CNI_ARGS").unwrap_or_default();
+        let ifname = required("CNI_IFNAME", attachment)?;
+        if attachment {
+            ifname.parse::<IfName>().map_err(|e| {
+                CniError::new(Code::InvalidEnvironment, format!("bad CNI_IFNAME {ifname:?}: {e:#}"))
+            })?;
+        }
         Ok(Env {
             container_id: required("CNI_CONTAINERID", attachment)?,
             netns: required("CNI_NETNS", matches!(command, Command::Add | Command::Check))?,
-            ifname: required("CNI_IFNAME", attachment)?,
+            ifname,
             args: if attachment { args.parse()? } else { CniArgs::default() },
             path: std::env::split_paths(&required("CNI_PATH", command != Command::Version)?).collect(),
         })
@@ -155,5 +161,7 @@ mod tests {
         assert!(env(&[], Command::Version).is_ok());
         assert_eq!(env(&[], Command::Status).unwrap_err().code, 4);
         assert_eq!("FOO".parse::<Command>().unwrap_err().code, 4);
+        let long = [all[0], all[1], ("CNI_IFNAME", "an-interface-name-too-long"), all[3]];
+        assert_eq!(env(&long, Command::Add).unwrap_err().code, 4);
     }
 }
