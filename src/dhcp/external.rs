@@ -38,24 +38,24 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
     let status = match client.wait(req.limit()).await {
         Ok(Some(status)) => status,
         Ok(None) => {
-            client.kill();
+            give_up(&mut client, &ext);
             bail!("{name} got no lease on {} within {} s", req.dev, req.limit().as_secs_f64());
         }
         Err(e) => {
-            client.kill();
+            give_up(&mut client, &ext);
             return Err(e);
         }
     };
     if !status.success() {
         let words = client.last_words();
-        client.kill();
+        give_up(&mut client, &ext);
         bail!("{name} failed ({status}){}", colon(&words));
     }
     let configured = match lease::addresses(target.nl, target.index, req.family).await {
         Ok(leased) if !leased.is_empty() => leased,
         found => {
             let words = client.last_words();
-            client.kill();
+            give_up(&mut client, &ext);
             found?;
             bail!("{name} ended without a lease on {}{}", req.dev, colon(&words));
         }
@@ -65,13 +65,28 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
         return Ok(Acquired { lease: None, configured, running: Some(running) });
     }
     if let Err(e) = settle(&ext, req.family, target, &client.mnt_ns).await {
-        client.kill();
+        give_up(&mut client, &ext);
         for addr in &configured {
             let _ = target.nl.del_address(target.index, *addr).await;
         }
         return Err(e);
     }
     Ok(Acquired { lease: None, configured, running: None })
+}
+
+/// A failed run: the client killed (it cannot undo anything then), and the pid file
+/// it wrote on the host removed when the pid in it is no longer running.
+fn give_up(client: &mut sandbox::Sandboxed, ext: &External) {
+    client.kill();
+    let Some(file) = &ext.pid_file else { return };
+    let Ok(text) = std::fs::read_to_string(file) else { return };
+    let alive = text
+        .trim()
+        .parse::<i32>()
+        .is_ok_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok());
+    if !alive {
+        let _ = std::fs::remove_file(file);
+    }
 }
 
 /// A plain form after its lease: stop what the client left running (up to ~1 s of

@@ -296,6 +296,9 @@ fn fails_and_leaves_nothing(guest: &Netns, args: &[&str]) -> String {
     assert_same("host", &h, &host.snapshot());
     assert_same("guest", &g, &guest.snapshot());
     assert_eq!(others_in(guest), Vec::<u32>::new());
+    // The killed client could not remove its pid file itself.
+    let pid_file = format!("/var/run/udhcpc.pid-{}.pid", guest.pid());
+    assert!(!std::path::Path::new(&pid_file).exists(), "{pid_file} left behind");
     line
 }
 

@@ -302,6 +302,8 @@ fn without_a_server_dhclient6_is_stopped_at_the_timeout_and_everything_is_undone
     assert_same("host", &h, &host.snapshot());
     assert_same("guest", &g, &guest.snapshot());
     assert_eq!(others_in(&guest), Vec::<u32>::new());
+    let pid_file = format!("/var/run/dhclient6.pid-{}.pid", guest.pid());
+    assert!(!std::path::Path::new(&pid_file).exists(), "{pid_file} left behind");
 }
 
 #[test]

@@ -63,6 +63,9 @@ pub struct External {
     pub stop_signal: Signal,
     /// A file the original removes once it has stopped a plain form (dhclient's pid file).
     pub remove_after: Option<PathBuf>,
+    /// The file the client writes its pid to on the host: a client killed on failure
+    /// cannot remove it itself (SIGTERM would), so the failed run does.
+    pub pid_file: Option<PathBuf>,
 }
 
 impl DhcpRequest {
@@ -166,9 +169,10 @@ impl DhcpRequest {
     /// into the guest; `None` for the Docker helper and the built-in client.
     pub fn external(&self) -> Option<External> {
         let pid_file = |name| self.pid_file(name).display().to_string();
-        let (program, args, private_dirs, make_dirs, stop_signal, remove_after): (
+        let (program, args, private_dirs, make_dirs, stop_signal, remove_after, pid_file): (
             _,
             Vec<String>,
+            _,
             _,
             _,
             _,
@@ -178,7 +182,8 @@ impl DhcpRequest {
                 let i = if self.foreground { "-i" } else { "-qi" };
                 let host = format!("hostname:{}", self.hostname);
                 let args = [i, &self.dev, "-x", &host, "-p", &pid_file("udhcpc")].map(String::from);
-                ("udhcpc", args.into(), &[][..], &[][..], Signal::SIGTERM, None)
+                let written = Some(self.pid_file("udhcpc"));
+                ("udhcpc", args.into(), &[][..], &[][..], Signal::SIGTERM, None, written)
             }
             DhcpClient::Dhclient => {
                 // `dhclient6` is `dhclient -6`, with files of its own beside the DHCPv4 ones.
@@ -191,7 +196,16 @@ impl DhcpRequest {
                 }
                 // dhclient leaves the interface as it is on SIGTERM (releasing takes `-r`).
                 let remove = Some(self.pid_file(&name));
-                ("dhclient", args, &["/var/lib/dhcp"][..], &["/etc/dhclient"][..], Signal::SIGTERM, remove)
+                let written = remove.clone();
+                (
+                    "dhclient",
+                    args,
+                    &["/var/lib/dhcp"][..],
+                    &["/etc/dhclient"][..],
+                    Signal::SIGTERM,
+                    remove,
+                    written,
+                )
             }
             DhcpClient::Dhcpcd => {
                 // The original runs `dhcpcd -q IF -h NAME` and drops OPTIONS. dhcpcd keeps
@@ -210,13 +224,23 @@ impl DhcpRequest {
                     make_dirs: &[],
                     stop_signal: Signal::SIGKILL,
                     remove_after: None,
+                    // In its private run directory, gone with the sandbox.
+                    pid_file: None,
                 });
             }
             DhcpClient::DockerUdhcpc | DhcpClient::Builtin => return None,
         };
         let mut args = args;
         args.extend(self.options.iter().cloned());
-        Some(External { program: program.into(), args, private_dirs, make_dirs, stop_signal, remove_after })
+        Some(External {
+            program: program.into(),
+            args,
+            private_dirs,
+            make_dirs,
+            stop_signal,
+            remove_after,
+            pid_file,
+        })
     }
 
     /// `dhcp[:OPTS]`: busybox udhcpc in a helper container sharing the guest
