@@ -23,7 +23,10 @@ fn needs_1_1(call: &Call) -> Result<(), CniError> {
 
 pub async fn gc(call: &Call) -> Result<(), CniError> {
     needs_1_1(call)?;
-    let valid = call.conf.valid_attachments.as_deref().unwrap_or_default();
+    // Without the list, everything would look stale: refused rather than guessed.
+    let Some(valid) = call.conf.valid_attachments.as_deref() else {
+        return Err(CniError::new(Code::InvalidConfig, "GC needs cni.dev/valid-attachments"));
+    };
     let keep = |a: &state::Attachment| {
         valid.iter().any(|v| v.container_id == a.container_id && v.ifname == a.ifname)
     };

@@ -553,6 +553,9 @@ fn gc_removes_what_is_not_in_valid_attachments() {
         c.call(&host, "ADD", &conf).ok();
     }
     assert_eq!(leases(&host, &conf).len(), 3);
+    // Without the list, nothing is taken for stale.
+    cni(&host, "GC", &[], &conf).error(7);
+    assert!(guests[1].link("eth0").is_some());
     let mut gc = conf.clone();
     gc["cni.dev/valid-attachments"] = json!([{"containerID": cs[0].id, "ifname": "eth0"}]);
     assert_eq!(cni(&host, "GC", &[], &gc).ok(), Value::Null);
