@@ -165,6 +165,9 @@ fn add_check_del_on_a_bridge_with_host_local() {
     assert!(g1.ping(r2["ips"][0]["address"].as_str().unwrap().split('/').next().unwrap()));
     assert!(g2.ping("10.77.0.1"));
 
+    // The command line sees what the plugin made.
+    let ls = host.pipework(&["ls", "--json"]).ok().stdout;
+    assert!(ls.contains(&format!("\"{}\"", ifs[1]["name"].as_str().unwrap())) && ls.contains(&br), "{ls}");
     // CHECK with the ADD's result, as libcni passes it.
     let mut checked = conf.clone();
     checked["prevResult"] = r1.clone();
@@ -440,6 +443,9 @@ fn a_nic_as_macvlan_with_its_mode_and_moved_in_whole() {
     assert_eq!(eth0["linkinfo"]["info_data"]["mode"], "private");
     assert_eq!(r["interfaces"].as_array().unwrap().len(), 1, "no host end: {r}");
     assert_eq!(r["ips"][0], json!({"version": "4", "address": "50.19.169.157/24", "interface": 0}));
+    let mut checked = mac.clone();
+    checked["prevResult"] = r.clone();
+    assert_eq!(ca.call(&host, "CHECK", &checked).ok(), Value::Null);
     let mut phys = json!({"cniVersion": "1.0.0", "name": "physnet", "type": "pipework",
         "pipework": {"hostInterface": "eth3", "directPhys": true}});
     static_ip(&mut phys, "50.19.170.2/24");
