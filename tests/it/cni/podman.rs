@@ -131,11 +131,26 @@ fn podman_containers_ping_each_other_and_leave_nothing_behind() {
     let host = Netns::new();
     let net = unique("pwpod");
     let conflist = json!({"cniVersion": "1.0.0", "name": net, "plugins": [{
-        "type": "pipework", "bridge": "brpod", "isGateway": true,
+        "type": "pipework", "bridge": "brpod", "isGateway": true, "capabilities": {"mac": true},
         "ipam": {"type": "host-local", "subnet": "10.88.7.0/24", "dataDir": host.run_dir().join("ipam")}}]});
     let pod = Podman::new(&host, &conflist);
     let (a, b) = (unique("pwa"), unique("pwb"));
-    pod.start(&a, &net);
+    // `--mac-address` reaches the plugin as runtimeConfig.mac.
+    pod.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &a,
+        "--network",
+        &net,
+        "--mac-address",
+        "02:00:00:88:07:0a",
+        POD_IMAGE,
+        "sleep",
+        "600",
+    ]);
+    let mac = pod.ok(&["exec", &a, "cat", "/sys/class/net/eth0/address"]);
+    assert_eq!(mac.trim(), "02:00:00:88:07:0a");
     pod.start(&b, &net);
     let ip_b = pod.ipv4(&b);
     assert!(ip_b.starts_with("10.88.7."), "{ip_b}");
