@@ -25,24 +25,13 @@ pub async fn run(call: &Call) -> Result<(), CniError> {
         ipam.call(Command::Check)?;
     }
     let guest = add::open_guest(&call.env.netns)?;
-    let container_if =
-        call.env.ifname.parse().map_err(|e| CniError::new(Code::InvalidEnvironment, format!("{e:#}")))?;
-    let req = Check { guest: call.env.netns.clone(), container_if, json: true };
-    match lifecycle::check::run(&req).await {
-        Outcome::Json { doc, .. } if doc["ok"] == true => {}
-        Outcome::Json { doc, .. } => {
-            let said = match doc.get("differences").and_then(|d| d.as_array()) {
-                Some(d) => d.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join("; "),
-                None => doc["error"].as_str().unwrap_or("not as attached").to_string(),
-            };
-            // No interface at all: the container is not one we attached.
-            let code = if said == "not there" { Code::UnknownContainer } else { Code::Internal };
-            return Err(CniError::new(code, format!("{} in {}: {said}", call.env.ifname, call.env.netns)));
-        }
-        _ => return Err(CniError::new(Code::Internal, "check said nothing")),
-    }
     let nl_guest = Netlink::in_netns(guest.netns()).map_err(|e| CniError::internal(&e))?;
-    let cif = add::link(&nl_guest, &call.env.ifname).await?;
+    let Some(cif) = nl_guest.link_by_name(&call.env.ifname).await.map_err(|e| CniError::internal(&e))? else {
+        // No interface at all: not a container we attached.
+        let msg = format!("no {} in {}", call.env.ifname, call.env.netns);
+        return Err(CniError::new(Code::UnknownContainer, msg));
+    };
+    as_attached(call).await?;
     let have = nl_guest.addresses(cif.index).await.map_err(|e| CniError::internal(&e))?;
     let ours =
         |i: Option<usize>| i.and_then(|i| prev.interfaces.get(i)).is_none_or(|i| i.name == call.env.ifname);
@@ -56,4 +45,22 @@ pub async fn run(call: &Call) -> Result<(), CniError> {
         }
     }
     Ok(())
+}
+
+/// `pipework check NETNS -i IFNAME`: the differences, if any, as the error.
+async fn as_attached(call: &Call) -> Result<(), CniError> {
+    let container_if =
+        call.env.ifname.parse().map_err(|e| CniError::new(Code::InvalidEnvironment, format!("{e:#}")))?;
+    let req = Check { guest: call.env.netns.clone(), container_if, json: true };
+    let Outcome::Json { doc, .. } = lifecycle::check::run(&req).await else {
+        return Err(CniError::new(Code::Internal, "check gave no result"));
+    };
+    if doc["ok"] == true {
+        return Ok(());
+    }
+    let said = match doc.get("differences").and_then(|d| d.as_array()) {
+        Some(d) => d.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join("; "),
+        None => doc["error"].as_str().unwrap_or("not as attached").to_string(),
+    };
+    Err(CniError::new(Code::Internal, format!("{} in {}: {said}", call.env.ifname, call.env.netns)))
 }

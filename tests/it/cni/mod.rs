@@ -185,6 +185,10 @@ fn add_check_del_on_a_bridge_with_host_local() {
     assert_eq!(c1.call(&host, "DEL", &conf).ok(), Value::Null);
     assert!(g1.link("eth0").is_none());
     assert_eq!(leases(&host, &conf), ["10.77.0.3"], "IPAM's DEL released the lease");
+    // CHECK after DEL: no such attachment (code 3).
+    let mut stale = checked.clone();
+    stale.as_object_mut().unwrap().remove("ipam");
+    c1.call(&host, "CHECK", &stale).error(3);
     // DEL again, and DEL of a container whose namespace is gone: both fine.
     c1.call(&host, "DEL", &conf).ok();
     drop(g2);
