@@ -14,7 +14,8 @@ if [ "${PIPEWORK_SKIP_INSTALL:-}" != 1 ]; then
 	# Every package the tests use, by name, even where this machine has it already.
 	apt-get -o DPkg::Lock::Timeout=300 -y -qq install --no-install-recommends \
 		iproute2 util-linux iputils-ping procps docker.io tcpdump openvswitch-switch \
-		dnsmasq-base udhcpc isc-dhcp-client dhcpcd-base bc strace >/dev/null
+		dnsmasq-base udhcpc isc-dhcp-client dhcpcd-base bc strace \
+		containernetworking-plugins podman >/dev/null
 fi
 
 scripts/docker-up.sh

@@ -11,6 +11,7 @@ mod attach_result;
 mod batch;
 mod blocking;
 pub mod cli;
+mod cni;
 pub mod dhcp;
 mod facts;
 pub mod guest;
@@ -50,6 +51,11 @@ pub fn main<I: IntoIterator<Item = String>>(argv: I) -> ExitCode {
     // The detached `dhcp4-f` keeper: a hidden subcommand, never typed by a user.
     if argv.first().map(String::as_str) == Some(dhcp::keep::SUBCOMMAND) {
         return keeper::main(&argv[1..]);
+    }
+    // Called by a container runtime as its CNI plugin (see `crate::cni`); after the
+    // keeper, which a CNI ADD starts with the runtime's environment.
+    if let Some(code) = cni::from_env() {
+        return code;
     }
     // `completions SHELL` and the man page: documentation, not an attachment.
     if let Some(code) = cli::docs::early(&argv) {

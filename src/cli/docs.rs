@@ -50,6 +50,9 @@ pub const GRAMMAR: &[&str] = &[
      (default /run/pipework/attachments); del removes it. Without it, check says what it \
      cannot compare, and del and ls work from the kernel's marks alone.",
     "SIGINT, SIGTERM or SIGHUP during an attachment undo it, then pipework dies of the signal.",
+    "With CNI_COMMAND set, pipework is a CNI plugin (spec 1.1.0; \"type\": \"pipework\" in a \
+     network configuration, the reference bridge plugin's keys): the configuration on stdin, \
+     the result or error as JSON on stdout, no arguments.",
 ];
 
 /// Exit statuses: (status, meaning).

@@ -75,6 +75,10 @@ pub struct Attach {
     pub json: bool,
     /// What the parse has to say without failing (extra arguments ignored).
     pub warnings: Vec<String>,
+    /// A `dhcp4-f`/`dhcp6-f` keeper may serve a netns-file guest (no process for it
+    /// to watch) because a `del` is sure to stop it: set by the CNI plugin, whose
+    /// runtime always calls DEL; never by the command line.
+    pub keeper_until_del: bool,
 }
 
 impl Attach {
@@ -426,6 +430,7 @@ fn attach(raw: RawArgs) -> Result<Attach> {
         verbose: raw.verbose,
         json: raw.json,
         warnings,
+        keeper_until_del: false,
     })
 }
 

@@ -9,6 +9,7 @@ mod link;
 mod monitor;
 mod route;
 mod socket;
+mod tune;
 
 use std::fmt;
 use std::os::fd::BorrowedFd;

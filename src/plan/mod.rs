@@ -258,7 +258,7 @@ pub fn plan(
     // An IPSPEC list has at most one DHCP form per family (see `cli::addresses`).
     let mut dhcp = Vec::new();
     for ip in req.specs() {
-        dhcp.extend(DhcpRequest::plan(ip, cif.as_str(), guest, req.dhcp_timeout)?);
+        dhcp.extend(DhcpRequest::plan(ip, cif.as_str(), guest, req.dhcp_timeout, req.keeper_until_del)?);
     }
     let plan = match mode {
         Mode::Bridge { create } => bridge::plan(req, class, guest, Switch::Linux { create }, host, facts),

@@ -72,11 +72,14 @@ impl DhcpRequest {
     /// The DHCP step for `IPSPEC` on `dev`, or `None` for a static IPSPEC. Refuses
     /// what can be refused before any change: `dhcp` for a guest that is not a
     /// Docker container, and bad `dhcp4` options.
+    /// `until_del`: a `-f` keeper with no guest process to watch is allowed, as `del`
+    /// will stop it (the CNI plugin's DEL always comes; see `Attach::keeper_until_del`).
     pub fn plan(
         ip: &IpSpec,
         dev: &str,
         guest: &GuestId,
         timeout: Option<Duration>,
+        until_del: bool,
     ) -> Result<Option<DhcpRequest>> {
         let IpSpec::Dhcp { client, family, foreground, options } = ip else {
             return Ok(None);
@@ -99,7 +102,7 @@ impl DhcpRequest {
             BuiltinOptions::parse(options)?;
             // The keeper ends when the guest's process does; a bare netns file has none
             // to watch, and the keeper itself would keep that namespace alive for ever.
-            if *foreground && guest.pid.is_none() {
+            if *foreground && guest.pid.is_none() && !until_del {
                 let name = if *family == Family::V6 { "dhcp6-f" } else { "dhcp4-f" };
                 bail!(
                     "{name} needs a guest with a process to watch (pid:N or a container), not a netns file"

@@ -20,7 +20,7 @@ fn web1() -> GuestId {
 
 fn request(ipspec: &str, g: &GuestId) -> DhcpRequest {
     let ip: IpSpec = ipspec.parse().unwrap();
-    DhcpRequest::plan(&ip, "eth1", g, None).unwrap().expect("a DHCP step")
+    DhcpRequest::plan(&ip, "eth1", g, None, false).unwrap().expect("a DHCP step")
 }
 
 fn line(ipspec: &str) -> String {
@@ -30,7 +30,7 @@ fn line(ipspec: &str) -> String {
 #[test]
 fn static_specs_have_no_dhcp_step() {
     let ip: IpSpec = "10.0.0.2/24".parse().unwrap();
-    assert_eq!(DhcpRequest::plan(&ip, "eth1", &web1(), None).unwrap(), None);
+    assert_eq!(DhcpRequest::plan(&ip, "eth1", &web1(), None, false).unwrap(), None);
 }
 
 #[test]
@@ -71,7 +71,9 @@ fn docker_helper_is_removed_and_quits_after_the_lease() {
 #[test]
 fn docker_mode_refused_for_other_guests() {
     let ip: IpSpec = "dhcp".parse().unwrap();
-    let e = DhcpRequest::plan(&ip, "eth1", &guest("pid:77", Some(77), None), None).unwrap_err().to_string();
+    let e = DhcpRequest::plan(&ip, "eth1", &guest("pid:77", Some(77), None), None, false)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("pid:77 is not a Docker container"), "{e}");
 }
 
@@ -99,7 +101,7 @@ fn builtin_options() {
     }
     // Refused while planning, before any change.
     let ip: IpSpec = "dhcp4:fast".parse().unwrap();
-    assert!(DhcpRequest::plan(&ip, "eth1", &web1(), None).is_err());
+    assert!(DhcpRequest::plan(&ip, "eth1", &web1(), None, false).is_err());
     assert_eq!(line("dhcp4-f:renew=2"), "dhcp4-f (built-in) -i eth1 -x hostname:web1 renew=2");
 }
 
@@ -116,9 +118,13 @@ fn derived_host_names_are_dns_labels_and_typed_ones_stay_whole() {
 #[test]
 fn dhcp4_f_needs_a_process_to_watch() {
     let ip: IpSpec = "dhcp4-f".parse().unwrap();
-    let e = DhcpRequest::plan(&ip, "eth1", &guest("/var/run/netns/blue", None, None), None).unwrap_err();
+    let e =
+        DhcpRequest::plan(&ip, "eth1", &guest("/var/run/netns/blue", None, None), None, false).unwrap_err();
     assert!(e.to_string().contains("needs a guest with a process"), "{e}");
-    assert!(DhcpRequest::plan(&ip, "eth1", &web1(), None).unwrap().is_some());
+    assert!(DhcpRequest::plan(&ip, "eth1", &web1(), None, false).unwrap().is_some());
+    // Unless a `del` is sure to stop it (the CNI plugin's).
+    let netns = guest("/var/run/netns/blue", None, None);
+    assert_eq!(DhcpRequest::plan(&ip, "eth1", &netns, None, true).unwrap().unwrap().pid, None);
 }
 
 #[test]
@@ -137,12 +143,13 @@ fn dhcpv6_command_lines_and_files_beside_the_dhcpv4_ones() {
     );
     // The keeper needs a process to watch, as for dhcp4-f; options are checked too.
     let ip: IpSpec = "dhcp6-f".parse().unwrap();
-    let e = DhcpRequest::plan(&ip, "eth1", &guest("/var/run/netns/blue", None, None), None).unwrap_err();
+    let e =
+        DhcpRequest::plan(&ip, "eth1", &guest("/var/run/netns/blue", None, None), None, false).unwrap_err();
     assert!(e.to_string().starts_with("dhcp6-f needs a guest with a process"), "{e}");
     let ip: IpSpec = "dhcp6:fast".parse().unwrap();
-    assert!(DhcpRequest::plan(&ip, "eth1", &web1(), None).is_err());
+    assert!(DhcpRequest::plan(&ip, "eth1", &web1(), None, false).is_err());
     // The original's way of asking dhclient for DHCPv6 points to the form that does it.
     let ip: IpSpec = "dhclient-f:-v -6".parse().unwrap();
-    let e = DhcpRequest::plan(&ip, "eth1", &web1(), None).unwrap_err().to_string();
+    let e = DhcpRequest::plan(&ip, "eth1", &web1(), None, false).unwrap_err().to_string();
     assert_eq!(e, "dhclient with -6 takes a DHCPv6 lease: use dhclient6-f, which waits for that");
 }

@@ -1,0 +1,244 @@
+//! ADD: IPAM first (its DEL again if anything after it fails), then the attachment
+//! itself by `attach::run_on` with the command line the config amounts to, then the
+//! bridge plugin's extras (`mtu`, `hairpinMode`, `promiscMode`, IPAM's other
+//! routes, the gateway address on the bridge), then the result.
+
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+use serde_json::Value;
+
+use crate::attach;
+use crate::guest::Guest;
+use crate::netlink::{Link, Netlink, Route};
+use crate::report::Outcome;
+
+use super::error::{CniError, Code};
+use super::result::{CniResult, IpConfig, RouteEntry};
+use super::{argv, bridge, del, state, Call};
+
+pub async fn run(call: &Call) -> Result<Value, CniError> {
+    // A runtime that gives up on an ADD (its timeout) sends SIGTERM: the ADD is then
+    // undone as any failure is, IPAM's lease given back, and said as an error.
+    crate::interrupt::install().map_err(|e| CniError::internal(&e.context("cannot catch signals")))?;
+    call.conf.refuse_unsupported()?;
+    let mac = call.conf.mac(call.env.args.mac)?;
+    let guest = open_guest(&call.env.netns)?;
+    let nl_guest = Netlink::in_netns(guest.netns()).map_err(|e| CniError::internal(&e))?;
+    if nl_guest.link_by_name(&call.env.ifname).await.map_err(|e| CniError::internal(&e))?.is_some() {
+        let msg = format!("interface {} already exists in {}", call.env.ifname, call.env.netns);
+        return Err(CniError::new(Code::Internal, msg));
+    }
+    let mut leased = match call.ipam() {
+        Some(ipam) => ipam.add()?,
+        None => CniResult::default(),
+    };
+    let attached = attach_all(call, &guest, &nl_guest, mac, &mut leased).await;
+    match attached {
+        Ok(result) => Ok(result.to_json(call.conf.version())),
+        Err(e) => Err(match call.ipam().map(|i| i.call(super::env::Command::Del)) {
+            Some(Err(undo)) => e.and_then_failed(&undo),
+            _ => e,
+        }),
+    }
+}
+
+/// The netns the runtime made: a path we can open that is not our own namespace
+/// (code 3 when there is no such file, 4 when it is no namespace).
+pub fn open_guest(netns: &str) -> Result<Guest, CniError> {
+    let bad =
+        |e: anyhow::Error| CniError::new(Code::InvalidEnvironment, format!("bad CNI_NETNS {netns:?}: {e:#}"));
+    if !crate::guest::is_netns_path(netns) {
+        return Err(bad(anyhow::anyhow!("not an absolute path to a network namespace")));
+    }
+    // Code 3 tells the runtime that there is nothing to clean up either.
+    if !std::path::Path::new(netns).exists() {
+        return Err(CniError::new(Code::UnknownContainer, format!("the namespace {netns} does not exist")));
+    }
+    crate::guest::resolve(netns).and_then(attach::not_the_host).map_err(bad)
+}
+
+/// Everything after IPAM: on failure nothing of it is left.
+async fn attach_all(
+    call: &Call,
+    guest: &Guest,
+    nl_guest: &Netlink,
+    mac: Option<crate::types::Mac>,
+    leased: &mut CniResult,
+) -> Result<CniResult, CniError> {
+    let host = Netlink::current().map_err(|e| CniError::internal(&e))?;
+    gateways(call, leased);
+    let made_bridge = bridge::ensure(&host, &call.conf).await?;
+    let req = argv::request(call, leased, mac)?;
+    let doc = match document(attach::run_on(&req, &host).await) {
+        Ok(doc) => doc,
+        Err(e) => return Err(bridge::undo(&host, made_bridge, e).await),
+    };
+    let finished = async {
+        let mut result = result_of(call, &doc, leased)?;
+        if result.interfaces.len() == 3 {
+            result.interfaces[0].mac =
+                link(&host, &result.interfaces[0].name).await?.mac.map(|m| m.to_string());
+        }
+        tune(call, &host, nl_guest, &result).await?;
+        bridge::gateway_addresses(&host, &call.conf, leased).await?;
+        save(call, guest, &result)?;
+        after(call.conf.prev_result.as_ref(), result)
+    };
+    match finished.await {
+        Ok(result) => Ok(result),
+        Err(e) => {
+            let e = match del::detach(call).await {
+                Err(undo) => e.and_then_failed(&undo),
+                Ok(()) => e,
+            };
+            Err(bridge::undo(&host, made_bridge, e).await)
+        }
+    }
+}
+
+/// The attach's `--json` document, or its failure (and any undo that failed too).
+fn document(outcome: Outcome) -> Result<Value, CniError> {
+    match outcome {
+        Outcome::Json { doc, .. } => Ok(doc),
+        Outcome::Failed { error, rollback_errors, .. } if rollback_errors.is_empty() => {
+            Err(CniError::internal(&error))
+        }
+        Outcome::Failed { error, rollback_errors, .. } => Err(CniError::internal(&error)
+            .with_details(format!("undoing it failed too: {}", rollback_errors.join("; ")))),
+        _ => Err(CniError::new(Code::Internal, "the attach gave no result")),
+    }
+}
+
+/// With a gateway on the bridge, an IP that IPAM gave none gets the subnet's first
+/// address, as the bridge plugin computes it; `isDefaultGateway` routes through it.
+fn gateways(call: &Call, leased: &mut CniResult) {
+    if !call.conf.gateway_on_bridge() {
+        return;
+    }
+    for ip in &mut leased.ips {
+        ip.gateway = ip.gateway.or_else(|| first_address(&ip.address));
+    }
+    if !call.conf.is_default_gateway {
+        return;
+    }
+    for ip in leased.ips.clone() {
+        let default = if ip.address.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
+        let dst: IpNetwork = default.parse().expect("a network");
+        if !leased.routes.iter().any(|r| r.dst == dst) {
+            leased.routes.push(RouteEntry { dst, gw: ip.gateway });
+        }
+    }
+}
+
+fn first_address(net: &IpNetwork) -> Option<IpAddr> {
+    match net {
+        IpNetwork::V4(n) => Some(IpAddr::V4((u32::from(n.network()) + 1).into())),
+        IpNetwork::V6(n) => Some(IpAddr::V6((u128::from(n.network()) + 1).into())),
+    }
+}
+
+/// The result: the bridge (for the veth modes), then the interfaces the attach
+/// reports; IPAM's addresses on the container's interface; its routes; `dns` from
+/// the config if it has any, else from IPAM.
+fn result_of(call: &Call, doc: &Value, leased: &CniResult) -> Result<CniResult, CniError> {
+    let mut result = CniResult::parse(doc, "the attachment")?;
+    if result.interfaces.len() > 1 {
+        let bridge = super::result::Interface { name: call.conf.host_if().to_string(), ..Default::default() };
+        result.interfaces.insert(0, bridge);
+    }
+    for i in &mut result.interfaces {
+        if i.sandbox.is_some() {
+            i.sandbox = Some(call.env.netns.clone());
+        }
+    }
+    // Every address and route of the attach's own (the built-in DHCP client's) is on
+    // the container's interface, the last one.
+    let at = result.interfaces.len() - 1;
+    let builtin = call.conf.ipam.as_ref().is_some_and(|i| i.is_builtin());
+    let ips = if builtin { &result.ips } else { &leased.ips };
+    result.ips = ips.iter().map(|ip| IpConfig { interface: Some(at), ..ip.clone() }).collect();
+    if !builtin {
+        result.routes = leased.routes.clone();
+    }
+    let dns = call.conf.dns.clone().filter(|d| d.as_object().is_some_and(|m| !m.is_empty()));
+    result.dns = dns.unwrap_or_else(|| leased.dns.clone());
+    Ok(result)
+}
+
+/// A chained ADD's result (`prevResult` given): what the plugins before us reported, then ours (our
+/// interface indices moved past theirs); their DNS unless we have some.
+fn after(prev: Option<&Value>, ours: CniResult) -> Result<CniResult, CniError> {
+    let Some(prev) = prev else { return Ok(ours) };
+    let mut prev = CniResult::parse(prev, "prevResult")?;
+    let shift = prev.interfaces.len();
+    prev.interfaces.extend(ours.interfaces);
+    prev.ips
+        .extend(ours.ips.into_iter().map(|ip| IpConfig { interface: ip.interface.map(|i| i + shift), ..ip }));
+    prev.routes.extend(ours.routes);
+    if !super::result::dns_is_empty(&ours.dns) {
+        prev.dns = ours.dns;
+    }
+    Ok(prev)
+}
+
+/// `mtu` on both ends, `hairpinMode` on the bridge port, IPAM's other routes.
+async fn tune(call: &Call, host: &Netlink, nl_guest: &Netlink, result: &CniResult) -> Result<(), CniError> {
+    let fail = |e: anyhow::Error| CniError::internal(&e);
+    let conf = &call.conf;
+    let routes: Vec<_> = result.routes.iter().filter(|r| r.dst.prefix() != 0).collect();
+    // Nothing to tune (the common case): no lookups either.
+    if conf.mtu.is_none() && !conf.hairpin_mode && routes.is_empty() {
+        return Ok(());
+    }
+    let cif = link(nl_guest, &call.env.ifname).await?;
+    let host_end = match result.interfaces.len() {
+        3 => Some(link(host, &result.interfaces[1].name).await?),
+        _ => None,
+    };
+    if let Some(mtu) = conf.mtu {
+        for (nl, l) in [(nl_guest, Some(&cif)), (host, host_end.as_ref())] {
+            if let Some(l) = l.filter(|l| l.mtu != mtu) {
+                nl.set_mtu(l.index, mtu)
+                    .await
+                    .map_err(|e| fail(e.context(format!("cannot set the MTU of {}", l.name))))?;
+            }
+        }
+    }
+    if let (true, Some(end)) = (conf.hairpin_mode, &host_end) {
+        host.set_hairpin(end.index, true)
+            .await
+            .map_err(|e| fail(e.context("cannot turn hairpin mode on")))?;
+    }
+    for r in routes {
+        let gw =
+            r.gw.or_else(|| result.ips.iter().find(|ip| ip.address.is_ipv4() == r.dst.is_ipv4())?.gateway);
+        let route = Route::new(r.dst, gw, cif.index).map_err(fail)?;
+        nl_guest
+            .add_route(&route, false)
+            .await
+            .map_err(|e| fail(e.context(format!("cannot add the route to {}", r.dst))))?;
+    }
+    Ok(())
+}
+
+pub async fn link(nl: &Netlink, name: &str) -> Result<Link, CniError> {
+    match nl.link_by_name(name).await {
+        Ok(Some(l)) => Ok(l),
+        Ok(None) => Err(CniError::new(Code::Internal, format!("{name} is gone"))),
+        Err(e) => Err(CniError::internal(&e)),
+    }
+}
+
+fn save(call: &Call, guest: &Guest, result: &CniResult) -> Result<(), CniError> {
+    let a = state::Attachment {
+        container_id: call.env.container_id.clone(),
+        ifname: call.env.ifname.clone(),
+        netns: call.env.netns.clone(),
+        ns: guest.ns_inode,
+        host_if: call.conf.host_if().to_string(),
+        host_end: (result.interfaces.len() == 3).then(|| result.interfaces[1].name.clone()),
+        result: result.to_json(super::version::Version::V1_1_0),
+    };
+    state::save(&call.conf.name, &a).map_err(|e| CniError::new(Code::Io, format!("{e:#}")))
+}

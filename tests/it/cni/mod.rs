@@ -1,0 +1,649 @@
+//! pipework as a CNI plugin, driven as a runtime drives it: `CNI_*` variables, the
+//! network configuration on stdin, a namespace made by the test, and Debian's
+//! reference plugins (`/usr/lib/cni`) for IPAM and chaining.
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+
+use crate::util::{assert_same, unique, Netns};
+
+mod podman;
+
+pub const CNI_PATH: &str = "/usr/lib/cni";
+
+/// What one call printed: the exit code, stdout parsed (`Null` when empty), stderr.
+#[derive(Debug)]
+pub struct Answer {
+    pub code: i32,
+    pub out: Value,
+    pub stderr: String,
+}
+
+impl Answer {
+    #[track_caller]
+    pub fn ok(self) -> Value {
+        assert_eq!(self.code, 0, "expected success: {self:?}");
+        self.out
+    }
+
+    /// Failed with this CNI error code; the error document.
+    #[track_caller]
+    pub fn error(self, code: u64) -> Value {
+        assert_ne!(self.code, 0, "expected CNI error {code}: {self:?}");
+        assert_eq!(self.out["code"], code, "{self:?}");
+        assert!(self.out["msg"].is_string(), "{self:?}");
+        self.out
+    }
+}
+
+/// Run the binary as the plugin in `host`, as libcni does: the command, container,
+/// namespace and interface in the environment, the config on stdin.
+pub fn cni(host: &Netns, command: &str, env: &[(&str, &str)], conf: &Value) -> Answer {
+    let mut child = host
+        .pipework_command(&[])
+        .env("CNI_COMMAND", command)
+        .env("CNI_PATH", CNI_PATH)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run pipework as a CNI plugin");
+    child.stdin.take().unwrap().write_all(conf.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Nothing but one JSON document (or nothing) on stdout.
+    let parsed = match stdout.trim() {
+        "" => Value::Null,
+        text => serde_json::from_str(text)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {stdout}")),
+    };
+    Answer {
+        code: out.status.code().unwrap_or(-1),
+        out: parsed,
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+/// One container's side of the calls.
+pub struct Container<'a> {
+    pub id: String,
+    pub netns: String,
+    pub ifname: &'a str,
+}
+
+impl Container<'_> {
+    pub fn of<'a>(guest: &Netns, ifname: &'a str) -> Container<'a> {
+        Container { id: unique("ctr"), netns: guest.path(), ifname }
+    }
+
+    pub fn env(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("CNI_CONTAINERID", self.id.as_str()),
+            ("CNI_NETNS", self.netns.as_str()),
+            ("CNI_IFNAME", self.ifname),
+        ]
+    }
+
+    pub fn call(&self, host: &Netns, command: &str, conf: &Value) -> Answer {
+        cni(host, command, &self.env(), conf)
+    }
+}
+
+/// A bridge network with host-local IPAM keeping its leases in the host's run dir.
+pub fn bridge_conf(host: &Netns, version: &str, bridge: &str, subnet: &str) -> Value {
+    json!({
+        "cniVersion": version,
+        "name": unique("net"),
+        "type": "pipework",
+        "bridge": bridge,
+        "isDefaultGateway": true,
+        "ipam": { "type": "host-local", "subnet": subnet, "dataDir": host.run_dir().join("ipam") },
+    })
+}
+
+/// The addresses host-local holds for the network.
+fn leases(host: &Netns, conf: &Value) -> Vec<String> {
+    let dir = host.run_dir().join("ipam").join(conf["name"].as_str().unwrap());
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut found: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+        .collect();
+    found.sort();
+    found
+}
+
+fn default_gw(guest: &Netns) -> Option<String> {
+    let routes = guest.ip_j(&["-4", "route", "show", "default"]);
+    routes[0]["gateway"].as_str().map(String::from)
+}
+
+#[test]
+fn version_lists_what_we_speak() {
+    let host = Netns::new();
+    let answer = cni(&host, "VERSION", &[], &json!({"cniVersion": "0.4.0"}));
+    assert_eq!(answer.stderr, "");
+    let out = answer.ok();
+    assert_eq!(
+        out,
+        json!({"cniVersion": "0.4.0", "supportedVersions": ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]})
+    );
+}
+
+#[test]
+fn add_check_del_on_a_bridge_with_host_local() {
+    let host = Netns::new();
+    let (g1, g2) = (Netns::new(), Netns::new());
+    let br = unique("cnibr");
+    let conf = bridge_conf(&host, "1.0.0", &br, "10.77.0.0/24");
+    let (c1, c2) = (Container::of(&g1, "eth0"), Container::of(&g2, "eth0"));
+    let r1 = c1.call(&host, "ADD", &conf).ok();
+    let r2 = c2.call(&host, "ADD", &conf).ok();
+    // The bridge plugin's shape: bridge, host end, container interface.
+    assert_eq!(r1["cniVersion"], "1.0.0");
+    let ifs = r1["interfaces"].as_array().unwrap();
+    assert_eq!(ifs.len(), 3, "{r1}");
+    assert_eq!(ifs[0]["name"], br.as_str());
+    assert!(ifs[1]["name"].as_str().unwrap().starts_with("veth"), "{r1}");
+    assert_eq!(
+        ifs[2],
+        json!({"name": "eth0", "mac": g1.link("eth0").unwrap()["address"], "sandbox": c1.netns})
+    );
+    assert_eq!(r1["ips"], json!([{"address": "10.77.0.2/24", "gateway": "10.77.0.1", "interface": 2}]));
+    assert!(r1["ips"][0].get("version").is_none(), "1.0.0 has no ip version");
+    assert_eq!(r1["routes"], json!([{"dst": "0.0.0.0/0", "gw": "10.77.0.1"}]));
+    assert_eq!(g1.addrs("eth0")[0], "10.77.0.2/24");
+    assert_eq!(default_gw(&g1).as_deref(), Some("10.77.0.1"));
+    assert!(
+        host.addrs(&br).contains(&"10.77.0.1/24".to_string()),
+        "isDefaultGateway puts the gateway on the bridge"
+    );
+    assert!(g1.ping(r2["ips"][0]["address"].as_str().unwrap().split('/').next().unwrap()));
+    assert!(g2.ping("10.77.0.1"));
+
+    // The command line sees what the plugin made.
+    let ls = host.pipework(&["ls", "--json"]).ok().stdout;
+    assert!(ls.contains(&format!("\"{}\"", ifs[1]["name"].as_str().unwrap())) && ls.contains(&br), "{ls}");
+    // CHECK with the ADD's result, as libcni passes it.
+    let mut checked = conf.clone();
+    checked["prevResult"] = r1.clone();
+    assert_eq!(c1.call(&host, "CHECK", &checked).ok(), Value::Null);
+    // An address taken off behind our back: CHECK says so.
+    g1.sh("ip", &["addr", "del", "10.77.0.2/24", "dev", "eth0"]);
+    let e = c1.call(&host, "CHECK", &checked).error(999);
+    assert!(e["msg"].as_str().unwrap().contains("10.77.0.2"), "{e}");
+
+    // ADD again: the interface exists, and no second lease is taken.
+    let e = c2.call(&host, "ADD", &conf).error(999);
+    assert!(e["msg"].as_str().unwrap().contains("already exists"), "{e}");
+    assert_eq!(leases(&host, &conf), ["10.77.0.2", "10.77.0.3"]);
+
+    assert_eq!(c1.call(&host, "DEL", &conf).ok(), Value::Null);
+    assert!(g1.link("eth0").is_none());
+    assert_eq!(leases(&host, &conf), ["10.77.0.3"], "IPAM's DEL released the lease");
+    // CHECK after DEL: no such attachment (code 3).
+    let mut stale = checked.clone();
+    stale.as_object_mut().unwrap().remove("ipam");
+    c1.call(&host, "CHECK", &stale).error(3);
+    // DEL again, and DEL of a container whose namespace is gone: both fine.
+    c1.call(&host, "DEL", &conf).ok();
+    drop(g2);
+    c2.call(&host, "DEL", &conf).ok();
+    assert!(leases(&host, &conf).is_empty());
+    let left = std::fs::read_dir(host.run_dir().join("attachments")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "no attachment record is left");
+    assert_eq!(host.ip_j(&["link", "show", "master", &br]), json!([]), "no port is left on the bridge");
+}
+
+#[test]
+fn results_in_the_shape_of_each_version() {
+    let host = Netns::new();
+    for (n, version) in ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"].into_iter().enumerate() {
+        let guest = Netns::new();
+        let c = Container::of(&guest, "net1");
+        let mut conf = bridge_conf(&host, version, "cnibrv", "10.78.0.0/24");
+        conf["ipam"] = json!({"type": "static", "addresses": [{"address": format!("10.78.0.{}/24", n + 10), "gateway": "10.78.0.1"}],
+            "routes": [{"dst": "0.0.0.0/0"}, {"dst": "192.0.2.0/24", "gw": "10.78.0.254"}]});
+        let r = c.call(&host, "ADD", &conf).ok();
+        assert_eq!(r["cniVersion"], version);
+        let ip = &r["ips"][0];
+        assert_eq!(ip["address"], format!("10.78.0.{}/24", n + 10));
+        assert_eq!(ip.get("version").is_some(), version.starts_with('0'), "{version}: {r}");
+        if version.starts_with('0') {
+            assert_eq!(ip["version"], "4");
+        }
+        // IPAM's other route, through its own gateway.
+        let extra = guest.ip_j(&["-4", "route", "show", "192.0.2.0/24"]);
+        assert_eq!(extra[0]["gateway"], "10.78.0.254", "{extra}");
+        if version < "0.4.0" {
+            let mut checked = conf.clone();
+            checked["prevResult"] = r.clone();
+            c.call(&host, "CHECK", &checked).error(1);
+        }
+        c.call(&host, "DEL", &conf).ok();
+    }
+}
+
+#[test]
+fn bridge_plugin_keys_and_cni_args() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let c = Container::of(&guest, "eth0");
+    let mut conf = bridge_conf(&host, "0.4.0", "cnibrk", "10.79.0.0/24");
+    conf["mtu"] = json!(1400);
+    conf["hairpinMode"] = json!(true);
+    conf["promiscMode"] = json!(true);
+    conf["dns"] = json!({"nameservers": ["10.79.0.53"], "search": ["example"]});
+    conf["ipMasq"] = json!(false);
+    conf["runtimeConfig"] = json!({"mac": "02:00:00:79:00:09"});
+    let mut env = c.env();
+    // What Podman and Kubernetes send along: unknown keys, passed over.
+    env.push(("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=web;MAC=02:00:00:79:00:01"));
+    let r = cni(&host, "ADD", &env, &conf).ok();
+    assert_eq!(r["dns"], conf["dns"]);
+    let eth0 = guest.link("eth0").unwrap();
+    assert_eq!((eth0["mtu"].as_u64(), eth0["address"].as_str()), (Some(1400), Some("02:00:00:79:00:09")));
+    let end = host.link(r["interfaces"][1]["name"].as_str().unwrap()).unwrap();
+    assert_eq!(end["mtu"], 1400);
+    assert_eq!(end["linkinfo"]["info_slave_data"]["hairpin"], true, "{end}");
+    let br = host.link("cnibrk").unwrap();
+    assert_eq!((br["mtu"].as_u64(), br["promiscuity"].as_u64()), (Some(1400), Some(1)));
+    cni(&host, "DEL", &env, &conf).ok();
+
+    // CNI_ARGS's MAC when the config has none, and its IP for host-local.
+    conf.as_object_mut().unwrap().remove("runtimeConfig");
+    let mut env = c.env();
+    env.push(("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=web;MAC=02:00:00:79:00:01;IP=10.79.0.77"));
+    cni(&host, "ADD", &env, &conf).ok();
+    assert_eq!(guest.link("eth0").unwrap()["address"], "02:00:00:79:00:01");
+    assert_eq!(guest.addrs("eth0")[0], "10.79.0.77/24");
+    cni(&host, "DEL", &env, &conf).ok();
+    // Without IgnoreUnknown, an unknown key is an error (code 4), and nothing is made.
+    let before = (host.snapshot(), guest.snapshot());
+    let mut strict = c.env();
+    strict.push(("CNI_ARGS", "K8S_POD_NAME=web"));
+    let e = cni(&host, "ADD", &strict, &conf).error(4);
+    assert!(e["msg"].as_str().unwrap().contains("K8S_POD_NAME"), "{e}");
+    assert_same("host", &before.0, &host.snapshot());
+    assert_same("guest", &before.1, &guest.snapshot());
+}
+
+#[test]
+fn errors_have_the_well_known_codes_and_change_nothing() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let c = Container::of(&guest, "eth0");
+    let conf = bridge_conf(&host, "1.0.0", "cnibre", "10.80.0.0/24");
+    let before = (host.snapshot(), guest.snapshot());
+    for key in ["ipMasq", "macspoofchk"] {
+        let mut refused = conf.clone();
+        refused[key] = json!(true);
+        let e = c.call(&host, "ADD", &refused).error(2);
+        assert!(e["msg"].as_str().unwrap().starts_with(key), "{e}");
+        assert_eq!(e["cniVersion"], "1.0.0");
+    }
+    let mut old = conf.clone();
+    old["cniVersion"] = json!("0.2.0");
+    c.call(&host, "ADD", &old).error(1);
+    let e = cni(&host, "ADD", &c.env(), &json!("{not json"));
+    assert_eq!(e.error(6)["cniVersion"], "1.1.0");
+    let mut nameless = conf.clone();
+    nameless.as_object_mut().unwrap().remove("name");
+    c.call(&host, "ADD", &nameless).error(7);
+    let mut vlan = conf.clone();
+    vlan["vlan"] = json!(5);
+    let e = c.call(&host, "ADD", &vlan).error(2);
+    assert!(e["msg"].as_str().unwrap().contains("vlan"), "{e}");
+    cni(&host, "ADD", &c.env()[..2], &conf).error(4);
+    cni(&host, "FROB", &c.env(), &conf).error(4);
+    let gone = Container { id: "x".into(), netns: "/proc/999999999/ns/net".into(), ifname: "eth0" };
+    gone.call(&host, "ADD", &conf).error(3);
+    let not_a_netns = Container { id: "y".into(), netns: "/etc/hostname".into(), ifname: "eth0" };
+    not_a_netns.call(&host, "ADD", &conf).error(4);
+    assert_same("host", &before.0, &host.snapshot());
+    assert_same("guest", &before.1, &guest.snapshot());
+    assert!(leases(&host, &conf).is_empty());
+}
+
+#[test]
+fn a_failed_add_gives_the_lease_back() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let c = Container::of(&guest, "eth0");
+    let mut conf = bridge_conf(&host, "1.0.0", "cnibrf", "10.81.0.0/24");
+    // A route the kernel refuses (its gateway is not on any link): after the
+    // attachment was made, so that all of it has to be undone.
+    conf["ipam"]["routes"] = json!([{"dst": "198.51.100.0/24", "gw": "203.0.113.1"}]);
+    let before = guest.snapshot();
+    let e = c.call(&host, "ADD", &conf).error(999);
+    assert!(e["msg"].as_str().unwrap().contains("198.51.100.0/24"), "{e}");
+    assert!(leases(&host, &conf).is_empty(), "IPAM's DEL ran after the failed ADD");
+    assert_same("guest", &before, &guest.snapshot());
+    assert!(host.link("cnibrf").is_none(), "the bridge this ADD made is gone again");
+    // The runtime's DEL after a failed ADD is fine.
+    c.call(&host, "DEL", &conf).ok();
+}
+
+/// Files in a directory under the host's run dir (records, CNI state, leases).
+fn files(host: &Netns, sub: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(host.run_dir().join(sub)) else { return Vec::new() };
+    entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+}
+
+#[test]
+fn a_chained_add_keeps_the_previous_result_first() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let c = Container::of(&guest, "eth0");
+    let mut conf = bridge_conf(&host, "1.0.0", "cnibrp", "10.82.0.0/24");
+    let prev = json!({"cniVersion": "1.0.0", "interfaces": [{"name": "net0", "sandbox": c.netns}],
+        "ips": [{"address": "192.0.2.9/24", "interface": 0}], "dns": {"nameservers": ["192.0.2.53"]}});
+    conf["prevResult"] = prev.clone();
+    let r = c.call(&host, "ADD", &conf).ok();
+    assert_eq!(r["interfaces"][0], prev["interfaces"][0]);
+    assert_eq!(r["interfaces"][3]["name"], "eth0");
+    assert_eq!(r["ips"][0], prev["ips"][0]);
+    assert_eq!(r["ips"][1]["interface"], 3, "ours point past the previous interfaces: {r}");
+    assert_eq!(r["dns"], prev["dns"]);
+    c.call(&host, "DEL", &conf).ok();
+}
+
+#[test]
+fn status_says_whether_an_add_could_work() {
+    let host = Netns::new();
+    let conf = bridge_conf(&host, "1.1.0", "cnibrs", "10.83.0.0/24");
+    let status = |conf: &Value| cni(&host, "STATUS", &[], conf);
+    assert_eq!(status(&conf).ok(), Value::Null, "a bridge ADD makes is fine");
+    let mut old = conf.clone();
+    old["cniVersion"] = json!("1.0.0");
+    status(&old).error(1);
+    let mut nic = conf.clone();
+    nic["pipework"] = json!({"hostInterface": "nic-absent0"});
+    let e = status(&nic).error(50);
+    assert!(e["msg"].as_str().unwrap().contains("nic-absent0"), "{e}");
+}
+
+#[test]
+fn gc_removes_what_is_not_in_valid_attachments() {
+    let host = Netns::new();
+    let guests: Vec<Netns> = (0..3).map(|_| Netns::new()).collect();
+    let conf = bridge_conf(&host, "1.1.0", "cnibrg", "10.84.0.0/24");
+    let cs: Vec<Container> = guests.iter().map(|g| Container::of(g, "eth0")).collect();
+    for c in &cs {
+        c.call(&host, "ADD", &conf).ok();
+    }
+    assert_eq!(leases(&host, &conf).len(), 3);
+    // Without the list, nothing is taken for stale.
+    cni(&host, "GC", &[], &conf).error(7);
+    assert!(guests[1].link("eth0").is_some());
+    let mut gc = conf.clone();
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": cs[0].id, "ifname": "eth0"}]);
+    assert_eq!(cni(&host, "GC", &[], &gc).ok(), Value::Null);
+    assert!(guests[0].link("eth0").is_some(), "a valid attachment stays");
+    assert!(guests[1].link("eth0").is_none() && guests[2].link("eth0").is_none());
+    assert_eq!(leases(&host, &conf), ["10.84.0.2"], "IPAM's DEL released the others' leases");
+    assert_eq!(files(&host, &format!("cni/{}", conf["name"].as_str().unwrap())).len(), 1);
+    assert_eq!(files(&host, "attachments").len(), 1);
+    // GC again changes nothing; then the runtime's DEL of the last one.
+    cni(&host, "GC", &[], &gc).ok();
+    assert!(guests[0].link("eth0").is_some());
+    cs[0].call(&host, "DEL", &conf).ok();
+    assert!(leases(&host, &conf).is_empty());
+}
+
+/// A static address for `conf`, without host-local.
+fn static_ip(conf: &mut Value, address: &str) {
+    conf["ipam"] = json!({"type": "static", "addresses": [{"address": address}]});
+}
+
+#[test]
+fn an_ovs_bridge_with_vlan_as_the_tag() {
+    let host = Netns::new();
+    let ovs = crate::ovs::Ovs::start(&host);
+    ovs.bridge("ovsbr0");
+    let env = ovs.env();
+    let base: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let guests: Vec<Netns> = (0..3).map(|_| Netns::new()).collect();
+    let cs: Vec<Container> = guests.iter().map(|g| Container::of(g, "eth0")).collect();
+    let mut results = Vec::new();
+    for (n, (c, tag)) in cs.iter().zip([10, 10, 20]).enumerate() {
+        let mut conf = json!({"cniVersion": "1.0.0", "name": "ovsnet", "type": "pipework", "bridge": "ovsbr0", "vlan": tag});
+        static_ip(&mut conf, &format!("192.168.10.{}/24", n + 2));
+        let mut env = c.env();
+        env.extend(base.iter().copied());
+        results.push((cni(&host, "ADD", &env, &conf).ok(), conf, env));
+    }
+    let end = |n: usize| results[n].0["interfaces"][1]["name"].as_str().unwrap().to_string();
+    assert_eq!(results[0].0["interfaces"][0]["name"], "ovsbr0");
+    assert_eq!(ovs.vsctl_ok(&["get", "Port", &end(0), "tag"]), "10");
+    assert_eq!(ovs.vsctl_ok(&["get", "Port", &end(2), "tag"]), "20");
+    assert!(guests[0].ping("192.168.10.3"), "same tag must connect");
+    assert!(!guests[2].ping("192.168.10.2"), "tag 20 must not reach tag 10");
+    for (_, conf, env) in &results {
+        cni(&host, "DEL", env, conf).ok();
+    }
+    assert_eq!(ovs.vsctl_ok(&["list-ports", "ovsbr0"]), "", "DEL took the ports off the bridge");
+}
+
+#[test]
+fn a_nic_as_macvlan_with_its_mode_and_moved_in_whole() {
+    let host = Netns::new();
+    for nic in ["eth2", "eth3"] {
+        host.sh("ip", &["link", "add", nic, "type", "veth", "peer", "name", &format!("{nic}p")]);
+        host.sh("ip", &["link", "set", &format!("{nic}p"), "up"]);
+    }
+    let (a, b) = (Netns::new(), Netns::new());
+    let (ca, cb) = (Container::of(&a, "eth0"), Container::of(&b, "net1"));
+    let mut mac = json!({"cniVersion": "0.4.0", "name": "nicnet", "type": "pipework",
+        "pipework": {"hostInterface": "eth2", "macvlanMode": "private"}});
+    static_ip(&mut mac, "50.19.169.157/24");
+    let r = ca.call(&host, "ADD", &mac).ok();
+    let eth0 = a.link("eth0").unwrap();
+    assert_eq!(eth0["linkinfo"]["info_kind"], "macvlan");
+    assert_eq!(eth0["linkinfo"]["info_data"]["mode"], "private");
+    assert_eq!(r["interfaces"].as_array().unwrap().len(), 1, "no host end: {r}");
+    assert_eq!(r["ips"][0], json!({"version": "4", "address": "50.19.169.157/24", "interface": 0}));
+    let mut checked = mac.clone();
+    checked["prevResult"] = r.clone();
+    assert_eq!(ca.call(&host, "CHECK", &checked).ok(), Value::Null);
+    let mut phys = json!({"cniVersion": "1.0.0", "name": "physnet", "type": "pipework",
+        "pipework": {"hostInterface": "eth3", "directPhys": true}});
+    static_ip(&mut phys, "50.19.170.2/24");
+    cb.call(&host, "ADD", &phys).ok();
+    assert!(host.link("eth3").is_none(), "the NIC moved");
+    assert_eq!(b.addrs("net1")[0], "50.19.170.2/24");
+    ca.call(&host, "DEL", &mac).ok();
+    assert!(a.link("eth0").is_none());
+    cb.call(&host, "DEL", &phys).ok();
+    assert!(host.link("eth3").is_some(), "DEL gave the NIC back to the host");
+    assert!(b.link("net1").is_none());
+}
+
+/// A network whose IPAM is the built-in DHCP client, from dnsmasq on `br1`.
+fn dhcp_conf() -> Value {
+    json!({"cniVersion": "1.0.0", "name": "dhcpnet", "type": "pipework", "bridge": "br1",
+        "ipam": {"type": "pipework-dhcp4", "timeout": 20}})
+}
+
+#[test]
+fn builtin_dhcp_ipam_leases_with_a_keeper_and_no_daemon() {
+    let host = Netns::new();
+    let server = crate::dhcp::Dnsmasq::start(&host);
+    let guest = Netns::new();
+    let c = Container::of(&guest, "eth0");
+    let r = c.call(&host, "ADD", &dhcp_conf()).ok();
+    let ip = &r["ips"][0];
+    let addr = ip["address"].as_str().unwrap().split('/').next().unwrap().to_string();
+    assert!(addr.starts_with("10.77.0."), "{r}");
+    assert_eq!((ip["gateway"].as_str(), ip["interface"].as_u64()), (Some("10.77.0.1"), Some(2)), "{r}");
+    assert_eq!(r["routes"], json!([{"dst": "0.0.0.0/0", "gw": "10.77.0.1"}]));
+    assert!(server.log().contains(&format!("DHCPACK(eth1) {addr} ")), "{}", server.log());
+    let keepers = crate::dhcp::others_in(&guest);
+    assert_eq!(keepers.len(), 1, "one keeper renews the lease: {keepers:?}");
+    c.call(&host, "DEL", &dhcp_conf()).ok();
+    assert!(guest.link("eth0").is_none());
+}
+
+/// Needs `lifecycle::del` to stop what an attach left running (issue 13's `del`).
+#[test]
+fn builtin_dhcp_keeper_stops_on_del() {
+    let host = Netns::new();
+    let _server = crate::dhcp::Dnsmasq::start(&host);
+    let guest = Netns::new();
+    let c = Container::of(&guest, "eth0");
+    c.call(&host, "ADD", &dhcp_conf()).ok();
+    assert_eq!(crate::dhcp::others_in(&guest).len(), 1);
+    c.call(&host, "DEL", &dhcp_conf()).ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !crate::dhcp::others_in(&guest).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the keeper outlived DEL");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn parallel_adds_share_the_bridge_the_first_one_makes() {
+    let host = Netns::new();
+    let guests: Vec<Netns> = (0..4).map(|_| Netns::new()).collect();
+    let conf = bridge_conf(&host, "1.0.0", "cnibrpar", "10.85.0.0/24");
+    let cs: Vec<Container> = guests.iter().map(|g| Container::of(g, "eth0")).collect();
+    std::thread::scope(|s| {
+        let runs: Vec<_> = cs.iter().map(|c| s.spawn(|| c.call(&host, "ADD", &conf))).collect();
+        for r in runs {
+            r.join().unwrap().ok();
+        }
+    });
+    assert_eq!(host.ip_j(&["link", "show", "master", "cnibrpar"]).as_array().unwrap().len(), 4);
+    assert_eq!(leases(&host, &conf).len(), 4);
+    let own = guests[0].addrs("eth0")[0].split('/').next().unwrap().to_string();
+    let other = leases(&host, &conf).into_iter().find(|a| *a != own).unwrap();
+    assert!(guests[0].ping(&other), "{own} cannot reach {other}");
+}
+
+#[test]
+fn dual_stack_from_host_local_ranges() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    // As Docker leaves a container: IPv6 off for new links.
+    guest.ipv6_off_as_docker_does();
+    let c = Container::of(&guest, "eth0");
+    let mut conf = bridge_conf(&host, "1.0.0", "cnibr46", "unused");
+    conf["ipam"] = json!({"type": "host-local", "dataDir": host.run_dir().join("ipam"),
+        "ranges": [[{"subnet": "10.86.0.0/24"}], [{"subnet": "fd86::/64"}]]});
+    let r = c.call(&host, "ADD", &conf).ok();
+    let ips: Vec<&str> =
+        r["ips"].as_array().unwrap().iter().map(|i| i["address"].as_str().unwrap()).collect();
+    assert_eq!(ips, ["10.86.0.2/24", "fd86::2/64"], "{r}");
+    assert_eq!(
+        r["routes"],
+        json!([{"dst": "0.0.0.0/0", "gw": "10.86.0.1"}, {"dst": "::/0", "gw": "fd86::1"}])
+    );
+    let addrs = guest.addrs("eth0");
+    assert!(addrs.contains(&"10.86.0.2/24".into()) && addrs.contains(&"fd86::2/64".into()), "{addrs:?}");
+    let v6 = guest.ip_j(&["-6", "route", "show", "default"]);
+    assert_eq!(v6[0]["gateway"], "fd86::1", "{v6}");
+    let bridge = host.addrs("cnibr46");
+    assert!(bridge.contains(&"10.86.0.1/24".into()) && bridge.contains(&"fd86::1/64".into()), "{bridge:?}");
+    c.call(&host, "DEL", &conf).ok();
+    assert!(leases(&host, &conf).is_empty());
+}
+
+/// A named namespace (`ip netns add`), as Podman makes them: a bare netns file that
+/// no process is in; deleted on drop.
+struct NamedNetns(String);
+
+impl NamedNetns {
+    fn new() -> NamedNetns {
+        let name = unique("pwtcni-");
+        let made = Command::new("ip").args(["netns", "add", &name]).status().unwrap();
+        assert!(made.success(), "ip netns add {name}");
+        NamedNetns(name)
+    }
+
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.0)
+    }
+
+    fn remove(&self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+impl Drop for NamedNetns {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// Live processes whose network namespace has inode `ino`.
+fn processes_in(ino: u64) -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let pids = std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok());
+    pids.filter(|p: &u32| std::fs::metadata(format!("/proc/{p}/ns/net")).is_ok_and(|m| m.ino() == ino))
+        .filter(|p| !std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| s.contains(") Z")))
+        .collect()
+}
+
+#[test]
+fn del_after_the_namespace_went_stops_the_keeper_its_record_names() {
+    use std::os::unix::fs::MetadataExt;
+    let host = Netns::new();
+    let _server = crate::dhcp::Dnsmasq::start(&host);
+    let ns = NamedNetns::new();
+    let ino = std::fs::metadata(ns.path()).unwrap().ino();
+    let c = Container { id: unique("ctr"), netns: ns.path(), ifname: "eth0" };
+    c.call(&host, "ADD", &dhcp_conf()).ok();
+    let keepers = processes_in(ino);
+    assert_eq!(keepers.len(), 1, "{keepers:?}");
+    // The runtime lost the namespace file; the keeper holds the namespace itself.
+    ns.remove();
+    assert_eq!(processes_in(ino), keepers);
+    c.call(&host, "DEL", &dhcp_conf()).ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !processes_in(ino).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the keeper outlived DEL");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // dnsmasq's own attachment (eth1) stays.
+    let records = files(&host, "attachments");
+    assert!(!records.contains(&format!("{ino}-eth0.json")), "{records:?}");
+}
+
+#[test]
+fn sigterm_during_an_add_undoes_it_and_says_so() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    let c = Container::of(&guest, "eth0");
+    // No DHCP server: the built-in client waits for its whole timeout.
+    let conf = json!({"cniVersion": "1.0.0", "name": "sigterm", "type": "pipework", "bridge": "cnibrsig",
+        "ipam": {"type": "pipework-dhcp4", "timeout": 30}});
+    let mut child = host
+        .pipework_command(&[])
+        .env("CNI_COMMAND", "ADD")
+        .env("CNI_PATH", CNI_PATH)
+        .envs(c.env())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(conf.to_string().as_bytes()).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while guest.link("eth0").is_none() {
+        assert!(std::time::Instant::now() < deadline, "the ADD never got to wait for its lease");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("an error document");
+    assert_eq!(out.status.code(), Some(1), "{doc}");
+    assert!(doc["msg"].as_str().unwrap().contains("interrupted by SIGTERM"), "{doc}");
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+}
