@@ -74,11 +74,12 @@ impl Running {
             files: Vec::new(),
         };
         match self {
-            // The client removes its own pid file when it ends.
-            Running::Sandbox { client, mnt_ns } => Kept {
+            // dhclient leaves its pid file behind when it ends (udhcpc removes its own).
+            Running::Sandbox { client, mnt_ns, pid_file } => Kept {
                 client: client.clone(),
                 processes: sandbox::pids_in(mnt_ns).into_iter().filter_map(Process::of).collect(),
                 mnt_ns: Some(mnt_ns.ino()),
+                files: pid_file.iter().cloned().collect(),
                 ..none
             },
             // `/var/run/CLIENT.HOSTNAME.pid`: the keeper's client is the file's first word.

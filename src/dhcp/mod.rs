@@ -109,8 +109,9 @@ fn find_client(name: &str) -> Result<PathBuf> {
 /// A client left running for a `-f` form, stopped by the undo of the DHCP step.
 #[derive(Clone, Debug)]
 pub enum Running {
-    /// Every process in the client's private mount namespace (it may have forked).
-    Sandbox { client: String, mnt_ns: sandbox::MountNs },
+    /// Every process in the client's private mount namespace (it may have forked),
+    /// and the pid file it writes on the host (dhclient leaves its own behind).
+    Sandbox { client: String, mnt_ns: sandbox::MountNs, pid_file: Option<PathBuf> },
     /// The built-in client's keeper process (`dhcp4-f` or `dhcp6-f`), and the pid
     /// file that names it.
     Keeper { pid: u32, pid_file: PathBuf },
@@ -128,7 +129,11 @@ impl Running {
 
     fn stop_now(&self) -> Result<()> {
         match self {
-            Running::Sandbox { mnt_ns, .. } => sandbox::kill_all(mnt_ns, nix::sys::signal::Signal::SIGTERM),
+            Running::Sandbox { mnt_ns, pid_file, .. } => {
+                sandbox::kill_all(mnt_ns, nix::sys::signal::Signal::SIGTERM)?;
+                pid_file.iter().for_each(|f| external::remove_if_stale(f));
+                Ok(())
+            }
             Running::Keeper { pid, pid_file } => keep::stop(*pid, pid_file),
             Running::Container { name } => docker::remove(name),
         }

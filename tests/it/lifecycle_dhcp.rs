@@ -70,6 +70,25 @@ fn del_stops_udhcpc_f_which_releases_its_lease() {
     until("dnsmasq dropped the lease", || !server.leases().contains(&addr));
 }
 
+/// dhclient leaves its pid file on SIGTERM: `del` removes it, as a plain `dhclient`
+/// run does (`udhcpc` and the keeper remove theirs themselves).
+#[test]
+fn del_of_dhclient_f_leaves_no_pid_file_on_the_host() {
+    let host = Netns::new();
+    let _server = Dnsmasq::start(&host);
+    let guest = Netns::new();
+    let pid_file = std::path::PathBuf::from(format!("/var/run/dhclient.pid-{}.pid", guest.pid()));
+    let lease_file = format!("/etc/dhclient/dhclient.pid-{}.leases", guest.pid());
+    let _files = crate::dhcp::Leftovers(vec![pid_file.clone(), lease_file.into()]);
+    host.pipework(&["br1", &guest.guest(), "dhclient-f"]).ok();
+    let running = others_in(&guest);
+    let named = std::fs::read_to_string(&pid_file).unwrap_or_default();
+    assert_eq!(named.trim(), running[0].to_string(), "{} names the client", pid_file.display());
+    host.pipework(&["del", &guest.guest()]).ok();
+    assert_eq!(others_in(&guest), Vec::<u32>::new(), "the client outlived del");
+    assert!(!pid_file.exists(), "{} left behind", pid_file.display());
+}
+
 #[test]
 fn del_dry_run_names_the_client_it_would_stop() {
     let host = Netns::new();
