@@ -89,6 +89,24 @@ fn del_of_dhclient_f_leaves_no_pid_file_on_the_host() {
     assert!(!pid_file.exists(), "{} left behind", pid_file.display());
 }
 
+/// A client that ended meanwhile is not said to be stopped.
+#[test]
+fn del_names_no_client_that_had_ended_already() {
+    let host = Netns::new();
+    let _server = Dnsmasq::start(&host);
+    let guest = Netns::new();
+    host.pipework(&["br1", &guest.guest(), "dhcp4-f"]).ok();
+    let keeper = others_in(&guest)[0];
+    // The keeper this test's pipework started, ended by its pid.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(keeper as i32), nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
+    until("the keeper ended", || crate::dhcp::is_gone(keeper));
+    let v = json(&host.pipework(&["del", &guest.guest(), "--json"]).ok().stdout);
+    assert_eq!(v["dhcp_stopped"], serde_json::json!([]), "{v}");
+    let pid_file = format!("/var/run/dhcp4.pid-{}.pid", guest.pid());
+    assert!(!std::path::Path::new(&pid_file).exists(), "{pid_file} left behind");
+}
+
 #[test]
 fn del_dry_run_names_the_client_it_would_stop() {
     let host = Netns::new();
