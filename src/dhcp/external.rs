@@ -88,10 +88,8 @@ fn give_up(client: &mut sandbox::Sandboxed, ext: &External) {
 /// (one that names a live process is another run's).
 pub(super) fn remove_if_stale(file: &std::path::Path) {
     let Ok(text) = std::fs::read_to_string(file) else { return };
-    let alive = text
-        .trim()
-        .parse::<i32>()
-        .is_ok_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok());
+    // A zombie has ended (the watcher reaps its children only between jobs).
+    let alive = text.trim().parse::<u32>().is_ok_and(|pid| super::kept::Process::of(pid).is_some());
     if !alive {
         let _ = std::fs::remove_file(file);
     }
