@@ -115,8 +115,9 @@ pub enum Running {
     /// The built-in client's keeper process (`dhcp4-f` or `dhcp6-f`), and the pid
     /// file that names it.
     Keeper { pid: u32, pid_file: PathBuf },
-    /// The `dhcp:-f` helper container.
-    Container { name: String },
+    /// The `dhcp:-f` helper container, and its id (`docker run -d` says it): a later
+    /// helper of the guest's next life has the same name.
+    Container { name: String, id: Option<String> },
 }
 
 impl Running {
@@ -135,7 +136,7 @@ impl Running {
                 Ok(())
             }
             Running::Keeper { pid, pid_file } => keep::stop(*pid, pid_file),
-            Running::Container { name } => docker::remove(name),
+            Running::Container { name, id } => docker::remove(id.as_deref().unwrap_or(name)),
         }
     }
 }
@@ -149,7 +150,7 @@ impl fmt::Display for Running {
                 let name = pid_file.file_name().and_then(|n| n.to_str()).and_then(|n| n.split('.').next());
                 write!(f, "the DHCP client {} (pid {pid})", name.unwrap_or("dhcp4"))
             }
-            Running::Container { name } => write!(f, "the DHCP helper container {name}"),
+            Running::Container { name, .. } => write!(f, "the DHCP helper container {name}"),
         }
     }
 }
