@@ -131,6 +131,10 @@ fn gc_leaves_the_helper_of_a_later_life_that_has_the_same_name() {
     let c = Container::run();
     host.pipework(&["br1", &c.name, "dhcp:-f"]).ok();
     let helper = c.helpers();
+    // Held, so that the next life cannot get its namespace number (and record path).
+    let pid = docker(&["inspect", "-f", "{{.State.Pid}}", &c.name]);
+    let pid = String::from_utf8_lossy(&pid.stdout).trim().to_string();
+    let first_life = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
     let restart = docker(&["restart", "-t", "0", &c.name]);
     assert!(restart.status.success(), "{}", String::from_utf8_lossy(&restart.stderr));
     // The first helper ends with the container's PID namespace, and --rm removes it.
@@ -144,6 +148,7 @@ fn gc_leaves_the_helper_of_a_later_life_that_has_the_same_name() {
     let run = host.pipework(&["gc"]).ok();
     assert!(run.stderr.contains("removed record"), "the first life's record goes: {run:?}");
     assert_eq!(c.helpers(), helper, "gc removed the new life's helper: {run:?}");
+    drop(first_life);
     host.pipework(&["del", &c.name]).ok();
     assert_eq!(c.helpers(), "", "del removes it");
 }
