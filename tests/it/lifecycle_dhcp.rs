@@ -174,6 +174,8 @@ fn del_stops_the_dhcpv6_clients_too() {
         let v = json(&host.pipework(&["del", &guest.guest(), "--json"]).ok().stdout);
         assert_eq!(v["dhcp_stopped"][0], format!("the DHCP client {client} (pid {})", running[0]), "{v}");
         assert_eq!(others_in(&guest), Vec::<u32>::new(), "{ipspec}: the client outlived del");
+        let pid_file = format!("/var/run/{client}.pid-{}.pid", guest.pid());
+        assert!(!std::path::Path::new(&pid_file).exists(), "{pid_file} left behind");
         assert_same("host", &h, &host.snapshot());
         assert_same("guest", &g, &guest.snapshot());
     }
