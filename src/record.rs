@@ -235,6 +235,7 @@ async fn saved_nic(host: &Netlink, moved: &Moved) -> Result<SavedNic> {
         disable_ipv6: moved.disable_ipv6.clone(),
         config: moved.config.clone(),
         guest_index: moved.index,
+        kind: moved.nic.kind.clone(),
     })
 }
 

@@ -74,7 +74,10 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
             return Err(e);
         }
     };
-    let running = req.helper_stays().then_some(Running::Container { name });
+    // `docker run -d` ends with the new container's id on stdout.
+    let id =
+        Some(last_line(&mut output)).filter(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()));
+    let running = req.helper_stays().then_some(Running::Container { name, id });
     Ok(Acquired { lease: None, configured, running })
 }
 

@@ -61,7 +61,8 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
         }
     };
     if req.foreground {
-        let running = Running::Sandbox { client: name.clone(), mnt_ns: client.mnt_ns.clone() };
+        let (mnt_ns, pid_file) = (client.mnt_ns.clone(), ext.pid_file.clone());
+        let running = Running::Sandbox { client: name.clone(), mnt_ns, pid_file };
         return Ok(Acquired { lease: None, configured, running: Some(running) });
     }
     if let Err(e) = settle(&ext, req.family, target, &client.mnt_ns).await {
@@ -78,12 +79,17 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
 /// it wrote on the host removed when the pid in it is no longer running.
 fn give_up(client: &mut sandbox::Sandboxed, ext: &External) {
     client.kill();
-    let Some(file) = &ext.pid_file else { return };
+    if let Some(file) = &ext.pid_file {
+        remove_if_stale(file);
+    }
+}
+
+/// A client's pid file on the host, removed when the pid in it is no longer running
+/// (one that names a live process is another run's).
+pub(super) fn remove_if_stale(file: &std::path::Path) {
     let Ok(text) = std::fs::read_to_string(file) else { return };
-    let alive = text
-        .trim()
-        .parse::<i32>()
-        .is_ok_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok());
+    // A zombie has ended (the watcher reaps its children only between jobs).
+    let alive = text.trim().parse::<u32>().is_ok_and(|pid| super::kept::Process::of(pid).is_some());
     if !alive {
         let _ = std::fs::remove_file(file);
     }

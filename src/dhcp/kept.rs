@@ -31,6 +31,10 @@ pub struct Kept {
     /// The `dhcp:-f` helper container's name.
     #[serde(default)]
     pub container: Option<String>,
+    /// Its id, which `stop` removes it by: the guest's next life has a helper of the
+    /// same name. Missing in the records of earlier versions (then by its name).
+    #[serde(default)]
+    pub container_id: Option<String>,
     /// Pid and status files written for it, removed once it is stopped.
     #[serde(default)]
     pub files: Vec<PathBuf>,
@@ -71,14 +75,16 @@ impl Running {
             processes: Vec::new(),
             mnt_ns: None,
             container: None,
+            container_id: None,
             files: Vec::new(),
         };
         match self {
-            // The client removes its own pid file when it ends.
-            Running::Sandbox { client, mnt_ns } => Kept {
+            // dhclient leaves its pid file behind when it ends (udhcpc removes its own).
+            Running::Sandbox { client, mnt_ns, pid_file } => Kept {
                 client: client.clone(),
                 processes: sandbox::pids_in(mnt_ns).into_iter().filter_map(Process::of).collect(),
                 mnt_ns: Some(mnt_ns.ino()),
+                files: pid_file.iter().cloned().collect(),
                 ..none
             },
             // `/var/run/CLIENT.HOSTNAME.pid`: the keeper's client is the file's first word.
@@ -88,9 +94,12 @@ impl Running {
                 files: vec![pid_file.clone(), pid_file.with_extension("lease")],
                 ..none
             },
-            Running::Container { name } => {
-                Kept { client: "dhcp".into(), container: Some(name.clone()), ..none }
-            }
+            Running::Container { name, id } => Kept {
+                client: "dhcp".into(),
+                container: Some(name.clone()),
+                container_id: id.clone(),
+                ..none
+            },
         }
     }
 }
@@ -126,7 +135,7 @@ impl Kept {
 
     fn stop_now(&self) -> Result<()> {
         if let Some(name) = &self.container {
-            return docker::remove(name);
+            return docker::remove(self.container_id.as_deref().unwrap_or(name));
         }
         let live: Vec<Process> = self.processes.iter().copied().filter(Process::is_alive).collect();
         match self.mnt_ns {

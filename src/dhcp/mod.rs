@@ -109,13 +109,15 @@ fn find_client(name: &str) -> Result<PathBuf> {
 /// A client left running for a `-f` form, stopped by the undo of the DHCP step.
 #[derive(Clone, Debug)]
 pub enum Running {
-    /// Every process in the client's private mount namespace (it may have forked).
-    Sandbox { client: String, mnt_ns: sandbox::MountNs },
+    /// Every process in the client's private mount namespace (it may have forked),
+    /// and the pid file it writes on the host (dhclient leaves its own behind).
+    Sandbox { client: String, mnt_ns: sandbox::MountNs, pid_file: Option<PathBuf> },
     /// The built-in client's keeper process (`dhcp4-f` or `dhcp6-f`), and the pid
     /// file that names it.
     Keeper { pid: u32, pid_file: PathBuf },
-    /// The `dhcp:-f` helper container.
-    Container { name: String },
+    /// The `dhcp:-f` helper container, and its id (`docker run -d` says it): a later
+    /// helper of the guest's next life has the same name.
+    Container { name: String, id: Option<String> },
 }
 
 impl Running {
@@ -128,9 +130,13 @@ impl Running {
 
     fn stop_now(&self) -> Result<()> {
         match self {
-            Running::Sandbox { mnt_ns, .. } => sandbox::kill_all(mnt_ns, nix::sys::signal::Signal::SIGTERM),
+            Running::Sandbox { mnt_ns, pid_file, .. } => {
+                sandbox::kill_all(mnt_ns, nix::sys::signal::Signal::SIGTERM)?;
+                pid_file.iter().for_each(|f| external::remove_if_stale(f));
+                Ok(())
+            }
             Running::Keeper { pid, pid_file } => keep::stop(*pid, pid_file),
-            Running::Container { name } => docker::remove(name),
+            Running::Container { name, id } => docker::remove(id.as_deref().unwrap_or(name)),
         }
     }
 }
@@ -144,7 +150,7 @@ impl fmt::Display for Running {
                 let name = pid_file.file_name().and_then(|n| n.to_str()).and_then(|n| n.split('.').next());
                 write!(f, "the DHCP client {} (pid {pid})", name.unwrap_or("dhcp4"))
             }
-            Running::Container { name } => write!(f, "the DHCP helper container {name}"),
+            Running::Container { name, .. } => write!(f, "the DHCP helper container {name}"),
         }
     }
 }

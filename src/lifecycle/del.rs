@@ -7,6 +7,7 @@ use serde_json::json;
 use crate::apply::{self, Context};
 use crate::attach;
 use crate::cli::Del;
+use crate::dhcp::kept::Kept;
 use crate::lifecycle::restore;
 use crate::netlink::Netlink;
 use crate::plan::alias::{Alias, Kind};
@@ -61,7 +62,10 @@ async fn run_inner(req: &Del) -> Result<Outcome> {
     let saved = rec.as_ref().map_or(&[][..], |r| &r.replaced_routes[..]);
     let (put_back, not_put_back) = put_back(&nl_guest, &facts, saved).await?;
     notes.extend(not_put_back);
-    let clients = rec.as_ref().map_or(&[][..], |r| &r.dhcp[..]);
+    // Those still running (a helper container: Docker is not asked), as gc says them;
+    // every one is stopped all the same, which removes the files an ended one left.
+    let clients: Vec<&Kept> =
+        rec.iter().flat_map(|r| &r.dhcp).filter(|k| k.is_running() != Some(false)).collect();
     // The clients first: the keeper's DHCPRELEASE needs the interface.
     let mut shown: Vec<String> = clients.iter().map(|k| format!("stop {}", k.describe())).collect();
     shown.extend(steps.iter().map(|s| s.to_string()));
@@ -100,7 +104,7 @@ async fn run_inner(req: &Del) -> Result<Outcome> {
     for p in &put_back {
         lines.push(format!("put back {}", p.describe()));
     }
-    for k in clients {
+    for k in &clients {
         lines.push(format!("stopped {}", k.describe()));
     }
     Ok(Outcome::Done(lines))

@@ -161,6 +161,11 @@ async fn collect(req: &Gc) -> Result<(Vec<Removed>, Vec<String>)> {
     let all = record::all()?;
     // A gone guest's DHCP client keeps its namespace alive, and makes it no live one.
     let live = live_namespaces(&Exempt::of(&all))?;
+    // The clients first, while their veths are still there: udhcpc's and the
+    // keeper's DHCPRELEASE goes out through them (as `del` does it). Said after
+    // the links, as before.
+    let mut of_records = Vec::new();
+    records(req, all, &live, &mut of_records, &mut notes).await?;
     let _changing = crate::ovs::exclusive().await;
     ovs_ports(req, &host, &mut removed, &mut notes).await?;
     for link in host.links().await? {
@@ -184,7 +189,7 @@ async fn collect(req: &Gc) -> Result<(Vec<Removed>, Vec<String>)> {
         }
         removed.push(Removed { kind: "host_end", name: link.name.clone(), reason });
     }
-    records(req, all, &live, &mut removed, &mut notes).await?;
+    removed.extend(of_records);
     Ok((removed, notes))
 }
 

@@ -246,11 +246,22 @@ async fn guest_side(known: &[Group]) -> Vec<Group> {
 fn inside_mark(ns: u64, link: &Link) -> Option<Alias> {
     let text = link.alias.as_deref()?;
     match Alias::parse(text) {
-        Some(Ok(a)) if !a.kind.is_veth() && a.ns == ns && a.container_if == link.name => Some(a),
+        // No attach writes a `direct-phys` mark: the record alone names a NIC.
+        Some(Ok(a))
+            if !a.kind.is_veth()
+                && a.kind != Kind::DirectPhys
+                && a.ns == ns
+                && a.container_if == link.name =>
+        {
+            Some(a)
+        }
         Some(_) => None,
         None => {
             let rec = crate::record::load(ns, &link.name).ok()??;
-            let nic = rec.nic.as_ref().filter(|n| n.guest_index == link.index && n.name == text)?;
+            let nic = rec
+                .nic
+                .as_ref()
+                .filter(|n| n.guest_index == link.index && n.name == text && n.kind == link.kind)?;
             Some(Alias {
                 guest: GuestRef::parse(&rec.guest).ok()?,
                 ns,

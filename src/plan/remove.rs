@@ -32,6 +32,11 @@ pub struct SavedNic {
     /// proves that CONTAINER_IF is still this NIC (an index is not reused while the
     /// namespace lives, until the counter wraps).
     pub guest_index: u32,
+    /// Its link kind (`IFLA_INFO_KIND`; none for a physical NIC): a link of another
+    /// kind under its index and alias is one the guest made. Missing in the records
+    /// of earlier versions: a physical NIC's then.
+    #[serde(default)]
+    pub kind: Option<String>,
 }
 
 /// What was read before planning a `del`.
@@ -164,9 +169,12 @@ pub fn plan_del(req: &Del, guest: &GuestId, facts: &DelFacts) -> Result<DelPlan>
 }
 
 /// CONTAINER_IF is the `--direct-phys` NIC the record saved: its index is the one
-/// recorded, and its alias the NIC's old name (as the attach set it).
+/// recorded, its alias the NIC's old name (as the attach set it), and its kind the
+/// NIC's (the guest can make a link with any free index and alias, but not a NIC).
 pub fn nic_of(cif: &str, guest: &GuestId, link: &Link, nic: Option<&SavedNic>) -> Option<Alias> {
-    let nic = nic.filter(|n| n.guest_index == link.index && link.alias.as_deref() == Some(&n.name))?;
+    let nic = nic.filter(|n| {
+        n.guest_index == link.index && link.alias.as_deref() == Some(&n.name) && link.kind == n.kind
+    })?;
     Some(Alias {
         guest: guest.reference.clone(),
         ns: guest.ns_inode,
@@ -221,6 +229,10 @@ pub fn mark(cif: &str, guest: &GuestId, link: &Link, host_end: Option<&Link>) ->
     let matches = |a: &Alias| a.ns == guest.ns_inode && a.container_if == cif;
     if let Some(text) = &link.alias {
         match Alias::parse(text) {
+            // A NIC is known by its record alone: this mark is the guest's own writing.
+            Some(Ok(a)) if a.kind == Kind::DirectPhys => {
+                bail!("{cif} in {g} carries a --direct-phys mark, which pipework never writes ({text}); not deleting it")
+            }
             Some(Ok(a)) if matches(&a) && !a.kind.is_veth() => return Ok(Marked::Guest(a)),
             Some(Ok(_)) => {
                 bail!("{cif} in {g} carries the mark of another attachment ({text}); not deleting it")
@@ -370,6 +382,7 @@ mod tests {
             disable_ipv6: None,
             config: LinkConfig::default(),
             guest_index: 3,
+            kind: None,
         };
         let nic = Link { index: 3, name: "eth1".into(), alias: Some("enp3s0".into()), ..Default::default() };
         let f = DelFacts { container_if: Some(nic.clone()), nic: Some(saved.clone()), ..Default::default() };
@@ -392,6 +405,56 @@ mod tests {
         };
         let e = plan_del(&del("del web1"), &guest(), &f).unwrap_err().to_string();
         assert!(e.ends_with("the host has an interface enp3s0 now; nothing removed"), "{e}");
+    }
+
+    #[test]
+    fn a_direct_phys_mark_the_guest_wrote_itself_is_refused() {
+        // No attach writes `mode=direct-phys`: a guest's own link carrying it is a forgery,
+        // whether or not a record saved a NIC (that NIC must not be given a link of theirs).
+        let forged = "pipework:v1 guest=pid:42 ns=7 if=eth1 host=enp3s0 mode=direct-phys";
+        let link = Link {
+            index: 9,
+            name: "eth1".into(),
+            kind: Some("veth".into()),
+            alias: Some(forged.into()),
+            ..Default::default()
+        };
+        let f = DelFacts { container_if: Some(link.clone()), ..Default::default() };
+        let e = plan_del(&del("del web1"), &guest(), &f).unwrap_err().to_string();
+        assert!(e.contains("not deleting it"), "{e}");
+        let f = DelFacts { container_if: Some(link), nic: Some(saved_nic(3, None)), ..Default::default() };
+        let e = plan_del(&del("del web1"), &guest(), &f).unwrap_err().to_string();
+        assert!(e.contains("not deleting it"), "{e}");
+    }
+
+    #[test]
+    fn a_saved_nic_is_only_a_link_of_its_own_kind() {
+        // The guest may make a link with the NIC's index and old name as its alias
+        // (`ip link add eth1 index 3 type veth ...`): it is not the NIC.
+        let veth = Link {
+            index: 3,
+            name: "eth1".into(),
+            kind: Some("veth".into()),
+            alias: Some("enp3s0".into()),
+            ..Default::default()
+        };
+        let f = DelFacts { container_if: Some(veth), nic: Some(saved_nic(3, None)), ..Default::default() };
+        let e = plan_del(&del("del web1"), &guest(), &f).unwrap_err().to_string();
+        assert!(e.contains("not made by pipework"), "{e}");
+    }
+
+    fn saved_nic(guest_index: u32, kind: Option<&str>) -> SavedNic {
+        SavedNic {
+            name: "enp3s0".into(),
+            mac: None,
+            alias: None,
+            master: Some("br0".into()),
+            up: true,
+            disable_ipv6: None,
+            config: LinkConfig::default(),
+            guest_index,
+            kind: kind.map(str::to_string),
+        }
     }
 
     #[test]

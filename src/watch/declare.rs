@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use serde_json::Value;
 
-use crate::cli::{self, Attach};
+use crate::cli::{self, Attach, DhcpClient, IpSpec};
 
 /// What a container's inspect says that declarations need.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -151,7 +151,7 @@ fn from_label(c: &Container, text: &str) -> Result<Attach, String> {
     if attach.guest != c.id {
         return Err(format!("cannot tell HOSTIF from the options in '{text}'"));
     }
-    Ok(for_watch(attach))
+    for_watch(attach)
 }
 
 /// A whole command line (`pipework` before it allowed) whose GUEST must be the
@@ -169,13 +169,31 @@ fn from_env(c: &Container, text: &str) -> Result<Attach, String> {
     }
     // By id from now on: a name can be another container's by the time it is looked up.
     attach.guest = c.id.clone();
-    Ok(for_watch(attach))
+    for_watch(attach)
 }
 
-/// The result as a document (what the log says of it).
-fn for_watch(mut attach: Attach) -> Attach {
+/// The result as a document (what the log says of it). Options of a DHCP client
+/// the host runs (udhcpc, dhclient) are refused: it runs as root with the host's
+/// files, and its options name files it runs or writes (`dhclient -lf FILE` writes
+/// its leases over FILE), while a label or variable may come with an image.
+/// (dhcpcd's options are dropped anyway, as the original drops them.)
+fn for_watch(mut attach: Attach) -> Result<Attach, String> {
+    let host_run =
+        attach.specs().find_map(|s| match s {
+            IpSpec::Dhcp {
+                client: client @ (DhcpClient::Udhcpc | DhcpClient::Dhclient), options, ..
+            } if !options.is_empty() => Some(client),
+            _ => None,
+        });
+    if let Some(client) = host_run {
+        return Err(format!(
+            "{client} options are not taken from a declaration: {client} runs as the host's root, \
+             and its options name host files (dhcp:OPTS runs in a helper container; dhcp4 and \
+             dhcp6 are pipework's own)"
+        ));
+    }
     attach.json = true;
-    attach
+    Ok(attach)
 }
 
 /// Split as a shell would (quotes, backslashes, `#` comments), then the macros.

@@ -121,3 +121,34 @@ fn del_removes_the_dhcp_f_helper_container() {
     assert_eq!(c.helpers(), "", "the helper is gone with the attachment");
     assert_eq!(c.lease().0, "", "eth1 is gone");
 }
+
+/// A helper is known by its container id: the record of a container's earlier life
+/// names a helper of the same name as its new life's, which gc must leave running.
+#[test]
+fn gc_leaves_the_helper_of_a_later_life_that_has_the_same_name() {
+    let host = Netns::new();
+    let _server = Dnsmasq::start(&host);
+    let c = Container::run();
+    host.pipework(&["br1", &c.name, "dhcp:-f"]).ok();
+    let helper = c.helpers();
+    // Held, so that the next life cannot get its namespace number (and record path).
+    let pid = docker(&["inspect", "-f", "{{.State.Pid}}", &c.name]);
+    let pid = String::from_utf8_lossy(&pid.stdout).trim().to_string();
+    let first_life = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
+    let restart = docker(&["restart", "-t", "0", &c.name]);
+    assert!(restart.status.success(), "{}", String::from_utf8_lossy(&restart.stderr));
+    // The first helper ends with the container's PID namespace, and --rm removes it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !c.helpers().is_empty() {
+        assert!(Instant::now() < deadline, "the first helper outlived its container's life");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    host.pipework(&["br1", &c.name, "dhcp:-f"]).ok();
+    assert_eq!(c.helpers(), helper, "a new helper under the same name");
+    let run = host.pipework(&["gc"]).ok();
+    assert!(run.stderr.contains("removed record"), "the first life's record goes: {run:?}");
+    assert_eq!(c.helpers(), helper, "gc removed the new life's helper: {run:?}");
+    drop(first_life);
+    host.pipework(&["del", &c.name]).ok();
+    assert_eq!(c.helpers(), "", "del removes it");
+}

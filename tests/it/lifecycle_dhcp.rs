@@ -70,6 +70,43 @@ fn del_stops_udhcpc_f_which_releases_its_lease() {
     until("dnsmasq dropped the lease", || !server.leases().contains(&addr));
 }
 
+/// dhclient leaves its pid file on SIGTERM: `del` removes it, as a plain `dhclient`
+/// run does (`udhcpc` and the keeper remove theirs themselves).
+#[test]
+fn del_of_dhclient_f_leaves_no_pid_file_on_the_host() {
+    let host = Netns::new();
+    let _server = Dnsmasq::start(&host);
+    let guest = Netns::new();
+    let pid_file = std::path::PathBuf::from(format!("/var/run/dhclient.pid-{}.pid", guest.pid()));
+    let lease_file = format!("/etc/dhclient/dhclient.pid-{}.leases", guest.pid());
+    let _files = crate::dhcp::Leftovers(vec![pid_file.clone(), lease_file.into()]);
+    host.pipework(&["br1", &guest.guest(), "dhclient-f"]).ok();
+    let running = others_in(&guest);
+    let named = std::fs::read_to_string(&pid_file).unwrap_or_default();
+    assert_eq!(named.trim(), running[0].to_string(), "{} names the client", pid_file.display());
+    host.pipework(&["del", &guest.guest()]).ok();
+    assert_eq!(others_in(&guest), Vec::<u32>::new(), "the client outlived del");
+    assert!(!pid_file.exists(), "{} left behind", pid_file.display());
+}
+
+/// A client that ended meanwhile is not said to be stopped.
+#[test]
+fn del_names_no_client_that_had_ended_already() {
+    let host = Netns::new();
+    let _server = Dnsmasq::start(&host);
+    let guest = Netns::new();
+    host.pipework(&["br1", &guest.guest(), "dhcp4-f"]).ok();
+    let keeper = others_in(&guest)[0];
+    // The keeper this test's pipework started, ended by its pid.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(keeper as i32), nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
+    until("the keeper ended", || crate::dhcp::is_gone(keeper));
+    let v = json(&host.pipework(&["del", &guest.guest(), "--json"]).ok().stdout);
+    assert_eq!(v["dhcp_stopped"], serde_json::json!([]), "{v}");
+    let pid_file = format!("/var/run/dhcp4.pid-{}.pid", guest.pid());
+    assert!(!std::path::Path::new(&pid_file).exists(), "{pid_file} left behind");
+}
+
 #[test]
 fn del_dry_run_names_the_client_it_would_stop() {
     let host = Netns::new();
@@ -87,9 +124,10 @@ fn del_dry_run_names_the_client_it_would_stop() {
 #[test]
 fn gc_stops_the_client_of_a_gone_guest_and_its_veth_goes_with_it() {
     let host = Netns::new();
-    let _server = Dnsmasq::start(&host);
+    let server = Dnsmasq::start(&host);
     let mut guest = Netns::new();
     host.pipework(&["br1", &guest.guest(), "udhcpc-f"]).ok();
+    let addr = leased(&guest);
     let end = format!("veth1pl{}", guest.pid());
     let client = others_in(&guest)[0];
     let gone = guest.guest();
@@ -98,13 +136,17 @@ fn gc_stops_the_client_of_a_gone_guest_and_its_veth_goes_with_it() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(host.link(&end).is_some() && std::path::Path::new(&format!("/proc/{client}")).exists());
     let run = host.pipework(&["gc"]).ok();
-    let lines = [
-        format!("pipework: removed host end {end} (guest {gone} is gone)"),
-        format!("pipework: stopped the DHCP client udhcpc (pid {client}) (guest {gone} is gone)"),
-    ];
-    assert_eq!(run.stderr.lines().take(2).collect::<Vec<_>>(), lines, "{run:?}");
+    // The client is stopped first; its namespace, and the veth, go with it (gc
+    // removes the host end itself only if the kernel has not yet).
+    let stopped = format!("pipework: stopped the DHCP client udhcpc (pid {client}) (guest {gone} is gone)");
+    let other = |l: &&str| *l != format!("pipework: removed host end {end} (guest {gone} is gone)");
+    let lines: Vec<&str> = run.stderr.lines().filter(other).collect();
+    assert_eq!(lines.first(), Some(&stopped.as_str()), "{run:?}");
+    assert!(lines.len() == 2 && lines[1].starts_with("pipework: removed record "), "{run:?}");
     until("udhcpc ended", || crate::dhcp::is_gone(client));
     until("the veth went with the namespace", || host.link(&end).is_none());
+    // Stopped while its veth was still there, it could send its DHCPRELEASE.
+    server.wait_for_log(&format!("DHCPRELEASE(eth1) {addr} "));
 }
 
 /// The DHCPv6 forms go the same way: `dhcp6-f`'s keeper sends a Release, a
@@ -132,6 +174,8 @@ fn del_stops_the_dhcpv6_clients_too() {
         let v = json(&host.pipework(&["del", &guest.guest(), "--json"]).ok().stdout);
         assert_eq!(v["dhcp_stopped"][0], format!("the DHCP client {client} (pid {})", running[0]), "{v}");
         assert_eq!(others_in(&guest), Vec::<u32>::new(), "{ipspec}: the client outlived del");
+        let pid_file = format!("/var/run/{client}.pid-{}.pid", guest.pid());
+        assert!(!std::path::Path::new(&pid_file).exists(), "{pid_file} left behind");
         assert_same("host", &h, &host.snapshot());
         assert_same("guest", &g, &guest.snapshot());
     }

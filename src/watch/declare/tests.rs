@@ -196,3 +196,27 @@ fn a_cluster_of_short_options_is_no_panic() {
     let c = container(&[("pipework.1", "-a4 br1 10.0.0.2/24")], &[]);
     assert_eq!(served(&c, None)[0].1.as_ref().unwrap().guest, ID);
 }
+
+#[test]
+fn options_of_a_dhcp_client_the_host_runs_are_refused() {
+    // dhclient runs as the host's root with the host's files: `-lf FILE` would have it
+    // write its leases over any file (a label may come with an image). The helper
+    // container's options and the built-in clients' stay.
+    let c = container(
+        &[
+            ("pipework.1", "br1 'dhclient:-lf /etc/shadow'"),
+            ("pipework.2", "br1 -i eth2 'udhcpc-f:-s /tmp/x'"),
+            ("pipework.3", "br1 -i eth3 dhcp:-f"),
+            ("pipework.4", "br1 -i eth4 dhcp4:timeout=5"),
+            ("pipework.5", "br1 -i eth5 dhclient"),
+            // The original drops dhcpcd's options, and so does pipework.
+            ("pipework.6", "br1 -i eth7 dhcpcd:-4"),
+        ],
+        &[("pipework_cmd", "br1 -i eth6 @CONTAINER_NAME@ 'dhclient6:-cf /tmp/x'")],
+    );
+    let got = served(&c, None);
+    let refused: Vec<&str> = got.iter().filter(|(_, a)| a.is_err()).map(|(s, _)| s.as_str()).collect();
+    assert_eq!(refused, ["label pipework.1", "label pipework.2", "env pipework_cmd"]);
+    let e = got[0].1.as_ref().unwrap_err();
+    assert!(e.starts_with("dhclient options are not taken from a declaration"), "{e}");
+}
