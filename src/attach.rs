@@ -186,7 +186,7 @@ async fn prepare(req: &Attach, host: &Netlink) -> Result<Prepared> {
     let nl_guest = Netlink::in_netns(guest.netns())?;
     let id = guest_id(&guest);
     facts::host_end(host, req, &class, &id, &mut host_facts).await?;
-    let guest_facts = facts::guest(&nl_guest, req, &class).await?;
+    let guest_facts = facts::guest(&nl_guest, req, &class, id.ns_inode).await?;
     let plan = plan::plan(req, &class, &id, &host_facts, &guest_facts)?;
     let container_if = class.container_if.to_string();
     let host_end = class.host_end(req, &id).and_then(Result::ok);

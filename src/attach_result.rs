@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::guest::Guest;
 use crate::netlink::Netlink;
-use crate::types::Family;
+use crate::types::{is_link_local, Family};
 
 /// What the result names: the guest's interface, and the host end of a veth mode.
 pub struct Names<'a> {
@@ -70,8 +70,4 @@ pub async fn document(
         "ips": ips,
         "routes": routes,
     }))
-}
-
-fn is_link_local(a: &IpNetwork) -> bool {
-    matches!(a, IpNetwork::V6(v6) if (v6.ip().segments()[0] & 0xffc0) == 0xfe80)
 }

@@ -6,10 +6,11 @@ use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
 
-use crate::cli::{Attach, HostIf};
+use crate::cli::{Attach, HostIf, IpSpec};
 use crate::netlink::{Link, Netlink};
 use crate::ovs;
-use crate::plan::{Class, GuestFacts, GuestId, HostFacts};
+use crate::plan::{Class, GuestFacts, GuestId, HostFacts, KeptClient};
+use crate::record;
 use crate::types::Family;
 use crate::types::Mac;
 use crate::types::IFNAME_MAX;
@@ -81,7 +82,7 @@ async fn ovs(req: &Attach, facts: &mut HostFacts) -> Result<()> {
 }
 
 /// The guest's side: CONTAINER_IF as classified, its addresses, the routes.
-pub async fn guest(nl: &Netlink, req: &Attach, class: &Class) -> Result<GuestFacts> {
+pub async fn guest(nl: &Netlink, req: &Attach, class: &Class, ns_inode: u64) -> Result<GuestFacts> {
     let cif = &class.container_if;
     let container_if = nl.link_by_name(cif.as_str()).await.context("cannot read the guest's interfaces")?;
     let container_addrs = match &container_if {
@@ -98,7 +99,22 @@ pub async fn guest(nl: &Netlink, req: &Attach, class: &Class) -> Result<GuestFac
             routes.extend(nl.routes(family).await.context("cannot read the guest's routes")?);
         }
     }
-    Ok(GuestFacts { container_if, container_addrs, routes, ipv6_off })
+    let rerun_of_kept = req.specs().any(|s| matches!(s, IpSpec::Dhcp { foreground: true, .. }));
+    let kept = match &container_if {
+        Some(_) if rerun_of_kept => kept_clients(ns_inode, cif.as_str()),
+        _ => Vec::new(),
+    };
+    Ok(GuestFacts { container_if, container_addrs, routes, ipv6_off, kept })
+}
+
+/// The DHCP clients the record of the attachment under CONTAINER_IF left running.
+/// A record that is missing or cannot be read names none: a re-run of a `-f` form
+/// is then refused, as the original refuses every re-run.
+fn kept_clients(ns_inode: u64, cif: &str) -> Vec<KeptClient> {
+    let Ok(Some(record)) = record::load(ns_inode, cif) else {
+        return Vec::new();
+    };
+    record.dhcp.iter().map(|k| KeptClient { client: k.client.clone(), running: k.is_running() }).collect()
 }
 
 /// An IPv6 socket, opened and closed at once, in whatever namespace: `ipv6.disable=1`

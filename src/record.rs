@@ -21,6 +21,7 @@ use crate::netlink::{Link, Netlink};
 use crate::plan::alias::{Alias, Kind};
 use crate::plan::remove::SavedNic;
 use crate::plan::{GuestId, Step};
+pub use crate::types::is_link_local;
 use crate::types::Family;
 
 /// The environment variable that moves the run directory (tests use a temporary one).
@@ -245,10 +246,6 @@ fn ours(link: &Link, container_if: &str) -> Option<Alias> {
         Some(Ok(a)) if a.container_if == container_if => Some(a),
         _ => None,
     }
-}
-
-pub fn is_link_local(a: &IpNetwork) -> bool {
-    matches!(a, IpNetwork::V6(v6) if (v6.ip().segments()[0] & 0xffc0) == 0xfe80)
 }
 
 /// A record of `pid:42`'s eth1 on br1, for tests here and in `lifecycle`.

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use anyhow::{anyhow, bail, Result};
+use ipnetwork::IpNetwork;
 
 /// Linux interface-name limit (IFNAMSIZ - 1).
 pub const IFNAME_MAX: usize = 15;
@@ -121,6 +122,12 @@ impl FromStr for Family {
             _ => bail!("bad -a '{s}': expected 4 or 6"),
         }
     }
+}
+
+/// An IPv6 link-local address (fe80::/10): the kernel's own on every IPv6 link,
+/// never one an attachment made.
+pub fn is_link_local(a: &IpNetwork) -> bool {
+    matches!(a, IpNetwork::V6(v6) if (v6.ip().segments()[0] & 0xffc0) == 0xfe80)
 }
 
 impl Family {

@@ -44,6 +44,11 @@ impl Route {
         self.dst.prefix() == 0
     }
 
+    /// Made by the kernel from a router advertisement (`proto ra`), as `slaac` waits for.
+    pub fn is_from_router_advertisement(&self) -> bool {
+        self.message.header.protocol == RouteProtocol::Ra
+    }
+
     /// Its metric (RTA_PRIORITY), if it has one.
     pub fn metric(&self) -> Option<u32> {
         self.message.attributes.iter().find_map(|a| match a {

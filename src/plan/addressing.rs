@@ -13,7 +13,7 @@ use super::{GuestFacts, GuestId, Step};
 use crate::cli::types::broadcast_of;
 use crate::cli::{Attach, IpSpec};
 use crate::netlink::{Link, Route};
-use crate::types::Family;
+use crate::types::{is_link_local, Family};
 
 /// In the original's order: address, old default out, link up, routes; IPv6 turned
 /// on for the interface before anything of IPv6 is put on it. An IPSPEC list gets,
@@ -154,14 +154,30 @@ fn unspecified_like(ip: &IpAddr) -> IpAddr {
 /// True when `cif` already has every asked address and default route (for re-runs);
 /// never for a DHCP form or `slaac`, whose result is the network's to decide.
 pub fn is_configured(req: &Attach, cif: &Link, facts: &GuestFacts) -> bool {
-    req.specs().all(|spec| {
-        let IpSpec::Static { addr, gateway } = spec else {
-            return false;
-        };
-        let addr_ok = addr.is_none_or(|a| facts.container_addrs.contains(&a));
-        let gw_ok = gateway.is_none_or(|gw| {
-            facts.routes.iter().any(|r| r.is_default() && r.gateway == Some(gw) && r.oif == Some(cif.index))
-        });
-        addr_ok && gw_ok
+    req.specs().all(|spec| match spec {
+        IpSpec::Static { addr, gateway } => {
+            let addr_ok = addr.is_none_or(|a| facts.container_addrs.contains(&a));
+            addr_ok && gateway.is_none_or(|gw| has_default_via(facts, cif, |r| r.gateway == Some(gw)))
+        }
+        // A lease is in place when an address of its family is (the plain forms made
+        // it permanent), and a `-f` form's client still runs by its record's word.
+        IpSpec::Dhcp { client, family, foreground, .. } => {
+            let name = crate::plan::dhcp::client_name(*client, *family);
+            let kept = facts.kept.iter().any(|k| k.client == name && k.running != Some(false));
+            has_global(facts, *family) && (!foreground || kept)
+        }
+        IpSpec::Slaac => {
+            has_global(facts, Family::V6) && has_default_via(facts, cif, Route::is_from_router_advertisement)
+        }
     })
+}
+
+/// CONTAINER_IF has an address of `family` other than IPv6's link-local one.
+fn has_global(facts: &GuestFacts, family: Family) -> bool {
+    facts.container_addrs.iter().any(|a| Family::of(&a.ip()) == family && !is_link_local(a))
+}
+
+/// A default route through CONTAINER_IF that `matches`.
+fn has_default_via(facts: &GuestFacts, cif: &Link, matches: impl Fn(&Route) -> bool) -> bool {
+    facts.routes.iter().any(|r| r.is_default() && r.oif == Some(cif.index) && matches(r))
 }

@@ -267,8 +267,26 @@ pub(super) fn attached(up: bool) -> (HostFacts, GuestFacts) {
         container_addrs: vec!["10.0.0.2/24".parse().unwrap()],
         routes: vec![default],
         ipv6_off: false,
+        kept: Vec::new(),
     };
     (host, guest)
+}
+
+#[test]
+fn rerun_of_a_dhcp_form_in_place_changes_nothing_while_its_client_runs() {
+    let (host, facts) = attached(true);
+    let done = |facts: &GuestFacts, spec: &str| {
+        let p = plan(&req(&format!("br1 web1 {spec}")), &guest(), &host, facts);
+        matches!(p, Ok(Plan::AlreadyDone(_)))
+    };
+    assert!(done(&facts, "dhcp4"), "a plain form: the leased address is there");
+    assert!(!done(&facts, "dhcp4-f"), "no record of a keeper");
+    let kept =
+        |running| GuestFacts { kept: vec![KeptClient { client: "dhcp4".into(), running }], ..facts.clone() };
+    assert!(done(&kept(Some(true)), "dhcp4-f"));
+    assert!(!done(&kept(Some(false)), "dhcp4-f"), "its keeper has ended");
+    assert!(!done(&kept(Some(true)), "udhcpc-f"), "another client's record");
+    assert!(!done(&facts, "dhcp6"), "no IPv6 address but the link-local one");
 }
 
 #[test]

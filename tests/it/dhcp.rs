@@ -321,3 +321,50 @@ fn docker_mode_refused_for_a_guest_that_is_no_container() {
     assert!(line.contains("is not a Docker container"), "{line}");
     assert!(host.link("br1").is_none(), "nothing made");
 }
+
+/// Safe to re-run: a DHCP attachment in place is left alone (exit 0, nothing changes,
+/// `"changed": false`, no second client), for the plain and the `-f` forms alike.
+#[test]
+fn a_rerun_of_a_dhcp_attachment_in_place_changes_nothing() {
+    let host = Netns::new();
+    let _server = Dnsmasq::start(&host);
+    let (plain, kept) = (Netns::new(), Netns::new());
+    crate::util::assert_rerun_changes_nothing(&host, &plain, &["br1", &plain.guest(), "dhcp4"]);
+    assert_eq!(others_in(&plain), Vec::<u32>::new());
+    let args = ["br1", &kept.guest(), "dhcp4-f"];
+    host.pipework(&args).ok();
+    let file = PidFile(format!("/var/run/dhcp4.pid-{}.pid", kept.pid()).into());
+    let keeper = file.pid();
+    let (h, g) = (host.snapshot(), kept.snapshot());
+    let again = host.pipework(&["--json", args[0], args[1], args[2]]).ok().stdout;
+    let doc: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(doc["changed"], false, "{again}");
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &kept.snapshot());
+    assert_eq!(others_in(&kept), vec![keeper], "the same keeper, and no second one");
+}
+
+/// A `-f` attachment whose client has ended is not "in place": the re-run is refused
+/// as the original refuses every re-run, and nothing changes.
+#[test]
+fn a_rerun_of_dhcp4_f_whose_keeper_ended_is_refused() {
+    let host = Netns::new();
+    let _server = Dnsmasq::start(&host);
+    let guest = Netns::new();
+    let args = ["br1", &guest.guest(), "dhcp4-f"];
+    host.pipework(&args).ok();
+    let file = PidFile(format!("/var/run/dhcp4.pid-{}.pid", guest.pid()).into());
+    let keeper = file.pid();
+    // The keeper this test's attach started, ended by its pid.
+    let _ = Command::new("kill").args(["-KILL", &keeper.to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !is_gone(keeper) {
+        assert!(Instant::now() < deadline, "the keeper did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    let line = host.pipework(&args).failed();
+    assert!(line.contains("exists and is up"), "{line}");
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+}

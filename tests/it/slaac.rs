@@ -99,6 +99,9 @@ fn a_guest_autoconfigures_from_the_routers_advertisement_and_gets_its_default_ro
     // The address works: the router reaches it.
     let ping = guest.run("ping", &["-6", "-c", "1", "-W", "2", &format!("{PREFIX}1")]);
     assert!(ping.status.success(), "ping from {addr}: {ping:?}");
+    // Safe to re-run: the autoconfigured address and the router's route are in place.
+    let again = host.pipework(&["--json", "brra", &guest.guest(), "slaac"]).ok().stdout;
+    assert!(again.contains("\"changed\":false"), "{again}");
 }
 
 #[test]

@@ -125,11 +125,7 @@ impl DhcpRequest {
     /// The client as IPSPEC names it, without `-f`: `dhcp4`, `dhclient`, and for
     /// DHCPv6 `dhcp6`, `dhclient6`, `dhcpcd6`. Also the stem of its pid file.
     pub fn name(&self) -> String {
-        match (self.client, self.family) {
-            (DhcpClient::Builtin, Family::V6) => "dhcp6".into(),
-            (client, Family::V6) => format!("{client}6"),
-            (client, Family::V4) => client.to_string(),
-        }
+        client_name(self.client, self.family)
     }
 
     /// How long an external client (or the Docker helper) may take to get its lease.
@@ -426,3 +422,13 @@ impl Leased {
 
 #[cfg(test)]
 mod tests;
+
+/// A DHCP form's name as IPSPEC spells it (`dhcp4`, `dhcp6`, `dhclient6`, ...): its
+/// messages, pid files, and the client an attachment's record names.
+pub fn client_name(client: DhcpClient, family: Family) -> String {
+    match (client, family) {
+        (DhcpClient::Builtin, Family::V6) => "dhcp6".into(),
+        (client, Family::V6) => format!("{client}6"),
+        (client, Family::V4) => client.to_string(),
+    }
+}
