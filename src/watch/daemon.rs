@@ -1,6 +1,7 @@
 //! The questions the watcher asks Docker besides the event stream: which
-//! containers run, what one of them declares, and what its image declares. Blocking socket I/O (the existing
-//! client, `crate::guest::docker`) on the runtime's blocking pool.
+//! containers run, what one of them declares, and what its image declares. Blocking
+//! socket I/O (the existing client, `crate::guest::docker`) on the runtime's blocking
+//! pool.
 
 use std::path::{Path, PathBuf};
 

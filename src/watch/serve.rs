@@ -1,7 +1,7 @@
 //! A container that started, or runs at a reconcile: its declarations (those it did
 //! not only inherit from its image, unless images are trusted: see `super::image`)
-//! applied in their order, each one all-or-nothing as on the command line (the re-run rule: one
-//! already in place is left alone), one log line each. A declaration that fails
+//! applied in their order, each one all-or-nothing as on the command line (the
+//! re-run rule: one already in place is left alone), one log line each. A declaration that fails
 //! does not stop the next; a container that is gone (or started anew) before its
 //! turn is skipped without a word: its next start is served then.
 

@@ -2,9 +2,10 @@
 //! attachments (labels, the dreamcat4/pipework image's environment variables) are
 //! attached when they start, again after `docker restart`, cleaned up when they die;
 //! a burst of 30; bad declarations; shell metacharacters; what an image declares,
-//! applied only with `--trust-images`; a daemon restarted under the watcher (a dockerd of the test's own, never the shared one). Every watcher
-//! runs in a test host namespace with a key of its own, so that it serves only its
-//! test's containers (the daemon is shared with the other tests).
+//! applied only with `--trust-images`; a daemon restarted under the watcher (a
+//! dockerd of the test's own, never the shared one). Every watcher runs in a test
+//! host namespace with a key of its own, so that it serves only its test's
+//! containers (the daemon is shared with the other tests).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -843,11 +844,10 @@ fn watch_applies_nothing_of_a_container_whose_image_cannot_be_inspected() {
     let sources: Vec<&str> = lines.iter().map(|l| l["declaration"].as_str().unwrap()).collect();
     assert_eq!(sources, ["label pipework.1", "label pipework.2"], "its own label too: who can tell");
     let message = lines[0]["message"].as_str().unwrap();
-    assert!(
-        message.starts_with(&format!("label pipework.1: not applied: cannot tell whether the image {} declares it (no such image sha256:", image.0))
-            && message.ends_with("); pipework watch --trust-images applies it"),
-        "{message}"
-    );
+    let said =
+        format!("label pipework.1: not applied: cannot tell whether the image {} declares it", image.0);
+    assert!(message.starts_with(&format!("{said} (no such image sha256:")), "{message}");
+    assert!(message.ends_with("); pipework watch --trust-images applies it"), "{message}");
     assert_eq!(lines[0]["ok"], false);
     assert!(!c.inside(&["ip", "link"]).contains("eth"), "nothing attached");
     assert!(host.link(&br).is_none());
