@@ -36,7 +36,7 @@ pub const GRAMMAR: &[&str] = &[
      left behind (their records and DHCP clients, veth host ends, Open vSwitch ports) and \
      lists it. --json \
      gives one JSON document on stdout.",
-    "pipework watch [--json] [--key KEY] follows Docker's events (Engine API socket) and \
+    "pipework watch [--json] [--key KEY] [--trust-images] follows Docker's events (Engine API socket) and \
      applies the attachments containers declare each time they start: labels \
      pipework.N=HOSTIF [opts] IPSPEC [MAC][@VLAN] (the container is GUEST; N orders them) \
      and, as the dreamcat4/pipework image reads them, environment variables whose name holds \
@@ -44,7 +44,10 @@ pub const GRAMMAR: &[&str] = &[
      @HOSTNAME@, @INSTANCE@ and @COMPOSE_PROJECT_NAME@ expanded. When one dies, gc removes \
      what it left. It reconciles at start and after every reconnection; with --key (or \
      $pipework_key) it serves only containers with pipework_key=KEY or the label \
-     pipework.key=KEY. One line per action on stderr (--json: JSON lines); SIGTERM ends it, \
+     pipework.key=KEY. A declaration the container only inherited from its image (a label \
+     or variable with the image's name and value: Docker copies them into every container \
+     made from it) is not applied, and one line says so, unless --trust-images; when the \
+     image cannot be inspected, none is. One line per action on stderr (--json: JSON lines); SIGTERM ends it, \
      the attachments stay.",
     "Each attach leaves a record of what it made in $PIPEWORK_RUN_DIR/attachments \
      (default /run/pipework/attachments); del removes it. Without it, check says what it \

@@ -181,7 +181,7 @@ const AFTER_HELP: &str =
                       pipework ls [GUEST] | check GUEST [-i CONTAINER_IF] | gc [--dry-run]   (each [--json])\n       \
                       pipework --batch FILE|- [--json] [--dry-run] [--verbose]\n       \
                       pipework --wait [-i CONTAINER_IF] [--timeout SECONDS]\n       \
-                      pipework watch [--json] [--key KEY] | completions bash|zsh|fish",
+                      pipework watch [--json] [--key KEY] [--trust-images] | completions bash|zsh|fish",
     after_help = AFTER_HELP
 )]
 struct RawArgs {

@@ -1,4 +1,4 @@
-//! `pipework watch [--json] [--key KEY]`: its own small clap parser, reached when the
+//! `pipework watch [--json] [--key KEY] [--trust-images]`: its own small clap parser, reached when the
 //! first word is `watch` and no host interface has that name.
 
 use clap::Parser;
@@ -19,6 +19,8 @@ pub struct Watch {
     /// Serve only containers whose `pipework_key` (environment) or `pipework.key`
     /// (label) is this; `None` serves every container.
     pub key: Option<String>,
+    /// Apply the declarations a container only inherited from its image, too.
+    pub trust_images: bool,
 }
 
 #[derive(Parser, Debug)]
@@ -34,6 +36,12 @@ struct WatchArgs {
     /// pipework.key=KEY (default: $pipework_key; empty or unset: every container).
     #[arg(long, value_name = "KEY")]
     key: Option<String>,
+    /// Apply also the declarations a container only inherited, unchanged, from its
+    /// image (LABEL, ENV in its Dockerfile). Default: only those set or changed on the
+    /// container (docker run -l/-e, compose labels), so that running an image pulled
+    /// from a registry cannot take a host interface.
+    #[arg(long)]
+    trust_images: bool,
 }
 
 /// `env_key`: the value of [`KEY_ENV`], which `--key` overrides.
@@ -41,7 +49,7 @@ pub fn parse_watch(rest: &[String], env_key: Option<String>) -> Result<Watch, Cl
     let argv = std::iter::once(format!("pipework {WORD}")).chain(rest.iter().cloned());
     let raw = WatchArgs::try_parse_from(argv).map_err(CliError::Clap)?;
     let key = raw.key.or(env_key).filter(|k| !k.is_empty());
-    Ok(Watch { json: raw.json, key })
+    Ok(Watch { json: raw.json, key, trust_images: raw.trust_images })
 }
 
 #[cfg(test)]
@@ -51,9 +59,9 @@ mod tests {
     #[test]
     fn key_from_the_flag_else_the_environment() {
         let w = parse_watch(&[], None).unwrap();
-        assert_eq!(w, Watch { json: false, key: None });
-        let w = parse_watch(&["--json".into()], Some("s3cret".into())).unwrap();
-        assert_eq!(w, Watch { json: true, key: Some("s3cret".into()) });
+        assert_eq!(w, Watch { json: false, key: None, trust_images: false });
+        let w = parse_watch(&["--json".into(), "--trust-images".into()], Some("s3cret".into())).unwrap();
+        assert_eq!(w, Watch { json: true, key: Some("s3cret".into()), trust_images: true });
         let w = parse_watch(&["--key".into(), "mine".into()], Some("env".into())).unwrap();
         assert_eq!(w.key.as_deref(), Some("mine"));
         assert_eq!(parse_watch(&[], Some(String::new())).unwrap().key, None, "empty is unset");

@@ -1,6 +1,7 @@
-//! The two questions the watcher asks Docker besides the event stream: which
-//! containers run, and what one of them declares. Blocking socket I/O (the existing
-//! client, `crate::guest::docker`) on the runtime's blocking pool.
+//! The questions the watcher asks Docker besides the event stream: which
+//! containers run, what one of them declares, and what its image declares. Blocking
+//! socket I/O (the existing client, `crate::guest::docker`) on the runtime's blocking
+//! pool.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use super::declare::Container;
+use super::image::Image;
 use crate::blocking;
 use crate::guest::docker::{api_get_json, url_encode};
 
@@ -34,4 +36,12 @@ pub async fn inspect(socket: &Path, id: &str) -> Result<Option<Container>> {
     let found: Option<Value> =
         blocking::run("container inspect", move || api_get_json(&socket, &path)).await?;
     found.as_ref().map(Container::from_inspect).transpose()
+}
+
+/// The image with this id (`sha256:...`) as it is; `None` when Docker has no such image.
+pub async fn image(socket: &Path, id: &str) -> Result<Option<Image>> {
+    let (socket, path): (PathBuf, String) =
+        (socket.to_path_buf(), format!("/images/{}/json", url_encode(id)));
+    let found: Option<Value> = blocking::run("image inspect", move || api_get_json(&socket, &path)).await?;
+    found.as_ref().map(Image::from_inspect).transpose()
 }

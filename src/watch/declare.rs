@@ -26,31 +26,23 @@ pub struct Container {
     pub env: Vec<(String, String)>,
     /// The first process's pid; 0 when the container is not running.
     pub pid: u32,
+    /// The id of the image it was made from (`sha256:...`), and the name it was given by.
+    pub image: String,
+    pub image_name: String,
 }
 
 impl Container {
     pub fn from_inspect(v: &Value) -> Result<Container> {
-        let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
         let config = v.get("Config").context("Docker inspect output has no Config")?;
-        let labels = config
-            .get("Labels")
-            .and_then(Value::as_object)
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), text(Some(v)))).collect())
-            .unwrap_or_default();
-        let env = config
-            .get("Env")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(|e| e.split_once('=').map_or((e.to_string(), String::new()), |(k, v)| (k.into(), v.into())))
-            .collect();
+        let (labels, env) = labels_and_env(config);
         let running = v.pointer("/State/Running").and_then(Value::as_bool).unwrap_or(false);
         let pid = v.pointer("/State/Pid").and_then(Value::as_u64).unwrap_or(0);
         Ok(Container {
-            id: text(v.get("Id")),
-            name: text(v.get("Name")).trim_start_matches('/').to_string(),
-            hostname: text(config.get("Hostname")),
+            id: string_of(v.get("Id")),
+            name: string_of(v.get("Name")).trim_start_matches('/').to_string(),
+            hostname: string_of(config.get("Hostname")),
+            image: string_of(v.get("Image")),
+            image_name: string_of(config.get("Image")),
             labels,
             env,
             pid: if running { u32::try_from(pid).unwrap_or(0) } else { 0 },
@@ -63,12 +55,43 @@ impl Container {
     }
 }
 
+fn string_of(v: Option<&Value>) -> String {
+    v.and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+/// `Labels` and `Env` of an inspect's `Config` (a container's or an image's).
+pub fn labels_and_env(config: &Value) -> (BTreeMap<String, String>, Vec<(String, String)>) {
+    let labels = config
+        .get("Labels")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), string_of(Some(v)))).collect())
+        .unwrap_or_default();
+    let env = config
+        .get("Env")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|e| e.split_once('=').map_or((e.to_string(), String::new()), |(k, v)| (k.into(), v.into())))
+        .collect();
+    (labels, env)
+}
+
 /// One declaration: where it is, and the attachment it asks for or why it cannot be.
 #[derive(Debug)]
 pub struct Declaration {
     /// `label pipework.1`, `env pipework_cmd_eth1`.
     pub source: String,
+    /// The label or variable it is, with its value.
+    pub entry: Entry,
     pub attach: Result<Attach, String>,
+}
+
+/// A label or an environment variable: (name, value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry {
+    Label(String, String),
+    Env(String, String),
 }
 
 /// What the watcher does with a container.
@@ -98,6 +121,7 @@ pub fn declarations(c: &Container, key: Option<&str>) -> Declared {
         .into_iter()
         .map(|(n, k, v)| Declaration {
             source: format!("label {k}"),
+            entry: Entry::Label(k.clone(), v.clone()),
             attach: match n {
                 Some(_) => from_label(c, v),
                 None => Err("not a declaration: the labels are pipework.N, N a number".to_string()),
@@ -106,9 +130,11 @@ pub fn declarations(c: &Container, key: Option<&str>) -> Declared {
         .collect();
     let mut env: Vec<&(String, String)> = c.env.iter().filter(|(k, _)| k.contains(ENV_PATTERN)).collect();
     env.sort_by(|a, b| a.0.cmp(&b.0));
-    out.extend(
-        env.into_iter().map(|(k, v)| Declaration { source: format!("env {k}"), attach: from_env(c, v) }),
-    );
+    out.extend(env.into_iter().map(|(k, v)| Declaration {
+        source: format!("env {k}"),
+        entry: Entry::Env(k.clone(), v.clone()),
+        attach: from_env(c, v),
+    }));
     match key {
         Some(key) if !out.is_empty() && container_key(c) != Some(key) => Declared::OtherKey,
         _ => Declared::Serve(out),

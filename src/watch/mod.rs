@@ -16,6 +16,7 @@ mod cleanup;
 mod daemon;
 pub mod declare;
 pub mod events;
+mod image;
 mod log;
 mod serve;
 
@@ -53,6 +54,9 @@ pub struct Shared {
     /// The namespace the watcher runs in: where the host ends go.
     host: Netlink,
     key: Option<String>,
+    /// Apply what containers only inherited from their images, too (see [`image`]).
+    trust_images: bool,
+    images: image::Images,
     log: Log,
     gc: GcLane,
     anchors: serve::Anchors,
@@ -73,7 +77,16 @@ pub async fn run(req: &Watch) -> Outcome {
         return Outcome::failed(e.context("cannot catch signals"));
     }
     let (key, log) = (req.key.clone(), Log { json: req.json });
-    let ctx = Shared { socket, host, key, log, gc: GcLane::default(), anchors: Default::default() };
+    let ctx = Shared {
+        socket,
+        host,
+        key,
+        trust_images: req.trust_images,
+        images: Default::default(),
+        log,
+        gc: GcLane::default(),
+        anchors: Default::default(),
+    };
     let mut jobs = Jobs::default();
     let signal = match follow(&ctx, &mut jobs).await {
         Ok(signal) => signal,

@@ -1,6 +1,7 @@
-//! A container that started, or runs at a reconcile: its declarations applied in
-//! their order, each one all-or-nothing as on the command line (the re-run rule: one
-//! already in place is left alone), one log line each. A declaration that fails
+//! A container that started, or runs at a reconcile: its declarations (those it did
+//! not only inherit from its image, unless images are trusted: see `super::image`)
+//! applied in their order, each one all-or-nothing as on the command line (the
+//! re-run rule: one already in place is left alone), one log line each. A declaration that fails
 //! does not stop the next; a container that is gone (or started anew) before its
 //! turn is skipped without a word: its next start is served then.
 
@@ -11,9 +12,9 @@ use std::rc::Rc;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use super::declare::{self, Container, Declared};
+use super::declare::{self, Container, Declaration, Declared};
 use super::log::{Line, Who};
-use super::{daemon, Shared};
+use super::{daemon, image, Shared};
 use crate::cli::Attach;
 use crate::netlink::Netlink;
 use crate::report::Outcome;
@@ -47,7 +48,7 @@ pub async fn serve(ctx: &Shared, start: &Started) {
             return;
         }
     };
-    for d in declarations {
+    for d in own(ctx, &c, who, start, declarations).await {
         if interrupt::received().is_some() {
             return;
         }
@@ -68,6 +69,50 @@ pub async fn serve(ctx: &Shared, start: &Started) {
         merge(&mut more, fields);
         ctx.log.write(Line::new(Some(who), "attach", ok, format!("{}: {message}", d.source)).with(more));
     }
+}
+
+/// The declarations to apply: all when images are trusted, else those the container
+/// did not only inherit from its image; one line for each of the others.
+async fn own(
+    ctx: &Shared,
+    c: &Container,
+    who: Who<'_>,
+    start: &Started,
+    all: Vec<Declaration>,
+) -> Vec<Declaration> {
+    if ctx.trust_images || all.is_empty() {
+        return all;
+    }
+    let image = ctx.images.of(&ctx.socket, c).await;
+    let (own, inherited) = image::split(all, image.as_deref());
+    let name = if c.image_name.is_empty() { &c.image } else { &c.image_name };
+    for d in inherited {
+        let mut fields = json!({
+            "declaration": d.source, "event_time": start.event_time, "image": name, "image_id": c.image,
+        });
+        let line = match &image {
+            Ok(_) => {
+                fields["from_image"] = json!(true);
+                let message = format!(
+                    "{}: not applied: declared by the image {name}, not by the container (pipework \
+                     watch --trust-images applies what images declare; or set it with docker run -l/-e)",
+                    d.source
+                );
+                Line::new(Some(who), "skip", true, message)
+            }
+            Err(why) => {
+                fields["error"] = json!(why);
+                let message = format!(
+                    "{}: not applied: cannot tell whether the image {name} declares it ({why}); pipework \
+                     watch --trust-images applies it",
+                    d.source
+                );
+                Line::new(Some(who), "skip", false, message)
+            }
+        };
+        ctx.log.write(line.with(fields));
+    }
+    own
 }
 
 /// `--batch`'s rule for what may create the same thing (see `crate::batch::run_jobs`):

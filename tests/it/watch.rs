@@ -1,10 +1,11 @@
 //! `pipework watch` against the real Docker daemon: containers that declare
 //! attachments (labels, the dreamcat4/pipework image's environment variables) are
 //! attached when they start, again after `docker restart`, cleaned up when they die;
-//! a burst of 30; bad declarations; shell metacharacters; a daemon restarted under
-//! the watcher (a dockerd of the test's own, never the shared one). Every watcher
-//! runs in a test host namespace with a key of its own, so that it serves only its
-//! test's containers (the daemon is shared with the other tests).
+//! a burst of 30; bad declarations; shell metacharacters; what an image declares,
+//! applied only with `--trust-images`; a daemon restarted under the watcher (a
+//! dockerd of the test's own, never the shared one). Every watcher runs in a test
+//! host namespace with a key of its own, so that it serves only its test's
+//! containers (the daemon is shared with the other tests).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -164,11 +165,16 @@ impl Declared {
     }
 
     fn run_at(daemon: Option<&str>, name: &str, key: &str, extra: &[&str]) -> Declared {
+        Self::run_image(daemon, "busybox", name, key, extra)
+    }
+
+    /// From `image` (one of ours, made by [`Image::commit`], or busybox).
+    fn run_image(daemon: Option<&str>, image: &str, name: &str, key: &str, extra: &[&str]) -> Declared {
         let c = Declared { name: name.to_string(), daemon: daemon.map(str::to_string) };
         let key = format!("pipework_key={key}");
         let mut args = vec!["run", "-d", "--init", "--network", "none", "--name", name, "-e", &key];
         args.extend_from_slice(extra);
-        args.extend_from_slice(&["busybox", "sleep", "600"]);
+        args.extend_from_slice(&[image, "sleep", "600"]);
         let out = docker(daemon, &args);
         assert!(out.status.success(), "docker run: {}", String::from_utf8_lossy(&out.stderr));
         c
@@ -199,6 +205,34 @@ impl Declared {
 impl Drop for Declared {
     fn drop(&mut self) {
         let _ = self.docker(&["rm", "-f", &self.name]);
+    }
+}
+
+/// An image of ours: busybox with `docker commit --change` (`LABEL ...`, `ENV ...`), as
+/// one pulled from a registry could come; removed on drop (after its containers).
+struct Image(String);
+
+impl Image {
+    fn commit(changes: &[String]) -> Image {
+        let image = Image(format!("{}:1", unique("pww-img")));
+        let base = unique("pww-base");
+        let out = docker(None, &["create", "--name", &base, "busybox", "true"]);
+        assert!(out.status.success(), "docker create: {}", String::from_utf8_lossy(&out.stderr));
+        let mut args = vec!["commit"];
+        for c in changes {
+            args.extend(["--change", c.as_str()]);
+        }
+        args.extend([base.as_str(), image.0.as_str()]);
+        let out = docker(None, &args);
+        let _ = docker(None, &["rm", "-f", &base]);
+        assert!(out.status.success(), "docker commit: {}", String::from_utf8_lossy(&out.stderr));
+        image
+    }
+}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        let _ = docker(None, &["rmi", "-f", &self.0]);
     }
 }
 
@@ -713,4 +747,108 @@ fn watch_says_one_line_per_action_in_words_without_json() {
              ADDR/PREFIX[@GATEWAY], 0/0, or a DHCP client (ADDR '10.39.0.300' is not an IP address)"
         )
     );
+}
+
+/// `skip` lines about `name`.
+fn skipped(l: &Value, name: &str) -> bool {
+    l["container"] == name && l["action"] == "skip"
+}
+
+#[test]
+fn watch_applies_what_an_image_declares_only_when_it_trusts_images() {
+    let host = Netns::new();
+    let (key, br) = (unique("key"), unique("brw"));
+    let image = Image::commit(&[
+        format!("LABEL pipework.1=\"{br} 10.41.0.2/24\""),
+        format!("ENV pipework_cmd=\"{br} -i eth2 @CONTAINER_NAME@ 10.41.0.3/24\""),
+    ]);
+    // A container that only inherits them: nothing applied, and the words say why.
+    let w = Watcher::spawn_with(&host, &[], &["--key", &key]);
+    w.wait_for("the first reconcile", 20, |l| {
+        l["not_json"].as_str().is_some_and(|t| t.contains("reconciling"))
+    });
+    let a_name = unique("pww-img-a");
+    let a = Declared::run_image(None, &image.0, &a_name, &key, &[]);
+    let said =
+        w.wait_for_n("both said", 20, 2, |l| l["not_json"].as_str().is_some_and(|t| t.contains(&a_name)));
+    let said: Vec<&str> = said.iter().map(|l| l["not_json"].as_str().unwrap()).collect();
+    let why = |source: &str| {
+        format!(
+            "pipework: watch: {a_name}: {source}: not applied: declared by the image {}, not by the \
+             container (pipework watch --trust-images applies what images declare; or set it with \
+             docker run -l/-e)",
+            image.0
+        )
+    };
+    assert_eq!(said, [why("label pipework.1"), why("env pipework_cmd")]);
+    drop(w);
+
+    // The same in JSON, at a reconcile; and a container that sets its own label.
+    let w = Watcher::start_with_key(&host, &key);
+    let lines = w.wait_for_n("a's two skipped", 20, 2, |l| skipped(l, &a_name));
+    assert_eq!(
+        (lines[0]["declaration"].as_str(), lines[0]["ok"].as_bool()),
+        (Some("label pipework.1"), Some(true))
+    );
+    assert_eq!(
+        (lines[1]["declaration"].as_str(), lines[1]["from_image"].as_bool()),
+        (Some("env pipework_cmd"), Some(true))
+    );
+    assert_eq!(lines[0]["image"], image.0.as_str());
+    assert!(lines[0]["image_id"].as_str().is_some_and(|i| i.starts_with("sha256:")), "{}", lines[0]);
+    assert!(!a.inside(&["ip", "link"]).contains("eth1"), "nothing attached");
+    assert!(host.link(&br).is_none(), "nothing made on the host");
+    let b_name = unique("pww-img-b");
+    let own = format!("pipework.1={br} 10.41.0.4/24");
+    let b = Declared::run_image(None, &image.0, &b_name, &key, &["-l", &own]);
+    let line = w.wait_for("b's own label attached", 20, |l| attached(l, &b_name));
+    assert_eq!(
+        (line["declaration"].as_str(), &line["addresses"]),
+        (Some("label pipework.1"), &json!(["10.41.0.4/24"]))
+    );
+    let line = w.wait_for("b's inherited variable skipped", 20, |l| skipped(l, &b_name));
+    assert_eq!(line["declaration"], "env pipework_cmd");
+    assert!(b.inside(&["ip", "-4", "addr", "show", "eth1"]).contains("10.41.0.4/24"));
+    assert!(!b.inside(&["ip", "link"]).contains("eth2"));
+    drop(w);
+
+    // --trust-images: what the images declare is applied too.
+    let w = Watcher::spawn_with(&host, &[], &["--json", "--key", &key, "--trust-images"]);
+    let done = w.wait_for_n("a's two attached", 20, 2, |l| attached(l, &a_name));
+    let addresses: Vec<&Value> = done.iter().map(|l| &l["addresses"][0]).collect();
+    assert_eq!(addresses, [&json!("10.41.0.2/24"), &json!("10.41.0.3/24")]);
+    let done = w.wait_for_n("b's label in place, its variable attached", 20, 2, |l| attached(l, &b_name));
+    assert_eq!((done[0]["changed"].as_bool(), done[1]["changed"].as_bool()), (Some(false), Some(true)));
+    assert!(a.inside(&["ip", "-4", "addr", "show", "eth2"]).contains("10.41.0.3/24"));
+    assert_eq!(ports(&host, &br).len(), 4);
+    assert!(!w.lines().iter().any(|l| skipped(l, &a_name) || skipped(l, &b_name)), "{}", w.dump());
+}
+
+#[test]
+fn watch_applies_nothing_of_a_container_whose_image_cannot_be_inspected() {
+    let host = Netns::new();
+    let w = Watcher::start(&host, &[]);
+    let br = unique("brw");
+    let image = Image::commit(&[format!("LABEL pipework.1=\"{br} 10.42.0.2/24\"")]);
+    let name = unique("pww-img-gone");
+    let (key, own) = (format!("pipework_key={}", w.key), format!("pipework.2={br} -i eth2 10.42.0.3/24"));
+    let mut args: Vec<&str> = "create --init --network none".split(' ').collect();
+    args.extend(["--name", &name, "-e", &key, "-l", &own, &image.0, "sleep", "600"]);
+    let out = docker(None, &args);
+    assert!(out.status.success(), "{out:?}");
+    let c = Declared { name: name.clone(), daemon: None };
+    // Docker deletes an image that only stopped containers use, and starts them still.
+    assert!(docker(None, &["rmi", "-f", &image.0]).status.success());
+    assert!(docker(None, &["start", &name]).status.success());
+    let lines = w.wait_for_n("both skipped", 20, 2, |l| skipped(l, &name));
+    let sources: Vec<&str> = lines.iter().map(|l| l["declaration"].as_str().unwrap()).collect();
+    assert_eq!(sources, ["label pipework.1", "label pipework.2"], "its own label too: who can tell");
+    let message = lines[0]["message"].as_str().unwrap();
+    let said =
+        format!("label pipework.1: not applied: cannot tell whether the image {} declares it", image.0);
+    assert!(message.starts_with(&format!("{said} (no such image sha256:")), "{message}");
+    assert!(message.ends_with("); pipework watch --trust-images applies it"), "{message}");
+    assert_eq!(lines[0]["ok"], false);
+    assert!(!c.inside(&["ip", "link"]).contains("eth"), "nothing attached");
+    assert!(host.link(&br).is_none());
 }

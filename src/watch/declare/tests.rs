@@ -10,6 +10,7 @@ fn container(labels: &[(&str, &str)], env: &[(&str, &str)]) -> Container {
         labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         pid: 42,
+        ..Container::default()
     }
 }
 
@@ -153,9 +154,9 @@ fn instance_is_the_last_run_of_digits() {
 #[test]
 fn inspect_output_gives_what_declarations_need() {
     let v = serde_json::json!({
-        "Id": ID, "Name": "/web1",
+        "Id": ID, "Name": "/web1", "Image": "sha256:baa5",
         "State": {"Running": true, "Pid": 7},
-        "Config": {"Hostname": "h1", "Labels": {"pipework.1": "br1 10.0.0.2/24"}, "Env": ["A=b=c", "NOVALUE"]}
+        "Config": {"Hostname": "h1", "Image": "shop/web:1", "Labels": {"pipework.1": "br1 10.0.0.2/24"}, "Env": ["A=b=c", "NOVALUE"]}
     });
     let c = Container::from_inspect(&v).unwrap();
     assert_eq!(
@@ -163,6 +164,7 @@ fn inspect_output_gives_what_declarations_need() {
         ("web1", "h1", 7, "4c5e3d6a1f0b")
     );
     assert_eq!(c.env, [("A".to_string(), "b=c".to_string()), ("NOVALUE".to_string(), String::new())]);
+    assert_eq!((c.image.as_str(), c.image_name.as_str()), ("sha256:baa5", "shop/web:1"));
     let stopped =
         serde_json::json!({"Id": ID, "Name": "/web1", "State": {"Running": false, "Pid": 0}, "Config": {}});
     assert_eq!(Container::from_inspect(&stopped).unwrap().pid, 0);
