@@ -95,21 +95,31 @@ pub fn read(path: &Path) -> Result<Option<Record>> {
 
 /// Write it atomically: a temporary file beside it, synced, then renamed over it.
 pub fn save(record: &Record) -> Result<PathBuf> {
-    let dir = dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = path(record.ns, &record.container_if);
-    let tmp = dir.join(format!(".{}-{}.{}.tmp", record.ns, record.container_if, std::process::id()));
+    write_atomically(&path, record)?;
+    Ok(path)
+}
+
+/// `value` as JSON at `path`, whole or not at all: a hidden temporary file beside it
+/// (`.NAME.PID.tmp`, which no reader lists), synced, then renamed over it. Creates
+/// the directory.
+pub fn write_atomically<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        anyhow::bail!("cannot write {}: not a file in a directory", path.display());
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
     let written = (|| {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(serde_json::to_string_pretty(record)?.as_bytes())?;
+        f.write_all(serde_json::to_string_pretty(value)?.as_bytes())?;
         f.sync_all()?;
-        std::fs::rename(&tmp, &path)
+        std::fs::rename(&tmp, path)
     })();
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(anyhow::Error::new(e).context(format!("cannot write {}", path.display())));
     }
-    Ok(path)
+    Ok(())
 }
 
 /// Remove the record at `path`; true if there was one.

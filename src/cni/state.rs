@@ -3,7 +3,6 @@
 //! inode once the namespace is gone (to drop the attachment's record), and GC needs
 //! the list of attachments of one network to compare with `valid-attachments`.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
@@ -53,21 +52,7 @@ pub fn load(network: &str, container_id: &str, ifname: &str) -> Result<Option<At
 
 /// Written whole or not at all (a temporary file renamed over it).
 pub fn save(network: &str, a: &Attachment) -> Result<()> {
-    let path = path(network, &a.container_id, &a.ifname);
-    let dir = path.parent().expect("a file in a directory");
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(serde_json::to_string_pretty(a)?.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(anyhow::Error::new(e).context(format!("cannot write {}", path.display())));
-    }
-    Ok(())
+    record::write_atomically(&path(network, &a.container_id, &a.ifname), a)
 }
 
 pub fn remove(network: &str, container_id: &str, ifname: &str) -> Result<()> {
