@@ -151,8 +151,10 @@ fn unspecified_like(ip: &IpAddr) -> IpAddr {
     }
 }
 
-/// True when `cif` already has every asked address and default route (for re-runs);
-/// never for a DHCP form or `slaac`, whose result is the network's to decide.
+/// True when `cif` already has what each IPSPEC element asks (for re-runs): a static
+/// address and its default route; for a DHCP form, some address of its family (the
+/// network chose which) and, for `-f`, its client still running; for `slaac`, a
+/// global address and the router's default route.
 pub fn is_configured(req: &Attach, cif: &Link, facts: &GuestFacts) -> bool {
     req.specs().all(|spec| match spec {
         IpSpec::Static { addr, gateway } => {
