@@ -9,12 +9,15 @@
 # `unshare -n`), to an existing bridge each: with static IPAM (Debian's `static`
 # plugin, exec'd by both) and a default route, and without IPAM (the plugins
 # alone); guests are `unshare -n sleep` processes, stopped by PID at the end.
-# BENCH_RUNS (100) ADDs per contender and configuration.
+# BENCH_RUNS (100) ADDs per contender and configuration. BENCH_BASELINE=BINARY adds
+# an earlier pipework build as a third contender (rows "pipework before"), to show
+# a change's effect in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LC_ALL=C
 CNI_DIR=/usr/lib/cni
 RUNS=${BENCH_RUNS:-100}
+BASELINE=${BENCH_BASELINE:-}
 
 elapsed_us() { echo $((${2/./} - ${1/./})); }
 
@@ -46,24 +49,35 @@ add() { # PLUGIN CONF GUEST_PID CONTAINER_ID
 }
 
 inner() {
-	local work=$1 pw=$2 i guests=()
+	local work=$1 pw=$2 base=${3:-} i guests=() n=4
+	[ -z "$base" ] || n=6
 	trap 'for p in "${guests[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
-	for br in brpw brref brpw0 brref0; do ip link add "$br" type bridge && ip link set "$br" up; done
-	for ((i = 0; i < 4 * RUNS; i++)); do
+	for br in brpw brref brpw0 brref0 brbase brbase0; do ip link add "$br" type bridge && ip link set "$br" up; done
+	for ((i = 0; i < n * RUNS; i++)); do
 		unshare -n sleep 3600 </dev/null >/dev/null 2>&1 &
 		guests+=($!)
 	done
 	sleep 1
 	conf pipework brpw0 >"$work/pw0.json"
 	conf bridge brref0 >"$work/ref0.json"
+	conf pipework brbase0 >"$work/base0.json"
 	for ((i = 1; i <= RUNS; i++)); do
 		local addr="10.$((i / 250 + 20)).$((i % 250 + 2)).$((i % 200 + 2))/8"
 		conf pipework brpw "$addr" 10.0.0.1 >"$work/pw.json"
 		conf bridge brref "$addr" 10.0.0.1 >"$work/ref.json"
-		timed "$pw" "$work/pw.json" "${guests[i - 1]}" "pw$i" "$work/pw"
+		conf pipework brbase "$addr" 10.0.0.1 >"$work/base.json"
+		# With a baseline, the two builds swap places every other run: a run right
+		# after one of the same binary is faster (warm caches), whichever build it is.
+		local a=pw b=base
+		if [ -n "$base" ] && ((i % 2 == 0)); then a=base b=pw; fi
+		local -A bin=([pw]=$pw [base]=$base)
+		timed "${bin[$a]}" "$work/$a.json" "${guests[i - 1]}" "$a$i" "$work/$a"
 		timed "$CNI_DIR/bridge" "$work/ref.json" "${guests[RUNS + i - 1]}" "ref$i" "$work/ref"
-		timed "$pw" "$work/pw0.json" "${guests[2 * RUNS + i - 1]}" "pw0-$i" "$work/pw0"
+		timed "${bin[$a]}" "$work/${a}0.json" "${guests[2 * RUNS + i - 1]}" "${a}0-$i" "$work/${a}0"
 		timed "$CNI_DIR/bridge" "$work/ref0.json" "${guests[3 * RUNS + i - 1]}" "ref0-$i" "$work/ref0"
+		[ -n "$base" ] || continue
+		timed "${bin[$b]}" "$work/$b.json" "${guests[4 * RUNS + i - 1]}" "$b$i" "$work/$b"
+		timed "${bin[$b]}" "$work/${b}0.json" "${guests[5 * RUNS + i - 1]}" "${b}0-$i" "$work/${b}0"
 	done
 	# Each did its job: the last guests have eth0 (and a default route through it).
 	for g in "${guests[RUNS - 1]}" "${guests[2 * RUNS - 1]}"; do
@@ -86,12 +100,14 @@ LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 WORK=$(mktemp -d /tmp/bench-cni.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 # Records and CNI state of pipework's in the throw-away directory, not /run/pipework.
-PIPEWORK_RUN_DIR=$WORK/run unshare -n bash "$0" --inner "$WORK" "$PWD/target/release/pipework"
+PIPEWORK_RUN_DIR=$WORK/run unshare -n bash "$0" --inner "$WORK" "$PWD/target/release/pipework" "$BASELINE"
 echo "CNI ADD to an existing bridge: $RUNS runs each, interleaved; $(nproc) CPUs, kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "load average before the run: $LOAD (other work on the machine inflates the figures)"
 printf '    %-40s %8s %8s %8s\n' "" median p10 p90
-for row in "pw:pipework, static IPAM + default route" "ref:bridge plugin, static IPAM + default route" \
-	"pw0:pipework, no IPAM" "ref0:bridge plugin, no IPAM"; do
+rows=("pw:pipework, static IPAM + default route" "ref:bridge plugin, static IPAM + default route"
+	"pw0:pipework, no IPAM" "ref0:bridge plugin, no IPAM")
+[ -z "$BASELINE" ] || rows+=("base:pipework before, static IPAM + route" "base0:pipework before, no IPAM")
+for row in "${rows[@]}"; do
 	read -r m p10 p90 < <(stats "$WORK/${row%%:*}")
 	printf '    %-40s %8s %8s %8s\n' "${row#*:}" "$m" "$p10" "$p90"
 	eval "m_${row%%:*}=$m"
@@ -99,3 +115,6 @@ done
 # shellcheck disable=SC2154 # set by the eval above
 awk -v a="$m_pw" -v b="$m_ref" -v c="$m_pw0" -v d="$m_ref0" \
 	'BEGIN { printf "    pipework / bridge plugin: %.2f with static IPAM, %.2f without\n", a / b, c / d }'
+# shellcheck disable=SC2154 # set by the eval above
+[ -z "$BASELINE" ] || awk -v a="$m_pw" -v b="$m_base" -v c="$m_pw0" -v d="$m_base0" \
+	'BEGIN { printf "    pipework / pipework before: %.2f with static IPAM, %.2f without\n", a / b, c / d }'

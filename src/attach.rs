@@ -71,11 +71,12 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
             if req.verbose || req.dry_run {
                 lines.push(format!("nothing to do: {what}"));
             }
+            let seen = attach_result::seen(host, &nl_guest, &names).await;
             if !req.dry_run {
-                lines.extend(save_record(host, &nl_guest, &guest, &names, &[], &Applied::default()).await);
+                lines.extend(save_record(host, &nl_guest, &guest, &seen, &[], &Applied::default()).await);
             }
             if req.json {
-                return json_result(host, &nl_guest, &guest, &names, false, lines).await;
+                return json_result(&guest, &names, &seen, false, lines);
             }
             return Outcome::Done(lines);
         }
@@ -109,9 +110,11 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
     }
     // Neighbours learn the new address now (a warning if that fails).
     lines.extend(announce::after_apply(&steps, &ctx).await);
-    lines.extend(save_record(host, &nl_guest, &guest, &names, &steps, &applied).await);
+    // Read once, for the record and the result both.
+    let seen = attach_result::seen(host, &nl_guest, &names).await;
+    lines.extend(save_record(host, &nl_guest, &guest, &seen, &steps, &applied).await);
     if req.json {
-        return json_result(host, &nl_guest, &guest, &names, true, lines).await;
+        return json_result(&guest, &names, &seen, true, lines);
     }
     Outcome::Done(lines)
 }
@@ -124,24 +127,20 @@ async fn save_record(
     host: &Netlink,
     nl_guest: &Netlink,
     guest: &Guest,
-    names: &attach_result::Names<'_>,
+    seen: &Result<Option<attach_result::Seen>>,
     steps: &[plan::Step],
     applied: &Applied,
 ) -> Option<String> {
     let saved = async {
-        if steps.is_empty() && record::load(guest.ns_inode, names.container_if)?.is_some() {
+        let seen = match seen {
+            Ok(Some(seen)) => seen,
+            Ok(None) => return Ok(()),
+            Err(e) => anyhow::bail!("{e:#}"),
+        };
+        if steps.is_empty() && record::load(guest.ns_inode, &seen.cif.name)?.is_some() {
             return Ok(());
         }
-        if let Some(r) = record::after_attach(
-            host,
-            nl_guest,
-            &guest_id(guest),
-            (names.container_if, names.host_end),
-            steps,
-            applied,
-        )
-        .await?
-        {
+        if let Some(r) = record::after_attach(host, nl_guest, &guest_id(guest), seen, steps, applied).await? {
             record::save(&r)?;
         }
         anyhow::Ok(())
@@ -154,15 +153,18 @@ async fn save_record(
 
 /// The `--json` document; a failure to read it back is the run's error (its changes
 /// stay: they were made, and a re-run finds them in place).
-async fn json_result(
-    host: &Netlink,
-    nl_guest: &Netlink,
+fn json_result(
     guest: &Guest,
     names: &attach_result::Names<'_>,
+    seen: &Result<Option<attach_result::Seen>>,
     changed: bool,
     notes: Vec<String>,
 ) -> Outcome {
-    match attach_result::document(host, nl_guest, guest, names, changed).await {
+    let doc = match seen {
+        Ok(seen) => attach_result::document(guest, names, seen.as_ref(), changed),
+        Err(e) => Err(anyhow::anyhow!("{e:#}")),
+    };
+    match doc {
         Ok(doc) => Outcome::Json { doc, notes, code: 0 },
         Err(e) => Outcome::Failed {
             error: e.context("cannot read the result back"),

@@ -8,7 +8,7 @@ use ipnetwork::IpNetwork;
 use serde_json::{json, Value};
 
 use crate::guest::Guest;
-use crate::netlink::Netlink;
+use crate::netlink::{Link, Netlink, Route};
 use crate::types::{is_link_local, Family};
 
 /// What the result names: the guest's interface, and the host end of a veth mode.
@@ -17,28 +17,44 @@ pub struct Names<'a> {
     pub host_end: Option<&'a str>,
 }
 
-pub async fn document(
-    host: &Netlink,
-    nl_guest: &Netlink,
-    guest: &Guest,
-    names: &Names<'_>,
-    changed: bool,
-) -> Result<Value> {
+/// What the kernel holds of an attachment once the run is done, read once for both
+/// its record and its `--json` result: CONTAINER_IF, the host end, CONTAINER_IF's
+/// addresses and the guest's routes of both families.
+pub struct Seen {
+    pub cif: Link,
+    pub end: Option<Link>,
+    pub addresses: Vec<IpNetwork>,
+    pub routes: Vec<Route>,
+}
+
+/// `None`: CONTAINER_IF is not (or no longer) in the guest.
+pub async fn seen(host: &Netlink, nl_guest: &Netlink, names: &Names<'_>) -> Result<Option<Seen>> {
+    let Some(cif) = nl_guest.link_by_name(names.container_if).await? else { return Ok(None) };
+    let end = match names.host_end {
+        Some(name) => host.link_by_name(name).await?,
+        None => None,
+    };
+    let addresses = nl_guest.addresses(cif.index).await?;
+    let mut routes = nl_guest.routes(Family::V4).await?;
+    routes.extend(nl_guest.routes(Family::V6).await?);
+    Ok(Some(Seen { cif, end, addresses, routes }))
+}
+
+pub fn document(guest: &Guest, names: &Names<'_>, seen: Option<&Seen>, changed: bool) -> Result<Value> {
     let sandbox = match guest.pid {
         Some(pid) => format!("/proc/{pid}/ns/net"),
         None => guest.name.clone(),
     };
     let mut interfaces = Vec::new();
-    if let Some(end) = names.host_end {
-        let mac = host.link_by_name(end).await?.and_then(|l| l.mac).map(|m| m.to_string());
-        interfaces.push(json!({ "name": end, "mac": mac }));
-    }
-    let Some(cif) = nl_guest.link_by_name(names.container_if).await? else {
+    let Some(Seen { cif, end, addresses, routes: all_routes }) = seen else {
         anyhow::bail!("{} is not in {} after all", names.container_if, guest.describe());
     };
+    if let Some(name) = names.host_end {
+        let mac = end.as_ref().and_then(|l| l.mac).map(|m| m.to_string());
+        interfaces.push(json!({ "name": name, "mac": mac }));
+    }
     let at = interfaces.len();
     interfaces.push(json!({ "name": cif.name, "mac": cif.mac.map(|m| m.to_string()), "sandbox": sandbox }));
-    let addresses = nl_guest.addresses(cif.index).await?;
     let mut ips = Vec::new();
     let mut routes = Vec::new();
     for family in [Family::V4, Family::V6] {
@@ -48,8 +64,10 @@ pub async fn document(
         if own.is_empty() {
             continue;
         }
-        let through: Vec<_> =
-            nl_guest.routes(family).await?.into_iter().filter(|r| r.oif == Some(cif.index)).collect();
+        let through: Vec<_> = all_routes
+            .iter()
+            .filter(|r| r.oif == Some(cif.index) && Family::of(&r.dst.ip()) == family)
+            .collect();
         let gateway = through.iter().find(|r| r.is_default()).and_then(|r| r.gateway);
         for a in &own {
             ips.push(json!({ "address": a.to_string(), "gateway": gateway, "interface": at }));
