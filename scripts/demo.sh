@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh [--docker|--no-docker]: build pipework and show its main job in a throw-away world.
 # Two guests are joined on a new bridge `br1` by pipework, their addresses are
-# shown, and each pings the other: the demo fails loudly if they cannot.
+# shown, and each pings the other: the demo fails loudly if they cannot; then
+# `pipework ls` lists both and `pipework del` takes them off again.
 #
 # Guests: processes in their own network namespace, or, with --docker (or when a
 # Docker daemon answers already, unless --no-docker), real containers of a local
@@ -60,11 +61,17 @@ say "building (cargo build --release; a few minutes the first time)"
 cargo build --release --quiet
 PIPEWORK=$PWD/target/release/pipework
 
+# The attachments' records go to a run directory of the demo's own, not the
+# machine's /run/pipework.
+PIPEWORK_RUN_DIR=$(mktemp -d /tmp/pipework-demo.XXXXXX)
+export PIPEWORK_RUN_DIR
+
 pids=() containers=()
 cleanup() {
 	for c in "${containers[@]}"; do docker rm -f "$c" >/dev/null 2>&1 || true; done
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
+	rm -rf "$PIPEWORK_RUN_DIR"
 }
 trap cleanup EXIT
 
@@ -109,4 +116,11 @@ say "$g2:"; in_guest "$g2" ip addr show eth1
 say "check: $g1 pings $g2, and back"
 in_guest "$g1" ping -c 3 -W 2 192.168.1.11 || die "$g1 (192.168.1.10) cannot reach $g2 (192.168.1.11) over br1"
 in_guest "$g2" ping -c 1 -W 2 192.168.1.10 >/dev/null || die "$g2 (192.168.1.11) cannot reach $g1 (192.168.1.10) over br1"
-say "ok: the guests reach each other over br1; removing everything"
+say "ok: the guests reach each other over br1"
+
+say "\$ pipework ls"; in_host "$PIPEWORK" ls
+say "\$ pipework del $g1; pipework del $g2"
+in_host "$PIPEWORK" del "$g1"
+in_host "$PIPEWORK" del "$g2"
+[ -z "$(in_host ip -br link show master br1)" ] || die "ports left on br1 after pipework del"
+say "ok: both attachments are off again (br1 stays: other guests may use it); removing everything"
