@@ -4,7 +4,7 @@
 //! default route, the host's resolv.conf untouched, and which client processes remain.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,9 @@ use crate::util::{assert_same, unique, Netns};
 /// The subnet dnsmasq serves; every test has its own bridge, so they never meet.
 const SERVER: &str = "10.77.0.1";
 
-/// dnsmasq on `br1` in `host`, in a namespace of its own; killed and cleaned on drop.
+/// A test's dnsmasq, in a namespace of its own on the test's bridge; killed and
+/// cleaned on drop. `start` serves DHCPv4 on `br1`; `crate::dhcp6` and
+/// `crate::slaac` make the DHCPv6 server and the router with `spawn`.
 pub struct Dnsmasq {
     _ns: Netns,
     child: Child,
@@ -21,36 +23,48 @@ pub struct Dnsmasq {
 }
 
 impl Dnsmasq {
+    /// DHCPv4 from 10.77.0.50-150 (2-minute leases, router and name server) on `br1`.
     pub fn start(host: &Netns) -> Dnsmasq {
         let ns = Netns::new();
         host.pipework(&["br1", &ns.guest(), "0/0"]).ok();
         ns.sh("ip", &["addr", "add", &format!("{SERVER}/24"), "dev", "eth1"]);
-        let dir = std::env::temp_dir().join(unique("pwt-dnsmasq"));
+        Dnsmasq::spawn(ns, "pwt-dnsmasq", "DHCP, sockets bound", |dir| {
+            let mut args: Vec<String> = ["--no-ping", "--dhcp-range=10.77.0.50,10.77.0.150,255.255.255.0,2m"]
+                .map(String::from)
+                .into();
+            // A name server in the lease, so that the clients' scripts do write resolv.conf.
+            args.extend(
+                ["--dhcp-option=3,10.77.0.1", "--dhcp-option=6,10.77.0.53", "--log-dhcp"].map(String::from),
+            );
+            args.push(format!("--dhcp-leasefile={}", dir.join("leases").display()));
+            args
+        })
+    }
+
+    /// dnsmasq on eth1 of `ns`, in the foreground, its pid file and log in a
+    /// temporary directory of its own (named after `label`), with `args(dir)` after
+    /// the common ones; returns once its log has `ready`.
+    pub(crate) fn spawn(
+        ns: Netns,
+        label: &str,
+        ready: &str,
+        args: impl FnOnce(&Path) -> Vec<String>,
+    ) -> Dnsmasq {
+        let dir = std::env::temp_dir().join(unique(label));
         std::fs::create_dir_all(&dir).unwrap();
-        let file = |name: &str| dir.join(name).display().to_string();
         let child = Command::new("nsenter")
             .arg(format!("--net={}", ns.path()))
-            .args([
-                "dnsmasq",
-                "--no-daemon",
-                "--no-ping",
-                "--port=0",
-                "--bind-interfaces",
-                "--interface=eth1",
-            ])
-            .args(["--dhcp-range=10.77.0.50,10.77.0.150,255.255.255.0,2m", "--dhcp-option=3,10.77.0.1"])
-            // A name server in the lease, so that the clients' scripts do write resolv.conf.
-            .args(["--dhcp-option=6,10.77.0.53", "--log-dhcp"])
-            .arg(format!("--dhcp-leasefile={}", file("leases")))
-            .arg(format!("--pid-file={}", file("pid")))
-            .arg(format!("--log-facility={}", file("log")))
+            .args(["dnsmasq", "--no-daemon", "--port=0", "--bind-interfaces", "--interface=eth1"])
+            .args(args(&dir))
+            .arg(format!("--pid-file={}", dir.join("pid").display()))
+            .arg(format!("--log-facility={}", dir.join("log").display()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("dnsmasq (Debian's dnsmasq-base)");
         let server = Dnsmasq { _ns: ns, child, dir };
-        server.wait_for_log("DHCP, sockets bound");
+        server.wait_for_log(ready);
         server
     }
 

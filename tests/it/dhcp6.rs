@@ -3,86 +3,51 @@
 //! the built-in client (`dhcp6`, `dhcp6-f`) and the external ones (`dhclient6`,
 //! `dhcpcd6`) take addresses from it for namespace guests and a real Docker container.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::dhcp::{others_in, Leftovers, PidFile};
+use crate::dhcp::{others_in, Dnsmasq, Leftovers, PidFile};
 use crate::docker::Container;
-use crate::util::{assert_same, unique, Netns};
+use crate::util::{assert_same, Netns};
 
 /// The prefix dnsmasq serves; every test has its own host namespace and bridge.
 const PREFIX: &str = "fd00:66::";
 
-/// dnsmasq on `bridge` in `host`: DHCPv6 from PREFIX100-PREFIX1ff (2-minute leases,
-/// dnsmasq's shortest), advertisements with the managed flag and PREFIX/64 on-link.
-pub(crate) struct Server6 {
-    _ns: Netns,
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Server6 {
-    pub(crate) fn start(host: &Netns, bridge: &str) -> Server6 {
+impl Dnsmasq {
+    /// dnsmasq on `bridge` in `host`: DHCPv6 from PREFIX100-PREFIX1ff (2-minute leases,
+    /// dnsmasq's shortest), advertisements with the managed flag and PREFIX/64 on-link.
+    pub(crate) fn dhcp6(host: &Netns, bridge: &str) -> Dnsmasq {
         let ns = Netns::new();
         host.pipework(&[bridge, &ns.guest(), &format!("{PREFIX}1/64")]).ok();
         // An advertisement names a default router only with an explicit lifetime, and
         // only when dnsmasq's own namespace has a default route (measured).
         ns.sh("ip", &["-6", "route", "add", "default", "dev", "eth1"]);
         ns.until_dad_settles();
-        let dir = std::env::temp_dir().join(unique("pwt-dhcp6"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = |name: &str| dir.join(name).display().to_string();
-        let child = Command::new("nsenter")
-            .arg(format!("--net={}", ns.path()))
-            .args([
-                "dnsmasq",
-                "--no-daemon",
+        Dnsmasq::spawn(ns, "pwt-dhcp6", "router advertisement on", |dir| {
+            let mut args: Vec<String> = [
                 "--no-ping",
-                "--port=0",
-                "--bind-interfaces",
-                "--interface=eth1",
-            ])
-            .args(["--enable-ra", "--ra-param=eth1,10,600", "--log-dhcp", "--no-resolv", "--no-hosts"])
-            .arg(format!("--dhcp-range={PREFIX}100,{PREFIX}1ff,64,2m"))
-            .arg(format!("--dhcp-leasefile={}", file("leases")))
-            .arg(format!("--pid-file={}", file("pid")))
-            .arg(format!("--log-facility={}", file("log")))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dnsmasq (Debian's dnsmasq-base)");
-        let server = Server6 { _ns: ns, child, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !server.log().contains("router advertisement on") {
-            assert!(Instant::now() < deadline, "dnsmasq did not start:\n{}", server.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    pub(crate) fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Server6 {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+                "--enable-ra",
+                "--ra-param=eth1,10,600",
+                "--log-dhcp",
+                "--no-resolv",
+                "--no-hosts",
+            ]
+            .map(String::from)
+            .into();
+            args.push(format!("--dhcp-range={PREFIX}100,{PREFIX}1ff,64,2m"));
+            args.push(format!("--dhcp-leasefile={}", dir.join("leases").display()));
+            args
+        })
     }
 }
 
 /// A host namespace with bridge `br` up and the server on it.
-fn world(br: &str) -> (Netns, Server6) {
+fn world(br: &str) -> (Netns, Dnsmasq) {
     let host = Netns::new();
     host.sh("ip", &["link", "add", br, "type", "bridge"]);
     host.sh("ip", &["link", "set", br, "up"]);
-    let server = Server6::start(&host, br);
+    let server = Dnsmasq::dhcp6(&host, br);
     (host, server)
 }
 
@@ -97,7 +62,7 @@ fn globals(v: &Value) -> Vec<(String, u64)> {
 }
 
 /// The one leased address of `guest`'s eth1, checked to be from the range, a /128.
-fn leased6(guest: &Netns, server: &Server6) -> String {
+fn leased6(guest: &Netns, server: &Dnsmasq) -> String {
     let got = globals(&guest.ip_j(&["-6", "addr", "show", "dev", "eth1"]));
     assert_eq!(got.len(), 1, "one global address: {got:?}\n{}", server.log());
     let (addr, prefix) = &got[0];
@@ -332,7 +297,7 @@ fn timing_of_dhcp6_and_slaac_attaches() {
     let (host, server) = world("br6t");
     host.sh("ip", &["link", "add", "br6r", "type", "bridge"]);
     host.sh("ip", &["link", "set", "br6r", "up"]);
-    let _router = crate::slaac::Router::start(&host, "br6r");
+    let _router = crate::dhcp::Dnsmasq::router(&host, "br6r");
     let mut times = Vec::new();
     for (br, ipspec) in [("br6t", "dhcp6"), ("br6r", "slaac"), ("br6t", "dhclient6"), ("br6t", "dhcpcd6")] {
         let mut ms: Vec<u128> = (0..RUNS)
@@ -383,7 +348,7 @@ fn the_leased_address_is_announced_to_the_neighbours() {
 fn dhcp4_and_dhcp6_in_one_attach() {
     let host = Netns::new();
     let v4 = crate::dhcp::Dnsmasq::start(&host);
-    let v6 = Server6::start(&host, "br1");
+    let v6 = Dnsmasq::dhcp6(&host, "br1");
     let guest = Netns::new();
     guest.ipv6_off_as_docker_does();
     let run = host.pipework(&["br1", &guest.guest(), "dhcp4,dhcp6:timeout=10"]).ok();

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::dhcp::{leased, Dnsmasq};
 use crate::docker::Container;
-use crate::slaac::{autoconfigured, Router, PREFIX};
+use crate::slaac::{autoconfigured, PREFIX};
 use crate::util::{assert_rerun_changes_nothing, assert_same, guest_with_default_route, unique, Netns};
 
 /// The default route of one family (`-4` or `-6`) in `ns`, as `ip -j` gives it.
@@ -113,7 +113,7 @@ fn a_static_ipv4_address_beside_slaac() {
     let host = Netns::new();
     host.sh("ip", &["link", "add", "brds6", "type", "bridge"]);
     host.sh("ip", &["link", "set", "brds6", "up"]);
-    let router = Router::start(&host, "brds6");
+    let router = Dnsmasq::router(&host, "brds6");
     let guest = Netns::new();
     guest.ipv6_off_as_docker_does();
     host.pipework(&["brds6", &guest.guest(), "10.0.9.2/24@10.0.9.1,slaac"]).ok();

@@ -159,7 +159,7 @@ fn del_stops_the_dhcpv6_clients_too() {
     // whenever they come): not what is compared.
     host.sh("sysctl", &["-qw", "net.ipv6.conf.br6.accept_ra=0"]);
     host.sh("ip", &["link", "set", "br6", "up"]);
-    let server = crate::dhcp6::Server6::start(&host, "br6");
+    let server = crate::dhcp::Dnsmasq::dhcp6(&host, "br6");
     for (ipspec, client) in [("dhcp6-f", "dhcp6"), ("dhclient6-f", "dhclient6")] {
         let guest = Netns::new();
         let _files =

@@ -2,70 +2,27 @@
 //! of its own on the test's bridge), and guests that autoconfigure from it: a plain
 //! namespace guest and a real Docker container (IPv6 off inside, as Docker leaves it).
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
+use crate::dhcp::Dnsmasq;
 use crate::docker::Container;
-use crate::util::{assert_same, unique, Netns};
+use crate::util::{assert_same, Netns};
 
 /// The prefix the router advertises.
 pub(crate) const PREFIX: &str = "fd00:5a::";
 
-/// dnsmasq sending router advertisements for PREFIX/64 on `bridge` in `host`.
-pub(crate) struct Router {
-    _ns: Netns,
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Router {
-    pub(crate) fn start(host: &Netns, bridge: &str) -> Router {
+impl Dnsmasq {
+    /// dnsmasq sending router advertisements for PREFIX/64 on `bridge` in `host`.
+    pub(crate) fn router(host: &Netns, bridge: &str) -> Dnsmasq {
         let ns = Netns::new();
         host.pipework(&[bridge, &ns.guest(), &format!("{PREFIX}1/64")]).ok();
         // An advertisement names a default router only with an explicit lifetime, and
         // only when dnsmasq's own namespace has a default route (measured).
         ns.sh("ip", &["-6", "route", "add", "default", "dev", "eth1"]);
-        let dir = std::env::temp_dir().join(unique("pwt-ra"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new("nsenter")
-            .arg(format!("--net={}", ns.path()))
-            .args([
-                "dnsmasq",
-                "--no-daemon",
-                "--port=0",
-                "--bind-interfaces",
-                "--interface=eth1",
-                "--enable-ra",
-            ])
-            .arg(format!("--dhcp-range={PREFIX},ra-only,64"))
-            .args(["--ra-param=eth1,10,600", "--no-resolv", "--no-hosts"])
-            .arg(format!("--pid-file={}", dir.join("pid").display()))
-            .arg(format!("--log-facility={}", dir.join("log").display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dnsmasq (Debian's dnsmasq-base)");
-        let router = Router { _ns: ns, child, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !router.log().contains("router advertisement enabled") {
-            assert!(Instant::now() < deadline, "dnsmasq did not start:\n{}", router.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        router
-    }
-
-    pub(crate) fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Router {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        Dnsmasq::spawn(ns, "pwt-ra", "router advertisement enabled", |_| {
+            let mut args: Vec<String> =
+                vec!["--enable-ra".into(), format!("--dhcp-range={PREFIX},ra-only,64")];
+            args.extend(["--ra-param=eth1,10,600", "--no-resolv", "--no-hosts"].map(String::from));
+            args
+        })
     }
 }
 
@@ -82,7 +39,7 @@ fn a_guest_autoconfigures_from_the_routers_advertisement_and_gets_its_default_ro
     let host = Netns::new();
     host.sh("ip", &["link", "add", "brra", "type", "bridge"]);
     host.sh("ip", &["link", "set", "brra", "up"]);
-    let router = Router::start(&host, "brra");
+    let router = Dnsmasq::router(&host, "brra");
     let guest = Netns::new();
     guest.ipv6_off_as_docker_does();
     let dry = host.pipework(&["brra", &guest.guest(), "slaac", "--dry-run"]).ok();
@@ -124,7 +81,7 @@ fn a_docker_container_autoconfigures_with_ipv6_on_for_eth1_only() {
     let host = Netns::new();
     host.sh("ip", &["link", "add", "brrad", "type", "bridge"]);
     host.sh("ip", &["link", "set", "brrad", "up"]);
-    let router = Router::start(&host, "brrad");
+    let router = Dnsmasq::router(&host, "brrad");
     let c = Container::run();
     host.pipework(&["brrad", &c.name, "slaac"]).ok();
     let addrs = c.sh(&["ip", "-6", "-o", "addr", "show", "dev", "eth1"]);
