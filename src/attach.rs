@@ -71,6 +71,13 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
             if req.verbose || req.dry_run {
                 lines.push(format!("nothing to do: {what}"));
             }
+            // What stands is read back only where it is needed: for a result, or for a
+            // record that is missing (wiped with /run, or never written).
+            let has_record =
+                !req.dry_run && matches!(record::load(guest.ns_inode, &container_if), Ok(Some(_)));
+            if !req.json && (req.dry_run || has_record) {
+                return Outcome::Done(lines);
+            }
             let seen = attach_result::seen(host, &nl_guest, &names).await;
             if !req.dry_run {
                 lines.extend(save_record(host, &nl_guest, &guest, &seen, &[], &Applied::default()).await);
