@@ -54,6 +54,12 @@ struct Prepared {
 
 /// [`run`] with the host's netlink handle given: a batch shares one among its lines.
 pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
+    run_delegating(req, host, None).await
+}
+
+/// [`run_on`] for a request whose addresses a CNI IPAM plugin gives
+/// (`req.delegated`): its answer comes on `delegated` (see `apply::Delegated`).
+pub async fn run_delegating(req: &Attach, host: &Netlink, delegated: Option<apply::Delegated>) -> Outcome {
     // Nothing changes before apply: a signal until then just ends the run (a Docker
     // daemon that is slow to answer must not hold it).
     let prepared = tokio::select! {
@@ -97,7 +103,8 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
         Plan::Steps(steps) => steps,
     };
     let ctx = Context::new(host, &nl_guest, guest.netns(), guest.describe())
-        .with_guest_process(guest.pid, guest.ns_inode);
+        .with_guest_process(guest.pid, guest.ns_inode)
+        .with_delegated(delegated);
     ctx.hold_bridge_lock(bridge_lock);
     if let Some(link) = &host_if {
         ctx.learn(Side::Host, &link.name, link.index, None);
@@ -112,6 +119,8 @@ pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
     // What the steps said (a NIC moved in) before the steps themselves, as it was
     // said while they ran before.
     lines.append(&mut ctx.notes.borrow_mut());
+    // Those that applied an IPAM plugin's answer count as the run's own from here on.
+    let steps: Vec<plan::Step> = steps.into_iter().chain(ctx.take_delegated_steps()).collect();
     if req.verbose {
         lines.extend(steps.iter().map(|s| s.to_string()));
     }

@@ -5,6 +5,7 @@ mod addressing;
 mod bridge;
 mod bridge_lock;
 mod context;
+mod delegated;
 mod dhcp;
 mod journal;
 mod links;
@@ -18,6 +19,7 @@ use nix::errno::Errno;
 
 pub use bridge_lock::BridgeLock;
 pub use context::{Context, Known};
+pub use delegated::Delegated;
 pub use journal::{Journal, Undo};
 pub use remove::remove;
 
@@ -119,6 +121,7 @@ async fn run(step: &Step, ctx: &Context<'_>, journal: &mut Journal) -> Result<()
         Step::EnableIpv6 { dev, optimistic } => sysctl::enable_ipv6(ctx, journal, dev, *optimistic).await,
         Step::Slaac { dev, timeout } => slaac::run(ctx, journal, dev, *timeout).await,
         Step::Dhcp(req) => dhcp::run(req, ctx, journal).await,
+        Step::Delegated { dev, plugin } => delegated::run(ctx, journal, dev, plugin).await,
     }
 }
 

@@ -79,6 +79,10 @@ pub struct Attach {
     /// to watch) because a `del` is sure to stop it: set by the CNI plugin, whose
     /// runtime always calls DEL; never by the command line.
     pub keeper_until_del: bool,
+    /// The addresses and routes come from this CNI IPAM plugin, which runs while the
+    /// links are made (see `plan::Step::Delegated`): set by the CNI plugin with
+    /// IPSPEC `0/0`; never by the command line.
+    pub delegated: Option<String>,
 }
 
 impl Attach {
@@ -431,7 +435,15 @@ fn attach(raw: RawArgs) -> Result<Attach> {
         json: raw.json,
         warnings,
         keeper_until_del: false,
+        delegated: None,
     })
+}
+
+/// IPSPEC as the command line takes it (one element, or a list that keeps the
+/// list's rules): every element, in order.
+pub fn ipspec_list(text: &str) -> Result<Vec<IpSpec>> {
+    let (first, more, _) = ipspec(text, None)?;
+    Ok(std::iter::once(first).chain(more).collect())
 }
 
 /// IPSPEC and `-a`: one element exactly as the original's grammar; a list (see

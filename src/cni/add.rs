@@ -1,19 +1,23 @@
-//! ADD: IPAM first (its DEL again if anything after it fails), then the attachment
-//! itself by `attach::run_on` with the command line the config amounts to, then the
-//! bridge plugin's extras (`mtu`, `hairpinMode`, `promiscMode`, IPAM's other
-//! routes, the gateway address on the bridge), then the result.
+//! ADD: IPAM started in the background (see [`leasing`](super::leasing)), the
+//! attachment made meanwhile by `attach::run_delegating` with the command line the
+//! config amounts to, IPAM's addresses put on when they come; then the bridge
+//! plugin's extras (`mtu`, `hairpinMode`, `promiscMode`, IPAM's other routes, the
+//! gateway address on the bridge), then the result. IPAM's DEL if anything fails
+//! after its ADD did.
 
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 use serde_json::Value;
 
+use crate::apply::Delegated;
 use crate::attach;
 use crate::guest::Guest;
 use crate::netlink::{Link, Netlink, Route};
 use crate::report::Outcome;
 
 use super::error::{CniError, Code};
+use super::leasing::{Leased, Leasing};
 use super::result::{CniResult, IpConfig, RouteEntry};
 use super::{argv, bridge, del, state, Call};
 
@@ -29,13 +33,28 @@ pub async fn run(call: &Call) -> Result<Value, CniError> {
         let msg = format!("interface {} already exists in {}", call.env.ifname, call.env.netns);
         return Err(CniError::new(Code::Internal, msg));
     }
-    let mut leased = match call.ipam() {
-        Some(ipam) => ipam.add()?,
-        None => CniResult::default(),
+    let host = Netlink::current().map_err(|e| CniError::internal(&e))?;
+    // From here on the plugin runs, and is waited for whatever comes.
+    let (leasing, delegated) = match call.ipam() {
+        Some(_) => Leasing::start(call).map(|(l, d)| (Some(l), Some(d)))?,
+        None => (None, None),
     };
-    let attached = attach_all(call, &guest, &nl_guest, mac, &mut leased).await;
-    match attached {
+    let linked = link(call, &host, mac, delegated).await;
+    let leased = leasing.map(Leasing::join);
+    let finished = match (linked, leased) {
+        (Err(e), None) => return Err(e),
+        // IPAM's own failure first (the attach, which awaited it, failed on it).
+        (Err(_), Some(Leased { result: Err(e), .. })) => return Err(e),
+        (Err(e), Some(Leased { result: Ok(_), refused })) => Err(refused.unwrap_or(e)),
+        (Ok(linked), Some(Leased { result: Err(e), .. })) => return Err(linked.undo(call, &host, e).await),
+        (Ok(linked), Some(Leased { result: Ok(mut leased), .. })) => {
+            linked.finish(call, &guest, &nl_guest, &host, &mut leased).await
+        }
+        (Ok(linked), None) => linked.finish(call, &guest, &nl_guest, &host, &mut CniResult::default()).await,
+    };
+    match finished {
         Ok(result) => Ok(result.to_json(call.conf.version())),
+        // IPAM's ADD succeeded: its DEL gives the address back.
         Err(e) => Err(match call.ipam().map(|i| i.call(super::env::Command::Del)) {
             Some(Err(undo)) => e.and_then_failed(&undo),
             _ => e,
@@ -58,42 +77,65 @@ pub fn open_guest(netns: &str) -> Result<Guest, CniError> {
     crate::guest::resolve(netns).and_then(attach::not_the_host).map_err(bad)
 }
 
-/// Everything after IPAM: on failure nothing of it is left.
-async fn attach_all(
+/// The attachment made, with IPAM's addresses on it.
+struct Linked {
+    /// The attach's `--json` document.
+    doc: Value,
+    /// The index of a bridge this ADD made.
+    made_bridge: Option<u32>,
+}
+
+/// The bridge when missing, then the attach (which awaits IPAM's addresses on
+/// `delegated`); on failure nothing of either is left.
+async fn link(
     call: &Call,
-    guest: &Guest,
-    nl_guest: &Netlink,
+    host: &Netlink,
     mac: Option<crate::types::Mac>,
-    leased: &mut CniResult,
-) -> Result<CniResult, CniError> {
-    let host = Netlink::current().map_err(|e| CniError::internal(&e))?;
-    gateways(call, leased);
-    let made_bridge = bridge::ensure(&host, &call.conf).await?;
-    let req = argv::request(call, leased, mac)?;
-    let doc = match document(attach::run_on(&req, &host).await) {
-        Ok(doc) => doc,
-        Err(e) => return Err(bridge::undo(&host, made_bridge, e).await),
-    };
-    let finished = async {
-        let mut result = result_of(call, &doc, leased)?;
-        if result.interfaces.len() == 3 {
-            result.interfaces[0].mac =
-                link(&host, &result.interfaces[0].name).await?.mac.map(|m| m.to_string());
+    delegated: Option<Delegated>,
+) -> Result<Linked, CniError> {
+    let req = argv::request(call, mac)?;
+    let made_bridge = bridge::ensure(host, &call.conf).await?;
+    match document(attach::run_delegating(&req, host, delegated).await) {
+        Ok(doc) => Ok(Linked { doc, made_bridge }),
+        Err(e) => Err(bridge::undo(host, made_bridge, e).await),
+    }
+}
+
+impl Linked {
+    /// The rest of the ADD, and its result; on failure nothing of the attachment
+    /// is left.
+    async fn finish(
+        self,
+        call: &Call,
+        guest: &Guest,
+        nl_guest: &Netlink,
+        host: &Netlink,
+        leased: &mut CniResult,
+    ) -> Result<CniResult, CniError> {
+        let finished = async {
+            let mut result = result_of(call, &self.doc, leased)?;
+            if result.interfaces.len() == 3 {
+                result.interfaces[0].mac =
+                    link_named(host, &result.interfaces[0].name).await?.mac.map(|m| m.to_string());
+            }
+            tune(call, host, nl_guest, &result).await?;
+            bridge::gateway_addresses(host, &call.conf, leased).await?;
+            save(call, guest, &result)?;
+            after(call.conf.prev_result.as_ref(), result)
+        };
+        match finished.await {
+            Ok(result) => Ok(result),
+            Err(e) => Err(self.undo(call, host, e).await),
         }
-        tune(call, &host, nl_guest, &result).await?;
-        bridge::gateway_addresses(&host, &call.conf, leased).await?;
-        save(call, guest, &result)?;
-        after(call.conf.prev_result.as_ref(), result)
-    };
-    match finished.await {
-        Ok(result) => Ok(result),
-        Err(e) => {
-            let e = match del::detach(call).await {
-                Err(undo) => e.and_then_failed(&undo),
-                Ok(()) => e,
-            };
-            Err(bridge::undo(&host, made_bridge, e).await)
-        }
+    }
+
+    /// `e`, after removing the attachment (and the bridge this ADD made).
+    async fn undo(self, call: &Call, host: &Netlink, e: CniError) -> CniError {
+        let e = match del::detach(call).await {
+            Err(undo) => e.and_then_failed(&undo),
+            Ok(()) => e,
+        };
+        bridge::undo(host, self.made_bridge, e).await
     }
 }
 
@@ -112,7 +154,7 @@ fn document(outcome: Outcome) -> Result<Value, CniError> {
 
 /// With a gateway on the bridge, an IP that IPAM gave none gets the subnet's first
 /// address, as the bridge plugin computes it; `isDefaultGateway` routes through it.
-fn gateways(call: &Call, leased: &mut CniResult) {
+pub fn gateways(call: &Call, leased: &mut CniResult) {
     if !call.conf.gateway_on_bridge() {
         return;
     }
@@ -191,9 +233,9 @@ async fn tune(call: &Call, host: &Netlink, nl_guest: &Netlink, result: &CniResul
     if conf.mtu.is_none() && !conf.hairpin_mode && routes.is_empty() {
         return Ok(());
     }
-    let cif = link(nl_guest, &call.env.ifname).await?;
+    let cif = link_named(nl_guest, &call.env.ifname).await?;
     let host_end = match result.interfaces.len() {
-        3 => Some(link(host, &result.interfaces[1].name).await?),
+        3 => Some(link_named(host, &result.interfaces[1].name).await?),
         _ => None,
     };
     if let Some(mtu) = conf.mtu {
@@ -222,7 +264,7 @@ async fn tune(call: &Call, host: &Netlink, nl_guest: &Netlink, result: &CniResul
     Ok(())
 }
 
-pub async fn link(nl: &Netlink, name: &str) -> Result<Link, CniError> {
+pub async fn link_named(nl: &Netlink, name: &str) -> Result<Link, CniError> {
     match nl.link_by_name(name).await {
         Ok(Some(l)) => Ok(l),
         Ok(None) => Err(CniError::new(Code::Internal, format!("{name} is gone"))),

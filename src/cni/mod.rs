@@ -18,6 +18,7 @@ mod env;
 mod error;
 mod gc;
 mod ipam;
+mod leasing;
 mod result;
 mod state;
 mod version;

@@ -20,22 +20,48 @@ use crate::types::{is_link_local, Family};
 /// per family, the same steps: every address, then each family's old default out,
 /// the one link up, each family's routes, and `slaac` last.
 pub fn steps(req: &Attach, dev: &str, facts: &GuestFacts) -> Vec<Step> {
-    let addrs: Vec<IpNetwork> = req
-        .specs()
+    let ipv6 =
+        wants_ipv6(req).then(|| req.specs().any(|s| matches!(s, IpSpec::Dhcp { family: Family::V6, .. })));
+    let specs: Vec<IpSpec> = req.specs().cloned().collect();
+    let mut steps = static_steps(dev, &specs, ipv6, &facts.routes);
+    if req.specs().any(|s| *s == IpSpec::Slaac) {
+        let timeout = req.dhcp_timeout.unwrap_or(SLAAC_TIMEOUT);
+        steps.push(Step::Slaac { dev: dev.to_string(), timeout });
+    }
+    if let Some(plugin) = &req.delegated {
+        steps.push(Step::Delegated { dev: dev.to_string(), plugin: plugin.clone() });
+    }
+    steps
+}
+
+/// What a CNI IPAM plugin gave (`Step::Delegated`), on `dev`, which is up already:
+/// the same steps as static addresses with their gateways (the link up again, now
+/// with `arp_notify` for an IPv4 address). `routes` are the guest's main-table
+/// routes of the gateways' families as they are now.
+pub fn delegated_steps(dev: &str, specs: &[IpSpec], routes: &[Route]) -> Vec<Step> {
+    let v6 = specs.iter().any(|s| s.family() == Some(Family::V6));
+    static_steps(dev, specs, v6.then_some(false), routes)
+}
+
+/// The static elements of `specs` on `dev`: IPv6 turned on first when `ipv6` says
+/// so (with `optimistic_dad` when it is `Some(true)`), every address, each family's
+/// old default out, the link up, each family's routes. `routes` are the guest's.
+fn static_steps(dev: &str, specs: &[IpSpec], ipv6: Option<bool>, routes: &[Route]) -> Vec<Step> {
+    let addrs: Vec<IpNetwork> = specs
+        .iter()
         .filter_map(|s| match s {
             IpSpec::Static { addr, .. } => *addr,
             _ => None,
         })
         .collect();
-    let gateways = req.specs().filter_map(|s| match s {
+    let gateways = specs.iter().filter_map(|s| match s {
         IpSpec::Static { gateway, .. } => *gateway,
         _ => None,
     });
     // The kernel announces an IPv4 address when told to (see `announce`).
     let arp_notify = addrs.iter().any(|a| a.is_ipv4());
     let mut steps = Vec::new();
-    if wants_ipv6(req) {
-        let optimistic = req.specs().any(|s| matches!(s, IpSpec::Dhcp { family: Family::V6, .. }));
+    if let Some(optimistic) = ipv6 {
         steps.push(Step::EnableIpv6 { dev: dev.to_string(), optimistic });
     }
     for addr in &addrs {
@@ -46,17 +72,13 @@ pub fn steps(req: &Attach, dev: &str, facts: &GuestFacts) -> Vec<Step> {
         let family = Family::of(&gw);
         let own: Vec<IpNetwork> = addrs.iter().filter(|a| Family::of(&a.ip()) == family).copied().collect();
         let routes: Vec<Route> =
-            facts.routes.iter().filter(|r| Family::of(&r.dst.ip()) == family).cloned().collect();
+            routes.iter().filter(|r| Family::of(&r.dst.ip()) == family).cloned().collect();
         let (old, routes) = default_route(dev, &gw, &own, &routes);
         steps.extend(old);
         new.extend(routes);
     }
     steps.push(Step::LinkUp { dev: dev.to_string(), arp_notify });
     steps.extend(new);
-    if req.specs().any(|s| *s == IpSpec::Slaac) {
-        let timeout = req.dhcp_timeout.unwrap_or(SLAAC_TIMEOUT);
-        steps.push(Step::Slaac { dev: dev.to_string(), timeout });
-    }
     steps
 }
 

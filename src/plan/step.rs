@@ -137,6 +137,13 @@ pub enum Step {
     },
     /// A DHCP client for CONTAINER_IF, after it is up; shown as the client's command line.
     Dhcp(DhcpRequest),
+    /// The addresses and routes a CNI IPAM plugin gives DEV, once it is up: the plugin
+    /// runs while the links are made, and its answer is awaited here, then applied by
+    /// the same steps as static addresses (see `apply::delegated`).
+    Delegated {
+        dev: String,
+        plugin: String,
+    },
 }
 
 impl Step {
@@ -158,7 +165,8 @@ impl Step {
             | Step::LinkUp { .. }
             | Step::DeleteRoute { .. }
             | Step::AddRoute { .. }
-            | Step::Dhcp(_) => Side::Guest,
+            | Step::Dhcp(_)
+            | Step::Delegated { .. } => Side::Guest,
         }
     }
 }
@@ -210,6 +218,9 @@ impl Step {
             }
             Step::AddRoute { dst, dev, .. } => format!("cannot add the route to {dst} on {dev} in {g}"),
             Step::Dhcp(req) => format!("cannot get a DHCP lease with {} on {} in {g}", req.name(), req.dev),
+            Step::Delegated { dev, plugin } => {
+                format!("cannot configure {dev} in {g} as the IPAM plugin {plugin} says")
+            }
         }
     }
 
@@ -295,6 +306,9 @@ impl fmt::Display for Step {
                 )
             }
             Step::Dhcp(req) => write!(f, "{req}"),
+            Step::Delegated { dev, plugin } => {
+                write!(f, "ip addr add ... dev {dev}; ip route ...: what the IPAM plugin {plugin} gives")
+            }
         }
     }
 }

@@ -328,6 +328,40 @@ fn a_failed_add_gives_the_lease_back() {
     c.call(&host, "DEL", &conf).ok();
 }
 
+#[test]
+fn ipam_runs_while_the_links_are_made_and_what_it_refuses_undoes_them() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let c = Container::of(&guest, "eth0");
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    let mut conf = bridge_conf(&host, "1.0.0", "cnibrp", "10.83.0.0/24");
+    // The plugin's own failure, which comes while the bridge and veth are being
+    // made: they go again, and its error is the answer.
+    static_ip(&mut conf, "10.83.0.5");
+    let e = c.call(&host, "ADD", &conf).error(999);
+    assert!(e["msg"].as_str().unwrap().contains("CIDR"), "{e}");
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+    // An answer no attach can take (the gateway is the address itself): refused as
+    // the command line refuses it, after the links were made; nothing stays.
+    conf["ipam"]["addresses"] = json!([{"address": "10.83.0.1/24", "gateway": "10.83.0.1"}]);
+    let e = c.call(&host, "ADD", &conf).error(7);
+    assert!(e["msg"].as_str().unwrap().contains("own address"), "{e}");
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+    assert!(files(&host, "attachments").is_empty());
+    // And a good one lands in full: address, default route, record.
+    conf["ipam"]["addresses"] = json!([{"address": "10.83.0.5/24", "gateway": "10.83.0.1"}]);
+    conf["ipam"]["routes"] = json!([{"dst": "0.0.0.0/0"}]);
+    let r = c.call(&host, "ADD", &conf).ok();
+    assert_eq!(r["ips"][0]["address"], "10.83.0.5/24", "{r}");
+    assert_eq!(default_gw(&guest).as_deref(), Some("10.83.0.1"));
+    let addrs = guest.ip_j(&["-4", "addr", "show", "dev", "eth0"]);
+    assert_eq!(addrs[0]["addr_info"][0]["local"], "10.83.0.5", "{addrs}");
+    assert_eq!(files(&host, "attachments").len(), 1);
+    c.call(&host, "DEL", &conf).ok();
+}
+
 /// Files in a directory under the host's run dir (records, CNI state, leases).
 fn files(host: &Netns, sub: &str) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(host.run_dir().join(sub)) else { return Vec::new() };

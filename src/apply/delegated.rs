@@ -1,0 +1,47 @@
+//! The addresses and routes a CNI IPAM plugin gives (`Step::Delegated`). The plugin
+//! runs while the links are made; its answer is awaited here, once CONTAINER_IF is
+//! up, and applied by the same steps as static addresses, each undo in the journal.
+
+use anyhow::{anyhow, Result};
+
+use super::{Context, Journal};
+use crate::cli::IpSpec;
+use crate::plan::{addressing, Step};
+use crate::types::Family;
+
+/// What delivers the addresses: one answer, the IPSPEC elements the plugin's
+/// result amounts to, or why there are none (its error).
+pub type Delegated = tokio::sync::oneshot::Receiver<Result<Vec<IpSpec>>>;
+
+pub async fn run(ctx: &Context<'_>, journal: &mut Journal, dev: &str, plugin: &str) -> Result<()> {
+    let answer = ctx.delegated.borrow_mut().take().ok_or_else(|| anyhow!("no IPAM plugin was started"))?;
+    // Read while the plugin runs: the guest's routes, which the default-route steps
+    // look at (nothing but this run changes a namespace the runtime has just made).
+    let v4 = ctx.guest.routes(Family::V4).await;
+    let v6 = ctx.guest.routes(Family::V6).await;
+    let specs = tokio::select! {
+        got = answer => got.map_err(|_| anyhow!("the IPAM plugin {plugin} gave no answer"))??,
+        signal = crate::interrupt::arrived() => return Err(signal.into()),
+    };
+    let mut routes = Vec::new();
+    for (family, read) in [(Family::V4, v4), (Family::V6, v6)] {
+        let gateway =
+            |s: &IpSpec| matches!(s, IpSpec::Static { gateway: Some(g), .. } if Family::of(g) == family);
+        if specs.iter().any(gateway) {
+            routes.extend(read?);
+        }
+    }
+    let steps = addressing::delegated_steps(dev, &specs, &routes);
+    for step in &steps {
+        let done = match step {
+            Step::EnableIpv6 { dev, optimistic } => {
+                super::sysctl::enable_ipv6(ctx, journal, dev, *optimistic).await
+            }
+            other => super::addressing::run(other, ctx, journal).await,
+        };
+        done.map_err(|e| e.context(step.failure(&ctx.guest_desc)))?;
+    }
+    // For what follows the apply: the announcement, the record, --verbose.
+    ctx.delegated_steps.borrow_mut().extend(steps);
+    Ok(())
+}
