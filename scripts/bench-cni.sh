@@ -9,6 +9,9 @@
 # `unshare -n`), to an existing bridge each: with static IPAM (Debian's `static`
 # plugin, exec'd by both) and a default route, and without IPAM (the plugins
 # alone); guests are `unshare -n sleep` processes, stopped by PID at the end.
+# pipework is the build the Debian package ships (static, as scripts/package.sh makes
+# it: what a CNI plugin directory gets); BENCH_BUILD=dynamic measures the plain
+# `cargo build --release` instead (its loader's relocations add ~0.3 ms a start).
 # BENCH_RUNS (100) ADDs per contender and configuration. BENCH_BASELINE=BINARY adds
 # an earlier pipework build as a third contender (rows "pipework before"), to show
 # a change's effect in the same run.
@@ -49,8 +52,11 @@ add() { # PLUGIN CONF GUEST_PID CONTAINER_ID
 }
 
 inner() {
-	local work=$1 pw=$2 base=${3:-} i guests=() n=4
+	local work=$1 pw=$2 base=${3:-} i n=4
 	[ -z "$base" ] || n=6
+	# Global, not local: the EXIT trap runs after this function has returned (a local
+	# array is gone by then, and every guest was left running).
+	guests=()
 	trap 'for p in "${guests[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 	for br in brpw brref brpw0 brref0 brbase brbase0; do ip link add "$br" type bridge && ip link set "$br" up; done
 	for ((i = 0; i < n * RUNS; i++)); do
@@ -95,13 +101,20 @@ if [ "${1:-}" = --inner ]; then
 fi
 
 [ -x "$CNI_DIR/bridge" ] || apt-get -o DPkg::Lock::Timeout=300 -y -qq install containernetworking-plugins >/dev/null
-cargo build --release --quiet
+if [ "${BENCH_BUILD:-static}" = dynamic ]; then
+	cargo build --release --quiet
+	PW=$PWD/target/release/pipework
+else
+	target=$(uname -m)-unknown-linux-gnu
+	RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --quiet --target "$target"
+	PW=$PWD/target/$target/release/pipework
+fi
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 WORK=$(mktemp -d /tmp/bench-cni.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 # Records and CNI state of pipework's in the throw-away directory, not /run/pipework.
-PIPEWORK_RUN_DIR=$WORK/run unshare -n bash "$0" --inner "$WORK" "$PWD/target/release/pipework" "$BASELINE"
-echo "CNI ADD to an existing bridge: $RUNS runs each, interleaved; $(nproc) CPUs, kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
+PIPEWORK_RUN_DIR=$WORK/run unshare -n bash "$0" --inner "$WORK" "$PW" "$BASELINE"
+echo "CNI ADD to an existing bridge: $RUNS runs each, interleaved, pipework's ${BENCH_BUILD:-static} build; $(nproc) CPUs, kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "load average before the run: $LOAD (other work on the machine inflates the figures)"
 printf '    %-40s %8s %8s %8s\n' "" median p10 p90
 rows=("pw:pipework, static IPAM + default route" "ref:bridge plugin, static IPAM + default route"
