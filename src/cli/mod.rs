@@ -310,9 +310,15 @@ fn subcommand(argv: &[String]) -> Option<Result<Invocation, CliError>> {
 /// `route`, `rule` or `tc`: for a host interface of such a name, which the original
 /// checks for before the passthrough prefixes.
 pub fn parse_without_passthrough(argv: Vec<String>) -> Result<Invocation, CliError> {
-    let matches = command()
-        .try_get_matches_from(std::iter::once("pipework".to_string()).chain(argv))
-        .map_err(CliError::Clap)?;
+    let argv = || std::iter::once("pipework".to_string()).chain(argv.iter().cloned());
+    // The long help's paragraphs are wrapped at run time: made only for --help, not
+    // for every attach and every CNI ADD.
+    let matches = match RawArgs::command().try_get_matches_from(argv()) {
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+            command().try_get_matches_from(argv()).map_err(CliError::Clap)?
+        }
+        parsed => parsed.map_err(CliError::Clap)?,
+    };
     let raw = RawArgs::from_arg_matches(&matches).map_err(CliError::Clap)?;
     if raw.json && raw.wait {
         let e = command().error(clap::error::ErrorKind::ArgumentConflict, "--json does not work with --wait");

@@ -12,7 +12,7 @@ use rtnetlink::packet_route::link::{
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec};
 
-use super::{errno_of, ignore_gone, Netlink};
+use super::{ignore_gone, Netlink};
 use crate::types::Mac;
 
 /// What we need to know about one interface, read over netlink (never sysfs:
@@ -138,11 +138,9 @@ impl Netlink {
     }
 
     async fn one_link(&self, msg: LinkMessage) -> Result<Option<Link>> {
-        match self.get_one(RouteNetlinkMessage::GetLink(msg)).await {
-            Ok(Some(RouteNetlinkMessage::NewLink(m))) => Ok(Some(Link::from_message(&m))),
-            Ok(_) => Ok(None),
-            Err(e) if errno_of(&e) == Some(Errno::ENODEV) => Ok(None),
-            Err(e) => Err(e),
+        match self.get_one_unless(RouteNetlinkMessage::GetLink(msg), Errno::ENODEV).await? {
+            Some(RouteNetlinkMessage::NewLink(m)) => Ok(Some(Link::from_message(&m))),
+            _ => Ok(None),
         }
     }
 

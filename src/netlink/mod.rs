@@ -76,9 +76,14 @@ impl Netlink {
         }))
     }
 
-    /// A request with one answer (a GET by name or index).
-    async fn get_one(&self, msg: RouteNetlinkMessage) -> Result<Option<RouteNetlinkMessage>> {
-        Ok(self.conn.request(msg, 0)?.into_iter().next())
+    /// A request with one answer (a GET by name or index), `None` when the kernel
+    /// answers `absent` (made no error: see `socket::Conn::request_unless`).
+    async fn get_one_unless(
+        &self,
+        msg: RouteNetlinkMessage,
+        absent: Errno,
+    ) -> Result<Option<RouteNetlinkMessage>> {
+        Ok(self.conn.request_unless(msg, 0, absent)?.and_then(|a| a.into_iter().next()))
     }
 
     /// A dump: every answer up to its end.

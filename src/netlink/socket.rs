@@ -73,7 +73,23 @@ impl Conn {
     /// Send `msg` with `flags` (NLM_F_REQUEST and NLM_F_ACK added); the kernel's
     /// answers, in order, up to its ACK.
     pub fn request(&self, msg: RouteNetlinkMessage, flags: u16) -> Result<Vec<RouteNetlinkMessage>> {
-        self.exchange(msg, flags | NLM_F_ACK, false)
+        Ok(self.exchange(msg, flags | NLM_F_ACK, false)?)
+    }
+
+    /// [`Self::request`], with the kernel's `absent` (ENODEV for a lookup) as `None`:
+    /// an expected answer, never made an error (an `anyhow::Error` captures a
+    /// backtrace where RUST_BACKTRACE is set, which costs more than the request).
+    pub fn request_unless(
+        &self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+        absent: Errno,
+    ) -> Result<Option<Vec<RouteNetlinkMessage>>> {
+        match self.exchange(msg, flags | NLM_F_ACK, false) {
+            Ok(answers) => Ok(Some(answers)),
+            Err(Failed::Kernel(errno)) if errno == absent => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// A dump (NLM_F_DUMP): every answer up to its end. One the kernel interrupted
@@ -81,21 +97,48 @@ impl Conn {
     /// would let a rollback take a bridge in use for an unused one.
     pub fn dump(&self, msg: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>> {
         match self.exchange(msg.clone(), NLM_F_DUMP, true) {
-            Err(e) if e.downcast_ref::<DumpInterrupted>().is_some() => self.exchange(msg, NLM_F_DUMP, true),
-            other => other,
+            Err(Failed::Other(e)) if e.downcast_ref::<DumpInterrupted>().is_some() => {
+                Ok(self.exchange(msg, NLM_F_DUMP, true)?)
+            }
+            other => Ok(other?),
         }
     }
 
-    fn exchange(&self, msg: RouteNetlinkMessage, flags: u16, dump: bool) -> Result<Vec<RouteNetlinkMessage>> {
+    fn exchange(
+        &self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+        dump: bool,
+    ) -> Result<Vec<RouteNetlinkMessage>, Failed> {
         let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let result = inner.exchange(msg, flags, dump);
-        if let Err(e) = &result {
-            // Broken or not, a socket that failed is not used again.
-            if e.downcast_ref::<KernelError>().is_none() {
-                inner.socket = None;
-            }
+        // Broken or not, a socket that failed is not used again.
+        if let Err(Failed::Other(_)) = &result {
+            inner.socket = None;
         }
         result
+    }
+}
+
+/// Why a request failed: the kernel said no (an errno), or anything else (the
+/// socket, a lost or garbled answer), which makes the socket one not to trust.
+enum Failed {
+    Kernel(Errno),
+    Other(anyhow::Error),
+}
+
+impl From<Failed> for anyhow::Error {
+    fn from(f: Failed) -> anyhow::Error {
+        match f {
+            Failed::Kernel(errno) => KernelError(errno).into(),
+            Failed::Other(e) => e,
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failed {
+    fn from(e: anyhow::Error) -> Failed {
+        Failed::Other(e)
     }
 }
 
@@ -105,7 +148,7 @@ impl Inner {
         msg: RouteNetlinkMessage,
         flags: u16,
         dump: bool,
-    ) -> Result<Vec<RouteNetlinkMessage>> {
+    ) -> Result<Vec<RouteNetlinkMessage>, Failed> {
         if self.socket.is_none() {
             self.socket = Some(open_socket(self.netns.as_ref()).context("cannot reopen the netlink socket")?);
         }
@@ -127,10 +170,12 @@ impl Inner {
         };
         match sent {
             Ok(n) if n == buf.len() => {}
-            Ok(n) => return Err(anyhow!("netlink request cut short ({n} of {} bytes sent)", buf.len())),
+            Ok(n) => {
+                return Err(anyhow!("netlink request cut short ({n} of {} bytes sent)", buf.len()).into())
+            }
             Err(e) => {
-                return Err(anyhow::Error::new(SocketError(io_errno(&e))))
-                    .context("cannot send the netlink request")
+                let e = anyhow::Error::new(SocketError(io_errno(&e)));
+                return Err(e.context("cannot send the netlink request").into());
             }
         }
         receive(socket, seq, dump)
@@ -142,8 +187,8 @@ impl Inner {
 /// read, or makes no sense, is [`Unanswered`]; only the kernel's own error is a sure
 /// failure. A dump the kernel says it interrupted (its data changed meanwhile) is
 /// [`DumpInterrupted`], for the caller to ask again.
-fn receive(socket: &Socket, seq: u32, dump: bool) -> Result<Vec<RouteNetlinkMessage>> {
-    let lost = |errno: Errno| anyhow::Error::new(Unanswered(errno));
+fn receive(socket: &Socket, seq: u32, dump: bool) -> Result<Vec<RouteNetlinkMessage>, Failed> {
+    let lost = |errno: Errno| Failed::Other(anyhow::Error::new(Unanswered(errno)));
     let mut answers = Vec::new();
     let mut interrupted = false;
     let mut buf: Vec<u8> = Vec::with_capacity(BUFFER);
@@ -169,12 +214,14 @@ fn receive(socket: &Socket, seq: u32, dump: bool) -> Result<Vec<RouteNetlinkMess
                 NetlinkMessage::<RouteNetlinkMessage>::deserialize(this).map_err(|_| lost(Errno::EBADMSG))?;
             match msg.payload {
                 NetlinkPayload::Error(e) if e.raw_code() == 0 => return Ok(answers),
-                NetlinkPayload::Error(e) => return Err(KernelError(Errno::from_raw(-e.raw_code())).into()),
+                NetlinkPayload::Error(e) => return Err(Failed::Kernel(Errno::from_raw(-e.raw_code()))),
                 // A dump that failed part-way says so in its DONE.
                 NetlinkPayload::Done(d) if dump && d.code < 0 => {
-                    return Err(KernelError(Errno::from_raw(-d.code)).into())
+                    return Err(Failed::Kernel(Errno::from_raw(-d.code)))
                 }
-                NetlinkPayload::Done(_) if dump && interrupted => return Err(DumpInterrupted.into()),
+                NetlinkPayload::Done(_) if dump && interrupted => {
+                    return Err(Failed::Other(DumpInterrupted.into()))
+                }
                 NetlinkPayload::Done(_) if dump => return Ok(answers),
                 NetlinkPayload::InnerMessage(m) => answers.push(m),
                 NetlinkPayload::Overrun(_) => return Err(lost(Errno::ENOBUFS)),
