@@ -54,16 +54,25 @@ struct Prepared {
 
 /// [`run`] with the host's netlink handle given: a batch shares one among its lines.
 pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
-    run_delegating(req, host, None).await
+    run_given(req, host, Given::default()).await
 }
 
-/// [`run_on`] for a request whose addresses a CNI IPAM plugin gives
-/// (`req.delegated`): its answer comes on `delegated` (see `apply::Delegated`).
-pub async fn run_delegating(req: &Attach, host: &Netlink, delegated: Option<apply::Delegated>) -> Outcome {
+/// What a CNI ADD has at hand before its attach: the guest it opened, with a
+/// netlink socket in it, and, for a request whose addresses an IPAM plugin gives
+/// (`req.delegated`), the plugin's answer to come (see `apply::Delegated`).
+#[derive(Default)]
+pub struct Given {
+    pub guest: Option<(Guest, Netlink)>,
+    pub delegated: Option<apply::Delegated>,
+}
+
+/// [`run_on`] with what the caller has at hand already.
+pub async fn run_given(req: &Attach, host: &Netlink, given: Given) -> Outcome {
+    let Given { guest: given_guest, delegated } = given;
     // Nothing changes before apply: a signal until then just ends the run (a Docker
     // daemon that is slow to answer must not hold it).
     let prepared = tokio::select! {
-        p = prepare(req, host) => p,
+        p = prepare(req, host, given_guest) => p,
         signal = interrupt::arrived() => Err(signal.into()),
     };
     let Prepared { guest, nl_guest, plan, host_if, bridge_lock, container_if, host_end } = match prepared {
@@ -192,7 +201,7 @@ fn json_result(
 
 /// In the original's order: what HOSTIF is (and what it refuses) first, then the
 /// guest, then the facts the classification names, then the plan.
-async fn prepare(req: &Attach, host: &Netlink) -> Result<Prepared> {
+async fn prepare(req: &Attach, host: &Netlink, given: Option<(Guest, Netlink)>) -> Result<Prepared> {
     // Before HOSTIF is looked up: a bridge found is not removed under our feet.
     let mut bridge_lock = BridgeLock::shared().await;
     let mut host_facts = facts::host_kind(host, req).await?;
@@ -200,8 +209,14 @@ async fn prepare(req: &Attach, host: &Netlink) -> Result<Prepared> {
     if !matches!(class.mode, Some(Mode::Bridge { .. })) {
         bridge_lock = None;
     }
-    let guest = resolve(&req.guest).await.and_then(not_the_host)?;
-    let nl_guest = Netlink::in_netns(guest.netns())?;
+    let (guest, nl_guest) = match given {
+        Some(opened) => opened,
+        None => {
+            let guest = resolve(&req.guest).await.and_then(not_the_host)?;
+            let nl_guest = Netlink::in_netns(guest.netns())?;
+            (guest, nl_guest)
+        }
+    };
     let id = guest_id(&guest);
     facts::host_end(host, req, &class, &id, &mut host_facts).await?;
     let guest_facts = facts::guest(&nl_guest, req, &class, id.ns_inode).await?;

@@ -90,12 +90,13 @@ pub async fn guest(nl: &Netlink, req: &Attach, class: &Class, ns_inode: u64) -> 
         None => Vec::new(),
     };
     // Every family an IPSPEC list names: each family's old default goes, and a re-run
-    // looks for each family's gateway.
+    // looks for each family's gateway. Only those with a gateway or `slaac` (a lease's
+    // routes are read when it comes; `0/0` has none).
     let families = req.families();
     let ipv6_off = families.contains(&Family::V6) && ipv6_off_in_kernel(probe_ipv6());
     let mut routes = Vec::new();
     if !ipv6_off {
-        for family in families {
+        for family in families.into_iter().filter(|f| routed(req, *f)) {
             routes.extend(nl.routes(family).await.context("cannot read the guest's routes")?);
         }
     }
@@ -105,6 +106,15 @@ pub async fn guest(nl: &Netlink, req: &Attach, class: &Class, ns_inode: u64) -> 
         _ => Vec::new(),
     };
     Ok(GuestFacts { container_if, container_addrs, routes, ipv6_off, kept })
+}
+
+/// The planner looks at `family`'s routes: for a static gateway of it, or `slaac`.
+fn routed(req: &Attach, family: Family) -> bool {
+    req.specs().any(|s| match s {
+        IpSpec::Static { gateway: Some(g), .. } => Family::of(g) == family,
+        IpSpec::Slaac => family == Family::V6,
+        _ => false,
+    })
 }
 
 /// The DHCP clients the record of the attachment under CONTAINER_IF left running.

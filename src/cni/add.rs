@@ -1,5 +1,5 @@
 //! ADD: IPAM started in the background (see [`leasing`](super::leasing)), the
-//! attachment made meanwhile by `attach::run_delegating` with the command line the
+//! attachment made meanwhile by `attach::run_given` with the command line the
 //! config amounts to, IPAM's addresses put on when they come; then the bridge
 //! plugin's extras (`mtu`, `hairpinMode`, `promiscMode`, IPAM's other routes, the
 //! gateway address on the bridge), then the result. IPAM's DEL if anything fails
@@ -10,7 +10,6 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 use serde_json::Value;
 
-use crate::apply::Delegated;
 use crate::attach;
 use crate::guest::Guest;
 use crate::netlink::{Link, Netlink, Route};
@@ -39,7 +38,9 @@ pub async fn run(call: &Call) -> Result<Value, CniError> {
         Some(_) => Leasing::start(call).map(|(l, d)| (Some(l), Some(d)))?,
         None => (None, None),
     };
-    let linked = link(call, &host, mac, delegated).await;
+    let ns_inode = guest.ns_inode;
+    let given = attach::Given { guest: Some((guest, nl_guest.clone())), delegated };
+    let linked = link(call, &host, mac, given).await;
     let leased = leasing.map(Leasing::join);
     let finished = match (linked, leased) {
         (Err(e), None) => return Err(e),
@@ -48,9 +49,11 @@ pub async fn run(call: &Call) -> Result<Value, CniError> {
         (Err(e), Some(Leased { result: Ok(_), refused })) => Err(refused.unwrap_or(e)),
         (Ok(linked), Some(Leased { result: Err(e), .. })) => return Err(linked.undo(call, &host, e).await),
         (Ok(linked), Some(Leased { result: Ok(mut leased), .. })) => {
-            linked.finish(call, &guest, &nl_guest, &host, &mut leased).await
+            linked.finish(call, ns_inode, &nl_guest, &host, &mut leased).await
         }
-        (Ok(linked), None) => linked.finish(call, &guest, &nl_guest, &host, &mut CniResult::default()).await,
+        (Ok(linked), None) => {
+            linked.finish(call, ns_inode, &nl_guest, &host, &mut CniResult::default()).await
+        }
     };
     match finished {
         Ok(result) => Ok(result.to_json(call.conf.version())),
@@ -85,17 +88,17 @@ struct Linked {
     made_bridge: Option<u32>,
 }
 
-/// The bridge when missing, then the attach (which awaits IPAM's addresses on
-/// `delegated`); on failure nothing of either is left.
+/// The bridge when missing, then the attach in the guest opened already (which
+/// awaits IPAM's addresses, if any); on failure nothing of either is left.
 async fn link(
     call: &Call,
     host: &Netlink,
     mac: Option<crate::types::Mac>,
-    delegated: Option<Delegated>,
+    given: attach::Given,
 ) -> Result<Linked, CniError> {
     let req = argv::request(call, mac)?;
     let made_bridge = bridge::ensure(host, &call.conf).await?;
-    match document(attach::run_delegating(&req, host, delegated).await) {
+    match document(attach::run_given(&req, host, given).await) {
         Ok(doc) => Ok(Linked { doc, made_bridge }),
         Err(e) => Err(bridge::undo(host, made_bridge, e).await),
     }
@@ -107,7 +110,7 @@ impl Linked {
     async fn finish(
         self,
         call: &Call,
-        guest: &Guest,
+        ns_inode: u64,
         nl_guest: &Netlink,
         host: &Netlink,
         leased: &mut CniResult,
@@ -120,7 +123,7 @@ impl Linked {
             }
             tune(call, host, nl_guest, &result).await?;
             bridge::gateway_addresses(host, &call.conf, leased).await?;
-            save(call, guest, &result)?;
+            save(call, ns_inode, &result)?;
             after(call.conf.prev_result.as_ref(), result)
         };
         match finished.await {
@@ -272,12 +275,12 @@ pub async fn link_named(nl: &Netlink, name: &str) -> Result<Link, CniError> {
     }
 }
 
-fn save(call: &Call, guest: &Guest, result: &CniResult) -> Result<(), CniError> {
+fn save(call: &Call, ns_inode: u64, result: &CniResult) -> Result<(), CniError> {
     let a = state::Attachment {
         container_id: call.env.container_id.clone(),
         ifname: call.env.ifname.clone(),
         netns: call.env.netns.clone(),
-        ns: guest.ns_inode,
+        ns: ns_inode,
         host_if: call.conf.host_if().to_string(),
         host_end: (result.interfaces.len() == 3).then(|| result.interfaces[1].name.clone()),
         result: result.to_json(super::version::Version::V1_1_0),
