@@ -4,7 +4,7 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::{Child, Command as Process, Stdio};
+use std::process::{Command as Process, Stdio};
 
 use serde_json::Value;
 
@@ -23,11 +23,8 @@ pub struct Ipam<'a> {
 }
 
 impl Ipam<'_> {
-    /// ADD's result from `started`, the plugin [`Self::spawn`] started (and again at a
-    /// version it speaks if it refused ours).
-    pub fn add_from(&self, started: Result<Child, CniError>) -> Result<CniResult, CniError> {
-        let answered = started.and_then(|child| self.answer(child, self.stdin));
-        let doc = self.again_if_too_new(Command::Add, answered)?;
+    pub fn add(&self) -> Result<CniResult, CniError> {
+        let doc = self.exec(Command::Add)?;
         CniResult::parse(&doc.unwrap_or_default(), self.kind)
     }
 
@@ -89,17 +86,7 @@ impl Ipam<'_> {
 
     /// `command`, and again at a version the plugin speaks if it refused ours.
     fn exec(&self, command: Command) -> Result<Option<Value>, CniError> {
-        let answered = self.exec_with(command, self.stdin);
-        self.again_if_too_new(command, answered)
-    }
-
-    /// `answered`, or, if the plugin refused our version, its answer at one it speaks.
-    fn again_if_too_new(
-        &self,
-        command: Command,
-        answered: Result<Option<Value>, CniError>,
-    ) -> Result<Option<Value>, CniError> {
-        match answered {
+        match self.exec_with(command, self.stdin) {
             Err(e) if e.code == Code::IncompatibleVersion as u32 => match self.lowered()? {
                 Some(stdin) => self.exec_with(command, &stdin),
                 None => Err(e),
@@ -109,31 +96,21 @@ impl Ipam<'_> {
     }
 
     fn exec_with(&self, command: Command, stdin: &[u8]) -> Result<Option<Value>, CniError> {
-        self.answer(self.spawn(command)?, stdin)
-    }
-
-    /// The plugin, started for `command`: its stdin, stdout and stderr ours to use.
-    pub fn spawn(&self, command: Command) -> Result<Child, CniError> {
-        Process::new(self.find()?)
+        let program = self.find()?;
+        let io = |what: &str, e: std::io::Error| {
+            CniError::new(Code::Io, format!("{what} the IPAM plugin {}: {e}", self.kind))
+        };
+        let mut child = Process::new(&program)
             .env("CNI_COMMAND", command.as_str())
             .envs(self.overrides.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| self.io("cannot run", e))
-    }
-
-    fn io(&self, what: &str, e: std::io::Error) -> CniError {
-        CniError::new(Code::Io, format!("{what} the IPAM plugin {}: {e}", self.kind))
-    }
-
-    /// The answer of `child`, given `stdin`: its result (`None` for no output), or its
-    /// error.
-    fn answer(&self, mut child: Child, stdin: &[u8]) -> Result<Option<Value>, CniError> {
+            .map_err(|e| io("cannot run", e))?;
         // A plugin that exits before reading all of stdin is answered by its output.
         let _ = child.stdin.take().expect("piped").write_all(stdin);
-        let out = child.wait_with_output().map_err(|e| self.io("cannot read", e))?;
+        let out = child.wait_with_output().map_err(|e| io("cannot read", e))?;
         let text = String::from_utf8_lossy(&out.stdout);
         let doc: Option<Value> = if text.trim().is_empty() { None } else { serde_json::from_str(&text).ok() };
         if out.status.success() {

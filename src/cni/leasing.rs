@@ -9,7 +9,6 @@ use anyhow::anyhow;
 
 use crate::apply::Delegated;
 
-use super::env::Command;
 use super::error::{CniError, Code};
 use super::result::CniResult;
 use super::{add, argv, Call};
@@ -41,7 +40,7 @@ impl Leasing {
                 };
                 // Started on this thread: the exec (a vfork that lasts until the new
                 // program is loaded, ~1 ms here) holds up this thread, not the links.
-                let mut result = ipam.add_from(ipam.spawn(Command::Add));
+                let mut result = ipam.add();
                 let (specs, refused) = match &mut result {
                     Ok(leased) => {
                         add::gateways(&call, leased);
