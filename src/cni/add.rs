@@ -47,7 +47,9 @@ pub async fn run(call: &Call) -> Result<Value, CniError> {
         // IPAM's own failure first (the attach, which awaited it, failed on it).
         (Err(_), Some(Leased { result: Err(e), .. })) => return Err(e),
         (Err(e), Some(Leased { result: Ok(_), refused })) => Err(refused.unwrap_or(e)),
-        (Ok(linked), Some(Leased { result: Err(e), .. })) => return Err(linked.undo(call, &host, e).await),
+        (Ok(linked), Some(Leased { result: Err(e), .. })) => {
+            return Err(undo(call, &host, linked.made_bridge, e).await)
+        }
         (Ok(linked), Some(Leased { result: Ok(mut leased), .. })) => {
             linked.finish(call, ns_inode, &nl_guest, &host, &mut leased).await
         }
@@ -100,8 +102,20 @@ async fn link(
     let made_bridge = bridge::ensure(host, &call.conf).await?;
     match document(attach::run_given(&req, host, given).await) {
         Ok(doc) => Ok(Linked { doc, made_bridge }),
-        Err(e) => Err(bridge::undo(host, made_bridge, e).await),
+        // An attach that failed after its changes stood (its result could not be
+        // read back) leaves them, as the command line does; an ADD is all or nothing.
+        Err(e) => Err(undo(call, host, made_bridge, e).await),
     }
+}
+
+/// `e`, after removing whatever of the attachment there is (and the bridge this
+/// ADD made).
+async fn undo(call: &Call, host: &Netlink, made_bridge: Option<u32>, e: CniError) -> CniError {
+    let e = match del::detach(call).await {
+        Err(undo) => e.and_then_failed(&undo),
+        Ok(()) => e,
+    };
+    bridge::undo(host, made_bridge, e).await
 }
 
 impl Linked {
@@ -128,17 +142,8 @@ impl Linked {
         };
         match finished.await {
             Ok(result) => Ok(result),
-            Err(e) => Err(self.undo(call, host, e).await),
+            Err(e) => Err(undo(call, host, self.made_bridge, e).await),
         }
-    }
-
-    /// `e`, after removing the attachment (and the bridge this ADD made).
-    async fn undo(self, call: &Call, host: &Netlink, e: CniError) -> CniError {
-        let e = match del::detach(call).await {
-            Err(undo) => e.and_then_failed(&undo),
-            Ok(()) => e,
-        };
-        bridge::undo(host, self.made_bridge, e).await
     }
 }
 

@@ -362,6 +362,100 @@ fn ipam_runs_while_the_links_are_made_and_what_it_refuses_undoes_them() {
     c.call(&host, "DEL", &conf).ok();
 }
 
+/// An ADD of `c` under strace, its `k`-th `sendto` (a netlink request of the main
+/// thread: the IPAM plugin's thread sends none) failing with EIO; `None`: no fault,
+/// and the count of them.
+fn add_with_failed_send(host: &Netns, c: &Container, conf: &Value, k: Option<u32>) -> (Answer, usize) {
+    let trace = std::env::temp_dir().join(format!("pwt-trace-{}", c.id));
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net={}", host.path())).args(["strace", "-qq", "-o"]).arg(&trace);
+    cmd.args(["-e", "trace=sendto"]);
+    if let Some(k) = k {
+        cmd.args(["-e", &format!("inject=sendto:error=EIO:when={k}")]);
+    }
+    let mut child = cmd
+        .arg(crate::util::BIN)
+        .envs(host.env())
+        .env("CNI_COMMAND", "ADD")
+        .env("CNI_PATH", CNI_PATH)
+        .envs(c.env())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run pipework under strace");
+    child.stdin.take().unwrap().write_all(conf.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let sends =
+        std::fs::read_to_string(&trace).unwrap_or_default().lines().filter(|l| l.contains("sendto(")).count();
+    let _ = std::fs::remove_file(&trace);
+    let answer = Answer {
+        code: out.status.code().unwrap_or(-1),
+        out: serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    };
+    (answer, sends)
+}
+
+/// `ns` comes back to `snapshot` within 3 s: a bridge whose last port went keeps its
+/// carrier until the kernel's linkwatch work runs, asynchronously (a leftover never
+/// goes by itself).
+fn settles_to(ns: &Netns, snapshot: &str) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while ns.snapshot() != snapshot {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    true
+}
+
+/// Every netlink request of an ADD whose IPAM plugin runs while the links are made
+/// failing in turn: the ADD succeeds whole, or fails with nothing left. (A failed
+/// read-back of the attachment, after it stood, once failed the ADD and left it.)
+#[test]
+fn an_add_whose_netlink_request_fails_anywhere_is_all_or_nothing() {
+    let host = Netns::new();
+    // A bridge there already, its MAC set (else it takes its first port's, and keeps
+    // it after the port has gone: the kernel's, not a leftover).
+    host.sh("ip", &["link", "add", "cnibrq", "address", "02:00:00:84:00:01", "up", "type", "bridge"]);
+    let mut conf = bridge_conf(&host, "1.0.0", "cnibrq", "10.84.0.0/24");
+    conf["ipam"] = json!({"type": "static", "addresses": [{"address": "10.84.0.5/24", "gateway": "10.84.0.1"}],
+        "routes": [{"dst": "0.0.0.0/0"}]});
+    let clean = Netns::new();
+    let c = Container::of(&clean, "eth0");
+    let (answer, sends) = add_with_failed_send(&host, &c, &conf, None);
+    assert_eq!(answer.code, 0, "{answer:?}");
+    assert!(sends > 10, "only {sends} netlink requests counted");
+    c.call(&host, "DEL", &conf).ok();
+    let mut bad = Vec::new();
+    for k in 1..=sends as u32 {
+        let guest = Netns::new();
+        let c = Container::of(&guest, "eth0");
+        let (h, g) = (host.snapshot(), guest.snapshot());
+        let (answer, _) = add_with_failed_send(&host, &c, &conf, Some(k));
+        if answer.code == 0 {
+            let addrs = guest.ip_j(&["-4", "addr", "show", "dev", "eth0"]);
+            if addrs[0]["addr_info"][0]["local"] != "10.84.0.5" {
+                bad.push(format!("sendto {k}: success without the address: {addrs}"));
+            }
+            c.call(&host, "DEL", &conf).ok();
+            continue;
+        }
+        let left =
+            (!settles_to(&host, &h), guest.snapshot() != g, files(&host, "attachments"), files(&host, "cni"));
+        if left.0
+            || left.1
+            || !left.2.is_empty()
+            || !left.3.iter().all(|net| files(&host, &format!("cni/{net}")).is_empty())
+        {
+            bad.push(format!("sendto {k}: failed ({}) and left {left:?}", answer.out));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
 /// Files in a directory under the host's run dir (records, CNI state, leases).
 fn files(host: &Netns, sub: &str) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(host.run_dir().join(sub)) else { return Vec::new() };
