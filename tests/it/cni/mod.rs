@@ -3,7 +3,7 @@
 //! reference plugins (`/usr/lib/cni`) for IPAM and chaining.
 
 use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::{json, Value};
 
@@ -41,8 +41,15 @@ impl Answer {
 /// Run the binary as the plugin in `host`, as libcni does: the command, container,
 /// namespace and interface in the environment, the config on stdin.
 pub fn cni(host: &Netns, command: &str, env: &[(&str, &str)], conf: &Value) -> Answer {
-    let mut child = host
-        .pipework_command(&[])
+    let child = start_plugin(host.pipework_command(&[]), command, env, conf);
+    Answer::from(child.wait_with_output().unwrap())
+}
+
+/// Start `cmd` (the binary, or a tool that runs it) as a runtime starts a plugin:
+/// `command`, `CNI_PATH` and `env` in its environment, `conf` on its stdin, stdout
+/// and stderr piped.
+fn start_plugin(mut cmd: Command, command: &str, env: &[(&str, &str)], conf: &Value) -> Child {
+    let mut child = cmd
         .env("CNI_COMMAND", command)
         .env("CNI_PATH", CNI_PATH)
         .envs(env.iter().copied())
@@ -52,18 +59,23 @@ pub fn cni(host: &Netns, command: &str, env: &[(&str, &str)], conf: &Value) -> A
         .spawn()
         .expect("run pipework as a CNI plugin");
     child.stdin.take().unwrap().write_all(conf.to_string().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    // Nothing but one JSON document (or nothing) on stdout.
-    let parsed = match stdout.trim() {
-        "" => Value::Null,
-        text => serde_json::from_str(text)
-            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {stdout}")),
-    };
-    Answer {
-        code: out.status.code().unwrap_or(-1),
-        out: parsed,
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    child
+}
+
+impl From<Output> for Answer {
+    /// What a call printed: nothing but one JSON document (or nothing) on stdout.
+    fn from(out: Output) -> Answer {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let parsed = match stdout.trim() {
+            "" => Value::Null,
+            text => serde_json::from_str(text)
+                .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {stdout}")),
+        };
+        Answer {
+            code: out.status.code().unwrap_or(-1),
+            out: parsed,
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        }
     }
 }
 
@@ -373,27 +385,11 @@ fn add_with_failed_send(host: &Netns, c: &Container, conf: &Value, k: Option<u32
     if let Some(k) = k {
         cmd.args(["-e", &format!("inject=sendto:error=EIO:when={k}")]);
     }
-    let mut child = cmd
-        .arg(crate::util::BIN)
-        .envs(host.env())
-        .env("CNI_COMMAND", "ADD")
-        .env("CNI_PATH", CNI_PATH)
-        .envs(c.env())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run pipework under strace");
-    child.stdin.take().unwrap().write_all(conf.to_string().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    cmd.arg(crate::util::BIN).envs(host.env());
+    let answer = Answer::from(start_plugin(cmd, "ADD", &c.env(), conf).wait_with_output().unwrap());
     let sends =
         std::fs::read_to_string(&trace).unwrap_or_default().lines().filter(|l| l.contains("sendto(")).count();
     let _ = std::fs::remove_file(&trace);
-    let answer = Answer {
-        code: out.status.code().unwrap_or(-1),
-        out: serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    };
     (answer, sends)
 }
 
@@ -750,17 +746,7 @@ fn sigterm_during_an_add_undoes_it_and_says_so() {
     // No DHCP server: the built-in client waits for its whole timeout.
     let conf = json!({"cniVersion": "1.0.0", "name": "sigterm", "type": "pipework", "bridge": "cnibrsig",
         "ipam": {"type": "pipework-dhcp4", "timeout": 30}});
-    let mut child = host
-        .pipework_command(&[])
-        .env("CNI_COMMAND", "ADD")
-        .env("CNI_PATH", CNI_PATH)
-        .envs(c.env())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(conf.to_string().as_bytes()).unwrap();
+    let child = start_plugin(host.pipework_command(&[]), "ADD", &c.env(), &conf);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while guest.link("eth0").is_none() {
         assert!(std::time::Instant::now() < deadline, "the ADD never got to wait for its lease");
