@@ -16,7 +16,7 @@ use std::os::fd::AsFd;
 
 use anyhow::{anyhow, Context, Result};
 use ipnetwork::IpNetwork;
-use pipework::cli::types::broadcast_of;
+use pipework::model::broadcast_of;
 use pipework::netlink::{Netlink, Route, VethRequest, IPV4_ARP_NOTIFY};
 
 #[tokio::main(flavor = "current_thread")]

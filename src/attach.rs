@@ -6,22 +6,23 @@ use std::os::unix::fs::MetadataExt;
 use anyhow::Result;
 
 use crate::apply::{self, Applied, BridgeLock, Context, Failure};
-use crate::cli::Attach;
+use crate::attach_result::Attached;
 use crate::guest::{self, Guest};
+use crate::model::{Attach, RunOpts};
 use crate::netlink::{Link, Netlink};
 use crate::plan::alias::GuestRef;
-use crate::plan::{self, Class, GuestId, Mode, Plan, Side};
-use crate::report::{warning, Outcome};
-use crate::{announce, attach_result, blocking, facts, interrupt, record};
+use crate::plan::{self, Class, GuestId, Mode, Plan, Side, Terms};
+use crate::report::{warning, Failed, Outcome, Said, Verb};
+use crate::{announce, attach_result, blocking, facts, interrupt, record, render};
 
 /// One attachment from the command line, with SIGINT, SIGTERM and SIGHUP turned into
 /// a failure that undoes it (see `crate::interrupt`).
-pub async fn run(req: &Attach) -> Outcome {
+pub async fn run(req: &Attach, opts: &RunOpts) -> Outcome {
     if let Err(e) = interrupt::install() {
         return Outcome::failed(e.context("cannot catch signals"));
     }
     let outcome = match Netlink::current() {
-        Ok(host) => run_on(req, &host).await,
+        Ok(host) => run_on(req, opts, &host).await,
         Err(e) => Outcome::failed(e),
     };
     let outcome = match (outcome, interrupt::received()) {
@@ -30,7 +31,7 @@ pub async fn run(req: &Attach) -> Outcome {
         (failed @ Outcome::Failed { .. }, Some(signal)) => Outcome::Interrupted(signal, Box::new(failed)),
         (outcome, _) => outcome,
     };
-    if req.json {
+    if opts.json {
         crate::report::json(outcome)
     } else {
         outcome
@@ -53,95 +54,116 @@ struct Prepared {
 }
 
 /// [`run`] with the host's netlink handle given: a batch shares one among its lines.
-pub async fn run_on(req: &Attach, host: &Netlink) -> Outcome {
-    run_given(req, host, Given::default()).await
+pub async fn run_on(req: &Attach, opts: &RunOpts, host: &Netlink) -> Outcome {
+    render::attachment(opts, attach(req, opts, host, Given::default()).await)
 }
 
 /// What a CNI ADD has at hand before its attach: the guest it opened, with a
-/// netlink socket in it, and, for a request whose addresses an IPAM plugin gives
-/// (`req.delegated`), the plugin's answer to come (see `apply::Delegated`).
+/// netlink socket in it; what its runtime promises (`Terms`); and, for a request
+/// whose addresses an IPAM plugin gives (`Terms::ipam_plugin`), the plugin's answer
+/// to come (see `apply::Delegated`). The command line gives none of it.
 #[derive(Default)]
 pub struct Given {
     pub guest: Option<(Guest, Netlink)>,
-    pub delegated: Option<apply::Delegated>,
+    pub terms: Terms,
+    pub answer: Option<apply::Delegated>,
 }
 
-/// [`run_on`] with what the caller has at hand already.
-pub async fn run_given(req: &Attach, host: &Netlink, given: Given) -> Outcome {
-    let Given { guest: given_guest, delegated } = given;
+/// What an attach came to.
+#[derive(Debug)]
+pub enum Attachment {
+    /// `--dry-run`, with something to do: the steps it would take.
+    Planned(Vec<plan::Step>),
+    /// Made now, or found made. What the kernel holds of it is read back for
+    /// `--json` (the command line's text says nothing of it, and a re-run that
+    /// finds its record need not read it).
+    Done(Option<Attached>),
+}
+
+/// The verb: one attachment, all or nothing, with what the caller has at hand.
+pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) -> Verb<Attachment> {
+    let Given { guest: given_guest, terms, answer } = given;
     // Nothing changes before apply: a signal until then just ends the run (a Docker
     // daemon that is slow to answer must not hold it).
     let prepared = tokio::select! {
-        p = prepare(req, host, given_guest) => p,
+        p = prepare(req, &terms, host, given_guest) => p,
         signal = interrupt::arrived() => Err(signal.into()),
     };
-    let Prepared { guest, nl_guest, plan, host_if, bridge_lock, container_if, host_end } = match prepared {
-        Ok(p) => p,
-        Err(e) => return Outcome::failed(e),
-    };
-    let mut lines = req.warnings.clone();
+    let Prepared { guest, nl_guest, plan, host_if, bridge_lock, container_if, host_end } = prepared?;
+    let mut notes = Vec::new();
     let names = attach_result::Names { container_if: &container_if, host_end: host_end.as_deref() };
     let steps = match plan {
         Plan::AlreadyDone(what) => {
-            if req.verbose || req.dry_run {
-                lines.push(format!("nothing to do: {what}"));
+            if opts.verbose || opts.dry_run {
+                notes.push(format!("nothing to do: {what}"));
             }
             // What stands is read back only where it is needed: for a result, or for a
             // record that is missing (wiped with /run, or never written).
             let has_record =
-                !req.dry_run && matches!(record::load(guest.ns_inode, &container_if), Ok(Some(_)));
-            if !req.json && (req.dry_run || has_record) {
-                return Outcome::Done(lines);
+                !opts.dry_run && matches!(record::load(guest.ns_inode, &container_if), Ok(Some(_)));
+            if !opts.json && (opts.dry_run || has_record) {
+                return Ok(Said::new(Attachment::Done(None), notes));
             }
             let seen = attach_result::seen(host, &nl_guest, &names).await;
-            if !req.dry_run {
-                lines.extend(save_record(host, &nl_guest, &guest, &seen, &[], &Applied::default()).await);
+            if !opts.dry_run {
+                notes.extend(save_record(host, &nl_guest, &guest, &seen, &[], &Applied::default()).await);
             }
-            if req.json {
-                return json_result(&guest, &names, &seen, false, lines);
-            }
-            return Outcome::Done(lines);
+            return done(opts, &guest, &names, &seen, false, notes);
         }
-        Plan::Steps(steps) if req.dry_run && req.json => {
-            let doc = serde_json::json!({ "changed": true, "dry_run": true, "steps": steps.iter().map(|s| s.to_string()).collect::<Vec<_>>() });
-            return Outcome::Json { doc, notes: lines, code: 0 };
-        }
-        Plan::Steps(steps) if req.dry_run => {
-            return Outcome::Printed { lines: steps.iter().map(|s| s.to_string()).collect(), notes: lines };
-        }
+        Plan::Steps(steps) if opts.dry_run => return Ok(Said::new(Attachment::Planned(steps), notes)),
         Plan::Steps(steps) => steps,
     };
     let ctx = Context::new(host, &nl_guest, guest.netns(), guest.describe())
-        .with_guest_process(guest.pid, guest.ns_inode)
-        .with_delegated(delegated);
+        .with_guest_process(guest.pid, guest.ns_inode);
     ctx.hold_bridge_lock(bridge_lock);
     if let Some(link) = &host_if {
         ctx.learn(Side::Host, &link.name, link.index, None);
     }
-    let applied = match apply::apply(&steps, &ctx).await {
+    let mut applied = match apply::apply(&steps, &ctx, answer).await {
         Ok(applied) => applied,
         Err(Failure { error, rollback_errors }) => {
-            lines.append(&mut ctx.notes.borrow_mut());
-            return Outcome::Failed { error, rollback_errors, notes: lines };
+            notes.append(&mut ctx.notes.borrow_mut());
+            return Err(Failed { error, rollback_errors, notes });
         }
     };
     // What the steps said (a NIC moved in) before the steps themselves, as it was
     // said while they ran before.
-    lines.append(&mut ctx.notes.borrow_mut());
+    notes.append(&mut ctx.notes.borrow_mut());
     // Those that applied an IPAM plugin's answer count as the run's own from here on.
-    let steps: Vec<plan::Step> = steps.into_iter().chain(ctx.take_delegated_steps()).collect();
-    if req.verbose {
-        lines.extend(steps.iter().map(|s| s.to_string()));
+    let steps: Vec<plan::Step> =
+        steps.into_iter().chain(std::mem::take(&mut applied.delegated_steps)).collect();
+    if opts.verbose {
+        notes.extend(steps.iter().map(|s| s.to_string()));
     }
     // Neighbours learn the new address now (a warning if that fails).
-    lines.extend(announce::after_apply(&steps, &ctx).await);
+    notes.extend(announce::after_apply(&steps, &ctx).await);
     // Read once, for the record and the result both.
     let seen = attach_result::seen(host, &nl_guest, &names).await;
-    lines.extend(save_record(host, &nl_guest, &guest, &seen, &steps, &applied).await);
-    if req.json {
-        return json_result(&guest, &names, &seen, true, lines);
+    notes.extend(save_record(host, &nl_guest, &guest, &seen, &steps, &applied).await);
+    done(opts, &guest, &names, &seen, true, notes)
+}
+
+/// Done; with `--json`, what was read back. A failure to read it is the run's error
+/// (its changes stay: they were made, and a re-run finds them in place).
+fn done(
+    opts: &RunOpts,
+    guest: &Guest,
+    names: &attach_result::Names<'_>,
+    seen: &Result<Option<attach_result::Seen>>,
+    changed: bool,
+    notes: Vec<String>,
+) -> Verb<Attachment> {
+    if !opts.json {
+        return Ok(Said::new(Attachment::Done(None), notes));
     }
-    Outcome::Done(lines)
+    let attached = match seen {
+        Ok(seen) => Attached::of(guest, names, seen.as_ref(), changed),
+        Err(e) => Err(anyhow::anyhow!("{e:#}")),
+    };
+    match attached {
+        Ok(a) => Ok(Said::new(Attachment::Done(Some(a)), notes)),
+        Err(e) => Err(Failed::after(e.context("cannot read the result back"), notes)),
+    }
 }
 
 /// Write the attachment's record (see `crate::record`). A re-run that found it all
@@ -176,32 +198,14 @@ async fn save_record(
     }
 }
 
-/// The `--json` document; a failure to read it back is the run's error (its changes
-/// stay: they were made, and a re-run finds them in place).
-fn json_result(
-    guest: &Guest,
-    names: &attach_result::Names<'_>,
-    seen: &Result<Option<attach_result::Seen>>,
-    changed: bool,
-    notes: Vec<String>,
-) -> Outcome {
-    let doc = match seen {
-        Ok(seen) => attach_result::document(guest, names, seen.as_ref(), changed),
-        Err(e) => Err(anyhow::anyhow!("{e:#}")),
-    };
-    match doc {
-        Ok(doc) => Outcome::Json { doc, notes, code: 0 },
-        Err(e) => Outcome::Failed {
-            error: e.context("cannot read the result back"),
-            rollback_errors: Vec::new(),
-            notes,
-        },
-    }
-}
-
 /// In the original's order: what HOSTIF is (and what it refuses) first, then the
 /// guest, then the facts the classification names, then the plan.
-async fn prepare(req: &Attach, host: &Netlink, given: Option<(Guest, Netlink)>) -> Result<Prepared> {
+async fn prepare(
+    req: &Attach,
+    terms: &Terms,
+    host: &Netlink,
+    given: Option<(Guest, Netlink)>,
+) -> Result<Prepared> {
     // Before HOSTIF is looked up: a bridge found is not removed under our feet.
     let mut bridge_lock = BridgeLock::shared().await;
     let mut host_facts = facts::host_kind(host, req).await?;
@@ -220,7 +224,7 @@ async fn prepare(req: &Attach, host: &Netlink, given: Option<(Guest, Netlink)>) 
     let id = guest_id(&guest);
     facts::host_end(host, req, &class, &id, &mut host_facts).await?;
     let guest_facts = facts::guest(&nl_guest, req, &class, id.ns_inode).await?;
-    let plan = plan::plan(req, &class, &id, &host_facts, &guest_facts)?;
+    let plan = plan::plan(req, terms, &class, &id, &host_facts, &guest_facts)?;
     let container_if = class.container_if.to_string();
     let host_end = class.host_end(req, &id).and_then(Result::ok);
     Ok(Prepared { guest, nl_guest, plan, host_if: host_facts.host_if, bridge_lock, container_if, host_end })

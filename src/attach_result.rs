@@ -1,15 +1,17 @@
-//! The `--json` result of an attach, read back from the kernel once the run is done
-//! (or found done): the interfaces (name, MAC, sandbox), addresses with their
-//! gateway, the routes through CONTAINER_IF, and whether anything `changed`. Shaped
-//! so that a CNI result (interfaces / ips / routes) is a thin mapping of it.
+//! What an attach came to ([`Attached`]), read back from the kernel once the run
+//! is done (or found done): the interfaces (name, MAC, sandbox), addresses with
+//! their gateway, the routes through CONTAINER_IF, and whether anything `changed`.
+//! Shaped so that a CNI result (interfaces / ips / routes) is a thin mapping of it.
+
+use std::net::IpAddr;
 
 use anyhow::Result;
 use ipnetwork::IpNetwork;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::guest::Guest;
+use crate::model::{is_link_local, Family, Mac};
 use crate::netlink::{Link, Netlink, Route};
-use crate::types::{is_link_local, Family};
 
 /// What the result names: the guest's interface, and the host end of a veth mode.
 pub struct Names<'a> {
@@ -40,52 +42,98 @@ pub async fn seen(host: &Netlink, nl_guest: &Netlink, names: &Names<'_>) -> Resu
     Ok(Some(Seen { cif, end, addresses, routes }))
 }
 
-pub fn document(guest: &Guest, names: &Names<'_>, seen: Option<&Seen>, changed: bool) -> Result<Value> {
-    let sandbox = match guest.pid {
-        Some(pid) => format!("/proc/{pid}/ns/net"),
-        None => guest.name.clone(),
-    };
-    let mut interfaces = Vec::new();
-    let Some(Seen { cif, end, addresses, routes: all_routes }) = seen else {
-        anyhow::bail!("{} is not in {} after all", names.container_if, guest.describe());
-    };
-    if let Some(name) = names.host_end {
-        let mac = end.as_ref().and_then(|l| l.mac).map(|m| m.to_string());
-        interfaces.push(json!({ "name": name, "mac": mac }));
+/// What an attach came to, as the kernel holds it once the run is done (or found
+/// done). `--json` prints its serde form; CNI maps it to its result; watch logs it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Attached {
+    /// Whether this run changed anything (`false`: found in place).
+    pub changed: bool,
+    /// The guest as it was named.
+    pub guest: String,
+    /// The host end of a veth mode (no `sandbox`), then CONTAINER_IF.
+    pub interfaces: Vec<Interface>,
+    /// CONTAINER_IF's addresses (not the kernel's IPv6 link-local one).
+    pub ips: Vec<Address>,
+    /// The routes through CONTAINER_IF, but for the addresses' own prefix routes.
+    pub routes: Vec<RouteTo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Interface {
+    pub name: String,
+    pub mac: Option<Mac>,
+    /// The guest's namespace (`/proc/PID/ns/net`, or its file): CONTAINER_IF's only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Address {
+    pub address: IpNetwork,
+    /// The family's default gateway through CONTAINER_IF.
+    pub gateway: Option<IpAddr>,
+    /// Its interface, an index in `interfaces`.
+    pub interface: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RouteTo {
+    pub dst: IpNetwork,
+    pub gw: Option<IpAddr>,
+}
+
+impl Attached {
+    /// CONTAINER_IF, the interface in the guest.
+    pub fn container_if(&self) -> Option<&Interface> {
+        self.interfaces.iter().find(|i| i.sandbox.is_some())
     }
-    let at = interfaces.len();
-    interfaces.push(json!({ "name": cif.name, "mac": cif.mac.map(|m| m.to_string()), "sandbox": sandbox }));
-    let mut ips = Vec::new();
-    let mut routes = Vec::new();
-    for family in [Family::V4, Family::V6] {
-        // An IPv6 link-local address is the kernel's, on every link: not a result.
-        let own: Vec<&IpNetwork> =
-            addresses.iter().filter(|a| Family::of(&a.ip()) == family && !is_link_local(a)).collect();
-        if own.is_empty() {
-            continue;
-        }
-        let through: Vec<_> = all_routes
-            .iter()
-            .filter(|r| r.oif == Some(cif.index) && Family::of(&r.dst.ip()) == family)
-            .collect();
-        let gateway = through.iter().find(|r| r.is_default()).and_then(|r| r.gateway);
-        for a in &own {
-            ips.push(json!({ "address": a.to_string(), "gateway": gateway, "interface": at }));
-        }
-        // The kernel's own prefix routes are the addresses' business, not ours to list:
-        // the link-local address's `fe80::/64` too.
-        let prefix_of = |a: &IpNetwork| IpNetwork::new(a.network(), a.prefix()).ok();
-        for r in through.iter().filter(|r| {
-            !addresses.iter().any(|a| Family::of(&a.ip()) == family && prefix_of(a) == Some(r.dst))
-        }) {
-            routes.push(json!({ "dst": r.dst.to_string(), "gw": r.gateway }));
-        }
+
+    /// The host end of a veth mode.
+    pub fn host_end(&self) -> Option<&Interface> {
+        self.interfaces.iter().find(|i| i.sandbox.is_none())
     }
-    Ok(json!({
-        "changed": changed,
-        "guest": guest.name,
-        "interfaces": interfaces,
-        "ips": ips,
-        "routes": routes,
-    }))
+
+    /// The attachment as `seen`; an error when CONTAINER_IF was not there to see.
+    pub fn of(guest: &Guest, names: &Names<'_>, seen: Option<&Seen>, changed: bool) -> Result<Attached> {
+        let Some(Seen { cif, end, addresses, routes: all_routes }) = seen else {
+            anyhow::bail!("{} is not in {} after all", names.container_if, guest.describe());
+        };
+        let sandbox = match guest.pid {
+            Some(pid) => format!("/proc/{pid}/ns/net"),
+            None => guest.name.clone(),
+        };
+        let mut interfaces = Vec::new();
+        if let Some(name) = names.host_end {
+            let mac = end.as_ref().and_then(|l| l.mac);
+            interfaces.push(Interface { name: name.to_string(), mac, sandbox: None });
+        }
+        let at = interfaces.len();
+        interfaces.push(Interface { name: cif.name.clone(), mac: cif.mac, sandbox: Some(sandbox) });
+        let mut ips = Vec::new();
+        let mut routes = Vec::new();
+        for family in [Family::V4, Family::V6] {
+            // An IPv6 link-local address is the kernel's, on every link: not a result.
+            let own: Vec<&IpNetwork> =
+                addresses.iter().filter(|a| Family::of(&a.ip()) == family && !is_link_local(a)).collect();
+            if own.is_empty() {
+                continue;
+            }
+            let through: Vec<_> = all_routes
+                .iter()
+                .filter(|r| r.oif == Some(cif.index) && Family::of(&r.dst.ip()) == family)
+                .collect();
+            let gateway = through.iter().find(|r| r.is_default()).and_then(|r| r.gateway);
+            ips.extend(own.iter().map(|a| Address { address: **a, gateway, interface: at }));
+            // The kernel's own prefix routes are the addresses' business, not ours to
+            // list: the link-local address's `fe80::/64` too.
+            let prefix_of = |a: &IpNetwork| IpNetwork::new(a.network(), a.prefix()).ok();
+            let own_prefix = |r: &Route| {
+                addresses.iter().any(|a| Family::of(&a.ip()) == family && prefix_of(a) == Some(r.dst))
+            };
+            routes.extend(
+                through.iter().filter(|r| !own_prefix(r)).map(|r| RouteTo { dst: r.dst, gw: r.gateway }),
+            );
+        }
+        Ok(Attached { changed, guest: guest.name.clone(), interfaces, ips, routes })
+    }
 }

@@ -11,10 +11,10 @@ use anyhow::{Context, Result};
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::{json, Value};
 
-use crate::cli::{self, Attach, Batch, CliError, HostIf, Invocation};
+use crate::cli::{self, AttachCommand, Batch, CliError, Invocation};
+use crate::model::{Attach, HostIf, Mac};
 use crate::netlink::Netlink;
 use crate::report::{self, Outcome};
-use crate::types::Mac;
 use crate::{attach, facts, interrupt};
 
 /// Lines in flight at once. Link changes serialise on the kernel's RTNL lock anyway;
@@ -40,8 +40,8 @@ pub async fn run(req: &Batch) -> Outcome {
     for (index, (line, parsed)) in parse_lines(&text).into_iter().enumerate() {
         match parsed {
             Ok(mut attach) => {
-                attach.dry_run |= req.dry_run;
-                attach.verbose |= req.verbose;
+                attach.opts.dry_run |= req.dry_run;
+                attach.opts.verbose |= req.verbose;
                 jobs.push(Job { line, index, attach });
             }
             Err(error) => {
@@ -75,7 +75,7 @@ fn read_input(file: Option<&Path>) -> Result<String> {
 /// Words are split as a shell splits them (quotes, backslashes, `#` comments), but
 /// no shell ever runs. Public (re-exported as `pipework::parse_batch_lines`) only
 /// for the fuzz target in `fuzz/`.
-pub fn parse_lines(text: &str) -> Vec<(usize, Result<Attach, String>)> {
+pub fn parse_lines(text: &str) -> Vec<(usize, Result<AttachCommand, String>)> {
     let mut jobs = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let parsed = match shlex::split(line) {
@@ -88,7 +88,7 @@ pub fn parse_lines(text: &str) -> Vec<(usize, Result<Attach, String>)> {
     jobs
 }
 
-pub(crate) fn parse_words(words: Vec<String>) -> Result<Attach, String> {
+pub(crate) fn parse_words(words: Vec<String>) -> Result<AttachCommand, String> {
     match cli::parse_on_host(words) {
         Ok(Invocation::Attach(a)) => Ok(a),
         Ok(_) => Err("only attachments (HOSTIF GUEST IPSPEC [MAC][@VLAN]) can be batched".to_string()),
@@ -108,12 +108,12 @@ struct Job {
     line: usize,
     /// Position in the output.
     index: usize,
-    attach: Attach,
+    attach: AttachCommand,
 }
 
 impl Job {
     fn key(&self, names: &HashMap<Mac, String>) -> String {
-        key_of(&self.attach, names)
+        key_of(&self.attach.req, names)
     }
 }
 
@@ -133,7 +133,7 @@ pub(crate) fn key_of(attach: &Attach, names: &HashMap<Mac, String>) -> String {
 async fn mac_names(jobs: &[Job], host: &Netlink) -> HashMap<Mac, String> {
     let macs: Vec<Mac> = jobs
         .iter()
-        .filter_map(|j| match &j.attach.host_if {
+        .filter_map(|j| match &j.attach.req.host_if {
             HostIf::Mac(mac) => Some(*mac),
             HostIf::Name(_) => None,
         })
@@ -216,7 +216,8 @@ async fn run_jobs<W: Write>(jobs: Vec<Job>, host: &Netlink, out: &mut Printer<W>
         while in_flight.len() < CONCURRENCY && interrupt::received().is_none() {
             let Some((g, job)) = ready.pop_front() else { break };
             in_flight.push(async move {
-                let outcome = attach::run_on(&job.attach, host).await;
+                let AttachCommand { req, opts, warnings } = &job.attach;
+                let outcome = attach::run_on(req, opts, host).await.said_first(warnings.clone());
                 let failed = matches!(outcome, Outcome::Failed { .. });
                 (g, job.index, LineResult::from_outcome(job.line, outcome), failed)
             });

@@ -6,14 +6,14 @@ use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
 
-use crate::cli::{Attach, HostIf, IpSpec};
+use crate::model::Family;
+use crate::model::Mac;
+use crate::model::IFNAME_MAX;
+use crate::model::{Attach, HostIf, IpSpec};
 use crate::netlink::{Link, Netlink};
 use crate::ovs;
 use crate::plan::{Class, GuestFacts, GuestId, HostFacts, KeptClient};
 use crate::record;
-use crate::types::Family;
-use crate::types::Mac;
-use crate::types::IFNAME_MAX;
 
 /// The host interface, by name, or by MAC (case does not matter; where several
 /// share it, as a bridge and its first port do, the first by name wins).

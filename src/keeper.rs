@@ -179,7 +179,7 @@ async fn replace(nl: &Netlink, args: &Args, old: &Leased, new: &Leased) -> Resul
     // The keeper lives in the guest's namespace: its one socket is the guest's.
     let here = File::open("/proc/self/ns/net").context("cannot open the guest's network namespace")?;
     let ctx = Context::new(nl, nl, here.as_fd(), format!("the guest of {}", args.iface.dev));
-    apply::apply(&steps, &ctx).await.map(drop).map_err(|f| f.error)
+    apply::apply(&steps, &ctx, None).await.map(drop).map_err(|f| f.error)
 }
 
 /// A pidfd for the guest's process; `None` for a guest that has none (a netns file).

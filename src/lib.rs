@@ -18,6 +18,7 @@ pub mod guest;
 mod interrupt;
 mod keeper;
 mod lifecycle;
+pub mod model;
 pub mod netlink;
 mod netns;
 mod ovs;
@@ -25,8 +26,8 @@ mod passthrough;
 pub mod plan;
 mod programs;
 mod record;
+mod render;
 pub mod report;
-pub mod types;
 mod wait;
 mod watch;
 
@@ -82,14 +83,14 @@ pub fn main<I: IntoIterator<Item = String>>(argv: I) -> ExitCode {
         }
     };
     let outcome = match invocation {
-        Invocation::Attach(a) => runtime.block_on(attach::run(&a)),
+        Invocation::Attach(a) => runtime.block_on(attach::run(&a.req, &a.opts)).said_first(a.warnings),
         Invocation::Passthrough(p) => passthrough::run(&p),
         Invocation::Wait { container_if, timeout } => runtime.block_on(wait::run(&container_if, timeout)),
         Invocation::Batch(b) => runtime.block_on(batch::run(&b)),
-        Invocation::Del(d) => runtime.block_on(lifecycle::del::run(&d)),
-        Invocation::Ls(l) => runtime.block_on(lifecycle::ls::run(&l)),
-        Invocation::Check(c) => runtime.block_on(lifecycle::check::run(&c)),
-        Invocation::Gc(g) => runtime.block_on(lifecycle::gc::run(&g)),
+        Invocation::Del(d, o) => runtime.block_on(lifecycle::del::run(&d, &o)),
+        Invocation::Ls(l, o) => runtime.block_on(lifecycle::ls::run(&l, &o)),
+        Invocation::Check(c, o) => runtime.block_on(lifecycle::check::run(&c, &o)),
+        Invocation::Gc(o) => runtime.block_on(lifecycle::gc::run(&o)),
         Invocation::Watch(w) => runtime.block_on(watch::run(&w)),
     };
     // An interrupted built-in DHCP exchange may still sit on the blocking pool until

@@ -9,8 +9,8 @@ use std::process::{Command, ExitStatus};
 
 use nix::sched::{setns, CloneFlags};
 
-use crate::cli::{Passthrough, Tool};
 use crate::guest;
+use crate::model::{Passthrough, Tool};
 use crate::report::Outcome;
 
 /// What a shell answers for a command it cannot find; scripts may test for it.

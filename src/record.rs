@@ -18,11 +18,11 @@ use serde::{Deserialize, Serialize};
 use crate::apply::{Applied, Moved};
 use crate::attach_result::Seen;
 use crate::dhcp::kept::Kept;
+pub use crate::model::is_link_local;
 use crate::netlink::{Link, Netlink};
 use crate::plan::alias::{Alias, Kind};
 use crate::plan::remove::SavedNic;
 use crate::plan::{GuestId, Step};
-pub use crate::types::is_link_local;
 
 /// The environment variable that moves the run directory (tests use a temporary one).
 pub const RUN_DIR_ENV: &str = "PIPEWORK_RUN_DIR";

@@ -29,6 +29,52 @@ pub enum Outcome {
     Json { doc: serde_json::Value, notes: Vec<String>, code: u8 },
 }
 
+/// A verb's value, and what it said on its way: warnings and notices, and with
+/// `--verbose` the steps it took. The front ends read the value; the renderer
+/// (`crate::render`) prints both.
+#[derive(Debug)]
+pub struct Said<T> {
+    pub value: T,
+    pub notes: Vec<String>,
+}
+
+impl<T> Said<T> {
+    pub fn new(value: T, notes: Vec<String>) -> Said<T> {
+        Said { value, notes }
+    }
+}
+
+/// A verb that failed: what failed, each undo that failed too, and what it said
+/// before it failed.
+#[derive(Debug)]
+pub struct Failed {
+    pub error: anyhow::Error,
+    pub rollback_errors: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+impl Failed {
+    /// `error`, after `notes` were said.
+    pub fn after(error: anyhow::Error, notes: Vec<String>) -> Failed {
+        Failed { error, rollback_errors: Vec::new(), notes }
+    }
+}
+
+impl From<anyhow::Error> for Failed {
+    fn from(error: anyhow::Error) -> Failed {
+        Failed::after(error, Vec::new())
+    }
+}
+
+impl From<Failed> for Outcome {
+    fn from(f: Failed) -> Outcome {
+        Outcome::Failed { error: f.error, rollback_errors: f.rollback_errors, notes: f.notes }
+    }
+}
+
+/// What a verb gives: its value and notes, or its failure.
+pub type Verb<T> = Result<Said<T>, Failed>;
+
 /// The outcome of a `--json` run: a failure becomes `{"error": ..., "rollback_errors":
 /// [...]}` on stdout (exit 1; what it said on its way stays on stderr); a success
 /// the command already made a document of is kept.
@@ -47,6 +93,29 @@ pub fn json(outcome: Outcome) -> Outcome {
 impl Outcome {
     pub fn failed(error: anyhow::Error) -> Outcome {
         Outcome::Failed { error, rollback_errors: Vec::new(), notes: Vec::new() }
+    }
+
+    /// The same outcome with `said` on stderr before anything it says (the parse's
+    /// warnings, which come before the run's).
+    pub fn said_first(self, mut said: Vec<String>) -> Outcome {
+        if said.is_empty() {
+            return self;
+        }
+        match self {
+            Outcome::Done(lines) => Outcome::Done([said, lines].concat()),
+            Outcome::Printed { lines, notes } => Outcome::Printed { lines, notes: [said, notes].concat() },
+            Outcome::Failed { error, rollback_errors, notes } => {
+                Outcome::Failed { error, rollback_errors, notes: [said, notes].concat() }
+            }
+            Outcome::Exit { code, lines } => Outcome::Exit { code, lines: [said, lines].concat() },
+            Outcome::Interrupted(signal, inner) => {
+                Outcome::Interrupted(signal, Box::new(inner.said_first(said)))
+            }
+            Outcome::Json { doc, notes, code } => {
+                said.extend(notes);
+                Outcome::Json { doc, notes: said, code }
+            }
+        }
     }
 
     /// A status to pass through, with nothing to say.

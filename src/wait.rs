@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 
-use crate::cli::IfName;
+use crate::model::IfName;
 use crate::netlink::{Link, Netlink};
 use crate::report::Outcome;
 

@@ -5,9 +5,9 @@ use anyhow::{bail, Result};
 use nix::errno::Errno;
 
 use super::{record_host_link, Context, Journal, Undo};
+use crate::model::Mac;
 use crate::netlink::{errno_of, unanswered, VethRequest};
 use crate::plan::{Side, Step};
-use crate::types::Mac;
 
 /// Create a bridge; losing a race to another run that creates the same bridge is
 /// fine (we use theirs, and it is not ours to remove on rollback).

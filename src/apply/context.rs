@@ -8,9 +8,9 @@ use std::os::fd::BorrowedFd;
 use anyhow::{anyhow, Context as _, Result};
 
 use super::bridge_lock::BridgeLock;
+use crate::model::Mac;
 use crate::netlink::{errno_of, Netlink};
 use crate::plan::Side;
-use crate::types::Mac;
 
 /// The handles a run needs: one netlink socket per namespace, opened up front.
 pub struct Context<'a> {
@@ -30,10 +30,6 @@ pub struct Context<'a> {
     bridge_lock: RefCell<Option<BridgeLock>>,
     /// The guest's process and the inode of its network namespace, when it has one.
     guest_process: Option<(u32, u64)>,
-    /// The CNI IPAM plugin's answer, for `Step::Delegated` to await.
-    pub(super) delegated: RefCell<Option<super::Delegated>>,
-    /// The steps that applied it, for what comes after the apply.
-    pub(super) delegated_steps: RefCell<Vec<crate::plan::Step>>,
 }
 
 /// A link this run knows.
@@ -55,20 +51,7 @@ impl<'a> Context<'a> {
             known: RefCell::default(),
             bridge_lock: RefCell::default(),
             guest_process: None,
-            delegated: RefCell::default(),
-            delegated_steps: RefCell::default(),
         }
-    }
-
-    /// `Step::Delegated` takes its addresses from `answer`.
-    pub fn with_delegated(self, answer: Option<super::Delegated>) -> Self {
-        *self.delegated.borrow_mut() = answer;
-        self
-    }
-
-    /// The steps `Step::Delegated` ran, once the apply is over.
-    pub fn take_delegated_steps(&self) -> Vec<crate::plan::Step> {
-        self.delegated_steps.take()
     }
 
     /// The guest is process `pid` in namespace `ns_inode`: an attach whose guest has

@@ -5,16 +5,28 @@
 use anyhow::{anyhow, Result};
 
 use super::{Context, Journal};
-use crate::cli::IpSpec;
+use crate::model::Family;
+use crate::model::IpSpec;
 use crate::plan::{addressing, Step};
-use crate::types::Family;
 
 /// What delivers the addresses: one answer, the IPSPEC elements the plugin's
 /// result amounts to, or why there are none (its error).
 pub type Delegated = tokio::sync::oneshot::Receiver<Result<Vec<IpSpec>>>;
 
-pub async fn run(ctx: &Context<'_>, journal: &mut Journal, dev: &str, plugin: &str) -> Result<()> {
-    let answer = ctx.delegated.borrow_mut().take().ok_or_else(|| anyhow!("no IPAM plugin was started"))?;
+/// One apply's IPAM answer to come, and the steps that applied it once it came.
+pub struct Delegation {
+    pub answer: Option<Delegated>,
+    pub applied: Vec<Step>,
+}
+
+pub async fn run(
+    ctx: &Context<'_>,
+    journal: &mut Journal,
+    dev: &str,
+    plugin: &str,
+    delegation: &mut Delegation,
+) -> Result<()> {
+    let answer = delegation.answer.take().ok_or_else(|| anyhow!("no IPAM plugin was started"))?;
     // Read while the plugin runs: the guest's routes, which the default-route steps
     // look at (nothing but this run changes a namespace the runtime has just made).
     let v4 = ctx.guest.routes(Family::V4).await;
@@ -42,6 +54,6 @@ pub async fn run(ctx: &Context<'_>, journal: &mut Journal, dev: &str, plugin: &s
         done.map_err(|e| e.context(step.failure(&ctx.guest_desc)))?;
     }
     // For what follows the apply: the announcement, the record, --verbose.
-    ctx.delegated_steps.borrow_mut().extend(steps);
+    delegation.applied.extend(steps);
     Ok(())
 }

@@ -6,10 +6,10 @@
 use anyhow::Result;
 
 use super::{Context, Journal, Undo};
-use crate::cli::DhcpClient;
 use crate::dhcp::{self, Target};
+use crate::model::DhcpClient;
+use crate::model::Family;
 use crate::plan::{addressing, DhcpRequest, Side};
-use crate::types::Family;
 
 pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
     ctx.notes.borrow_mut().extend(req.warnings());

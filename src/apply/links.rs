@@ -11,10 +11,10 @@ use anyhow::{anyhow, Context as _, Result};
 use nix::errno::Errno;
 
 use super::{Context, Journal, Undo};
+use crate::model::Mac;
 use crate::netlink::{errno_of, unanswered, ChildKind, ChildRequest, Link, LinkConfig};
 use crate::netns::disable_ipv6_path;
 use crate::plan::{GuestLink, Side};
-use crate::types::Mac;
 
 pub async fn create_vlan(
     ctx: &Context<'_>,

@@ -40,6 +40,9 @@ pub struct Applied {
     pub running: Vec<crate::dhcp::Running>,
     /// A `--direct-phys` NIC moved in, as it was on the host, for `del` to give back.
     pub moved: Option<Moved>,
+    /// The steps that applied a CNI IPAM plugin's answer (`Step::Delegated`): the
+    /// run's own from here on, for the announcement, the record and `--verbose`.
+    pub delegated_steps: Vec<Step>,
 }
 
 /// A NIC moved into the guest: its index there, and what the rollback would restore.
@@ -51,8 +54,9 @@ pub struct Moved {
     pub disable_ipv6: Option<String>,
 }
 
-/// Apply all steps or none.
-pub async fn apply(steps: &[Step], ctx: &Context<'_>) -> Result<Applied, Failure> {
+/// Apply all steps or none. `answer`: what a `Step::Delegated` awaits (the CNI IPAM
+/// plugin's answer, given by the caller of the attach).
+pub async fn apply(steps: &[Step], ctx: &Context<'_>, answer: Option<Delegated>) -> Result<Applied, Failure> {
     // A DHCP client that is not installed is refused before any change, as the original does.
     let clients = steps.iter().filter_map(|s| match s {
         Step::Dhcp(req) => Some(req),
@@ -60,6 +64,7 @@ pub async fn apply(steps: &[Step], ctx: &Context<'_>) -> Result<Applied, Failure
     });
     crate::dhcp::preflight(clients).map_err(|error| Failure { error, rollback_errors: Vec::new() })?;
     let mut journal = Journal::default();
+    let mut delegation = delegated::Delegation { answer, applied: Vec::new() };
     for step in steps {
         // A signal stops the run between steps (long steps watch for it themselves),
         // and the done ones are undone like after any failure.
@@ -73,7 +78,7 @@ pub async fn apply(steps: &[Step], ctx: &Context<'_>) -> Result<Applied, Failure
             // client's first retry comes seconds later.
             ctx.host.until_passes_frames(host_end).await;
         }
-        if let Err(e) = run(step, ctx, &mut journal).await {
+        if let Err(e) = run(step, ctx, &mut journal, &mut delegation).await {
             let error = missing_kernel_feature(step, e).context(step.failure(&ctx.guest_desc));
             ctx.release_bridge_lock();
             let rollback_errors = journal.rollback(ctx).await;
@@ -86,11 +91,16 @@ pub async fn apply(steps: &[Step], ctx: &Context<'_>) -> Result<Applied, Failure
         let rollback_errors = journal.rollback(ctx).await;
         return Err(Failure { error, rollback_errors });
     }
-    Ok(journal.commit())
+    Ok(Applied { delegated_steps: delegation.applied, ..journal.commit() })
 }
 
 /// Run one step, recording its undo. Each kind's apply and undo live in its own file.
-async fn run(step: &Step, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
+async fn run(
+    step: &Step,
+    ctx: &Context<'_>,
+    journal: &mut Journal,
+    delegation: &mut delegated::Delegation,
+) -> Result<()> {
     match step {
         Step::CreateBridge { name } => bridge::create_bridge(ctx, journal, name).await,
         Step::DeleteStaleVeth { name } => bridge::delete_stale_veth(ctx, name).await,
@@ -121,7 +131,7 @@ async fn run(step: &Step, ctx: &Context<'_>, journal: &mut Journal) -> Result<()
         Step::EnableIpv6 { dev, optimistic } => sysctl::enable_ipv6(ctx, journal, dev, *optimistic).await,
         Step::Slaac { dev, timeout } => slaac::run(ctx, journal, dev, *timeout).await,
         Step::Dhcp(req) => dhcp::run(req, ctx, journal).await,
-        Step::Delegated { dev, plugin } => delegated::run(ctx, journal, dev, plugin).await,
+        Step::Delegated { dev, plugin } => delegated::run(ctx, journal, dev, plugin, delegation).await,
     }
 }
 

@@ -3,7 +3,7 @@
 use super::*;
 
 fn parsed(text: &str) -> Vec<(usize, Result<String, String>)> {
-    parse_lines(text).into_iter().map(|(n, r)| (n, r.map(|a| a.guest))).collect()
+    parse_lines(text).into_iter().map(|(n, r)| (n, r.map(|a| a.req.guest))).collect()
 }
 
 #[test]
@@ -16,12 +16,12 @@ fn comments_blank_lines_and_line_numbers() {
 fn words_are_split_as_a_shell_would() {
     let lines = parse_lines("br1 'web 1' \"10.0.0.2/24\" -i eth2\nbr1 w\\ 2 10.0.0.3/24 U:a#b\n");
     let a = lines[0].1.as_ref().unwrap();
-    assert_eq!(a.guest, "web 1");
-    assert_eq!(a.container_if.as_ref().unwrap().as_str(), "eth2");
+    assert_eq!(a.req.guest, "web 1");
+    assert_eq!(a.req.container_if.as_ref().unwrap().as_str(), "eth2");
     let b = lines[1].1.as_ref().unwrap();
-    assert_eq!(b.guest, "w 2");
+    assert_eq!(b.req.guest, "w 2");
     // `#` inside a word is no comment, as in a shell.
-    assert!(b.mac.is_some());
+    assert!(b.req.mac.is_some());
 }
 
 #[test]

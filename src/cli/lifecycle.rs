@@ -4,45 +4,8 @@
 
 use clap::Parser;
 
-use super::{ifname, CliError, IfName};
-
-/// `pipework del [HOSTIF] GUEST [-i CONTAINER_IF]`: take one attachment off again.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Del {
-    /// Only the attachment to this host interface (a bridge, OVS bridge or NIC).
-    pub host_if: Option<IfName>,
-    pub guest: String,
-    /// `-i`; default `eth1`, as an attach's.
-    pub container_if: IfName,
-    /// Remove the bridge too when no port is left on it.
-    pub prune_bridge: bool,
-    pub json: bool,
-    pub dry_run: bool,
-    pub verbose: bool,
-}
-
-/// `pipework ls [GUEST]`: the attachments on this host (or of that guest).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Ls {
-    pub guest: Option<String>,
-    pub json: bool,
-}
-
-/// `pipework check GUEST [-i CONTAINER_IF]`: is the attachment as it was made?
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Check {
-    pub guest: String,
-    /// `-i`; default `eth1`.
-    pub container_if: IfName,
-    pub json: bool,
-}
-
-/// `pipework gc`: remove what guests that are gone left behind.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Gc {
-    pub dry_run: bool,
-    pub json: bool,
-}
+use super::{ifname, CliError};
+use crate::model::{Check, Del, IfName, Ls, RunOpts};
 
 #[derive(Parser, Debug)]
 #[command(name = "pipework del", about = "Remove an attachment that pipework made")]
@@ -116,7 +79,7 @@ fn clap_parse<P: Parser>(word: &str, rest: &[String]) -> Result<P, CliError> {
     P::try_parse_from(argv).map_err(CliError::Clap)
 }
 
-pub fn parse_del(rest: &[String]) -> Result<Del, CliError> {
+pub fn parse_del(rest: &[String]) -> Result<(Del, RunOpts), CliError> {
     let raw: DelArgs = clap_parse("del", rest)?;
     let mut args = raw.args.into_iter();
     let (host_if, guest) = match (args.next(), args.next()) {
@@ -125,23 +88,24 @@ pub fn parse_del(rest: &[String]) -> Result<Del, CliError> {
         _ => return Err(CliError::Syntax),
     };
     let container_if = container_if(raw.container_if)?;
-    let (prune_bridge, json, dry_run, verbose) = (raw.prune_bridge, raw.json, raw.dry_run, raw.verbose);
-    Ok(Del { host_if, guest, container_if, prune_bridge, json, dry_run, verbose })
+    let opts = RunOpts { json: raw.json, dry_run: raw.dry_run, verbose: raw.verbose };
+    Ok((Del { host_if, guest, container_if, prune_bridge: raw.prune_bridge }, opts))
 }
 
-pub fn parse_ls(rest: &[String]) -> Result<Ls, CliError> {
+pub fn parse_ls(rest: &[String]) -> Result<(Ls, RunOpts), CliError> {
     let raw: LsArgs = clap_parse("ls", rest)?;
-    Ok(Ls { guest: raw.guest, json: raw.json })
+    Ok((Ls { guest: raw.guest }, RunOpts { json: raw.json, ..RunOpts::default() }))
 }
 
-pub fn parse_check(rest: &[String]) -> Result<Check, CliError> {
+pub fn parse_check(rest: &[String]) -> Result<(Check, RunOpts), CliError> {
     let raw: CheckArgs = clap_parse("check", rest)?;
-    Ok(Check { guest: raw.guest, container_if: container_if(raw.container_if)?, json: raw.json })
+    let check = Check { guest: raw.guest, container_if: container_if(raw.container_if)? };
+    Ok((check, RunOpts { json: raw.json, ..RunOpts::default() }))
 }
 
-pub fn parse_gc(rest: &[String]) -> Result<Gc, CliError> {
+pub fn parse_gc(rest: &[String]) -> Result<RunOpts, CliError> {
     let raw: GcArgs = clap_parse("gc", rest)?;
-    Ok(Gc { dry_run: raw.dry_run, json: raw.json })
+    Ok(RunOpts { dry_run: raw.dry_run, json: raw.json, ..RunOpts::default() })
 }
 
 #[cfg(test)]
@@ -149,22 +113,22 @@ mod tests {
     use super::*;
     use crate::cli::{parse, Invocation};
 
-    fn del(line: &str) -> Del {
+    fn del(line: &str) -> (Del, RunOpts) {
         match parse(line.split_whitespace()) {
-            Ok(Invocation::Del(d)) => d,
+            Ok(Invocation::Del(d, o)) => (d, o),
             other => panic!("{line}: {other:?}"),
         }
     }
 
     #[test]
     fn del_takes_an_optional_hostif_and_dash_i_anywhere() {
-        let d = del("del web1");
+        let (d, _) = del("del web1");
         assert_eq!((d.host_if, d.guest.as_str(), d.container_if.as_str()), (None, "web1", "eth1"));
-        let d = del("del br1 -i eth2 web1 --prune-bridge --json");
+        let (d, o) = del("del br1 -i eth2 web1 --prune-bridge --json");
         assert_eq!(d.host_if.unwrap().as_str(), "br1");
         assert_eq!((d.guest.as_str(), d.container_if.as_str()), ("web1", "eth2"));
-        assert!(d.prune_bridge && d.json && !d.dry_run);
-        assert!(del("del -i '' web1 --dry-run").dry_run);
+        assert!(d.prune_bridge && o.json && !o.dry_run);
+        assert!(del("del -i '' web1 --dry-run").1.dry_run);
     }
 
     #[test]
@@ -177,25 +141,26 @@ mod tests {
 
     #[test]
     fn ls_with_and_without_a_guest() {
-        assert_eq!(parse(["ls"]).ok(), Some(Invocation::Ls(Ls { guest: None, json: false })));
-        let l = Ls { guest: Some("web1".into()), json: true };
-        assert_eq!(parse(["ls", "--json", "web1"]).ok(), Some(Invocation::Ls(l)));
+        assert_eq!(parse(["ls"]).ok(), Some(Invocation::Ls(Ls { guest: None }, RunOpts::default())));
+        let (l, o) = (Ls { guest: Some("web1".into()) }, RunOpts { json: true, ..RunOpts::default() });
+        assert_eq!(parse(["ls", "--json", "web1"]).ok(), Some(Invocation::Ls(l, o)));
     }
 
     #[test]
     fn check_takes_a_guest_and_dash_i() {
         let c = match parse(["check", "-i", "eth2", "web1", "--json"]) {
-            Ok(Invocation::Check(c)) => c,
+            Ok(Invocation::Check(c, o)) => (c, o),
             other => panic!("{other:?}"),
         };
-        assert_eq!((c.guest.as_str(), c.container_if.as_str(), c.json), ("web1", "eth2", true));
+        let (c, o) = c;
+        assert_eq!((c.guest.as_str(), c.container_if.as_str(), o.json), ("web1", "eth2", true));
         assert!(matches!(parse(["check"]), Err(CliError::Clap(_))));
         assert!(matches!(parse(["check", "a", "b"]), Err(CliError::Clap(_))));
     }
 
     #[test]
     fn gc_takes_no_guest() {
-        let g = Gc { dry_run: true, json: false };
+        let g = RunOpts { dry_run: true, ..RunOpts::default() };
         assert_eq!(parse(["gc", "--dry-run"]).ok(), Some(Invocation::Gc(g)));
         assert!(matches!(parse(["gc", "web1"]), Err(CliError::Clap(_))));
     }

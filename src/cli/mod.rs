@@ -2,33 +2,31 @@
 //! original (`HOSTIF [opts] GUEST IPSPEC [MAC][@VLAN]`, `route GUEST ...`, `--wait`)
 //! turned into one typed [`Invocation`]. Nothing here touches the system.
 
-pub mod addresses;
 pub mod docs;
 pub mod lifecycle;
-pub mod types;
 pub mod watch;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser};
 
-pub use lifecycle::{Check, Del, Gc, Ls};
-pub use types::{DhcpClient, Family, IfName, IpSpec, Mac, MacVlan, MacvlanMode, Vlan};
+use crate::model::{self, addresses, Attach, Check, Del, HostIf, IfName, Ls, MacVlan};
+use crate::model::{Passthrough, RunOpts, Tool};
 pub use watch::Watch;
 
 /// Everything one run of `pipework` was asked to do.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Invocation {
-    Attach(Attach),
+    Attach(AttachCommand),
     Passthrough(Passthrough),
     Wait { container_if: IfName, timeout: Option<Duration> },
     Batch(Batch),
-    Del(Del),
-    Ls(Ls),
-    Check(Check),
-    Gc(Gc),
+    Del(Del, RunOpts),
+    Ls(Ls, RunOpts),
+    Check(Check, RunOpts),
+    Gc(RunOpts),
     Watch(Watch),
 }
 
@@ -44,100 +42,15 @@ pub struct Batch {
     pub verbose: bool,
 }
 
-/// `pipework HOSTIF GUEST IPSPEC [MAC][@VLAN]` and its options.
+/// An attachment as the command line (or a `--batch` line, or a watch declaration)
+/// asks for it: the request, how to report it, and what the parse had to say.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Attach {
-    pub host_if: HostIf,
-    pub direct_phys: bool,
-    /// `--macvlan-mode` for physical interfaces.
-    pub macvlan_mode: MacvlanMode,
-    /// `-i`; `None` means the mode's default (`eth1`, `ib0` for IPoIB).
-    pub container_if: Option<IfName>,
-    /// `-l`; `None` means the derived `v{CONTAINER_IF}pl{PID}`.
-    pub local_if: Option<IfName>,
-    /// `-a`, or inferred from the address.
-    pub family: Family,
-    pub guest: String,
-    /// IPSPEC, or the first element of an IPSPEC list: every single-address path reads
-    /// this field alone, as before lists existed.
-    pub ip: IpSpec,
-    /// The other elements of an IPSPEC list (`10.0.0.2/24,fd00::2/64`), in order;
-    /// empty for the original's one-address grammar.
-    pub more: Vec<IpSpec>,
-    pub mac: Option<Mac>,
-    pub vlan: Option<Vlan>,
-    /// `--timeout`: how long a DHCP client may take to get its lease.
-    pub dhcp_timeout: Option<Duration>,
-    pub dry_run: bool,
-    /// Print each step on stderr as it is done.
-    pub verbose: bool,
-    /// The result as one JSON document on stdout (see `crate::report::json`).
-    pub json: bool,
-    /// What the parse has to say without failing (extra arguments ignored).
+pub struct AttachCommand {
+    pub req: Attach,
+    pub opts: RunOpts,
+    /// What the parse has to say without failing (extra arguments ignored); said
+    /// before anything the run says.
     pub warnings: Vec<String>,
-    /// A `dhcp4-f`/`dhcp6-f` keeper may serve a netns-file guest (no process for it
-    /// to watch) because a `del` is sure to stop it: set by the CNI plugin, whose
-    /// runtime always calls DEL; never by the command line.
-    pub keeper_until_del: bool,
-    /// The addresses and routes come from this CNI IPAM plugin, which runs while the
-    /// links are made (see `plan::Step::Delegated`): set by the CNI plugin with
-    /// IPSPEC `0/0`; never by the command line.
-    pub delegated: Option<String>,
-}
-
-impl Attach {
-    /// Every element of IPSPEC, in order.
-    pub fn specs(&self) -> impl Iterator<Item = &IpSpec> {
-        std::iter::once(&self.ip).chain(&self.more)
-    }
-
-    /// The families the request configures: `family` for one element (`-a`, or the
-    /// address's); each family of a list once, in the list's order.
-    pub fn families(&self) -> Vec<Family> {
-        if self.more.is_empty() {
-            return vec![self.family];
-        }
-        let mut out = Vec::new();
-        for f in self.specs().filter_map(addresses::family_in_list) {
-            if !out.contains(&f) {
-                out.push(f);
-            }
-        }
-        out
-    }
-}
-
-/// The host interface, by name or by `mac:` address.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HostIf {
-    Name(IfName),
-    Mac(Mac),
-}
-
-impl std::fmt::Display for HostIf {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            HostIf::Name(n) => write!(f, "{n}"),
-            HostIf::Mac(m) => write!(f, "mac:{m}"),
-        }
-    }
-}
-
-/// `route|rule|tc GUEST ARGS...`: ARGS go untouched to `ip route`, `ip rule` or `tc`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Passthrough {
-    pub tool: Tool,
-    /// The word that chose the tool (`route`, `routes`, `tc0`...).
-    pub word: String,
-    pub guest: String,
-    pub args: Vec<String>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tool {
-    Route,
-    Rule,
-    Tc,
 }
 
 /// Why parsing stopped.
@@ -269,9 +182,9 @@ pub fn parse_on_host(argv: Vec<String>) -> Result<Invocation, CliError> {
         }
         // The same rule for `del`, `ls`, `check`, `gc` and `watch`.
         Ok(
-            Invocation::Del(_)
-            | Invocation::Ls(_)
-            | Invocation::Check(_)
+            Invocation::Del(..)
+            | Invocation::Ls(..)
+            | Invocation::Check(..)
             | Invocation::Gc(_)
             | Invocation::Watch(_),
         )
@@ -294,9 +207,9 @@ fn is_host_interface(name: &str) -> bool {
 /// [`lifecycle`] and [`watch`]).
 fn subcommand(argv: &[String]) -> Option<Result<Invocation, CliError>> {
     match argv.first().map(String::as_str) {
-        Some("del") => Some(lifecycle::parse_del(&argv[1..]).map(Invocation::Del)),
-        Some("ls") => Some(lifecycle::parse_ls(&argv[1..]).map(Invocation::Ls)),
-        Some("check") => Some(lifecycle::parse_check(&argv[1..]).map(Invocation::Check)),
+        Some("del") => Some(lifecycle::parse_del(&argv[1..]).map(|(d, o)| Invocation::Del(d, o))),
+        Some("ls") => Some(lifecycle::parse_ls(&argv[1..]).map(|(l, o)| Invocation::Ls(l, o))),
+        Some("check") => Some(lifecycle::parse_check(&argv[1..]).map(|(c, o)| Invocation::Check(c, o))),
         Some("gc") => Some(lifecycle::parse_gc(&argv[1..]).map(Invocation::Gc)),
         Some(watch::WORD) => {
             let key = std::env::var(watch::KEY_ENV).ok();
@@ -372,22 +285,6 @@ fn wait(raw: RawArgs) -> Result<Invocation> {
     Ok(Invocation::Wait { container_if, timeout })
 }
 
-/// `--timeout` of an attachment: only a DHCP client waits for anything.
-fn dhcp_timeout(timeout: Option<f64>, specs: &[&IpSpec]) -> Result<Option<Duration>> {
-    let Some(s) = timeout else {
-        return Ok(None);
-    };
-    if !specs.iter().any(|ip| matches!(ip, IpSpec::Dhcp { .. } | IpSpec::Slaac)) {
-        bail!("--timeout works with --wait, a DHCP IPSPEC or slaac only");
-    }
-    // A day is already far more than any lease takes; past it, deadlines overflow.
-    const MAX: Duration = Duration::from_secs(86_400);
-    match Duration::try_from_secs_f64(s) {
-        Ok(d) if !d.is_zero() && d <= MAX => Ok(Some(d)),
-        _ => bail!("bad --timeout '{s}': expected seconds > 0, at most {}", MAX.as_secs()),
-    }
-}
-
 /// `-i`/`-l` for `--wait`; empty (an unset variable) means the default, as for an attach.
 fn ifname_or(value: Option<&str>, default: &str, flag: &str) -> Result<IfName> {
     ifname(value.filter(|v| !v.is_empty()).unwrap_or(default), flag)
@@ -398,7 +295,7 @@ fn ifname(value: &str, arg: &str) -> Result<IfName> {
     value.parse().with_context(|| format!("bad {arg} '{value}'"))
 }
 
-fn attach(raw: RawArgs) -> Result<Attach> {
+fn attach(raw: RawArgs) -> Result<AttachCommand> {
     let mut args = raw.args.into_iter();
     let (host_if, guest, ip) = (args.next().unwrap(), args.next().unwrap(), args.next().unwrap());
     let macvlan: MacVlan = args.next().map(|s| s.parse()).transpose()?.unwrap_or_default();
@@ -408,15 +305,10 @@ fn attach(raw: RawArgs) -> Result<Attach> {
         // The original ignores them too; say so rather than guess.
         warnings.push(crate::report::warning(format!("ignoring extra arguments: {}", extra.join(" "))));
     }
-    let host_if = match host_if.strip_prefix("mac:") {
-        Some(mac) => HostIf::Mac(mac.parse().map_err(|_| {
-            anyhow!("bad HOSTIF '{host_if}': expected mac: and six hex bytes like mac:02:42:ac:11:00:02")
-        })?),
-        None => HostIf::Name(ifname(&host_if, "HOSTIF")?),
-    };
-    let (ip, more, family) = ipspec(&ip, raw.family.as_deref())?;
-    let dhcp_timeout = dhcp_timeout(raw.timeout, &std::iter::once(&ip).chain(&more).collect::<Vec<_>>())?;
-    Ok(Attach {
+    let host_if: HostIf = host_if.parse()?;
+    let (ip, more, family) = addresses::parse(&ip, raw.family.as_deref())?;
+    let dhcp_timeout = model::dhcp_timeout(raw.timeout, std::iter::once(&ip).chain(&more))?;
+    let req = Attach {
         host_if,
         direct_phys: raw.direct_phys,
         macvlan_mode: raw.macvlan_mode.parse()?,
@@ -436,49 +328,9 @@ fn attach(raw: RawArgs) -> Result<Attach> {
         mac: macvlan.mac,
         vlan: macvlan.vlan,
         dhcp_timeout,
-        dry_run: raw.dry_run,
-        verbose: raw.verbose,
-        json: raw.json,
-        warnings,
-        keeper_until_del: false,
-        delegated: None,
-    })
-}
-
-/// IPSPEC as the command line takes it (one element, or a list that keeps the
-/// list's rules): every element, in order.
-pub fn ipspec_list(text: &str) -> Result<Vec<IpSpec>> {
-    let (first, more, _) = ipspec(text, None)?;
-    Ok(std::iter::once(first).chain(more).collect())
-}
-
-/// IPSPEC and `-a`: one element exactly as the original's grammar; a list (see
-/// [`addresses`]) element by element, then as a whole.
-fn ipspec(text: &str, flag: Option<&str>) -> Result<(IpSpec, Vec<IpSpec>, Family)> {
-    let words = addresses::split(text);
-    if words.len() == 1 {
-        let ip: IpSpec = text.parse()?;
-        let family = family(flag, &ip, text)?;
-        return Ok((ip, Vec::new(), family));
-    }
-    let elements = words.into_iter().map(|w| Ok((w, w.parse()?))).collect::<Result<Vec<(&str, IpSpec)>>>()?;
-    addresses::check(text, &elements)?;
-    let family = addresses::family(flag, &elements)?;
-    let mut specs = elements.into_iter().map(|(_, s)| s);
-    let first = specs.next().expect("two or more elements");
-    Ok((first, specs.collect(), family))
-}
-
-/// `-a` wins when given, but an address that contradicts it is an error.
-fn family(flag: Option<&str>, ip: &IpSpec, ip_text: &str) -> Result<Family> {
-    match (flag.map(str::parse::<Family>).transpose()?, ip.family()) {
-        (Some(f), Some(i)) if f != i => {
-            bail!("-a {} contradicts the {i} address {ip_text}", flag.unwrap_or_default())
-        }
-        (Some(f), _) => Ok(f),
-        (None, Some(i)) => Ok(i),
-        (None, None) => Ok(Family::V4),
-    }
+    };
+    let opts = RunOpts { json: raw.json, dry_run: raw.dry_run, verbose: raw.verbose };
+    Ok(AttachCommand { req, opts, warnings })
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Table tests for the grammar: every form of the behaviour doc, and the bad ones.
 
 use super::*;
+use crate::model::{DhcpClient, Family, IpSpec};
 
 fn ok(line: &str) -> Invocation {
     match parse(line.split_whitespace()) {
@@ -9,11 +10,15 @@ fn ok(line: &str) -> Invocation {
     }
 }
 
-fn attach(line: &str) -> Attach {
+fn command(line: &str) -> AttachCommand {
     match ok(line) {
         Invocation::Attach(a) => a,
         other => panic!("{line:?} should be an attach, got {other:?}"),
     }
+}
+
+fn attach(line: &str) -> Attach {
+    command(line).req
 }
 
 fn invalid(line: &str) -> String {
@@ -31,7 +36,8 @@ fn basic_bridge_attach() {
     assert_eq!(a.family, Family::V4);
     assert_eq!(a.container_if, None);
     assert_eq!(a.local_if, None);
-    assert!(!a.direct_phys && !a.dry_run);
+    assert!(!a.direct_phys);
+    assert!(!command("br1 web1 192.168.1.10/24@192.168.1.1").opts.dry_run);
     assert_eq!(a.mac, None);
 }
 
@@ -95,7 +101,7 @@ fn dhcp_forms_parse() {
         Ok(Invocation::Attach(a)) => a,
         other => panic!("{other:?}"),
     };
-    assert!(matches!(a.ip, IpSpec::Dhcp { ref options, .. } if options == &["-t", "5"]));
+    assert!(matches!(a.req.ip, IpSpec::Dhcp { ref options, .. } if options == &["-t", "5"]));
 }
 
 #[test]
@@ -266,7 +272,7 @@ fn help_and_version_come_from_clap() {
 
 #[test]
 fn dry_run_flag() {
-    assert!(attach("--dry-run br1 web1 10.0.0.2/24").dry_run);
+    assert!(command("--dry-run br1 web1 10.0.0.2/24").opts.dry_run);
 }
 
 #[test]
@@ -282,10 +288,9 @@ fn batch_forms() {
 
 #[test]
 fn json_works_for_an_attachment_and_words_del_ls_are_subcommands() {
-    let a = attach("--json br1 web1 10.0.0.2/24");
-    assert!(a.json);
-    assert!(matches!(parse(["del", "web1"]), Ok(Invocation::Del(_))));
-    assert!(matches!(parse(["ls"]), Ok(Invocation::Ls(_))));
+    assert!(command("--json br1 web1 10.0.0.2/24").opts.json);
+    assert!(matches!(parse(["del", "web1"]), Ok(Invocation::Del(..))));
+    assert!(matches!(parse(["ls"]), Ok(Invocation::Ls(..))));
     // Only the exact words: `delta` is a host interface's name as ever.
     assert!(matches!(parse(["delta", "web1", "10.0.0.2/24"]), Ok(Invocation::Attach(_))));
 }
@@ -312,7 +317,7 @@ fn an_empty_i_or_l_means_the_default_name_as_in_the_original() {
     let Ok(Invocation::Attach(a)) = parse(["br1", "-i", "", "-l", "", "web1", "10.0.0.2/24"]) else {
         panic!("an attach")
     };
-    assert_eq!((a.container_if, a.local_if), (None, None));
+    assert_eq!((a.req.container_if, a.req.local_if), (None, None));
 }
 
 #[test]

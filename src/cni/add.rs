@@ -1,6 +1,6 @@
 //! ADD: IPAM started in the background (see [`leasing`](super::leasing)), the
-//! attachment made meanwhile by `attach::run_given` with the command line the
-//! config amounts to, IPAM's addresses put on when they come; then the bridge
+//! attachment made meanwhile by `attach::attach` with the request the config
+//! amounts to, IPAM's addresses put on when they come; then the bridge
 //! plugin's extras (`mtu`, `hairpinMode`, `promiscMode`, IPAM's other routes, the
 //! gateway address on the bridge), then the result. IPAM's DEL if anything fails
 //! after its ADD did.
@@ -10,15 +10,17 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 use serde_json::Value;
 
-use crate::attach;
+use crate::attach::{self, Attachment};
+use crate::attach_result::Attached;
 use crate::guest::Guest;
+use crate::model::RunOpts;
 use crate::netlink::{Link, Netlink, Route};
-use crate::report::Outcome;
+use crate::report::{Failed, Said, Verb};
 
 use super::error::{CniError, Code};
 use super::leasing::{Leased, Leasing};
 use super::result::{CniResult, IpConfig, RouteEntry};
-use super::{argv, bridge, del, state, Call};
+use super::{bridge, del, request, state, Call};
 
 pub async fn run(call: &Call) -> Result<Value, CniError> {
     // A runtime that gives up on an ADD (its timeout) sends SIGTERM: the ADD is then
@@ -34,13 +36,12 @@ pub async fn run(call: &Call) -> Result<Value, CniError> {
     }
     let host = Netlink::current().map_err(|e| CniError::internal(&e))?;
     // From here on the plugin runs, and is waited for whatever comes.
-    let (leasing, delegated) = match call.ipam() {
+    let (leasing, answer) = match call.ipam() {
         Some(_) => Leasing::start(call).map(|(l, d)| (Some(l), Some(d)))?,
         None => (None, None),
     };
     let ns_inode = guest.ns_inode;
-    let given = attach::Given { guest: Some((guest, nl_guest.clone())), delegated };
-    let linked = link(call, &host, mac, given).await;
+    let linked = link(call, &host, mac, (guest, nl_guest.clone()), answer).await;
     let leased = leasing.map(Leasing::join);
     let finished = match (linked, leased) {
         (Err(e), None) => return Err(e),
@@ -84,8 +85,8 @@ pub fn open_guest(netns: &str) -> Result<Guest, CniError> {
 
 /// The attachment made, with IPAM's addresses on it.
 struct Linked {
-    /// The attach's `--json` document.
-    doc: Value,
+    /// The attachment as the attach read it back.
+    attached: Attached,
     /// The index of a bridge this ADD made.
     made_bridge: Option<u32>,
 }
@@ -95,13 +96,16 @@ struct Linked {
 async fn link(
     call: &Call,
     host: &Netlink,
-    mac: Option<crate::types::Mac>,
-    given: attach::Given,
+    mac: Option<crate::model::Mac>,
+    guest: (Guest, Netlink),
+    answer: Option<crate::apply::Delegated>,
 ) -> Result<Linked, CniError> {
-    let req = argv::request(call, mac)?;
+    let (req, terms) = request::request(call, mac)?;
     let made_bridge = bridge::ensure(host, &call.conf).await?;
-    match document(attach::run_given(&req, host, given).await) {
-        Ok(doc) => Ok(Linked { doc, made_bridge }),
+    let given = attach::Given { guest: Some(guest), terms, answer };
+    let opts = RunOpts { json: true, ..RunOpts::default() };
+    match attached(attach::attach(&req, &opts, host, given).await) {
+        Ok(attached) => Ok(Linked { attached, made_bridge }),
         // An attach that failed after its changes stood (its result could not be
         // read back) leaves them, as the command line does; an ADD is all or nothing.
         Err(e) => Err(undo(call, host, made_bridge, e).await),
@@ -130,7 +134,7 @@ impl Linked {
         leased: &mut CniResult,
     ) -> Result<CniResult, CniError> {
         let finished = async {
-            let mut result = result_of(call, &self.doc, leased)?;
+            let mut result = result_of(call, &self.attached, leased);
             if result.interfaces.len() == 3 {
                 result.interfaces[0].mac =
                     link_named(host, &result.interfaces[0].name).await?.mac.map(|m| m.to_string());
@@ -147,16 +151,16 @@ impl Linked {
     }
 }
 
-/// The attach's `--json` document, or its failure (and any undo that failed too).
-fn document(outcome: Outcome) -> Result<Value, CniError> {
-    match outcome {
-        Outcome::Json { doc, .. } => Ok(doc),
-        Outcome::Failed { error, rollback_errors, .. } if rollback_errors.is_empty() => {
+/// What the attach made, or its failure (and any undo that failed too).
+fn attached(verb: Verb<Attachment>) -> Result<Attached, CniError> {
+    match verb {
+        Ok(Said { value: Attachment::Done(Some(attached)), .. }) => Ok(attached),
+        Ok(_) => Err(CniError::new(Code::Internal, "the attach gave no result")),
+        Err(Failed { error, rollback_errors, .. }) if rollback_errors.is_empty() => {
             Err(CniError::internal(&error))
         }
-        Outcome::Failed { error, rollback_errors, .. } => Err(CniError::internal(&error)
+        Err(Failed { error, rollback_errors, .. }) => Err(CniError::internal(&error)
             .with_details(format!("undoing it failed too: {}", rollback_errors.join("; ")))),
-        _ => Err(CniError::new(Code::Internal, "the attach gave no result")),
     }
 }
 
@@ -191,8 +195,8 @@ fn first_address(net: &IpNetwork) -> Option<IpAddr> {
 /// The result: the bridge (for the veth modes), then the interfaces the attach
 /// reports; IPAM's addresses on the container's interface; its routes; `dns` from
 /// the config if it has any, else from IPAM.
-fn result_of(call: &Call, doc: &Value, leased: &CniResult) -> Result<CniResult, CniError> {
-    let mut result = CniResult::parse(doc, "the attachment")?;
+fn result_of(call: &Call, attached: &Attached, leased: &CniResult) -> CniResult {
+    let mut result = CniResult::from(attached);
     if result.interfaces.len() > 1 {
         let bridge = super::result::Interface { name: call.conf.host_if().to_string(), ..Default::default() };
         result.interfaces.insert(0, bridge);
@@ -213,7 +217,7 @@ fn result_of(call: &Call, doc: &Value, leased: &CniResult) -> Result<CniResult, 
     }
     let dns = call.conf.dns.clone().filter(|d| d.as_object().is_some_and(|m| !m.is_empty()));
     result.dns = dns.unwrap_or_else(|| leased.dns.clone());
-    Ok(result)
+    result
 }
 
 /// A chained ADD's result (`prevResult` given): what the plugins before us reported, then ours (our

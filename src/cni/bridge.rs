@@ -6,7 +6,7 @@ use ipnetwork::IpNetwork;
 use nix::errno::Errno;
 
 use crate::apply::BridgeLock;
-use crate::cli::types::broadcast_of;
+use crate::model::broadcast_of;
 use crate::netlink::{errno_of, Netlink};
 
 use super::config::NetConf;

@@ -1,8 +1,8 @@
 //! CHECK (0.4.0 and later): IPAM's CHECK, then `lifecycle::check` (the attachment
 //! as it was made), then the `prevResult`'s addresses on the interface.
 
-use crate::cli::Check;
 use crate::lifecycle;
+use crate::model::{Check, RunOpts};
 use crate::netlink::Netlink;
 use crate::report::Outcome;
 
@@ -51,8 +51,9 @@ pub async fn run(call: &Call) -> Result<(), CniError> {
 async fn as_attached(call: &Call) -> Result<(), CniError> {
     let container_if =
         call.env.ifname.parse().map_err(|e| CniError::new(Code::InvalidEnvironment, format!("{e:#}")))?;
-    let req = Check { guest: call.env.netns.clone(), container_if, json: true };
-    let Outcome::Json { doc, .. } = lifecycle::check::run(&req).await else {
+    let req = Check { guest: call.env.netns.clone(), container_if };
+    let opts = RunOpts { json: true, ..RunOpts::default() };
+    let Outcome::Json { doc, .. } = lifecycle::check::run(&req, &opts).await else {
         return Err(CniError::new(Code::Internal, "check gave no result"));
     };
     if doc["ok"] == true {

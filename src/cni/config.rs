@@ -8,7 +8,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::types::Mac;
+use crate::model::Mac;
 
 use super::error::{CniError, Code};
 use super::version::Version;

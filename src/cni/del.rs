@@ -2,8 +2,8 @@
 //! keeps a lease). Repeatable, and a success when the namespace or the attachment
 //! is gone already: runtimes call it after a failed ADD too.
 
-use crate::cli::Del;
 use crate::lifecycle;
+use crate::model::{Del, RunOpts};
 use crate::netlink::Netlink;
 use crate::record;
 use crate::report::Outcome;
@@ -64,16 +64,8 @@ async fn lifecycle_del(call: &Call) -> Result<(), CniError> {
     let container_if = ifname
         .parse()
         .map_err(|e| CniError::new(Code::InvalidEnvironment, format!("bad CNI_IFNAME {ifname:?}: {e:#}")))?;
-    let req = Del {
-        host_if: None,
-        guest: call.env.netns.clone(),
-        container_if,
-        prune_bridge: false,
-        json: false,
-        dry_run: false,
-        verbose: false,
-    };
-    match lifecycle::del::run(&req).await {
+    let req = Del { host_if: None, guest: call.env.netns.clone(), container_if, prune_bridge: false };
+    match lifecycle::del::run(&req, &RunOpts::default()).await {
         Outcome::Failed { error, .. } => Err(CniError::internal(&error)),
         _ => Ok(()),
     }

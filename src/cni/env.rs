@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::types::{IfName, Mac};
+use crate::model::{IfName, Mac};
 
 use super::error::{CniError, Code};
 

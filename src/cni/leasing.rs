@@ -11,7 +11,7 @@ use crate::apply::Delegated;
 
 use super::error::{CniError, Code};
 use super::result::CniResult;
-use super::{add, argv, Call};
+use super::{add, request, Call};
 
 /// The background ADD, under way.
 pub struct Leasing {
@@ -44,7 +44,7 @@ impl Leasing {
                 let (specs, refused) = match &mut result {
                     Ok(leased) => {
                         add::gateways(&call, leased);
-                        match argv::specs(leased) {
+                        match request::specs(leased) {
                             Ok(specs) => (Ok(specs), None),
                             Err(e) => (Err(anyhow!("{}", e.msg)), Some(e)),
                         }

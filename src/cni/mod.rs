@@ -9,7 +9,6 @@
 //! it; warnings go to stderr, which runtimes log.
 
 mod add;
-mod argv;
 mod bridge;
 mod check;
 mod config;
@@ -19,6 +18,7 @@ mod error;
 mod gc;
 mod ipam;
 mod leasing;
+mod request;
 mod result;
 mod state;
 mod version;

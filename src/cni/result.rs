@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::error::{CniError, Code};
 use super::version::Version;
+use crate::attach_result::Attached;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -55,6 +56,29 @@ pub fn dns_is_empty(dns: &Value) -> bool {
         Value::Null => true,
         Value::Object(m) => m.values().all(|v| v.is_null() || v.as_array().is_some_and(Vec::is_empty)),
         _ => false,
+    }
+}
+
+/// An attachment as CNI reports one: its interfaces, addresses and routes as they are.
+impl From<&Attached> for CniResult {
+    fn from(a: &Attached) -> CniResult {
+        let interfaces = a.interfaces.iter().map(|i| Interface {
+            name: i.name.clone(),
+            mac: i.mac.map(|m| m.to_string()),
+            sandbox: i.sandbox.clone(),
+        });
+        let ips = a.ips.iter().map(|ip| IpConfig {
+            address: ip.address,
+            gateway: ip.gateway,
+            interface: Some(ip.interface),
+        });
+        let routes = a.routes.iter().map(|r| RouteEntry { dst: r.dst, gw: r.gw });
+        CniResult {
+            interfaces: interfaces.collect(),
+            ips: ips.collect(),
+            routes: routes.collect(),
+            dns: Value::Null,
+        }
     }
 }
 

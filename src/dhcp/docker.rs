@@ -13,9 +13,9 @@ use ipnetwork::IpNetwork;
 use nix::sys::memfd::{memfd_create, MFdFlags};
 
 use super::{lease, sandbox, Acquired, Running, Target};
+use crate::model::Family;
 use crate::plan::DhcpRequest;
 use crate::programs::last_line;
-use crate::types::Family;
 
 /// Run the helper; on success the lease is on the interface. On failure the helper
 /// is removed and nothing it configured is left.

@@ -5,9 +5,9 @@
 use anyhow::{bail, Context as _, Result};
 
 use super::{lease, sandbox, Acquired, Running, Target};
+use crate::model::Family;
 use crate::plan::dhcp::External;
 use crate::plan::DhcpRequest;
-use crate::types::Family;
 
 /// Run it; on success the lease is on the interface, and for a plain form no process
 /// of the client is left. On failure nothing of the client is left running, and the

@@ -5,8 +5,8 @@
 use anyhow::{Context as _, Result};
 use ipnetwork::IpNetwork;
 
+use crate::model::Family;
 use crate::netlink::Netlink;
-use crate::types::Family;
 
 /// The addresses of `family` a client put on link `index` (for IPv6 not the kernel's
 /// link-local or SLAAC ones).

@@ -25,11 +25,11 @@ use ipnetwork::IpNetwork;
 
 pub use sandbox::watch;
 
-use crate::cli::DhcpClient;
+use crate::model::DhcpClient;
+use crate::model::Family;
+use crate::model::Mac;
 use crate::netlink::Netlink;
 use crate::plan::{DhcpRequest, Leased};
-use crate::types::Family;
-use crate::types::Mac;
 
 /// The guest's interface a client works on.
 pub struct Target<'a> {

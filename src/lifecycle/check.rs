@@ -11,13 +11,13 @@ use ipnetwork::IpNetwork;
 use serde_json::json;
 
 use crate::attach;
-use crate::cli::Check;
+use crate::model::Family;
+use crate::model::{Check, RunOpts};
 use crate::netlink::{Link, Netlink};
 use crate::plan::alias::{Alias, Kind};
 use crate::plan::remove::{mark, nic_of, Marked};
 use crate::record::{self, is_link_local, Record};
 use crate::report::{self, Outcome};
-use crate::types::Family;
 
 /// What `check` found.
 struct Verdict {
@@ -28,23 +28,23 @@ struct Verdict {
     not_compared: Vec<String>,
 }
 
-pub async fn run(req: &Check) -> Outcome {
+pub async fn run(req: &Check, opts: &RunOpts) -> Outcome {
     let outcome = match check(req).await {
-        Ok(v) => outcome(req, v),
+        Ok(v) => outcome(req, opts, v),
         Err(e) => Outcome::failed(e),
     };
-    if req.json {
+    if opts.json {
         report::json(outcome)
     } else {
         outcome
     }
 }
 
-fn outcome(req: &Check, v: Verdict) -> Outcome {
+fn outcome(req: &Check, opts: &RunOpts, v: Verdict) -> Outcome {
     let ok = v.differences.is_empty();
     let code = if ok { 0 } else { 1 };
     let cif = req.container_if.as_str();
-    if req.json {
+    if opts.json {
         let a = v.alias.as_ref();
         let doc = json!({
             "ok": ok,

@@ -6,28 +6,28 @@ use serde_json::json;
 
 use crate::apply::{self, Context};
 use crate::attach;
-use crate::cli::Del;
 use crate::dhcp::kept::Kept;
 use crate::lifecycle::restore;
+use crate::model::{Del, RunOpts};
 use crate::netlink::Netlink;
 use crate::plan::alias::{Alias, Kind};
 use crate::plan::remove::{plan_del, DelFacts, DelPlan, Found, SavedNic};
 use crate::record;
 use crate::report::{self, warning, Outcome};
 
-pub async fn run(req: &Del) -> Outcome {
-    let outcome = match run_inner(req).await {
+pub async fn run(req: &Del, opts: &RunOpts) -> Outcome {
+    let outcome = match run_inner(req, opts).await {
         Ok(o) => o,
         Err(e) => Outcome::failed(e),
     };
-    if req.json {
+    if opts.json {
         report::json(outcome)
     } else {
         outcome
     }
 }
 
-async fn run_inner(req: &Del) -> Result<Outcome> {
+async fn run_inner(req: &Del, opts: &RunOpts) -> Result<Outcome> {
     let host = Netlink::current()?;
     let guest = attach::resolve(&req.guest).await.and_then(attach::not_the_host)?;
     let nl_guest = Netlink::in_netns(guest.netns())?;
@@ -44,7 +44,7 @@ async fn run_inner(req: &Del) -> Result<Outcome> {
         DelPlan::Nothing(why) => {
             // CONTAINER_IF is gone: so is the attachment its record describes, and
             // the clients it left are stopped.
-            if facts.container_if.is_none() && !req.dry_run {
+            if facts.container_if.is_none() && !opts.dry_run {
                 if let Some(r) = &rec {
                     stop_clients(r, &mut notes).await;
                 }
@@ -52,7 +52,7 @@ async fn run_inner(req: &Del) -> Result<Outcome> {
                     notes.push(warning(format!("{e:#}")));
                 }
             }
-            return Ok(nothing(req, &why, notes));
+            return Ok(nothing(opts, &why, notes));
         }
         DelPlan::Steps { found, steps, notes: more } => {
             notes.extend(more);
@@ -70,7 +70,7 @@ async fn run_inner(req: &Del) -> Result<Outcome> {
     let mut shown: Vec<String> = clients.iter().map(|k| format!("stop {}", k.describe())).collect();
     shown.extend(steps.iter().map(|s| s.to_string()));
     shown.extend(put_back.iter().map(|p| p.to_string()));
-    if !req.dry_run {
+    if !opts.dry_run {
         if let Some(r) = &rec {
             stop_clients(r, &mut notes).await;
         }
@@ -81,9 +81,9 @@ async fn run_inner(req: &Del) -> Result<Outcome> {
             notes.push(warning(format!("{e:#}")));
         }
     }
-    if req.json {
+    if opts.json {
         let mut doc = described(&found, &req.guest);
-        doc["removed"] = json!(!req.dry_run);
+        doc["removed"] = json!(!opts.dry_run);
         doc["steps"] = json!(shown);
         let routes: Vec<String> = put_back.iter().map(|p| p.to_string()).collect();
         doc["routes_put_back"] = json!(routes);
@@ -91,11 +91,11 @@ async fn run_inner(req: &Del) -> Result<Outcome> {
         doc["dhcp_stopped"] = json!(stopped);
         return Ok(Outcome::Json { doc, notes, code: 0 });
     }
-    if req.dry_run {
+    if opts.dry_run {
         return Ok(Outcome::Printed { lines: shown, notes });
     }
     let mut lines = notes;
-    if req.verbose {
+    if opts.verbose {
         lines.extend(shown);
     }
     let a = &found.alias;
@@ -153,8 +153,8 @@ fn forget(ns: u64, cif: &str) -> Result<()> {
     record::remove_at(&record::path(ns, cif)).map(drop)
 }
 
-fn nothing(req: &Del, why: &str, mut notes: Vec<String>) -> Outcome {
-    if req.json {
+fn nothing(opts: &RunOpts, why: &str, mut notes: Vec<String>) -> Outcome {
+    if opts.json {
         let doc = json!({ "removed": false, "nothing_to_remove": why, "steps": [] });
         return Outcome::Json { doc, notes, code: 0 };
     }

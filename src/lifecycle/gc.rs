@@ -23,7 +23,7 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::cli::Gc;
+use crate::model::RunOpts;
 use crate::netlink::Netlink;
 use crate::plan::alias::{Alias, GuestRef, Kind};
 use crate::record::{self, Record};
@@ -56,13 +56,13 @@ impl Removed {
     }
 }
 
-pub async fn run(req: &Gc) -> Outcome {
-    let outcome = match collect(req).await {
-        Ok((removed, notes)) if req.json => {
-            let doc = json!({ "dry_run": req.dry_run, "removed": removed });
+pub async fn run(opts: &RunOpts) -> Outcome {
+    let outcome = match collect(opts).await {
+        Ok((removed, notes)) if opts.json => {
+            let doc = json!({ "dry_run": opts.dry_run, "removed": removed });
             Outcome::Json { doc, notes, code: 0 }
         }
-        Ok((removed, notes)) if req.dry_run => {
+        Ok((removed, notes)) if opts.dry_run => {
             Outcome::Printed { lines: removed.iter().map(|r| r.line(true)).collect(), notes }
         }
         Ok((removed, mut notes)) => {
@@ -74,7 +74,7 @@ pub async fn run(req: &Gc) -> Outcome {
         }
         Err(e) => Outcome::failed(e),
     };
-    if req.json {
+    if opts.json {
         report::json(outcome)
     } else {
         outcome
@@ -154,7 +154,7 @@ fn gone(guest: &GuestRef, ns: u64, live: &HashSet<u64>) -> bool {
     }
 }
 
-async fn collect(req: &Gc) -> Result<(Vec<Removed>, Vec<String>)> {
+async fn collect(opts: &RunOpts) -> Result<(Vec<Removed>, Vec<String>)> {
     let host = Netlink::current()?;
     let mut removed = Vec::new();
     let mut notes = Vec::new();
@@ -165,15 +165,15 @@ async fn collect(req: &Gc) -> Result<(Vec<Removed>, Vec<String>)> {
     // keeper's DHCPRELEASE goes out through them (as `del` does it). Said after
     // the links, as before.
     let mut of_records = Vec::new();
-    records(req, all, &live, &mut of_records, &mut notes).await?;
+    records(opts, all, &live, &mut of_records, &mut notes).await?;
     let _changing = crate::ovs::exclusive().await;
-    ovs_ports(req, &host, &mut removed, &mut notes).await?;
+    ovs_ports(opts, &host, &mut removed, &mut notes).await?;
     for link in host.links().await? {
         let Some(Ok(alias)) = link.alias.as_deref().and_then(Alias::parse) else { continue };
         if !alias.kind.is_veth() || !gone(&alias.guest, alias.ns, &live) {
             continue;
         }
-        if !req.dry_run {
+        if !opts.dry_run {
             if alias.kind == Kind::Ovs {
                 crate::ovs::del_port_anywhere(&link.name).await?;
             }
@@ -195,7 +195,7 @@ async fn collect(req: &Gc) -> Result<(Vec<Removed>, Vec<String>)> {
 
 /// The records of gone guests, with the DHCP clients they left running.
 async fn records(
-    req: &Gc,
+    opts: &RunOpts,
     all: Vec<(PathBuf, Result<Record>)>,
     live: &HashSet<u64>,
     removed: &mut Vec<Removed>,
@@ -222,7 +222,7 @@ async fn records(
         let reason = format!("guest {guest} is gone");
         let mut kept_back = false;
         for kept in rec.dhcp.iter().filter(|k| k.is_running() != Some(false)) {
-            if !req.dry_run {
+            if !opts.dry_run {
                 if let Err(e) = kept.stop().await {
                     notes
                         .push(warning(format!("cannot stop {}: {e:#}; its record is kept", kept.describe())));
@@ -235,7 +235,7 @@ async fn records(
         if kept_back {
             continue;
         }
-        if !req.dry_run {
+        if !opts.dry_run {
             record::remove_at(&path)?;
         }
         removed.push(Removed { kind: "record", name: path.display().to_string(), reason });
@@ -249,7 +249,7 @@ async fn records(
 /// Nothing to do without `ovs-vsctl` or a running database; one that does not
 /// answer is a warning.
 async fn ovs_ports(
-    req: &Gc,
+    opts: &RunOpts,
     host: &Netlink,
     removed: &mut Vec<Removed>,
     notes: &mut Vec<String>,
@@ -268,7 +268,7 @@ async fn ovs_ports(
         if host.link_by_name(&iface.name).await?.is_some() {
             continue;
         }
-        if !req.dry_run {
+        if !opts.dry_run {
             crate::ovs::del_port_anywhere(&iface.name).await?;
         }
         let reason = "its interface is gone".to_string();

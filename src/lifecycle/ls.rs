@@ -15,8 +15,8 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::attach;
-use crate::cli::Ls;
 use crate::guest::{Guest, Source};
+use crate::model::{Ls, RunOpts};
 use crate::netlink::{Link, Netlink};
 use crate::ovs::MarkedInterface;
 use crate::plan::alias::{Alias, GuestRef, Kind};
@@ -74,15 +74,15 @@ struct Group {
     dumped: Option<(Netlink, Vec<Link>)>,
 }
 
-pub async fn run(req: &Ls) -> Outcome {
+pub async fn run(req: &Ls, opts: &RunOpts) -> Outcome {
     let outcome = match list(req).await {
-        Ok((entries, notes)) if req.json => {
+        Ok((entries, notes)) if opts.json => {
             Outcome::Json { doc: serde_json::json!({ "attachments": entries }), notes, code: 0 }
         }
         Ok((entries, notes)) => Outcome::Printed { lines: table(&entries), notes },
         Err(e) => Outcome::failed(e),
     };
-    if req.json {
+    if opts.json {
         report::json(outcome)
     } else {
         outcome

@@ -10,9 +10,9 @@ use std::net::IpAddr;
 use anyhow::Result;
 use ipnetwork::IpNetwork;
 
+use crate::model::Family;
 use crate::netlink::{Link, Netlink, Route};
 use crate::record::SavedRoute;
-use crate::types::Family;
 
 /// One route to make again in the guest.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::AddressMessageBuilder;
 
 use super::{ignore_gone, Netlink, CREATE};
-use crate::types::Family;
+use crate::model::Family;
 
 impl Netlink {
     /// The kernel's address messages for link `index` (both families).
@@ -170,7 +170,7 @@ impl Netlink {
         if !usable {
             return Ok(false);
         }
-        let routes = self.routes(crate::types::Family::V6).await?;
+        let routes = self.routes(crate::model::Family::V6).await?;
         Ok(routes.iter().any(|r| r.is_default() && r.oif == Some(index)))
     }
 }

@@ -10,7 +10,7 @@ use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::{LinkDummy, LinkIpoib, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVlan};
 
 use super::{Link, Netlink, CREATE};
-use crate::types::{Mac, MacvlanMode};
+use crate::model::{Mac, MacvlanMode};
 
 /// What kind of link to create for a guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

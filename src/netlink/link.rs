@@ -13,7 +13,7 @@ use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec};
 
 use super::{ignore_gone, Netlink};
-use crate::types::Mac;
+use crate::model::Mac;
 
 /// What we need to know about one interface, read over netlink (never sysfs:
 /// sysfs shows the namespace it was mounted in, not the one we ask about).

@@ -13,7 +13,7 @@ use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::RouteMessageBuilder;
 
 use super::{ignore_gone, Netlink, CREATE};
-use crate::types::Family;
+use crate::model::Family;
 
 /// One route of the main table, with the kernel's own message kept so that a
 /// deleted route can be put back exactly as it was (metric, protocol, scope...).

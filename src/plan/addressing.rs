@@ -10,10 +10,10 @@ use ipnetwork::IpNetwork;
 
 use super::dhcp::Leased;
 use super::{GuestFacts, GuestId, Step};
-use crate::cli::types::broadcast_of;
-use crate::cli::{Attach, IpSpec};
+use crate::model::broadcast_of;
+use crate::model::{is_link_local, Family};
+use crate::model::{Attach, IpSpec};
 use crate::netlink::{Link, Route};
-use crate::types::{is_link_local, Family};
 
 /// In the original's order: address, old default out, link up, routes; IPv6 turned
 /// on for the interface before anything of IPv6 is put on it. An IPSPEC list gets,
@@ -27,9 +27,6 @@ pub fn steps(req: &Attach, dev: &str, facts: &GuestFacts) -> Vec<Step> {
     if req.specs().any(|s| *s == IpSpec::Slaac) {
         let timeout = req.dhcp_timeout.unwrap_or(SLAAC_TIMEOUT);
         steps.push(Step::Slaac { dev: dev.to_string(), timeout });
-    }
-    if let Some(plugin) = &req.delegated {
-        steps.push(Step::Delegated { dev: dev.to_string(), plugin: plugin.clone() });
     }
     steps
 }

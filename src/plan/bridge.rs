@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 
 use super::alias::Kind;
 use super::{addressing, Class, GuestFacts, GuestId, HostFacts, Plan, Side, Step};
-use crate::cli::{Attach, HostIf};
+use crate::model::{Attach, HostIf};
 use crate::netlink::Link;
 
 /// A bridge made with no ports has the kernel's default MTU.

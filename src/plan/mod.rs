@@ -21,7 +21,7 @@ pub use bridge::Switch;
 pub use dhcp::{DhcpRequest, Lease, Lease6, Leased};
 pub use step::{veth_host_end, GuestLink, Side, Step};
 
-use crate::cli::{Attach, HostIf, IfName};
+use crate::model::{Attach, HostIf, IfName};
 use crate::netlink::{Link, Route};
 
 /// What was read on the host before planning.
@@ -66,6 +66,18 @@ pub struct KeptClient {
     /// Whether any of its processes still runs; `None` when that cannot be told
     /// without asking Docker (the helper container).
     pub running: Option<bool>,
+}
+
+/// What the caller of an attach promises beyond the request itself: set by the CNI
+/// plugin, whose runtime always calls DEL; the command line sets neither.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Terms {
+    /// The addresses and routes come from this CNI IPAM plugin, which runs while the
+    /// links are made (see `Step::Delegated`); the request's IPSPEC is then `0/0`.
+    pub ipam_plugin: Option<String>,
+    /// A DEL is sure to follow: a `dhcp4-f`/`dhcp6-f` keeper may serve a netns-file
+    /// guest (no process for it to watch), since that DEL stops it.
+    pub del_follows: bool,
 }
 
 /// The guest as the planner needs it: how to name things after it.
@@ -251,6 +263,7 @@ fn derived_name(name: String, what: &str, hint: &str) -> Result<String> {
 /// Plan an attachment of the request classified as `class`.
 pub fn plan(
     req: &Attach,
+    terms: &Terms,
     class: &Class,
     guest: &GuestId,
     host: &HostFacts,
@@ -268,10 +281,10 @@ pub fn plan(
     let cif = &class.container_if;
     addressing::refuse_ipv6_off(req, cif.as_str(), guest, facts)?;
     // Checked before planning the link: `dhcp` needs a Docker guest, `dhcp4` good options.
-    // An IPSPEC list has at most one DHCP form per family (see `cli::addresses`).
+    // An IPSPEC list has at most one DHCP form per family (see `model::addresses`).
     let mut dhcp = Vec::new();
     for ip in req.specs() {
-        dhcp.extend(DhcpRequest::plan(ip, cif.as_str(), guest, req.dhcp_timeout, req.keeper_until_del)?);
+        dhcp.extend(DhcpRequest::plan(ip, cif.as_str(), guest, req.dhcp_timeout, terms.del_follows)?);
     }
     let plan = match mode {
         Mode::Bridge { create } => bridge::plan(req, class, guest, Switch::Linux { create }, host, facts),
@@ -282,9 +295,13 @@ pub fn plan(
             bridge::plan(req, class, guest, Switch::Ovs { create: host.host_if.is_none() }, host, facts)
         }
     }?;
-    // The client runs last, once the interface is up (the addressing steps end with that).
+    // The IPAM plugin's addresses, and the client, come last, once the interface is
+    // up (every mode's steps end with the addressing steps, which bring it up).
     Ok(match plan {
         Plan::Steps(mut steps) => {
+            if let Some(plugin) = &terms.ipam_plugin {
+                steps.push(Step::Delegated { dev: cif.to_string(), plugin: plugin.clone() });
+            }
             steps.extend(dhcp.into_iter().map(Step::Dhcp));
             Plan::Steps(steps)
         }

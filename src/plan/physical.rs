@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 
 use super::alias::Kind;
 use super::{addressing, refuse_taken, GuestFacts, GuestId, GuestLink, HostFacts, Mode, Plan, Side, Step};
-use crate::cli::{Attach, HostIf, IfName};
+use crate::model::{Attach, HostIf, IfName};
 use crate::netlink::Link;
 
 pub fn plan(

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::alias::{Alias, Kind};
 use super::{GuestId, Side};
-use crate::cli::Del;
+use crate::model::Del;
 use crate::netlink::{Link, LinkConfig};
 
 /// A `--direct-phys` NIC as it was on the host before the attach moved it in (what
@@ -291,7 +291,7 @@ mod tests {
 
     fn del(line: &str) -> Del {
         match parse(line.split_whitespace()) {
-            Ok(Invocation::Del(d)) => d,
+            Ok(Invocation::Del(d, _)) => d,
             other => panic!("{other:?}"),
         }
     }

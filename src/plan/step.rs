@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnetwork::IpNetwork;
 
 use super::dhcp::DhcpRequest;
+use crate::model::{Mac, MacvlanMode};
 use crate::netlink::Route;
-use crate::types::{Mac, MacvlanMode};
 
 /// Which namespace a step acts in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -297,7 +297,7 @@ impl fmt::Display for Step {
                 write!(f, " dev {dev}")
             }
             Step::DeleteRoute { .. } | Step::AddRoute { .. } => fmt_route(self, f),
-            Step::Dhcp(req) if req.family == crate::types::Family::V6 => {
+            Step::Dhcp(req) if req.family == crate::model::Family::V6 => {
                 // What the DHCP step does first for DHCPv6 (see `apply::dhcp`).
                 let key = req.dev.replace('.', "/");
                 write!(

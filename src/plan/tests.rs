@@ -6,7 +6,7 @@ use crate::netlink::Route;
 
 pub(super) fn req(line: &str) -> Attach {
     match cli::parse(line.split_whitespace()) {
-        Ok(Invocation::Attach(a)) => a,
+        Ok(Invocation::Attach(a)) => a.req,
         other => panic!("{line}: {other:?}"),
     }
 }
@@ -43,7 +43,7 @@ pub(super) fn link(index: u32, name: &str, kind: Option<&str>) -> Link {
 
 /// Classify, then plan, as an attach does.
 pub(super) fn plan(req: &Attach, guest: &GuestId, host: &HostFacts, facts: &GuestFacts) -> Result<Plan> {
-    super::plan(req, &Class::of(req, host)?, guest, host, facts)
+    super::plan(req, &Terms::default(), &Class::of(req, host)?, guest, host, facts)
 }
 
 pub(super) fn bridge(mtu: u32) -> HostFacts {
@@ -524,5 +524,5 @@ fn slaac_turns_ipv6_and_router_advertisements_on_for_the_new_interface_alone() {
              wait up to 7 s for a router's address and default route on eth1",
         ]
     );
-    assert_eq!(req("br1 web1 slaac").family, crate::types::Family::V6);
+    assert_eq!(req("br1 web1 slaac").family, crate::model::Family::V6);
 }

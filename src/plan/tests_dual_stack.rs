@@ -3,8 +3,8 @@
 
 use super::tests::{attached, bridge, guest, plan, refused, req, steps};
 use super::*;
+use crate::model::Family;
 use crate::netlink::Route;
-use crate::types::Family;
 
 fn route(dst: &str, gw: Option<&str>, oif: u32) -> Route {
     Route::new(dst.parse().unwrap(), gw.map(|g| g.parse().unwrap()), oif).unwrap()
@@ -103,7 +103,7 @@ fn static_ipv4_with_slaac_and_dhcp_with_static_ipv6() {
         ]
     );
     // The DHCP client runs last, once the link is up.
-    assert!(matches!(steps.last(), Some(Step::Dhcp(d)) if d.client == crate::cli::DhcpClient::Builtin));
+    assert!(matches!(steps.last(), Some(Step::Dhcp(d)) if d.client == crate::model::DhcpClient::Builtin));
     assert_eq!(steps.len(), 7);
 }
 

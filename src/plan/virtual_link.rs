@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 
 use super::alias::Kind;
 use super::{addressing, refuse_taken, GuestFacts, GuestId, GuestLink, HostFacts, Mode, Plan, Side, Step};
-use crate::cli::{Attach, IfName};
+use crate::model::{Attach, IfName};
 
 /// An `ipoib` child of HOSTIF, with `pkey 0xPKEY` for `@PKEY`; CONTAINER_IF defaults to `ib0`.
 pub fn ipoib(

@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 
 use super::log::{Line, Log, Who};
 use super::{daemon, Shared};
-use crate::cli::Gc;
+use crate::model::RunOpts;
 use crate::plan::alias::{Alias, GuestRef};
 use crate::report::Outcome;
 use crate::{interrupt, record};
@@ -37,7 +37,7 @@ impl GcLane {
             return;
         }
         *last = Some(Instant::now());
-        let outcome = crate::lifecycle::gc::run(&Gc { dry_run: false, json: true }).await;
+        let outcome = crate::lifecycle::gc::run(&RunOpts { json: true, ..RunOpts::default() }).await;
         if let Some(line) = gc_line(outcome) {
             log.write(line);
         }

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use serde_json::Value;
 
-use crate::cli::{self, Attach, DhcpClient, IpSpec};
+use crate::cli::{self, AttachCommand};
+use crate::model::{Attach, DhcpClient, IpSpec};
 
 /// What a container's inspect says that declarations need.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -84,7 +85,7 @@ pub struct Declaration {
     pub source: String,
     /// The label or variable it is, with its value.
     pub entry: Entry,
-    pub attach: Result<Attach, String>,
+    pub attach: Result<AttachCommand, String>,
 }
 
 /// A label or an environment variable: (name, value).
@@ -157,7 +158,7 @@ pub fn declarations_of_text(text: &str, key: Option<&str>) -> Vec<Result<Attach,
         }
     }
     match declarations(&c, key) {
-        Declared::Serve(d) => d.into_iter().map(|d| d.attach).collect(),
+        Declared::Serve(d) => d.into_iter().map(|d| d.attach.map(|a| a.req)).collect(),
         Declared::OtherKey => Vec::new(),
     }
 }
@@ -169,12 +170,12 @@ fn container_key(c: &Container) -> Option<&str> {
 }
 
 /// `HOSTIF [opts] IPSPEC [MAC][@VLAN]`: the container goes in as GUEST after HOSTIF.
-fn from_label(c: &Container, text: &str) -> Result<Attach, String> {
+fn from_label(c: &Container, text: &str) -> Result<AttachCommand, String> {
     let words = words(c, text)?;
     let words = with_guest(words, &c.id)?;
     let attach = crate::batch::parse_words(words)?;
     // What clap took as GUEST is the container, or the label is not as the grammar has it.
-    if attach.guest != c.id {
+    if attach.req.guest != c.id {
         return Err(format!("cannot tell HOSTIF from the options in '{text}'"));
     }
     for_watch(attach)
@@ -182,19 +183,19 @@ fn from_label(c: &Container, text: &str) -> Result<Attach, String> {
 
 /// A whole command line (`pipework` before it allowed) whose GUEST must be the
 /// container itself: by name, `/name`, id or id prefix (`@CONTAINER_ID@`).
-fn from_env(c: &Container, text: &str) -> Result<Attach, String> {
+fn from_env(c: &Container, text: &str) -> Result<AttachCommand, String> {
     let mut words = words(c, text)?;
     if words.first().is_some_and(|w| w == "pipework") {
         words.remove(0);
     }
     let mut attach = crate::batch::parse_words(words)?;
-    let g = attach.guest.trim_start_matches('/');
+    let g = attach.req.guest.trim_start_matches('/');
     let is_id = !g.is_empty() && g.bytes().all(|b| b.is_ascii_hexdigit()) && c.id.starts_with(g);
     if g != c.name && !is_id {
-        return Err(format!("GUEST is '{}', not this container ({})", attach.guest, c.name));
+        return Err(format!("GUEST is '{}', not this container ({})", attach.req.guest, c.name));
     }
     // By id from now on: a name can be another container's by the time it is looked up.
-    attach.guest = c.id.clone();
+    attach.req.guest = c.id.clone();
     for_watch(attach)
 }
 
@@ -203,9 +204,9 @@ fn from_env(c: &Container, text: &str) -> Result<Attach, String> {
 /// files, and its options name files it runs or writes (`dhclient -lf FILE` writes
 /// its leases over FILE), while a label or variable may come with an image.
 /// (dhcpcd's options are dropped anyway, as the original drops them.)
-fn for_watch(mut attach: Attach) -> Result<Attach, String> {
+fn for_watch(mut attach: AttachCommand) -> Result<AttachCommand, String> {
     let host_run =
-        attach.specs().find_map(|s| match s {
+        attach.req.specs().find_map(|s| match s {
             IpSpec::Dhcp {
                 client: client @ (DhcpClient::Udhcpc | DhcpClient::Dhclient), options, ..
             } if !options.is_empty() => Some(client),
@@ -218,7 +219,7 @@ fn for_watch(mut attach: Attach) -> Result<Attach, String> {
              dhcp6 are pipework's own)"
         ));
     }
-    attach.json = true;
+    attach.opts.json = true;
     Ok(attach)
 }
 

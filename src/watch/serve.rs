@@ -15,10 +15,12 @@ use tokio::sync::Mutex;
 use super::declare::{self, Container, Declaration, Declared};
 use super::log::{Line, Who};
 use super::{daemon, image, Shared};
-use crate::cli::Attach;
+use crate::attach::{self, Attachment, Given};
+use crate::cli::AttachCommand;
+use crate::interrupt;
+use crate::model::Attach;
 use crate::netlink::Netlink;
-use crate::report::Outcome;
-use crate::{attach, interrupt};
+use crate::report::{Failed, Said, Verb};
 
 /// A start to serve.
 #[derive(Clone, Debug)]
@@ -62,7 +64,7 @@ pub async fn serve(ctx: &Shared, start: &Started) {
             }
         };
         let outcome = ctx.anchors.attach(&attach, &ctx.host).await;
-        let (ok, message, mut more) = describe(&attach, outcome);
+        let (ok, message, mut more) = describe(&attach.req, outcome);
         if !ok && interrupt::received().is_none() && !still_there(ctx, &c).await {
             return;
         }
@@ -124,18 +126,24 @@ async fn own(
 pub struct Anchors(RefCell<HashMap<String, Rc<Mutex<bool>>>>);
 
 impl Anchors {
-    async fn attach(&self, req: &Attach, host: &Netlink) -> Outcome {
-        let key = crate::batch::key_of(req, &HashMap::new());
+    async fn attach(&self, attach: &AttachCommand, host: &Netlink) -> Verb<Attachment> {
+        let key = crate::batch::key_of(&attach.req, &HashMap::new());
         let gate = self.0.borrow_mut().entry(key).or_default().clone();
         let mut first = Some(gate.lock().await);
         if first.as_deref() == Some(&true) {
             first = None;
         }
-        let outcome = attach::run_on(req, host).await;
-        if let (Some(anchored), Outcome::Json { code: 0, .. }) = (first.as_mut(), &outcome) {
+        let mut verb = attach::attach(&attach.req, &attach.opts, host, Given::default()).await;
+        if let (Some(anchored), Ok(_)) = (first.as_mut(), &verb) {
             **anchored = true;
         }
-        outcome
+        // The parse's warnings come before the run's.
+        match &mut verb {
+            Ok(Said { notes, .. }) | Err(Failed { notes, .. }) => {
+                notes.splice(0..0, attach.warnings.iter().cloned());
+            }
+        }
+        verb
     }
 }
 
@@ -160,15 +168,15 @@ fn merge(into: &mut Value, from: Value) {
 }
 
 /// Whether it worked, what to say, and the facts for `--json`.
-fn describe(req: &Attach, outcome: Outcome) -> (bool, String, Value) {
-    match outcome {
-        Outcome::Json { doc, notes, code: 0 } => {
-            let (message, mut fields) = attached(req, &doc);
+fn describe(req: &Attach, verb: Verb<Attachment>) -> (bool, String, Value) {
+    match verb {
+        Ok(Said { value, notes }) => {
+            let (message, mut fields) = attached(req, &value);
             let message = notes.iter().fold(message, |m, n| format!("{m}; {n}"));
             fields["warnings"] = json!(notes);
             (true, message, fields)
         }
-        Outcome::Failed { error, rollback_errors, notes } => {
+        Err(Failed { error, rollback_errors, notes }) => {
             let mut message = format!("{error:#}");
             if interrupt::received().is_some() {
                 message.push_str(" (undone; applied again when the watcher next starts)");
@@ -178,37 +186,33 @@ fn describe(req: &Attach, outcome: Outcome) -> (bool, String, Value) {
             }
             (false, message, json!({ "error": format!("{error:#}"), "rollback_errors": rollback_errors }))
         }
-        Outcome::Interrupted(_, said) => describe(req, *said),
-        other => (true, format!("{other:?}"), json!({})),
     }
 }
 
 /// `attached eth1 to br1 (10.0.0.2/24; host end veth1pl42)`, or already in place.
-fn attached(req: &Attach, doc: &Value) -> (String, Value) {
-    if doc["dry_run"] == true {
-        let steps = doc["steps"].as_array().map_or(0, Vec::len);
-        return (
-            format!("would take {steps} steps (--dry-run)"),
-            json!({ "changed": false, "steps": doc["steps"] }),
-        );
-    }
-    let interfaces = doc["interfaces"].as_array().cloned().unwrap_or_default();
-    let named = |inside: bool| {
-        interfaces.iter().find(|i| i.get("sandbox").is_some() == inside).and_then(|i| i["name"].as_str())
+fn attached(req: &Attach, attachment: &Attachment) -> (String, Value) {
+    let a = match attachment {
+        Attachment::Planned(steps) => {
+            let steps: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
+            let message = format!("would take {} steps (--dry-run)", steps.len());
+            return (message, json!({ "changed": false, "steps": steps }));
+        }
+        Attachment::Done(Some(a)) => a,
+        // The watcher asks for the result (`for_watch`): never without one.
+        Attachment::Done(None) => return ("attached".into(), json!({ "changed": true })),
     };
-    let (cif, host_end) = (named(true).unwrap_or("?").to_string(), named(false).map(str::to_string));
-    let addresses: Vec<&str> =
-        doc["ips"].as_array().into_iter().flatten().filter_map(|i| i["address"].as_str()).collect();
-    let mut detail: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
+    let cif = a.container_if().map_or("?", |i| i.name.as_str());
+    let host_end = a.host_end().map(|i| i.name.as_str());
+    let addresses: Vec<String> = a.ips.iter().map(|i| i.address.to_string()).collect();
+    let mut detail = addresses.clone();
     detail.extend(host_end.iter().map(|e| format!("host end {e}")));
     let detail = if detail.is_empty() { String::new() } else { format!(" ({})", detail.join("; ")) };
-    let changed = doc["changed"] != false;
-    let message = match changed {
+    let message = match a.changed {
         true => format!("attached {cif} to {}{detail}", req.host_if),
         false => format!("{cif} on {} already in place{detail}", req.host_if),
     };
     let fields = json!({
-        "changed": changed,
+        "changed": a.changed,
         "container_if": cif,
         "host_if": req.host_if.to_string(),
         "host_end": host_end,

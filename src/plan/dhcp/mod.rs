@@ -14,8 +14,8 @@ use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
 use super::GuestId;
-use crate::cli::{DhcpClient, IpSpec};
-use crate::types::Family;
+use crate::model::Family;
+use crate::model::{DhcpClient, IpSpec};
 
 /// How long an external client may take to get its lease before it is stopped and
 /// everything undone. dhclient gives up by itself after 60 s (its `timeout`), and
@@ -73,7 +73,7 @@ impl DhcpRequest {
     /// what can be refused before any change: `dhcp` for a guest that is not a
     /// Docker container, and bad `dhcp4` options.
     /// `until_del`: a `-f` keeper with no guest process to watch is allowed, as `del`
-    /// will stop it (the CNI plugin's DEL always comes; see `Attach::keeper_until_del`).
+    /// will stop it (the CNI plugin's DEL always comes; see `Terms::del_follows`).
     pub fn plan(
         ip: &IpSpec,
         dev: &str,

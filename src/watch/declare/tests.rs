@@ -16,7 +16,7 @@ fn container(labels: &[(&str, &str)], env: &[(&str, &str)]) -> Container {
 
 fn served(c: &Container, key: Option<&str>) -> Vec<(String, Result<Attach, String>)> {
     match declarations(c, key) {
-        Declared::Serve(d) => d.into_iter().map(|d| (d.source, d.attach)).collect(),
+        Declared::Serve(d) => d.into_iter().map(|d| (d.source, d.attach.map(|a| a.req))).collect(),
         Declared::OtherKey => panic!("refused by key"),
     }
 }
@@ -39,7 +39,8 @@ fn labels_in_the_order_of_n_with_the_container_as_guest() {
     assert_eq!(a.ip, "10.0.1.2/24@10.0.1.1".parse().unwrap());
     assert_eq!(a.container_if.as_ref().unwrap().as_str(), "eth2");
     assert_eq!(a.vlan.as_ref().unwrap().as_str(), "7");
-    assert!(a.json, "the log reads the result document");
+    let Declared::Serve(d) = declarations(&c, None) else { panic!("refused by key") };
+    assert!(d[0].attach.as_ref().unwrap().opts.json, "the log reads the result document");
 }
 
 #[test]
@@ -108,7 +109,7 @@ fn env_commands_of_the_wrapper_image_with_its_macros() {
     assert_eq!(sources, ["env apache_pipework_cmd", "env pipework_cmd", "env pipework_cmd_b"], "by name");
     let a = got[0].1.as_ref().unwrap();
     assert_eq!((a.host_if.to_string(), a.guest.as_str()), ("br-shop".into(), ID));
-    assert_eq!(a.mac, Some(crate::types::Mac::derived_from("web.example")), "U:@HOSTNAME@");
+    assert_eq!(a.mac, Some(crate::model::Mac::derived_from("web.example")), "U:@HOSTNAME@");
     let b = got[2].1.as_ref().unwrap();
     assert_eq!((&b.ip, b.guest.as_str()), (&"10.0.0.12/24".parse().unwrap(), ID));
 }

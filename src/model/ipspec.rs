@@ -9,7 +9,7 @@ use std::str::FromStr;
 use anyhow::{anyhow, bail, Result};
 use ipnetwork::IpNetwork;
 
-pub use crate::types::{Family, IfName, Mac, MacvlanMode, IFNAME_FORM, IFNAME_MAX};
+use super::names::{Family, Mac};
 
 /// The expected form of IPSPEC, for error messages and help.
 pub const IPSPEC_FORM: &str = "ADDR/PREFIX[@GATEWAY], 0/0, or a DHCP client";
@@ -255,6 +255,7 @@ pub fn broadcast_of(net: &IpNetwork) -> Option<Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{IfName, MacvlanMode};
 
     #[test]
     fn addresses_and_gateways_that_cannot_work_are_refused() {

@@ -4,8 +4,8 @@
 
 use anyhow::{bail, Result};
 
-use super::types::IpSpec;
-use crate::types::Family;
+use super::ipspec::IpSpec;
+use super::names::Family;
 
 /// The elements of IPSPEC. A DHCP form with `:OPTIONS` takes the rest of the text,
 /// commas and all (the original passes its options on untouched, and they may hold
@@ -94,6 +94,43 @@ pub fn family(flag: Option<&str>, elements: &[(&str, IpSpec)]) -> Result<Family>
         }
     }
     Ok(want)
+}
+
+/// IPSPEC as the command line takes it (one element, or a list that keeps the
+/// list's rules): every element, in order. A CNI IPAM plugin's answer is checked
+/// by this too, so that it is refused exactly as the command line refuses it.
+pub fn list(text: &str) -> Result<Vec<IpSpec>> {
+    let (first, more, _) = parse(text, None)?;
+    Ok(std::iter::once(first).chain(more).collect())
+}
+
+/// IPSPEC and `-a`: one element exactly as the original's grammar; a list element
+/// by element, then as a whole. The first element, the others, and the family.
+pub fn parse(text: &str, flag: Option<&str>) -> Result<(IpSpec, Vec<IpSpec>, Family)> {
+    let words = split(text);
+    if words.len() == 1 {
+        let ip: IpSpec = text.parse()?;
+        let family = family_of_one(flag, &ip, text)?;
+        return Ok((ip, Vec::new(), family));
+    }
+    let elements = words.into_iter().map(|w| Ok((w, w.parse()?))).collect::<Result<Vec<(&str, IpSpec)>>>()?;
+    check(text, &elements)?;
+    let family = family(flag, &elements)?;
+    let mut specs = elements.into_iter().map(|(_, s)| s);
+    let first = specs.next().expect("two or more elements");
+    Ok((first, specs.collect(), family))
+}
+
+/// `-a` wins when given, but an address that contradicts it is an error.
+fn family_of_one(flag: Option<&str>, ip: &IpSpec, ip_text: &str) -> Result<Family> {
+    match (flag.map(str::parse::<Family>).transpose()?, ip.family()) {
+        (Some(f), Some(i)) if f != i => {
+            bail!("-a {} contradicts the {i} address {ip_text}", flag.unwrap_or_default())
+        }
+        (Some(f), _) => Ok(f),
+        (None, Some(i)) => Ok(i),
+        (None, None) => Ok(Family::V4),
+    }
 }
 
 #[cfg(test)]

@@ -63,6 +63,13 @@ impl fmt::Display for Mac {
     }
 }
 
+/// As `ip link` writes it, `02:42:ac:11:00:02`.
+impl serde::Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl FromStr for Mac {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {

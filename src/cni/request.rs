@@ -1,11 +1,14 @@
-//! The command line an ADD amounts to (`HOSTIF NETNS IPSPEC [MAC][@VLAN] -i
-//! CNI_IFNAME -l HOST_END` and the options of `"pipework"`), parsed as the command
-//! line is: the config reaches what the command line reaches, chosen the same way.
+//! The attachment an ADD amounts to (`HOSTIF NETNS IPSPEC [MAC][@VLAN] -i
+//! CNI_IFNAME -l HOST_END` and the options of `"pipework"`), built as typed values
+//! from the config, each checked by the same `FromStr` the command line uses: the
+//! config reaches what the command line reaches, and is refused in the same words.
 
 use std::net::IpAddr;
 
-use crate::cli::{self, Attach, Invocation, IpSpec};
-use crate::types::Mac;
+use anyhow::Context as _;
+
+use crate::model::{self, addresses, Attach, HostIf, IpSpec, Mac, MacVlan};
+use crate::plan::Terms;
 
 use super::error::{CniError, Code};
 use super::result::{CniResult, IpConfig};
@@ -18,50 +21,52 @@ fn default_gateway(leased: &CniResult, ip: &IpConfig) -> Option<IpAddr> {
     route.gw.or(ip.gateway)
 }
 
-/// The command line this ADD amounts to, parsed as the command line is. With an IPAM
+/// The attachment this ADD amounts to, and what its runtime promises. With an IPAM
 /// plugin to delegate to, IPSPEC is `0/0` and the plugin's addresses come later (see
 /// `Step::Delegated`); with the built-in DHCP client, `dhcp4-f`.
-pub fn request(call: &Call, mac: Option<Mac>) -> Result<Attach, CniError> {
+pub fn request(call: &Call, mac: Option<Mac>) -> Result<(Attach, Terms), CniError> {
+    let invalid = |e: anyhow::Error| CniError::new(Code::InvalidConfig, format!("{e:#}"));
     let own = &call.conf.pipework;
-    let mut argv: Vec<String> = vec!["--json".into(), "-i".into(), call.env.ifname.clone()];
-    argv.extend(["-l".into(), bridge::host_end(&call.env.container_id, &call.env.ifname)]);
-    if own.direct_phys {
-        argv.push("--direct-phys".into());
-    }
-    if let Some(mode) = &own.macvlan_mode {
-        argv.extend(["--macvlan-mode".into(), mode.clone()]);
-    }
     let dhcp = call.conf.ipam.as_ref().filter(|i| i.is_builtin());
-    if let Some(t) = dhcp.and_then(|i| i.timeout) {
-        argv.extend(["--timeout".into(), t.to_string()]);
-    }
-    // The positionals after `--`: a name from the config is never read as a flag.
-    argv.extend(["--".into(), call.conf.host_if().to_string(), call.env.netns.clone()]);
-    argv.push(if dhcp.is_some() { "dhcp4-f".into() } else { "0/0".into() });
-    let vlan = call.conf.vlan.map(|v| format!("@{v}")).unwrap_or_default();
-    let macvlan = format!("{}{vlan}", mac.map(|m| m.to_string()).unwrap_or_default());
-    if !macvlan.is_empty() {
-        argv.push(macvlan);
-    }
-    match cli::parse_without_passthrough(argv) {
-        // DEL stops the keeper (through the record, or after the namespace went).
-        Ok(Invocation::Attach(a)) => {
-            let delegated = call.ipam().map(|i| i.kind.to_string());
-            Ok(Attach { keeper_until_del: true, delegated, ..a })
-        }
-        Ok(_) | Err(cli::CliError::Syntax) => Err(CniError::new(Code::InvalidConfig, "not an attachment")),
-        Err(cli::CliError::Clap(e)) => {
-            Err(CniError::new(Code::InvalidConfig, e.to_string().trim().to_string()))
-        }
-        Err(cli::CliError::Invalid(e)) => Err(CniError::new(Code::InvalidConfig, format!("{e:#}"))),
-    }
+    let (ip, more, family) =
+        addresses::parse(if dhcp.is_some() { "dhcp4-f" } else { "0/0" }, None).map_err(invalid)?;
+    let timeout = dhcp.and_then(|i| i.timeout);
+    let dhcp_timeout = model::dhcp_timeout(timeout, std::iter::once(&ip)).map_err(invalid)?;
+    let vlan = match call.conf.vlan {
+        Some(v) => format!("@{v}").parse::<MacVlan>().map_err(invalid)?.vlan,
+        None => None,
+    };
+    let host_end = bridge::host_end(&call.env.container_id, &call.env.ifname);
+    let req = Attach {
+        host_if: call.conf.host_if().parse::<HostIf>().map_err(invalid)?,
+        direct_phys: own.direct_phys,
+        macvlan_mode: own.macvlan_mode.as_deref().unwrap_or("bridge").parse().map_err(invalid)?,
+        container_if: Some(
+            call.env
+                .ifname
+                .parse()
+                .with_context(|| format!("bad -i '{}'", call.env.ifname))
+                .map_err(invalid)?,
+        ),
+        local_if: Some(host_end.parse().with_context(|| format!("bad -l '{host_end}'")).map_err(invalid)?),
+        family,
+        guest: call.env.netns.clone(),
+        ip,
+        more,
+        mac,
+        vlan,
+        dhcp_timeout,
+    };
+    // DEL stops the keeper (through the record, or after the namespace went).
+    let terms = Terms { ipam_plugin: call.ipam().map(|i| i.kind.to_string()), del_follows: true };
+    Ok((req, terms))
 }
 
 /// IPAM's addresses as the elements of an IPSPEC list, checked as the command line
 /// checks one (`0/0` for none).
 pub fn specs(leased: &CniResult) -> Result<Vec<IpSpec>, CniError> {
     let text = ipspec(leased);
-    cli::ipspec_list(&text).map_err(|e| CniError::new(Code::InvalidConfig, format!("{e:#}")))
+    addresses::list(&text).map_err(|e| CniError::new(Code::InvalidConfig, format!("{e:#}")))
 }
 
 /// IPAM's addresses as an IPSPEC list; `0/0` for none.
@@ -86,7 +91,6 @@ fn ipspec(leased: &CniResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{HostIf, IpSpec};
     use crate::cni::env::{Command, Env};
 
     fn call(conf: &str) -> Call {
@@ -108,13 +112,16 @@ mod tests {
         let c = call(
             r#"{"cniVersion":"1.0.0","name":"n","type":"pipework","bridge":"br7","ipam":{"type":"static"}}"#,
         );
-        let a = request(&c, None).unwrap();
+        let (a, terms) = request(&c, None).unwrap();
         assert_eq!(a.host_if, HostIf::Name("br7".parse().unwrap()));
         assert_eq!((a.guest.as_str(), a.container_if.unwrap().as_str()), ("/run/netns/n1", "eth0"));
         assert_eq!(a.local_if.unwrap().to_string(), bridge::host_end("c1", "eth0"));
         // The links alone: IPAM's addresses come while they are made.
-        assert_eq!((a.ip, a.more, a.delegated.as_deref()), ("0/0".parse().unwrap(), vec![], Some("static")));
-        assert!(a.json);
+        assert_eq!(
+            (a.ip, a.more, terms.ipam_plugin.as_deref()),
+            ("0/0".parse().unwrap(), vec![], Some("static"))
+        );
+        assert!(terms.del_follows);
         let l = leased(serde_json::json!({"ips": [{"address": "10.1.0.5/24", "gateway": "10.1.0.1"},
             {"address": "fd00::5/64", "gateway": "fd00::1"}], "routes": [{"dst": "0.0.0.0/0"}]}));
         // A gateway only where IPAM routes the family's default through it.
@@ -137,7 +144,7 @@ mod tests {
             r#"{"cniVersion":"1.0.0","name":"n","type":"pipework","vlan":7,
                 "pipework":{"hostInterface":"eth2","macvlanMode":"private"}}"#,
         );
-        let a = request(&c, Some("02:00:00:00:00:07".parse().unwrap())).unwrap();
+        let (a, _) = request(&c, Some("02:00:00:00:00:07".parse().unwrap())).unwrap();
         assert_eq!(a.host_if, HostIf::Name("eth2".parse().unwrap()));
         assert_eq!(a.macvlan_mode.to_string(), "private");
         assert_eq!(a.vlan.unwrap().as_str(), "7");
@@ -145,8 +152,8 @@ mod tests {
         assert_eq!(a.ip, "0/0".parse::<IpSpec>().unwrap());
         let c =
             call(r#"{"cniVersion":"1.0.0","name":"n","type":"pipework","pipework":{"hostInterface":"-v"}}"#);
-        let a = request(&c, None).unwrap();
-        assert_eq!((a.host_if.to_string().as_str(), a.verbose), ("-v", false), "a name, never a flag");
+        let (a, _) = request(&c, None).unwrap();
+        assert_eq!(a.host_if.to_string(), "-v", "a name, never a flag");
     }
 
     #[test]
@@ -154,7 +161,7 @@ mod tests {
         let c = call(
             r#"{"cniVersion":"1.0.0","name":"n","type":"pipework","ipam":{"type":"pipework-dhcp4","timeout":9}}"#,
         );
-        let a = request(&c, None).unwrap();
+        let (a, _) = request(&c, None).unwrap();
         assert!(matches!(a.ip, IpSpec::Dhcp { foreground: true, .. }), "{:?}", a.ip);
         assert_eq!(a.dhcp_timeout, Some(std::time::Duration::from_secs(9)));
     }
