@@ -1,5 +1,6 @@
 //! One attachment, end to end: resolve the guest, read the facts, plan, then
-//! print the plan (`--dry-run`) or apply it all-or-nothing.
+//! give the plan (`--dry-run`) or apply it all-or-nothing. The verb [`attach`];
+//! `crate::run` runs it for the command line and `--batch`.
 
 use std::os::unix::fs::MetadataExt;
 
@@ -12,31 +13,8 @@ use crate::model::{Attach, RunOpts};
 use crate::netlink::{Link, Netlink};
 use crate::plan::alias::GuestRef;
 use crate::plan::{self, Class, GuestId, Mode, Plan, Side, Terms};
-use crate::report::{warning, Failed, Outcome, Said, Verb};
-use crate::{announce, attach_result, blocking, facts, interrupt, record, render};
-
-/// One attachment from the command line, with SIGINT, SIGTERM and SIGHUP turned into
-/// a failure that undoes it (see `crate::interrupt`).
-pub async fn run(req: &Attach, opts: &RunOpts) -> Outcome {
-    if let Err(e) = interrupt::install() {
-        return Outcome::failed(e.context("cannot catch signals"));
-    }
-    let outcome = match Netlink::current() {
-        Ok(host) => run_on(req, opts, &host).await,
-        Err(e) => Outcome::failed(e),
-    };
-    let outcome = match (outcome, interrupt::received()) {
-        // Whatever failed during an interruption failed because of it (a client that
-        // the terminal's Ctrl-C reached as well, say).
-        (failed @ Outcome::Failed { .. }, Some(signal)) => Outcome::Interrupted(signal, Box::new(failed)),
-        (outcome, _) => outcome,
-    };
-    if opts.json {
-        crate::report::json(outcome)
-    } else {
-        outcome
-    }
-}
+use crate::report::{warning, Failed, Said, Verb};
+use crate::{announce, attach_result, blocking, facts, interrupt, record};
 
 /// Everything read and decided before anything changes.
 struct Prepared {
@@ -51,11 +29,6 @@ struct Prepared {
     /// CONTAINER_IF, and the veth modes' host end, for the `--json` result.
     container_if: String,
     host_end: Option<String>,
-}
-
-/// [`run`] with the host's netlink handle given: a batch shares one among its lines.
-pub async fn run_on(req: &Attach, opts: &RunOpts, host: &Netlink) -> Outcome {
-    render::attachment(opts, attach(req, opts, host, Given::default()).await)
 }
 
 /// What a CNI ADD has at hand before its attach: the guest it opened, with a

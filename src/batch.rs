@@ -15,7 +15,7 @@ use crate::cli::{self, AttachCommand, Batch, CliError, Invocation};
 use crate::model::{Attach, HostIf, Mac};
 use crate::netlink::Netlink;
 use crate::report::{self, Outcome};
-use crate::{attach, facts, interrupt};
+use crate::{facts, interrupt, run};
 
 /// Lines in flight at once. Link changes serialise on the kernel's RTNL lock anyway;
 /// this hides each line's own waits (Docker look-ups, thread hand-offs) behind the
@@ -163,7 +163,7 @@ struct LineResult {
 impl LineResult {
     fn from_outcome(line: usize, outcome: Outcome) -> LineResult {
         let (error, steps, notes) = match outcome {
-            // attach::run_on reports a line's own interruption as its failure.
+            // run::attach_on reports a line's own interruption as its failure.
             Outcome::Interrupted(_, said) => return LineResult::from_outcome(line, *said),
             Outcome::Done(lines) => (None, lines, Vec::new()),
             Outcome::Printed { lines, notes } => (None, lines, notes),
@@ -217,7 +217,7 @@ async fn run_jobs<W: Write>(jobs: Vec<Job>, host: &Netlink, out: &mut Printer<W>
             let Some((g, job)) = ready.pop_front() else { break };
             in_flight.push(async move {
                 let AttachCommand { req, opts, warnings } = &job.attach;
-                let outcome = attach::run_on(req, opts, host).await.said_first(warnings.clone());
+                let outcome = run::attach_on(req, opts, host).await.said_first(warnings.clone());
                 let failed = matches!(outcome, Outcome::Failed { .. });
                 (g, job.index, LineResult::from_outcome(job.line, outcome), failed)
             });

@@ -28,6 +28,7 @@ mod programs;
 mod record;
 mod render;
 pub mod report;
+mod run;
 mod wait;
 mod watch;
 
@@ -83,14 +84,14 @@ pub fn main<I: IntoIterator<Item = String>>(argv: I) -> ExitCode {
         }
     };
     let outcome = match invocation {
-        Invocation::Attach(a) => runtime.block_on(attach::run(&a.req, &a.opts)).said_first(a.warnings),
+        Invocation::Attach(a) => runtime.block_on(run::attach(&a.req, &a.opts)).said_first(a.warnings),
         Invocation::Passthrough(p) => passthrough::run(&p),
         Invocation::Wait { container_if, timeout } => runtime.block_on(wait::run(&container_if, timeout)),
         Invocation::Batch(b) => runtime.block_on(batch::run(&b)),
-        Invocation::Del(d, o) => runtime.block_on(lifecycle::del::run(&d, &o)),
-        Invocation::Ls(l, o) => runtime.block_on(lifecycle::ls::run(&l, &o)),
-        Invocation::Check(c, o) => runtime.block_on(lifecycle::check::run(&c, &o)),
-        Invocation::Gc(o) => runtime.block_on(lifecycle::gc::run(&o)),
+        Invocation::Del(d, o) => render::removed(&o, runtime.block_on(lifecycle::del::del(&d, &o))),
+        Invocation::Ls(l, o) => render::listing(&o, runtime.block_on(lifecycle::ls::ls(&l))),
+        Invocation::Check(c, o) => render::check_report(&o, runtime.block_on(lifecycle::check::check(&c))),
+        Invocation::Gc(o) => render::collected(&o, runtime.block_on(lifecycle::gc::gc(&o))),
         Invocation::Watch(w) => runtime.block_on(watch::run(&w)),
     };
     // An interrupted built-in DHCP exchange may still sit on the blocking pool until

@@ -2,9 +2,9 @@
 //! as it was made), then the `prevResult`'s addresses on the interface.
 
 use crate::lifecycle;
-use crate::model::{Check, RunOpts};
+use crate::model::Check;
 use crate::netlink::Netlink;
-use crate::report::Outcome;
+use crate::report::{Failed, Said};
 
 use super::env::Command;
 use super::error::{CniError, Code};
@@ -52,16 +52,10 @@ async fn as_attached(call: &Call) -> Result<(), CniError> {
     let container_if =
         call.env.ifname.parse().map_err(|e| CniError::new(Code::InvalidEnvironment, format!("{e:#}")))?;
     let req = Check { guest: call.env.netns.clone(), container_if };
-    let opts = RunOpts { json: true, ..RunOpts::default() };
-    let Outcome::Json { doc, .. } = lifecycle::check::run(&req, &opts).await else {
-        return Err(CniError::new(Code::Internal, "check gave no result"));
-    };
-    if doc["ok"] == true {
-        return Ok(());
-    }
-    let said = match doc.get("differences").and_then(|d| d.as_array()) {
-        Some(d) => d.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join("; "),
-        None => doc["error"].as_str().unwrap_or("not as attached").to_string(),
+    let said = match lifecycle::check::check(&req).await {
+        Ok(Said { value, .. }) if value.ok() => return Ok(()),
+        Ok(Said { value, .. }) => value.differences.join("; "),
+        Err(Failed { error, .. }) => format!("{error:#}"),
     };
     Err(CniError::new(Code::Internal, format!("{} in {}: {said}", call.env.ifname, call.env.netns)))
 }

@@ -6,7 +6,7 @@ use crate::lifecycle;
 use crate::model::{Del, RunOpts};
 use crate::netlink::Netlink;
 use crate::record;
-use crate::report::Outcome;
+use crate::report::Failed;
 
 use super::env::Command;
 use super::error::{CniError, Code};
@@ -65,9 +65,9 @@ async fn lifecycle_del(call: &Call) -> Result<(), CniError> {
         .parse()
         .map_err(|e| CniError::new(Code::InvalidEnvironment, format!("bad CNI_IFNAME {ifname:?}: {e:#}")))?;
     let req = Del { host_if: None, guest: call.env.netns.clone(), container_if, prune_bridge: false };
-    match lifecycle::del::run(&req, &RunOpts::default()).await {
-        Outcome::Failed { error, .. } => Err(CniError::internal(&error)),
-        _ => Ok(()),
+    match lifecycle::del::del(&req, &RunOpts::default()).await {
+        Err(Failed { error, .. }) => Err(CniError::internal(&error)),
+        Ok(_) => Ok(()),
     }
 }
 

@@ -8,74 +8,56 @@ use std::net::IpAddr;
 
 use anyhow::{Context as _, Result};
 use ipnetwork::IpNetwork;
-use serde_json::json;
 
 use crate::attach;
-use crate::model::Family;
-use crate::model::{Check, RunOpts};
+use crate::model::{Check, Family};
 use crate::netlink::{Link, Netlink};
 use crate::plan::alias::{Alias, Kind};
 use crate::plan::remove::{mark, nic_of, Marked};
 use crate::record::{self, is_link_local, Record};
-use crate::report::{self, Outcome};
+use crate::report::{Said, Verb};
 
 /// What `check` found.
-struct Verdict {
-    alias: Option<Alias>,
-    host_end: Option<String>,
-    differences: Vec<String>,
+#[derive(Debug)]
+pub struct CheckReport {
+    /// The guest as it was named.
+    pub guest: String,
+    pub container_if: String,
+    /// The attachment's mark, when it was found.
+    pub alias: Option<Alias>,
+    pub host_end: Option<String>,
+    /// One line each: where the attachment is not as the attach made it.
+    pub differences: Vec<String>,
     /// What could not be compared, and why.
-    not_compared: Vec<String>,
+    pub not_compared: Vec<String>,
 }
 
-pub async fn run(req: &Check, opts: &RunOpts) -> Outcome {
-    let outcome = match check(req).await {
-        Ok(v) => outcome(req, opts, v),
-        Err(e) => Outcome::failed(e),
-    };
-    if opts.json {
-        report::json(outcome)
-    } else {
-        outcome
+impl CheckReport {
+    /// As attached.
+    pub fn ok(&self) -> bool {
+        self.differences.is_empty()
     }
 }
 
-fn outcome(req: &Check, opts: &RunOpts, v: Verdict) -> Outcome {
-    let ok = v.differences.is_empty();
-    let code = if ok { 0 } else { 1 };
-    let cif = req.container_if.as_str();
-    if opts.json {
-        let a = v.alias.as_ref();
-        let doc = json!({
-            "ok": ok,
-            "guest": req.guest,
-            "container_if": cif,
-            "host_if": a.map(|a| a.host_if.clone()),
-            "kind": a.map(|a| a.kind.as_str()),
-            "host_end": v.host_end,
-            "differences": v.differences,
-            "not_compared": v.not_compared,
-        });
-        return Outcome::Json { doc, notes: Vec::new(), code };
-    }
-    let mut lines: Vec<String> =
-        v.differences.iter().map(|d| format!("{cif} in {}: {d}", req.guest)).collect();
-    lines.extend(v.not_compared);
-    if ok {
-        let on = v.alias.map(|a| a.host_if).unwrap_or_default();
-        lines.insert(0, format!("{cif} in {} is as attached to {on}", req.guest));
-        return Outcome::Done(lines);
-    }
-    Outcome::Exit { code, lines }
+/// The verb: the attachment against its mark and record.
+pub async fn check(req: &Check) -> Verb<CheckReport> {
+    Ok(Said::new(report(req).await?, Vec::new()))
 }
 
-async fn check(req: &Check) -> Result<Verdict> {
+async fn report(req: &Check) -> Result<CheckReport> {
     let host = Netlink::current()?;
     let guest = attach::resolve(&req.guest).await.and_then(attach::not_the_host)?;
     let nl_guest = Netlink::in_netns(guest.netns())?;
     let id = attach::guest_id(&guest);
     let cif = req.container_if.as_str();
-    let mut v = Verdict { alias: None, host_end: None, differences: Vec::new(), not_compared: Vec::new() };
+    let mut v = CheckReport {
+        guest: req.guest.clone(),
+        container_if: cif.to_string(),
+        alias: None,
+        host_end: None,
+        differences: Vec::new(),
+        not_compared: Vec::new(),
+    };
     let Some(link) = nl_guest.link_by_name(cif).await.context("cannot read the guest's interfaces")? else {
         v.differences.push("not there".to_string());
         return Ok(v);

@@ -2,7 +2,6 @@
 //! (`crate::plan::remove`), print them (`--dry-run`) or do them.
 
 use anyhow::{Context as _, Result};
-use serde_json::json;
 
 use crate::apply::{self, Context};
 use crate::attach;
@@ -11,30 +10,51 @@ use crate::lifecycle::restore;
 use crate::model::{Del, RunOpts};
 use crate::netlink::Netlink;
 use crate::plan::alias::{Alias, Kind};
-use crate::plan::remove::{plan_del, DelFacts, DelPlan, Found, SavedNic};
+use crate::plan::remove::{plan_del, DelFacts, DelPlan, Found, Removal, SavedNic};
 use crate::record;
-use crate::report::{self, warning, Outcome};
+use crate::report::{warning, Failed, Said, Verb};
 
-pub async fn run(req: &Del, opts: &RunOpts) -> Outcome {
-    let outcome = match run_inner(req, opts).await {
-        Ok(o) => o,
-        Err(e) => Outcome::failed(e),
-    };
-    if opts.json {
-        report::json(outcome)
-    } else {
-        outcome
+/// What a `del` came to.
+#[derive(Debug)]
+pub enum Removed {
+    /// Nothing of the attachment was there: why.
+    Nothing(String),
+    /// It was there, and is removed (with `--dry-run`, would be).
+    Found(Detached),
+}
+
+/// An attachment removed: what it was, and what was done, in order.
+#[derive(Debug)]
+pub struct Detached {
+    /// The guest as it was named.
+    pub guest: String,
+    pub found: Found,
+    /// The DHCP clients stopped first, as `Kept::describe` says them.
+    pub stopped: Vec<String>,
+    /// Then the removals.
+    pub steps: Vec<Removal>,
+    /// Then the default routes the attach had replaced, made again.
+    pub put_back: Vec<restore::PutBack>,
+    /// `--dry-run`: nothing was done.
+    pub dry_run: bool,
+}
+
+/// The verb: read the facts, plan the removals, and do them (not with `--dry-run`).
+pub async fn del(req: &Del, opts: &RunOpts) -> Verb<Removed> {
+    let mut notes = Vec::new();
+    match removed(req, opts, &mut notes).await {
+        Ok(value) => Ok(Said::new(value, notes)),
+        Err(e) => Err(Failed::after(e, notes)),
     }
 }
 
-async fn run_inner(req: &Del, opts: &RunOpts) -> Result<Outcome> {
+async fn removed(req: &Del, opts: &RunOpts, notes: &mut Vec<String>) -> Result<Removed> {
     let host = Netlink::current()?;
     let guest = attach::resolve(&req.guest).await.and_then(attach::not_the_host)?;
     let nl_guest = Netlink::in_netns(guest.netns())?;
     let id = attach::guest_id(&guest);
     let cif = req.container_if.as_str();
-    let mut notes = Vec::new();
-    let rec = load_record(id.ns_inode, cif, &mut notes);
+    let rec = load_record(id.ns_inode, cif, notes);
     let mut facts = read_facts(&host, &nl_guest, req).await?;
     facts.nic = rec.as_ref().and_then(|r| r.nic.clone());
     if let Some(nic) = &facts.nic {
@@ -46,13 +66,13 @@ async fn run_inner(req: &Del, opts: &RunOpts) -> Result<Outcome> {
             // the clients it left are stopped.
             if facts.container_if.is_none() && !opts.dry_run {
                 if let Some(r) = &rec {
-                    stop_clients(r, &mut notes).await;
+                    stop_clients(r, notes).await;
                 }
                 if let Err(e) = forget(id.ns_inode, cif) {
                     notes.push(warning(format!("{e:#}")));
                 }
             }
-            return Ok(nothing(opts, &why, notes));
+            return Ok(Removed::Nothing(why));
         }
         DelPlan::Steps { found, steps, notes: more } => {
             notes.extend(more);
@@ -64,15 +84,16 @@ async fn run_inner(req: &Del, opts: &RunOpts) -> Result<Outcome> {
     notes.extend(not_put_back);
     // Those still running (a helper container: Docker is not asked), as gc says them;
     // every one is stopped all the same, which removes the files an ended one left.
-    let clients: Vec<&Kept> =
-        rec.iter().flat_map(|r| &r.dhcp).filter(|k| k.is_running() != Some(false)).collect();
-    // The clients first: the keeper's DHCPRELEASE needs the interface.
-    let mut shown: Vec<String> = clients.iter().map(|k| format!("stop {}", k.describe())).collect();
-    shown.extend(steps.iter().map(|s| s.to_string()));
-    shown.extend(put_back.iter().map(|p| p.to_string()));
+    let stopped: Vec<String> = rec
+        .iter()
+        .flat_map(|r| &r.dhcp)
+        .filter(|k| k.is_running() != Some(false))
+        .map(Kept::describe)
+        .collect();
     if !opts.dry_run {
+        // The clients first: the keeper's DHCPRELEASE needs the interface.
         if let Some(r) = &rec {
-            stop_clients(r, &mut notes).await;
+            stop_clients(r, notes).await;
         }
         let ctx = Context::new(&host, &nl_guest, guest.netns(), guest.describe());
         apply::remove(&steps, &ctx).await?;
@@ -81,33 +102,14 @@ async fn run_inner(req: &Del, opts: &RunOpts) -> Result<Outcome> {
             notes.push(warning(format!("{e:#}")));
         }
     }
-    if opts.json {
-        let mut doc = described(&found, &req.guest);
-        doc["removed"] = json!(!opts.dry_run);
-        doc["steps"] = json!(shown);
-        let routes: Vec<String> = put_back.iter().map(|p| p.to_string()).collect();
-        doc["routes_put_back"] = json!(routes);
-        let stopped: Vec<String> = clients.iter().map(|k| k.describe()).collect();
-        doc["dhcp_stopped"] = json!(stopped);
-        return Ok(Outcome::Json { doc, notes, code: 0 });
-    }
-    if opts.dry_run {
-        return Ok(Outcome::Printed { lines: shown, notes });
-    }
-    let mut lines = notes;
-    if opts.verbose {
-        lines.extend(shown);
-    }
-    let a = &found.alias;
-    let end = found.host_end.as_deref().map_or(String::new(), |e| format!(" (host end {e})"));
-    lines.push(format!("removed {} of {} from {}{end}", a.container_if, req.guest, a.host_if));
-    for p in &put_back {
-        lines.push(format!("put back {}", p.describe()));
-    }
-    for k in &clients {
-        lines.push(format!("stopped {}", k.describe()));
-    }
-    Ok(Outcome::Done(lines))
+    Ok(Removed::Found(Detached {
+        guest: req.guest.clone(),
+        found,
+        stopped,
+        steps,
+        put_back,
+        dry_run: opts.dry_run,
+    }))
 }
 
 /// The attachment's record; without one (an unreadable one is a warning) the
@@ -151,28 +153,6 @@ async fn put_back(
 /// The attachment's record goes with it.
 fn forget(ns: u64, cif: &str) -> Result<()> {
     record::remove_at(&record::path(ns, cif)).map(drop)
-}
-
-fn nothing(opts: &RunOpts, why: &str, mut notes: Vec<String>) -> Outcome {
-    if opts.json {
-        let doc = json!({ "removed": false, "nothing_to_remove": why, "steps": [] });
-        return Outcome::Json { doc, notes, code: 0 };
-    }
-    notes.push(format!("nothing to remove: {why}"));
-    Outcome::Done(notes)
-}
-
-/// The attachment as its mark says, for `--json`.
-fn described(found: &Found, guest: &str) -> serde_json::Value {
-    let a = &found.alias;
-    json!({
-        "guest": guest,
-        "guest_ref": a.guest.to_string(),
-        "container_if": a.container_if,
-        "host_if": a.host_if,
-        "kind": a.kind.as_str(),
-        "host_end": found.host_end,
-    })
 }
 
 /// CONTAINER_IF; the host link its veth peer index names; with `--prune-bridge`, the

@@ -21,64 +21,55 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use serde::Serialize;
-use serde_json::json;
 
 use crate::model::RunOpts;
 use crate::netlink::Netlink;
 use crate::plan::alias::{Alias, GuestRef, Kind};
 use crate::record::{self, Record};
-use crate::report::{self, warning, Outcome};
+use crate::report::{warning, Said, Verb};
 
-/// One thing `gc` removed (or would remove, with `--dry-run`).
+/// What `gc` came to: what it removed (or would remove, with `--dry-run`).
 #[derive(Clone, Debug, Serialize)]
-struct Removed {
-    /// `record`, `dhcp_client`, `host_end` or `ovs_port`.
-    kind: &'static str,
-    /// The record's path, or the interface's name.
-    name: String,
+pub struct Collected {
+    pub dry_run: bool,
+    pub removed: Vec<Garbage>,
+}
+
+/// One thing `gc` removed (or would remove).
+#[derive(Clone, Debug, Serialize)]
+pub struct Garbage {
+    pub kind: GarbageKind,
+    /// The record's path, the client as `describe` says it, or the interface's name.
+    pub name: String,
     /// Why it is garbage.
-    reason: String,
+    pub reason: String,
 }
 
-impl Removed {
-    fn line(&self, dry_run: bool) -> String {
-        if self.kind == "dhcp_client" {
-            let verb = if dry_run { "would stop" } else { "stopped" };
-            return format!("{verb} {} ({})", self.name, self.reason);
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GarbageKind {
+    Record,
+    DhcpClient,
+    HostEnd,
+    OvsPort,
+}
+
+impl GarbageKind {
+    /// In words: `host end`, `Open vSwitch port`...
+    pub fn words(self) -> &'static str {
+        match self {
+            GarbageKind::Record => "record",
+            GarbageKind::DhcpClient => "DHCP client",
+            GarbageKind::HostEnd => "host end",
+            GarbageKind::OvsPort => "Open vSwitch port",
         }
-        let what = match self.kind {
-            "record" => "record",
-            "host_end" => "host end",
-            _ => "Open vSwitch port",
-        };
-        let verb = if dry_run { "would remove" } else { "removed" };
-        format!("{verb} {what} {} ({})", self.name, self.reason)
     }
 }
 
-pub async fn run(opts: &RunOpts) -> Outcome {
-    let outcome = match collect(opts).await {
-        Ok((removed, notes)) if opts.json => {
-            let doc = json!({ "dry_run": opts.dry_run, "removed": removed });
-            Outcome::Json { doc, notes, code: 0 }
-        }
-        Ok((removed, notes)) if opts.dry_run => {
-            Outcome::Printed { lines: removed.iter().map(|r| r.line(true)).collect(), notes }
-        }
-        Ok((removed, mut notes)) => {
-            notes.extend(removed.iter().map(|r| r.line(false)));
-            if removed.is_empty() {
-                notes.push("nothing left behind".to_string());
-            }
-            Outcome::Done(notes)
-        }
-        Err(e) => Outcome::failed(e),
-    };
-    if opts.json {
-        report::json(outcome)
-    } else {
-        outcome
-    }
+/// The verb: collect what gone guests left (see the module's comment).
+pub async fn gc(opts: &RunOpts) -> Verb<Collected> {
+    let (removed, notes) = collect(opts).await?;
+    Ok(Said::new(Collected { dry_run: opts.dry_run, removed }, notes))
 }
 
 /// The inode of the initial PID namespace, fixed by the kernel (PROC_PID_INIT_INO).
@@ -154,7 +145,7 @@ fn gone(guest: &GuestRef, ns: u64, live: &HashSet<u64>) -> bool {
     }
 }
 
-async fn collect(opts: &RunOpts) -> Result<(Vec<Removed>, Vec<String>)> {
+async fn collect(opts: &RunOpts) -> Result<(Vec<Garbage>, Vec<String>)> {
     let host = Netlink::current()?;
     let mut removed = Vec::new();
     let mut notes = Vec::new();
@@ -185,9 +176,13 @@ async fn collect(opts: &RunOpts) -> Result<(Vec<Removed>, Vec<String>)> {
         }
         let reason = format!("guest {} is gone", alias.guest);
         if alias.kind == Kind::Ovs {
-            removed.push(Removed { kind: "ovs_port", name: link.name.clone(), reason: reason.clone() });
+            removed.push(Garbage {
+                kind: GarbageKind::OvsPort,
+                name: link.name.clone(),
+                reason: reason.clone(),
+            });
         }
-        removed.push(Removed { kind: "host_end", name: link.name.clone(), reason });
+        removed.push(Garbage { kind: GarbageKind::HostEnd, name: link.name.clone(), reason });
     }
     removed.extend(of_records);
     Ok((removed, notes))
@@ -198,7 +193,7 @@ async fn records(
     opts: &RunOpts,
     all: Vec<(PathBuf, Result<Record>)>,
     live: &HashSet<u64>,
-    removed: &mut Vec<Removed>,
+    removed: &mut Vec<Garbage>,
     notes: &mut Vec<String>,
 ) -> Result<()> {
     for (path, rec) in all {
@@ -230,7 +225,11 @@ async fn records(
                     continue;
                 }
             }
-            removed.push(Removed { kind: "dhcp_client", name: kept.describe(), reason: reason.clone() });
+            removed.push(Garbage {
+                kind: GarbageKind::DhcpClient,
+                name: kept.describe(),
+                reason: reason.clone(),
+            });
         }
         if kept_back {
             continue;
@@ -238,7 +237,7 @@ async fn records(
         if !opts.dry_run {
             record::remove_at(&path)?;
         }
-        removed.push(Removed { kind: "record", name: path.display().to_string(), reason });
+        removed.push(Garbage { kind: GarbageKind::Record, name: path.display().to_string(), reason });
     }
     Ok(())
 }
@@ -251,7 +250,7 @@ async fn records(
 async fn ovs_ports(
     opts: &RunOpts,
     host: &Netlink,
-    removed: &mut Vec<Removed>,
+    removed: &mut Vec<Garbage>,
     notes: &mut Vec<String>,
 ) -> Result<()> {
     if crate::ovs::vsctl_path().is_none() || !crate::ovs::database_running() {
@@ -272,7 +271,7 @@ async fn ovs_ports(
             crate::ovs::del_port_anywhere(&iface.name).await?;
         }
         let reason = "its interface is gone".to_string();
-        removed.push(Removed { kind: "ovs_port", name: iface.name, reason });
+        removed.push(Garbage { kind: GarbageKind::OvsPort, name: iface.name, reason });
     }
     Ok(())
 }

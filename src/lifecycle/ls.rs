@@ -16,11 +16,11 @@ use serde::Serialize;
 
 use crate::attach;
 use crate::guest::{Guest, Source};
-use crate::model::{Ls, RunOpts};
+use crate::model::Ls;
 use crate::netlink::{Link, Netlink};
 use crate::ovs::MarkedInterface;
 use crate::plan::alias::{Alias, GuestRef, Kind};
-use crate::report::{self, warning, Outcome};
+use crate::report::{warning, Said, Verb};
 
 /// One attachment, as `ls` shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -74,19 +74,16 @@ struct Group {
     dumped: Option<(Netlink, Vec<Link>)>,
 }
 
-pub async fn run(req: &Ls, opts: &RunOpts) -> Outcome {
-    let outcome = match list(req).await {
-        Ok((entries, notes)) if opts.json => {
-            Outcome::Json { doc: serde_json::json!({ "attachments": entries }), notes, code: 0 }
-        }
-        Ok((entries, notes)) => Outcome::Printed { lines: table(&entries), notes },
-        Err(e) => Outcome::failed(e),
-    };
-    if opts.json {
-        report::json(outcome)
-    } else {
-        outcome
-    }
+/// What `ls` found: every attachment on this host (or of one guest).
+#[derive(Clone, Debug, Serialize)]
+pub struct Listing {
+    pub attachments: Vec<Entry>,
+}
+
+/// The verb.
+pub async fn ls(req: &Ls) -> Verb<Listing> {
+    let (attachments, notes) = list(req).await?;
+    Ok(Said::new(Listing { attachments }, notes))
 }
 
 async fn list(req: &Ls) -> Result<(Vec<Entry>, Vec<String>)> {
@@ -383,7 +380,13 @@ fn dhcp_cell(clients: &[Client]) -> Option<String> {
     (!cells.is_empty()).then(|| cells.join(","))
 }
 
-/// The human form: one line per attachment under a header, columns padded.
+impl Listing {
+    /// The human form: one line per attachment under a header, columns padded.
+    pub fn table(&self) -> Vec<String> {
+        table(&self.attachments)
+    }
+}
+
 fn table(entries: &[Entry]) -> Vec<String> {
     let header =
         ["GUEST", "CONTAINER_IF", "HOSTIF", "KIND", "HOST_END", "ADDRESSES", "MAC", "VLAN", "DHCP", "STATE"];

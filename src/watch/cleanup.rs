@@ -1,5 +1,5 @@
-//! A container died: what its attachments left is removed by `gc` (run in-process;
-//! see `crate::lifecycle::gc`), which removes only what it can prove is gone, by
+//! A container died: what its attachments left is removed by `gc` (the verb
+//! `crate::lifecycle::gc::gc`, in-process), which removes only what it can prove is gone, by
 //! asking the kernel. Its namespace may outlive the container for a moment (a
 //! DHCP keeper still ending, the kernel deleting a veth, Docker's own bind mount
 //! of it), so the watcher looks again, at growing intervals, until nothing of that
@@ -15,9 +15,10 @@ use tokio::sync::Mutex;
 
 use super::log::{Line, Log, Who};
 use super::{daemon, Shared};
+use crate::lifecycle::gc::{self, Collected};
 use crate::model::RunOpts;
 use crate::plan::alias::{Alias, GuestRef};
-use crate::report::Outcome;
+use crate::report::{Failed, Said, Verb};
 use crate::{interrupt, record};
 
 /// How long a dead container's leftovers are waited for.
@@ -37,40 +38,27 @@ impl GcLane {
             return;
         }
         *last = Some(Instant::now());
-        let outcome = crate::lifecycle::gc::run(&RunOpts { json: true, ..RunOpts::default() }).await;
-        if let Some(line) = gc_line(outcome) {
+        let collected = gc::gc(&RunOpts::default()).await;
+        if let Some(line) = gc_line(collected) {
             log.write(line);
         }
     }
 }
 
 /// A line when gc removed something or failed; nothing when it found nothing.
-fn gc_line(outcome: Outcome) -> Option<Line<'static>> {
-    let (doc, notes) = match outcome {
-        Outcome::Json { doc, notes, .. } => (doc, notes),
-        other => return Some(Line::new(None, "gc", false, format!("{other:?}"))),
+fn gc_line(verb: Verb<Collected>) -> Option<Line<'static>> {
+    let Said { value, notes } = match verb {
+        Ok(said) => said,
+        Err(Failed { error, rollback_errors, .. }) => {
+            let e = format!("{error:#}");
+            let fields = json!({ "error": e, "rollback_errors": rollback_errors });
+            return Some(Line::new(None, "gc", false, format!("gc: {e}")).with(fields));
+        }
     };
-    if let Some(e) = doc["error"].as_str() {
-        return Some(Line::new(None, "gc", false, format!("gc: {e}")).with(doc.clone()));
-    }
-    let removed: Vec<String> = doc["removed"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| {
-            format!(
-                "{} {} ({})",
-                match r["kind"].as_str() {
-                    Some("host_end") => "host end",
-                    Some("ovs_port") => "Open vSwitch port",
-                    Some("dhcp_client") => "DHCP client",
-                    Some(kind) => kind,
-                    None => "?",
-                },
-                r["name"].as_str().unwrap_or("?"),
-                short_ids(r["reason"].as_str().unwrap_or(""))
-            )
-        })
+    let removed: Vec<String> = value
+        .removed
+        .iter()
+        .map(|g| format!("{} {} ({})", g.kind.words(), g.name, short_ids(&g.reason)))
         .collect();
     if removed.is_empty() && notes.is_empty() {
         return None;
@@ -80,7 +68,7 @@ fn gc_line(outcome: Outcome) -> Option<Line<'static>> {
     for n in &notes {
         message = format!("{message}; {n}");
     }
-    Some(Line::new(None, "gc", true, message).with(json!({ "removed": doc["removed"], "warnings": notes })))
+    Some(Line::new(None, "gc", true, message).with(json!({ "removed": value.removed, "warnings": notes })))
 }
 
 /// `docker:` and a full id as `docker ps` shows ids (12 digits), for a line a person
@@ -252,20 +240,24 @@ async fn current_namespace(ctx: &Shared, id: &str) -> Result<Option<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lifecycle::gc::{Garbage, GarbageKind};
 
     #[test]
     fn gc_says_what_it_removed_and_nothing_when_nothing() {
-        let doc = json!({ "dry_run": false, "removed": [] });
-        assert!(gc_line(Outcome::Json { doc, notes: vec![], code: 0 }).is_none());
-        let doc = json!({ "dry_run": false, "removed": [{"kind": "record", "name": "/run/x.json", "reason": "guest docker:ab is gone"}] });
-        let line = gc_line(Outcome::Json { doc, notes: vec![], code: 0 }).unwrap();
+        let collected = |removed| Ok(Said::new(Collected { dry_run: false, removed }, vec![]));
+        assert!(gc_line(collected(vec![])).is_none());
+        let record = Garbage {
+            kind: GarbageKind::Record,
+            name: "/run/x.json".into(),
+            reason: "guest docker:ab is gone".into(),
+        };
+        let line = gc_line(collected(vec![record])).unwrap();
         assert!(line.ok);
         assert_eq!(line.message, "gc removed record /run/x.json (guest docker:ab is gone)");
         let long = format!("guest docker:{} is gone", "ab".repeat(32));
         assert_eq!(short_ids(&long), "guest docker:abababababab is gone");
         assert_eq!(short_ids("docker:abc, docker:"), "docker:abc, docker:");
-        let doc = json!({ "error": "cannot read /proc", "rollback_errors": [] });
-        let line = gc_line(Outcome::Json { doc, notes: vec![], code: 1 }).unwrap();
+        let line = gc_line(Err(anyhow::anyhow!("cannot read /proc").into())).unwrap();
         assert!(!line.ok);
         assert_eq!(line.message, "gc: cannot read /proc");
     }
