@@ -11,11 +11,12 @@ use anyhow::{Context, Result};
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::{json, Value};
 
-use crate::cli::{self, AttachCommand, Batch, CliError, Invocation};
-use crate::model::{Attach, HostIf, Mac};
+use crate::attach::{self, Given};
+use crate::cli::{self, AttachCommand, Batch};
+use crate::model::{HostIf, Mac};
 use crate::netlink::Netlink;
 use crate::report::{self, Outcome};
-use crate::{facts, interrupt, run};
+use crate::{facts, interrupt, render};
 
 /// Lines in flight at once. Link changes serialise on the kernel's RTNL lock anyway;
 /// this hides each line's own waits (Docker look-ups, thread hand-offs) behind the
@@ -81,25 +82,11 @@ pub fn parse_lines(text: &str) -> Vec<(usize, Result<AttachCommand, String>)> {
         let parsed = match shlex::split(line) {
             None => Err("unbalanced quotes or a trailing backslash".to_string()),
             Some(words) if words.is_empty() => continue,
-            Some(words) => parse_words(words),
+            Some(words) => cli::parse_words(words),
         };
         jobs.push((i + 1, parsed));
     }
     jobs
-}
-
-pub(crate) fn parse_words(words: Vec<String>) -> Result<AttachCommand, String> {
-    match cli::parse_on_host(words) {
-        Ok(Invocation::Attach(a)) => Ok(a),
-        Ok(_) => Err("only attachments (HOSTIF GUEST IPSPEC [MAC][@VLAN]) can be batched".to_string()),
-        Err(CliError::Syntax) => Err("too few arguments (HOSTIF [options] GUEST IPSPEC [MAC][@VLAN])".into()),
-        Err(CliError::Clap(e)) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or_default();
-            Err(first.strip_prefix("error: ").unwrap_or(first).to_string())
-        }
-        Err(CliError::Invalid(e)) => Err(format!("{e:#}")),
-    }
 }
 
 /// One line to attach.
@@ -113,18 +100,7 @@ struct Job {
 
 impl Job {
     fn key(&self, names: &HashMap<Mac, String>) -> String {
-        key_of(&self.attach.req, names)
-    }
-}
-
-/// Attachments with the same key may create the same thing (a bridge, `HOSTIF.VLAN`).
-/// `names` gives the interface that a `mac:` HOSTIF stands for, so that `eth0@10` and
-/// `mac:<eth0's MAC>@10` share a key. `pipework watch` groups by it too.
-pub(crate) fn key_of(attach: &Attach, names: &HashMap<Mac, String>) -> String {
-    let vlan = attach.vlan.as_ref().map(|v| v.as_str().to_string()).unwrap_or_default();
-    match &attach.host_if {
-        HostIf::Mac(mac) if names.contains_key(mac) => format!("{}@{vlan}", names[mac]),
-        host_if => format!("{host_if}@{vlan}"),
+        self.attach.req.switch_key(names)
     }
 }
 
@@ -163,7 +139,7 @@ struct LineResult {
 impl LineResult {
     fn from_outcome(line: usize, outcome: Outcome) -> LineResult {
         let (error, steps, notes) = match outcome {
-            // run::attach_on reports a line's own interruption as its failure.
+            // attach::attach reports a line's own interruption as its failure.
             Outcome::Interrupted(_, said) => return LineResult::from_outcome(line, *said),
             Outcome::Done(lines) => (None, lines, Vec::new()),
             Outcome::Printed { lines, notes } => (None, lines, notes),
@@ -217,7 +193,9 @@ async fn run_jobs<W: Write>(jobs: Vec<Job>, host: &Netlink, out: &mut Printer<W>
             let Some((g, job)) = ready.pop_front() else { break };
             in_flight.push(async move {
                 let AttachCommand { req, opts, warnings } = &job.attach;
-                let outcome = run::attach_on(req, opts, host).await.said_first(warnings.clone());
+                let outcome =
+                    render::attachment(opts, attach::attach(req, opts, host, Given::default()).await)
+                        .said_first(warnings.clone());
                 let failed = matches!(outcome, Outcome::Failed { .. });
                 (g, job.index, LineResult::from_outcome(job.line, outcome), failed)
             });

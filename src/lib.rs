@@ -7,7 +7,6 @@
 mod announce;
 pub mod apply;
 mod attach;
-mod attach_result;
 mod batch;
 mod blocking;
 pub mod cli;

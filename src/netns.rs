@@ -12,6 +12,7 @@
 //! and a batch's other lines go on meanwhile.
 
 use std::fs::File;
+use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
 
 use anyhow::{anyhow, Context, Result};
@@ -42,7 +43,8 @@ impl Drop for Back {
         // Going on in the guest's namespace would make the host's next steps act on
         // the guest: stop here, whatever the cost.
         let e = last.expect("an error after the attempts");
-        crate::report::say(&format!("cannot return to the host's network namespace: {e}"));
+        // Said straight to stderr: the report layer sits above this one.
+        let _ = writeln!(std::io::stderr(), "pipework: cannot return to the host's network namespace: {e}");
         std::process::abort();
     }
 }

@@ -2,35 +2,48 @@
 //! recorded before the request (see `Journal::attempt`). Static addresses and the
 //! built-in DHCP client's lease both come through here.
 
+use std::net::{IpAddr, Ipv4Addr};
+
 use anyhow::Result;
+use ipnetwork::IpNetwork;
 
 use super::{Context, Journal, Undo};
 use crate::netlink::Route;
-use crate::plan::{Side, Step};
+use crate::plan::Side;
 
-pub async fn run(step: &Step, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
-    let nl = ctx.guest;
-    match step {
-        Step::AddAddress { dev, addr, broadcast } => {
-            let index = ctx.index(Side::Guest, dev).await?;
-            let undo = Undo::DeleteAddress { index, addr: *addr };
-            journal.attempt(undo, nl.add_address(index, *addr, *broadcast)).await
-        }
-        Step::LinkUp { dev, arp_notify } => {
-            // No undo of its own: the link is one we created, and undoing that removes it.
-            let index = ctx.index(Side::Guest, dev).await?;
-            match arp_notify {
-                true => nl.set_up_with_arp_notify(index).await,
-                false => nl.set_up(index).await,
-            }
-        }
-        Step::DeleteRoute { route, .. } => {
-            journal.attempt(Undo::RestoreRoute(route.clone()), nl.del_route(route)).await
-        }
-        Step::AddRoute { dst, gateway, dev, replace } => {
-            let route = Route::new(*dst, *gateway, ctx.index(Side::Guest, dev).await?)?;
-            journal.attempt(Undo::DeleteRoute(route.clone()), nl.add_route(&route, *replace)).await
-        }
-        other => unreachable!("not an addressing step: {other}"),
+pub async fn add_address(
+    ctx: &Context<'_>,
+    journal: &mut Journal,
+    dev: &str,
+    addr: IpNetwork,
+    broadcast: Option<Ipv4Addr>,
+) -> Result<()> {
+    let index = ctx.index(Side::Guest, dev).await?;
+    let undo = Undo::DeleteAddress { index, addr };
+    journal.attempt(undo, ctx.guest.add_address(index, addr, broadcast)).await
+}
+
+/// No undo of its own: the link is one we created, and undoing that removes it.
+pub async fn link_up(ctx: &Context<'_>, dev: &str, arp_notify: bool) -> Result<()> {
+    let index = ctx.index(Side::Guest, dev).await?;
+    match arp_notify {
+        true => ctx.guest.set_up_with_arp_notify(index).await,
+        false => ctx.guest.set_up(index).await,
     }
+}
+
+pub async fn delete_route(ctx: &Context<'_>, journal: &mut Journal, route: &Route) -> Result<()> {
+    journal.attempt(Undo::RestoreRoute(route.clone()), ctx.guest.del_route(route)).await
+}
+
+pub async fn add_route(
+    ctx: &Context<'_>,
+    journal: &mut Journal,
+    dst: IpNetwork,
+    gateway: Option<IpAddr>,
+    dev: &str,
+    replace: bool,
+) -> Result<()> {
+    let route = Route::new(dst, gateway, ctx.index(Side::Guest, dev).await?)?;
+    journal.attempt(Undo::DeleteRoute(route.clone()), ctx.guest.add_route(&route, replace)).await
 }

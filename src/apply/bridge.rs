@@ -7,7 +7,7 @@ use nix::errno::Errno;
 use super::{record_host_link, Context, Journal, Undo};
 use crate::model::Mac;
 use crate::netlink::{errno_of, unanswered, VethRequest};
-use crate::plan::{Side, Step};
+use crate::plan::{Side, Veth};
 
 /// Create a bridge; losing a race to another run that creates the same bridge is
 /// fine (we use theirs, and it is not ours to remove on rollback).
@@ -41,8 +41,8 @@ pub async fn delete_stale_veth(ctx: &Context<'_>, name: &str) -> Result<()> {
 /// guest end gets a MAC of our choosing when none is asked for (random and locally
 /// administered, as the kernel would pick), so that the announcement later needs no
 /// lookup; the kernel's echo of the host end gives both indexes.
-pub async fn create_veth(ctx: &Context<'_>, journal: &mut Journal, step: &Step) -> Result<()> {
-    let Step::CreateVeth { host, peer, mtu, bridge, mac } = step else { unreachable!("a veth step") };
+pub async fn create_veth(ctx: &Context<'_>, journal: &mut Journal, veth: &Veth) -> Result<()> {
+    let Veth { host, peer, mtu, bridge, mac } = veth;
     let master = match bridge {
         Some(b) => Some(ctx.index(Side::Host, b).await?),
         None => None,

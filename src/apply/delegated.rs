@@ -14,6 +14,7 @@ use crate::plan::{addressing, Step};
 pub type Delegated = tokio::sync::oneshot::Receiver<Result<Vec<IpSpec>>>;
 
 /// One apply's IPAM answer to come, and the steps that applied it once it came.
+#[derive(Default)]
 pub struct Delegation {
     pub answer: Option<Delegated>,
     pub applied: Vec<Step>,
@@ -44,15 +45,7 @@ pub async fn run(
         }
     }
     let steps = addressing::delegated_steps(dev, &specs, &routes);
-    for step in &steps {
-        let done = match step {
-            Step::EnableIpv6 { dev, optimistic } => {
-                super::sysctl::enable_ipv6(ctx, journal, dev, *optimistic).await
-            }
-            other => super::addressing::run(other, ctx, journal).await,
-        };
-        done.map_err(|e| e.context(step.failure(&ctx.guest_desc)))?;
-    }
+    super::run_derived(&steps, ctx, journal).await?;
     // For what follows the apply: the announcement, the record, --verbose.
     delegation.applied.extend(steps);
     Ok(())

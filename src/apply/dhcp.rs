@@ -38,11 +38,7 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
         return Ok(());
     };
     let routes = ctx.guest.routes(lease.family()).await?;
-    for step in addressing::lease_steps(&req.dev, &lease, &routes) {
-        super::addressing::run(&step, ctx, journal)
-            .await
-            .map_err(|e| e.context(step.failure(&ctx.guest_desc)))?;
-    }
+    super::run_derived(&addressing::lease_steps(&req.dev, &lease, &routes), ctx, journal).await?;
     if req.foreground {
         journal.push(Undo::StopDhcp(dhcp::keep_renewing(req, &target, &lease)?));
     }

@@ -14,7 +14,7 @@ use super::{Context, Journal, Undo};
 use crate::model::Mac;
 use crate::netlink::{errno_of, unanswered, ChildKind, ChildRequest, Link, LinkConfig};
 use crate::netns::disable_ipv6_path;
-use crate::plan::{GuestLink, Side};
+use crate::plan::{GuestLink, NewGuestLink, Side};
 
 pub async fn create_vlan(
     ctx: &Context<'_>,
@@ -58,14 +58,9 @@ fn temporary_name() -> String {
     format!("pw{:08x}", RandomState::new().hash_one(std::process::id()) as u32)
 }
 
-pub async fn create_in_guest(
-    ctx: &Context<'_>,
-    j: &mut Journal,
-    name: &str,
-    kind: &GuestLink,
-    mtu: Option<u32>,
-    mac: Option<Mac>,
-) -> Result<()> {
+pub async fn create_in_guest(ctx: &Context<'_>, j: &mut Journal, link: &NewGuestLink) -> Result<()> {
+    let NewGuestLink { name, kind, mtu, mac } = link;
+    let (mtu, mac) = (*mtu, *mac);
     let kind = match kind {
         GuestLink::Macvlan { parent, mode } => {
             ChildKind::Macvlan { parent: ctx.index(Side::Host, parent).await?, mode: *mode }

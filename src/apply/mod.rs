@@ -104,13 +104,11 @@ async fn run(
     match step {
         Step::CreateBridge { name } => bridge::create_bridge(ctx, journal, name).await,
         Step::DeleteStaleVeth { name } => bridge::delete_stale_veth(ctx, name).await,
-        Step::CreateVeth { .. } => bridge::create_veth(ctx, journal, step).await,
+        Step::CreateVeth(veth) => bridge::create_veth(ctx, journal, veth).await,
         Step::CreateOvsBridge { name, datapath } => {
             ovs::create_bridge(ctx, journal, name, datapath.as_deref()).await
         }
-        Step::AddOvsPort { bridge, port, tag, external_ids, existing } => {
-            ovs::add_port(journal, bridge, port, *tag, external_ids, *existing).await
-        }
+        Step::AddOvsPort(port) => ovs::add_port(journal, port).await,
         Step::CreateVlan { name, parent, id, mtu } => {
             links::create_vlan(ctx, journal, name, parent, *id, *mtu).await
         }
@@ -119,20 +117,36 @@ async fn run(
         Step::SetAlias { side, dev, alias } => {
             ctx.nl(*side).set_alias(ctx.index(*side, dev).await?, alias).await
         }
-        Step::CreateGuestLink { name, kind, mtu, mac } => {
-            links::create_in_guest(ctx, journal, name, kind, *mtu, *mac).await
-        }
+        Step::CreateGuestLink(link) => links::create_in_guest(ctx, journal, link).await,
         Step::MoveIntoGuest { name, new_name, mac } => {
             links::move_into_guest(ctx, journal, name, new_name, *mac).await
         }
-        Step::AddAddress { .. } | Step::LinkUp { .. } | Step::DeleteRoute { .. } | Step::AddRoute { .. } => {
-            addressing::run(step, ctx, journal).await
+        Step::AddAddress { dev, addr, broadcast } => {
+            addressing::add_address(ctx, journal, dev, *addr, *broadcast).await
+        }
+        Step::LinkUp { dev, arp_notify } => addressing::link_up(ctx, dev, *arp_notify).await,
+        Step::DeleteRoute { route, .. } => addressing::delete_route(ctx, journal, route).await,
+        Step::AddRoute { dst, gateway, dev, replace } => {
+            addressing::add_route(ctx, journal, *dst, *gateway, dev, *replace).await
         }
         Step::EnableIpv6 { dev, optimistic } => sysctl::enable_ipv6(ctx, journal, dev, *optimistic).await,
         Step::Slaac { dev, timeout } => slaac::run(ctx, journal, dev, *timeout).await,
         Step::Dhcp(req) => dhcp::run(req, ctx, journal).await,
         Step::Delegated { dev, plugin } => delegated::run(ctx, journal, dev, plugin, delegation).await,
     }
+}
+
+/// The steps a step makes of what it got (a lease, an IPAM plugin's answer), applied
+/// as any step is, each failure said in its own words. (Boxed: `run` is what calls
+/// the steps that call this.)
+async fn run_derived(steps: &[Step], ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
+    for step in steps {
+        let mut none = delegated::Delegation::default();
+        Box::pin(run(step, ctx, journal, &mut none))
+            .await
+            .map_err(|e| e.context(step.failure(&ctx.guest_desc)))?;
+    }
+    Ok(())
 }
 
 /// A kernel built without a link kind answers EOPNOTSUPP: say which feature is missing.

@@ -4,6 +4,7 @@ use anyhow::{bail, Result};
 
 use super::{Context, Journal, Undo};
 use crate::ovs;
+use crate::plan::OvsPort;
 
 /// `add-br`, then insist on a network device: on a kernel without the OVS datapath,
 /// `ovs-vsctl add-br` "succeeds" while nothing appears (the original carries on).
@@ -28,16 +29,10 @@ pub async fn create_bridge(
     Ok(())
 }
 
-pub async fn add_port(
-    j: &mut Journal,
-    bridge: &str,
-    port: &str,
-    tag: Option<u16>,
-    ids: &[(String, String)],
-    existing: bool,
-) -> Result<()> {
+pub async fn add_port(j: &mut Journal, p: &OvsPort) -> Result<()> {
+    let OvsPort { bridge, port, tag, external_ids, existing } = p;
     let _changing = ovs::exclusive().await;
-    ovs::add_port(bridge, port, tag, ids).await?;
+    ovs::add_port(bridge, port, *tag, external_ids).await?;
     if !existing {
         j.push(Undo::OvsDeletePort { bridge: bridge.to_string(), port: port.to_string() });
     }

@@ -5,6 +5,7 @@
 pub mod docs;
 pub mod lifecycle;
 pub mod watch;
+mod words;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use crate::model::{self, addresses, Attach, Check, Del, HostIf, IfName, Ls, MacVlan};
 use crate::model::{Passthrough, RunOpts, Tool};
 pub use watch::Watch;
+pub use words::parse_words;
 
 /// Everything one run of `pipework` was asked to do.
 #[derive(Clone, Debug, PartialEq)]

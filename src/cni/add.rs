@@ -5,13 +5,9 @@
 //! gateway address on the bridge), then the result. IPAM's DEL if anything fails
 //! after its ADD did.
 
-use std::net::IpAddr;
-
-use ipnetwork::IpNetwork;
 use serde_json::Value;
 
-use crate::attach::{self, Attachment};
-use crate::attach_result::Attached;
+use crate::attach::{self, Attached, Attachment};
 use crate::guest::Guest;
 use crate::model::RunOpts;
 use crate::netlink::{Link, Netlink, Route};
@@ -19,8 +15,8 @@ use crate::report::{Failed, Said, Verb};
 
 use super::error::{CniError, Code};
 use super::leasing::{Leased, Leasing};
-use super::result::{CniResult, IpConfig, RouteEntry};
-use super::{bridge, del, request, state, Call};
+use super::result::{CniResult, IpConfig};
+use super::{bridge, del, netns, request, state, Call};
 
 pub async fn run(call: &Call) -> Result<Value, CniError> {
     // A runtime that gives up on an ADD (its timeout) sends SIGTERM: the ADD is then
@@ -28,7 +24,7 @@ pub async fn run(call: &Call) -> Result<Value, CniError> {
     crate::interrupt::install().map_err(|e| CniError::internal(&e.context("cannot catch signals")))?;
     call.conf.refuse_unsupported()?;
     let mac = call.conf.mac(call.env.args.mac)?;
-    let guest = open_guest(&call.env.netns)?;
+    let guest = netns::open(&call.env.netns)?;
     let nl_guest = Netlink::in_netns(guest.netns()).map_err(|e| CniError::internal(&e))?;
     if nl_guest.link_by_name(&call.env.ifname).await.map_err(|e| CniError::internal(&e))?.is_some() {
         let msg = format!("interface {} already exists in {}", call.env.ifname, call.env.netns);
@@ -66,21 +62,6 @@ pub async fn run(call: &Call) -> Result<Value, CniError> {
             _ => e,
         }),
     }
-}
-
-/// The netns the runtime made: a path we can open that is not our own namespace
-/// (code 3 when there is no such file, 4 when it is no namespace).
-pub fn open_guest(netns: &str) -> Result<Guest, CniError> {
-    let bad =
-        |e: anyhow::Error| CniError::new(Code::InvalidEnvironment, format!("bad CNI_NETNS {netns:?}: {e:#}"));
-    if !crate::guest::is_netns_path(netns) {
-        return Err(bad(anyhow::anyhow!("not an absolute path to a network namespace")));
-    }
-    // Code 3 tells the runtime that there is nothing to clean up either.
-    if !std::path::Path::new(netns).exists() {
-        return Err(CniError::new(Code::UnknownContainer, format!("the namespace {netns} does not exist")));
-    }
-    crate::guest::resolve(netns).and_then(attach::not_the_host).map_err(bad)
 }
 
 /// The attachment made, with IPAM's addresses on it.
@@ -161,34 +142,6 @@ fn attached(verb: Verb<Attachment>) -> Result<Attached, CniError> {
         }
         Err(Failed { error, rollback_errors, .. }) => Err(CniError::internal(&error)
             .with_details(format!("undoing it failed too: {}", rollback_errors.join("; ")))),
-    }
-}
-
-/// With a gateway on the bridge, an IP that IPAM gave none gets the subnet's first
-/// address, as the bridge plugin computes it; `isDefaultGateway` routes through it.
-pub fn gateways(call: &Call, leased: &mut CniResult) {
-    if !call.conf.gateway_on_bridge() {
-        return;
-    }
-    for ip in &mut leased.ips {
-        ip.gateway = ip.gateway.or_else(|| first_address(&ip.address));
-    }
-    if !call.conf.is_default_gateway {
-        return;
-    }
-    for ip in leased.ips.clone() {
-        let default = if ip.address.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
-        let dst: IpNetwork = default.parse().expect("a network");
-        if !leased.routes.iter().any(|r| r.dst == dst) {
-            leased.routes.push(RouteEntry { dst, gw: ip.gateway });
-        }
-    }
-}
-
-fn first_address(net: &IpNetwork) -> Option<IpAddr> {
-    match net {
-        IpNetwork::V4(n) => Some(IpAddr::V4((u32::from(n.network()) + 1).into())),
-        IpNetwork::V6(n) => Some(IpAddr::V6((u128::from(n.network()) + 1).into())),
     }
 }
 

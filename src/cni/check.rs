@@ -10,7 +10,7 @@ use super::env::Command;
 use super::error::{CniError, Code};
 use super::result::CniResult;
 use super::version::Version;
-use super::{add, Call};
+use super::{netns, Call};
 
 pub async fn run(call: &Call) -> Result<(), CniError> {
     let version = call.conf.version();
@@ -24,7 +24,7 @@ pub async fn run(call: &Call) -> Result<(), CniError> {
     if let Some(ipam) = call.ipam() {
         ipam.call(Command::Check)?;
     }
-    let guest = add::open_guest(&call.env.netns)?;
+    let guest = netns::open(&call.env.netns)?;
     let nl_guest = Netlink::in_netns(guest.netns()).map_err(|e| CniError::internal(&e))?;
     let Some(cif) = nl_guest.link_by_name(&call.env.ifname).await.map_err(|e| CniError::internal(&e))? else {
         // No interface at all: not a container we attached.

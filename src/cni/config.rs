@@ -41,7 +41,7 @@ pub struct NetConf {
     pub pipework: Own,
     /// GC: the attachments the runtime still has.
     #[serde(rename = "cni.dev/valid-attachments")]
-    pub valid_attachments: Option<Vec<super::gc::Valid>>,
+    pub valid_attachments: Option<Vec<Valid>>,
 }
 
 /// `ipam`: only its `type` is ours to read; the plugin gets the whole config.
@@ -139,6 +139,14 @@ impl NetConf {
             None => Ok(from_env),
         }
     }
+}
+
+/// `{"containerID", "ifname"}` of `cni.dev/valid-attachments`.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct Valid {
+    #[serde(rename = "containerID")]
+    pub container_id: String,
+    pub ifname: String,
 }
 
 #[cfg(test)]

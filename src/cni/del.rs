@@ -10,7 +10,7 @@ use crate::report::Failed;
 
 use super::env::Command;
 use super::error::{CniError, Code};
-use super::{add, state, Call};
+use super::{netns, state, Call};
 
 pub async fn run(call: &Call) -> Result<(), CniError> {
     if let Some(ipam) = call.ipam() {
@@ -24,7 +24,7 @@ pub async fn detach(call: &Call) -> Result<(), CniError> {
     let (net, id, ifname) = (&call.conf.name, &call.env.container_id, &call.env.ifname);
     let saved = state::load(net, id, ifname).ok().flatten();
     // A path that now names another namespace (a pid reused) is a gone one too.
-    let opened = (!call.env.netns.is_empty()).then(|| add::open_guest(&call.env.netns).ok()).flatten();
+    let opened = (!call.env.netns.is_empty()).then(|| netns::open(&call.env.netns).ok()).flatten();
     let gone = match (&opened, &saved) {
         (None, _) => true,
         (Some(g), Some(a)) => g.ns_inode != a.ns,

@@ -82,11 +82,3 @@ pub async fn status(call: &Call) -> Result<(), CniError> {
     }
     Ok(())
 }
-
-/// `{"containerID", "ifname"}` of `cni.dev/valid-attachments`.
-#[derive(Clone, Debug, serde::Deserialize)]
-pub struct Valid {
-    #[serde(rename = "containerID")]
-    pub container_id: String,
-    pub ifname: String,
-}

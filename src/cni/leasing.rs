@@ -3,15 +3,17 @@
 //! attach awaits the addresses in `Step::Delegated` (see `apply::Delegated`); the ADD
 //! then joins the thread for the whole result (routes, DNS).
 
+use std::net::IpAddr;
 use std::thread::JoinHandle;
 
 use anyhow::anyhow;
+use ipnetwork::IpNetwork;
 
 use crate::apply::Delegated;
 
 use super::error::{CniError, Code};
-use super::result::CniResult;
-use super::{add, request, Call};
+use super::result::{CniResult, RouteEntry};
+use super::{request, Call};
 
 /// The background ADD, under way.
 pub struct Leasing {
@@ -20,7 +22,7 @@ pub struct Leasing {
 
 /// What the background ADD came to.
 pub struct Leased {
-    /// IPAM's answer, with the gateways the bridge would give it (`add::gateways`).
+    /// IPAM's answer, with the gateways the bridge would give it ([`gateways`]).
     pub result: Result<CniResult, CniError>,
     /// IPAM answered, but with addresses no attach can take (its DEL is due).
     pub refused: Option<CniError>,
@@ -43,7 +45,7 @@ impl Leasing {
                 let mut result = ipam.add();
                 let (specs, refused) = match &mut result {
                     Ok(leased) => {
-                        add::gateways(&call, leased);
+                        gateways(&call, leased);
                         match request::specs(leased) {
                             Ok(specs) => (Ok(specs), None),
                             Err(e) => (Err(anyhow!("{}", e.msg)), Some(e)),
@@ -65,5 +67,33 @@ impl Leasing {
             result: Err(CniError::new(Code::Internal, "the IPAM thread panicked")),
             refused: None,
         })
+    }
+}
+
+/// With a gateway on the bridge, an IP that IPAM gave none gets the subnet's first
+/// address, as the bridge plugin computes it; `isDefaultGateway` routes through it.
+pub fn gateways(call: &Call, leased: &mut CniResult) {
+    if !call.conf.gateway_on_bridge() {
+        return;
+    }
+    for ip in &mut leased.ips {
+        ip.gateway = ip.gateway.or_else(|| first_address(&ip.address));
+    }
+    if !call.conf.is_default_gateway {
+        return;
+    }
+    for ip in leased.ips.clone() {
+        let default = if ip.address.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
+        let dst: IpNetwork = default.parse().expect("a network");
+        if !leased.routes.iter().any(|r| r.dst == dst) {
+            leased.routes.push(RouteEntry { dst, gw: ip.gateway });
+        }
+    }
+}
+
+fn first_address(net: &IpNetwork) -> Option<IpAddr> {
+    match net {
+        IpNetwork::V4(n) => Some(IpAddr::V4((u32::from(n.network()) + 1).into())),
+        IpNetwork::V6(n) => Some(IpAddr::V6((u128::from(n.network()) + 1).into())),
     }
 }

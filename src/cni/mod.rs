@@ -18,6 +18,7 @@ mod error;
 mod gc;
 mod ipam;
 mod leasing;
+mod netns;
 mod request;
 mod result;
 mod state;

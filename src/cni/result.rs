@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::error::{CniError, Code};
 use super::version::Version;
-use crate::attach_result::Attached;
+use crate::attach::Attached;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

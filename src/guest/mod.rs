@@ -4,6 +4,9 @@
 
 pub mod docker;
 mod lxc;
+mod opening;
+
+pub use opening::{lookup, not_the_host};
 
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};

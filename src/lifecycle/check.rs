@@ -9,11 +9,12 @@ use std::net::IpAddr;
 use anyhow::{Context as _, Result};
 use ipnetwork::IpNetwork;
 
-use crate::attach;
+use crate::guest;
 use crate::model::{Check, Family};
 use crate::netlink::{Link, Netlink};
 use crate::plan::alias::{Alias, Kind};
 use crate::plan::remove::{mark, nic_of, Marked};
+use crate::plan::GuestId;
 use crate::record::{self, is_link_local, Record};
 use crate::report::{Said, Verb};
 
@@ -46,9 +47,9 @@ pub async fn check(req: &Check) -> Verb<CheckReport> {
 
 async fn report(req: &Check) -> Result<CheckReport> {
     let host = Netlink::current()?;
-    let guest = attach::resolve(&req.guest).await.and_then(attach::not_the_host)?;
+    let guest = guest::lookup(&req.guest).await.and_then(guest::not_the_host)?;
     let nl_guest = Netlink::in_netns(guest.netns())?;
-    let id = attach::guest_id(&guest);
+    let id = GuestId::of(&guest);
     let cif = req.container_if.as_str();
     let mut v = CheckReport {
         guest: req.guest.clone(),

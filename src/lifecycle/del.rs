@@ -4,13 +4,14 @@
 use anyhow::{Context as _, Result};
 
 use crate::apply::{self, Context};
-use crate::attach;
 use crate::dhcp::kept::Kept;
+use crate::guest;
 use crate::lifecycle::restore;
 use crate::model::{Del, RunOpts};
 use crate::netlink::Netlink;
 use crate::plan::alias::{Alias, Kind};
 use crate::plan::remove::{plan_del, DelFacts, DelPlan, Found, Removal, SavedNic};
+use crate::plan::GuestId;
 use crate::record;
 use crate::report::{warning, Failed, Said, Verb};
 
@@ -50,9 +51,9 @@ pub async fn del(req: &Del, opts: &RunOpts) -> Verb<Removed> {
 
 async fn removed(req: &Del, opts: &RunOpts, notes: &mut Vec<String>) -> Result<Removed> {
     let host = Netlink::current()?;
-    let guest = attach::resolve(&req.guest).await.and_then(attach::not_the_host)?;
+    let guest = guest::lookup(&req.guest).await.and_then(guest::not_the_host)?;
     let nl_guest = Netlink::in_netns(guest.netns())?;
-    let id = attach::guest_id(&guest);
+    let id = GuestId::of(&guest);
     let cif = req.container_if.as_str();
     let rec = load_record(id.ns_inode, cif, notes);
     let mut facts = read_facts(&host, &nl_guest, req).await?;

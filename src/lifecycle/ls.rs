@@ -14,12 +14,13 @@ use std::os::unix::fs::MetadataExt;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::attach;
+use crate::guest;
 use crate::guest::{Guest, Source};
 use crate::model::Ls;
 use crate::netlink::{Link, Netlink};
 use crate::ovs::MarkedInterface;
 use crate::plan::alias::{Alias, GuestRef, Kind};
+use crate::plan::GuestId;
 use crate::report::{warning, Said, Verb};
 
 /// One attachment, as `ls` shows it.
@@ -89,7 +90,7 @@ pub async fn ls(req: &Ls) -> Verb<Listing> {
 async fn list(req: &Ls) -> Result<(Vec<Entry>, Vec<String>)> {
     let host = Netlink::current()?;
     let only = match &req.guest {
-        Some(g) => Some(attach::resolve(g).await.and_then(attach::not_the_host)?),
+        Some(g) => Some(guest::lookup(g).await.and_then(guest::not_the_host)?),
         None => None,
     };
     let host_links = host.links().await?;
@@ -128,7 +129,7 @@ async fn list(req: &Ls) -> Result<(Vec<Entry>, Vec<String>)> {
     }
     let mut entries = Vec::new();
     if let Some(g) = only {
-        let id = attach::guest_id(&g);
+        let id = GuestId::of(&g);
         let ends = match groups.iter().position(|x| x.ns == g.ns_inode) {
             Some(i) => groups.remove(i).ends,
             None => Vec::new(),
@@ -156,13 +157,13 @@ async fn original_port(link: &Link, ovs: &[MarkedInterface]) -> Option<Alias> {
     }
     let arg =
         m.id("containerid").map(str::to_string).or_else(|| m.id("nspid").map(|p| format!("pid:{p}")))?;
-    let guest = attach::resolve(&arg).await.ok()?;
+    let guest = guest::lookup(&arg).await.ok()?;
     let nl = Netlink::in_netns(guest.netns()).ok()?;
     let peer = nl.link_by_index(link.peer?).await.ok()??;
     if peer.peer != Some(link.index) {
         return None;
     }
-    let id = attach::guest_id(&guest);
+    let id = GuestId::of(&guest);
     Some(Alias {
         guest: id.reference,
         ns: id.ns_inode,
@@ -300,7 +301,7 @@ fn namespaces(seen: &mut HashSet<u64>) -> Vec<(u64, OwnedFd)> {
 
 /// The guest a mark names, if it is still that guest (same namespace).
 async fn find_again(group: &Group) -> Option<Guest> {
-    let found = attach::resolve(&group.reference.as_guest_arg()).await.ok()?;
+    let found = guest::lookup(&group.reference.as_guest_arg()).await.ok()?;
     (found.ns_inode == group.ns).then_some(found)
 }
 

@@ -3,6 +3,7 @@
 //! run options apart from them. Every front end (command line, `--batch`, CNI,
 //! `watch`) builds these once; nothing below the front ends knows where they came from.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
@@ -50,6 +51,18 @@ pub struct Attach {
 }
 
 impl Attach {
+    /// Attachments with the same key may create the same thing (a bridge,
+    /// `HOSTIF.VLAN`): `--batch` and `pipework watch` run them one at a time until
+    /// one succeeded. `names` gives the interface that a `mac:` HOSTIF stands for, so
+    /// that `eth0@10` and `mac:<eth0's MAC>@10` share a key.
+    pub fn switch_key(&self, names: &HashMap<Mac, String>) -> String {
+        let vlan = self.vlan.as_ref().map(|v| v.as_str().to_string()).unwrap_or_default();
+        match &self.host_if {
+            HostIf::Mac(mac) if names.contains_key(mac) => format!("{}@{vlan}", names[mac]),
+            host_if => format!("{host_if}@{vlan}"),
+        }
+    }
+
     /// Every element of IPSPEC, in order.
     pub fn specs(&self) -> impl Iterator<Item = &IpSpec> {
         std::iter::once(&self.ip).chain(&self.more)

@@ -6,7 +6,7 @@
 use anyhow::{bail, Result};
 
 use super::alias::Kind;
-use super::{addressing, Class, GuestFacts, GuestId, HostFacts, Plan, Side, Step};
+use super::{addressing, Class, GuestFacts, GuestId, HostFacts, OvsPort, Plan, Side, Step, Veth};
 use crate::model::{Attach, HostIf};
 use crate::netlink::Link;
 
@@ -56,13 +56,13 @@ pub fn plan(
     }
     let mtu = host.host_if.as_ref().map_or(NEW_BRIDGE_MTU, |l| l.mtu);
     let master = matches!(switch, Switch::Linux { .. }).then(|| bridge.clone());
-    steps.push(Step::CreateVeth {
+    steps.push(Step::CreateVeth(Veth {
         host: local.clone(),
         peer: cif.to_string(),
         mtu,
         bridge: master,
         mac: req.mac,
-    });
+    }));
     let kind = match switch {
         Switch::Linux { .. } => Kind::Bridge,
         Switch::Ovs { .. } => Kind::Ovs,
@@ -75,7 +75,7 @@ pub fn plan(
     if let Switch::Ovs { .. } = switch {
         let external_ids = external_ids(req, guest, &bridge, &local);
         let existing = host.ovs_ports.contains(&local);
-        steps.push(Step::AddOvsPort { bridge, port: local, tag, external_ids, existing });
+        steps.push(Step::AddOvsPort(OvsPort { bridge, port: local, tag, external_ids, existing }));
     }
     steps.extend(addressing::steps(req, cif.as_str(), facts));
     Ok(Plan::Steps(steps))

@@ -19,8 +19,9 @@ use ipnetwork::IpNetwork;
 
 pub use bridge::Switch;
 pub use dhcp::{DhcpRequest, Lease, Lease6, Leased};
-pub use step::{veth_host_end, GuestLink, Side, Step};
+pub use step::{veth_host_end, GuestLink, NewGuestLink, OvsPort, Side, Step, Veth};
 
+use crate::guest::{self, Guest};
 use crate::model::{Attach, HostIf, IfName};
 use crate::netlink::{Link, Route};
 
@@ -96,6 +97,28 @@ pub struct GuestId {
 }
 
 impl GuestId {
+    /// The guest as the planner names it, and as an attachment's mark refers to it:
+    /// a Docker container by its full id, else a process by pid, else the netns file.
+    pub fn of(guest: &Guest) -> GuestId {
+        let container = match &guest.source {
+            guest::Source::Docker { id, name } => Some((id.clone(), name.clone())),
+            _ => None,
+        };
+        let reference = match (&container, guest.pid) {
+            (Some((id, _)), _) => alias::GuestRef::Docker(id.clone()),
+            (None, Some(pid)) => alias::GuestRef::Pid(pid),
+            (None, None) => alias::GuestRef::Netns(guest.name.clone()),
+        };
+        GuestId {
+            name: guest.name.clone(),
+            tag: guest.name_tag(),
+            pid: guest.pid,
+            container,
+            reference,
+            ns_inode: guest.ns_inode,
+        }
+    }
+
     /// The mark of an attachment of this guest's CONTAINER_IF to `host_if`.
     pub fn alias(&self, container_if: &str, host_if: &str, kind: alias::Kind) -> String {
         self.alias_tagged(container_if, host_if, kind, None)

@@ -4,7 +4,9 @@
 use anyhow::{bail, Result};
 
 use super::alias::Kind;
-use super::{addressing, refuse_taken, GuestFacts, GuestId, GuestLink, HostFacts, Mode, Plan, Side, Step};
+use super::{
+    addressing, refuse_taken, GuestFacts, GuestId, GuestLink, HostFacts, Mode, NewGuestLink, Plan, Side, Step,
+};
 use crate::model::{Attach, HostIf, IfName};
 use crate::netlink::Link;
 
@@ -32,12 +34,12 @@ pub fn plan(
         steps.push(Step::MoveIntoGuest { name: moved, new_name: cif.to_string(), mac: req.mac });
     } else {
         let parent = parent(req, nic, host, &mut steps)?;
-        steps.push(Step::CreateGuestLink {
+        steps.push(Step::CreateGuestLink(NewGuestLink {
             name: cif.to_string(),
             kind: GuestLink::Macvlan { parent: parent.name.clone(), mode: req.macvlan_mode },
             mtu: Some(parent.mtu),
             mac: req.mac,
-        });
+        }));
         let alias = guest.alias(cif.as_str(), &parent.name, Kind::Macvlan);
         steps.push(Step::SetAlias { side: Side::Guest, dev: cif.to_string(), alias });
     }

@@ -25,6 +25,37 @@ pub enum GuestLink {
     Ipoib { parent: String, pkey: Option<u16> },
 }
 
+/// [`Step::CreateVeth`]: `bridge` is the Linux bridge to enslave the host end to
+/// (`None` for OVS, whose port is added by [`Step::AddOvsPort`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Veth {
+    pub host: String,
+    pub peer: String,
+    pub mtu: u32,
+    pub bridge: Option<String>,
+    pub mac: Option<Mac>,
+}
+
+/// [`Step::AddOvsPort`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OvsPort {
+    pub bridge: String,
+    pub port: String,
+    pub tag: Option<u16>,
+    pub external_ids: Vec<(String, String)>,
+    /// The port record exists already (a veth rebuilt after a down one): keep it on undo.
+    pub existing: bool,
+}
+
+/// [`Step::CreateGuestLink`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewGuestLink {
+    pub name: String,
+    pub kind: GuestLink,
+    pub mtu: Option<u32>,
+    pub mac: Option<Mac>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
     /// `ip link add NAME type bridge; ip link set NAME up`
@@ -37,29 +68,14 @@ pub enum Step {
         name: String,
     },
     /// The veth pair, host end on the bridge, guest end born in the guest.
-    /// `bridge` is the Linux bridge to enslave the host end to (`None` for OVS,
-    /// whose port is added by [`Step::AddOvsPort`]).
-    CreateVeth {
-        host: String,
-        peer: String,
-        mtu: u32,
-        bridge: Option<String>,
-        mac: Option<Mac>,
-    },
+    CreateVeth(Veth),
     /// `ovs-vsctl add-br NAME [-- set bridge NAME datapath_type=DP]`; a device must appear.
     CreateOvsBridge {
         name: String,
         datapath: Option<String>,
     },
     /// The host end as a port of an OVS bridge, with the original's external ids.
-    AddOvsPort {
-        bridge: String,
-        port: String,
-        tag: Option<u16>,
-        external_ids: Vec<(String, String)>,
-        /// The port record exists already (a veth rebuilt after a down one): keep it on undo.
-        existing: bool,
-    },
+    AddOvsPort(OvsPort),
     /// An 802.1Q device `PARENT.VID` on the host.
     CreateVlan {
         name: String,
@@ -73,12 +89,7 @@ pub enum Step {
     },
     /// A link born inside the guest (under a temporary name, then renamed: the
     /// kernel builds a macvlan on the host side first, where the final name may be taken).
-    CreateGuestLink {
-        name: String,
-        kind: GuestLink,
-        mtu: Option<u32>,
-        mac: Option<Mac>,
-    },
+    CreateGuestLink(NewGuestLink),
     /// `ip link set DEV alias TEXT`: the attachment's mark (see `plan::alias`), on a
     /// link this run has just made. A separate request: the kernel ignores
     /// IFLA_IFALIAS in the RTM_NEWLINK that creates a link (only a change sets it).
@@ -152,12 +163,12 @@ impl Step {
             Step::SetAlias { side, .. } => *side,
             Step::CreateBridge { .. }
             | Step::DeleteStaleVeth { .. }
-            | Step::CreateVeth { .. }
+            | Step::CreateVeth(_)
             | Step::CreateOvsBridge { .. }
-            | Step::AddOvsPort { .. }
+            | Step::AddOvsPort(_)
             | Step::CreateVlan { .. }
             | Step::SetHostUp { .. }
-            | Step::CreateGuestLink { .. }
+            | Step::CreateGuestLink(_)
             | Step::MoveIntoGuest { .. } => Side::Host,
             Step::EnableIpv6 { .. }
             | Step::Slaac { .. }
@@ -175,7 +186,7 @@ impl Step {
 /// guest's first packets cross.
 pub fn veth_host_end(steps: &[Step]) -> Option<&str> {
     steps.iter().find_map(|s| match s {
-        Step::CreateVeth { host, .. } => Some(host.as_str()),
+        Step::CreateVeth(v) => Some(v.host.as_str()),
         _ => None,
     })
 }
@@ -188,14 +199,14 @@ impl Step {
         match self {
             Step::CreateBridge { name } => format!("cannot create bridge {name}"),
             Step::DeleteStaleVeth { name } => format!("cannot delete the stale {name}"),
-            Step::CreateVeth { host, peer, bridge: Some(bridge), .. } => {
+            Step::CreateVeth(Veth { host, peer, bridge: Some(bridge), .. }) => {
                 format!("cannot create veth pair {host} on {bridge} with {peer} in {g}")
             }
-            Step::CreateVeth { host, peer, bridge: None, .. } => {
+            Step::CreateVeth(Veth { host, peer, bridge: None, .. }) => {
                 format!("cannot create veth pair {host} with {peer} in {g}")
             }
             Step::CreateOvsBridge { name, .. } => format!("cannot create Open vSwitch bridge {name}"),
-            Step::AddOvsPort { bridge, port, .. } => {
+            Step::AddOvsPort(OvsPort { bridge, port, .. }) => {
                 format!("cannot add {port} to Open vSwitch bridge {bridge}")
             }
             Step::EnableIpv6 { dev, .. } => format!("cannot enable IPv6 on {dev} in {g}"),
@@ -206,7 +217,7 @@ impl Step {
             Step::SetHostUp { name } => format!("cannot set {name} up"),
             Step::SetAlias { side: Side::Host, dev, .. } => format!("cannot set the alias of {dev}"),
             Step::SetAlias { side: Side::Guest, dev, .. } => format!("cannot set the alias of {dev} in {g}"),
-            Step::CreateGuestLink { name, kind, .. } => {
+            Step::CreateGuestLink(NewGuestLink { name, kind, .. }) => {
                 format!("cannot create {} {name} in {g}", kind.described())
             }
             Step::MoveIntoGuest { name, new_name, .. } => {
@@ -229,9 +240,11 @@ impl Step {
     pub fn kernel_feature(&self) -> Option<&'static str> {
         match self {
             Step::CreateVlan { .. } => Some("802.1Q VLAN"),
-            Step::CreateGuestLink { kind: GuestLink::Dummy, .. } => Some("dummy interface"),
-            Step::CreateGuestLink { kind: GuestLink::Ipoib { .. }, .. } => Some("IPoIB"),
-            Step::CreateGuestLink { kind: GuestLink::Macvlan { .. }, .. } => Some("macvlan"),
+            Step::CreateGuestLink(link) => Some(match link.kind {
+                GuestLink::Dummy => "dummy interface",
+                GuestLink::Ipoib { .. } => "IPoIB",
+                GuestLink::Macvlan { .. } => "macvlan",
+            }),
             _ => None,
         }
     }
@@ -255,17 +268,7 @@ impl fmt::Display for Step {
         match self {
             Step::CreateBridge { name } => write!(f, "ip link add {name} up type bridge"),
             Step::DeleteStaleVeth { name } => write!(f, "ip link del {name}"),
-            Step::CreateVeth { host, peer, mtu, bridge, mac } => {
-                write!(f, "ip link add {host} mtu {mtu}")?;
-                if let Some(bridge) = bridge {
-                    write!(f, " master {bridge}")?;
-                }
-                write!(f, " up type veth peer name {peer} netns GUEST mtu {mtu}")?;
-                if let Some(mac) = mac {
-                    write!(f, " address {mac}")?;
-                }
-                Ok(())
-            }
+            Step::CreateVeth(veth) => veth.fmt(f),
             Step::LinkUp { dev, .. } => write!(f, "ip link set {dev} up"),
             Step::CreateVlan { name, parent, id, mtu } => {
                 write!(f, "ip link add link {parent} name {name} mtu {mtu} type vlan id {id}")
@@ -279,8 +282,8 @@ impl fmt::Display for Step {
                     None => Ok(()),
                 }
             }
-            Step::AddOvsPort { .. } => fmt_ovs_port(self, f),
-            Step::CreateGuestLink { .. } => fmt_guest_link(self, f),
+            Step::AddOvsPort(port) => port.fmt(f),
+            Step::CreateGuestLink(link) => link.fmt(f),
             Step::MoveIntoGuest { name, new_name, mac } => {
                 write!(f, "ip link set {name} netns GUEST name {new_name} alias {name}")?;
                 match mac {
@@ -288,7 +291,8 @@ impl fmt::Display for Step {
                     None => Ok(()),
                 }
             }
-            Step::EnableIpv6 { .. } | Step::Slaac { .. } => fmt_sysctl(self, f),
+            Step::EnableIpv6 { dev, optimistic } => fmt_enable_ipv6(f, dev, *optimistic),
+            Step::Slaac { dev, timeout } => fmt_slaac(f, dev, *timeout),
             Step::AddAddress { dev, addr, broadcast } => {
                 write!(f, "ip addr add {addr}")?;
                 if let Some(b) = broadcast {
@@ -296,7 +300,10 @@ impl fmt::Display for Step {
                 }
                 write!(f, " dev {dev}")
             }
-            Step::DeleteRoute { .. } | Step::AddRoute { .. } => fmt_route(self, f),
+            Step::DeleteRoute { route, dev } => fmt_route(f, "del", route.dst, route.gateway, dev.as_deref()),
+            Step::AddRoute { dst, gateway, dev, replace } => {
+                fmt_route(f, if *replace { "replace" } else { "add" }, *dst, *gateway, Some(dev))
+            }
             Step::Dhcp(req) if req.family == crate::model::Family::V6 => {
                 // What the DHCP step does first for DHCPv6 (see `apply::dhcp`).
                 let key = req.dev.replace('.', "/");
@@ -313,76 +320,88 @@ impl fmt::Display for Step {
     }
 }
 
-/// The steps that set a guest's per-interface sysctls, as `sysctl -w` would. sysctl(8)
+/// The sysctls of [`Step::EnableIpv6`], as `sysctl -w` would set them. sysctl(8)
 /// writes a `.` inside an interface name as `/`.
-fn fmt_sysctl(step: &Step, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    match step {
-        Step::EnableIpv6 { dev, optimistic } => {
-            let key = dev.replace('.', "/");
-            if *optimistic {
-                write!(f, "sysctl -w net.ipv6.conf.{key}.optimistic_dad=1 net.ipv6.conf.{key}.disable_ipv6=0")
-            } else {
-                write!(f, "sysctl -w net.ipv6.conf.{key}.disable_ipv6=0")
+fn fmt_enable_ipv6(f: &mut fmt::Formatter<'_>, dev: &str, optimistic: bool) -> fmt::Result {
+    let key = dev.replace('.', "/");
+    if optimistic {
+        write!(f, "sysctl -w net.ipv6.conf.{key}.optimistic_dad=1 net.ipv6.conf.{key}.disable_ipv6=0")
+    } else {
+        write!(f, "sysctl -w net.ipv6.conf.{key}.disable_ipv6=0")
+    }
+}
+
+fn fmt_slaac(f: &mut fmt::Formatter<'_>, dev: &str, timeout: std::time::Duration) -> fmt::Result {
+    let key = dev.replace('.', "/");
+    write!(f, "sysctl -w net.ipv6.conf.{key}.accept_ra=1 net.ipv6.conf.{key}.ndisc_notify=1")?;
+    write!(f, "; wait up to {} s for a router's address and default route on {dev}", timeout.as_secs())
+}
+
+impl fmt::Display for Veth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Veth { host, peer, mtu, bridge, mac } = self;
+        write!(f, "ip link add {host} mtu {mtu}")?;
+        if let Some(bridge) = bridge {
+            write!(f, " master {bridge}")?;
+        }
+        write!(f, " up type veth peer name {peer} netns GUEST mtu {mtu}")?;
+        if let Some(mac) = mac {
+            write!(f, " address {mac}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for OvsPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let OvsPort { bridge, port, tag, external_ids, .. } = self;
+        write!(f, "ovs-vsctl --may-exist add-port {bridge} {port}")?;
+        if let Some(t) = tag {
+            write!(f, " tag={t}")?;
+        }
+        if !external_ids.is_empty() {
+            write!(f, " -- set Interface {port}")?;
+            for (k, v) in external_ids {
+                write!(f, " external-ids:{k}={v}")?;
             }
         }
-        Step::Slaac { dev, timeout } => {
-            let key = dev.replace('.', "/");
-            write!(f, "sysctl -w net.ipv6.conf.{key}.accept_ra=1 net.ipv6.conf.{key}.ndisc_notify=1")?;
-            write!(
-                f,
-                "; wait up to {} s for a router's address and default route on {dev}",
-                timeout.as_secs()
-            )
-        }
-        _ => unreachable!("a sysctl step"),
+        Ok(())
     }
 }
 
-fn fmt_ovs_port(step: &Step, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let Step::AddOvsPort { bridge, port, tag, external_ids, .. } = step else { unreachable!() };
-    write!(f, "ovs-vsctl --may-exist add-port {bridge} {port}")?;
-    if let Some(t) = tag {
-        write!(f, " tag={t}")?;
-    }
-    if !external_ids.is_empty() {
-        write!(f, " -- set Interface {port}")?;
-        for (k, v) in external_ids {
-            write!(f, " external-ids:{k}={v}")?;
+impl fmt::Display for NewGuestLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let NewGuestLink { name, kind, mtu, mac } = self;
+        f.write_str("ip link add ")?;
+        match kind {
+            GuestLink::Macvlan { parent, .. } | GuestLink::Ipoib { parent, .. } => {
+                write!(f, "link {parent} ")?
+            }
+            GuestLink::Dummy => {}
         }
-    }
-    Ok(())
-}
-
-fn fmt_guest_link(step: &Step, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let Step::CreateGuestLink { name, kind, mtu, mac } = step else { unreachable!() };
-    f.write_str("ip link add ")?;
-    match kind {
-        GuestLink::Macvlan { parent, .. } | GuestLink::Ipoib { parent, .. } => write!(f, "link {parent} ")?,
-        GuestLink::Dummy => {}
-    }
-    write!(f, "name {name} netns GUEST")?;
-    if let Some(mtu) = mtu {
-        write!(f, " mtu {mtu}")?;
-    }
-    if let Some(mac) = mac {
-        write!(f, " address {mac}")?;
-    }
-    match kind {
-        GuestLink::Macvlan { mode, .. } => write!(f, " type macvlan mode {mode}"),
-        GuestLink::Dummy => write!(f, " type dummy"),
-        GuestLink::Ipoib { pkey: Some(p), .. } => write!(f, " type ipoib pkey {p:#06x}"),
-        GuestLink::Ipoib { pkey: None, .. } => write!(f, " type ipoib"),
+        write!(f, "name {name} netns GUEST")?;
+        if let Some(mtu) = mtu {
+            write!(f, " mtu {mtu}")?;
+        }
+        if let Some(mac) = mac {
+            write!(f, " address {mac}")?;
+        }
+        match kind {
+            GuestLink::Macvlan { mode, .. } => write!(f, " type macvlan mode {mode}"),
+            GuestLink::Dummy => write!(f, " type dummy"),
+            GuestLink::Ipoib { pkey: Some(p), .. } => write!(f, " type ipoib pkey {p:#06x}"),
+            GuestLink::Ipoib { pkey: None, .. } => write!(f, " type ipoib"),
+        }
     }
 }
 
-fn fmt_route(step: &Step, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let (verb, dst, gateway, dev) = match step {
-        Step::DeleteRoute { route, dev } => ("del", route.dst, route.gateway, dev.as_deref()),
-        Step::AddRoute { dst, gateway, dev, replace } => {
-            (if *replace { "replace" } else { "add" }, *dst, *gateway, Some(dev.as_str()))
-        }
-        _ => unreachable!(),
-    };
+fn fmt_route(
+    f: &mut fmt::Formatter<'_>,
+    verb: &str,
+    dst: IpNetwork,
+    gateway: Option<IpAddr>,
+    dev: Option<&str>,
+) -> fmt::Result {
     write!(f, "ip route {verb} {}", show_dst(&dst))?;
     if let Some(gw) = gateway {
         write!(f, " via {gw}")?;

@@ -508,7 +508,10 @@ fn vlan_4095_goes_to_open_vswitch_as_the_original_passes_it() {
     let p = plan(&req("ovsbr0 web1 10.0.0.2/24 @4095"), &guest(), &ovs_bridge(&[]), &GuestFacts::default())
         .unwrap();
     let Plan::Steps(steps) = p else { panic!("{p:?}") };
-    assert!(steps.iter().any(|s| matches!(s, Step::AddOvsPort { tag: Some(4095), .. })), "{steps:?}");
+    assert!(
+        steps.iter().any(|s| matches!(s, Step::AddOvsPort(OvsPort { tag: Some(4095), .. }))),
+        "{steps:?}"
+    );
 }
 
 #[test]

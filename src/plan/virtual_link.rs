@@ -4,7 +4,9 @@
 use anyhow::{bail, Result};
 
 use super::alias::Kind;
-use super::{addressing, refuse_taken, GuestFacts, GuestId, GuestLink, HostFacts, Mode, Plan, Side, Step};
+use super::{
+    addressing, refuse_taken, GuestFacts, GuestId, GuestLink, HostFacts, Mode, NewGuestLink, Plan, Side, Step,
+};
 use crate::model::{Attach, IfName};
 
 /// An `ipoib` child of HOSTIF, with `pkey 0xPKEY` for `@PKEY`; CONTAINER_IF defaults to `ib0`.
@@ -27,12 +29,12 @@ pub fn ipoib(
     if !nic.up {
         steps.push(Step::SetHostUp { name: nic.name.clone() });
     }
-    steps.push(Step::CreateGuestLink {
+    steps.push(Step::CreateGuestLink(NewGuestLink {
         name: cif.to_string(),
         kind: GuestLink::Ipoib { parent: nic.name.clone(), pkey },
         mtu: None,
         mac: None,
-    });
+    }));
     let alias = guest.alias(cif.as_str(), &nic.name, Kind::Ipoib);
     steps.push(Step::SetAlias { side: Side::Guest, dev: cif.to_string(), alias });
     steps.extend(addressing::steps(req, cif.as_str(), facts));
@@ -45,12 +47,12 @@ pub fn dummy(req: &Attach, cif: &IfName, guest: &GuestId, facts: &GuestFacts) ->
         return Ok(done);
     }
     refuse_taken(cif, guest, facts)?;
-    let mut steps = vec![Step::CreateGuestLink {
+    let mut steps = vec![Step::CreateGuestLink(NewGuestLink {
         name: cif.to_string(),
         kind: GuestLink::Dummy,
         mtu: None,
         mac: req.mac,
-    }];
+    })];
     let alias = guest.alias(cif.as_str(), &req.host_if.to_string(), Kind::Dummy);
     steps.push(Step::SetAlias { side: Side::Guest, dev: cif.to_string(), alias });
     steps.extend(addressing::steps(req, cif.as_str(), facts));

@@ -4,7 +4,7 @@
 //! (any name holding `pipework_cmd`, a whole command line, in name order) with its
 //! macros. Words are split as a shell splits them, but no shell ever runs; macros are
 //! expanded inside each word, so no value can add words. Every declaration goes
-//! through the command line's own parser (`crate::batch::parse_words`).
+//! through the command line's own parser (`crate::cli::parse_words`).
 
 use std::collections::BTreeMap;
 
@@ -173,7 +173,7 @@ fn container_key(c: &Container) -> Option<&str> {
 fn from_label(c: &Container, text: &str) -> Result<AttachCommand, String> {
     let words = words(c, text)?;
     let words = with_guest(words, &c.id)?;
-    let attach = crate::batch::parse_words(words)?;
+    let attach = crate::cli::parse_words(words)?;
     // What clap took as GUEST is the container, or the label is not as the grammar has it.
     if attach.req.guest != c.id {
         return Err(format!("cannot tell HOSTIF from the options in '{text}'"));
@@ -188,7 +188,7 @@ fn from_env(c: &Container, text: &str) -> Result<AttachCommand, String> {
     if words.first().is_some_and(|w| w == "pipework") {
         words.remove(0);
     }
-    let mut attach = crate::batch::parse_words(words)?;
+    let mut attach = crate::cli::parse_words(words)?;
     let g = attach.req.guest.trim_start_matches('/');
     let is_id = !g.is_empty() && g.bytes().all(|b| b.is_ascii_hexdigit()) && c.id.starts_with(g);
     if g != c.name && !is_id {
@@ -264,7 +264,7 @@ fn instance(name: &str) -> &str {
 fn with_guest(mut words: Vec<String>, guest: &str) -> Result<Vec<String>, String> {
     let argv = std::iter::once("pipework".to_string()).chain(words.iter().cloned());
     if let Err(e) = cli::command().try_get_matches_from(argv) {
-        return Err(crate::batch::parse_words(words).err().unwrap_or_else(|| e.to_string()));
+        return Err(crate::cli::parse_words(words).err().unwrap_or_else(|| e.to_string()));
     }
     let Some(at) = first_positional(&words) else {
         return Err("too few arguments (HOSTIF [options] IPSPEC [MAC][@VLAN])".to_string());

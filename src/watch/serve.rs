@@ -127,7 +127,7 @@ pub struct Anchors(RefCell<HashMap<String, Rc<Mutex<bool>>>>);
 
 impl Anchors {
     async fn attach(&self, attach: &AttachCommand, host: &Netlink) -> Verb<Attachment> {
-        let key = crate::batch::key_of(&attach.req, &HashMap::new());
+        let key = attach.req.switch_key(&HashMap::new());
         let gate = self.0.borrow_mut().entry(key).or_default().clone();
         let mut first = Some(gate.lock().await);
         if first.as_deref() == Some(&true) {

@@ -1,20 +1,20 @@
 //! One attachment, end to end: resolve the guest, read the facts, plan, then
-//! give the plan (`--dry-run`) or apply it all-or-nothing. The verb [`attach`];
-//! `crate::run` runs it for the command line and `--batch`.
+//! give the plan (`--dry-run`) or apply it all-or-nothing: the verb [`attach`],
+//! which the command line (`crate::run`), `--batch`, CNI and `watch` call.
 
-use std::os::unix::fs::MetadataExt;
+mod recorded;
+pub mod result;
 
 use anyhow::Result;
 
 use crate::apply::{self, Applied, BridgeLock, Context, Failure};
-use crate::attach_result::Attached;
 use crate::guest::{self, Guest};
 use crate::model::{Attach, RunOpts};
 use crate::netlink::{Link, Netlink};
-use crate::plan::alias::GuestRef;
 use crate::plan::{self, Class, GuestId, Mode, Plan, Side, Terms};
 use crate::report::{warning, Failed, Said, Verb};
-use crate::{announce, attach_result, blocking, facts, interrupt, record};
+use crate::{announce, facts, interrupt, record};
+pub use result::Attached;
 
 /// Everything read and decided before anything changes.
 struct Prepared {
@@ -64,7 +64,7 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
     };
     let Prepared { guest, nl_guest, plan, host_if, bridge_lock, container_if, host_end } = prepared?;
     let mut notes = Vec::new();
-    let names = attach_result::Names { container_if: &container_if, host_end: host_end.as_deref() };
+    let names = result::Names { container_if: &container_if, host_end: host_end.as_deref() };
     let steps = match plan {
         Plan::AlreadyDone(what) => {
             if opts.verbose || opts.dry_run {
@@ -77,7 +77,7 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
             if !opts.json && (opts.dry_run || has_record) {
                 return Ok(Said::new(Attachment::Done(None), notes));
             }
-            let seen = attach_result::seen(host, &nl_guest, &names).await;
+            let seen = result::seen(host, &nl_guest, &names).await;
             if !opts.dry_run {
                 notes.extend(save_record(host, &nl_guest, &guest, &seen, &[], &Applied::default()).await);
             }
@@ -111,7 +111,7 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
     // Neighbours learn the new address now (a warning if that fails).
     notes.extend(announce::after_apply(&steps, &ctx).await);
     // Read once, for the record and the result both.
-    let seen = attach_result::seen(host, &nl_guest, &names).await;
+    let seen = result::seen(host, &nl_guest, &names).await;
     notes.extend(save_record(host, &nl_guest, &guest, &seen, &steps, &applied).await);
     done(opts, &guest, &names, &seen, true, notes)
 }
@@ -121,8 +121,8 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
 fn done(
     opts: &RunOpts,
     guest: &Guest,
-    names: &attach_result::Names<'_>,
-    seen: &Result<Option<attach_result::Seen>>,
+    names: &result::Names<'_>,
+    seen: &Result<Option<result::Seen>>,
     changed: bool,
     notes: Vec<String>,
 ) -> Verb<Attachment> {
@@ -147,7 +147,7 @@ async fn save_record(
     host: &Netlink,
     nl_guest: &Netlink,
     guest: &Guest,
-    seen: &Result<Option<attach_result::Seen>>,
+    seen: &Result<Option<result::Seen>>,
     steps: &[plan::Step],
     applied: &Applied,
 ) -> Option<String> {
@@ -160,7 +160,7 @@ async fn save_record(
         if steps.is_empty() && record::load(guest.ns_inode, &seen.cif.name)?.is_some() {
             return Ok(());
         }
-        if let Some(r) = record::after_attach(host, nl_guest, &guest_id(guest), seen, steps, applied).await? {
+        if let Some(r) = recorded::record(host, nl_guest, &GuestId::of(guest), seen, steps, applied).await? {
             record::save(&r)?;
         }
         anyhow::Ok(())
@@ -189,60 +189,16 @@ async fn prepare(
     let (guest, nl_guest) = match given {
         Some(opened) => opened,
         None => {
-            let guest = resolve(&req.guest).await.and_then(not_the_host)?;
+            let guest = guest::lookup(&req.guest).await.and_then(guest::not_the_host)?;
             let nl_guest = Netlink::in_netns(guest.netns())?;
             (guest, nl_guest)
         }
     };
-    let id = guest_id(&guest);
+    let id = GuestId::of(&guest);
     facts::host_end(host, req, &class, &id, &mut host_facts).await?;
     let guest_facts = facts::guest(&nl_guest, req, &class, id.ns_inode).await?;
     let plan = plan::plan(req, terms, &class, &id, &host_facts, &guest_facts)?;
     let container_if = class.container_if.to_string();
     let host_end = class.host_end(req, &id).and_then(Result::ok);
     Ok(Prepared { guest, nl_guest, plan, host_if: host_facts.host_if, bridge_lock, container_if, host_end })
-}
-
-/// The guest as the planner names it, and as an attachment's mark refers to it: a
-/// Docker container by its full id, else a process by pid, else the netns file.
-pub(crate) fn guest_id(guest: &Guest) -> GuestId {
-    let container = match &guest.source {
-        guest::Source::Docker { id, name } => Some((id.clone(), name.clone())),
-        _ => None,
-    };
-    let reference = match (&container, guest.pid) {
-        (Some((id, _)), _) => GuestRef::Docker(id.clone()),
-        (None, Some(pid)) => GuestRef::Pid(pid),
-        (None, None) => GuestRef::Netns(guest.name.clone()),
-    };
-    GuestId {
-        name: guest.name.clone(),
-        tag: guest.name_tag(),
-        pid: guest.pid,
-        container,
-        reference,
-        ns_inode: guest.ns_inode,
-    }
-}
-
-/// A Docker name is resolved over the daemon's socket (blocking I/O, ~2.5 ms): on a
-/// thread of the runtime's blocking pool, so that a batch's other lines go on meanwhile.
-/// `pid:N` and netns paths are one `open`, done in place.
-pub(crate) async fn resolve(spec: &str) -> Result<Guest> {
-    if spec.starts_with("pid:") || guest::is_netns_path(spec) {
-        return guest::resolve(spec);
-    }
-    let spec = spec.to_string();
-    blocking::run("guest resolution", move || guest::resolve(&spec)).await
-}
-
-/// A guest in the host's own network namespace (a `--net=host` container, `pid:1`)
-/// would have the host itself configured as the guest: its default route
-/// replaced, an `eth1` added beside its own. The original does that; we refuse.
-pub(crate) fn not_the_host(guest: Guest) -> Result<Guest> {
-    let ours = std::fs::metadata("/proc/self/ns/net").map(|m| m.ino());
-    if ours.is_ok_and(|ino| ino == guest.ns_inode) {
-        anyhow::bail!("{} is in the host's own network namespace: nothing to attach it to", guest.describe());
-    }
-    Ok(guest)
 }
