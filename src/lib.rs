@@ -14,6 +14,7 @@ mod cni;
 pub mod dhcp;
 mod facts;
 pub mod guest;
+mod intent;
 mod interrupt;
 mod keeper;
 mod lifecycle;

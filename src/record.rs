@@ -47,6 +47,10 @@ pub struct Record {
     /// A `--direct-phys` NIC as it was on the host, for `del` to give it back.
     #[serde(default)]
     pub nic: Option<SavedNic>,
+    /// The run that wrote it: its intent (`crate::intent`), if still there, is of a
+    /// run that completed. Missing in the records of earlier versions.
+    #[serde(default)]
+    pub run: Option<crate::intent::Run>,
 }
 
 /// A route as it can be made again: the device by name (its index may change).
@@ -119,6 +123,26 @@ pub fn write_atomically<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     Ok(())
 }
 
+/// Remove the temporary files (see [`write_atomically`]) in `dir` of writers that
+/// are gone (killed between write and rename): `del` and `gc` do, an attach does
+/// not (it would pay a `readdir` every time for what a kill rarely leaves).
+pub fn remove_dead_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(temporary_of) else { continue };
+        if crate::dhcp::kept::Process::of(pid).is_none() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The writer's pid of a temporary file's name, `.NAME.PID.tmp`.
+fn temporary_of(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    rest.rsplit_once('.')?.1.parse().ok()
+}
+
 /// Remove the record at `path`; true if there was one.
 pub fn remove_at(path: &Path) -> Result<bool> {
     match std::fs::remove_file(path) {
@@ -165,12 +189,32 @@ pub(crate) fn sample() -> Record {
         replaced_routes: Vec::new(),
         dhcp: Vec::new(),
         nic: None,
+        run: None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dead_writers_temporary_goes_and_a_live_ones_stays() {
+        assert_eq!(temporary_of(".4026532001-eth1.json.1234.tmp"), Some(1234));
+        assert_eq!(temporary_of("4026532001-eth1.json"), None);
+        let dir = std::env::temp_dir().join(format!("pipework-tmp-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let (mine, theirs) = (format!(".a.json.{}.tmp", std::process::id()), format!(".b.json.{dead}.tmp"));
+        for name in [&mine, &theirs, &"c.json".to_string()] {
+            std::fs::write(dir.join(name), "{}").unwrap();
+        }
+        remove_dead_temporaries(&dir);
+        assert!(dir.join(&mine).exists() && dir.join("c.json").exists());
+        assert!(!dir.join(&theirs).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_record_round_trips_as_plain_json() {

@@ -169,6 +169,10 @@ fn garbage(g: &Garbage, dry_run: bool) -> String {
         let verb = if dry_run { "would stop" } else { "stopped" };
         return format!("{verb} {} ({})", g.name, g.reason);
     }
+    if g.kind == GarbageKind::Interrupted {
+        let verb = if dry_run { "would undo" } else { "undid" };
+        return format!("{verb} {} ({})", g.name, g.reason);
+    }
     let verb = if dry_run { "would remove" } else { "removed" };
     format!("{verb} {} {} ({})", g.kind.words(), g.name, g.reason)
 }

@@ -1,9 +1,7 @@
 //! Steps that make or move whole links outside the bridge path: VLAN devices,
 //! links born in the guest (macvlan, IPoIB, dummy) and `--direct-phys` moves.
 
-use std::collections::hash_map::RandomState;
 use std::fs::File;
-use std::hash::BuildHasher;
 use std::os::fd::AsFd;
 
 use anyhow::{anyhow, Context as _, Result};
@@ -52,14 +50,8 @@ pub async fn set_host_up(ctx: &Context<'_>, j: &mut Journal, name: &str) -> Resu
     j.attempt(undo, ctx.host.set_up(link.index)).await
 }
 
-/// A random temporary name: the kernel creates a macvlan on the host side before
-/// moving it, so the final name may collide with a host interface (EEXIST).
-fn temporary_name() -> String {
-    format!("pw{:08x}", RandomState::new().hash_one(std::process::id()) as u32)
-}
-
 pub async fn create_in_guest(ctx: &Context<'_>, j: &mut Journal, link: &NewGuestLink) -> Result<()> {
-    let NewGuestLink { name, kind, mtu, mac } = link;
+    let NewGuestLink { name, temp, kind, mtu, mac } = link;
     let (mtu, mac) = (*mtu, *mac);
     let kind = match kind {
         GuestLink::Macvlan { parent, mode } => {
@@ -70,15 +62,14 @@ pub async fn create_in_guest(ctx: &Context<'_>, j: &mut Journal, link: &NewGuest
             ChildKind::Ipoib { parent: ctx.index(Side::Host, parent).await?, pkey: *pkey }
         }
     };
-    let temp = temporary_name();
-    let req = ChildRequest { name: &temp, kind, netns: Some(ctx.guest_ns), mtu, mac };
+    let req = ChildRequest { name: temp, kind, netns: Some(ctx.guest_ns), mtu, mac };
     // Made in another namespace, it is not echoed to us: found by its temporary name,
     // and recorded by that name until then (also when the answer was lost).
     let undo = Undo::DeleteGuestLink { index: None, name: temp.clone() };
     j.attempt(undo, ctx.host.create_child(&req)).await?;
-    let index = ctx.index(Side::Guest, &temp).await?;
+    let index = ctx.index(Side::Guest, temp).await?;
     j.push(Undo::DeleteGuestLink { index: Some(index), name: name.to_string() });
-    ctx.forget(Side::Guest, &temp);
+    ctx.forget(Side::Guest, temp);
     ctx.guest.rename(index, name).await.with_context(|| format!("cannot rename {temp} to {name}"))?;
     ctx.learn(Side::Guest, name, index, mac);
     Ok(())

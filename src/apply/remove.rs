@@ -30,6 +30,10 @@ async fn run(step: &Removal, ctx: &Context<'_>) -> Result<()> {
         }
         Removal::DeleteLink { side, name, index } => delete_link(ctx, *side, name, *index).await,
         Removal::GiveBack { dev, index, nic } => give_back(ctx, dev, *index, nic).await,
+        Removal::SetDown { name, index } => match ctx.host.link_by_index(*index).await? {
+            Some(l) if l.name == *name => ctx.host.set_down(*index).await,
+            _ => Ok(()),
+        },
         Removal::DeleteBridgeIfUnused { name, ovs: true } => {
             let _changing = crate::ovs::exclusive().await;
             match crate::ovs::ports(name).await?.is_empty() {

@@ -2,6 +2,7 @@
 //! give the plan (`--dry-run`) or apply it all-or-nothing: the verb [`attach`],
 //! which the command line (`crate::run`), `--batch`, CNI and `watch` call.
 
+mod intended;
 mod recorded;
 pub mod result;
 
@@ -9,11 +10,12 @@ use anyhow::Result;
 
 use crate::apply::{self, Applied, BridgeLock, Context, Failure};
 use crate::guest::{self, Guest};
+use crate::lifecycle::recover::{self, Bridges};
 use crate::model::{Attach, RunOpts};
 use crate::netlink::{Link, Netlink};
 use crate::plan::{self, Class, GuestId, Mode, Plan, Side, Terms};
 use crate::report::{warning, Failed, Said, Verb};
-use crate::{announce, facts, interrupt, record};
+use crate::{announce, facts, intent, interrupt, record};
 pub use result::Attached;
 
 /// Everything read and decided before anything changes.
@@ -56,14 +58,22 @@ pub enum Attachment {
 /// The verb: one attachment, all or nothing, with what the caller has at hand.
 pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) -> Verb<Attachment> {
     let Given { guest: given_guest, terms, answer } = given;
+    let mut notes = Vec::new();
+    if !opts.dry_run {
+        if let Err(e) = undo_interrupted(req, host, given_guest.as_ref(), &mut notes).await {
+            return Err(Failed::after(e, notes));
+        }
+    }
     // Nothing changes before apply: a signal until then just ends the run (a Docker
     // daemon that is slow to answer must not hold it).
     let prepared = tokio::select! {
         p = prepare(req, &terms, host, given_guest) => p,
         signal = interrupt::arrived() => Err(signal.into()),
     };
-    let Prepared { guest, nl_guest, plan, host_if, bridge_lock, container_if, host_end } = prepared?;
-    let mut notes = Vec::new();
+    let Prepared { guest, nl_guest, plan, host_if, bridge_lock, container_if, host_end } = match prepared {
+        Ok(p) => p,
+        Err(e) => return Err(Failed::after(e, notes)),
+    };
     let names = result::Names { container_if: &container_if, host_end: host_end.as_deref() };
     let steps = match plan {
         Plan::AlreadyDone(what) => {
@@ -86,6 +96,16 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
         Plan::Steps(steps) if opts.dry_run => return Ok(Said::new(Attachment::Planned(steps), notes)),
         Plan::Steps(steps) => steps,
     };
+    // Before the first change: what a run killed from here on leaves is found by it.
+    let ifs = (req.host_if.to_string(), container_if.as_str());
+    let intent = match intended::intent(host, &nl_guest, &GuestId::of(&guest), (&ifs.0, ifs.1), &steps).await
+    {
+        Ok(i) => i,
+        Err(e) => return Err(Failed::after(e, notes)),
+    };
+    if let Err(e) = intent.save() {
+        return Err(Failed::after(e, notes));
+    }
     let ctx = Context::new(host, &nl_guest, guest.netns(), guest.describe())
         .with_guest_process(guest.pid, guest.ns_inode);
     ctx.hold_bridge_lock(bridge_lock);
@@ -96,6 +116,11 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
         Ok(applied) => applied,
         Err(Failure { error, rollback_errors }) => {
             notes.append(&mut ctx.notes.borrow_mut());
+            // Undone: the intent goes. Not wholly undone: it stays, for `del`, `gc` or
+            // a re-run to finish.
+            if rollback_errors.is_empty() {
+                notes.extend(intent.remove().err().map(|e| warning(format!("{e:#}"))));
+            }
             return Err(Failed { error, rollback_errors, notes });
         }
     };
@@ -113,7 +138,48 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
     // Read once, for the record and the result both.
     let seen = result::seen(host, &nl_guest, &names).await;
     notes.extend(save_record(host, &nl_guest, &guest, &seen, &steps, &applied).await);
+    // Its record written, the run is whole (see `Intent::completed`).
+    notes.extend(intent.remove().err().map(|e| warning(format!("{e:#}"))));
     done(opts, &guest, &names, &seen, true, notes)
+}
+
+/// Undo what runs cut short left in this guest (their intents), before anything
+/// is read: their links would make this run refuse (`exists`), a NIC they moved
+/// would not be found on the host. Without such intents (nearly always) this costs
+/// one `readdir`; the guest is looked up only when there are some, and a guest
+/// that cannot be found here is left to the run's own look-up to refuse.
+async fn undo_interrupted(
+    req: &Attach,
+    host: &Netlink,
+    given: Option<&(Guest, Netlink)>,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let left = intent::interrupted()?;
+    if left.is_empty() {
+        return Ok(());
+    }
+    let looked_up;
+    let (guest, nl_guest) = match given {
+        Some((g, nl)) => (g, nl),
+        None => {
+            let Ok(guest) = guest::lookup(&req.guest).await.and_then(guest::not_the_host) else {
+                return Ok(());
+            };
+            let nl = Netlink::in_netns(guest.netns())?;
+            looked_up = (guest, nl);
+            (&looked_up.0, &looked_up.1)
+        }
+    };
+    for intent in left.into_iter().filter(|i| i.ns == guest.ns_inode) {
+        if intent.completed() {
+            intent.remove()?;
+            continue;
+        }
+        let done =
+            recover::recover(host, intent, Some((nl_guest, guest.netns())), Bridges::Keep, false).await?;
+        notes.push(done.describe(false));
+    }
+    Ok(())
 }
 
 /// Done; with `--json`, what was read back. A failure to read it is the run's error

@@ -65,11 +65,12 @@ pub async fn record(
         replaced_routes: replaced_routes(guest, steps).await?,
         dhcp: applied.running.iter().map(|r| r.kept()).collect(),
         nic,
+        run: crate::intent::Run::current().ok(),
     }))
 }
 
 /// The default routes among the applied steps' deletions, their devices by name.
-async fn replaced_routes(guest: &Netlink, steps: &[Step]) -> Result<Vec<SavedRoute>> {
+pub(super) async fn replaced_routes(guest: &Netlink, steps: &[Step]) -> Result<Vec<SavedRoute>> {
     let mut replaced = Vec::new();
     for step in steps {
         if let Step::DeleteRoute { route, .. } = step {

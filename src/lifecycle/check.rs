@@ -59,6 +59,13 @@ async fn report(req: &Check) -> Result<CheckReport> {
         differences: Vec::new(),
         not_compared: Vec::new(),
     };
+    if let Some(intent) = crate::intent::load(id.ns_inode, cif)?.filter(|i| !i.completed()) {
+        v.differences.push(match intent.run.is_alive() {
+            true => format!("{} is under way", intent.describe()),
+            false => format!("{} was cut short: run it again, or del", intent.describe()),
+        });
+        return Ok(v);
+    }
     let Some(link) = nl_guest.link_by_name(cif).await.context("cannot read the guest's interfaces")? else {
         v.differences.push("not there".to_string());
         return Ok(v);

@@ -6,6 +6,8 @@ use anyhow::{Context as _, Result};
 use crate::apply::{self, Context};
 use crate::dhcp::kept::Kept;
 use crate::guest;
+use crate::intent;
+use crate::lifecycle::recover::{recover, Bridges};
 use crate::lifecycle::restore;
 use crate::model::{Del, RunOpts};
 use crate::netlink::Netlink;
@@ -55,6 +57,7 @@ async fn removed(req: &Del, opts: &RunOpts, notes: &mut Vec<String>) -> Result<R
     let nl_guest = Netlink::in_netns(guest.netns())?;
     let id = GuestId::of(&guest);
     let cif = req.container_if.as_str();
+    undo_interrupted(&host, &nl_guest, &guest, cif, opts.dry_run, notes).await?;
     let rec = load_record(id.ns_inode, cif, notes);
     let mut facts = read_facts(&host, &nl_guest, req).await?;
     facts.nic = rec.as_ref().and_then(|r| r.nic.clone());
@@ -113,6 +116,33 @@ async fn removed(req: &Del, opts: &RunOpts, notes: &mut Vec<String>) -> Result<R
     }))
 }
 
+/// An attach of CONTAINER_IF cut short (its intent, `crate::intent`): undone first,
+/// whatever it left (links without a mark, a NIC in the guest), and said. One of a
+/// run still alive is left alone.
+async fn undo_interrupted(
+    host: &Netlink,
+    nl_guest: &Netlink,
+    guest: &guest::Guest,
+    cif: &str,
+    dry_run: bool,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let Some(intent) = intent::load(guest.ns_inode, cif)? else { return Ok(()) };
+    if intent.run.is_alive() {
+        notes.push(warning(format!("{} is under way: left alone", intent.describe())));
+        return Ok(());
+    }
+    if intent.completed() {
+        if !dry_run {
+            intent.remove()?;
+        }
+        return Ok(());
+    }
+    let done = recover(host, intent, Some((nl_guest, guest.netns())), Bridges::Keep, dry_run).await?;
+    notes.push(done.describe(dry_run));
+    Ok(())
+}
+
 /// The attachment's record; without one (an unreadable one is a warning) the
 /// removal goes on, and puts back and stops nothing.
 fn load_record(ns: u64, cif: &str, notes: &mut Vec<String>) -> Option<record::Record> {
@@ -151,8 +181,11 @@ async fn put_back(
     Ok(restore::plan(saved, &links, &routes, going))
 }
 
-/// The attachment's record goes with it.
+/// The attachment's record goes with it (and what runs killed while writing one
+/// left: see `record::remove_dead_temporaries`).
 fn forget(ns: u64, cif: &str) -> Result<()> {
+    record::remove_dead_temporaries(&record::dir());
+    record::remove_dead_temporaries(&intent::dir());
     record::remove_at(&record::path(ns, cif)).map(drop)
 }
 

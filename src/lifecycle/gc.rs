@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
+use crate::lifecycle::recover::{recover, Bridges};
 use crate::model::RunOpts;
 use crate::netlink::Netlink;
 use crate::plan::alias::{Alias, GuestRef, Kind};
@@ -48,6 +49,8 @@ pub struct Garbage {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GarbageKind {
+    /// An attach cut short (its intent, `crate::intent`), undone.
+    Interrupted,
     Record,
     DhcpClient,
     HostEnd,
@@ -58,6 +61,7 @@ impl GarbageKind {
     /// In words: `host end`, `Open vSwitch port`...
     pub fn words(self) -> &'static str {
         match self {
+            GarbageKind::Interrupted => "attach cut short",
             GarbageKind::Record => "record",
             GarbageKind::DhcpClient => "DHCP client",
             GarbageKind::HostEnd => "host end",
@@ -149,6 +153,12 @@ async fn collect(opts: &RunOpts) -> Result<(Vec<Garbage>, Vec<String>)> {
     let host = Netlink::current()?;
     let mut removed = Vec::new();
     let mut notes = Vec::new();
+    // First: a run cut short left links without a mark, which nothing below finds.
+    interrupted(opts, &host, &mut removed, &mut notes).await?;
+    if !opts.dry_run {
+        record::remove_dead_temporaries(&record::dir());
+        record::remove_dead_temporaries(&crate::intent::dir());
+    }
     let all = record::all()?;
     // A gone guest's DHCP client keeps its namespace alive, and makes it no live one.
     let live = live_namespaces(&Exempt::of(&all))?;
@@ -186,6 +196,38 @@ async fn collect(opts: &RunOpts) -> Result<(Vec<Garbage>, Vec<String>)> {
     }
     removed.extend(of_records);
     Ok((removed, notes))
+}
+
+/// Every attach cut short (whatever its guest: a re-run would undo it too), undone,
+/// a bridge it made and left without ports included. One that cannot be undone is
+/// a warning, and its intent stays for the next gc.
+async fn interrupted(
+    opts: &RunOpts,
+    host: &Netlink,
+    removed: &mut Vec<Garbage>,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    for intent in crate::intent::interrupted()? {
+        let path = crate::intent::path(intent.ns, &intent.container_if).display().to_string();
+        let (name, reason) = (intent.describe(), format!("cut short; its intent: {path}"));
+        if intent.completed() {
+            if !opts.dry_run {
+                intent.remove()?;
+            }
+            continue;
+        }
+        match recover(host, intent, None, Bridges::Remove, opts.dry_run).await {
+            Ok(done) => {
+                // What would be done, step by step (done, the line below says it).
+                if opts.dry_run {
+                    notes.push(done.describe(true));
+                }
+                removed.push(Garbage { kind: GarbageKind::Interrupted, name, reason });
+            }
+            Err(e) => notes.push(warning(format!("{path}: {e:#}; kept"))),
+        }
+    }
+    Ok(())
 }
 
 /// The records of gone guests, with the DHCP clients they left running.

@@ -42,6 +42,9 @@ pub struct Entry {
     pub dhcp: Vec<Client>,
     /// The guest is gone (or its pid or netns file is another's now).
     pub stale: bool,
+    /// An attach of it is `attaching` now, or was `interrupted` (cut short, its
+    /// intent left: see `crate::intent`); `null` otherwise.
+    pub intent: Option<&'static str>,
 }
 
 /// A DHCP client an attachment's record names.
@@ -93,6 +96,7 @@ async fn list(req: &Ls) -> Result<(Vec<Entry>, Vec<String>)> {
         Some(g) => Some(guest::lookup(g).await.and_then(guest::not_the_host)?),
         None => None,
     };
+    let only_ns = only.as_ref().map(|g| g.ns_inode);
     let host_links = host.links().await?;
     let mut notes = Vec::new();
     let ovs = ovs_interfaces(&mut notes).await;
@@ -144,7 +148,53 @@ async fn list(req: &Ls) -> Result<(Vec<Entry>, Vec<String>)> {
     if req.guest.is_none() {
         entries.extend(left_behind(&ovs, &host_links));
     }
+    with_intents(&mut entries, only_ns, &mut notes);
     Ok((entries, notes))
+}
+
+/// The attaches under way or cut short (their intents), on the entries they are of,
+/// or as entries of their own (a link made without its mark yet shows nowhere else).
+fn with_intents(entries: &mut Vec<Entry>, only_ns: Option<u64>, notes: &mut Vec<String>) {
+    let intents = match crate::intent::all() {
+        Ok(all) => all,
+        Err(e) => {
+            notes.push(warning(format!("{e:#}")));
+            return;
+        }
+    };
+    for (_, intent) in intents {
+        let intent = match intent {
+            Ok(i) if only_ns.is_none_or(|ns| ns == i.ns) && !i.completed() => i,
+            Ok(_) => continue,
+            Err(e) => {
+                notes.push(warning(format!("{e:#}")));
+                continue;
+            }
+        };
+        let state = Some(intent.state());
+        if let Some(e) =
+            entries.iter_mut().find(|e| e.ns == intent.ns && e.container_if == intent.container_if)
+        {
+            e.intent = state;
+            continue;
+        }
+        let guest = GuestRef::parse(&intent.guest).map(|g| g.as_guest_arg()).unwrap_or(intent.guest.clone());
+        entries.push(Entry {
+            guest,
+            container_name: None,
+            ns: intent.ns,
+            container_if: intent.container_if,
+            host_if: intent.host_if,
+            kind: "-",
+            host_end: intent.host_links.first().cloned(),
+            addresses: Vec::new(),
+            mac: None,
+            vlan: None,
+            dhcp: Vec::new(),
+            stale: false,
+            intent: state,
+        });
+    }
 }
 
 /// A host end without a mark that is an Open vSwitch port the original pipework
@@ -212,6 +262,7 @@ fn left_behind(ovs: &[MarkedInterface], host_links: &[Link]) -> Vec<Entry> {
             vlan: m.id("vlan").and_then(|v| v.parse().ok()),
             dhcp: Vec::new(),
             stale: true,
+            intent: None,
         }
     })
     .collect()
@@ -360,6 +411,7 @@ async fn of_guest(
             host_end: end.map(|e| e.name.clone()),
             mac: cif.and_then(|l| l.mac).map(|m| m.to_string()),
             stale: guest.is_none() || cif.is_none(),
+            intent: None,
             dhcp: clients(alias.ns, &alias.container_if),
             addresses,
             vlan,
@@ -409,7 +461,7 @@ fn table(entries: &[Entry]) -> Vec<String> {
             dash(e.mac.clone()),
             dash(e.vlan.map(|v| v.to_string())),
             dash(dhcp_cell(&e.dhcp)),
-            if e.stale { "stale" } else { "ok" }.to_string(),
+            e.intent.unwrap_or(if e.stale { "stale" } else { "ok" }).to_string(),
         ]);
     }
     let widths: Vec<usize> =

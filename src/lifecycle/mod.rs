@@ -8,4 +8,5 @@ pub mod check;
 pub mod del;
 pub mod gc;
 pub mod ls;
+pub mod recover;
 mod restore;

@@ -119,6 +119,17 @@ impl GuestId {
         }
     }
 
+    /// The name a link for CONTAINER_IF is born under, before its rename in the guest
+    /// (the kernel builds a macvlan on the host side first, where CONTAINER_IF may be
+    /// taken): `pw` and a hash of the guest's namespace and CONTAINER_IF, so that two
+    /// attaches at once get two names, and a re-run after a kill finds its own.
+    pub fn temporary_name(&self, container_if: &str) -> String {
+        // FNV-1a: stable across builds and runs, unlike std's hashers.
+        let bytes = self.ns_inode.to_le_bytes().into_iter().chain(container_if.bytes());
+        let hash = bytes.fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+        format!("pw{hash:08x}")
+    }
+
     /// The mark of an attachment of this guest's CONTAINER_IF to `host_if`.
     pub fn alias(&self, container_if: &str, host_if: &str, kind: alias::Kind) -> String {
         self.alias_tagged(container_if, host_if, kind, None)

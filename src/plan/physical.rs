@@ -36,6 +36,7 @@ pub fn plan(
         let parent = parent(req, nic, host, &mut steps)?;
         steps.push(Step::CreateGuestLink(NewGuestLink {
             name: cif.to_string(),
+            temp: guest.temporary_name(cif.as_str()),
             kind: GuestLink::Macvlan { parent: parent.name.clone(), mode: req.macvlan_mode },
             mtu: Some(parent.mtu),
             mac: req.mac,

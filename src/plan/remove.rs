@@ -71,6 +71,8 @@ pub enum Removal {
     DeleteBridgeIfUnused { name: String, ovs: bool },
     /// A `--direct-phys` NIC back to the host as it was (CONTAINER_IF's index).
     GiveBack { dev: String, index: u32, nic: Box<SavedNic> },
+    /// `ip link set NAME down`: a host link a run cut short had set up.
+    SetDown { name: String, index: u32 },
 }
 
 impl fmt::Display for Removal {
@@ -87,6 +89,7 @@ impl fmt::Display for Removal {
             Removal::DeleteBridgeIfUnused { name, ovs: true } => {
                 write!(f, "ovs-vsctl --if-exists del-br {name} (it has no ports)")
             }
+            Removal::SetDown { name, .. } => write!(f, "ip link set {name} down"),
             Removal::GiveBack { dev, nic, .. } => write!(
                 f,
                 "guest: ip link set {dev} netns <host> name {} (its MAC, alias, bridge, up state, addresses and \

@@ -51,6 +51,11 @@ pub struct OvsPort {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewGuestLink {
     pub name: String,
+    /// Its name until it is in the guest and renamed (see [`GuestId::temporary_name`]);
+    /// the run's intent names it, so that a run killed in between leaves nothing unnamed.
+    ///
+    /// [`GuestId::temporary_name`]: super::GuestId::temporary_name
+    pub temp: String,
     pub kind: GuestLink,
     pub mtu: Option<u32>,
     pub mac: Option<Mac>,
@@ -371,7 +376,7 @@ impl fmt::Display for OvsPort {
 
 impl fmt::Display for NewGuestLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let NewGuestLink { name, kind, mtu, mac } = self;
+        let NewGuestLink { name, kind, mtu, mac, .. } = self;
         f.write_str("ip link add ")?;
         match kind {
             GuestLink::Macvlan { parent, .. } | GuestLink::Ipoib { parent, .. } => {

@@ -31,6 +31,7 @@ pub fn ipoib(
     }
     steps.push(Step::CreateGuestLink(NewGuestLink {
         name: cif.to_string(),
+        temp: guest.temporary_name(cif.as_str()),
         kind: GuestLink::Ipoib { parent: nic.name.clone(), pkey },
         mtu: None,
         mac: None,
@@ -49,6 +50,7 @@ pub fn dummy(req: &Attach, cif: &IfName, guest: &GuestId, facts: &GuestFacts) ->
     refuse_taken(cif, guest, facts)?;
     let mut steps = vec![Step::CreateGuestLink(NewGuestLink {
         name: cif.to_string(),
+        temp: guest.temporary_name(cif.as_str()),
         kind: GuestLink::Dummy,
         mtu: None,
         mac: req.mac,

@@ -15,6 +15,7 @@
 //! when the look-up after its move lost its answer.
 
 mod check;
+mod crash;
 mod sweep;
 mod world;
 
@@ -155,4 +156,46 @@ fn every_failed_setns_keeps_the_promise() {
 fn every_failed_netlink_send_or_receive_with_direct_phys_gives_the_nic_back() {
     holds_at_every_occurrence(Scenario::DirectPhys, "sendto", &["EIO"]);
     holds_at_every_occurrence(Scenario::DirectPhys, "recvfrom", &["EIO"]);
+}
+
+/// Killed at each occurrence of `syscall` in a clean run of `scenario`: every kill
+/// point recovers (see `crash`: a re-run, `del`, `gc`).
+fn recovers_at_every_occurrence(scenario: Scenario, syscall: &str) {
+    let counts = sweep::count_occurrences(scenario, &[syscall.to_string()], TIMEOUT);
+    let n = counts[syscall];
+    assert!(n > 0, "no {syscall} in a clean run of {}", scenario.name());
+    let bad: Vec<String> = (1..=n)
+        .filter_map(|k| {
+            let kill = world::Fault::kill(syscall, k);
+            crash::recovers(scenario, &kill, TIMEOUT).err().map(|e| {
+                format!(
+                    "{} {kill}: {e}\n    again: scripts/crash-sweep.sh --scenarios {} --syscalls {syscall}",
+                    scenario.name(),
+                    scenario.name()
+                )
+            })
+        })
+        .collect();
+    assert!(bad.is_empty(), "{} of {n} kill points did not recover:\n{}", bad.len(), bad.join("\n"));
+}
+
+#[test]
+fn killed_at_any_netlink_request_on_a_new_bridge_a_rerun_del_and_gc_recover() {
+    recovers_at_every_occurrence(Scenario::NewBridge, "sendto");
+}
+
+#[test]
+fn killed_at_any_netlink_request_of_a_macvlan_a_rerun_del_and_gc_recover() {
+    recovers_at_every_occurrence(Scenario::Macvlan, "sendto");
+}
+
+#[test]
+fn killed_at_any_netlink_request_of_direct_phys_the_nic_comes_back() {
+    recovers_at_every_occurrence(Scenario::DirectPhys, "sendto");
+}
+
+#[test]
+fn killed_at_any_state_file_rename_or_unlink_a_rerun_del_and_gc_recover() {
+    recovers_at_every_occurrence(Scenario::NewBridge, "rename");
+    recovers_at_every_occurrence(Scenario::NewBridge, "unlink");
 }

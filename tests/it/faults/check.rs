@@ -81,11 +81,16 @@ fn summary(v: &Value) -> String {
     format!("link {} {}{master}", s("ifname"), v["flags"])
 }
 
-/// The names under /var/run/netns (none, if it does not exist).
+/// The names under /var/run/netns (none, if it does not exist), but for those that
+/// tests running meanwhile make: the CNI tests' `pwtcni-*` and Podman's `netns-*`
+/// (pipework makes none, and the original named its entries by pid).
 pub fn netns_entries() -> BTreeSet<String> {
     std::fs::read_dir("/var/run/netns")
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-        .unwrap_or_default()
+        .unwrap_or_else(|_| Vec::new())
+        .into_iter()
+        .filter(|n: &String| !n.starts_with("pwtcni-") && !n.starts_with("netns-"))
+        .collect()
 }
 
 /// Wait for `child` (nsenter exec'd into strace) at most `timeout`; then kill the

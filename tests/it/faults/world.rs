@@ -58,9 +58,22 @@ pub struct Fault {
     pub errno: String,
 }
 
+impl Fault {
+    /// The K-th SYSCALL kills the run (`signal=KILL`) instead of failing.
+    pub fn kill(syscall: &str, k: u32) -> Fault {
+        Fault { syscall: syscall.to_string(), k, errno: KILL.to_string() }
+    }
+}
+
+/// The `errno` of a [`Fault::kill`].
+const KILL: &str = "KILL";
+
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "{}:error={}:when={}", self.syscall, self.errno, self.k)
+        match self.errno.as_str() {
+            KILL => write!(f, "{}:signal=KILL:when={}", self.syscall, self.k),
+            errno => write!(f, "{}:error={errno}:when={}", self.syscall, self.k),
+        }
     }
 }
 
@@ -278,6 +291,38 @@ impl World {
         args.push(l.guest.guest());
         args.push(ip);
         args
+    }
+
+    /// The arguments of the `del` of each attachment the run makes.
+    pub fn del_args(&self) -> Vec<Vec<String>> {
+        self.lines
+            .iter()
+            .map(|l| vec!["del".into(), l.guest.guest(), "-i".into(), l.container_if.into()])
+            .collect()
+    }
+
+    /// The bridges the run creates (none existed before), which a `del` may leave.
+    pub fn made_bridges(&self) -> Vec<&'static str> {
+        let mut made: Vec<&'static str> = match self.scenario {
+            Scenario::ExistingBridge => Vec::new(),
+            _ => self.lines.iter().filter_map(|l| l.bridge).collect(),
+        };
+        made.dedup();
+        made
+    }
+
+    /// What an attach and its `del` leave, uninterrupted, beyond the state from
+    /// before, undone here: the bridges the run made (a `del` leaves them), a
+    /// macvlan's NIC set up (a `del` leaves it up).
+    pub fn undo_what_del_leaves(&self) {
+        for bridge in self.made_bridges() {
+            if self.host.link(bridge).is_some() {
+                self.host.sh("ip", &["link", "del", bridge]);
+            }
+        }
+        if self.scenario == Scenario::Macvlan {
+            self.host.sh("ip", &["link", "set", "eth2", "down"]);
+        }
     }
 
     /// Snapshots of the host and of every guest.

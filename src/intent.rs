@@ -1,0 +1,202 @@
+//! The intent of an attach: written (atomically) before its first change, naming
+//! every object the run may create or move, so that whatever a run killed at any
+//! instant left (OOM, a runtime's timeout, `kill -9`) is found and undone by the
+//! next run that looks: a re-run of the same attachment, `del`, `gc`, CNI DEL.
+//! The kernel cannot tell: a link is born without the attachment's mark (it
+//! ignores IFLA_IFALIAS in the request that creates it), and a `--direct-phys` NIC
+//! in a guest has no record of what it was on the host until the attach ends.
+//!
+//! `$PIPEWORK_RUN_DIR/intents/NSINODE-CONTAINER_IF.json`, beside the records. A run
+//! that ends well writes its record, then removes its intent; one that undoes
+//! itself removes it; one that dies leaves it, with its pid, start time and boot,
+//! which tell a dead run's intent (to undo) from a live one's (to leave alone).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::dhcp::kept::Process;
+use crate::plan::remove::SavedNic;
+use crate::record::{self, SavedRoute};
+
+pub const VERSION: u32 = 1;
+
+/// One attach under way, or cut short.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intent {
+    pub version: u32,
+    pub run: Run,
+    /// The mark's `guest=` (`docker:ID`, `pid:N`, `netns:PATH`).
+    pub guest: String,
+    pub ns: u64,
+    pub container_if: String,
+    /// HOSTIF as the command named it.
+    pub host_if: String,
+    /// Host links the run creates (veth host ends, VLAN devices): the run's own
+    /// wherever found, with or without a mark.
+    #[serde(default)]
+    pub host_links: Vec<String>,
+    /// Host links that were down and the run sets up (a macvlan's NIC): down again.
+    #[serde(default)]
+    pub set_up: Vec<String>,
+    /// Bridges the run creates (Linux ones; Open vSwitch ones in `ovs_bridges`).
+    #[serde(default)]
+    pub bridges: Vec<String>,
+    #[serde(default)]
+    pub ovs_bridges: Vec<String>,
+    /// Open vSwitch ports the run adds: (bridge, port).
+    #[serde(default)]
+    pub ovs_ports: Vec<(String, String)>,
+    /// Links the run creates in the guest, temporary names included.
+    #[serde(default)]
+    pub guest_links: Vec<String>,
+    /// A `--direct-phys` NIC the run moves into the guest, as it is on the host
+    /// (`guest_index`: its index on the host, which a move keeps where it is free),
+    /// and its name in the guest.
+    #[serde(default)]
+    pub nic: Option<MovedNic>,
+    /// The guest's default routes the run deletes to put its own in.
+    #[serde(default)]
+    pub replaced_routes: Vec<SavedRoute>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovedNic {
+    pub saved: SavedNic,
+    pub new_name: String,
+    /// The MAC the run gives it (`--mac`), if any.
+    pub new_mac: Option<String>,
+}
+
+/// A run as it can be recognised again: a pid is reused, a start time after boot
+/// is not (within a boot), and a boot's id is never.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    pub process: Process,
+    pub boot: String,
+}
+
+impl Run {
+    /// This very process.
+    pub fn current() -> Result<Run> {
+        let pid = std::process::id();
+        let process = Process::of(pid).context("cannot read /proc/self/stat")?;
+        Ok(Run { process, boot: boot_id()? })
+    }
+
+    /// Still running: same boot, same process.
+    pub fn is_alive(&self) -> bool {
+        boot_id().is_ok_and(|b| b == self.boot) && self.process.is_alive()
+    }
+}
+
+fn boot_id() -> Result<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").context("cannot read the boot id")?;
+    Ok(id.trim().to_string())
+}
+
+/// `$PIPEWORK_RUN_DIR/intents`.
+pub fn dir() -> PathBuf {
+    record::dir().with_file_name("intents")
+}
+
+pub fn path(ns: u64, container_if: &str) -> PathBuf {
+    dir().join(format!("{ns}-{container_if}.json"))
+}
+
+impl Intent {
+    /// Write it, whole or not at all, before the run's first change.
+    pub fn save(&self) -> Result<PathBuf> {
+        let path = path(self.ns, &self.container_if);
+        record::write_atomically(&path, self).context("cannot write the attach's intent")?;
+        Ok(path)
+    }
+
+    /// The run is over (done, or undone): its intent goes.
+    pub fn remove(&self) -> Result<()> {
+        record::remove_at(&path(self.ns, &self.container_if)).map(drop)
+    }
+
+    /// What `ls` and `check` say of it: `attaching` (its run is alive) or
+    /// `interrupted` (its run is over, cut short).
+    pub fn state(&self) -> &'static str {
+        if self.run.is_alive() {
+            "attaching"
+        } else {
+            "interrupted"
+        }
+    }
+
+    /// Its run wrote the attachment's record and was killed before it removed its
+    /// intent: the attachment is whole, nothing to undo.
+    pub fn completed(&self) -> bool {
+        matches!(record::load(self.ns, &self.container_if), Ok(Some(r)) if r.run.as_ref() == Some(&self.run))
+    }
+
+    /// `an attach of eth1 in pid:N (pid M)`.
+    pub fn describe(&self) -> String {
+        format!("an attach of {} in {} (pid {})", self.container_if, self.guest, self.run.process.pid)
+    }
+}
+
+/// The intent of that attachment, if there is one.
+pub fn load(ns: u64, container_if: &str) -> Result<Option<Intent>> {
+    read(&path(ns, container_if))
+}
+
+fn read(path: &Path) -> Result<Option<Intent>> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    serde_json::from_slice(&text).with_context(|| format!("cannot parse {}", path.display())).map(Some)
+}
+
+/// Every intent on this host; none when the directory is not there (the common
+/// case: one failed `readdir` is all an attach pays when nothing was cut short).
+pub fn all() -> Result<Vec<(PathBuf, Result<Intent>)>> {
+    let dir = dir();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let path = entry.with_context(|| format!("cannot read {}", dir.display()))?.path();
+        let visible = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.'));
+        if visible && path.extension().is_some_and(|x| x == "json") {
+            let intent = read(&path).and_then(|i| i.context("gone meanwhile"));
+            found.push((path, intent));
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}
+
+/// The intents of runs that are over (killed), which a later run may undo.
+pub fn interrupted() -> Result<Vec<Intent>> {
+    Ok(all()?.into_iter().filter_map(|(_, i)| i.ok()).filter(|i| !i.run.is_alive()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_run_is_alive_and_a_dead_or_reused_pid_is_not() {
+        let me = Run::current().unwrap();
+        assert!(me.is_alive());
+        let other_boot = Run { boot: "not-this-boot".into(), ..me.clone() };
+        assert!(!other_boot.is_alive());
+        let reused = Run { process: Process { start: me.process.start + 1, ..me.process }, ..me.clone() };
+        assert!(!reused.is_alive(), "the same pid with another start time is another process");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let gone = Run { process: Process { pid, start: 1 }, ..me };
+        assert!(!gone.is_alive());
+    }
+}

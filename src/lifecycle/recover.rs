@@ -1,0 +1,186 @@
+//! Undo what a run cut short left (its intent, `crate::intent`): every object the
+//! intent names that is there, wherever the kill left it, with or without a mark
+//! (a link is born without one). Planned as `del` plans (`Removal`s, idempotent,
+//! so a recovery cut short is finished by the next), then the replaced default
+//! routes put back, then the intent goes. Called by a re-run of the attachment,
+//! `del`, `gc` and CNI DEL, each for the intents of runs that are over.
+
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+
+use anyhow::{Context as _, Result};
+
+use crate::apply::{self, Context};
+use crate::intent::Intent;
+use crate::lifecycle::restore::{self, PutBack};
+use crate::netlink::{Link, Netlink};
+use crate::plan::alias::GuestRef;
+use crate::plan::remove::Removal;
+use crate::plan::Side;
+
+/// Whether a bridge the run created goes too (when it has no ports): `gc` removes
+/// it; a re-run uses it, and `del` leaves it as it leaves any bridge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bridges {
+    Keep,
+    Remove,
+}
+
+/// What undoing one intent came to.
+#[derive(Debug)]
+pub struct Recovered {
+    pub intent: Intent,
+    /// The removals, in order; then the routes put back.
+    pub steps: Vec<Removal>,
+    pub put_back: Vec<PutBack>,
+}
+
+impl Recovered {
+    /// `undid an attach of eth1 in docker:ID (pid N), cut short`, or with `--dry-run`
+    /// what would be done.
+    pub fn describe(&self, dry_run: bool) -> String {
+        let what = self.intent.describe();
+        if !dry_run {
+            return format!("undid {what}, cut short");
+        }
+        let steps: Vec<String> = self
+            .steps
+            .iter()
+            .map(ToString::to_string)
+            .chain(self.put_back.iter().map(ToString::to_string))
+            .collect();
+        format!(
+            "would undo {what}, cut short: {}",
+            if steps.is_empty() { "nothing left".into() } else { steps.join("; ") }
+        )
+    }
+}
+
+/// Undo `intent` (a dead run's). `guest`: the guest's netlink socket and namespace
+/// when the caller has it open; else it is looked for by its namespace's inode
+/// (gone: only the host's side is undone, the guest's went with it).
+pub async fn recover(
+    host: &Netlink,
+    intent: Intent,
+    guest: Option<(&Netlink, std::os::fd::BorrowedFd<'_>)>,
+    bridges: Bridges,
+    dry_run: bool,
+) -> Result<Recovered> {
+    let found;
+    let guest = match guest {
+        Some(g) => Some(g),
+        None => {
+            found = match open_namespace(&intent) {
+                Some(fd) => Some((Netlink::in_netns(fd.as_fd())?, fd)),
+                None => None,
+            };
+            found.as_ref().map(|(nl, fd)| (nl, fd.as_fd()))
+        }
+    };
+    let host_links = host.links().await.context("cannot read the host's interfaces")?;
+    let guest_links = match guest {
+        Some((nl, _)) => nl.links().await.context("cannot read the guest's interfaces")?,
+        None => Vec::new(),
+    };
+    let steps = plan(&intent, &host_links, &guest_links, bridges);
+    // Those that cannot go back (their gateway gone with the attachment...) stay gone,
+    // as after a `del`.
+    let put_back = match guest {
+        Some((nl, _)) if !intent.replaced_routes.is_empty() => {
+            let going = guest_links.iter().find(|l| l.name == intent.container_if).map_or(0, |l| l.index);
+            let routes = restore::routes_for(nl, &intent.replaced_routes).await?;
+            restore::plan(&intent.replaced_routes, &guest_links, &routes, going).0
+        }
+        _ => Vec::new(),
+    };
+    if !dry_run {
+        // Without a guest there is no guest step: the host stands in for it.
+        let own = host_ns()?;
+        let (nl_guest, ns) = guest.unwrap_or((host, own.as_fd()));
+        let ctx = Context::new(host, nl_guest, ns, intent.guest.clone());
+        apply::remove(&steps, &ctx).await.context("cannot undo an attach cut short")?;
+        restore::apply(nl_guest, &put_back).await.context("cannot undo an attach cut short")?;
+        intent.remove()?;
+    }
+    Ok(Recovered { intent, steps, put_back })
+}
+
+/// The removals that undo `intent`, given the links there are now.
+fn plan(intent: &Intent, host: &[Link], guest: &[Link], bridges: Bridges) -> Vec<Removal> {
+    let mut steps = Vec::new();
+    for (bridge, port) in &intent.ovs_ports {
+        steps.push(Removal::OvsDelPort { bridge: bridge.clone(), port: port.clone() });
+    }
+    // The NIC: under its own name (moved, not renamed yet) or CONTAINER_IF's, and of
+    // its own kind (what a guest cannot fake on a link it made).
+    let nic = intent.nic.as_ref().and_then(|moved| {
+        let names = [moved.saved.name.as_str(), moved.new_name.as_str()];
+        guest
+            .iter()
+            .find(|l| names.contains(&l.name.as_str()) && l.kind == moved.saved.kind)
+            .map(|l| (moved, l))
+    });
+    for name in &intent.guest_links {
+        if let Some(l) = guest.iter().find(|l| &l.name == name) {
+            if nic.is_none_or(|(_, n)| n.index != l.index) {
+                steps.push(Removal::DeleteLink { side: Side::Guest, name: l.name.clone(), index: l.index });
+            }
+        }
+    }
+    if let Some((moved, l)) = nic {
+        let nic = Box::new(crate::plan::remove::SavedNic { guest_index: l.index, ..moved.saved.clone() });
+        steps.push(Removal::GiveBack { dev: l.name.clone(), index: l.index, nic });
+    }
+    for name in &intent.host_links {
+        if let Some(l) = host.iter().find(|l| &l.name == name) {
+            steps.push(Removal::DeleteLink { side: Side::Host, name: l.name.clone(), index: l.index });
+        }
+    }
+    for name in &intent.set_up {
+        if let Some(l) = host.iter().find(|l| &l.name == name && l.up) {
+            steps.push(Removal::SetDown { name: l.name.clone(), index: l.index });
+        }
+    }
+    if bridges == Bridges::Remove {
+        for name in &intent.bridges {
+            steps.push(Removal::DeleteBridgeIfUnused { name: name.clone(), ovs: false });
+        }
+        for name in &intent.ovs_bridges {
+            steps.push(Removal::DeleteBridgeIfUnused { name: name.clone(), ovs: true });
+        }
+    }
+    steps
+}
+
+/// Our own thread never leaves the host's namespace.
+fn host_ns() -> Result<OwnedFd> {
+    Ok(File::open("/proc/self/ns/net").context("cannot open the host's namespace")?.into())
+}
+
+/// The intent's guest namespace, if it is still there: through its netns file, or
+/// any process in it (Docker is not asked: a daemon that is down must not make a
+/// guest look gone, and leave its links).
+fn open_namespace(intent: &Intent) -> Option<OwnedFd> {
+    let is_it = |f: &File| f.metadata().is_ok_and(|m| m.ino() == intent.ns);
+    if let Ok(GuestRef::Netns(path)) = GuestRef::parse(&intent.guest) {
+        if let Ok(f) = File::open(&path) {
+            if is_it(&f) {
+                return Some(f.into());
+            }
+        }
+    }
+    let pids = std::fs::read_dir("/proc").into_iter().flatten();
+    for pid in pids.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
+        let path = format!("/proc/{pid}/ns/net");
+        if std::fs::metadata(&path).is_ok_and(|m| m.ino() == intent.ns) {
+            // Opened, then checked again: the process may have moved on in between.
+            if let Ok(f) = File::open(&path) {
+                if is_it(&f) {
+                    return Some(f.into());
+                }
+            }
+        }
+    }
+    None
+}
