@@ -33,6 +33,10 @@ pub struct Intent {
     pub container_if: String,
     /// HOSTIF as the command named it.
     pub host_if: String,
+    /// Who asked, when the guest's namespace alone cannot say it again: a CNI ADD's
+    /// `cni:NETWORK/CONTAINERID/IFNAME`, which its DEL gives with `CNI_NETNS` gone.
+    #[serde(default)]
+    pub owner: Option<String>,
     /// Host links the run creates (veth host ends, VLAN devices): the run's own
     /// wherever found, with or without a mark.
     #[serde(default)]
@@ -174,6 +178,11 @@ pub fn all() -> Result<Vec<(PathBuf, Result<Intent>)>> {
     }
     found.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(found)
+}
+
+/// `owner` for a CNI attachment.
+pub fn cni_owner(network: &str, container_id: &str, ifname: &str) -> String {
+    format!("cni:{network}/{container_id}/{ifname}")
 }
 
 /// The intents of runs that are over (killed), which a later run may undo.

@@ -17,6 +17,7 @@ pub async fn intent(
     guest: &Netlink,
     id: &GuestId,
     (host_if, container_if): (&str, &str),
+    owner: Option<&str>,
     steps: &[Step],
 ) -> Result<Intent> {
     let mut intent = Intent {
@@ -26,6 +27,7 @@ pub async fn intent(
         ns: id.ns_inode,
         container_if: container_if.to_string(),
         host_if: host_if.to_string(),
+        owner: owner.map(String::from),
         host_links: Vec::new(),
         set_up: Vec::new(),
         bridges: Vec::new(),

@@ -42,6 +42,8 @@ pub struct Given {
     pub guest: Option<(Guest, Netlink)>,
     pub terms: Terms,
     pub answer: Option<apply::Delegated>,
+    /// Who asks, for the run's intent (see `intent::Intent::owner`).
+    pub owner: Option<String>,
 }
 
 /// What an attach came to.
@@ -57,7 +59,7 @@ pub enum Attachment {
 
 /// The verb: one attachment, all or nothing, with what the caller has at hand.
 pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) -> Verb<Attachment> {
-    let Given { guest: given_guest, terms, answer } = given;
+    let Given { guest: given_guest, terms, answer, owner } = given;
     let mut notes = Vec::new();
     if !opts.dry_run {
         if let Err(e) = undo_interrupted(req, host, given_guest.as_ref(), &mut notes).await {
@@ -98,7 +100,15 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
     };
     // Before the first change: what a run killed from here on leaves is found by it.
     let ifs = (req.host_if.to_string(), container_if.as_str());
-    let intent = match intended::intent(host, &nl_guest, &GuestId::of(&guest), (&ifs.0, ifs.1), &steps).await
+    let intent = match intended::intent(
+        host,
+        &nl_guest,
+        &GuestId::of(&guest),
+        (&ifs.0, ifs.1),
+        owner.as_deref(),
+        &steps,
+    )
+    .await
     {
         Ok(i) => i,
         Err(e) => return Err(Failed::after(e, notes)),

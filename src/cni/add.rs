@@ -83,7 +83,8 @@ async fn link(
 ) -> Result<Linked, CniError> {
     let (req, terms) = request::request(call, mac)?;
     let made_bridge = bridge::ensure(host, &call.conf).await?;
-    let given = attach::Given { guest: Some(guest), terms, answer };
+    let owner = Some(crate::intent::cni_owner(&call.conf.name, &call.env.container_id, &call.env.ifname));
+    let given = attach::Given { guest: Some(guest), terms, answer, owner };
     let opts = RunOpts { json: true, ..RunOpts::default() };
     match attached(attach::attach(&req, &opts, host, given).await) {
         Ok(attached) => Ok(Linked { attached, made_bridge }),

@@ -3,6 +3,7 @@
 //! is gone already: runtimes call it after a failed ADD too.
 
 use crate::lifecycle;
+use crate::lifecycle::recover::{recover, Bridges};
 use crate::model::{Del, RunOpts};
 use crate::netlink::Netlink;
 use crate::record;
@@ -37,10 +38,27 @@ pub async fn detach(call: &Call) -> Result<(), CniError> {
             host_end_of_gone(a).await?;
             forget_gone(a.ns, ifname).await?;
         }
+        undo_interrupted(call).await?;
     } else {
         lifecycle_del(call).await?;
     }
     state::remove(net, id, ifname).map_err(|e| CniError::new(Code::Io, format!("{e:#}")))
+}
+
+/// An ADD of this container cut short (its intent, `crate::intent`), its namespace
+/// gone or not given: what it made on the host goes (its guest side went with the
+/// namespace). With the namespace there, `lifecycle::del` does it.
+async fn undo_interrupted(call: &Call) -> Result<(), CniError> {
+    let fail = |e: anyhow::Error| CniError::internal(&e);
+    let owner = crate::intent::cni_owner(&call.conf.name, &call.env.container_id, &call.env.ifname);
+    let host = Netlink::current().map_err(fail)?;
+    for intent in crate::intent::interrupted().map_err(fail)? {
+        if intent.owner.as_deref() != Some(owner.as_str()) || intent.completed() {
+            continue;
+        }
+        recover(&host, intent, None, Bridges::Keep, false).await.map_err(fail)?;
+    }
+    Ok(())
 }
 
 /// The host end of a veth whose namespace is gone lingers until the kernel has

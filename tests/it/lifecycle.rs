@@ -534,3 +534,47 @@ fn check_and_gc_are_host_interfaces_when_bridges_have_those_names() {
         assert_eq!(end["master"], bridge, "{end}");
     }
 }
+
+/// pipework killed (SIGKILL, by strace) at its K-th netlink request.
+fn killed_at_sendto(host: &Netns, args: &[&str], k: u32) -> Run {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", host.path()))
+        .args(["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=sendto"])
+        .arg(format!("-einject=sendto:signal=KILL:when={k}"))
+        .arg(crate::util::BIN)
+        .args(args)
+        .envs(host.env())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Run::from(out)
+}
+
+/// Killed right after it made the veth (which the kernel makes without the mark):
+/// `ls` shows the attach `interrupted`, `check` says it was cut short, and the same
+/// command again undoes it and attaches whole, saying so. (Before intents, the
+/// re-run failed `Link veth1plN exists and is up` and `del` refused the veth.)
+#[test]
+fn an_attach_killed_after_its_veth_shows_as_interrupted_and_a_rerun_makes_it_whole() {
+    let host = host_with_bridge("br1");
+    for k in 1..40 {
+        let guest = Netns::new();
+        let end = format!("veth1pl{}", guest.pid());
+        let args = ["br1", &guest.guest(), "10.0.0.2/24@10.0.0.1"];
+        killed_at_sendto(&host, &args, k);
+        let Some(link) = host.link(&end) else { continue };
+        assert!(link["ifalias"].is_null(), "the first kill point with the veth has no mark yet: {link}");
+        let mine = listed(&host, &guest.guest());
+        assert!(mine.iter().any(|a| a["intent"] == "interrupted" && a["container_if"] == "eth1"), "{mine:?}");
+        let check = host.pipework(&["check", &guest.guest()]);
+        assert!(check.code == 1 && check.stderr.contains("was cut short: run it again, or del"), "{check:?}");
+        let again = host.pipework(&args).ok();
+        assert!(again.stderr.contains("undid an attach of eth1"), "{again:?}");
+        host.pipework(&["check", &guest.guest()]).ok();
+        assert!(guest.addrs("eth1").contains(&"10.0.0.2/24".to_string()));
+        host.pipework(&["del", &guest.guest()]).ok();
+        assert!(host.link(&end).is_none());
+        return;
+    }
+    panic!("no kill point left the veth");
+}

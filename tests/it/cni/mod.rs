@@ -378,12 +378,18 @@ fn ipam_runs_while_the_links_are_made_and_what_it_refuses_undoes_them() {
 /// thread: the IPAM plugin's thread sends none) failing with EIO; `None`: no fault,
 /// and the count of them.
 fn add_with_failed_send(host: &Netns, c: &Container, conf: &Value, k: Option<u32>) -> (Answer, usize) {
+    add_under_strace(host, c, conf, k.map(|k| format!("error=EIO:when={k}")))
+}
+
+/// An ADD under strace, its `sendto`s counted, `fault` injected into them
+/// (`error=EIO:when=K`, `signal=KILL:when=K`).
+fn add_under_strace(host: &Netns, c: &Container, conf: &Value, fault: Option<String>) -> (Answer, usize) {
     let trace = std::env::temp_dir().join(format!("pwt-trace-{}", c.id));
     let mut cmd = Command::new("nsenter");
     cmd.arg(format!("--net={}", host.path())).args(["strace", "-qq", "-o"]).arg(&trace);
     cmd.args(["-e", "trace=sendto"]);
-    if let Some(k) = k {
-        cmd.args(["-e", &format!("inject=sendto:error=EIO:when={k}")]);
+    if let Some(fault) = fault {
+        cmd.args(["-e", &format!("inject=sendto:{fault}")]);
     }
     cmd.arg(crate::util::BIN).envs(host.env());
     let answer = Answer::from(start_plugin(cmd, "ADD", &c.env(), conf).wait_with_output().unwrap());
@@ -452,6 +458,45 @@ fn an_add_whose_netlink_request_fails_anywhere_is_all_or_nothing() {
             let host_diff = if left.0 { similar(&h, &host.snapshot()) } else { String::new() };
             bad.push(format!("sendto {k}: failed ({}) and left {left:?} {host_diff}", answer.out));
         }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// An ADD killed at each of its netlink requests in turn (as a runtime's timeout or
+/// the OOM killer may): the runtime's DEL leaves the host and the guest as before
+/// and host-local's store empty, and the next ADD succeeds (a killed ADD once left
+/// `eth0` unmarked: DEL answered `not made by pipework`, and every later ADD
+/// `interface eth0 already exists`).
+#[test]
+fn an_add_killed_at_any_netlink_request_is_undone_by_del_and_made_again_by_add() {
+    let host = Netns::new();
+    host.sh("ip", &["link", "add", "cnibrk", "address", "02:00:00:85:00:01", "up", "type", "bridge"]);
+    let conf = bridge_conf(&host, "1.0.0", "cnibrk", "10.85.0.0/24");
+    let clean = Netns::new();
+    let c = Container::of(&clean, "eth0");
+    let (answer, sends) = add_under_strace(&host, &c, &conf, None);
+    assert_eq!(answer.code, 0, "{answer:?}");
+    assert!(sends > 10, "only {sends} netlink requests counted");
+    c.call(&host, "DEL", &conf);
+    let mut bad = Vec::new();
+    for k in 1..=sends as u32 {
+        let guest = Netns::new();
+        let c = Container::of(&guest, "eth0");
+        until_no_carrier(&host, "cnibrk");
+        let (h, g) = (host.snapshot(), guest.snapshot());
+        add_under_strace(&host, &c, &conf, Some(format!("signal=KILL:when={k}")));
+        let del = c.call(&host, "DEL", &conf);
+        let left =
+            (!settles_to(&host, &h), guest.snapshot() != g, leases(&host, &conf), files(&host, "intents"));
+        if del.code != 0 || left.0 || left.1 || !left.2.is_empty() || !left.3.is_empty() {
+            bad.push(format!("killed at sendto {k}: DEL {del:?}, left {left:?}"));
+            continue;
+        }
+        let again = c.call(&host, "ADD", &conf);
+        if again.code != 0 {
+            bad.push(format!("killed at sendto {k}: the next ADD failed: {again:?}"));
+        }
+        c.call(&host, "DEL", &conf);
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
