@@ -167,7 +167,14 @@ fn recovers_at_every_occurrence(scenario: Scenario, syscall: &str) {
     let bad: Vec<String> = (1..=n)
         .filter_map(|k| {
             let kill = world::Fault::kill(syscall, k);
-            crash::recovers(scenario, &kill, TIMEOUT).err().map(|e| {
+            let killed = crash::recovers(scenario, &kill, TIMEOUT).and_then(|p| {
+                if p == crash::Point::Recovered {
+                    Ok(())
+                } else {
+                    Err("not killed there".into())
+                }
+            });
+            killed.err().map(|e| {
                 format!(
                     "{} {kill}: {e}\n    again: scripts/crash-sweep.sh --scenarios {} --syscalls {syscall}",
                     scenario.name(),

@@ -82,6 +82,21 @@ impl Ovs {
         self.vsctl_ok(&["add-br", name, "--", "set", "bridge", name, "datapath_type=netdev"]);
     }
 
+    /// Each port of `bridge` as `NAME tag=T ids=...` (sorted), for snapshots.
+    pub(crate) fn ports_with_ids(&self, bridge: &str) -> String {
+        let ports = self.vsctl_ok(&["list-ports", bridge]);
+        let mut all: Vec<String> = ports
+            .lines()
+            .map(|p| {
+                let tag = self.vsctl_ok(&["get", "port", p, "tag"]);
+                let ids = self.vsctl_ok(&["get", "interface", p, "external-ids"]);
+                format!("{p} tag={tag} ids={ids}")
+            })
+            .collect();
+        all.sort();
+        all.join("; ")
+    }
+
     pub(crate) fn pipework(&self, host: &Netns, args: &[&str]) -> Run {
         let env = self.env();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();

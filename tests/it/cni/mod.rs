@@ -378,23 +378,32 @@ fn ipam_runs_while_the_links_are_made_and_what_it_refuses_undoes_them() {
 /// thread: the IPAM plugin's thread sends none) failing with EIO; `None`: no fault,
 /// and the count of them.
 fn add_with_failed_send(host: &Netns, c: &Container, conf: &Value, k: Option<u32>) -> (Answer, usize) {
-    add_under_strace(host, c, conf, k.map(|k| format!("error=EIO:when={k}")))
+    add_under_strace(host, c, conf, "sendto", k.map(|k| format!("error=EIO:when={k}")))
 }
 
-/// An ADD under strace, its `sendto`s counted, `fault` injected into them
+/// An ADD under strace, its calls of `syscall` counted, `fault` injected into them
 /// (`error=EIO:when=K`, `signal=KILL:when=K`).
-fn add_under_strace(host: &Netns, c: &Container, conf: &Value, fault: Option<String>) -> (Answer, usize) {
+fn add_under_strace(
+    host: &Netns,
+    c: &Container,
+    conf: &Value,
+    syscall: &str,
+    fault: Option<String>,
+) -> (Answer, usize) {
     let trace = std::env::temp_dir().join(format!("pwt-trace-{}", c.id));
     let mut cmd = Command::new("nsenter");
     cmd.arg(format!("--net={}", host.path())).args(["strace", "-qq", "-o"]).arg(&trace);
-    cmd.args(["-e", "trace=sendto"]);
+    cmd.args(["-e", &format!("trace={syscall}")]);
     if let Some(fault) = fault {
-        cmd.args(["-e", &format!("inject=sendto:{fault}")]);
+        cmd.args(["-e", &format!("inject={syscall}:{fault}")]);
     }
     cmd.arg(crate::util::BIN).envs(host.env());
     let answer = Answer::from(start_plugin(cmd, "ADD", &c.env(), conf).wait_with_output().unwrap());
-    let sends =
-        std::fs::read_to_string(&trace).unwrap_or_default().lines().filter(|l| l.contains("sendto(")).count();
+    let sends = std::fs::read_to_string(&trace)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&format!("{syscall}(")))
+        .count();
     let _ = std::fs::remove_file(&trace);
     (answer, sends)
 }
@@ -469,32 +478,44 @@ fn an_add_whose_netlink_request_fails_anywhere_is_all_or_nothing() {
 /// `interface eth0 already exists`).
 #[test]
 fn an_add_killed_at_any_netlink_request_is_undone_by_del_and_made_again_by_add() {
+    killed_adds_are_undone_by_del("sendto", 10);
+}
+
+/// The same at each rename and unlink (intents, records, CNI state, host-local's
+/// leases: the IPAM plugin is a child strace does not follow).
+#[test]
+fn an_add_killed_at_any_state_file_rename_or_unlink_is_undone_by_del() {
+    killed_adds_are_undone_by_del("rename", 1);
+    killed_adds_are_undone_by_del("unlink", 1);
+}
+
+fn killed_adds_are_undone_by_del(syscall: &str, at_least: usize) {
     let host = Netns::new();
     host.sh("ip", &["link", "add", "cnibrk", "address", "02:00:00:85:00:01", "up", "type", "bridge"]);
     let conf = bridge_conf(&host, "1.0.0", "cnibrk", "10.85.0.0/24");
     let clean = Netns::new();
     let c = Container::of(&clean, "eth0");
-    let (answer, sends) = add_under_strace(&host, &c, &conf, None);
+    let (answer, calls) = add_under_strace(&host, &c, &conf, syscall, None);
     assert_eq!(answer.code, 0, "{answer:?}");
-    assert!(sends > 10, "only {sends} netlink requests counted");
+    assert!(calls >= at_least, "only {calls} calls of {syscall} counted");
     c.call(&host, "DEL", &conf);
     let mut bad = Vec::new();
-    for k in 1..=sends as u32 {
+    for k in 1..=calls as u32 {
         let guest = Netns::new();
         let c = Container::of(&guest, "eth0");
         until_no_carrier(&host, "cnibrk");
         let (h, g) = (host.snapshot(), guest.snapshot());
-        add_under_strace(&host, &c, &conf, Some(format!("signal=KILL:when={k}")));
+        add_under_strace(&host, &c, &conf, syscall, Some(format!("signal=KILL:when={k}")));
         let del = c.call(&host, "DEL", &conf);
         let left =
             (!settles_to(&host, &h), guest.snapshot() != g, leases(&host, &conf), files(&host, "intents"));
         if del.code != 0 || left.0 || left.1 || !left.2.is_empty() || !left.3.is_empty() {
-            bad.push(format!("killed at sendto {k}: DEL {del:?}, left {left:?}"));
+            bad.push(format!("killed at {syscall} {k}: DEL {del:?}, left {left:?}"));
             continue;
         }
         let again = c.call(&host, "ADD", &conf);
         if again.code != 0 {
-            bad.push(format!("killed at sendto {k}: the next ADD failed: {again:?}"));
+            bad.push(format!("killed at {syscall} {k}: the next ADD failed: {again:?}"));
         }
         c.call(&host, "DEL", &conf);
     }

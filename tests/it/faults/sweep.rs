@@ -130,6 +130,7 @@ fn reproduction(scenario: Scenario, fault: &Fault) -> String {
             "--direct-phys eth2 pid:G 10.9.2.2/24@10.9.2.1   (eth2: a veth, up, 192.0.2.5/24, a route; its peer up in another netns)"
         }
         Scenario::Batch => "--batch FILE --json   (3 lines: br1 G1, br1 G2, br9 -i eth3 G3 IPv6)",
+        Scenario::OvsTag => "ovsbr0 pid:G 10.9.4.2/24@10.9.4.1 @10   (a private Open vSwitch, ovsbr0 on netdev)",
     };
     format!(
         "scripts/fault-sweep.sh --scenarios {} --syscalls {} --errnos {} --only-k {}   # strace -f -e inject={fault} pipework {world_args}",

@@ -22,9 +22,23 @@ pub enum Scenario {
     Macvlan,
     DirectPhys,
     Batch,
+    /// An Open vSwitch bridge (a private OVS, userspace datapath) and a VLAN tag:
+    /// in the kill sweep only (the fault sweep's injections would hit `ovs-vsctl`).
+    OvsTag,
 }
 
 impl Scenario {
+    /// The kill sweep's scenarios.
+    pub const CRASH: [Scenario; 7] = [
+        Scenario::NewBridge,
+        Scenario::ExistingBridge,
+        Scenario::Ipv6,
+        Scenario::Macvlan,
+        Scenario::DirectPhys,
+        Scenario::Batch,
+        Scenario::OvsTag,
+    ];
+
     pub const ALL: [Scenario; 6] = [
         Scenario::NewBridge,
         Scenario::ExistingBridge,
@@ -42,11 +56,12 @@ impl Scenario {
             Scenario::Macvlan => "macvlan",
             Scenario::DirectPhys => "direct-phys",
             Scenario::Batch => "batch",
+            Scenario::OvsTag => "ovs-tag",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Scenario> {
-        Scenario::ALL.into_iter().find(|s| s.name() == name)
+        Scenario::CRASH.into_iter().find(|s| s.name() == name)
     }
 }
 
@@ -146,6 +161,8 @@ pub struct World {
     batch_file: Option<std::path::PathBuf>,
     /// Holds the far end of the stand-in NIC.
     _wire: Option<Netns>,
+    /// The private Open vSwitch of `OvsTag`.
+    ovs: Option<crate::ovs::Ovs>,
 }
 
 /// The host has no IPv6 duplicate address detection: a NIC stand-in or bridge made
@@ -203,7 +220,14 @@ impl World {
         let host = host_without_dad();
         let mut batch_file = None;
         let mut wire = None;
+        let mut ovs = None;
         let lines = match scenario {
+            Scenario::OvsTag => {
+                let o = crate::ovs::Ovs::start(&host);
+                o.bridge("ovsbr0");
+                ovs = Some(o);
+                vec![line(Netns::new(), Some("ovsbr0"), ("eth1", None), "10.9.4.2/24", Some("10.9.4.1"))]
+            }
             Scenario::NewBridge => {
                 vec![line(Netns::new(), Some("br1"), ("eth1", None), "10.9.0.2/24", Some("10.9.0.1"))]
             }
@@ -269,7 +293,7 @@ impl World {
                 lines
             }
         };
-        World { scenario, host, lines, batch_file, _wire: wire }
+        World { scenario, host, lines, batch_file, _wire: wire, ovs }
     }
 
     /// The binary's arguments.
@@ -286,10 +310,14 @@ impl World {
             Scenario::Ipv6 => ["br6", "-i", "eth7", "-l", "vhost7"].map(String::from).to_vec(),
             Scenario::Macvlan => vec!["eth2".into()],
             Scenario::DirectPhys => vec!["--direct-phys".into(), "eth2".into()],
+            Scenario::OvsTag => vec!["ovsbr0".into()],
             _ => vec!["br1".into()],
         };
         args.push(l.guest.guest());
         args.push(ip);
+        if self.scenario == Scenario::OvsTag {
+            args.push("@10".into());
+        }
         args
     }
 
@@ -304,7 +332,7 @@ impl World {
     /// The bridges the run creates (none existed before), which a `del` may leave.
     pub fn made_bridges(&self) -> Vec<&'static str> {
         let mut made: Vec<&'static str> = match self.scenario {
-            Scenario::ExistingBridge => Vec::new(),
+            Scenario::ExistingBridge | Scenario::OvsTag => Vec::new(),
             _ => self.lines.iter().filter_map(|l| l.bridge).collect(),
         };
         made.dedup();
@@ -325,9 +353,21 @@ impl World {
         }
     }
 
-    /// Snapshots of the host and of every guest.
+    /// pipework run in the host namespace (with the world's Open vSwitch, if any).
+    pub fn pipework(&self, args: &[&str]) -> Run {
+        match &self.ovs {
+            Some(ovs) => ovs.pipework(&self.host, args),
+            None => self.host.pipework(args),
+        }
+    }
+
+    /// Snapshots of the host and of every guest (and the Open vSwitch bridge's
+    /// ports with their tags and ids, if any).
     pub fn snapshots(&self) -> Vec<String> {
         let mut all = vec![self.host.snapshot()];
+        if let Some(ovs) = &self.ovs {
+            all[0] += &format!("\novs ports: {}", ovs.ports_with_ids("ovsbr0"));
+        }
         all.extend(self.lines.iter().map(|l| l.guest.snapshot()));
         all
     }
@@ -351,6 +391,9 @@ impl World {
         }
         cmd.arg(BIN).args(self.args());
         cmd.envs(self.host.env());
+        if let Some(ovs) = &self.ovs {
+            cmd.envs(ovs.env());
+        }
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -482,6 +525,13 @@ impl World {
                 return Err("the NIC eth2 is not up".into())
             }
             _ => {}
+        }
+        if let (Some(ovs), Some(end)) = (&self.ovs, &l.host_end) {
+            let ports = ovs.ports_with_ids("ovsbr0");
+            if !ports.contains(&format!("{end} tag=10")) {
+                return Err(format!("host end {end} is no port of ovsbr0 with tag 10: {ports}"));
+            }
+            return Ok(());
         }
         if let (Some(bridge), Some(end)) = (l.bridge, &l.host_end) {
             let br = self.host.link(bridge).ok_or(format!("no bridge {bridge}"))?;
