@@ -138,9 +138,9 @@ impl Intent {
         matches!(record::load(self.ns, &self.container_if), Ok(Some(r)) if r.run.as_ref() == Some(&self.run))
     }
 
-    /// `an attach of eth1 in pid:N (pid M)`.
+    /// `an attach of eth1 in pid:N by pid M`.
     pub fn describe(&self) -> String {
-        format!("an attach of {} in {} (pid {})", self.container_if, self.guest, self.run.process.pid)
+        format!("an attach of {} in {} by pid {}", self.container_if, self.guest, self.run.process.pid)
     }
 }
 

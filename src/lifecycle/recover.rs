@@ -37,7 +37,7 @@ pub struct Recovered {
 }
 
 impl Recovered {
-    /// `undid an attach of eth1 in docker:ID (pid N), cut short`, or with `--dry-run`
+    /// `undid an attach of eth1 in docker:ID by pid N, cut short`, or with `--dry-run`
     /// what would be done.
     pub fn describe(&self, dry_run: bool) -> String {
         let what = self.intent.describe();
