@@ -108,7 +108,7 @@ impl Journal {
         let mut applied = super::Applied::default();
         for undo in self.undos.drain(..) {
             match undo {
-                Undo::StopDhcp(running) => applied.running.push(running),
+                Undo::StopDhcp(kept) => applied.running.push(kept),
                 Undo::MoveBack { index, nic, disable_ipv6 } => {
                     let (nic, config) = *nic;
                     applied.moved = Some(super::Moved { index, nic, config, disable_ipv6 });
