@@ -311,14 +311,12 @@ mod tests {
     }
 
     #[test]
-    fn a_keeper_that_ends_on_sigterm_is_not_waited_for_and_its_files_go() {
+    fn a_keeper_that_ends_on_sigterm_is_not_killed_and_its_files_go() {
         let dir = scratch("term");
         let mut child = sleeper(false);
         let kept = keeper_of(&child, &dir);
         assert_eq!(kept.is_running(), Some(true));
-        let started = Instant::now();
         kept.stop_now().unwrap();
-        assert!(started.elapsed() < KEEPER_GRACE, "{:?}", started.elapsed());
         assert_eq!(child.wait().unwrap().signal(), Some(Signal::SIGTERM as i32));
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "its pid and status files stay");
         std::fs::remove_dir_all(&dir).unwrap();
