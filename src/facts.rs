@@ -12,7 +12,7 @@ use crate::model::IFNAME_MAX;
 use crate::model::{Attach, HostIf, IpSpec};
 use crate::netlink::{Link, Netlink};
 use crate::ovs;
-use crate::plan::{Class, GuestFacts, GuestId, HostFacts, KeptClient};
+use crate::plan::{Class, GuestFacts, GuestId, HostFacts};
 use crate::record;
 
 /// The host interface, by name, or by MAC (case does not matter; where several
@@ -101,11 +101,11 @@ pub async fn guest(nl: &Netlink, req: &Attach, class: &Class, ns_inode: u64) -> 
         }
     }
     let rerun_of_kept = req.specs().any(|s| matches!(s, IpSpec::Dhcp { foreground: true, .. }));
-    let kept = match &container_if {
-        Some(_) if rerun_of_kept => kept_clients(ns_inode, cif.as_str()),
+    let renewing = match &container_if {
+        Some(_) if rerun_of_kept => renewing(ns_inode, cif.as_str()),
         _ => Vec::new(),
     };
-    Ok(GuestFacts { container_if, container_addrs, routes, ipv6_off, kept })
+    Ok(GuestFacts { container_if, container_addrs, routes, ipv6_off, renewing })
 }
 
 /// The planner looks at `family`'s routes: for a static gateway of it, or `slaac`.
@@ -117,14 +117,15 @@ fn routed(req: &Attach, family: Family) -> bool {
     })
 }
 
-/// The DHCP clients the record of the attachment under CONTAINER_IF left running.
-/// A record that is missing or cannot be read names none: a re-run of a `-f` form
-/// is then refused, as the original refuses every re-run.
-fn kept_clients(ns_inode: u64, cif: &str) -> Vec<KeptClient> {
+/// The DHCP clients the record of the attachment under CONTAINER_IF left running
+/// that still run (a helper container, which Docker would have to be asked about,
+/// counts). A record that is missing or cannot be read names none: a re-run of a
+/// `-f` form is then refused, as the original refuses every re-run.
+fn renewing(ns_inode: u64, cif: &str) -> Vec<String> {
     let Ok(Some(record)) = record::load(ns_inode, cif) else {
         return Vec::new();
     };
-    record.dhcp.iter().map(|k| KeptClient { client: k.client.clone(), running: k.is_running() }).collect()
+    record.dhcp.iter().filter(|k| k.is_running() != Some(false)).map(|k| k.client.clone()).collect()
 }
 
 /// An IPv6 socket, opened and closed at once, in whatever namespace: `ipv6.disable=1`

@@ -40,7 +40,7 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
     let routes = ctx.guest.routes(lease.family()).await?;
     super::run_derived(&addressing::lease_steps(&req.dev, &lease, &routes), ctx, journal).await?;
     if req.foreground {
-        journal.push(Undo::StopDhcp(dhcp::keep_renewing(req, &target, &lease)?));
+        journal.push(Undo::StopDhcp(dhcp::keep::start(req, &target, &lease)?));
     }
     Ok(())
 }

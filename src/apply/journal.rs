@@ -1,11 +1,11 @@
-//! The undo journal: each applied step records its inverse; on failure the
-//! inverses run in reverse order, best effort, and every undo error is reported.
+//! The undo journal: each applied step records its inverse here, before or right
+//! after its change; on failure `super::rollback` runs the inverses in reverse.
 
 use anyhow::Result;
 use ipnetwork::IpNetwork;
 
-use super::Context;
-use crate::netlink::{Link, LinkConfig, Netlink, Route};
+use crate::dhcp::Kept;
+use crate::netlink::{Link, LinkConfig, Route};
 
 /// The inverse of one applied step.
 #[derive(Debug)]
@@ -66,11 +66,11 @@ pub enum Undo {
     RestoreRoute(Route),
     DeleteRoute(Route),
     /// A DHCP client left running to renew its lease (`-f` forms).
-    StopDhcp(crate::dhcp::Running),
+    StopDhcp(Kept),
 }
 
 /// Applied steps' inverses, newest last. Async undo cannot run in `Drop`, so the
-/// caller must end every journal with [`Journal::commit`] or [`Journal::rollback`];
+/// caller must end every journal with [`Journal::commit`] or `super::rollback`;
 /// `apply` is the one place that does.
 #[derive(Debug, Default)]
 #[must_use]
@@ -108,7 +108,7 @@ impl Journal {
         let mut applied = super::Applied::default();
         for undo in self.undos.drain(..) {
             match undo {
-                Undo::StopDhcp(running) => applied.running.push(running),
+                Undo::StopDhcp(kept) => applied.running.push(kept),
                 Undo::MoveBack { index, nic, disable_ipv6 } => {
                     let (nic, config) = *nic;
                     applied.moved = Some(super::Moved { index, nic, config, disable_ipv6 });
@@ -119,97 +119,8 @@ impl Journal {
         applied
     }
 
-    /// Undo everything in reverse; return a line per undo that failed.
-    pub async fn rollback(mut self, ctx: &Context<'_>) -> Vec<String> {
-        let mut errors = Vec::new();
-        while let Some(undo) = self.undos.pop() {
-            if let Err(e) = undo_one(&undo, ctx).await {
-                errors.push(format!("rollback: {}: {e:#}", describe(&undo)));
-            }
-        }
-        errors
-    }
-}
-
-async fn undo_one(undo: &Undo, ctx: &Context<'_>) -> Result<()> {
-    match undo {
-        Undo::DeleteBridgeIfUnused { index, name } => {
-            // No run is between its lookup of this bridge and its port while we look.
-            let _exclusive = super::BridgeLock::exclusive().await;
-            let Some(index) = resolve(ctx.host, *index, name).await? else {
-                return Ok(());
-            };
-            if has_ports(ctx.host, index).await? {
-                return Ok(());
-            }
-            ctx.host.delete_link(index).await
-        }
-        Undo::DeleteHostLink { index, name } => match resolve(ctx.host, *index, name).await? {
-            Some(index) => ctx.host.delete_link(index).await,
-            None => Ok(()),
-        },
-        Undo::SetHostDown { index, .. } => ctx.host.set_down(*index).await,
-        Undo::OvsDeleteBridgeIfUnused { name } => {
-            let _changing = crate::ovs::exclusive().await;
-            match crate::ovs::ports(name).await?.is_empty() {
-                true => crate::ovs::del_bridge(name).await,
-                false => Ok(()),
-            }
-        }
-        Undo::OvsDeletePort { bridge, port } => crate::ovs::del_port(bridge, port).await,
-        Undo::DeleteGuestLink { index, name } => match resolve(ctx.guest, *index, name).await? {
-            Some(index) => ctx.guest.delete_link(index).await,
-            None => Ok(()),
-        },
-        Undo::MoveBack { index, nic, disable_ipv6 } => {
-            super::links::move_back(ctx, *index, &nic.0, &nic.1, disable_ipv6.as_deref()).await
-        }
-        Undo::RestoreIpv6Off { dev, value } => super::sysctl::restore(ctx, dev, value).await,
-        Undo::RestoreSysctl { path, value } => super::sysctl::restore_path(ctx, path, value).await,
-        Undo::DeleteAddress { index, addr } => ctx.guest.del_address(*index, *addr).await,
-        // Not deleted after all (its answer was lost): nothing to put back.
-        Undo::RestoreRoute(route) => already_there(ctx.guest.add_route(&route.restorable(), false).await),
-        Undo::DeleteRoute(route) => ctx.guest.del_route(route).await,
-        Undo::StopDhcp(running) => running.stop().await,
-    }
-}
-
-/// The link to undo: by its index, or (never read) by its name; `None` once gone.
-async fn resolve(nl: &Netlink, index: Option<u32>, name: &str) -> Result<Option<u32>> {
-    match index {
-        Some(i) => Ok(Some(i)),
-        None => Ok(nl.link_by_name(name).await?.map(|l| l.index)),
-    }
-}
-
-fn already_there(r: Result<()>) -> Result<()> {
-    match r {
-        Err(e) if crate::netlink::errno_of(&e) == Some(nix::errno::Errno::EEXIST) => Ok(()),
-        other => other,
-    }
-}
-
-/// A bridge that another run plugged a port into meanwhile is not ours to remove.
-async fn has_ports(host: &Netlink, bridge: u32) -> Result<bool> {
-    Ok(host.links().await?.iter().any(|l| l.master == Some(bridge)))
-}
-
-fn describe(undo: &Undo) -> String {
-    match undo {
-        Undo::DeleteBridgeIfUnused { name, .. } => format!("cannot delete bridge {name}"),
-        Undo::DeleteHostLink { name, .. } => format!("cannot delete {name}"),
-        Undo::SetHostDown { name, .. } => format!("cannot set {name} down again"),
-        Undo::OvsDeleteBridgeIfUnused { name } => format!("cannot delete Open vSwitch bridge {name}"),
-        Undo::OvsDeletePort { port, .. } => format!("cannot remove port {port} from Open vSwitch"),
-        Undo::DeleteGuestLink { name, .. } => format!("cannot delete {name} in the guest"),
-        Undo::MoveBack { nic, .. } => format!("cannot give {} back to the host as it was", nic.0.name),
-        Undo::RestoreSysctl { path, value } => format!("cannot set {path} back to {value} in the guest"),
-        Undo::RestoreIpv6Off { dev, value } => {
-            format!("cannot set net.ipv6.conf.{dev}.disable_ipv6 back to {value} in the guest")
-        }
-        Undo::DeleteAddress { addr, .. } => format!("cannot delete address {addr} in the guest"),
-        Undo::RestoreRoute(r) => format!("cannot restore route {} in the guest", r.dst),
-        Undo::DeleteRoute(r) => format!("cannot delete route {} in the guest", r.dst),
-        Undo::StopDhcp(running) => format!("cannot stop {running}"),
+    /// The newest undo, taken off the journal (the rollback's, in `super::rollback`).
+    pub fn pop(&mut self) -> Option<Undo> {
+        self.undos.pop()
     }
 }

@@ -11,6 +11,7 @@ mod journal;
 mod links;
 mod ovs;
 mod remove;
+mod rollback;
 mod slaac;
 mod sysctl;
 
@@ -37,7 +38,7 @@ pub struct Failure {
 #[derive(Debug, Default)]
 pub struct Applied {
     /// The DHCP clients left running (`-f` forms), for `del` and `gc` to stop.
-    pub running: Vec<crate::dhcp::Running>,
+    pub running: Vec<crate::dhcp::Kept>,
     /// A `--direct-phys` NIC moved in, as it was on the host, for `del` to give back.
     pub moved: Option<Moved>,
     /// The steps that applied a CNI IPAM plugin's answer (`Step::Delegated`): the
@@ -70,7 +71,7 @@ pub async fn apply(steps: &[Step], ctx: &Context<'_>, answer: Option<Delegated>)
         // and the done ones are undone like after any failure.
         if let Err(error) = crate::interrupt::check() {
             ctx.release_bridge_lock();
-            let rollback_errors = journal.rollback(ctx).await;
+            let rollback_errors = rollback::rollback(journal, ctx).await;
             return Err(Failure { error, rollback_errors });
         }
         if let (Step::Dhcp(_), Some(host_end)) = (step, veth_host_end(steps)) {
@@ -81,14 +82,14 @@ pub async fn apply(steps: &[Step], ctx: &Context<'_>, answer: Option<Delegated>)
         if let Err(e) = run(step, ctx, &mut journal, &mut delegation).await {
             let error = missing_kernel_feature(step, e).context(step.failure(&ctx.guest_desc));
             ctx.release_bridge_lock();
-            let rollback_errors = journal.rollback(ctx).await;
+            let rollback_errors = rollback::rollback(journal, ctx).await;
             return Err(Failure { error, rollback_errors });
         }
     }
     // The last check before keeping it all.
     if let Err(error) = ctx.guest_is_there() {
         ctx.release_bridge_lock();
-        let rollback_errors = journal.rollback(ctx).await;
+        let rollback_errors = rollback::rollback(journal, ctx).await;
         return Err(Failure { error, rollback_errors });
     }
     Ok(Applied { delegated_steps: delegation.applied, ..journal.commit() })

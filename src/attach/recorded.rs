@@ -6,6 +6,7 @@ use anyhow::Result;
 
 use super::result::Seen;
 use crate::apply::{Applied, Moved};
+use crate::dhcp::Kept;
 use crate::model::is_link_local;
 use crate::netlink::{Link, Netlink};
 use crate::plan::alias::{Alias, Kind};
@@ -63,7 +64,7 @@ pub async fn record(
         addresses,
         gateways,
         replaced_routes: replaced_routes(guest, steps).await?,
-        dhcp: applied.running.iter().map(|r| r.kept()).collect(),
+        dhcp: applied.running.iter().map(Kept::refreshed).collect(),
         nic,
         run: crate::intent::Run::current().ok(),
     }))

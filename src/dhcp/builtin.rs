@@ -2,7 +2,7 @@
 //! the guest. mozim does the packets and the RFC 2131 state machine (DISCOVER, OFFER,
 //! REQUEST, ACK; renewing at T1, rebinding at T2) over a raw socket; pipework applies
 //! the lease itself, by the steps of a static address. `dhcp4-f` hands the lease to a
-//! keeper process.
+//! keeper process (`keep`).
 
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -13,21 +13,12 @@ use ipnetwork::Ipv4Network;
 use mozim::{DhcpV4Client, DhcpV4Config, DhcpV4Lease, DhcpV4State};
 use nix::sched::{setns, CloneFlags};
 
-use super::{keep, Running, Target};
+use super::{Interface, Target};
 use crate::plan::dhcp::BuiltinOptions;
-use crate::plan::{DhcpRequest, Lease, Leased};
+use crate::plan::{DhcpRequest, Lease};
 
 /// udhcpc gives up after about 30 s too (3 discovers, 3 s apart, a 20 s pause).
 const DEFAULT_TIMEOUT: u32 = 30;
-
-/// What mozim needs to know about the interface (it reads nothing itself).
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct Interface {
-    pub dev: String,
-    pub index: u32,
-    pub mac: [u8; 6],
-    pub hostname: String,
-}
 
 /// mozim's configuration: our MAC as chaddr and client id (as udhcpc sends), our name.
 pub fn config(iface: &Interface, timeout: u32) -> Result<DhcpV4Config> {
@@ -38,16 +29,10 @@ pub fn config(iface: &Interface, timeout: u32) -> Result<DhcpV4Config> {
     Ok(c)
 }
 
-/// The interface as mozim needs it.
-pub(super) fn interface(req: &DhcpRequest, target: &Target<'_>) -> Result<Interface> {
-    let mac = target.mac.ok_or_else(|| anyhow!("{} has no MAC address", req.dev))?;
-    Ok(Interface { dev: req.dev.clone(), index: target.index, mac: mac.0, hostname: req.hostname.clone() })
-}
-
 /// DISCOVER to ACK: the lease, for the caller to apply. Changes nothing itself.
 pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Lease> {
     let opts = BuiltinOptions::parse(&req.options)?;
-    let iface = interface(req, target)?;
+    let iface = Interface::of(req, target)?;
     // The exchange blocks a thread for up to the timeout: on the runtime's blocking
     // pool, so that other lines of a --batch go on meanwhile.
     let netns = target.netns.try_clone_to_owned().context("cannot duplicate the guest's netns fd")?;
@@ -63,12 +48,6 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Lease> {
 /// How long the exchange may take: `timeout=`, else `--timeout`, else 30 s.
 pub(super) fn timeout(req: &DhcpRequest, opts: &BuiltinOptions) -> u32 {
     opts.timeout.or(req.timeout.map(|d| d.as_secs_f64().ceil() as u32)).unwrap_or(DEFAULT_TIMEOUT)
-}
-
-/// `dhcp4-f`: hand the applied lease to a keeper that renews it.
-pub fn keep_renewing(req: &DhcpRequest, target: &Target<'_>, lease: &Lease) -> Result<Running> {
-    let renew = BuiltinOptions::parse(&req.options)?.renew;
-    keep::start(req, target.netns, &interface(req, target)?, &Leased::V4(lease.clone()), renew)
 }
 
 /// DISCOVER to ACK inside the guest.

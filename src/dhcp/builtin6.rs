@@ -27,11 +27,11 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use ipnetwork::Ipv6Network;
 use mozim::{DhcpV6Client, DhcpV6Config, DhcpV6Duid, DhcpV6IaType, DhcpV6Lease, DhcpV6Mode, DhcpV6State};
 
-use super::builtin::{self, desync, Interface};
-use super::{keep, Running, Target};
+use super::builtin::{self, desync};
+use super::{Interface, Target};
 use crate::netlink::{LinkLocal, Netlink};
 use crate::plan::dhcp::BuiltinOptions;
-use crate::plan::{DhcpRequest, Lease6, Leased};
+use crate::plan::{DhcpRequest, Lease6};
 
 /// mozim waits up to SOL_MAX_DELAY (1 s) before its first Solicit (see `desync`).
 const FIRST_WAIT: Duration = Duration::from_secs(1);
@@ -53,7 +53,7 @@ pub fn config(iface: &Interface, link_local: Ipv6Addr) -> DhcpV6Config {
 /// Solicit to Reply: the address, for the caller to apply. Changes nothing itself.
 pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Lease6> {
     let opts = BuiltinOptions::parse(&req.options)?;
-    let iface = builtin::interface(req, target)?;
+    let iface = Interface::of(req, target)?;
     let timeout = builtin::timeout(req, &opts);
     let deadline = Instant::now() + Duration::from_secs(timeout.into());
     let work = async {
@@ -69,13 +69,6 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Lease6> {
         done = work => done,
         signal = crate::interrupt::arrived() => Err(signal.into()),
     }
-}
-
-/// `dhcp6-f`: hand the applied lease to a keeper that renews it.
-pub fn keep_renewing(req: &DhcpRequest, target: &Target<'_>, lease: &Lease6) -> Result<Running> {
-    let renew = BuiltinOptions::parse(&req.options)?.renew;
-    let iface = builtin::interface(req, target)?;
-    keep::start(req, target.netns, &iface, &Leased::V6(lease.clone()), renew)
 }
 
 /// The link-local address once a socket may bind to it, waiting out DAD.

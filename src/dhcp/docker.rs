@@ -12,7 +12,8 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use ipnetwork::IpNetwork;
 use nix::sys::memfd::{memfd_create, MFdFlags};
 
-use super::{lease, sandbox, Acquired, Running, Target};
+use super::docker_rm::{remove, remove_after_kill};
+use super::{lease, sandbox, Acquired, Kept, Target};
 use crate::model::Family;
 use crate::plan::DhcpRequest;
 use crate::programs::last_line;
@@ -77,7 +78,7 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
     // `docker run -d` ends with the new container's id on stdout.
     let id =
         Some(last_line(&mut output)).filter(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()));
-    let running = req.helper_stays().then_some(Running::Container { name, id });
+    let running = req.helper_stays().then(|| Kept::container(&name, id));
     Ok(Acquired { lease: None, configured, running })
 }
 
@@ -116,60 +117,4 @@ async fn wait_for_address(target: &Target<'_>, name: &str, deadline: Instant, li
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
-}
-
-/// How long one `docker rm -f` may take: a daemon that hangs must not hang us.
-const REMOVE_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// `docker rm -f NAME`; a helper already gone is fine.
-pub fn remove(name: &str) -> Result<()> {
-    remove_once(name).map(|_| ())
-}
-
-/// [`remove`] after we killed the `docker run` that makes the helper: the daemon
-/// may still be creating it (and, its client gone, would leave it created but never
-/// started, which `--rm` does not clean up), so "no such container" is believed
-/// only once it has held for a while.
-fn remove_after_kill(name: &str) -> Result<()> {
-    let settle = Instant::now() + Duration::from_secs(3);
-    while !remove_once(name)? && Instant::now() < settle {
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    Ok(())
-}
-
-/// One `docker rm -f NAME`, within [`REMOVE_TIMEOUT`]: `true` if it removed a
-/// container, `false` if there was none. The CLI exits 0 either way (since 20.10)
-/// and names on stdout only the containers it removed.
-fn remove_once(name: &str) -> Result<bool> {
-    let mut removed: File = memfd_create("pipework-docker-rm", MFdFlags::MFD_CLOEXEC)?.into();
-    let mut errors: File = memfd_create("pipework-docker-rm-err", MFdFlags::MFD_CLOEXEC)?.into();
-    let mut child = Command::new("docker")
-        .process_group(0)
-        .args(["rm", "-f", name])
-        .stdin(Stdio::null())
-        .stdout(removed.try_clone()?)
-        .stderr(errors.try_clone()?)
-        .spawn()
-        .context("cannot run docker")?;
-    let deadline = Instant::now() + REMOVE_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("docker rm -f {name}: no answer within {} s", REMOVE_TIMEOUT.as_secs());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let err = last_line(&mut errors);
-    if err.contains("No such container") {
-        return Ok(false);
-    }
-    if status.success() {
-        return Ok(last_line(&mut removed) == name);
-    }
-    bail!("docker rm -f {name}: {err}")
 }

@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context as _, Result};
 
-use super::{lease, sandbox, Acquired, Running, Target};
+use super::{lease, sandbox, Acquired, Kept, Target};
 use crate::model::Family;
 use crate::plan::dhcp::External;
 use crate::plan::DhcpRequest;
@@ -61,8 +61,7 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
         }
     };
     if req.foreground {
-        let (mnt_ns, pid_file) = (client.mnt_ns.clone(), ext.pid_file.clone());
-        let running = Running::Sandbox { client: name.clone(), mnt_ns, pid_file };
+        let running = Kept::sandboxed(name, &client.mnt_ns, ext.pid_file.clone());
         return Ok(Acquired { lease: None, configured, running: Some(running) });
     }
     if let Err(e) = settle(&ext, req.family, target, &client.mnt_ns).await {
@@ -86,7 +85,7 @@ fn give_up(client: &mut sandbox::Sandboxed, ext: &External) {
 
 /// A client's pid file on the host, removed when the pid in it is no longer running
 /// (one that names a live process is another run's).
-pub(super) fn remove_if_stale(file: &std::path::Path) {
+fn remove_if_stale(file: &std::path::Path) {
     let Ok(text) = std::fs::read_to_string(file) else { return };
     // A zombie has ended (the watcher reaps its children only between jobs).
     let alive = text.trim().parse::<u32>().is_ok_and(|pid| super::kept::Process::of(pid).is_some());

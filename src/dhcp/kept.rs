@@ -1,12 +1,12 @@
-//! A DHCP client that an attach left running (the `-f` forms), as the attachment's
-//! record keeps it (`crate::record`), so that `del` and `gc` can stop it in a later
-//! run: which client, its processes each with its start time (a pid reused by
+//! A DHCP client left running (the `-f` forms): the one type for it, from the moment
+//! an attach starts it (a rollback's undo holds it), through the attachment's record
+//! (`crate::record`), to the `del` or `gc` of a later run; and the one way to stop it.
+//! It names which client, its processes each with its start time (a pid reused by
 //! another process has another start time, so a pid alone is never signalled), the
 //! mount namespace of an external client's sandbox (it may fork), a helper
-//! container's name, and the files pipework wrote for it. Generic over the client
-//! and the family: every [`Running`] becomes one.
+//! container's name, and the files pipework wrote for it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -14,15 +14,17 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
-use super::{docker, sandbox, Running};
+use super::{docker_rm, sandbox};
 
-/// One client left running, as a record holds it. Every field but `client` may be
-/// missing in a record a later version wrote.
+/// One client left running, as a record holds it (its fields are the record's
+/// format: see `record::VERSION`). Every field but `client` may be missing in a
+/// record an earlier version wrote.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Kept {
-    /// As `Running` names it: `dhcp4` (pipework's keeper), `udhcpc`, `dhclient`, ...
+    /// As IPSPEC names it: `dhcp4` (pipework's keeper), `udhcpc`, `dhclient6`, `dhcp`
+    /// (the helper container), ...
     pub client: String,
-    /// Its processes when the attach ended.
+    /// Its processes, as last read.
     #[serde(default)]
     pub processes: Vec<Process>,
     /// An external client's private mount namespace: everything it forked is in it.
@@ -67,44 +69,66 @@ impl Process {
     }
 }
 
-impl Running {
-    /// What a record keeps of it.
-    pub fn kept(&self) -> Kept {
-        let none = Kept {
-            client: String::new(),
+impl Kept {
+    /// An external client in its sandbox (`udhcpc-f`, `dhclient-f`, ...): the
+    /// processes in its mount namespace now, and the pid file it writes on the host
+    /// (dhclient leaves its own behind when it ends; udhcpc removes its own).
+    pub fn sandboxed(client: &str, mnt_ns: &sandbox::MountNs, pid_file: Option<PathBuf>) -> Kept {
+        Kept {
+            processes: sandbox::pids_in(mnt_ns).into_iter().filter_map(Process::of).collect(),
+            mnt_ns: Some(mnt_ns.ino()),
+            files: pid_file.into_iter().collect(),
+            ..Kept::named(client)
+        }
+    }
+
+    /// Pipework's own keeper (`dhcp4-f`, `dhcp6-f`), and its pid file
+    /// (`CLIENT.HOSTNAME.pid`) with the status file beside it (`.lease`).
+    pub fn keeper(client: &str, pid: u32, pid_file: &Path) -> Kept {
+        Kept {
+            processes: Process::of(pid).into_iter().collect(),
+            files: vec![pid_file.to_path_buf(), pid_file.with_extension("lease")],
+            ..Kept::named(client)
+        }
+    }
+
+    /// The `dhcp:-f` helper container, by its id when `docker run -d` said it.
+    pub fn container(name: &str, id: Option<String>) -> Kept {
+        Kept { container: Some(name.to_string()), container_id: id, ..Kept::named("dhcp") }
+    }
+
+    fn named(client: &str) -> Kept {
+        Kept {
+            client: client.to_string(),
             processes: Vec::new(),
             mnt_ns: None,
             container: None,
             container_id: None,
             files: Vec::new(),
-        };
-        match self {
-            // dhclient leaves its pid file behind when it ends (udhcpc removes its own).
-            Running::Sandbox { client, mnt_ns, pid_file } => Kept {
-                client: client.clone(),
-                processes: sandbox::pids_in(mnt_ns).into_iter().filter_map(Process::of).collect(),
-                mnt_ns: Some(mnt_ns.ino()),
-                files: pid_file.iter().cloned().collect(),
-                ..none
-            },
-            // `/var/run/CLIENT.HOSTNAME.pid`: the keeper's client is the file's first word.
-            Running::Keeper { pid, pid_file } => Kept {
-                client: keeper_client(pid_file),
-                processes: Process::of(*pid).into_iter().collect(),
-                files: vec![pid_file.clone(), pid_file.with_extension("lease")],
-                ..none
-            },
-            Running::Container { name, id } => Kept {
-                client: "dhcp".into(),
-                container: Some(name.clone()),
-                container_id: id.clone(),
-                ..none
-            },
         }
     }
-}
 
-impl Kept {
+    /// As it is now, for the record: a sandbox's processes read again (the client
+    /// may have forked since it was started), through one of its recorded processes
+    /// that still runs, so that a namespace number reused meanwhile is not taken for
+    /// its own. Whatever else it is, it stays.
+    pub fn refreshed(&self) -> Kept {
+        let Some(ino) = self.mnt_ns else { return self.clone() };
+        let held = self.live().iter().find_map(|p| sandbox::MountNs::hold_through(ino, p.pid));
+        match held {
+            Some(ns) => Kept {
+                processes: sandbox::pids_in(&ns).into_iter().filter_map(Process::of).collect(),
+                ..self.clone()
+            },
+            None => self.clone(),
+        }
+    }
+
+    /// Its recorded processes that are still those very processes.
+    fn live(&self) -> Vec<Process> {
+        self.processes.iter().copied().filter(Process::is_alive).collect()
+    }
+
     /// Any of its processes still runs; `None` for a helper container (Docker is
     /// not asked).
     pub fn is_running(&self) -> Option<bool> {
@@ -133,11 +157,16 @@ impl Kept {
         crate::blocking::run("stop", move || kept.stop_now()).await
     }
 
-    fn stop_now(&self) -> Result<()> {
+    /// [`Self::stop`] on the calling thread. udhcpc is asked to release its lease
+    /// first; a sandbox's processes then get SIGTERM, and SIGKILL after half a
+    /// second; pipework's keeper gets SIGTERM (it releases its lease then), and
+    /// SIGKILL after 2 s; a helper container is removed (`docker rm -f`). Only a
+    /// process whose start time is the recorded one is signalled.
+    pub fn stop_now(&self) -> Result<()> {
         if let Some(name) = &self.container {
-            return docker::remove(self.container_id.as_deref().unwrap_or(name));
+            return docker_rm::remove(self.container_id.as_deref().unwrap_or(name));
         }
-        let live: Vec<Process> = self.processes.iter().copied().filter(Process::is_alive).collect();
+        let live = self.live();
         match self.mnt_ns {
             // A live recorded process proves the namespace number is still the sandbox's.
             Some(ino) => {
@@ -169,13 +198,17 @@ impl Kept {
         std::thread::sleep(RELEASE_GRACE);
     }
 
-    /// A pid file is ours while it names one of our processes (or nothing readable);
-    /// another file is ours while its pid file beside it (`.pid`) is.
-    fn is_ours(&self, file: &std::path::Path) -> bool {
+    /// A pid file is ours while it names one of our processes (or nothing readable),
+    /// unless that pid is another process's now; another file is ours while its pid
+    /// file beside it (`.pid`) is.
+    fn is_ours(&self, file: &Path) -> bool {
         let pid_file = file.with_extension("pid");
         match std::fs::read_to_string(&pid_file) {
             Ok(text) => match text.trim().parse::<u32>() {
-                Ok(pid) => self.processes.iter().any(|p| p.pid == pid),
+                Ok(pid) => self
+                    .processes
+                    .iter()
+                    .any(|p| p.pid == pid && Process::of(pid).is_none_or(|now| now == *p)),
                 Err(_) => true,
             },
             Err(_) => true,
@@ -185,13 +218,18 @@ impl Kept {
 
 const RELEASE_GRACE: Duration = Duration::from_millis(200);
 
-/// SIGTERM, then wait up to 2 s for them to end (a keeper sends its DHCPRELEASE
-/// first), then SIGKILL.
+/// How long pipework's keeper has to release its lease and end after SIGTERM (its
+/// release waits at most a second for the network).
+const KEEPER_GRACE: Duration = Duration::from_secs(2);
+
+/// SIGTERM, then wait up to [`KEEPER_GRACE`] for them to end (a keeper sends its
+/// DHCPRELEASE first), then SIGKILL.
 fn terminate(live: &[Process]) {
     for p in live {
         let _ = kill(Pid::from_raw(p.pid as i32), Signal::SIGTERM);
     }
-    for _ in 0..200 {
+    let deadline = std::time::Instant::now() + KEEPER_GRACE;
+    while std::time::Instant::now() < deadline {
         if !live.iter().any(Process::is_alive) {
             return;
         }
@@ -200,11 +238,13 @@ fn terminate(live: &[Process]) {
     for p in live.iter().filter(|p| p.is_alive()) {
         let _ = kill(Pid::from_raw(p.pid as i32), Signal::SIGKILL);
     }
-}
-
-fn keeper_client(pid_file: &std::path::Path) -> String {
-    let name = pid_file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    name.split('.').next().filter(|c| !c.is_empty()).unwrap_or("dhcp4").to_string()
+    // SIGKILL cannot be refused, but the process ends a moment later: gone once this returns.
+    for _ in 0..100 {
+        if !live.iter().any(Process::is_alive) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[cfg(test)]
@@ -216,6 +256,101 @@ mod tests {
         let me = Process::of(std::process::id()).unwrap();
         assert!(me.is_alive());
         assert!(!Process { start: me.start + 1, ..me }.is_alive(), "the pid is another process's now");
+    }
+
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::process::{Child, Command};
+    use std::time::Instant;
+
+    /// `sleep 60`, this test's own child; with `ignore_term`, SIGTERM ignored (as by
+    /// a keeper that hangs), which exec keeps.
+    fn sleeper(ignore_term: bool) -> Child {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("60");
+        if ignore_term {
+            // SAFETY: runs in the forked child before exec; signal(2) only.
+            unsafe {
+                cmd.pre_exec(|| {
+                    nix::sys::signal::signal(Signal::SIGTERM, nix::sys::signal::SigHandler::SigIgn)?;
+                    Ok(())
+                })
+            };
+        }
+        cmd.spawn().expect("sleep")
+    }
+
+    /// A keeper named for `child`, with a pid file in a directory of the test's own.
+    fn keeper_of(child: &Child, dir: &Path) -> Kept {
+        let pid_file = dir.join("dhcp4.web1.pid");
+        std::fs::write(&pid_file, format!("{}\n", child.id())).unwrap();
+        std::fs::write(pid_file.with_extension("lease"), "state=bound\n").unwrap();
+        Kept::keeper("dhcp4", child.id(), &pid_file)
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("pipework-kept-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_pid_whose_start_time_is_not_the_recorded_one_is_never_signalled() {
+        let dir = scratch("reused");
+        let mut child = sleeper(false);
+        let mut kept = keeper_of(&child, &dir);
+        // As if the keeper had ended and another process had its pid since.
+        kept.processes[0].start += 1;
+        assert_eq!(kept.is_running(), Some(false));
+        kept.stop_now().unwrap();
+        assert!(child.try_wait().unwrap().is_none(), "another process's pid was signalled");
+        // Its pid file names a pid that is not ours any more: another run's, it stays.
+        assert!(dir.join("dhcp4.web1.pid").exists());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_keeper_that_ends_on_sigterm_is_not_killed_and_its_files_go() {
+        let dir = scratch("term");
+        let mut child = sleeper(false);
+        let kept = keeper_of(&child, &dir);
+        assert_eq!(kept.is_running(), Some(true));
+        kept.stop_now().unwrap();
+        assert_eq!(child.wait().unwrap().signal(), Some(Signal::SIGTERM as i32));
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "its pid and status files stay");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_keeper_that_does_not_end_on_sigterm_is_killed_after_its_grace() {
+        let dir = scratch("kill");
+        let mut child = sleeper(true);
+        let kept = keeper_of(&child, &dir);
+        let started = Instant::now();
+        kept.stop_now().unwrap();
+        assert!(started.elapsed() >= KEEPER_GRACE, "killed before its grace: {:?}", started.elapsed());
+        assert_eq!(child.wait().unwrap().signal(), Some(Signal::SIGKILL as i32));
+        assert_eq!(kept.is_running(), Some(false));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The record's format (`record::VERSION` 1): the same keys as the records that
+    /// are on disk already.
+    #[test]
+    fn a_kept_client_is_recorded_in_the_format_of_earlier_records() {
+        let kept = Kept {
+            processes: vec![Process { pid: 42, start: 7 }],
+            files: vec!["/var/run/dhcp4.web1.pid".into()],
+            ..Kept::named("dhcp4")
+        };
+        let text = serde_json::to_string(&kept).unwrap();
+        let keys = r#"{"client":"dhcp4","processes":[{"pid":42,"start":7}],"mnt_ns":null,"container":null,"container_id":null,"files":["/var/run/dhcp4.web1.pid"]}"#;
+        assert_eq!(text, keys);
+        assert_eq!(serde_json::from_str::<Kept>(keys).unwrap(), kept);
+        let helper = Kept::container("pipework-dhcp-web1", None);
+        assert_eq!((helper.client.as_str(), helper.is_running()), ("dhcp", None));
+        assert_eq!(helper.describe(), "the DHCP helper container pipework-dhcp-web1");
     }
 
     #[test]

@@ -10,19 +10,22 @@
 pub mod builtin;
 pub mod builtin6;
 mod docker;
+mod docker_rm;
 mod external;
+mod interface;
 pub mod keep;
 pub mod kept;
 mod lease;
 mod sandbox;
 
-use std::fmt;
 use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Result};
 use ipnetwork::IpNetwork;
 
+pub use interface::Interface;
+pub use kept::Kept;
 pub use sandbox::watch;
 
 use crate::model::DhcpClient;
@@ -53,7 +56,7 @@ pub struct Acquired {
     pub configured: Vec<IpNetwork>,
     /// A `-f` form's client, which stays, renewing the lease. A plain form's is
     /// stopped before [`acquire`] returns.
-    pub running: Option<Running>,
+    pub running: Option<Kept>,
 }
 
 /// Take a lease on the target's interface with the planned client. On failure
@@ -70,14 +73,6 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
             Ok(Acquired { lease: Some(lease), ..Default::default() })
         }
         _ => external::acquire(req, target).await,
-    }
-}
-
-/// `dhcp4-f`, `dhcp6-f`: the keeper that renews `lease` from now on.
-pub fn keep_renewing(req: &DhcpRequest, target: &Target<'_>, lease: &Leased) -> Result<Running> {
-    match lease {
-        Leased::V4(lease) => builtin::keep_renewing(req, target, lease),
-        Leased::V6(lease) => builtin6::keep_renewing(req, target, lease),
     }
 }
 
@@ -104,55 +99,6 @@ pub fn preflight<'a>(requests: impl IntoIterator<Item = &'a DhcpRequest>) -> Res
 fn find_client(name: &str) -> Result<PathBuf> {
     crate::programs::find(name)
         .ok_or_else(|| anyhow!("You asked for DHCP client {name}, but I can't find it."))
-}
-
-/// A client left running for a `-f` form, stopped by the undo of the DHCP step.
-#[derive(Clone, Debug)]
-pub enum Running {
-    /// Every process in the client's private mount namespace (it may have forked),
-    /// and the pid file it writes on the host (dhclient leaves its own behind).
-    Sandbox { client: String, mnt_ns: sandbox::MountNs, pid_file: Option<PathBuf> },
-    /// The built-in client's keeper process (`dhcp4-f` or `dhcp6-f`), and the pid
-    /// file that names it.
-    Keeper { pid: u32, pid_file: PathBuf },
-    /// The `dhcp:-f` helper container, and its id (`docker run -d` says it): a later
-    /// helper of the guest's next life has the same name.
-    Container { name: String, id: Option<String> },
-}
-
-impl Running {
-    /// Stop it, on the runtime's blocking pool: that takes up to seconds (signals and
-    /// a wait, or `docker rm`), and the other lines of a --batch go on meanwhile.
-    pub async fn stop(&self) -> Result<()> {
-        let running = self.clone();
-        crate::blocking::run("stop", move || running.stop_now()).await
-    }
-
-    fn stop_now(&self) -> Result<()> {
-        match self {
-            Running::Sandbox { mnt_ns, pid_file, .. } => {
-                sandbox::kill_all(mnt_ns, nix::sys::signal::Signal::SIGTERM)?;
-                pid_file.iter().for_each(|f| external::remove_if_stale(f));
-                Ok(())
-            }
-            Running::Keeper { pid, pid_file } => keep::stop(*pid, pid_file),
-            Running::Container { name, id } => docker::remove(id.as_deref().unwrap_or(name)),
-        }
-    }
-}
-
-impl fmt::Display for Running {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Running::Sandbox { client, .. } => write!(f, "the DHCP client {client}"),
-            Running::Keeper { pid, pid_file } => {
-                // The pid file is named for the client: `dhcp6.HOSTNAME.pid`.
-                let name = pid_file.file_name().and_then(|n| n.to_str()).and_then(|n| n.split('.').next());
-                write!(f, "the DHCP client {} (pid {pid})", name.unwrap_or("dhcp4"))
-            }
-            Running::Container { name, .. } => write!(f, "the DHCP helper container {name}"),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -36,8 +36,7 @@ fn renewal_brought_forward_only_when_sooner() {
 /// is done (bound), and its next step is renewing once T1 has passed.
 #[tokio::test]
 async fn bound_client_goes_renewing_at_t1() {
-    let iface =
-        builtin::Interface { dev: "eth1".into(), index: 2, mac: [2, 0, 0, 0, 0, 1], hostname: "web1".into() };
+    let iface = Interface { dev: "eth1".into(), index: 2, mac: [2, 0, 0, 0, 0, 1], hostname: "web1".into() };
     let mut client = mozim::DhcpV4Client::init(builtin::config(&iface, 0).unwrap(), None).await.unwrap();
     client.done(builtin::shorten(builtin::to_mozim(&lease()), Some(1))).unwrap();
     let started = std::time::Instant::now();
@@ -79,8 +78,7 @@ fn lease6_goes_to_mozim_with_the_servers_duid_as_sent() {
 /// passed (it sends nothing before; the Renew itself needs a network).
 #[tokio::test]
 async fn bound_dhcpv6_client_goes_renewing_at_t1() {
-    let iface =
-        builtin::Interface { dev: "eth1".into(), index: 2, mac: [2, 0, 0, 0, 0, 1], hostname: "web1".into() };
+    let iface = Interface { dev: "eth1".into(), index: 2, mac: [2, 0, 0, 0, 0, 1], hostname: "web1".into() };
     let config = builtin6::config(&iface, "fe80::1".parse().unwrap());
     let mut client = mozim::DhcpV6Client::init(config, None).await.unwrap();
     client.done(builtin6::shorten(builtin6::to_mozim(&lease6()), Some(1))).unwrap();

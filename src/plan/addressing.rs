@@ -184,8 +184,8 @@ pub fn is_configured(req: &Attach, cif: &Link, facts: &GuestFacts) -> bool {
         // it permanent), and a `-f` form's client still runs by its record's word.
         IpSpec::Dhcp { client, family, foreground, .. } => {
             let name = crate::plan::dhcp::client_name(*client, *family);
-            let kept = facts.kept.iter().any(|k| k.client == name && k.running != Some(false));
-            has_global(facts, *family) && (!foreground || kept)
+            let renewing = facts.renewing.contains(&name);
+            has_global(facts, *family) && (!foreground || renewing)
         }
         IpSpec::Slaac => {
             has_global(facts, Family::V6) && has_default_via(facts, cif, Route::is_from_router_advertisement)

@@ -54,19 +54,11 @@ pub struct GuestFacts {
     pub routes: Vec<Route>,
     /// An IPv6 request, and the kernel has no IPv6 (booted with `ipv6.disable=1`).
     pub ipv6_off: bool,
-    /// The DHCP clients the record of an attachment already under CONTAINER_IF says
-    /// it left running (read only for a re-run of a `-f` form).
-    pub kept: Vec<KeptClient>,
-}
-
-/// A DHCP client an earlier attach left running, as its record names it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeptClient {
-    /// `dhcp4`, `udhcpc`, `dhclient6`, `dhcp` (the Docker helper), ...
-    pub client: String,
-    /// Whether any of its processes still runs; `None` when that cannot be told
-    /// without asking Docker (the helper container).
-    pub running: Option<bool>,
+    /// The DHCP clients (`dhcp4`, `udhcpc`, `dhclient6`, `dhcp` for the Docker
+    /// helper, ...) that the record of an attachment already under CONTAINER_IF says
+    /// it left running, and that still run as far as can be told without asking
+    /// Docker (a helper container counts). Read only for a re-run of a `-f` form.
+    pub renewing: Vec<String>,
 }
 
 /// What the caller of an attach promises beyond the request itself: set by the CNI

@@ -267,7 +267,7 @@ pub(super) fn attached(up: bool) -> (HostFacts, GuestFacts) {
         container_addrs: vec!["10.0.0.2/24".parse().unwrap()],
         routes: vec![default],
         ipv6_off: false,
-        kept: Vec::new(),
+        renewing: Vec::new(),
     };
     (host, guest)
 }
@@ -281,11 +281,9 @@ fn rerun_of_a_dhcp_form_in_place_changes_nothing_while_its_client_runs() {
     };
     assert!(done(&facts, "dhcp4"), "a plain form: the leased address is there");
     assert!(!done(&facts, "dhcp4-f"), "no record of a keeper");
-    let kept =
-        |running| GuestFacts { kept: vec![KeptClient { client: "dhcp4".into(), running }], ..facts.clone() };
-    assert!(done(&kept(Some(true)), "dhcp4-f"));
-    assert!(!done(&kept(Some(false)), "dhcp4-f"), "its keeper has ended");
-    assert!(!done(&kept(Some(true)), "udhcpc-f"), "another client's record");
+    let renewing = GuestFacts { renewing: vec!["dhcp4".into()], ..facts.clone() };
+    assert!(done(&renewing, "dhcp4-f"));
+    assert!(!done(&renewing, "udhcpc-f"), "another client's record");
     assert!(!done(&facts, "dhcp6"), "no IPv6 address but the link-local one");
 }
 

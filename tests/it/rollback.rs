@@ -1,6 +1,13 @@
 //! All-or-nothing: failures injected at different steps, each proven by `ip -j`
 //! snapshots of host and guest taken before and after to leave everything as it was.
 
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::dhcp::{others_in, Dnsmasq};
 use crate::util::{assert_same, guest_with_default_route, Netns};
 
 /// Run `args` (GUEST is appended after the host interface) expecting one failure line;
@@ -106,4 +113,105 @@ fn a_guest_that_goes_away_during_the_run_fails_it_and_everything_is_undone() {
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(run.stderr, format!("pipework: guest {desc} went away during the attach\n"), "{run:?}");
     assert_same("host", &before, &host.snapshot());
+}
+
+/// A `-f` client is stopped by a rollback as `del` stops it. Here a DHCPv6 form after
+/// it gets no answer (dnsmasq serves DHCPv4 only), and the whole attach is undone.
+/// Returns the run's one line, and the address the client had leased.
+fn dhcp_undone_after(host: &Netns, server: &Dnsmasq, ipspec: &str) -> (String, String) {
+    let guest = Netns::new();
+    let line = fails_cleanly(host, &guest, &["br1", &format!("{ipspec},dhcp6:timeout=1")]);
+    assert_eq!(others_in(&guest), Vec::<u32>::new(), "{ipspec}: the client outlived the rollback");
+    let log = server.log();
+    let acked = log.lines().find_map(|l| l.split("DHCPACK(eth1) ").nth(1)).expect("a lease was taken");
+    (line, acked.split(' ').next().unwrap().to_string())
+}
+
+/// Regression: a rollback stopped udhcpc with SIGTERM alone, which udhcpc (without
+/// `-R`) ends on without a DHCPRELEASE: the server held the lease until it ran out.
+#[test]
+fn a_rollback_after_udhcpc_f_sends_its_dhcp_release() {
+    let host = Netns::new();
+    let server = Dnsmasq::start(&host);
+    let (line, addr) = dhcp_undone_after(&host, &server, "udhcpc-f");
+    assert!(line.contains("no DHCPv6 server answered on eth1 within 1 s"), "{line}");
+    server.wait_for_log(&format!("DHCPRELEASE(eth1) {addr} "));
+}
+
+#[test]
+fn a_rollback_after_dhcp4_f_stops_its_keeper_which_releases_its_lease() {
+    let host = Netns::new();
+    let server = Dnsmasq::start(&host);
+    let (line, addr) = dhcp_undone_after(&host, &server, "dhcp4-f");
+    assert!(line.contains("no DHCPv6 server answered on eth1 within 1 s"), "{line}");
+    server.wait_for_log(&format!("DHCPRELEASE(eth1) {addr} "));
+}
+
+/// Regression: a rollback sent the keeper SIGTERM, waited a second and went on,
+/// leaving a keeper that did not end running. Made real with strace: attached to the
+/// keeper while the attach waits for its DHCPv6 answer, it holds the keeper in its
+/// event loop's wait for 30 s, so that no signal is acted on meanwhile. When the
+/// run is over, the keeper must have been sent SIGKILL (pending, as the kernel shows
+/// it), and must be gone as soon as strace lets it go.
+#[test]
+fn a_rollback_kills_a_dhcp4_f_keeper_that_does_not_end_on_sigterm() {
+    let host = Netns::new();
+    let _server = Dnsmasq::start(&host);
+    let guest = Netns::new();
+    let (h, g) = (host.snapshot(), guest.snapshot());
+    let run = host.spawn_pipework(&["br1", &guest.guest(), "dhcp4-f,dhcp6:timeout=4"]);
+    let pid_file = PathBuf::from(format!("/var/run/dhcp4.pid-{}.pid", guest.pid()));
+    let _cleanup = crate::dhcp::PidFile(pid_file.clone());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let keeper = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|t| t.trim().parse::<u32>().ok())
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "no keeper started: {:?}", run.wait_with_output());
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let said = std::env::temp_dir().join(crate::util::unique("pwt-keeper-strace"));
+    let mut strace = Command::new("strace")
+        .args(["-p", &keeper.to_string(), "-o", "/dev/null", "-e", "trace=epoll_wait,epoll_pwait", "-e"])
+        .arg("inject=epoll_wait,epoll_pwait:delay_enter=30000000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&said).unwrap())
+        .spawn()
+        .expect("strace");
+    let attached = format!("Process {keeper} attached");
+    while !std::fs::read_to_string(&said).unwrap_or_default().contains(&attached) {
+        assert!(Instant::now() < deadline, "strace never attached to the keeper");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = std::fs::remove_file(&said);
+    let out = crate::util::Run::from(run.wait_with_output().unwrap());
+    let pending = pending_signals(keeper);
+    // The tracer ends (and its hold with it): the keeper acts on what it was sent.
+    let _ = strace.kill();
+    let _ = strace.wait();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("no DHCPv6 server answered on eth1 within 4 s"), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "the keeper was stopped without an error: {out:?}");
+    assert!(pending & (1 << (Signal::SIGKILL as u32 - 1)) != 0, "no SIGKILL sent: pending {pending:#x}");
+    let gone_by = Instant::now() + Duration::from_secs(5);
+    while !crate::dhcp::is_gone(keeper) {
+        assert!(Instant::now() < gone_by, "the keeper outlived its SIGKILL");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!pid_file.exists(), "{} left behind", pid_file.display());
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &guest.snapshot());
+}
+
+/// The signals sent to `pid` that it has not acted on yet (`SigPnd` and `ShdPnd` of
+/// `/proc/PID/status`), as a mask with bit N-1 for signal N.
+fn pending_signals(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .filter_map(|l| l.strip_prefix("SigPnd:").or_else(|| l.strip_prefix("ShdPnd:")))
+        .filter_map(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .fold(0, |all, mask| all | mask)
 }
