@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::dhcp::kept::Process;
+use crate::dhcp::kept::Kept;
 use crate::plan::remove::SavedNic;
+pub use crate::process::Run;
 use crate::record::{self, SavedRoute};
 
 pub const VERSION: u32 = 1;
@@ -63,6 +64,10 @@ pub struct Intent {
     /// The guest's default routes the run deletes to put its own in.
     #[serde(default)]
     pub replaced_routes: Vec<SavedRoute>,
+    /// The DHCP clients the run has left running so far (`-f` forms), added as
+    /// they start.
+    #[serde(default)]
+    pub dhcp: Vec<Kept>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,33 +76,6 @@ pub struct MovedNic {
     pub new_name: String,
     /// The MAC the run gives it (`--mac`), if any.
     pub new_mac: Option<String>,
-}
-
-/// A run as it can be recognised again: a pid is reused, a start time after boot
-/// is not (within a boot), and a boot's id is never.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Run {
-    pub process: Process,
-    pub boot: String,
-}
-
-impl Run {
-    /// This very process.
-    pub fn current() -> Result<Run> {
-        let pid = std::process::id();
-        let process = Process::of(pid).context("cannot read /proc/self/stat")?;
-        Ok(Run { process, boot: boot_id()? })
-    }
-
-    /// Still running: same boot, same process.
-    pub fn is_alive(&self) -> bool {
-        boot_id().is_ok_and(|b| b == self.boot) && self.process.is_alive()
-    }
-}
-
-fn boot_id() -> Result<String> {
-    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").context("cannot read the boot id")?;
-    Ok(id.trim().to_string())
 }
 
 /// `$PIPEWORK_RUN_DIR/intents`.
@@ -188,24 +166,4 @@ pub fn cni_owner(network: &str, container_id: &str, ifname: &str) -> String {
 /// The intents of runs that are over (killed), which a later run may undo.
 pub fn interrupted() -> Result<Vec<Intent>> {
     Ok(all()?.into_iter().filter_map(|(_, i)| i.ok()).filter(|i| !i.run.is_alive()).collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn this_run_is_alive_and_a_dead_or_reused_pid_is_not() {
-        let me = Run::current().unwrap();
-        assert!(me.is_alive());
-        let other_boot = Run { boot: "not-this-boot".into(), ..me.clone() };
-        assert!(!other_boot.is_alive());
-        let reused = Run { process: Process { start: me.process.start + 1, ..me.process }, ..me.clone() };
-        assert!(!reused.is_alive(), "the same pid with another start time is another process");
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        let gone = Run { process: Process { pid, start: 1 }, ..me };
-        assert!(!gone.is_alive());
-    }
 }

@@ -24,6 +24,7 @@ mod netns;
 mod ovs;
 mod passthrough;
 pub mod plan;
+mod process;
 mod programs;
 mod record;
 mod render;

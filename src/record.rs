@@ -50,7 +50,7 @@ pub struct Record {
     /// The run that wrote it: its intent (`crate::intent`), if still there, is of a
     /// run that completed. Missing in the records of earlier versions.
     #[serde(default)]
-    pub run: Option<crate::intent::Run>,
+    pub run: Option<crate::process::Run>,
 }
 
 /// A route as it can be made again: the device by name (its index may change).
@@ -131,7 +131,7 @@ pub fn remove_dead_temporaries(dir: &Path) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(pid) = name.to_str().and_then(temporary_of) else { continue };
-        if crate::dhcp::kept::Process::of(pid).is_none() {
+        if crate::process::Process::of(pid).is_none() {
             let _ = std::fs::remove_file(entry.path());
         }
     }

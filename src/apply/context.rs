@@ -8,6 +8,7 @@ use std::os::fd::BorrowedFd;
 use anyhow::{anyhow, Context as _, Result};
 
 use super::bridge_lock::BridgeLock;
+use crate::dhcp::kept::Kept;
 use crate::model::Mac;
 use crate::netlink::{errno_of, Netlink};
 use crate::plan::Side;
@@ -30,7 +31,13 @@ pub struct Context<'a> {
     bridge_lock: RefCell<Option<BridgeLock>>,
     /// The guest's process and the inode of its network namespace, when it has one.
     guest_process: Option<(u32, u64)>,
+    /// Told of each DHCP client a step leaves running (`-f` forms), before the step
+    /// ends: the attach names it in its intent (`crate::intent`).
+    client_started: Option<ClientHook<'a>>,
 }
+
+/// See [`Context::on_client_started`].
+pub type ClientHook<'a> = Box<dyn Fn(&Kept) -> Result<()> + 'a>;
 
 /// A link this run knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,7 +58,20 @@ impl<'a> Context<'a> {
             known: RefCell::default(),
             bridge_lock: RefCell::default(),
             guest_process: None,
+            client_started: None,
         }
+    }
+
+    /// `hook` is told of each DHCP client a step leaves running; its error fails
+    /// the step (the client is stopped by the rollback then).
+    pub fn on_client_started(mut self, hook: ClientHook<'a>) -> Self {
+        self.client_started = Some(hook);
+        self
+    }
+
+    /// A DHCP client this run leaves running, told before the step ends.
+    pub fn client_started(&self, kept: &Kept) -> Result<()> {
+        self.client_started.as_ref().map_or(Ok(()), |hook| hook(kept))
     }
 
     /// The guest is process `pid` in namespace `ns_inode`: an attach whose guest has

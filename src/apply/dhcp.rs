@@ -21,7 +21,8 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
         (None, DhcpClient::Builtin) => ctx.guest.link_by_index(index).await?.and_then(|l| l.mac),
         (None, _) => None,
     };
-    let target = Target { nl: ctx.guest, netns: ctx.guest_ns, index, mac };
+    let started = |kept: &crate::dhcp::kept::Kept| ctx.client_started(kept);
+    let target = Target { nl: ctx.guest, netns: ctx.guest_ns, index, mac, started: &started };
     if req.family == Family::V6 {
         // The on-link prefix and default route are the router advertisement's to give
         // (DHCPv6 has neither), and the new address is announced once past DAD.
@@ -32,6 +33,7 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
         journal.push(Undo::DeleteAddress { index, addr });
     }
     if let Some(running) = got.running {
+        ctx.client_started(&running)?;
         journal.push(Undo::StopDhcp(running));
     }
     let Some(lease) = got.lease else {
@@ -40,7 +42,10 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
     let routes = ctx.guest.routes(lease.family()).await?;
     super::run_derived(&addressing::lease_steps(&req.dev, &lease, &routes), ctx, journal).await?;
     if req.foreground {
-        journal.push(Undo::StopDhcp(dhcp::keep::start(req, &target, &lease)?));
+        let kept = dhcp::keep::start(req, &target, &lease)?;
+        let intended = ctx.client_started(&kept);
+        journal.push(Undo::StopDhcp(kept));
+        intended?;
     }
     Ok(())
 }

@@ -36,6 +36,7 @@ pub async fn intent(
         guest_links: Vec::new(),
         nic: None,
         replaced_routes: recorded::replaced_routes(guest, steps).await?,
+        dhcp: Vec::new(),
     };
     for step in steps {
         match step {

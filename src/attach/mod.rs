@@ -116,8 +116,20 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
     if let Err(e) = intent.save() {
         return Err(Failed::after(e, notes));
     }
+    // A DHCP client is named in the intent as it starts: killed from then on, the
+    // run leaves a client that a re-run, `del` or `gc` stops. (A kill between its
+    // start and this write leaves it unnamed: a few system calls wide.)
+    let intended = std::cell::RefCell::new(intent.clone());
+    let name_client = |kept: &crate::dhcp::kept::Kept| {
+        let mut intent = intended.borrow_mut();
+        // Named again once it has its lease (`-f`): the newer word holds.
+        intent.dhcp.retain(|k| !k.is_the_same_client(kept));
+        intent.dhcp.push(kept.clone());
+        intent.save().map(drop)
+    };
     let ctx = Context::new(host, &nl_guest, guest.netns(), guest.describe())
-        .with_guest_process(guest.pid, guest.ns_inode);
+        .with_guest_process(guest.pid, guest.ns_inode)
+        .on_client_started(Box::new(name_client));
     ctx.hold_bridge_lock(bridge_lock);
     if let Some(link) = &host_if {
         ctx.learn(Side::Host, &link.name, link.index, None);

@@ -66,7 +66,7 @@ pub async fn record(
         replaced_routes: replaced_routes(guest, steps).await?,
         dhcp: applied.running.iter().map(Kept::refreshed).collect(),
         nic,
-        run: crate::intent::Run::current().ok(),
+        run: crate::process::Run::current().ok(),
     }))
 }
 

@@ -35,6 +35,7 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
     let mut client = sandbox::spawn(&spec, target.netns)?;
     // As IPSPEC names it (`dhclient6`), for messages.
     let name = &req.name();
+    tell(target, name, &mut client, &ext)?;
     let status = match client.wait(req.limit()).await {
         Ok(Some(status)) => status,
         Ok(None) => {
@@ -51,6 +52,9 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
         give_up(&mut client, &ext);
         bail!("{name} failed ({status}){}", colon(&words));
     }
+    // Told again: a client that went to the background (udhcpc does, with its
+    // lease) is another process now, which alone proves its sandbox's.
+    tell(target, name, &mut client, &ext)?;
     let configured = match lease::addresses(target.nl, target.index, req.family).await {
         Ok(leased) if !leased.is_empty() => leased,
         found => {
@@ -74,6 +78,16 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
     Ok(Acquired { lease: None, configured, running: None })
 }
 
+/// The client as it runs now, told to the caller (see `Target::started`); if that
+/// fails, the client is given up.
+fn tell(target: &Target<'_>, name: &str, client: &mut sandbox::Sandboxed, ext: &External) -> Result<()> {
+    let told = (target.started)(&Kept::sandboxed(name, &client.mnt_ns, ext.pid_file.clone()));
+    if told.is_err() {
+        give_up(client, ext);
+    }
+    told
+}
+
 /// A failed run: the client killed (it cannot undo anything then), and the pid file
 /// it wrote on the host removed when the pid in it is no longer running.
 fn give_up(client: &mut sandbox::Sandboxed, ext: &External) {
@@ -88,7 +102,7 @@ fn give_up(client: &mut sandbox::Sandboxed, ext: &External) {
 fn remove_if_stale(file: &std::path::Path) {
     let Ok(text) = std::fs::read_to_string(file) else { return };
     // A zombie has ended (the watcher reaps its children only between jobs).
-    let alive = text.trim().parse::<u32>().is_ok_and(|pid| super::kept::Process::of(pid).is_some());
+    let alive = text.trim().parse::<u32>().is_ok_and(|pid| crate::process::Process::of(pid).is_some());
     if !alive {
         let _ = std::fs::remove_file(file);
     }

@@ -14,6 +14,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
+pub use crate::process::Process;
+
 use super::{docker_rm, sandbox};
 
 /// One client left running, as a record holds it (its fields are the record's
@@ -42,34 +44,18 @@ pub struct Kept {
     pub files: Vec<PathBuf>,
 }
 
-/// A process as it can be recognised again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Process {
-    pub pid: u32,
-    /// The 22nd field of `/proc/PID/stat`, clock ticks after boot.
-    pub start: u64,
-}
-
-impl Process {
-    /// `pid` as it is now; `None` once it has ended (a zombie has ended).
-    pub fn of(pid: u32) -> Option<Process> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // The command name may hold spaces and parentheses: the fields follow its last ')'.
-        let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
-        if fields.next()? == "Z" {
-            return None;
-        }
-        let start = fields.nth(18)?.parse().ok()?;
-        Some(Process { pid, start })
-    }
-
-    /// Still this very process (not ended, its pid not another's now).
-    pub fn is_alive(&self) -> bool {
-        Process::of(self.pid) == Some(*self)
-    }
-}
-
 impl Kept {
+    /// The same client as `other` says it (its processes may differ: read later):
+    /// one sandbox, one helper container, or else the same processes.
+    pub fn is_the_same_client(&self, other: &Kept) -> bool {
+        let by_place = self.mnt_ns.is_some() || self.container_id.is_some() || self.container.is_some();
+        self.client == other.client
+            && self.mnt_ns == other.mnt_ns
+            && self.container_id == other.container_id
+            && self.container == other.container
+            && (by_place || self.processes == other.processes)
+    }
+
     /// An external client in its sandbox (`udhcpc-f`, `dhclient-f`, ...): the
     /// processes in its mount namespace now, and the pid file it writes on the host
     /// (dhclient leaves its own behind when it ends; udhcpc removes its own).

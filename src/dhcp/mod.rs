@@ -43,6 +43,10 @@ pub struct Target<'a> {
     /// CONTAINER_IF's index there, and its MAC (the built-in client's chaddr).
     pub index: u32,
     pub mac: Option<Mac>,
+    /// Told of an external client as soon as it runs (before its lease), so that a
+    /// run killed while it waits leaves a client its intent names; its error ends
+    /// the run's wait (the client is stopped then).
+    pub started: &'a dyn Fn(&Kept) -> Result<()>,
 }
 
 /// What a client got. The executor changes nothing it does not hand back here, and

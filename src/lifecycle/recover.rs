@@ -95,6 +95,10 @@ pub async fn recover(
         _ => Vec::new(),
     };
     if !dry_run {
+        // The clients first: a release needs the interface.
+        for kept in &intent.dhcp {
+            kept.stop().await.with_context(|| format!("cannot stop {}", kept.describe()))?;
+        }
         // Without a guest there is no guest step: the host stands in for it.
         let own = host_ns()?;
         let (nl_guest, ns) = guest.unwrap_or((host, own.as_fd()));

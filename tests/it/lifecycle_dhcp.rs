@@ -181,3 +181,68 @@ fn del_stops_the_dhcpv6_clients_too() {
     }
     until("dnsmasq saw dhcp6-f's Release", || server.log().contains("DHCPRELEASE(eth1)"));
 }
+
+/// pipework under strace (its main thread: the keeper and the clients are other
+/// processes), `fault` injected into its `sendto`s; the number of them.
+fn attach_under_strace(host: &Netns, args: &[&str], fault: Option<String>) -> usize {
+    let trace = std::env::temp_dir().join(crate::util::unique("pwt-trace-"));
+    let mut cmd = std::process::Command::new("nsenter");
+    cmd.arg(format!("--net={}", host.path())).args(["strace", "-qq", "-o"]).arg(&trace);
+    cmd.args(["-e", "trace=sendto"]);
+    if let Some(fault) = fault {
+        cmd.arg(format!("-einject=sendto:{fault}"));
+    }
+    let out = cmd.arg(crate::util::BIN).args(args).envs(host.env()).output().unwrap();
+    let sends =
+        std::fs::read_to_string(&trace).unwrap_or_default().lines().filter(|l| l.contains("sendto(")).count();
+    let _ = std::fs::remove_file(&trace);
+    assert!(out.status.code() != Some(101), "{}", String::from_utf8_lossy(&out.stderr));
+    sends
+}
+
+/// Killed at any netlink request of a `-f` attach (after its client started too):
+/// `del` stops the client the run's intent names, and the guest is as before.
+fn killed_dhcp_f_attach_is_undone_by_del(ipspec: &str) {
+    let host = Netns::new();
+    let _server = Dnsmasq::start(&host);
+    let clean = Netns::new();
+    let sends = attach_under_strace(&host, &["br1", &clean.guest(), ipspec], None);
+    leased(&clean);
+    host.pipework(&["del", &clean.guest()]).ok();
+    let mut bad = Vec::new();
+    for k in 1..=sends {
+        let guest = Netns::new();
+        let g = guest.snapshot();
+        attach_under_strace(&host, &["br1", &guest.guest(), ipspec], Some(format!("signal=KILL:when={k}")));
+        let intended: Vec<String> = std::fs::read_dir(host.run_dir().join("intents"))
+            .map(|d| d.flatten().map(|e| std::fs::read_to_string(e.path()).unwrap_or_default()).collect())
+            .unwrap_or_default();
+        let del = host.pipework(&["del", &guest.guest()]);
+        let intents: Vec<_> = std::fs::read_dir(host.run_dir().join("intents"))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        let procs: Vec<String> = others_in(&guest)
+            .iter()
+            .map(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default().replace('\0', " ")
+            })
+            .collect();
+        let left = (procs, guest.snapshot() != g, intents);
+        if del.code != 0 || !left.0.is_empty() || left.1 || !left.2.is_empty() {
+            bad.push(format!(
+                "{ipspec} killed at sendto {k}: del {del:?}, left {left:?}; the intent: {intended:?}"
+            ));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+#[test]
+fn a_dhcp4_f_attach_killed_anywhere_leaves_no_keeper_after_del() {
+    killed_dhcp_f_attach_is_undone_by_del("dhcp4-f");
+}
+
+#[test]
+fn a_udhcpc_f_attach_killed_anywhere_leaves_no_client_after_del() {
+    killed_dhcp_f_attach_is_undone_by_del("udhcpc-f");
+}

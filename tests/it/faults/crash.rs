@@ -50,7 +50,13 @@ pub fn recovers(scenario: Scenario, kill: &Fault, timeout: Duration) -> Result<P
     let w = World::new(scenario);
     let before = w.snapshots();
     w.run(Some(kill), &kill.syscall, None, timeout);
+    // Killed after its record was written (its last act but removing its intent),
+    // the attach is whole: its del leaves what any del leaves.
+    let whole = w.has_records();
     del_all(&w).map_err(|e| format!("(b) del: {e}"))?;
+    if whole {
+        w.undo_what_del_leaves();
+    }
     as_before(&w, &before).map_err(|e| format!("(b) del left: {e}"))?;
     let gc = w.pipework(&["gc"]);
     if gc.code != 0 {

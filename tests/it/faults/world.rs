@@ -353,6 +353,12 @@ impl World {
         }
     }
 
+    /// Some attachment's record is in the run directory.
+    pub fn has_records(&self) -> bool {
+        std::fs::read_dir(self.host.run_dir().join("attachments"))
+            .is_ok_and(|d| d.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".json")))
+    }
+
     /// pipework run in the host namespace (with the world's Open vSwitch, if any).
     pub fn pipework(&self, args: &[&str]) -> Run {
         match &self.ovs {
