@@ -106,7 +106,12 @@ pub fn get(socket: &Path, path: &str) -> Result<Response, Failure> {
         let mut incoming = Incoming::new(MAX_RESPONSE);
         let mut buf = [0u8; 8192];
         loop {
-            let n = sock.read(&mut buf)?;
+            let n = match sock.read(&mut buf) {
+                // A socket with a timeout is not restarted after a signal handler
+                // (signal(7)), SA_RESTART or not: watch's SIGCHLD comes here too.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                n => n?,
+            };
             if n == 0 {
                 return Ok(incoming.finish());
             }
@@ -341,6 +346,14 @@ mod tests {
     /// A daemon on a socket in a fresh directory: reads one request, then writes
     /// `pieces` one by one (each its own read on the other side) and closes.
     fn daemon(pieces: Vec<&'static str>) -> (std::path::PathBuf, std::thread::JoinHandle<String>) {
+        daemon_pausing(pieces, Duration::from_millis(20))
+    }
+
+    /// The same, with `pause` before each piece.
+    fn daemon_pausing(
+        pieces: Vec<&'static str>,
+        pause: Duration,
+    ) -> (std::path::PathBuf, std::thread::JoinHandle<String>) {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("pipework-docker-test-{}-{n}", std::process::id()));
@@ -357,8 +370,8 @@ mod tests {
                 asked.extend_from_slice(&buf[..n]);
             }
             for piece in pieces {
+                std::thread::sleep(pause);
                 conn.write_all(piece.as_bytes()).unwrap();
-                std::thread::sleep(Duration::from_millis(20));
             }
             let _ = std::fs::remove_dir_all(dir);
             String::from_utf8(asked).unwrap()
@@ -379,6 +392,34 @@ mod tests {
         assert_eq!((r.status, r.body.as_slice()), (200, &b"{\"a\":1}"[..]));
         let asked = server.join().unwrap();
         assert!(asked.starts_with("GET /containers/a%2Fb/json HTTP/1.1\r\nHost: docker\r\n"), "{asked}");
+    }
+
+    /// A socket with a timeout fails a read with EINTR when a signal comes, whatever
+    /// SA_RESTART says (signal(7)): `watch` gets SIGCHLD while guest resolution waits.
+    #[test]
+    fn a_signal_while_waiting_for_the_answer_is_no_failure() {
+        use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+        extern "C" fn nothing(_: nix::libc::c_int) {}
+        let action = SigAction::new(SigHandler::Handler(nothing), SaFlags::SA_RESTART, SigSet::empty());
+        // SAFETY: the handler does nothing, so it is async-signal-safe; SIGUSR1 is no
+        // other test's.
+        unsafe { sigaction(Signal::SIGUSR1, &action) }.unwrap();
+        let pieces = vec!["HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", "{}"];
+        let (path, server) = daemon_pausing(pieces, Duration::from_millis(300));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let asking = std::thread::spawn(move || {
+            // SAFETY: pthread_self has no preconditions.
+            tx.send(unsafe { nix::libc::pthread_self() }).unwrap();
+            get(&path, "/_ping").map(|r| r.body)
+        });
+        let thread = rx.recv().unwrap();
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(100));
+            // SAFETY: the thread is alive until joined below, and SIGUSR1 is handled.
+            unsafe { nix::libc::pthread_kill(thread, nix::libc::SIGUSR1) };
+        }
+        assert_eq!(asking.join().unwrap().unwrap(), b"{}");
+        server.join().unwrap();
     }
 
     #[test]
