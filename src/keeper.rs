@@ -9,7 +9,6 @@
 
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -189,8 +188,7 @@ fn watch_guest(pid: Option<u32>) -> Result<Option<AsyncFd<OwnedFd>>> {
         return Ok(None);
     };
     let fd = crate::dhcp::watch(pid)?;
-    let ns = |p: &str| std::fs::metadata(p).map(|m| m.ino()).ok();
-    if ns(&format!("/proc/{pid}/ns/net")) != ns("/proc/self/ns/net") {
+    if crate::netns::of_pid(pid).ok() != crate::netns::ours().ok() {
         return Err(anyhow!("the guest's process {pid} is gone"));
     }
     Ok(Some(fd))

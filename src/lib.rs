@@ -12,6 +12,7 @@ mod blocking;
 pub mod cli;
 mod cni;
 pub mod dhcp;
+mod docker;
 mod facts;
 pub mod guest;
 mod intent;

@@ -10,10 +10,16 @@
 //! [`set_sysctl`] (a guest's `/proc/sys/net/...`) takes a short-lived thread of its
 //! own instead, so that the runtime's thread never enters a guest's namespace for it
 //! and a batch's other lines go on meanwhile.
+//!
+//! And a namespace's identity ([`of_pid`], [`of_file`], [`ours`]): the inode of its
+//! nsfs file, the number that records, link marks and a resolved guest carry.
 
+use std::fmt::Display;
 use std::fs::File;
-use std::io::Write;
+use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
 use nix::sched::{setns, CloneFlags};
@@ -55,6 +61,24 @@ fn enter(netns: BorrowedFd<'_>) -> Result<Back> {
         File::open("/proc/thread-self/ns/net").context("cannot open this thread's network namespace")?;
     setns(netns, CloneFlags::CLONE_NEWNET).context("cannot enter the guest's network namespace")?;
     Ok(Back(home))
+}
+
+/// The identity of the network namespace that `path` (a netns file, or the magic link
+/// `/proc/PID/ns/net`) is: its inode. Every network namespace is an inode of the one
+/// nsfs superblock, so the inode alone tells two apart (the device would be the same).
+pub fn of_file(path: impl AsRef<Path>) -> io::Result<u64> {
+    std::fs::metadata(path).map(|m| m.ino())
+}
+
+/// The network namespace process `pid` is in; an error once it is gone (a zombie's
+/// namespaces are gone with it) or when it is no process (a kernel thread has one).
+pub fn of_pid(pid: impl Display) -> io::Result<u64> {
+    of_file(format!("/proc/{pid}/ns/net"))
+}
+
+/// The network namespace this process is in: the host's, for every verb.
+pub fn ours() -> io::Result<u64> {
+    of_file("/proc/self/ns/net")
 }
 
 /// `/proc/sys/net/ipv6/conf/DEV/disable_ipv6`: IPv6 on or off on one interface. The
@@ -104,10 +128,21 @@ pub async fn set_sysctl(netns: BorrowedFd<'_>, path: String, value: String) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::MetadataExt;
 
     fn inode(path: &str) -> u64 {
-        std::fs::metadata(path).unwrap().ino()
+        of_file(path).unwrap()
+    }
+
+    #[test]
+    fn a_namespace_is_known_by_its_inode_through_a_pid_or_a_file() {
+        let ours = ours().unwrap();
+        assert_eq!(of_pid(std::process::id()).unwrap(), ours);
+        assert_eq!(of_pid("self").unwrap(), ours);
+        assert_eq!(File::open("/proc/self/ns/net").unwrap().metadata().unwrap().ino(), ours);
+        // Pid 0 is never a process in /proc.
+        assert_eq!(of_pid(0).unwrap_err().kind(), io::ErrorKind::NotFound);
+        // Another kind of namespace is another inode.
+        assert_ne!(of_file("/proc/self/ns/mnt").unwrap(), ours);
     }
 
     #[test]

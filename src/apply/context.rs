@@ -88,9 +88,7 @@ impl<'a> Context<'a> {
         let Some((pid, ino)) = self.guest_process else {
             return Ok(());
         };
-        let now =
-            std::fs::metadata(format!("/proc/{pid}/ns/net")).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
-        match now {
+        match crate::netns::of_pid(pid) {
             Ok(i) if i == ino => Ok(()),
             _ => Err(anyhow!("{} went away during the attach", self.guest_desc)),
         }

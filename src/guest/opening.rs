@@ -1,12 +1,10 @@
 //! A GUEST argument opened from async code, and the one guest no verb takes: the
 //! host's own namespace.
 
-use std::os::unix::fs::MetadataExt;
-
 use anyhow::Result;
 
 use super::Guest;
-use crate::blocking;
+use crate::{blocking, netns};
 
 /// A Docker name is resolved over the daemon's socket (blocking I/O, ~2.5 ms): on a
 /// thread of the runtime's blocking pool, so that a batch's other lines go on meanwhile.
@@ -23,8 +21,7 @@ pub async fn lookup(spec: &str) -> Result<Guest> {
 /// would have the host itself configured as the guest: its default route
 /// replaced, an `eth1` added beside its own. The original does that; we refuse.
 pub fn not_the_host(guest: Guest) -> Result<Guest> {
-    let ours = std::fs::metadata("/proc/self/ns/net").map(|m| m.ino());
-    if ours.is_ok_and(|ino| ino == guest.ns_inode) {
+    if netns::ours().is_ok_and(|ino| ino == guest.ns_inode) {
         anyhow::bail!("{} is in the host's own network namespace: nothing to attach it to", guest.describe());
     }
     Ok(guest)

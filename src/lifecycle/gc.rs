@@ -25,6 +25,7 @@ use serde::Serialize;
 use crate::lifecycle::recover::{recover, Bridges};
 use crate::model::RunOpts;
 use crate::netlink::Netlink;
+use crate::netns;
 use crate::plan::alias::{Alias, GuestRef, Kind};
 use crate::record::{self, Record};
 use crate::report::{warning, Said, Verb};
@@ -132,8 +133,8 @@ fn live_namespaces(exempt: &Exempt) -> Result<HashSet<u64>> {
             continue;
         }
         // A process that ended meanwhile (or a kernel thread's) is none.
-        if let Ok(m) = std::fs::metadata(format!("/proc/{pid}/ns/net")) {
-            live.insert(m.ino());
+        if let Ok(ns) = netns::of_pid(&pid) {
+            live.insert(ns);
         }
     }
     Ok(live)
@@ -144,7 +145,7 @@ fn gone(guest: &GuestRef, ns: u64, live: &HashSet<u64>) -> bool {
         return false;
     }
     match guest {
-        GuestRef::Netns(path) => std::fs::metadata(path).map(|m| m.ino()).ok() != Some(ns),
+        GuestRef::Netns(path) => netns::of_file(path).ok() != Some(ns),
         _ => true,
     }
 }
@@ -328,7 +329,7 @@ mod tests {
         assert!(!gone(&GuestRef::Pid(1), 7, &live));
         assert!(gone(&GuestRef::Pid(1), 8, &live));
         assert!(gone(&GuestRef::Docker("ab".into()), 8, &live), "Docker is not asked");
-        let mine = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+        let mine = netns::ours().unwrap();
         let path = GuestRef::Netns("/proc/self/ns/net".into());
         assert!(!gone(&path, mine, &HashSet::new()), "a netns file that is still that namespace");
         assert!(gone(&GuestRef::Netns("/nonexistent/netns".into()), mine, &HashSet::new()));

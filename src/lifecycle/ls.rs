@@ -18,6 +18,7 @@ use crate::guest;
 use crate::guest::{Guest, Source};
 use crate::model::Ls;
 use crate::netlink::{Link, Netlink};
+use crate::netns;
 use crate::ovs::MarkedInterface;
 use crate::plan::alias::{Alias, GuestRef, Kind};
 use crate::plan::GuestId;
@@ -273,8 +274,8 @@ fn left_behind(ovs: &[MarkedInterface], host_links: &[Link]) -> Vec<Entry> {
 /// and dummy links carry inside their guest; those with a mark become groups.
 async fn guest_side(known: &[Group]) -> Vec<Group> {
     let mut seen: HashSet<u64> = known.iter().map(|g| g.ns).collect();
-    if let Ok(m) = std::fs::metadata("/proc/self/ns/net") {
-        seen.insert(m.ino());
+    if let Ok(ours) = netns::ours() {
+        seen.insert(ours);
     }
     let mut found = Vec::new();
     for (ns, file) in namespaces(&mut seen) {
@@ -329,15 +330,14 @@ fn namespaces(seen: &mut HashSet<u64>) -> Vec<(u64, OwnedFd)> {
     let mut open = Vec::new();
     let pids = std::fs::read_dir("/proc").into_iter().flatten();
     for pid in pids.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
-        let path = format!("/proc/{pid}/ns/net");
-        let Ok(m) = std::fs::metadata(&path) else { continue };
-        if seen.contains(&m.ino()) {
+        let Ok(ns) = netns::of_pid(pid) else { continue };
+        if seen.contains(&ns) {
             continue;
         }
         // Opened, then checked again: the process may have moved on in between.
-        let Ok(file) = File::open(&path) else { continue };
-        if file.metadata().is_ok_and(|f| f.ino() == m.ino()) && seen.insert(m.ino()) {
-            open.push((m.ino(), OwnedFd::from(file)));
+        let Ok(file) = File::open(format!("/proc/{pid}/ns/net")) else { continue };
+        if file.metadata().is_ok_and(|f| f.ino() == ns) && seen.insert(ns) {
+            open.push((ns, OwnedFd::from(file)));
         }
     }
     for (_, rec) in crate::record::all().unwrap_or_default() {

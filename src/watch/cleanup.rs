@@ -6,7 +6,6 @@
 //! container's former lives is left or it gives up and says what is.
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -19,7 +18,7 @@ use crate::lifecycle::gc::{self, Collected};
 use crate::model::RunOpts;
 use crate::plan::alias::{Alias, GuestRef};
 use crate::report::{Failed, Said, Verb};
-use crate::{interrupt, record};
+use crate::{interrupt, netns, record};
 
 /// How long a dead container's leftovers are waited for.
 const GIVE_UP: Duration = Duration::from_secs(20);
@@ -234,7 +233,7 @@ async fn current_namespace(ctx: &Shared, id: &str) -> Result<Option<u64>> {
     if c.pid == 0 {
         return Ok(None);
     }
-    Ok(std::fs::metadata(format!("/proc/{}/ns/net", c.pid)).ok().map(|m| m.ino()))
+    Ok(netns::of_pid(c.pid).ok())
 }
 
 #[cfg(test)]

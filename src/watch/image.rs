@@ -66,7 +66,10 @@ impl Images {
             return Err("Docker names no image for it".to_string());
         }
         let inspect = || async {
-            match daemon::image(socket, &c.image).await {
+            match daemon::image(socket, &c.image)
+                .await
+                .and_then(|v| v.as_ref().map(Image::from_inspect).transpose())
+            {
                 Ok(Some(image)) => Ok(Rc::new(image)),
                 Ok(None) => Err(format!("no such image {}", c.image)),
                 Err(e) => Err(format!("cannot inspect image {}: {e:#}", c.image)),

@@ -33,7 +33,7 @@ use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::Watch;
-use crate::guest::docker;
+use crate::docker::endpoint;
 use crate::interrupt::{self, Interrupted};
 use crate::netlink::Netlink;
 use crate::report::Outcome;
@@ -63,7 +63,7 @@ pub struct Shared {
 }
 
 pub async fn run(req: &Watch) -> Outcome {
-    let Some(socket) = docker::api_socket() else {
+    let Some(socket) = endpoint::api_socket() else {
         let e = anyhow!(
             "pipework watch talks to the Docker Engine API socket: DOCKER_HOST must be unset or unix://PATH"
         );

@@ -20,6 +20,7 @@ use crate::cli::AttachCommand;
 use crate::interrupt;
 use crate::model::Attach;
 use crate::netlink::Netlink;
+use crate::netns;
 use crate::report::{Failed, Said, Verb};
 
 /// A start to serve.
@@ -151,7 +152,7 @@ impl Anchors {
 /// learns of its end a moment after the kernel), and Docker names it still.
 async fn still_there(ctx: &Shared, c: &Container) -> bool {
     // A zombie's namespaces are gone with it.
-    if std::fs::metadata(format!("/proc/{}/ns/net", c.pid)).is_err() {
+    if netns::of_pid(c.pid).is_err() {
         return false;
     }
     matches!(daemon::inspect(&ctx.socket, &c.id).await, Ok(Some(now)) if now.pid == c.pid)
