@@ -76,6 +76,19 @@ pub fn of_pid(pid: impl Display) -> io::Result<u64> {
     of_file(format!("/proc/{pid}/ns/net"))
 }
 
+/// Every process's pid, as /proc lists them now (none if it cannot be read).
+pub fn pids() -> impl Iterator<Item = u32> {
+    let entries = std::fs::read_dir("/proc").into_iter().flatten();
+    entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+}
+
+/// The network namespace of process `pid`, opened, if it is still namespace `ino`
+/// once open (the process may have moved on, or ended and its pid been reused).
+pub fn open_of_pid(pid: u32, ino: u64) -> Option<std::fs::File> {
+    let file = std::fs::File::open(format!("/proc/{pid}/ns/net")).ok()?;
+    file.metadata().is_ok_and(|m| m.ino() == ino).then_some(file)
+}
+
 /// The network namespace this process is in: the host's, for every verb.
 pub fn ours() -> io::Result<u64> {
     of_file("/proc/self/ns/net")

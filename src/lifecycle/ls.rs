@@ -7,9 +7,7 @@
 //! `pipework.*` ids.
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 
 use anyhow::Result;
 use serde::Serialize;
@@ -328,15 +326,13 @@ fn inside_mark(ns: u64, link: &Link) -> Option<Alias> {
 /// it, or a record's netns file (opened as a GUEST is, with its checks).
 fn namespaces(seen: &mut HashSet<u64>) -> Vec<(u64, OwnedFd)> {
     let mut open = Vec::new();
-    let pids = std::fs::read_dir("/proc").into_iter().flatten();
-    for pid in pids.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
+    for pid in netns::pids() {
         let Ok(ns) = netns::of_pid(pid) else { continue };
         if seen.contains(&ns) {
             continue;
         }
-        // Opened, then checked again: the process may have moved on in between.
-        let Ok(file) = File::open(format!("/proc/{pid}/ns/net")) else { continue };
-        if file.metadata().is_ok_and(|f| f.ino() == ns) && seen.insert(ns) {
+        if let Some(file) = netns::open_of_pid(pid, ns) {
+            seen.insert(ns);
             open.push((ns, OwnedFd::from(file)));
         }
     }

@@ -166,25 +166,13 @@ fn host_ns() -> Result<OwnedFd> {
 /// any process in it (Docker is not asked: a daemon that is down must not make a
 /// guest look gone, and leave its links).
 fn open_namespace(intent: &Intent) -> Option<OwnedFd> {
-    let is_it = |f: &File| f.metadata().is_ok_and(|m| m.ino() == intent.ns);
     if let Ok(GuestRef::Netns(path)) = GuestRef::parse(&intent.guest) {
         if let Ok(f) = File::open(&path) {
-            if is_it(&f) {
+            if f.metadata().is_ok_and(|m| m.ino() == intent.ns) {
                 return Some(f.into());
             }
         }
     }
-    let pids = std::fs::read_dir("/proc").into_iter().flatten();
-    for pid in pids.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
-        let path = format!("/proc/{pid}/ns/net");
-        if std::fs::metadata(&path).is_ok_and(|m| m.ino() == intent.ns) {
-            // Opened, then checked again: the process may have moved on in between.
-            if let Ok(f) = File::open(&path) {
-                if is_it(&f) {
-                    return Some(f.into());
-                }
-            }
-        }
-    }
-    None
+    let mut in_it = crate::netns::pids().filter(|p| crate::netns::of_pid(p).is_ok_and(|ns| ns == intent.ns));
+    in_it.find_map(|pid| crate::netns::open_of_pid(pid, intent.ns)).map(OwnedFd::from)
 }
