@@ -40,6 +40,7 @@ need_commands() {
 # does; prints the linker's complaint on failure.
 deps_can_link() {
 	local dir out status=0
+	command -v cc >/dev/null 2>&1 || { echo "no cc on PATH"; return 1; }
 	dir=$(mktemp -d /tmp/pipework-link.XXXXXX)
 	printf 'int main(void) { return 0; }\n' >"$dir/t.c"
 	out=$(cc ${1:+-static} -o "$dir/t" "$dir/t.c" 2>&1) || status=$?

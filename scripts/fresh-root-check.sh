@@ -138,6 +138,9 @@ commit=$(git rev-parse HEAD)
 	say "note: uncommitted changes are not checked: the root clones the committed HEAD ($(git rev-parse --short HEAD))"
 
 root=$(mktemp -d "${TMPDIR:-/var/tmp}/pipework-fresh-root.XXXXXX")
+# It becomes the root's /: mktemp's 0700 would keep apt's _apt and man-db's man
+# users out of everything.
+chmod 0755 "$root"
 child=
 cleanup() {
 	local status=$?
