@@ -113,11 +113,69 @@ inside() {
 		printf "%s\n" "$page" | head -n 12
 		printf "%s\n" "$page" | grep -A 4 "^EXAMPLES"'
 	step "pipework --version" in_root pipework --version
-	step "pipework (no arguments: the Syntax block, exit 1)" in_root bash -c '
+	step "pipework (no arguments: Syntax block, a line to --help; exit 1)" in_root bash -c '
 		out=$(pipework); status=$?
 		printf "%s\n" "$out"
-		[ "$status" = 1 ] && [ "$(printf "%s\n" "$out" | head -n 1)" = "Syntax:" ]'
+		[ "$status" = 1 ] && [ "$(printf "%s\n" "$out" | head -n 1)" = "Syntax:" ] &&
+			printf "%s\n" "$out" | tail -n 1 | grep -q "^Run .pipework --help."'
 	summary
+}
+
+# The outer part, in this namespace: the whole script is read before it runs (a
+# function), so that editing it during a run cannot change what runs.
+main() {
+	[ "$(id -u)" = 0 ] || die "run as root (debootstrap, chroot, mounts)"
+	[ -d "$cargo_home/bin" ] && [ -d "$rustup_home" ] ||
+		die "no Rust toolchain at $cargo_home and $rustup_home (rustup's CARGO_HOME and RUSTUP_HOME)"
+	. scripts/deps.sh
+	need_commands debootstrap:debootstrap unshare:util-linux chroot:coreutils
+
+	src_git=$(git rev-parse --path-format=absolute --git-common-dir)
+	commit=$(git rev-parse HEAD)
+	[ -z "$(git status --porcelain --untracked-files=no)" ] ||
+		say "note: uncommitted changes are not checked: the root clones the committed HEAD ($(git rev-parse --short HEAD))"
+
+	root=$(mktemp -d "${TMPDIR:-/var/tmp}/pipework-fresh-root.XXXXXX")
+	# It becomes the root's /: mktemp's 0700 would keep apt's _apt and man-db's man
+	# users out of everything.
+	chmod 0755 "$root"
+	child=
+	cleanup() {
+		local status=$?
+		trap - EXIT INT TERM HUP
+		# unshare --kill-child: its end kills the namespace's first process, and with it
+		# every process in the root; the mounts go with the mount namespace.
+		if [ -n "$child" ]; then
+			kill "$child" 2>/dev/null || true
+			wait "$child" 2>/dev/null || true
+		fi
+		if grep -q " $root[/ ]" /proc/self/mountinfo; then
+			say "mounts under $root left in this namespace: unmounting them"
+			grep " $root[/ ]" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n 1 umount -l
+		fi
+		if [ "${FRESH_ROOT_KEEP:-}" = 1 ]; then
+			say "kept the root: $root (rm -rf --one-file-system $root)"
+		else
+			rm -rf --one-file-system "$root" "$root.debootstrap.log"
+		fi
+		exit "$status"
+	}
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	trap 'exit 129' HUP
+
+	say "root $root, suite $suite, toolchain $cargo_home + $rustup_home, repository $src_git at $(git rev-parse --short HEAD)"
+	start=$(date +%s)
+	# In the background and waited for, so that a signal runs the trap at once.
+	unshare --mount --propagation private --pid --fork --kill-child \
+		"$self" --inside "$root" "$src_git" "$commit" &
+	child=$!
+	status=0
+	wait "$child" || status=$?
+	child=
+	[ "$status" = 0 ] || die "see above (exit $status)"
+	say "PASSED in $(($(date +%s) - start)) s"
 }
 
 if [ "${1:-}" = --inside ]; then
@@ -125,56 +183,5 @@ if [ "${1:-}" = --inside ]; then
 	inside "$@"
 	exit 0
 fi
-
-[ "$(id -u)" = 0 ] || die "run as root (debootstrap, chroot, mounts)"
-[ -d "$cargo_home/bin" ] && [ -d "$rustup_home" ] ||
-	die "no Rust toolchain at $cargo_home and $rustup_home (rustup's CARGO_HOME and RUSTUP_HOME)"
-. scripts/deps.sh
-need_commands debootstrap:debootstrap unshare:util-linux chroot:coreutils
-
-src_git=$(git rev-parse --path-format=absolute --git-common-dir)
-commit=$(git rev-parse HEAD)
-[ -z "$(git status --porcelain --untracked-files=no)" ] ||
-	say "note: uncommitted changes are not checked: the root clones the committed HEAD ($(git rev-parse --short HEAD))"
-
-root=$(mktemp -d "${TMPDIR:-/var/tmp}/pipework-fresh-root.XXXXXX")
-# It becomes the root's /: mktemp's 0700 would keep apt's _apt and man-db's man
-# users out of everything.
-chmod 0755 "$root"
-child=
-cleanup() {
-	local status=$?
-	trap - EXIT INT TERM HUP
-	# unshare --kill-child: its end kills the namespace's first process, and with it
-	# every process in the root; the mounts go with the mount namespace.
-	if [ -n "$child" ]; then
-		kill "$child" 2>/dev/null || true
-		wait "$child" 2>/dev/null || true
-	fi
-	if grep -q " $root[/ ]" /proc/self/mountinfo; then
-		say "mounts under $root left in this namespace: unmounting them"
-		grep " $root[/ ]" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n 1 umount -l
-	fi
-	if [ "${FRESH_ROOT_KEEP:-}" = 1 ]; then
-		say "kept the root: $root (rm -rf --one-file-system $root)"
-	else
-		rm -rf --one-file-system "$root" "$root.debootstrap.log"
-	fi
-	exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
-say "root $root, suite $suite, toolchain $cargo_home + $rustup_home, repository $src_git at $(git rev-parse --short HEAD)"
-start=$(date +%s)
-# In the background and waited for, so that a signal runs the trap at once.
-unshare --mount --propagation private --pid --fork --kill-child \
-	"$self" --inside "$root" "$src_git" "$commit" &
-child=$!
-status=0
-wait "$child" || status=$?
-child=
-[ "$status" = 0 ] || die "see above (exit $status)"
-say "PASSED in $(($(date +%s) - start)) s"
+main "$@"
+exit
