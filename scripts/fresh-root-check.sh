@@ -144,9 +144,12 @@ main() {
 		local status=$?
 		trap - EXIT INT TERM HUP
 		# unshare --kill-child: its end kills the namespace's first process, and with it
-		# every process in the root; the mounts go with the mount namespace.
+		# every process in the root; the mounts go with the mount namespace. SIGKILL:
+		# unshare hands a SIGTERM on to that first process, which as a PID namespace's
+		# init ignores it (seen: the run went on).
 		if [ -n "$child" ]; then
-			kill "$child" 2>/dev/null || true
+			say "stopping the root's namespace (unshare, pid $child)"
+			kill -KILL "$child" 2>/dev/null || true
 			wait "$child" 2>/dev/null || true
 		fi
 		if grep -q " $root[/ ]" /proc/self/mountinfo; then
