@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # deps.sh: sourced by the scripts that build (demo.sh, package.sh, test.sh) to make
 # sure that what they call is there, installing Debian's package for what is not.
 #

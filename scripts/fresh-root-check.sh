@@ -152,9 +152,9 @@ main() {
 			kill -KILL "$child" 2>/dev/null || true
 			wait "$child" 2>/dev/null || true
 		fi
-		if grep -q " $root[/ ]" /proc/self/mountinfo; then
+		if grep -q " ${root}[/ ]" /proc/self/mountinfo; then
 			say "mounts under $root left in this namespace: unmounting them"
-			grep " $root[/ ]" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n 1 umount -l
+			grep " ${root}[/ ]" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n 1 umount -l
 		fi
 		if [ "${FRESH_ROOT_KEEP:-}" = 1 ]; then
 			say "kept the root: $root (rm -rf --one-file-system $root)"
