@@ -8,7 +8,8 @@
 # Docker daemon answers already, unless --no-docker), real containers of a local
 # busybox image (scripts/docker-up.sh installs docker.io, starts dockerd, builds it).
 # Works on a fresh Debian machine as the first command run: whatever it calls and
-# is missing (ip, ping, a C linker for cargo) is installed with apt-get first.
+# is missing (ip, ping, a C compiler and libc6-dev for cargo's link step) is
+# installed with apt-get first (scripts/fresh-root-check.sh proves it).
 # Everything runs inside a private "host" network namespace and is removed at the
 # end: the machine's own interfaces, routes and firewall are never touched.
 set -euo pipefail
@@ -38,20 +39,13 @@ if [ "$docker_mode" = auto ]; then
 	fi
 fi
 
-# Command -> Debian package, for what this run calls.
-need=(cc:gcc ip:iproute2 unshare:util-linux nsenter:util-linux)
+# What this run calls, installed when missing (scripts/deps.sh): the commands, by
+# Debian package, and a C toolchain that links (cargo links through cc).
+. scripts/deps.sh
+need=(ip:iproute2 unshare:util-linux nsenter:util-linux /etc/ssl/certs/ca-certificates.crt:ca-certificates)
 [ "$docker_mode" = no ] && need+=(ping:iputils-ping)
-missing=()
-for pair in "${need[@]}"; do
-	command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-	mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
-	say "installing ${missing[*]} (apt-get update; apt-get install)"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get -o DPkg::Lock::Timeout=300 -qq update
-	apt-get -o DPkg::Lock::Timeout=300 -y -qq install --no-install-recommends "${missing[@]}" >/dev/null
-fi
+need_commands "${need[@]}"
+need_linker
 if [ "$docker_mode" = yes ]; then
 	say "Docker: scripts/docker-up.sh (docker.io, dockerd without iptables or bridge, a local busybox image)"
 	scripts/docker-up.sh | sed 's/^/demo: /'

@@ -17,15 +17,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf 'package: %s\n' "$*"; }
+die() { printf 'package: FAILED: %s\n' "$*" >&2; exit 1; }
+
+# What it calls, installed when missing (scripts/deps.sh): a static C link (libc.a,
+# for +crt-static), strip, and dpkg-deb, gzip and md5sum, which every Debian has.
+command -v cargo >/dev/null 2>&1 ||
+	die "no cargo: install a Rust toolchain (https://rustup.rs), then run scripts/package.sh again"
+. scripts/deps.sh
+need_commands strip:binutils dpkg-deb:dpkg gzip:gzip md5sum:coreutils /etc/ssl/certs/ca-certificates.crt:ca-certificates
+need_linker static
 
 arch=$(dpkg --print-architecture)
 case $arch in
 amd64) target=x86_64-unknown-linux-gnu ;;
 arm64) target=aarch64-unknown-linux-gnu ;;
-*) say "no Rust target known for Debian architecture $arch" >&2; exit 1 ;;
+*) die "no Rust target known for Debian architecture $arch" ;;
 esac
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
-[ -n "$version" ] || { say "no version in Cargo.toml" >&2; exit 1; }
+[ -n "$version" ] || die "no version in Cargo.toml"
 
 say "static release build for $target"
 RUSTFLAGS='-C target-feature=+crt-static' cargo build --locked --release --target "$target" --quiet

@@ -15,8 +15,15 @@ if [ "${PIPEWORK_SKIP_INSTALL:-}" != 1 ]; then
 	apt-get -o DPkg::Lock::Timeout=300 -y -qq install --no-install-recommends \
 		iproute2 util-linux iputils-ping procps docker.io tcpdump openvswitch-switch \
 		dnsmasq-base udhcpc isc-dhcp-client dhcpcd-base bc strace \
-		containernetworking-plugins podman >/dev/null
+		containernetworking-plugins podman gcc libc6-dev binutils ca-certificates >/dev/null
 fi
+# cargo links through cc, the static build against libc.a: check that both link
+# (and say what to install) rather than that `cc` exists.
+say() { printf 'test.sh: %s\n' "$*"; }
+die() { printf 'test.sh: FAILED: %s\n' "$*" >&2; exit 1; }
+. scripts/deps.sh
+need_linker
+need_linker static
 
 scripts/docker-up.sh
 
@@ -52,7 +59,7 @@ check_package() {
 	: >"$root/var/lib/dpkg/status"
 	dpkg --root="$root" --log=/dev/null -i "$deb" >/dev/null
 	dpkg --root="$root" -s pipework | grep -qx 'Status: install ok installed'
-	"$root/usr/bin/pipework" --version | grep -q "^pipework .* (commit "
+	"$root/usr/bin/pipework" --version | grep -Eq "^pipework .* \((commit |built )"
 	zcat "$root/usr/share/man/man8/pipework.8.gz" | grep -q '^\.SH EXAMPLES'
 	grep -q '^_pipework()' "$root/usr/share/bash-completion/completions/pipework"
 	echo "test.sh: package ok: $("$root/usr/bin/pipework" --version), $(wc -l <<<"$listing") entries"

@@ -68,8 +68,10 @@ pub fn main<I: IntoIterator<Item = String>>(argv: I) -> ExitCode {
     let invocation = match cli::parse_on_host(argv) {
         Ok(i) => i,
         Err(CliError::Syntax) => {
-            // On stdout, as the original prints it; exit 1 whatever becomes of it.
-            let _ = report::print_lines(&[cli::SYNTAX.trim_end_matches('\n').to_string()]);
+            // On stdout, as the original prints it, then our one line; exit 1
+            // whatever becomes of it.
+            let syntax = cli::SYNTAX.trim_end_matches('\n');
+            let _ = report::print_lines(&[syntax.to_string(), cli::SYNTAX_HINT.to_string()]);
             return ExitCode::from(1);
         }
         Err(CliError::Clap(e)) => {

@@ -5,6 +5,9 @@
 pub mod docs;
 pub mod lifecycle;
 pub mod watch;
+// Compiled into build.rs, which says the version; here only for its tests.
+#[cfg(test)]
+mod version;
 mod words;
 
 use std::path::PathBuf;
@@ -58,7 +61,8 @@ pub struct AttachCommand {
 /// Why parsing stopped.
 #[derive(Debug)]
 pub enum CliError {
-    /// Not enough arguments: print [`SYNTAX`] on stdout, exit 1 (as the original).
+    /// Not enough arguments: print [`SYNTAX`] and [`SYNTAX_HINT`] on stdout, exit 1
+    /// (as the original, which prints the block alone).
     Syntax,
     /// clap's own outcome: `--help`/`--version` (exit 0) or a flag error (exit 1).
     Clap(clap::Error),
@@ -78,6 +82,12 @@ pipework rule <guest> <rule_command>
 pipework tc <guest> <tc_command>
 pipework --wait [-i containerinterface]
 ";
+
+/// The one line printed after [`SYNTAX`], which stays the original's byte for byte
+/// (scripts may read it): where the rest of the grammar is, and the verbs the
+/// original did not have.
+pub const SYNTAX_HINT: &str = "Run 'pipework --help' for every form, the options and examples; \
+                               'pipework del GUEST' takes an attachment off, 'pipework ls' lists them.";
 
 /// After the options in `-h`; `--help` has the grammar, exit statuses and examples
 /// ([`docs::long_help`]).

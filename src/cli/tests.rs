@@ -174,6 +174,16 @@ fn missing_arguments_give_the_syntax_text() {
 }
 
 #[test]
+fn the_line_after_the_syntax_points_to_help_del_and_ls() {
+    assert_eq!(SYNTAX_HINT.lines().count(), 1, "{SYNTAX_HINT}");
+    for word in ["'pipework --help'", "'pipework del GUEST'", "'pipework ls'"] {
+        assert!(SYNTAX_HINT.contains(word), "{word} not in {SYNTAX_HINT:?}");
+    }
+    // The original's block is left as it was, hint apart.
+    assert!(!SYNTAX.contains("--help") && !SYNTAX.contains(" del ") && !SYNTAX.contains(" ls"));
+}
+
+#[test]
 fn bad_values_are_refused_before_anything_runs() {
     assert_eq!(
         invalid("br1 web1 10.0.0.2"),
