@@ -22,6 +22,9 @@ pub struct Context<'a> {
     /// Warnings and notices for the result (never printed from here: a batch
     /// prefixes them with their line).
     pub notes: RefCell<Vec<String>>,
+    /// What the run did that is worth knowing, for a run that succeeds (see
+    /// `report::Said::notices`): a failed run says only its error.
+    pub notices: RefCell<Vec<String>>,
     /// Links whose index this run has learnt (from the facts, or from the kernel's
     /// echo of a link it made), by side and name: each later step on them spares a
     /// lookup. Names change only through this run's own steps, which update it.
@@ -48,6 +51,7 @@ impl<'a> Context<'a> {
             guest_ns,
             guest_desc,
             notes: RefCell::default(),
+            notices: RefCell::default(),
             known: RefCell::default(),
             bridge_lock: RefCell::default(),
             guest_process: None,
@@ -86,8 +90,8 @@ impl<'a> Context<'a> {
         self.bridge_lock.borrow_mut().take();
     }
 
-    pub fn note(&self, line: String) {
-        self.notes.borrow_mut().push(line);
+    pub fn notice(&self, line: String) {
+        self.notices.borrow_mut().push(line);
     }
 
     /// The netlink socket of `side`.

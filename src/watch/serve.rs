@@ -170,7 +170,7 @@ fn merge(into: &mut Value, from: Value) {
 /// Whether it worked, what to say, and the facts for `--json`.
 fn describe(req: &Attach, verb: Verb<Attachment>) -> (bool, String, Value) {
     match verb {
-        Ok(Said { value, notes }) => {
+        Ok(Said { value, notes, .. }) => {
             let (message, mut fields) = attached(req, &value);
             let message = notes.iter().fold(message, |m, n| format!("{m}; {n}"));
             fields["warnings"] = json!(notes);
