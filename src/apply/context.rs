@@ -90,6 +90,10 @@ impl<'a> Context<'a> {
         self.bridge_lock.borrow_mut().take();
     }
 
+    pub fn note(&self, line: String) {
+        self.notes.borrow_mut().push(line);
+    }
+
     pub fn notice(&self, line: String) {
         self.notices.borrow_mut().push(line);
     }
