@@ -393,6 +393,17 @@ fn add_with_failed_send(host: &Netns, c: &Container, conf: &Value, k: Option<u32
     (answer, sends)
 }
 
+/// Wait (at most 3 s) until `dev` in `ns` says NO-CARRIER.
+fn until_without_carrier(ns: &Netns, dev: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while !ns.link(dev).is_some_and(|l| l["flags"].to_string().contains("NO-CARRIER")) {
+        if std::time::Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// `ns` comes back to `snapshot` within 3 s: a bridge whose last port went keeps its
 /// carrier until the kernel's linkwatch work runs, asynchronously (a leftover never
 /// goes by itself).
@@ -429,6 +440,9 @@ fn an_add_whose_netlink_request_fails_anywhere_is_all_or_nothing() {
     for k in 1..=sends as u32 {
         let guest = Netns::new();
         let c = Container::of(&guest, "eth0");
+        // The bridge, its last port gone, loses its carrier when the kernel's
+        // linkwatch work runs: "before" is taken once it has.
+        until_without_carrier(&host, "cnibrq");
         let (h, g) = (host.snapshot(), guest.snapshot());
         let (answer, _) = add_with_failed_send(&host, &c, &conf, Some(k));
         if answer.code == 0 {
