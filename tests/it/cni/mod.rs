@@ -826,3 +826,25 @@ fn del_reads_the_state_an_earlier_version_named_unescaped() {
     assert!(host.link(&host_end).is_none(), "the host end its state named stays");
     assert!(files(&host, "attachments").is_empty(), "the record its state named stays");
 }
+
+/// Regression: DEL of an attachment whose namespace is closed found the host end's
+/// mark by the substring ` ns=N if=IF `, though the mark's words may come in any
+/// order (`plan/alias.rs`): a mark written in another order kept its host end.
+#[test]
+fn del_with_the_namespace_closed_reads_the_mark_in_any_order() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let conf = bridge_conf(&host, "1.0.0", "cnibro", "10.88.0.0/24");
+    let c = Container::of(&guest, "eth0");
+    c.call(&host, "ADD", &conf).ok();
+    let ports = host.ip_j(&["link", "show", "master", "cnibro"]);
+    let end = ports[0]["ifname"].as_str().unwrap().to_string();
+    let mark = host.link(&end).unwrap()["ifalias"].as_str().unwrap().to_string();
+    // The same words, last first: `pipework:v1 mode=bridge host=... if=eth0 ns=N guest=...`.
+    let (version, words) = mark.split_once(' ').unwrap();
+    let reordered: Vec<&str> = words.split(' ').rev().collect();
+    host.sh("ip", &["link", "set", &end, "alias", &format!("{version} {}", reordered.join(" "))]);
+    let closed = Container { id: c.id.clone(), netns: String::new(), ifname: "eth0" };
+    closed.call(&host, "DEL", &conf).ok();
+    assert!(host.link(&end).is_none(), "the host end stays");
+}
