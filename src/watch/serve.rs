@@ -152,7 +152,7 @@ impl Anchors {
 /// socket's 10 s), and on the watcher's one thread they stalled every other job and
 /// the event stream with it. A thread that cannot be had runs it here, as before.
 async fn on_a_thread_of_its_own(attach: &AttachCommand, host: &Netlink) -> Verb<Attachment> {
-    let (req, opts) = (attach.req.clone(), attach.opts.clone());
+    let (req, opts) = (attach.req.clone(), attach.opts);
     let (tx, rx) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new().name("pipework-attach".into()).spawn(move || {
         let verb = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
