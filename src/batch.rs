@@ -141,6 +141,13 @@ impl LineResult {
         let (error, steps, notes) = match outcome {
             // attach::attach reports a line's own interruption as its failure.
             Outcome::Interrupted(_, said) => return LineResult::from_outcome(line, *said),
+            // A line's notices are said with its warnings.
+            Outcome::Noticed { mut notices, then } => {
+                let mut r = LineResult::from_outcome(line, *then);
+                notices.append(&mut r.notes);
+                r.notes = notices;
+                return r;
+            }
             Outcome::Done(lines) => (None, lines, Vec::new()),
             Outcome::Printed { lines, notes } => (None, lines, notes),
             Outcome::Failed { error, rollback_errors, notes } => {

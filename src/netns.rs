@@ -117,25 +117,27 @@ pub fn write_sysctl(path: &str, value: &str) -> Result<()> {
 ///
 /// /proc/sys/net resolves by the namespace of the thread that opens the file (every
 /// guest has an `eth1`, and so may the host): a thread of its own enters the guest's
-/// namespace by fd for it, and the runtime's thread goes on with other work meanwhile.
+/// namespace by fd for it (never the runtime's), and is joined here. It never wakes
+/// the runtime: a wake-up from another thread is a write to the runtime's eventfd,
+/// and when that write failed tokio panicked on this thread and left the runtime
+/// asleep for ever. The runtime's thread waits the few microseconds of one read and
+/// one write meanwhile.
 pub async fn set_sysctl(netns: BorrowedFd<'_>, path: String, value: String) -> Result<Option<String>> {
-    let netns = netns.try_clone_to_owned().context("cannot hold the guest's network namespace")?;
-    let (tx, rx) = futures::channel::oneshot::channel();
-    std::thread::Builder::new()
-        .name("pipework-sysctl".to_string())
-        .spawn(move || {
-            let swap = || {
-                let old = read_sysctl(&path)?;
-                if old == value {
-                    return Ok(None);
-                }
-                write_sysctl(&path, &value)?;
-                Ok(Some(old))
-            };
-            let _ = tx.send(run_in(netns.as_fd(), swap));
-        })
-        .context("cannot start a thread for the guest's sysctl")?;
-    rx.await.map_err(|_| anyhow!("the thread writing the guest's sysctl died"))?
+    let swap = || {
+        let old = read_sysctl(&path)?;
+        if old == value {
+            return Ok(None);
+        }
+        write_sysctl(&path, &value)?;
+        Ok(Some(old))
+    };
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name("pipework-sysctl".to_string())
+            .spawn_scoped(scope, || run_in(netns, swap))
+            .context("cannot start a thread for the guest's sysctl")?;
+        thread.join().map_err(|_| anyhow!("the thread writing the guest's sysctl died"))?
+    })
 }
 
 #[cfg(test)]

@@ -67,10 +67,15 @@ pub struct SavedRoute {
     pub protocol: Option<u8>,
 }
 
+/// `$PIPEWORK_RUN_DIR` (default `/run/pipework`).
+pub fn run_dir() -> PathBuf {
+    let base = std::env::var_os(RUN_DIR_ENV).filter(|d| !d.is_empty());
+    base.map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/run/pipework"))
+}
+
 /// `$PIPEWORK_RUN_DIR/attachments` (default `/run/pipework/attachments`).
 pub fn dir() -> PathBuf {
-    let base = std::env::var_os(RUN_DIR_ENV).filter(|d| !d.is_empty());
-    base.map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/run/pipework")).join("attachments")
+    run_dir().join("attachments")
 }
 
 pub fn path(ns: u64, container_if: &str) -> PathBuf {

@@ -17,11 +17,11 @@ use crate::report::{self, Outcome, Said, Verb};
 /// An attach: `--dry-run`'s steps, one to a line or as `{"dry_run": true, "steps"}`;
 /// with `--json` the attachment as read back; else only what it said.
 pub fn attachment(opts: &RunOpts, verb: Verb<Attachment>) -> Outcome {
-    let Said { value, notes } = match verb {
+    let Said { value, notes, notices } = match verb {
         Ok(said) => said,
         Err(failed) => return failed.into(),
     };
-    match value {
+    let outcome = match value {
         Attachment::Planned(steps) => {
             let lines: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
             match opts.json {
@@ -37,6 +37,10 @@ pub fn attachment(opts: &RunOpts, verb: Verb<Attachment>) -> Outcome {
             Outcome::Json { doc: document(&attached), notes, code: 0 }
         }
         Attachment::Done(_) => Outcome::Done(notes),
+    };
+    match notices.is_empty() {
+        true => outcome,
+        false => Outcome::Noticed { notices, then: Box::new(outcome) },
     }
 }
 
@@ -56,15 +60,15 @@ fn document(value: &impl Serialize) -> serde_json::Value {
 pub fn removed(opts: &RunOpts, verb: Verb<Removed>) -> Outcome {
     let outcome = match verb {
         Err(failed) => failed.into(),
-        Ok(Said { value: Removed::Nothing(why), notes }) if opts.json => {
+        Ok(Said { value: Removed::Nothing(why), notes, .. }) if opts.json => {
             let doc = json!({ "removed": false, "nothing_to_remove": why, "steps": [] });
             Outcome::Json { doc, notes, code: 0 }
         }
-        Ok(Said { value: Removed::Nothing(why), mut notes }) => {
+        Ok(Said { value: Removed::Nothing(why), mut notes, .. }) => {
             notes.push(format!("nothing to remove: {why}"));
             Outcome::Done(notes)
         }
-        Ok(Said { value: Removed::Found(r), notes }) => removal(opts, r, notes),
+        Ok(Said { value: Removed::Found(r), notes, .. }) => removal(opts, r, notes),
     };
     edge(opts, outcome)
 }
@@ -105,7 +109,7 @@ fn removal(opts: &RunOpts, r: Detached, mut notes: Vec<String>) -> Outcome {
 
 /// `check`: exit 0 when as attached, else 1 with one line per difference.
 pub fn check_report(opts: &RunOpts, verb: Verb<CheckReport>) -> Outcome {
-    let Said { value: v, notes } = match verb {
+    let Said { value: v, notes, .. } = match verb {
         Ok(said) => said,
         Err(failed) => return edge(opts, failed.into()),
     };
@@ -139,8 +143,8 @@ pub fn check_report(opts: &RunOpts, verb: Verb<CheckReport>) -> Outcome {
 pub fn listing(opts: &RunOpts, verb: Verb<Listing>) -> Outcome {
     let outcome = match verb {
         Err(failed) => failed.into(),
-        Ok(Said { value, notes }) if opts.json => Outcome::Json { doc: document(&value), notes, code: 0 },
-        Ok(Said { value, notes }) => Outcome::Printed { lines: value.table(), notes },
+        Ok(Said { value, notes, .. }) if opts.json => Outcome::Json { doc: document(&value), notes, code: 0 },
+        Ok(Said { value, notes, .. }) => Outcome::Printed { lines: value.table(), notes },
     };
     edge(opts, outcome)
 }
@@ -149,11 +153,11 @@ pub fn listing(opts: &RunOpts, verb: Verb<Listing>) -> Outcome {
 pub fn collected(opts: &RunOpts, verb: Verb<Collected>) -> Outcome {
     let outcome = match verb {
         Err(failed) => failed.into(),
-        Ok(Said { value, notes }) if opts.json => Outcome::Json { doc: document(&value), notes, code: 0 },
-        Ok(Said { value, notes }) if value.dry_run => {
+        Ok(Said { value, notes, .. }) if opts.json => Outcome::Json { doc: document(&value), notes, code: 0 },
+        Ok(Said { value, notes, .. }) if value.dry_run => {
             Outcome::Printed { lines: value.removed.iter().map(|g| garbage(g, true)).collect(), notes }
         }
-        Ok(Said { value, mut notes }) => {
+        Ok(Said { value, mut notes, .. }) => {
             notes.extend(value.removed.iter().map(|g| garbage(g, false)));
             if value.removed.is_empty() {
                 notes.push("nothing left behind".to_string());

@@ -27,6 +27,8 @@ pub enum Outcome {
     Interrupted(Interrupted, Box<Outcome>),
     /// `--json`: one document on stdout, `notes` on stderr, then exit `code`.
     Json { doc: serde_json::Value, notes: Vec<String>, code: u8 },
+    /// A success's notices (see [`Said::notices`]) on stderr, then `then`.
+    Noticed { notices: Vec<String>, then: Box<Outcome> },
 }
 
 /// A verb's value, and what it said on its way: warnings and notices, and with
@@ -36,11 +38,20 @@ pub enum Outcome {
 pub struct Said<T> {
     pub value: T,
     pub notes: Vec<String>,
+    /// What the run did that is worth knowing (`eth2 moved into ... as container0`):
+    /// made only by a run that succeeded, and written best effort: a notice that
+    /// cannot be written does not fail a run whose changes stand (exit 1 says they
+    /// do not).
+    pub notices: Vec<String>,
 }
 
 impl<T> Said<T> {
     pub fn new(value: T, notes: Vec<String>) -> Said<T> {
-        Said { value, notes }
+        Said { value, notes, notices: Vec::new() }
+    }
+
+    pub fn with_notices(self, notices: Vec<String>) -> Said<T> {
+        Said { notices, ..self }
     }
 }
 
@@ -86,6 +97,7 @@ pub fn json(outcome: Outcome) -> Outcome {
             Outcome::Json { doc, notes, code: 1 }
         }
         Outcome::Interrupted(signal, said) => Outcome::Interrupted(signal, Box::new(json(*said))),
+        Outcome::Noticed { notices, then } => Outcome::Noticed { notices, then: Box::new(json(*then)) },
         other => other,
     }
 }
@@ -110,6 +122,9 @@ impl Outcome {
             Outcome::Exit { code, lines } => Outcome::Exit { code, lines: [said, lines].concat() },
             Outcome::Interrupted(signal, inner) => {
                 Outcome::Interrupted(signal, Box::new(inner.said_first(said)))
+            }
+            Outcome::Noticed { notices, then } => {
+                Outcome::Noticed { notices, then: Box::new(then.said_first(said)) }
             }
             Outcome::Json { doc, notes, code } => {
                 said.extend(notes);
@@ -168,6 +183,10 @@ fn finish_outcome(outcome: Outcome) -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Outcome::Noticed { notices, then } => {
+            notices.iter().for_each(|l| say_best_effort(l));
+            finish_outcome(*then)
+        }
         Outcome::Interrupted(signal, said) => {
             let _ = finish_outcome(*said);
             signal.die();
@@ -195,6 +214,11 @@ pub fn say(text: &str) {
     if writeln!(std::io::stderr(), "pipework: {text}").is_err() {
         SAY_FAILED.store(true, Ordering::Relaxed);
     }
+}
+
+/// One `pipework: TEXT` line on stderr whose loss does not change the exit status.
+fn say_best_effort(text: &str) {
+    let _ = writeln!(std::io::stderr(), "pipework: {text}");
 }
 
 /// A line on stderr as it is, without the `pipework: ` prefix (a `watch --json` log

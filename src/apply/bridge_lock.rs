@@ -6,15 +6,25 @@
 //! port is on the bridge (or until it gives up); the removal of a bridge takes it
 //! exclusive, and looks for ports only then. Runs that only add never wait for each
 //! other; a removal waits for the runs between lookup and plug-in, and they for it.
+//! A removal that cannot have the lock leaves the bridge in place: an empty bridge
+//! left behind is harmless, one removed under a run plugging into it fails that run.
 
 use std::fs::{File, OpenOptions};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::{anyhow, Result};
 use nix::fcntl::{Flock, FlockArg};
 
-/// Where the lock lives (created if missing).
-const DIR: &str = "/run/pipework";
-const PATH: &str = "/run/pipework/bridges.lock";
+/// How long a removal waits for the runs between lookup and plug-in (a run whose
+/// Docker daemon is slow to name its guest holds the lock shared meanwhile).
+const EXCLUSIVE_WAIT: Duration = Duration::from_secs(10);
+
+/// `$PIPEWORK_RUN_DIR/bridges.lock` (default `/run/pipework`, created if missing):
+/// host-wide, as the bridges are, for every run that shares the run directory.
+fn path() -> PathBuf {
+    crate::record::run_dir().join("bridges.lock")
+}
 
 /// A hold on the lock, released when dropped.
 #[derive(Debug)]
@@ -22,31 +32,49 @@ pub struct BridgeLock(#[allow(dead_code)] Flock<File>);
 
 impl BridgeLock {
     /// Held shared, by an attach until its port is plugged in.
+    /// Best effort: a host where the lock file cannot be made (a read-only /run)
+    /// attaches without it, and removes no bridge it made (see [`Self::exclusive`]).
     pub async fn shared() -> Option<BridgeLock> {
-        Self::take(FlockArg::LockSharedNonblock).await
+        Self::take(FlockArg::LockSharedNonblock).await.ok()
     }
 
-    /// Held exclusive, by the removal of a bridge. Waited for at most 10 s (a run
-    /// whose Docker daemon is slow to name its guest holds it shared meanwhile); then
-    /// the removal goes on without it, as it would without the lock.
-    pub async fn exclusive() -> Option<BridgeLock> {
-        tokio::time::timeout(Duration::from_secs(10), Self::take(FlockArg::LockExclusiveNonblock))
-            .await
-            .ok()?
+    /// Held exclusive, by the removal of a bridge, waited for at most
+    /// [`EXCLUSIVE_WAIT`]. An error when it cannot be had: the caller leaves the
+    /// bridge in place and says so (removing it without the lock reopens the race the
+    /// lock closes).
+    pub async fn exclusive() -> Result<BridgeLock> {
+        match tokio::time::timeout(EXCLUSIVE_WAIT, Self::take(FlockArg::LockExclusiveNonblock)).await {
+            Ok(taken) => taken,
+            Err(_) => Err(anyhow!(
+                "another run held the bridge lock {} for {} s: left in place",
+                path().display(),
+                EXCLUSIVE_WAIT.as_secs()
+            )),
+        }
     }
 
-    /// Best effort: a host where the lock file cannot be made (a read-only /run) runs
-    /// without it, as before. Polled, never blocking: the lines of a --batch share
-    /// one thread, and one of them may hold what another waits for.
-    async fn take(how: FlockArg) -> Option<BridgeLock> {
-        let _ = std::fs::create_dir_all(DIR);
+    /// Polled, never blocking: the lines of a --batch share one thread, and one of
+    /// them may hold what another waits for.
+    async fn take(how: FlockArg) -> Result<BridgeLock> {
+        let path = path();
+        let cannot = |e: &dyn std::fmt::Display| {
+            anyhow!("cannot take the bridge lock {}: {e}: left in place", path.display())
+        };
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
         let mut pause = Duration::from_micros(500);
         loop {
-            let file = OpenOptions::new().create(true).truncate(false).write(true).open(PATH).ok()?;
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| cannot(&e))?;
             match Flock::lock(file, how) {
-                Ok(held) => return Some(BridgeLock(held)),
+                Ok(held) => return Ok(BridgeLock(held)),
                 Err((_, nix::errno::Errno::EWOULDBLOCK)) => {}
-                Err(_) => return None,
+                Err((_, e)) => return Err(cannot(&e)),
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(20));

@@ -23,6 +23,9 @@ pub struct Context<'a> {
     /// Warnings and notices for the result (never printed from here: a batch
     /// prefixes them with their line).
     pub notes: RefCell<Vec<String>>,
+    /// What the run did that is worth knowing, for a run that succeeds (see
+    /// `report::Said::notices`): a failed run says only its error.
+    pub notices: RefCell<Vec<String>>,
     /// Links whose index this run has learnt (from the facts, or from the kernel's
     /// echo of a link it made), by side and name: each later step on them spares a
     /// lookup. Names change only through this run's own steps, which update it.
@@ -55,6 +58,7 @@ impl<'a> Context<'a> {
             guest_ns,
             guest_desc,
             notes: RefCell::default(),
+            notices: RefCell::default(),
             known: RefCell::default(),
             bridge_lock: RefCell::default(),
             guest_process: None,
@@ -106,6 +110,10 @@ impl<'a> Context<'a> {
 
     pub fn note(&self, line: String) {
         self.notes.borrow_mut().push(line);
+    }
+
+    pub fn notice(&self, line: String) {
+        self.notices.borrow_mut().push(line);
     }
 
     /// The netlink socket of `side`.

@@ -113,7 +113,7 @@ pub async fn move_into_guest(
     if let Some(mac) = mac {
         ctx.guest.set_mac(index, mac).await?;
     }
-    ctx.note(format!("{name} moved into {} as {new_name}", ctx.guest_desc));
+    ctx.notice(format!("{name} moved into {} as {new_name}", ctx.guest_desc));
     Ok(())
 }
 

@@ -43,7 +43,14 @@ async fn run(step: &Removal, ctx: &Context<'_>) -> Result<()> {
         }
         Removal::DeleteBridgeIfUnused { name, ovs: false } => {
             // No attach is between its lookup of this bridge and its port while we look.
-            let _exclusive = BridgeLock::exclusive().await;
+            let _exclusive = match BridgeLock::exclusive().await {
+                Ok(held) => held,
+                // The attachment is removed all the same; only its bridge stays.
+                Err(e) => {
+                    ctx.note(crate::report::warning(format!("bridge {name}: {e:#}")));
+                    return Ok(());
+                }
+            };
             let Some(bridge) = ctx.host.link_by_name(name).await?.filter(|l| l.is_bridge()) else {
                 return Ok(());
             };

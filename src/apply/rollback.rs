@@ -21,7 +21,7 @@ async fn undo_one(undo: &Undo, ctx: &Context<'_>) -> Result<()> {
     match undo {
         Undo::DeleteBridgeIfUnused { index, name } => {
             // No run is between its lookup of this bridge and its port while we look.
-            let _exclusive = BridgeLock::exclusive().await;
+            let _exclusive = BridgeLock::exclusive().await?;
             let Some(index) = resolve(ctx.host, *index, name).await? else {
                 return Ok(());
             };

@@ -146,8 +146,7 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
             return Err(Failed { error, rollback_errors, notes });
         }
     };
-    // What the steps said (a NIC moved in) before the steps themselves, as it was
-    // said while they ran before.
+    // What the steps said (a DHCP client's warnings) before the steps themselves.
     notes.append(&mut ctx.notes.borrow_mut());
     // Those that applied an IPAM plugin's answer count as the run's own from here on.
     let steps: Vec<plan::Step> =
@@ -162,7 +161,8 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
     notes.extend(save_record(host, &nl_guest, &guest, &seen, &steps, &applied).await);
     // Its record written, the run is whole (see `Intent::completed`).
     notes.extend(intent.remove().err().map(|e| warning(format!("{e:#}"))));
-    done(opts, &guest, &names, &seen, true, notes)
+    // Its notices (a NIC moved in) only now that it has succeeded.
+    done(opts, &guest, &names, &seen, true, notes).map(|said| said.with_notices(ctx.notices.take()))
 }
 
 /// Undo what runs cut short left in this guest (their intents), before anything

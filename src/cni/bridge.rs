@@ -78,8 +78,8 @@ pub async fn ensure(host: &Netlink, conf: &NetConf) -> Result<Option<u32>, CniEr
 /// only without ports (another ADD may have plugged into it meanwhile).
 pub async fn undo(host: &Netlink, made: Option<u32>, e: CniError) -> CniError {
     let Some(index) = made else { return e };
-    let _lock = BridgeLock::exclusive().await;
     let removed = async {
+        let _lock = BridgeLock::exclusive().await?;
         if host.links().await?.iter().any(|l| l.master == Some(index)) {
             return Ok(());
         }

@@ -6,6 +6,7 @@ use crate::lifecycle;
 use crate::lifecycle::recover::{recover, Bridges};
 use crate::model::{Del, RunOpts};
 use crate::netlink::Netlink;
+use crate::plan::alias::Alias;
 use crate::record;
 use crate::report::Failed;
 
@@ -67,9 +68,10 @@ async fn host_end_of_gone(a: &state::Attachment) -> Result<(), CniError> {
     let Some(end) = &a.host_end else { return Ok(()) };
     let fail = |e: anyhow::Error| CniError::internal(&e);
     let host = Netlink::current().map_err(fail)?;
-    let mark = format!(" ns={} if={} ", a.ns, a.ifname);
-    match host.link_by_name(end).await.map_err(fail)? {
-        Some(l) if l.alias.as_deref().is_some_and(|m| m.contains(&mark)) => {
+    let Some(l) = host.link_by_name(end).await.map_err(fail)? else { return Ok(()) };
+    // Read as the mark's own parser reads it: its words may come in any order.
+    match l.alias.as_deref().and_then(Alias::parse) {
+        Some(Ok(m)) if m.ns == a.ns && m.container_if == a.ifname => {
             host.delete_link(l.index).await.map_err(fail)
         }
         _ => Ok(()),

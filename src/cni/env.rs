@@ -114,14 +114,33 @@ impl Env {
                 CniError::new(Code::InvalidEnvironment, format!("bad CNI_IFNAME {ifname:?}: {e:#}"))
             })?;
         }
+        let container_id = required("CNI_CONTAINERID", attachment)?;
+        if attachment && !valid_container_id(&container_id) {
+            return Err(CniError::new(
+                Code::InvalidEnvironment,
+                format!(
+                    "bad CNI_CONTAINERID {container_id:?}: it must start with a letter or digit, \
+                     followed by letters, digits, '_', '.' or '-'"
+                ),
+            ));
+        }
         Ok(Env {
-            container_id: required("CNI_CONTAINERID", attachment)?,
+            container_id,
             netns: required("CNI_NETNS", matches!(command, Command::Add | Command::Check))?,
             ifname,
             args: if attachment { args.parse()? } else { CniArgs::default() },
             path: std::env::split_paths(&required("CNI_PATH", command != Command::Version)?).collect(),
         })
     }
+}
+
+/// The spec's container ID: not empty, an ASCII letter or digit, then any of those,
+/// `_`, `.` and `-` (libcni refuses others before it calls a plugin; a runtime that
+/// does not gets error 4, "invalid necessary environment variables").
+fn valid_container_id(id: &str) -> bool {
+    let mut bytes = id.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 #[cfg(test)]
@@ -163,5 +182,27 @@ mod tests {
         assert_eq!("FOO".parse::<Command>().unwrap_err().code, 4);
         let long = [all[0], all[1], ("CNI_IFNAME", "an-interface-name-too-long"), all[3]];
         assert_eq!(env(&long, Command::Add).unwrap_err().code, 4);
+    }
+
+    #[test]
+    fn the_container_id_is_what_the_spec_allows() {
+        for ok in ["c1", "0a", "A_b.c-d", "1-"] {
+            let vars =
+                [("CNI_CONTAINERID", ok), ("CNI_NETNS", "/x"), ("CNI_IFNAME", "eth0"), ("CNI_PATH", "/a")];
+            assert!(env(&vars, Command::Add).is_ok(), "{ok}");
+        }
+        for bad in ["-a", ".a", "_a", "a/b", "a b", "a%2D", "é"] {
+            for command in [Command::Add, Command::Del, Command::Check] {
+                let vars = [
+                    ("CNI_CONTAINERID", bad),
+                    ("CNI_NETNS", "/x"),
+                    ("CNI_IFNAME", "eth0"),
+                    ("CNI_PATH", "/a"),
+                ];
+                let e = env(&vars, command).unwrap_err();
+                assert_eq!(e.code, 4, "{bad}");
+                assert!(e.msg.starts_with("bad CNI_CONTAINERID"), "{}", e.msg);
+            }
+        }
     }
 }

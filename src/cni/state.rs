@@ -2,6 +2,9 @@
 //! `$PIPEWORK_RUN_DIR/cni/NETWORK/CONTAINERID-IFNAME.json`: DEL needs the namespace's
 //! inode once the namespace is gone (to drop the attachment's record), and GC needs
 //! the list of attachments of one network to compare with `valid-attachments`.
+//! CONTAINERID and IFNAME are escaped (`-` and `%` too), so that no two attachments
+//! share a file; the files of earlier versions, named without that, are still read
+//! and removed (see [`legacy_path`]).
 
 use std::path::PathBuf;
 
@@ -35,13 +38,52 @@ fn safe(name: &str) -> String {
     name.replace('/', "%2F").replacen('.', "%2E", usize::from(name.starts_with('.')))
 }
 
+/// A name the runtime gave as part of a file name: every byte but an ASCII letter,
+/// digit, `_` or a `.` that does not lead as `%XX`, `-` (the separator) and `%`
+/// included. Container `a-b` with `c` and container `a` with `b-c` shared one file.
+fn escaped(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for (i, b) in name.bytes().enumerate() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => out.push(b as char),
+            b'.' if i > 0 => out.push('.'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 pub fn path(network: &str, container_id: &str, ifname: &str) -> PathBuf {
+    dir(&safe(network)).join(format!("{}-{}.json", escaped(container_id), escaped(ifname)))
+}
+
+/// Where versions before the escaping wrote this attachment: the same as [`path`]
+/// for names without `-`, `%` or a leading `.`. Its file may be another
+/// attachment's (the two shared it), so it is only taken when what it says names
+/// this one.
+fn legacy_path(network: &str, container_id: &str, ifname: &str) -> PathBuf {
     dir(&safe(network)).join(format!("{}-{}.json", safe(container_id), safe(ifname)))
 }
 
+/// This attachment's state: its file, or the file an earlier version wrote.
 pub fn load(network: &str, container_id: &str, ifname: &str) -> Result<Option<Attachment>> {
-    let path = path(network, container_id, ifname);
-    match std::fs::read(&path) {
+    if let Some(a) = read(&path(network, container_id, ifname))? {
+        return Ok(Some(a));
+    }
+    legacy(network, container_id, ifname)
+}
+
+/// The legacy file, when it is this attachment's.
+fn legacy(network: &str, container_id: &str, ifname: &str) -> Result<Option<Attachment>> {
+    let old = legacy_path(network, container_id, ifname);
+    if old == path(network, container_id, ifname) {
+        return Ok(None);
+    }
+    Ok(read(&old)?.filter(|a| a.container_id == container_id && a.ifname == ifname))
+}
+
+fn read(path: &std::path::Path) -> Result<Option<Attachment>> {
+    match std::fs::read(path) {
         Ok(text) => serde_json::from_slice(&text)
             .map(Some)
             .with_context(|| format!("cannot parse {}", path.display())),
@@ -55,8 +97,14 @@ pub fn save(network: &str, a: &Attachment) -> Result<()> {
     record::write_atomically(&path(network, &a.container_id, &a.ifname), a)
 }
 
+/// Its file, and the legacy file when that is this attachment's (an unreadable one
+/// is left: it may be another's).
 pub fn remove(network: &str, container_id: &str, ifname: &str) -> Result<()> {
-    record::remove_at(&path(network, container_id, ifname)).map(drop)
+    record::remove_at(&path(network, container_id, ifname))?;
+    if let Ok(Some(_)) = legacy(network, container_id, ifname) {
+        record::remove_at(&legacy_path(network, container_id, ifname))?;
+    }
+    Ok(())
 }
 
 /// Every attachment of `network` (unreadable files are skipped: GC keeps them).
@@ -90,5 +138,17 @@ mod tests {
         let p = path("../x", "a/b", "eth0");
         assert_eq!(p.parent().unwrap().file_name().unwrap(), "%2E./x".replace('/', "%2F").as_str());
         assert_eq!(p.file_name().unwrap(), "a%2Fb-eth0.json");
+    }
+
+    #[test]
+    fn ids_and_ifnames_with_the_separator_get_files_of_their_own() {
+        let (a, b) = (path("n", "a-b", "c"), path("n", "a", "b-c"));
+        assert_ne!(a, b);
+        assert_eq!(a.file_name().unwrap(), "a%2Db-c.json");
+        assert_eq!(b.file_name().unwrap(), "a-b%2Dc.json");
+        assert_eq!(path("n", "a%2Db", "c").file_name().unwrap(), "a%252Db-c.json");
+        // The common names keep the name earlier versions gave them.
+        assert_eq!(path("n", "c0ffee.1", "eth0"), legacy_path("n", "c0ffee.1", "eth0"));
+        assert_eq!(legacy_path("n", "a-b", "c"), legacy_path("n", "a", "b-c"));
     }
 }

@@ -100,7 +100,9 @@ async fn removed(req: &Del, opts: &RunOpts, notes: &mut Vec<String>) -> Result<R
             stop_clients(r, notes).await;
         }
         let ctx = Context::new(&host, &nl_guest, guest.netns(), guest.describe());
-        apply::remove(&steps, &ctx).await?;
+        let removed = apply::remove(&steps, &ctx).await;
+        notes.append(&mut ctx.notes.borrow_mut());
+        removed?;
         restore::apply(&nl_guest, &put_back).await.context("the attachment is removed, but")?;
         if let Err(e) = forget(id.ns_inode, cif) {
             notes.push(warning(format!("{e:#}")));

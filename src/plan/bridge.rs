@@ -6,8 +6,10 @@
 use anyhow::{bail, Result};
 
 use super::alias::Kind;
-use super::{addressing, Class, GuestFacts, GuestId, HostFacts, OvsPort, Plan, Side, Step, Veth};
-use crate::model::{Attach, HostIf};
+use super::{
+    addressing, missing_name, Class, GuestFacts, GuestId, HostFacts, OvsPort, Plan, Side, Step, Veth,
+};
+use crate::model::Attach;
 use crate::netlink::Link;
 
 /// A bridge made with no ports has the kernel's default MTU.
@@ -29,11 +31,10 @@ pub fn plan(
     facts: &GuestFacts,
 ) -> Result<Plan> {
     let cif = &class.container_if;
-    let local = class.host_end(req, guest).expect("a veth mode")?;
-    let bridge = match (&req.host_if, &host.host_if) {
-        (_, Some(link)) => link.name.clone(),
-        (HostIf::Name(n), None) => n.to_string(),
-        (HostIf::Mac(_), None) => unreachable!("mode() refuses an unmatched mac:"),
+    let local = class.veth_host_end(req, guest)?;
+    let bridge = match &host.host_if {
+        Some(link) => link.name.clone(),
+        None => missing_name(req)?.to_string(),
     };
     let tag = match (switch, &req.vlan) {
         (Switch::Ovs { .. }, Some(v)) => Some(v.ovs_tag()?),

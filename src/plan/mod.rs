@@ -186,12 +186,7 @@ pub fn mode(req: &Attach, host: &HostFacts) -> Result<Mode> {
             _ => Mode::Physical,
         });
     }
-    let name = match &req.host_if {
-        HostIf::Mac(mac) => {
-            bail!("Mac address {mac} specified for interface but no host interface matched.")
-        }
-        HostIf::Name(n) => n.as_str(),
-    };
+    let name = missing_name(req)?;
     if name.starts_with("br") {
         Ok(Mode::Bridge { create: true })
     } else if name.starts_with("ovs") {
@@ -203,6 +198,15 @@ pub fn mode(req: &Attach, host: &HostFacts) -> Result<Mode> {
         Ok(Mode::Dummy)
     } else {
         bail!("I do not know how to setup interface {name}.")
+    }
+}
+
+/// The name of a HOSTIF missing from the host, which the original then classifies by
+/// its prefix; a `mac:` that matched nothing is refused as there.
+fn missing_name(req: &Attach) -> Result<&str> {
+    match &req.host_if {
+        HostIf::Mac(mac) => bail!("Mac address {mac} specified for interface but no host interface matched."),
+        HostIf::Name(n) => Ok(n.as_str()),
     }
 }
 
@@ -237,10 +241,18 @@ impl Class {
         if let Some(lo) = host.host_if.as_ref().filter(|l| l.link_type == LINK_TYPE_LOOPBACK) {
             bail!("{} is the loopback interface: nothing can be attached to it", lo.name);
         }
-        if req.direct_phys && host.host_if.is_none() {
-            return Ok(Class { mode: None, container_if: container_if(req, Mode::Physical) });
-        }
-        let mode = mode(req, host)?;
+        let mode = match mode(req, host) {
+            Ok(mode) => mode,
+            // A `--direct-phys` NIC missing from the host, by a name (or `mac:`) the
+            // original has no other use for: it may be in the guest already (a
+            // re-run), which only the guest can tell. A name it classifies by its
+            // prefix takes that mode, `--direct-phys` aside, as there (`br1` makes
+            // the bridge and a veth on it).
+            Err(_) if req.direct_phys && host.host_if.is_none() => {
+                return Ok(Class { mode: None, container_if: container_if(req, Mode::Physical) });
+            }
+            Err(e) => return Err(e),
+        };
         match mode {
             Mode::Bridge { .. } if req.vlan.is_some() => {
                 bail!("VLAN configuration currently unsupported for Linux bridge.")
@@ -258,10 +270,15 @@ impl Class {
         if !matches!(self.mode, Some(Mode::Bridge { .. } | Mode::Ovs)) {
             return None;
         }
-        Some(match &req.local_if {
+        Some(self.veth_host_end(req, guest))
+    }
+
+    /// The host-end name a veth of this request gets (the veth modes plan with it).
+    fn veth_host_end(&self, req: &Attach, guest: &GuestId) -> Result<String> {
+        match &req.local_if {
             Some(l) => Ok(l.to_string()),
             None => derived_name(format!("v{}pl{}", self.container_if, guest.tag), "host-end", "-l LOCAL_IF"),
-        })
+        }
     }
 }
 

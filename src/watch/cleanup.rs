@@ -46,7 +46,7 @@ impl GcLane {
 
 /// A line when gc removed something or failed; nothing when it found nothing.
 fn gc_line(verb: Verb<Collected>) -> Option<Line<'static>> {
-    let Said { value, notes } = match verb {
+    let Said { value, notes, .. } = match verb {
         Ok(said) => said,
         Err(Failed { error, rollback_errors, .. }) => {
             let e = format!("{error:#}");

@@ -134,7 +134,7 @@ impl Anchors {
         if first.as_deref() == Some(&true) {
             first = None;
         }
-        let mut verb = attach::attach(&attach.req, &attach.opts, host, Given::default()).await;
+        let mut verb = on_a_thread_of_its_own(attach, host).await;
         if let (Some(anchored), Ok(_)) = (first.as_mut(), &verb) {
             **anchored = true;
         }
@@ -145,6 +145,34 @@ impl Anchors {
             }
         }
         verb
+    }
+}
+
+/// The attach on a thread of its own, with a runtime and a host socket of its own.
+/// Its netlink requests block the thread they run on (a lost answer up to the
+/// socket's 10 s), and on the watcher's one thread they stalled every other job and
+/// the event stream with it. A thread that cannot be had runs it here, as before.
+async fn on_a_thread_of_its_own(attach: &AttachCommand, host: &Netlink) -> Verb<Attachment> {
+    let (req, opts) = (attach.req.clone(), attach.opts);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new().name("pipework-attach".into()).spawn(move || {
+        let verb = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime.block_on(async {
+                let host = Netlink::current()?;
+                attach::attach(&req, &opts, &host, Given::default()).await
+            }),
+            Err(e) => {
+                Err(Failed::from(anyhow::Error::new(e).context("cannot start a runtime for the attach")))
+            }
+        };
+        let _ = tx.send(verb);
+    });
+    if spawned.is_err() {
+        return attach::attach(&attach.req, &attach.opts, host, Given::default()).await;
+    }
+    match rx.await {
+        Ok(verb) => verb,
+        Err(_) => Err(Failed::from(anyhow::anyhow!("the thread of the attach died"))),
     }
 }
 
@@ -171,7 +199,7 @@ fn merge(into: &mut Value, from: Value) {
 /// Whether it worked, what to say, and the facts for `--json`.
 fn describe(req: &Attach, verb: Verb<Attachment>) -> (bool, String, Value) {
     match verb {
-        Ok(Said { value, notes }) => {
+        Ok(Said { value, notes, .. }) => {
             let (message, mut fields) = attached(req, &value);
             let message = notes.iter().fold(message, |m, n| format!("{m}; {n}"));
             fields["warnings"] = json!(notes);

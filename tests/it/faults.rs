@@ -150,6 +150,23 @@ fn every_failed_setns_keeps_the_promise() {
     }
 }
 
+/// Every `write` of a `--direct-phys` run (its record, its notice on stderr): the
+/// notice `eth2 moved into ...` that could not be written made the run exit 1 with
+/// the NIC moved. A notice is said once the run has succeeded, and best effort.
+#[test]
+fn every_failed_write_with_direct_phys_keeps_the_promise() {
+    holds_at_every_occurrence(Scenario::DirectPhys, "write", &["EIO"]);
+}
+
+/// Every `write` of an IPv6 run with `-i`/`-l` (its sysctl files in the guest, the
+/// wake-ups of the runtime, its record): the thread that wrote the guest's sysctl
+/// woke the runtime through its eventfd, and when that write failed it panicked in
+/// tokio's I/O driver and the run hung until killed.
+#[test]
+fn every_failed_write_with_ipv6_keeps_the_promise() {
+    holds_at_every_occurrence(Scenario::Ipv6, "write", &["EIO"]);
+}
+
 /// Every netlink request and reply around a `--direct-phys` move: the NIC never
 /// stays in the guest (the look-up after the move lost its answer).
 #[test]

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::docker::Container;
 use crate::ovs::Ovs;
-use crate::util::{assert_same, unique, Netns, Run};
+use crate::util::{assert_same, hold_bridge_lock, unique, Netns, Run};
 
 fn json(run: &Run) -> Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {run:?}"))
@@ -48,6 +48,26 @@ fn del_of_a_bridge_attachment_leaves_host_and_guest_as_before() {
     );
     assert_same("host", &h, &host.snapshot());
     assert_same("guest", &g, &guest.snapshot());
+}
+
+/// Regression: `del --prune-bridge` of the last port of a bridge waited 10 s for the bridge
+/// lock another run held, then removed the bridge without it. The attachment is
+/// removed; its bridge stays, with a warning.
+#[test]
+fn del_leaves_the_bridge_when_another_run_holds_the_bridge_lock() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    host.pipework(&["brdl", &guest.guest(), "10.0.0.2/24"]).ok();
+    let held = hold_bridge_lock(&host);
+    let run = host.pipework(&["del", "--prune-bridge", &guest.guest()]).ok();
+    drop(held);
+    assert!(
+        run.stderr.contains("pipework: warning: bridge brdl: another run held the bridge lock"),
+        "{run:?}"
+    );
+    assert!(host.link("brdl").is_some(), "brdl was removed without the lock");
+    assert!(host.link(&format!("veth1pl{}", guest.pid())).is_none(), "the attachment stays");
+    assert!(guest.link("eth1").is_none());
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::dhcp::{others_in, Dnsmasq};
-use crate::util::{assert_same, guest_with_default_route, Netns};
+use crate::util::{assert_same, guest_with_default_route, hold_bridge_lock, Netns};
 
 /// Run `args` (GUEST is appended after the host interface) expecting one failure line;
 /// assert host and guest are exactly as before. Returns the line.
@@ -40,6 +40,29 @@ fn mac_refused_by_the_kernel_undoes_the_new_bridge() {
     let line = fails_cleanly(&host, &guest, &["br1", "10.0.0.2/24", "01:00:5e:00:00:01"]);
     assert!(line.starts_with("pipework: cannot create veth pair veth1pl"), "{line}");
     assert!(line.ends_with(": Cannot assign requested address"), "{line}");
+}
+
+/// Regression: the removal of a bridge this run made waited 10 s for the bridge lock
+/// held by another run (between its lookup of the bridge and its port), then went
+/// ahead without it, which reopens the race the lock closes. It is left in place.
+#[test]
+fn a_new_bridge_stays_when_another_run_holds_the_bridge_lock() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let held = hold_bridge_lock(&host);
+    let run = host.pipework(&["br1", &guest.guest(), "10.0.0.2/24", "01:00:5e:00:00:01"]);
+    drop(held);
+    assert_eq!(run.code, 1, "{run:?}");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert!(lines[0].starts_with("pipework: cannot create veth pair veth1pl"), "{run:?}");
+    assert!(
+        lines[1]
+            .starts_with("pipework: rollback: cannot delete bridge br1: another run held the bridge lock")
+            && lines[1].ends_with("for 10 s: left in place"),
+        "{run:?}"
+    );
+    assert!(host.link("br1").is_some(), "br1 was removed without the lock");
+    assert!(host.link(&format!("veth1pl{}", guest.pid())).is_none());
 }
 
 #[test]

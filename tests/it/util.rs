@@ -339,3 +339,12 @@ pub fn assert_rerun_changes_nothing(host: &Netns, guest: &Netns, args: &[&str]) 
     assert_same("host", &h, &host.snapshot());
     assert_same("guest", &g, &guest.snapshot());
 }
+
+/// The bridge lock of the runs with `host` as their host, held shared as an attach
+/// between its lookup of a bridge and its port holds it, until dropped.
+pub fn hold_bridge_lock(host: &Netns) -> nix::fcntl::Flock<std::fs::File> {
+    std::fs::create_dir_all(host.run_dir()).unwrap();
+    let path = host.run_dir().join("bridges.lock");
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).unwrap();
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockShared).map_err(|(_, e)| e).unwrap()
+}

@@ -50,11 +50,17 @@ impl Watcher {
 
     /// `pipework watch ARGS`; a line that is not JSON is kept as `{"not_json": LINE}`.
     fn spawn_with(host: &Netns, env: &[(&str, &str)], args: &[&str]) -> Watcher {
-        use std::os::unix::process::CommandExt;
         let key = args.iter().skip_while(|a| **a != "--key").nth(1).unwrap_or(&"").to_string();
-        let mut child = host
-            .pipework_command(&[&["watch"][..], args].concat())
-            .envs(env.iter().copied())
+        let mut cmd = host.pipework_command(&[&["watch"][..], args].concat());
+        cmd.envs(env.iter().copied());
+        Self::spawn_command(cmd, &key)
+    }
+
+    /// `cmd`, a watcher's command line (under strace, say), started.
+    fn spawn_command(mut cmd: Command, key: &str) -> Watcher {
+        use std::os::unix::process::CommandExt;
+        let key = key.to_string();
+        let mut child = cmd
             .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -851,4 +857,35 @@ fn watch_applies_nothing_of_a_container_whose_image_cannot_be_inspected() {
     assert_eq!(lines[0]["ok"], false);
     assert!(!c.inside(&["ip", "link"]).contains("eth"), "nothing attached");
     assert!(host.link(&br).is_none());
+}
+
+/// Regression: every attach ran on the watcher's one thread, where its blocking
+/// calls (a netlink request, whose lost answer waits up to 10 s; the guest's sysctl)
+/// block it: one job waiting on the kernel stalled every other job and the event
+/// stream. Here the slow container's attach is held 8 s in one: strace delays the
+/// opening of the sysctl file of its interface (`-i slow0`: a path no other job
+/// opens, which strace can be told to watch); a container started meanwhile is
+/// attached first.
+#[test]
+fn watch_serves_other_containers_while_one_attach_waits_on_the_kernel() {
+    let host = Netns::new();
+    let key = unique("key");
+    // Bridges of their own: the attachments of one bridge go one at a time until one
+    // succeeded (see `Anchors`), which is by design.
+    let (br_slow, br_fast) = (unique("brw"), unique("brw"));
+    let label = format!("pipework.1={br_slow} -i slow0 fd00:41::2/64");
+    let slow = Declared::run(&unique("pwslow"), &key, &["-l", &label]);
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net={}", host.path()))
+        .args(["strace", "-f", "-qq", "-o", "/dev/null", "-P", "/proc/sys/net/ipv6/conf/slow0/disable_ipv6"])
+        .args(["-e", "trace=openat", "-e", "inject=openat:delay_enter=8000000:when=1"])
+        .arg(crate::util::BIN)
+        .args(["watch", "--json", "--key", &key])
+        .envs(host.env());
+    let w = Watcher::spawn_command(cmd, &key);
+    w.wait_for("the first reconcile", 30, |l| l["action"] == "reconcile");
+    let fast = Declared::run(&unique("pwfast"), &key, &["-l", &format!("pipework.1={br_fast} 10.41.0.3/24")]);
+    let both = w.wait_for_n("both attached", 60, 2, |l| attached(l, &slow.name) || attached(l, &fast.name));
+    assert_eq!(both[0]["container"], fast.name.as_str(), "the other container waited:\n{}", w.dump());
+    assert_eq!((ports(&host, &br_slow).len(), ports(&host, &br_fast).len()), (1, 1));
 }

@@ -849,3 +849,76 @@ fn sigterm_during_an_add_undoes_it_and_says_so() {
     assert_same("host", &h, &host.snapshot());
     assert_same("guest", &g, &guest.snapshot());
 }
+
+/// Regression: state files were named `{id}-{ifname}` as given, so container `X-b`
+/// with `c` and container `X` with `b-c` shared one: the second ADD's overwrote the
+/// first's, which GC then never saw. And a container ID the spec does not allow is
+/// error 4, as libcni gives it.
+#[test]
+fn ids_and_ifnames_with_hyphens_keep_state_of_their_own() {
+    let host = Netns::new();
+    let (g1, g2) = (Netns::new(), Netns::new());
+    let conf = bridge_conf(&host, "1.1.0", "cnibrh", "10.86.0.0/24");
+    let id = unique("ctr");
+    let c1 = Container { id: format!("{id}-b"), netns: g1.path(), ifname: "c" };
+    let c2 = Container { id: id.clone(), netns: g2.path(), ifname: "b-c" };
+    c1.call(&host, "ADD", &conf).ok();
+    c2.call(&host, "ADD", &conf).ok();
+    let net = format!("cni/{}", conf["name"].as_str().unwrap());
+    assert_eq!(files(&host, &net).len(), 2, "{:?}", files(&host, &net));
+    let mut gc = conf.clone();
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": c2.id, "ifname": "b-c"}]);
+    cni(&host, "GC", &[], &gc).ok();
+    assert!(g1.link("c").is_none(), "GC removed the stale attachment");
+    assert!(g2.link("b-c").is_some(), "and kept the valid one");
+    c2.call(&host, "DEL", &conf).ok();
+    assert!(files(&host, &net).is_empty(), "{:?}", files(&host, &net));
+    assert!(leases(&host, &conf).is_empty());
+    let bad = Container { id: "-b".into(), netns: g1.path(), ifname: "eth0" };
+    let e = bad.call(&host, "ADD", &conf).error(4);
+    assert!(e["msg"].as_str().unwrap().starts_with("bad CNI_CONTAINERID"), "{e}");
+}
+
+/// The state an earlier version wrote under the unescaped name is still DEL's: with
+/// `CNI_NETNS` empty (containerd's DEL once the namespace is closed) only it says
+/// what to remove.
+#[test]
+fn del_reads_the_state_an_earlier_version_named_unescaped() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let conf = bridge_conf(&host, "1.0.0", "cnibrl", "10.87.0.0/24");
+    let c = Container { id: format!("{}-x", unique("ctr")), netns: guest.path(), ifname: "eth0" };
+    c.call(&host, "ADD", &conf).ok();
+    let dir = host.run_dir().join("cni").join(conf["name"].as_str().unwrap());
+    let old = dir.join(format!("{}-eth0.json", c.id));
+    std::fs::rename(dir.join(format!("{}-eth0.json", c.id.replace('-', "%2D"))), &old).unwrap();
+    let ports = host.ip_j(&["link", "show", "master", "cnibrl"]);
+    let host_end = ports[0]["ifname"].as_str().unwrap().to_string();
+    let closed = Container { id: c.id.clone(), netns: String::new(), ifname: "eth0" };
+    closed.call(&host, "DEL", &conf).ok();
+    assert!(!old.exists(), "the old state file stays");
+    assert!(host.link(&host_end).is_none(), "the host end its state named stays");
+    assert!(files(&host, "attachments").is_empty(), "the record its state named stays");
+}
+
+/// Regression: DEL of an attachment whose namespace is closed found the host end's
+/// mark by the substring ` ns=N if=IF `, though the mark's words may come in any
+/// order (`plan/alias.rs`): a mark written in another order kept its host end.
+#[test]
+fn del_with_the_namespace_closed_reads_the_mark_in_any_order() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let conf = bridge_conf(&host, "1.0.0", "cnibro", "10.88.0.0/24");
+    let c = Container::of(&guest, "eth0");
+    c.call(&host, "ADD", &conf).ok();
+    let ports = host.ip_j(&["link", "show", "master", "cnibro"]);
+    let end = ports[0]["ifname"].as_str().unwrap().to_string();
+    let mark = host.link(&end).unwrap()["ifalias"].as_str().unwrap().to_string();
+    // The same words, last first: `pipework:v1 mode=bridge host=... if=eth0 ns=N guest=...`.
+    let (version, words) = mark.split_once(' ').unwrap();
+    let reordered: Vec<&str> = words.split(' ').rev().collect();
+    host.sh("ip", &["link", "set", &end, "alias", &format!("{version} {}", reordered.join(" "))]);
+    let closed = Container { id: c.id.clone(), netns: String::new(), ifname: "eth0" };
+    closed.call(&host, "DEL", &conf).ok();
+    assert!(host.link(&end).is_none(), "the host end stays");
+}
