@@ -176,3 +176,87 @@ fn open_namespace(intent: &Intent) -> Option<OwnedFd> {
     let mut in_it = crate::netns::pids().filter(|p| crate::netns::of_pid(p).is_ok_and(|ns| ns == intent.ns));
     in_it.find_map(|pid| crate::netns::open_of_pid(pid, intent.ns)).map(OwnedFd::from)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intent::{MovedNic, Run, VERSION};
+    use crate::plan::remove::SavedNic;
+    use crate::process::Process;
+
+    fn intent() -> Intent {
+        Intent {
+            version: VERSION,
+            run: Run { process: Process { pid: 1, start: 1 }, boot: "b".into() },
+            guest: "pid:42".into(),
+            ns: 7,
+            container_if: "eth1".into(),
+            host_if: "eth2".into(),
+            owner: None,
+            host_links: vec!["veth1pl42".into()],
+            set_up: vec!["eth2".into()],
+            bridges: vec!["br1".into()],
+            ovs_bridges: Vec::new(),
+            ovs_ports: Vec::new(),
+            guest_links: vec!["pw1234abcd".into(), "eth1".into()],
+            nic: None,
+            replaced_routes: Vec::new(),
+            dhcp: Vec::new(),
+        }
+    }
+
+    fn link(index: u32, name: &str, kind: Option<&str>, up: bool) -> Link {
+        Link { index, name: name.into(), kind: kind.map(String::from), up, ..Link::default() }
+    }
+
+    #[test]
+    fn what_is_there_of_the_intent_goes_and_nothing_else() {
+        let host = [link(2, "eth2", None, true), link(3, "other0", Some("veth"), true)];
+        let guest = [link(1, "lo", None, true), link(5, "pw1234abcd", Some("macvlan"), false)];
+        let steps = plan(&intent(), &host, &guest, Bridges::Keep);
+        assert_eq!(
+            steps,
+            vec![
+                Removal::DeleteLink { side: Side::Guest, name: "pw1234abcd".into(), index: 5 },
+                Removal::SetDown { name: "eth2".into(), index: 2 },
+            ]
+        );
+        let with_bridges = plan(&intent(), &host, &guest, Bridges::Remove);
+        assert_eq!(
+            with_bridges.last(),
+            Some(&Removal::DeleteBridgeIfUnused { name: "br1".into(), ovs: false })
+        );
+    }
+
+    #[test]
+    fn a_moved_nic_goes_back_whatever_its_name_and_a_guests_own_link_of_another_kind_stays() {
+        let saved = SavedNic {
+            name: "eth2".into(),
+            mac: None,
+            alias: None,
+            master: None,
+            up: true,
+            disable_ipv6: None,
+            config: Default::default(),
+            guest_index: 2,
+            kind: None,
+        };
+        let nic = MovedNic { saved, new_name: "eth1".into(), new_mac: None };
+        let i = Intent {
+            nic: Some(nic),
+            guest_links: Vec::new(),
+            host_links: Vec::new(),
+            set_up: Vec::new(),
+            ..intent()
+        };
+        for name in ["eth2", "eth1"] {
+            let steps = plan(&i, &[], &[link(9, name, None, false)], Bridges::Keep);
+            assert!(
+                matches!(&steps[..], [Removal::GiveBack { dev, index: 9, .. }] if dev == name),
+                "{steps:?}"
+            );
+        }
+        let faked = plan(&i, &[], &[link(9, "eth1", Some("veth"), false)], Bridges::Keep);
+        assert_eq!(faked, Vec::new(), "a veth the guest made under the name is not the NIC");
+    }
+}
