@@ -11,7 +11,7 @@
 //! itself removes it; one that dies leaves it, with its pid, start time and boot,
 //! which tell a dead run's intent (to undo) from a live one's (to leave alone).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
@@ -124,38 +124,13 @@ impl Intent {
 
 /// The intent of that attachment, if there is one.
 pub fn load(ns: u64, container_if: &str) -> Result<Option<Intent>> {
-    read(&path(ns, container_if))
-}
-
-fn read(path: &Path) -> Result<Option<Intent>> {
-    let text = match std::fs::read(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    serde_json::from_slice(&text).with_context(|| format!("cannot parse {}", path.display())).map(Some)
+    record::read_json(&path(ns, container_if))
 }
 
 /// Every intent on this host; none when the directory is not there (the common
 /// case: one failed `readdir` is all an attach pays when nothing was cut short).
 pub fn all() -> Result<Vec<(PathBuf, Result<Intent>)>> {
-    let dir = dir();
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
-    };
-    let mut found = Vec::new();
-    for entry in entries {
-        let path = entry.with_context(|| format!("cannot read {}", dir.display()))?.path();
-        let visible = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.'));
-        if visible && path.extension().is_some_and(|x| x == "json") {
-            let intent = read(&path).and_then(|i| i.context("gone meanwhile"));
-            found.push((path, intent));
-        }
-    }
-    found.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(found)
+    record::all_json(&dir())
 }
 
 /// `owner` for a CNI attachment.

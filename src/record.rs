@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use ipnetwork::IpNetwork;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::dhcp::kept::Kept;
@@ -88,13 +89,18 @@ pub fn load(ns: u64, container_if: &str) -> Result<Option<Record>> {
 }
 
 pub fn read(path: &Path) -> Result<Option<Record>> {
+    read_json(path)
+}
+
+/// The JSON file at `path` (a record, an intent); `None` when there is none.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    let record = serde_json::from_slice(&text).with_context(|| format!("cannot parse {}", path.display()))?;
-    Ok(Some(record))
+    let value = serde_json::from_slice(&text).with_context(|| format!("cannot parse {}", path.display()))?;
+    Ok(Some(value))
 }
 
 /// Write it atomically: a temporary file beside it, then renamed over it.
@@ -160,8 +166,13 @@ pub fn remove_at(path: &Path) -> Result<bool> {
 /// Every record file (`*.json`) in the directory, with what it holds; none when
 /// the directory is not there.
 pub fn all() -> Result<Vec<(PathBuf, Result<Record>)>> {
-    let dir = dir();
-    let entries = match std::fs::read_dir(&dir) {
+    all_json(&dir())
+}
+
+/// Every `*.json` file in `dir` (temporary files, `.NAME.PID.tmp`, are not), in
+/// name order, with what it holds; none when the directory is not there.
+pub fn all_json<T: DeserializeOwned>(dir: &Path) -> Result<Vec<(PathBuf, Result<T>)>> {
+    let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
@@ -170,8 +181,8 @@ pub fn all() -> Result<Vec<(PathBuf, Result<Record>)>> {
     for entry in entries {
         let path = entry.with_context(|| format!("cannot read {}", dir.display()))?.path();
         if path.extension().is_some_and(|x| x == "json") {
-            let record = read(&path).and_then(|r| r.context("gone meanwhile"));
-            found.push((path, record));
+            let value = read_json(&path).and_then(|v| v.context("gone meanwhile"));
+            found.push((path, value));
         }
     }
     found.sort_by(|a, b| a.0.cmp(&b.0));
