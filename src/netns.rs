@@ -89,6 +89,12 @@ pub fn open_of_pid(pid: u32, ino: u64) -> Option<std::fs::File> {
     file.metadata().is_ok_and(|m| m.ino() == ino).then_some(file)
 }
 
+/// The network namespace this process is in, opened (our own thread never leaves
+/// the host's: this is the host's, for every verb).
+pub fn open_ours() -> Result<File> {
+    File::open("/proc/self/ns/net").context("cannot open the host's namespace")
+}
+
 /// The network namespace this process is in: the host's, for every verb.
 pub fn ours() -> io::Result<u64> {
     of_file("/proc/self/ns/net")

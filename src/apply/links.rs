@@ -1,7 +1,6 @@
 //! Steps that make or move whole links outside the bridge path: VLAN devices,
 //! links born in the guest (macvlan, IPoIB, dummy) and `--direct-phys` moves.
 
-use std::fs::File;
 use std::os::fd::AsFd;
 
 use anyhow::{anyhow, Context as _, Result};
@@ -135,7 +134,7 @@ pub async fn move_back(
         ctx.guest.set_mac(index, mac).await?;
     }
     // Our own thread never leaves the host's namespace, so this is the host's.
-    let host_ns = File::open("/proc/self/ns/net").context("cannot open the host's namespace")?;
+    let host_ns = crate::netns::open_ours()?;
     ctx.guest.move_to(index, host_ns.as_fd()).await?;
     let home = ctx
         .host

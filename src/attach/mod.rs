@@ -91,7 +91,9 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
             }
             let seen = result::seen(host, &nl_guest, &names).await;
             if !opts.dry_run {
-                notes.extend(save_record(host, &nl_guest, &guest, &seen, &[], &Applied::default()).await);
+                notes.extend(
+                    save_record(host, &nl_guest, &guest, &seen, &[], &Applied::default(), None).await,
+                );
             }
             return done(opts, &guest, &names, &seen, false, notes);
         }
@@ -158,7 +160,7 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
     notes.extend(announce::after_apply(&steps, &ctx).await);
     // Read once, for the record and the result both.
     let seen = result::seen(host, &nl_guest, &names).await;
-    notes.extend(save_record(host, &nl_guest, &guest, &seen, &steps, &applied).await);
+    notes.extend(save_record(host, &nl_guest, &guest, &seen, &steps, &applied, Some(&intent.run)).await);
     // Its record written, the run is whole (see `Intent::completed`).
     notes.extend(intent.remove().err().map(|e| warning(format!("{e:#}"))));
     // Its notices (a NIC moved in) only now that it has succeeded.
@@ -193,13 +195,8 @@ async fn undo_interrupted(
         }
     };
     for intent in left.into_iter().filter(|i| i.ns == guest.ns_inode) {
-        if intent.completed() {
-            intent.remove()?;
-            continue;
-        }
-        let done =
-            recover::recover(host, intent, Some((nl_guest, guest.netns())), Bridges::Keep, false).await?;
-        notes.push(done.describe(false));
+        let undone = recover::recover(host, intent, Some((nl_guest, guest.netns())), Bridges::Keep, false);
+        notes.extend(undone.await?.map(|done| done.describe(false)));
     }
     Ok(())
 }
@@ -230,7 +227,8 @@ fn done(
 /// Write the attachment's record (see `crate::record`). A re-run that found it all
 /// done (`steps` empty) keeps a record already there: the route the first run
 /// replaced is only in it. A failure is a warning: the attachment stands, and
-/// `check` and `del` work without a record.
+/// `check` and `del` work without a record. `run`: the run whose intent the record
+/// completes (see `Intent::completed`).
 async fn save_record(
     host: &Netlink,
     nl_guest: &Netlink,
@@ -238,6 +236,7 @@ async fn save_record(
     seen: &Result<Option<result::Seen>>,
     steps: &[plan::Step],
     applied: &Applied,
+    run: Option<&crate::process::Run>,
 ) -> Option<String> {
     let saved = async {
         let seen = match seen {
@@ -248,7 +247,10 @@ async fn save_record(
         if steps.is_empty() && record::load(guest.ns_inode, &seen.cif.name)?.is_some() {
             return Ok(());
         }
-        if let Some(r) = recorded::record(host, nl_guest, &GuestId::of(guest), seen, steps, applied).await? {
+        if let Some(mut r) =
+            recorded::record(host, nl_guest, &GuestId::of(guest), seen, steps, applied).await?
+        {
+            r.run = run.cloned();
             record::save(&r)?;
         }
         anyhow::Ok(())

@@ -66,7 +66,8 @@ pub async fn record(
         replaced_routes: replaced_routes(guest, steps).await?,
         dhcp: applied.running.iter().map(Kept::refreshed).collect(),
         nic,
-        run: crate::process::Run::current().ok(),
+        // The caller's to say (the run whose intent this record completes).
+        run: None,
     }))
 }
 

@@ -54,7 +54,7 @@ async fn undo_interrupted(call: &Call) -> Result<(), CniError> {
     let owner = crate::intent::cni_owner(&call.conf.name, &call.env.container_id, &call.env.ifname);
     let host = Netlink::current().map_err(fail)?;
     for intent in crate::intent::interrupted().map_err(fail)? {
-        if intent.owner.as_deref() != Some(owner.as_str()) || intent.completed() {
+        if intent.owner.as_deref() != Some(owner.as_str()) {
             continue;
         }
         recover(&host, intent, None, Bridges::Keep, false).await.map_err(fail)?;

@@ -134,14 +134,8 @@ async fn undo_interrupted(
         notes.push(warning(format!("{} is under way: left alone", intent.describe())));
         return Ok(());
     }
-    if intent.completed() {
-        if !dry_run {
-            intent.remove()?;
-        }
-        return Ok(());
-    }
-    let done = recover(host, intent, Some((nl_guest, guest.netns())), Bridges::Keep, dry_run).await?;
-    notes.push(done.describe(dry_run));
+    let undone = recover(host, intent, Some((nl_guest, guest.netns())), Bridges::Keep, dry_run).await?;
+    notes.extend(undone.map(|done| done.describe(dry_run)));
     Ok(())
 }
 

@@ -211,14 +211,9 @@ async fn interrupted(
     for intent in crate::intent::interrupted()? {
         let path = crate::intent::path(intent.ns, &intent.container_if).display().to_string();
         let (name, reason) = (intent.describe(), format!("cut short; its intent: {path}"));
-        if intent.completed() {
-            if !opts.dry_run {
-                intent.remove()?;
-            }
-            continue;
-        }
         match recover(host, intent, None, Bridges::Remove, opts.dry_run).await {
-            Ok(done) => {
+            Ok(None) => {}
+            Ok(Some(done)) => {
                 // What would be done, step by step (done, the line below says it).
                 if opts.dry_run {
                     notes.push(done.describe(true));

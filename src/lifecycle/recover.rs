@@ -59,14 +59,21 @@ impl Recovered {
 
 /// Undo `intent` (a dead run's). `guest`: the guest's netlink socket and namespace
 /// when the caller has it open; else it is looked for by its namespace's inode
-/// (gone: only the host's side is undone, the guest's went with it).
+/// (gone: only the host's side is undone, the guest's went with it). `None`: its
+/// run had completed (see `Intent::completed`), nothing to undo; the intent goes.
 pub async fn recover(
     host: &Netlink,
     intent: Intent,
     guest: Option<(&Netlink, std::os::fd::BorrowedFd<'_>)>,
     bridges: Bridges,
     dry_run: bool,
-) -> Result<Recovered> {
+) -> Result<Option<Recovered>> {
+    if intent.completed() {
+        if !dry_run {
+            intent.remove()?;
+        }
+        return Ok(None);
+    }
     let found;
     let guest = match guest {
         Some(g) => Some(g),
@@ -100,14 +107,14 @@ pub async fn recover(
             kept.stop().await.with_context(|| format!("cannot stop {}", kept.describe()))?;
         }
         // Without a guest there is no guest step: the host stands in for it.
-        let own = host_ns()?;
+        let own = crate::netns::open_ours()?;
         let (nl_guest, ns) = guest.unwrap_or((host, own.as_fd()));
         let ctx = Context::new(host, nl_guest, ns, intent.guest.clone());
         apply::remove(&steps, &ctx).await.context("cannot undo an attach cut short")?;
         restore::apply(nl_guest, &put_back).await.context("cannot undo an attach cut short")?;
         intent.remove()?;
     }
-    Ok(Recovered { intent, steps, put_back })
+    Ok(Some(Recovered { intent, steps, put_back }))
 }
 
 /// The removals that undo `intent`, given the links there are now.
@@ -155,11 +162,6 @@ fn plan(intent: &Intent, host: &[Link], guest: &[Link], bridges: Bridges) -> Vec
         }
     }
     steps
-}
-
-/// Our own thread never leaves the host's namespace.
-fn host_ns() -> Result<OwnedFd> {
-    Ok(File::open("/proc/self/ns/net").context("cannot open the host's namespace")?.into())
 }
 
 /// The intent's guest namespace, if it is still there: through its netns file, or
