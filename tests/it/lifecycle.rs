@@ -598,3 +598,48 @@ fn an_attach_killed_after_its_veth_shows_as_interrupted_and_a_rerun_makes_it_who
     }
     panic!("no kill point left the veth");
 }
+
+/// A Docker container as Docker makes it (IPv6 off inside), an IPv6 attach killed
+/// at each of its netlink requests in turn: `del` gives the container back as it
+/// was each time (its IPv6 off again), and the same command then attaches whole.
+#[test]
+fn a_docker_containers_ipv6_attach_killed_anywhere_is_undone_by_del_and_made_by_a_rerun() {
+    let host = host_with_bridge("br1");
+    let c = Container::run();
+    let netns = format!("/proc/{}/ns/net", c.pid());
+    let args = ["br1", &c.name, "fd00:77::5/64@fd00:77::1"];
+    let (h, g) = (host.snapshot(), snapshot_at(&netns));
+    let trace = std::env::temp_dir().join(unique("pwt-trace-"));
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", host.path()))
+        .args(["strace", "-f", "-qq", "-e", "trace=sendto", "-o"])
+        .arg(&trace)
+        .arg(crate::util::BIN)
+        .args(args)
+        .envs(host.env())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sends = std::fs::read_to_string(&trace).unwrap().lines().filter(|l| l.contains("sendto(")).count();
+    let _ = std::fs::remove_file(&trace);
+    host.pipework(&["del", &c.name]).ok();
+    let mut bad = Vec::new();
+    for k in 1..=sends as u32 {
+        let killed = killed_at_sendto(&host, &args, k);
+        let del = host.pipework(&["del", &c.name]);
+        if del.code != 0 || host.snapshot() != h || snapshot_at(&netns) != g {
+            bad.push(format!(
+                "killed at sendto {k} ({}): del {del:?} did not give back the state",
+                killed.code
+            ));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    killed_at_sendto(&host, &args, sends as u32 / 2);
+    host.pipework(&args).ok();
+    assert_eq!(c.ipv6_disabled("eth1"), "0");
+    assert!(c.sh(&["ip", "-6", "addr", "show", "dev", "eth1"]).contains("fd00:77::5/64"));
+    host.pipework(&["del", &c.name]).ok();
+    assert_same("host", &h, &host.snapshot());
+    assert_same("guest", &g, &snapshot_at(&netns));
+}
