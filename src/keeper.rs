@@ -27,6 +27,11 @@ use crate::plan::{addressing, Leased};
 pub fn main(args: &[String]) -> ExitCode {
     let result = (|| -> Result<()> {
         let args = Args::parse(args.first().map(String::as_str).unwrap_or(""))?;
+        if !crate::dhcp::gate::pass() {
+            // Its run was killed before naming it: nothing would ever stop it.
+            forget(&args);
+            return Ok(());
+        }
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let outcome = rt.block_on(keep(&args));
         forget(&args);

@@ -56,6 +56,10 @@ pub fn main<I: IntoIterator<Item = String>>(argv: I) -> ExitCode {
     if argv.first().map(String::as_str) == Some(dhcp::keep::SUBCOMMAND) {
         return keeper::main(&argv[1..]);
     }
+    // An external DHCP client, waiting until its run has named it (`dhcp::gate`).
+    if argv.first().map(String::as_str) == Some(dhcp::gate::SUBCOMMAND) {
+        return dhcp::gate::main(&argv[1..]);
+    }
     // Called by a container runtime as its CNI plugin (see `crate::cni`); after the
     // keeper, which a CNI ADD starts with the runtime's environment.
     if let Some(code) = cni::from_env() {

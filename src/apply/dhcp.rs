@@ -42,10 +42,11 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
     let routes = ctx.guest.routes(lease.family()).await?;
     super::run_derived(&addressing::lease_steps(&req.dev, &lease, &routes), ctx, journal).await?;
     if req.foreground {
-        let kept = dhcp::keep::start(req, &target, &lease)?;
+        let (kept, mut gate) = dhcp::keep::start(req, &target, &lease)?;
         let intended = ctx.client_started(&kept);
         journal.push(Undo::StopDhcp(kept));
         intended?;
+        gate.open();
     }
     Ok(())
 }

@@ -119,8 +119,9 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
         return Err(Failed::after(e, notes));
     }
     // A DHCP client is named in the intent as it starts: killed from then on, the
-    // run leaves a client that a re-run, `del` or `gc` stops. (A kill between its
-    // start and this write leaves it unnamed: a few system calls wide.)
+    // run leaves a client that a re-run, `del` or `gc` stops. The `-f` keeper waits
+    // until it is named (`dhcp::keep::Gate`); an external client killed between its
+    // start and this write is left unnamed (a few system calls wide).
     let intended = std::cell::RefCell::new(intent.clone());
     let name_client = |kept: &crate::dhcp::kept::Kept| {
         let mut intent = intended.borrow_mut();

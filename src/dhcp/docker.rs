@@ -26,6 +26,12 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
     // One limit for the whole step: `docker run` and, for `-f`, the lease after it.
     let deadline = Instant::now() + req.limit();
     let mut output: File = memfd_create("pipework-docker", MFdFlags::MFD_CLOEXEC)?.into();
+    let name = req.helper_name();
+    if req.helper_stays() {
+        // Named before it is made (its name is ours to choose): a run killed from
+        // here on leaves a helper that a re-run, `del` or `gc` removes.
+        (target.started)(&Kept::container(&name, None, target.net_ns()?))?;
+    }
     // Its own process group: the terminal's Ctrl-C is ours to handle, not the CLI's
     // to die of half-way through creating the helper.
     let mut child = Command::new(docker)
@@ -36,7 +42,6 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
         .stderr(output.try_clone()?)
         .spawn()
         .context("cannot run docker")?;
-    let name = req.helper_name();
     let fd = sandbox::watch(child.id())?;
     let stopped = tokio::select! {
         waited = tokio::time::timeout_at(deadline.into(), fd.readable()) => match waited {
@@ -78,7 +83,10 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
     // `docker run -d` ends with the new container's id on stdout.
     let id =
         Some(last_line(&mut output)).filter(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()));
-    let running = req.helper_stays().then(|| Kept::container(&name, id));
+    let running = match req.helper_stays() {
+        true => Some(Kept::container(&name, id, target.net_ns()?)),
+        false => None,
+    };
     Ok(Acquired { lease: None, configured, running })
 }
 

@@ -3,6 +3,7 @@
 //! helper left running is stopped (`super::kept`).
 
 use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,6 +19,24 @@ const REMOVE_TIMEOUT: Duration = Duration::from_secs(15);
 /// `docker rm -f NAME`; a helper already gone is fine.
 pub fn remove(name: &str) -> Result<()> {
     remove_once(name).map(|_| ())
+}
+
+/// A helper named before `docker run` made it (no id known): removed if it is in
+/// network namespace `net_ns` (the guest's), or not running (made, never started, by
+/// a run killed meanwhile). One of the same name elsewhere is the helper of the
+/// guest's next life (a restarted container has a new namespace), and stays.
+pub fn remove_if_in(name: &str, net_ns: u64) -> Result<()> {
+    let Some(socket) = crate::docker::endpoint::api_socket() else { return remove(name) };
+    let path = format!("/containers/{}/json", crate::docker::client::url_encode(name));
+    let Some(found) = crate::docker::client::get_json(&socket, &path)? else { return Ok(()) };
+    let pid = found["State"]["Pid"].as_u64().unwrap_or(0);
+    let elsewhere =
+        pid > 0 && std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() != net_ns);
+    match (elsewhere, found["Id"].as_str()) {
+        (true, _) => Ok(()),
+        (false, Some(id)) => remove(id),
+        (false, None) => remove(name),
+    }
 }
 
 /// [`remove`] after we killed the `docker run` that makes the helper: the daemon

@@ -65,7 +65,7 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
         }
     };
     if req.foreground {
-        let running = Kept::sandboxed(name, &client.mnt_ns, ext.pid_file.clone());
+        let running = Kept::sandboxed(name, &client.mnt_ns, target.net_ns()?, ext.pid_file.clone());
         return Ok(Acquired { lease: None, configured, running: Some(running) });
     }
     if let Err(e) = settle(&ext, req.family, target, &client.mnt_ns).await {
@@ -81,9 +81,12 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
 /// The client as it runs now, told to the caller (see `Target::started`); if that
 /// fails, the client is given up.
 fn tell(target: &Target<'_>, name: &str, client: &mut sandbox::Sandboxed, ext: &External) -> Result<()> {
-    let told = (target.started)(&Kept::sandboxed(name, &client.mnt_ns, ext.pid_file.clone()));
-    if told.is_err() {
-        give_up(client, ext);
+    let told = target.net_ns().and_then(|net_ns| {
+        (target.started)(&Kept::sandboxed(name, &client.mnt_ns, net_ns, ext.pid_file.clone()))
+    });
+    match told {
+        Ok(()) => client.open_gate(),
+        Err(_) => give_up(client, ext),
     }
     told
 }

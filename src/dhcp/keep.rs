@@ -15,6 +15,7 @@ use nix::sched::{setns, CloneFlags};
 use nix::unistd::setsid;
 use serde::{Deserialize, Serialize};
 
+use super::gate::Gate;
 use super::{sandbox, Interface, Kept, Target};
 use crate::plan::dhcp::BuiltinOptions;
 use crate::plan::{DhcpRequest, Leased};
@@ -23,8 +24,11 @@ use crate::plan::{DhcpRequest, Leased};
 pub const SUBCOMMAND: &str = "__dhcp-keep";
 
 /// `dhcp4-f`, `dhcp6-f`: hand the applied `lease` to a keeper that renews it from
-/// now on, started detached (own session, no stdio) in the guest's netns.
-pub fn start(req: &DhcpRequest, target: &Target<'_>, lease: &Leased) -> Result<Kept> {
+/// now on, started detached (own session, no output) in the guest's netns. It waits
+/// at its [`Gate`] until the run has named it (in its intent): a run killed before
+/// that closes the gate, and the keeper, which nothing would know to stop, ends
+/// (`super::gate`).
+pub fn start(req: &DhcpRequest, target: &Target<'_>, lease: &Leased) -> Result<(Kept, Gate)> {
     let renew = BuiltinOptions::parse(&req.options)?.renew;
     let iface = Interface::of(req, target)?;
     let pid_file = req.pid_file(&req.name());
@@ -33,7 +37,7 @@ pub fn start(req: &DhcpRequest, target: &Target<'_>, lease: &Leased) -> Result<K
     let fd = target.netns.as_raw_fd();
     // /proc/self/exe: this very binary, even if its file has been replaced meanwhile.
     let mut cmd = Command::new("/proc/self/exe");
-    cmd.arg(SUBCOMMAND).arg(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.arg(SUBCOMMAND).arg(args).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null());
     // SAFETY: runs in the forked child before exec; only system calls, no allocation.
     unsafe {
         cmd.pre_exec(move || {
@@ -43,13 +47,14 @@ pub fn start(req: &DhcpRequest, target: &Target<'_>, lease: &Leased) -> Result<K
             Ok(())
         })
     };
-    let child = cmd.spawn().with_context(|| format!("cannot start the {} keeper", req.name()))?;
+    let mut child = cmd.spawn().with_context(|| format!("cannot start the {} keeper", req.name()))?;
+    let gate = Gate::new(child.stdin.take());
     let kept = Kept::keeper(&req.name(), child.id(), &pid_file);
     if let Err(e) = std::fs::write(&pid_file, format!("{}\n", child.id())) {
         let _ = kept.stop_now();
         return Err(anyhow::Error::new(e).context(format!("cannot write {}", pid_file.display())));
     }
-    Ok(kept)
+    Ok((kept, gate))
 }
 
 /// What the keeper is handed, as JSON on its command line.

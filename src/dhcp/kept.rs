@@ -42,12 +42,23 @@ pub struct Kept {
     /// Pid and status files written for it, removed once it is stopped.
     #[serde(default)]
     pub files: Vec<PathBuf>,
+    /// The guest's network namespace, which a sandboxed client and a helper
+    /// container live in: with the mount namespace (or the helper's name), what
+    /// proves a process or container found later is this client, once none of its
+    /// recorded processes is left to prove it (udhcpc forks into the background; a
+    /// helper is named before Docker gives it an id). Missing in earlier records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_ns: Option<u64>,
 }
 
 impl Kept {
     /// The same client as `other` says it (its processes may differ: read later):
-    /// one sandbox, one helper container, or else the same processes.
+    /// one sandbox, one helper container (by name: it is named before it is made,
+    /// and again with the id Docker gave it), or else the same processes.
     pub fn is_the_same_client(&self, other: &Kept) -> bool {
+        if self.container.is_some() {
+            return self.client == other.client && self.container == other.container;
+        }
         let by_place = self.mnt_ns.is_some() || self.container_id.is_some() || self.container.is_some();
         self.client == other.client
             && self.mnt_ns == other.mnt_ns
@@ -59,11 +70,17 @@ impl Kept {
     /// An external client in its sandbox (`udhcpc-f`, `dhclient-f`, ...): the
     /// processes in its mount namespace now, and the pid file it writes on the host
     /// (dhclient leaves its own behind when it ends; udhcpc removes its own).
-    pub fn sandboxed(client: &str, mnt_ns: &sandbox::MountNs, pid_file: Option<PathBuf>) -> Kept {
+    pub fn sandboxed(
+        client: &str,
+        mnt_ns: &sandbox::MountNs,
+        net_ns: u64,
+        pid_file: Option<PathBuf>,
+    ) -> Kept {
         Kept {
             processes: sandbox::pids_in(mnt_ns).into_iter().filter_map(Process::of).collect(),
             mnt_ns: Some(mnt_ns.ino()),
             files: pid_file.into_iter().collect(),
+            net_ns: Some(net_ns),
             ..Kept::named(client)
         }
     }
@@ -78,9 +95,15 @@ impl Kept {
         }
     }
 
-    /// The `dhcp:-f` helper container, by its id when `docker run -d` said it.
-    pub fn container(name: &str, id: Option<String>) -> Kept {
-        Kept { container: Some(name.to_string()), container_id: id, ..Kept::named("dhcp") }
+    /// The `dhcp:-f` helper container in the guest's network namespace `net_ns`, by
+    /// its id when `docker run -d` said it.
+    pub fn container(name: &str, id: Option<String>, net_ns: u64) -> Kept {
+        Kept {
+            container: Some(name.to_string()),
+            container_id: id,
+            net_ns: Some(net_ns),
+            ..Kept::named("dhcp")
+        }
     }
 
     fn named(client: &str) -> Kept {
@@ -91,6 +114,7 @@ impl Kept {
             container: None,
             container_id: None,
             files: Vec::new(),
+            net_ns: None,
         }
     }
 
@@ -99,15 +123,23 @@ impl Kept {
     /// that still runs, so that a namespace number reused meanwhile is not taken for
     /// its own. Whatever else it is, it stays.
     pub fn refreshed(&self) -> Kept {
-        let Some(ino) = self.mnt_ns else { return self.clone() };
-        let held = self.live().iter().find_map(|p| sandbox::MountNs::hold_through(ino, p.pid));
-        match held {
+        match self.sandbox(&self.live()) {
             Some(ns) => Kept {
                 processes: sandbox::pids_in(&ns).into_iter().filter_map(Process::of).collect(),
                 ..self.clone()
             },
             None => self.clone(),
         }
+    }
+
+    /// Its sandbox held, if it still has processes: through a recorded one still
+    /// running, or, when none is left (the client forked into the background), a
+    /// process in both its mount namespace and the guest's network namespace.
+    fn sandbox(&self, live: &[Process]) -> Option<sandbox::MountNs> {
+        let ino = self.mnt_ns?;
+        live.iter()
+            .find_map(|p| sandbox::MountNs::hold_through(ino, p.pid))
+            .or_else(|| sandbox::MountNs::hold_in(ino, self.net_ns?))
     }
 
     /// Its recorded processes that are still those very processes.
@@ -121,7 +153,7 @@ impl Kept {
         if self.container.is_some() {
             return None;
         }
-        Some(self.processes.iter().any(Process::is_alive))
+        Some(self.processes.iter().any(Process::is_alive) || self.sandbox(&[]).is_some())
     }
 
     /// `the DHCP client udhcpc (pid 42)`.
@@ -150,14 +182,19 @@ impl Kept {
     /// process whose start time is the recorded one is signalled.
     pub fn stop_now(&self) -> Result<()> {
         if let Some(name) = &self.container {
-            return docker_rm::remove(self.container_id.as_deref().unwrap_or(name));
+            return match (&self.container_id, self.net_ns) {
+                (Some(id), _) => docker_rm::remove(id),
+                (None, Some(net_ns)) => docker_rm::remove_if_in(name, net_ns),
+                (None, None) => docker_rm::remove(name),
+            };
         }
         let live = self.live();
         match self.mnt_ns {
-            // A live recorded process proves the namespace number is still the sandbox's.
-            Some(ino) => {
-                if let Some(ns) = live.iter().find_map(|p| sandbox::MountNs::hold_through(ino, p.pid)) {
-                    self.release(&live);
+            Some(_) => {
+                if let Some(ns) = self.sandbox(&live) {
+                    let now: Vec<Process> =
+                        sandbox::pids_in(&ns).into_iter().filter_map(Process::of).collect();
+                    self.release(&now);
                     sandbox::kill_all(&ns, Signal::SIGTERM)?;
                 }
             }
@@ -334,9 +371,20 @@ mod tests {
         let keys = r#"{"client":"dhcp4","processes":[{"pid":42,"start":7}],"mnt_ns":null,"container":null,"container_id":null,"files":["/var/run/dhcp4.web1.pid"]}"#;
         assert_eq!(text, keys);
         assert_eq!(serde_json::from_str::<Kept>(keys).unwrap(), kept);
-        let helper = Kept::container("pipework-dhcp-web1", None);
+        let helper = Kept::container("pipework-dhcp-web1", None, 4026531840);
         assert_eq!((helper.client.as_str(), helper.is_running()), ("dhcp", None));
         assert_eq!(helper.describe(), "the DHCP helper container pipework-dhcp-web1");
+    }
+
+    /// Named before `docker run` (no id yet) and again after it: one helper, so the
+    /// intent keeps one entry for it.
+    #[test]
+    fn a_helper_container_is_the_same_client_before_and_after_it_has_an_id() {
+        let before = Kept::container("pipework-dhcp-web1-eth1", None, 7);
+        let after = Kept::container("pipework-dhcp-web1-eth1", Some("ab".repeat(32)), 7);
+        assert!(after.is_the_same_client(&before) && before.is_the_same_client(&after));
+        assert!(!Kept::container("pipework-dhcp-web2-eth1", None, 7).is_the_same_client(&before));
+        assert!(!Kept::named("dhcp").is_the_same_client(&before));
     }
 
     #[test]

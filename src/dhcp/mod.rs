@@ -12,6 +12,7 @@ pub mod builtin6;
 mod docker;
 mod docker_rm;
 mod external;
+pub mod gate;
 mod interface;
 pub mod keep;
 pub mod kept;
@@ -21,7 +22,7 @@ mod sandbox;
 use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context as _, Result};
 use ipnetwork::IpNetwork;
 
 pub use interface::Interface;
@@ -47,6 +48,15 @@ pub struct Target<'a> {
     /// run killed while it waits leaves a client its intent names; its error ends
     /// the run's wait (the client is stopped then).
     pub started: &'a dyn Fn(&Kept) -> Result<()>,
+}
+
+impl Target<'_> {
+    /// The guest's network namespace's number, which a client left running is
+    /// known by with the rest (see `Kept::net_ns`).
+    pub fn net_ns(&self) -> Result<u64> {
+        let stat = nix::sys::stat::fstat(self.netns).context("cannot read the guest's namespace")?;
+        Ok(stat.st_ino)
+    }
 }
 
 /// What a client got. The executor changes nothing it does not hand back here, and

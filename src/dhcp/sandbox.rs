@@ -24,6 +24,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::{sethostname, Pid};
 use tokio::io::unix::AsyncFd;
 
+use super::gate::Gate;
+
 /// What to run, and what to make private for it.
 pub struct Spec<'a> {
     pub program: &'a Path,
@@ -42,6 +44,8 @@ pub struct Sandboxed {
     pub mnt_ns: MountNs,
     /// Its stdout and stderr, kept in memory for the error message.
     output: File,
+    /// It waits here until named (see [`Sandboxed::open_gate`]).
+    gate: Gate,
 }
 
 /// Start `spec` in the guest's network namespace and a private mount and UTS namespace.
@@ -67,11 +71,14 @@ pub fn spawn(spec: &Spec<'_>, netns: BorrowedFd<'_>) -> Result<Sandboxed> {
         // The mount point must exist; the client would create it on the host anyway.
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {dir}"))?;
     }
-    let mut cmd = Command::new(spec.program);
+    // Through the gate (this very binary, then the client in its place): it starts
+    // only once the run has named it (`super::gate`).
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg(super::gate::SUBCOMMAND).arg(spec.program);
     // Its own process group: a Ctrl-C at the terminal is pipework's to act on (undo,
     // then stop the client), not the client's to die of first.
     cmd.process_group(0);
-    cmd.args(spec.args).stdin(Stdio::null()).stdout(output.try_clone()?).stderr(output.try_clone()?);
+    cmd.args(spec.args).stdin(Stdio::piped()).stdout(output.try_clone()?).stderr(output.try_clone()?);
     // SAFETY: the closure runs in the forked child before exec and only makes system
     // calls on values prepared beforehand (no allocation, no locks).
     unsafe { cmd.pre_exec(move || setup.enter()) };
@@ -90,7 +97,8 @@ pub fn spawn(spec: &Spec<'_>, netns: BorrowedFd<'_>) -> Result<Sandboxed> {
             bail!("{program} did not report its mount namespace: {e}");
         }
     };
-    Ok(Sandboxed { child, mnt_ns, output })
+    let gate = Gate::new(child.stdin.take());
+    Ok(Sandboxed { child, mnt_ns, output, gate })
 }
 
 fn cstring(p: &Path) -> Result<CString> {
@@ -187,6 +195,12 @@ impl Drop for PrivateResolv {
 }
 
 impl Sandboxed {
+    /// Let the client start: the run has named it (its mount namespace) where a
+    /// re-run, `del` or `gc` find it. Until then it waits; killed, the run shuts it.
+    pub fn open_gate(&mut self) {
+        self.gate.open();
+    }
+
     /// Wait for the process we started to exit; `None` once `limit` has passed, an
     /// error if a signal interrupts pipework first.
     pub async fn wait(&mut self, limit: Duration) -> Result<Option<ExitStatus>> {
@@ -264,6 +278,19 @@ impl MountNs {
     pub fn hold_through(ino: u64, pid: u32) -> Option<MountNs> {
         let f = File::open(format!("/proc/{pid}/ns/mnt")).ok()?;
         (f.metadata().ok()?.ino() == ino).then(|| MountNs { ino, held: Some(Arc::new(OwnedFd::from(f))) })
+    }
+
+    /// Namespace `ino` held through a process that is in it and in network
+    /// namespace `net_ns` too: two numbers that a namespace freed and another made
+    /// since could not both match.
+    pub fn hold_in(ino: u64, net_ns: u64) -> Option<MountNs> {
+        let in_net =
+            |pid: u32| std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == net_ns);
+        in_mount_ns(ino)
+            .into_iter()
+            .map(|p| p.as_raw() as u32)
+            .filter(|pid| in_net(*pid))
+            .find_map(|pid| MountNs::hold_through(ino, pid).filter(|_| in_net(pid)))
     }
 
     pub fn ino(&self) -> u64 {

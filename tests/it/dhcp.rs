@@ -28,6 +28,12 @@ impl Dnsmasq {
         let ns = Netns::new();
         host.pipework(&["br1", &ns.guest(), "0/0"]).ok();
         ns.sh("ip", &["addr", "add", &format!("{SERVER}/24"), "dev", "eth1"]);
+        Dnsmasq::serve(ns)
+    }
+
+    /// The same server in `ns`, whose `eth1` is already up on the bridge with
+    /// 10.77.0.1/24.
+    pub fn serve(ns: Netns) -> Dnsmasq {
         Dnsmasq::spawn(ns, "pwt-dnsmasq", "DHCP, sockets bound", |dir| {
             let mut args: Vec<String> = ["--no-ping", "--dhcp-range=10.77.0.50,10.77.0.150,255.255.255.0,2m"]
                 .map(String::from)

@@ -152,3 +152,59 @@ fn gc_leaves_the_helper_of_a_later_life_that_has_the_same_name() {
     host.pipework(&["del", &c.name]).ok();
     assert_eq!(c.helpers(), "", "del removes it");
 }
+
+/// pipework's `dhcp:-f` attach killed at each rename of its state files (the
+/// intent's: written first, then naming the helper before `docker run` makes it,
+/// then again with the id Docker gave it): `del` removes the helper the intent
+/// names, and no intent stays. Before the helper was named ahead of `docker run`, a
+/// kill while Docker made it left a helper nothing knew of.
+#[test]
+fn a_dhcp_f_attach_killed_at_any_rename_leaves_no_helper_after_del() {
+    let host = Netns::new();
+    let _server = Dnsmasq::start(&host);
+    let traced = |c: &Container, fault: Option<String>| {
+        let trace = std::env::temp_dir().join(unique("pwt-trace-"));
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net={}", host.path()))
+            .args(["strace", "-qq", "-e", "trace=rename", "-o"])
+            .arg(&trace);
+        if let Some(fault) = fault {
+            cmd.arg(format!("-einject=rename:{fault}"));
+        }
+        let out =
+            cmd.arg(crate::util::BIN).args(["br1", &c.name, "dhcp:-f"]).envs(host.env()).output().unwrap();
+        let renames = std::fs::read_to_string(&trace)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("rename("))
+            .count();
+        let _ = std::fs::remove_file(&trace);
+        (out, renames)
+    };
+    let clean = Container::run();
+    let (out, renames) = traced(&clean, None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(renames >= 3, "only {renames} renames");
+    host.pipework(&["del", &clean.name]).ok();
+    let mut bad = Vec::new();
+    for k in 1..=renames {
+        let c = Container::run();
+        traced(&c, Some(format!("signal=KILL:when={k}")));
+        let del = host.pipework(&["del", &c.name]);
+        let intents: Vec<_> = std::fs::read_dir(host.run_dir().join("intents"))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        // `--rm` removes a helper that quit by itself a moment later: wait for that.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !c.helpers().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if del.code != 0 || !c.helpers().is_empty() || !intents.is_empty() {
+            bad.push(format!(
+                "killed at rename {k}: del {del:?}, helpers {:?}, intents {intents:?}",
+                c.helpers()
+            ));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}

@@ -223,3 +223,19 @@ fn killed_at_any_state_file_rename_or_unlink_a_rerun_del_and_gc_recover() {
     recovers_at_every_occurrence(Scenario::NewBridge, "rename");
     recovers_at_every_occurrence(Scenario::NewBridge, "unlink");
 }
+
+/// `dhcp4-f` killed at any netlink request (before and after its keeper started):
+/// the re-run stops the keeper the intent names and leases again, `del` and `gc`
+/// leave no keeper behind.
+#[test]
+fn killed_at_any_netlink_request_of_a_dhcp4_f_attach_a_rerun_del_and_gc_recover() {
+    recovers_at_every_occurrence(Scenario::Dhcp4F, "sendto");
+}
+
+/// Killed at the intent's rename that names the keeper just started: the keeper,
+/// which nothing names, must not stay (it waits at its gate until named; it once
+/// stayed, renewing for an interface a re-run had made anew).
+#[test]
+fn killed_at_any_state_file_rename_of_a_dhcp4_f_attach_no_keeper_stays() {
+    recovers_at_every_occurrence(Scenario::Dhcp4F, "rename");
+}

@@ -183,37 +183,41 @@ fn del_stops_the_dhcpv6_clients_too() {
 }
 
 /// pipework under strace (its main thread: the keeper and the clients are other
-/// processes), `fault` injected into its `sendto`s; the number of them.
-fn attach_under_strace(host: &Netns, args: &[&str], fault: Option<String>) -> usize {
+/// processes), `fault` injected into its calls of `syscall`; the number of them.
+fn attach_under_strace(host: &Netns, args: &[&str], syscall: &str, fault: Option<String>) -> usize {
     let trace = std::env::temp_dir().join(crate::util::unique("pwt-trace-"));
     let mut cmd = std::process::Command::new("nsenter");
     cmd.arg(format!("--net={}", host.path())).args(["strace", "-qq", "-o"]).arg(&trace);
-    cmd.args(["-e", "trace=sendto"]);
+    cmd.args(["-e", &format!("trace={syscall}")]);
     if let Some(fault) = fault {
-        cmd.arg(format!("-einject=sendto:{fault}"));
+        cmd.arg(format!("-einject={syscall}:{fault}"));
     }
     let out = cmd.arg(crate::util::BIN).args(args).envs(host.env()).output().unwrap();
-    let sends =
-        std::fs::read_to_string(&trace).unwrap_or_default().lines().filter(|l| l.contains("sendto(")).count();
+    let calls = std::fs::read_to_string(&trace)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with(&format!("{syscall}(")))
+        .count();
     let _ = std::fs::remove_file(&trace);
     assert!(out.status.code() != Some(101), "{}", String::from_utf8_lossy(&out.stderr));
-    sends
+    calls
 }
 
-/// Killed at any netlink request of a `-f` attach (after its client started too):
+/// Killed at any call of `syscall` of a `-f` attach (after its client started too):
 /// `del` stops the client the run's intent names, and the guest is as before.
-fn killed_dhcp_f_attach_is_undone_by_del(ipspec: &str) {
+fn killed_dhcp_f_attach_is_undone_by_del(ipspec: &str, syscall: &str) {
     let host = Netns::new();
     let _server = Dnsmasq::start(&host);
     let clean = Netns::new();
-    let sends = attach_under_strace(&host, &["br1", &clean.guest(), ipspec], None);
+    let calls = attach_under_strace(&host, &["br1", &clean.guest(), ipspec], syscall, None);
     leased(&clean);
     host.pipework(&["del", &clean.guest()]).ok();
     let mut bad = Vec::new();
-    for k in 1..=sends {
+    for k in 1..=calls {
         let guest = Netns::new();
         let g = guest.snapshot();
-        attach_under_strace(&host, &["br1", &guest.guest(), ipspec], Some(format!("signal=KILL:when={k}")));
+        let fault = Some(format!("signal=KILL:when={k}"));
+        attach_under_strace(&host, &["br1", &guest.guest(), ipspec], syscall, fault);
         let intended: Vec<String> = std::fs::read_dir(host.run_dir().join("intents"))
             .map(|d| d.flatten().map(|e| std::fs::read_to_string(e.path()).unwrap_or_default()).collect())
             .unwrap_or_default();
@@ -230,7 +234,7 @@ fn killed_dhcp_f_attach_is_undone_by_del(ipspec: &str) {
         let left = (procs, guest.snapshot() != g, intents);
         if del.code != 0 || !left.0.is_empty() || left.1 || !left.2.is_empty() {
             bad.push(format!(
-                "{ipspec} killed at sendto {k}: del {del:?}, left {left:?}; the intent: {intended:?}"
+                "{ipspec} killed at {syscall} {k}: del {del:?}, left {left:?}; the intent: {intended:?}"
             ));
         }
     }
@@ -239,10 +243,18 @@ fn killed_dhcp_f_attach_is_undone_by_del(ipspec: &str) {
 
 #[test]
 fn a_dhcp4_f_attach_killed_anywhere_leaves_no_keeper_after_del() {
-    killed_dhcp_f_attach_is_undone_by_del("dhcp4-f");
+    killed_dhcp_f_attach_is_undone_by_del("dhcp4-f", "sendto");
 }
 
 #[test]
 fn a_udhcpc_f_attach_killed_anywhere_leaves_no_client_after_del() {
-    killed_dhcp_f_attach_is_undone_by_del("udhcpc-f");
+    killed_dhcp_f_attach_is_undone_by_del("udhcpc-f", "sendto");
+}
+
+/// Killed at the intent's rename that would name the client just started (and at
+/// each other rename): the client waits at its gate until named, so none is left
+/// that nothing names (one once stayed, renewing for the guest).
+#[test]
+fn a_udhcpc_f_attach_killed_at_any_rename_leaves_no_client_after_del() {
+    killed_dhcp_f_attach_is_undone_by_del("udhcpc-f", "rename");
 }

@@ -7,7 +7,7 @@ mod announce;
 mod batch;
 mod bridge;
 mod cli;
-mod cni;
+pub(crate) mod cni;
 mod dhcp;
 pub(crate) mod dhcp6;
 mod dhcp_docker;

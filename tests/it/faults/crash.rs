@@ -2,7 +2,9 @@
 //! occurrence of a syscall, then, in fresh worlds of the fault scenarios:
 //! (a) the same command again gives the full attachment, and `del` then the state
 //! from before; (b) `del` at once gives the state from before; (c) `gc` then exits
-//! 0 and leaves it so. "The state from before" allows a bridge the run created
+//! 0 and leaves it so; and for a CNI ADD (`cni-add`): (d) the runtime's DEL leaves
+//! the host as before and host-local's store empty, and the next ADD succeeds.
+//! "The state from before" allows a bridge the run created
 //! (a `del` never removes a bridge it did not name); no intent or record may stay.
 //! `scripts/crash-sweep.sh` runs every kill point; the tests in `faults.rs` a subset.
 
@@ -15,6 +17,9 @@ use crate::util::Run;
 /// The syscalls of the sweep: every netlink request, and every file syscall that
 /// makes or removes state (records, intents, CNI state), plus the opens.
 pub const SYSCALLS: &str = "sendto,sendmsg,openat,rename,unlink";
+
+/// The kill sweep's CNI scenario: an ADD with host-local IPAM, judged by (d).
+const CNI_ADD: &str = "cni-add";
 
 /// What a kill point came to.
 #[derive(Debug, PartialEq, Eq)]
@@ -98,6 +103,10 @@ fn as_before(w: &World, before: &[String]) -> Result<(), String> {
     if let Some(i) = before.iter().zip(&after).position(|(b, a)| b != a) {
         return Err(diff(if i == 0 { "host" } else { "guest" }, &before[i], &after[i]));
     }
+    let left = w.processes_left();
+    if !left.is_empty() {
+        return Err(format!("processes left in the guests: {left:?}"));
+    }
     for dir in ["intents", "attachments"] {
         let left: Vec<_> = std::fs::read_dir(w.host.run_dir().join(dir))
             .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
@@ -118,13 +127,27 @@ fn crash_sweep() {
     let env = |name: &str, default: &str| {
         std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or(default.into())
     };
-    let names = env("CRASH_SCENARIOS", &Scenario::CRASH.map(Scenario::name).join(","));
+    let all: Vec<&str> = Scenario::CRASH.map(Scenario::name).into_iter().chain([CNI_ADD]).collect();
+    let names = env("CRASH_SCENARIOS", &all.join(","));
     let syscalls: Vec<String> = env("CRASH_SYSCALLS", SYSCALLS).split(',').map(String::from).collect();
     let cap: u32 = env("CRASH_CAP", "65534").parse().expect("CRASH_CAP takes a number");
     let timeout = Duration::from_secs(20);
     let started = Instant::now();
     let (mut points, mut not_killed, mut bad) = (0, 0, Vec::new());
     for name in names.split(',') {
+        if name == CNI_ADD {
+            // (d): the runtime's DEL, then ADD again (crate::cni::killed_adds).
+            for syscall in &syscalls {
+                let (n, broke) = crate::cni::killed_adds(syscall);
+                println!("crash-sweep: {CNI_ADD}: {n} kill points at {syscall}, {} bad", broke.len());
+                points += n;
+                for e in broke {
+                    println!("crash-sweep: BAD {CNI_ADD} {e}");
+                    bad.push(format!("{CNI_ADD} {e}"));
+                }
+            }
+            continue;
+        }
         let scenario = Scenario::from_name(name).unwrap_or_else(|| panic!("unknown scenario {name:?}"));
         let counts = super::sweep::count_occurrences(scenario, &syscalls, timeout);
         println!("crash-sweep: {name}: occurrences per tracee in a clean run: {counts:?}");
@@ -144,7 +167,7 @@ fn crash_sweep() {
         }
     }
     println!(
-        "crash-sweep: {points} kill points, {} recovered (a, b, c) ({not_killed} of them a child killed, not pipework), {} bad, in {:.0} s",
+        "crash-sweep: {points} kill points, {} recovered ((a)-(c), or (d) for cni-add; {not_killed} of them a child killed, not pipework), {} bad, in {:.0} s",
         points - bad.len(),
         bad.len(),
         started.elapsed().as_secs_f64()

@@ -25,11 +25,15 @@ pub enum Scenario {
     /// An Open vSwitch bridge (a private OVS, userspace datapath) and a VLAN tag:
     /// in the kill sweep only (the fault sweep's injections would hit `ovs-vsctl`).
     OvsTag,
+    /// `dhcp4-f` on an existing bridge with dnsmasq behind it: the built-in client
+    /// and, once leased, its keeper (a process of its own, which outlives a killed
+    /// run: del, gc and a re-run must stop it). In the kill sweep only.
+    Dhcp4F,
 }
 
 impl Scenario {
     /// The kill sweep's scenarios.
-    pub const CRASH: [Scenario; 7] = [
+    pub const CRASH: [Scenario; 8] = [
         Scenario::NewBridge,
         Scenario::ExistingBridge,
         Scenario::Ipv6,
@@ -37,6 +41,7 @@ impl Scenario {
         Scenario::DirectPhys,
         Scenario::Batch,
         Scenario::OvsTag,
+        Scenario::Dhcp4F,
     ];
 
     pub const ALL: [Scenario; 6] = [
@@ -57,6 +62,7 @@ impl Scenario {
             Scenario::DirectPhys => "direct-phys",
             Scenario::Batch => "batch",
             Scenario::OvsTag => "ovs-tag",
+            Scenario::Dhcp4F => "dhcp4-f",
         }
     }
 
@@ -163,6 +169,8 @@ pub struct World {
     _wire: Option<Netns>,
     /// The private Open vSwitch of `OvsTag`.
     ovs: Option<crate::ovs::Ovs>,
+    /// The DHCP server of `Dhcp4F`.
+    _dhcp: Option<crate::dhcp::Dnsmasq>,
 }
 
 /// The host has no IPv6 duplicate address detection: a NIC stand-in or bridge made
@@ -203,6 +211,24 @@ fn until_carrier(ns: &Netns, dev: &str) {
     panic!("{dev} never got carrier and a link-local address");
 }
 
+/// dnsmasq (the suite's DHCPv4 server) behind the existing bridge `br1`, wired by
+/// hand rather than by pipework: no record of its own in the host's run directory,
+/// which the sweep requires empty.
+fn dhcp_server(host: &Netns) -> crate::dhcp::Dnsmasq {
+    let ns = Netns::new();
+    host.sh("ip", &["link", "add", "br1", "type", "bridge"]);
+    host.sh(
+        "ip",
+        &["link", "add", "srv0", "type", "veth", "peer", "name", "eth1", "netns", &ns.pid().to_string()],
+    );
+    host.sh("ip", &["link", "set", "srv0", "master", "br1", "up"]);
+    host.sh("ip", &["link", "set", "br1", "up"]);
+    ns.sh("ip", &["addr", "add", "10.77.0.1/24", "dev", "eth1"]);
+    ns.sh("ip", &["link", "set", "eth1", "up"]);
+    until_carrier(host, "br1");
+    crate::dhcp::Dnsmasq::serve(ns)
+}
+
 fn line(
     guest: Netns,
     bridge: Option<&'static str>,
@@ -221,7 +247,12 @@ impl World {
         let mut batch_file = None;
         let mut wire = None;
         let mut ovs = None;
+        let mut dhcp = None;
         let lines = match scenario {
+            Scenario::Dhcp4F => {
+                dhcp = Some(dhcp_server(&host));
+                vec![line(Netns::new(), Some("br1"), ("eth1", None), "dhcp4-f", None)]
+            }
             Scenario::OvsTag => {
                 let o = crate::ovs::Ovs::start(&host);
                 o.bridge("ovsbr0");
@@ -293,7 +324,7 @@ impl World {
                 lines
             }
         };
-        World { scenario, host, lines, batch_file, _wire: wire, ovs }
+        World { scenario, host, lines, batch_file, _wire: wire, ovs, _dhcp: dhcp }
     }
 
     /// The binary's arguments.
@@ -332,7 +363,7 @@ impl World {
     /// The bridges the run creates (none existed before), which a `del` may leave.
     pub fn made_bridges(&self) -> Vec<&'static str> {
         let mut made: Vec<&'static str> = match self.scenario {
-            Scenario::ExistingBridge | Scenario::OvsTag => Vec::new(),
+            Scenario::ExistingBridge | Scenario::OvsTag | Scenario::Dhcp4F => Vec::new(),
             _ => self.lines.iter().filter_map(|l| l.bridge).collect(),
         };
         made.dedup();
@@ -350,6 +381,19 @@ impl World {
         }
         if self.scenario == Scenario::Macvlan {
             self.host.sh("ip", &["link", "set", "eth2", "down"]);
+        }
+    }
+
+    /// Processes left running in the guests (a DHCP keeper or client), waiting up to
+    /// 3 s for those told to stop (a keeper sends its release first).
+    pub fn processes_left(&self) -> Vec<u32> {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let left: Vec<u32> = self.lines.iter().flat_map(|l| crate::dhcp::others_in(&l.guest)).collect();
+            if left.is_empty() || Instant::now() > deadline {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -392,6 +436,11 @@ impl World {
         cmd.arg(format!("--net={}", self.host.path()))
             .args(["strace", "-f", "-qq", "-o", trace_to.unwrap_or("/dev/null")])
             .arg(format!("-etrace={syscalls}"));
+        if self.scenario == Scenario::Dhcp4F {
+            // Not into the keeper, which execs itself and outlives the run: strace
+            // would wait for it (a kill in it is no kill of the attach).
+            cmd.args(["-b", "execve"]);
+        }
         if let Some(f) = fault {
             cmd.arg(format!("-einject={f}"));
         }
@@ -509,7 +558,21 @@ impl World {
         if !flags(&link).contains(&"UP".to_string()) {
             return Err(format!("{} is down in the guest", l.container_if));
         }
-        if !g.addrs(l.container_if).contains(&l.addr.to_string()) {
+        if self.scenario == Scenario::Dhcp4F {
+            // The lease (dnsmasq's range, its router as the default route) and the
+            // keeper that renews it.
+            let v = g.ip_j(&["-4", "addr", "show", "dev", "eth1"]);
+            if !v[0]["addr_info"][0]["local"].as_str().is_some_and(|a| a.starts_with("10.77.0.")) {
+                return Err(format!("no lease on eth1: {v}"));
+            }
+            let def = g.ip_j(&["-4", "route", "show", "default"]);
+            if def[0]["gateway"] != "10.77.0.1" || def[0]["dev"] != "eth1" {
+                return Err(format!("default route is not the lease's: {def}"));
+            }
+            if crate::dhcp::others_in(g).is_empty() {
+                return Err("no keeper in the guest".into());
+            }
+        } else if !g.addrs(l.container_if).contains(&l.addr.to_string()) {
             return Err(format!("{} lacks {}: {:?}", l.container_if, l.addr, g.addrs(l.container_if)));
         }
         if let Some(gw) = l.gateway {
