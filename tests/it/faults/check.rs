@@ -82,14 +82,15 @@ fn summary(v: &Value) -> String {
 }
 
 /// The names under /var/run/netns (none, if it does not exist), but for those that
-/// tests running meanwhile make: the CNI tests' `pwtcni-*` and Podman's `netns-*`
-/// (pipework makes none, and the original named its entries by pid).
+/// tests running meanwhile make: the CNI tests' `pwtcni-*`, Podman's `netns-*` and
+/// containerd's CRI's `cni-*` (1.6 makes its pods' there whatever its config says;
+/// pipework makes none, and the original named its entries by pid).
 pub fn netns_entries() -> BTreeSet<String> {
     std::fs::read_dir("/var/run/netns")
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_else(|_| Vec::new())
         .into_iter()
-        .filter(|n: &String| !n.starts_with("pwtcni-") && !n.starts_with("netns-"))
+        .filter(|n: &String| !["pwtcni-", "netns-", "cni-"].iter().any(|p| n.starts_with(p)))
         .collect()
 }
 
