@@ -922,3 +922,25 @@ fn del_with_the_namespace_closed_reads_the_mark_in_any_order() {
     closed.call(&host, "DEL", &conf).ok();
     assert!(host.link(&end).is_none(), "the host end stays");
 }
+
+/// The bridge an ADD makes keeps its MAC when the pod behind its lowest port goes:
+/// the other pods' ARP entries for the gateway stay right.
+#[test]
+fn the_bridge_an_add_makes_keeps_its_mac_when_its_lowest_port_goes() {
+    use crate::bridge::{mac_of, ports_by_mac};
+    let host = Netns::new();
+    let guests: Vec<Netns> = (0..2).map(|_| Netns::new()).collect();
+    let conf = bridge_conf(&host, "1.0.0", "cnibrmac", "10.86.0.0/24");
+    let cs: Vec<Container> = guests.iter().map(|g| Container::of(g, "eth0")).collect();
+    let ends: Vec<String> = cs
+        .iter()
+        .map(|c| c.call(&host, "ADD", &conf).ok()["interfaces"][1]["name"].as_str().unwrap().to_string())
+        .collect();
+    let pinned = mac_of(&host, "cnibrmac");
+    let ports = ports_by_mac(&host, "cnibrmac");
+    assert!(ports.iter().all(|(mac, _)| *mac != pinned), "the bridge took a port's MAC: {pinned} {ports:?}");
+    let lowest = ends.iter().position(|e| *e == ports[0].1).expect("the lowest port's pod");
+    cs[lowest].call(&host, "DEL", &conf).ok();
+    assert_eq!(ports_by_mac(&host, "cnibrmac").len(), 1);
+    assert_eq!(mac_of(&host, "cnibrmac"), pinned, "the gateway's MAC changed when a pod went");
+}
