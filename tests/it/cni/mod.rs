@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use crate::util::{assert_same, unique, Netns};
 
 mod podman;
+mod pool;
 
 pub const CNI_PATH: &str = "/usr/lib/cni";
 
