@@ -441,7 +441,9 @@ fn two_pods_on_a_pipework_bridge_ping_and_go_without_a_trace() {
 #[test]
 fn stop_after_the_pods_namespace_went_still_gives_its_lease_back() {
     let host = Netns::new();
-    let conf = conflist_for(&host, "cni1");
+    // With the built-in pool, which leases in host-local's store.
+    let mut conf = conflist_for(&host, "cni1");
+    conf["plugins"][0]["ipam"]["type"] = json!("pipework-pool");
     let network = conf["name"].as_str().unwrap().to_string();
     let cri = Containerd::start(&host, &conf);
     let pod = cri.run_pod("shop", "gone-0", &[]);
