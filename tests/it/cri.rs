@@ -53,6 +53,12 @@ impl<'a> Containerd<'a> {
     /// directory of its own: `pipework` (a link to the binary under test) and
     /// Debian's reference plugins.
     pub fn start(host: &'a Netns, conflist: &Value) -> Containerd<'a> {
+        Containerd::with_env(host, conflist, &[])
+    }
+
+    /// The same, with `more` environment over the host's (an Open vSwitch of the
+    /// test's): containerd's environment is its plugins'.
+    pub fn with_env(host: &'a Netns, conflist: &Value, more: &[(&str, String)]) -> Containerd<'a> {
         let dir = std::env::temp_dir().join(unique("pwt-cri-"));
         for sub in ["bin", "net.d", "netns", "image/layer/bin", "logs"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
@@ -79,6 +85,7 @@ impl<'a> Containerd<'a> {
             .arg(format!("--net={}", host.path()))
             .args(["unshare", "-m", "--propagation", "private", "sh", "-c", &script])
             .envs(host.env())
+            .envs(more.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -510,4 +517,37 @@ fn the_bandwidth_plugin_chained_after_pipework_limits_the_pod() {
     cri.stop(&pod.id);
     cri.remove(&pod.id);
     assert_nothing_left(&host, conf["name"].as_str().unwrap(), "cni2");
+}
+
+#[test]
+fn pods_on_an_open_vswitch_bridge_with_a_vlan_tag() {
+    let host = Netns::new();
+    let ovs = crate::ovs::Ovs::start(&host);
+    ovs.bridge("ovsbr0");
+    let conf = json!({
+        "cniVersion": "1.0.0", "name": unique("ovsnet"),
+        "plugins": [{"type": "pipework", "bridge": "ovsbr0", "vlan": 10,
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": "192.168.78.0/24"}]],
+                "dataDir": host.run_dir().join("ipam")}}],
+    });
+    let network = conf["name"].as_str().unwrap().to_string();
+    let cri = Containerd::with_env(&host, &conf, &ovs.env());
+    let (a, b) = (cri.run_pod("ovs", "o-0", &[]), cri.run_pod("ovs", "o-1", &[]));
+    eprintln!("cri: ovs pods {} {}", a.ip, b.ip);
+    let ports = ovs.vsctl_ok(&["list-ports", "ovsbr0"]);
+    let ports: Vec<&str> = ports.lines().collect();
+    assert_eq!(ports.len(), 2, "{ports:?}");
+    for port in &ports {
+        assert_eq!(ovs.vsctl_ok(&["get", "Port", port, "tag"]), "10");
+    }
+    assert!(ping_from(&a, &b.ip), "pods with the same tag cannot reach each other");
+    for pod in [&a, &b] {
+        cri.stop(&pod.id);
+        cri.remove(&pod.id);
+    }
+    assert_eq!(ovs.vsctl_ok(&["list-ports", "ovsbr0"]), "", "Stop took the ports off the bridge");
+    assert_eq!(leases(&host, &network), Vec::<String>::new());
+    for sub in ["attachments", "intents", "cni"] {
+        assert_eq!(files(&host, sub), Vec::<String>::new(), "{sub} left");
+    }
 }
