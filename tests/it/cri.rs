@@ -159,6 +159,19 @@ impl<'a> Containerd<'a> {
 
     /// RunPodSandbox of pod `namespace/name` with `annotations`, then its status.
     pub fn run_pod(&self, namespace: &str, name: &str, annotations: &[(&str, &str)]) -> Pod {
+        let id = self
+            .try_run_pod(namespace, name, annotations)
+            .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", self.log_tail()));
+        self.status(&id)
+    }
+
+    /// RunPodSandbox: the sandbox's id, or what the CRI said.
+    pub fn try_run_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+        annotations: &[(&str, &str)],
+    ) -> Result<String, tonic::Status> {
         let config = PodSandboxConfig {
             metadata: Some(PodSandboxMetadata {
                 name: name.into(),
@@ -173,8 +186,7 @@ impl<'a> Containerd<'a> {
         };
         let mut c = self.client.clone();
         let req = RunPodSandboxRequest { config: Some(config), runtime_handler: String::new() };
-        let id = self.call("RunPodSandbox", c.run_pod_sandbox(req)).into_inner().pod_sandbox_id;
-        self.status(&id)
+        self.rt.block_on(c.run_pod_sandbox(req)).map(|r| r.into_inner().pod_sandbox_id)
     }
 
     /// PodSandboxStatus, verbose (the sandbox's pid and namespace are in its info).
@@ -550,4 +562,31 @@ fn pods_on_an_open_vswitch_bridge_with_a_vlan_tag() {
     for sub in ["attachments", "intents", "cni"] {
         assert_eq!(files(&host, sub), Vec::<String>::new(), "{sub} left");
     }
+}
+
+/// A pod whose ADD fails (its pool is exhausted): RunPodSandbox fails with
+/// pipework's message, containerd's DEL right after it succeeds, and nothing of it
+/// is left; the pod that holds the address is untouched.
+#[test]
+fn a_pod_whose_add_fails_leaves_nothing_and_the_other_pod_stays() {
+    let host = Netns::new();
+    let mut conf = conflist_for(&host, "cni3");
+    conf["plugins"][0]["ipam"] = json!({"type": "pipework-pool",
+        "ranges": [[{"subnet": "10.89.0.0/24", "rangeStart": "10.89.0.10", "rangeEnd": "10.89.0.10"}]],
+        "dataDir": host.run_dir().join("ipam")});
+    let network = conf["name"].as_str().unwrap().to_string();
+    let cri = Containerd::start(&host, &conf);
+    let a = cri.run_pod("shop", "first", &[]);
+    assert_eq!(a.ip, "10.89.0.10");
+    let ports = host.ip_j(&["link", "show", "master", "cni3"]);
+    let e = cri.try_run_pod("shop", "second", &[]).expect_err("no address left");
+    eprintln!("cri: RunPodSandbox of the second pod: {}", e.message());
+    assert!(e.message().contains("no IP addresses available in range set: 10.89.0.10-10.89.0.10"), "{e}");
+    assert_eq!(host.ip_j(&["link", "show", "master", "cni3"]), ports, "the failed pod left a port");
+    assert_eq!(leases(&host, &network), ["10.89.0.10"]);
+    assert_eq!(files(&host, "attachments").len(), 1);
+    assert!(ping_from(&a, "10.89.0.1"), "the first pod lost its gateway");
+    cri.stop(&a.id);
+    cri.remove(&a.id);
+    assert_nothing_left(&host, &network, "cni3");
 }
