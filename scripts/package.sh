@@ -45,10 +45,15 @@ root=$out/root
 rm -rf "$root"
 mkdir -p "$root/DEBIAN" "$root/usr/bin" "$root/usr/share/man/man8" "$root/usr/share/doc/pipework" \
 	"$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions" \
-	"$root/usr/share/fish/vendor_completions.d" "$root/lib/systemd/system"
+	"$root/usr/share/fish/vendor_completions.d" "$root/lib/systemd/system" "$root/usr/lib/cni"
 
 install -m 0755 "$bin" "$root/usr/bin/pipework"
 strip --strip-unneeded "$root/usr/bin/pipework"
+# The CNI plugin: Debian's CNI directory (containernetworking-plugins, the
+# CNI_PATH of Debian's containerd and Podman) gets a link; runtimes that look in
+# /opt/cni/bin (containerd's default bin_dir) need one there, or bin_dir set to
+# /usr/lib/cni (see README, "Use with Kubernetes (containerd)").
+ln -s ../../bin/pipework "$root/usr/lib/cni/pipework"
 "$bin" --man-page | gzip -9n >"$root/usr/share/man/man8/pipework.8.gz"
 "$bin" completions bash >"$root/usr/share/bash-completion/completions/pipework"
 "$bin" completions zsh >"$root/usr/share/zsh/vendor-completions/_pipework"

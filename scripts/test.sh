@@ -15,7 +15,8 @@ if [ "${PIPEWORK_SKIP_INSTALL:-}" != 1 ]; then
 	apt-get -o DPkg::Lock::Timeout=300 -y -qq install --no-install-recommends \
 		iproute2 util-linux iputils-ping procps docker.io tcpdump openvswitch-switch \
 		dnsmasq-base udhcpc isc-dhcp-client dhcpcd-base bc strace \
-		containernetworking-plugins podman gcc libc6-dev binutils ca-certificates >/dev/null
+		containernetworking-plugins podman containerd runc busybox-static protobuf-compiler \
+		gcc libc6-dev binutils ca-certificates >/dev/null
 fi
 # cargo links through cc, the static build against libc.a: check that both link
 # (and say what to install) rather than that `cc` exists.
@@ -47,11 +48,13 @@ check_package() {
 	grep -qx 'Recommends: iproute2' /tmp/pipework-control.$$
 	grep -q '^Suggests: .*openvswitch-switch.*docker.io' /tmp/pipework-control.$$
 	rm -f /tmp/pipework-control.$$
-	listing=$(dpkg-deb -c "$deb" | awk '{print $NF}')
+	# Each entry's path (a link's, before its " -> TARGET").
+	listing=$(dpkg-deb -c "$deb" | awk '{ print ($(NF - 1) == "->") ? $(NF - 2) : $NF }')
 	for f in ./usr/bin/pipework ./usr/share/man/man8/pipework.8.gz \
 		./usr/share/bash-completion/completions/pipework ./usr/share/zsh/vendor-completions/_pipework \
 		./usr/share/fish/vendor_completions.d/pipework.fish ./usr/share/doc/pipework/copyright \
-		./usr/share/doc/pipework/changelog.gz ./lib/systemd/system/pipework-watch.service; do
+		./usr/share/doc/pipework/changelog.gz ./lib/systemd/system/pipework-watch.service \
+		./usr/lib/cni/pipework; do
 		grep -qx -- "$f" <<<"$listing" || { echo "test.sh: $deb lacks $f" >&2; return 1; }
 	done
 	root=$(mktemp -d /tmp/pipework-pkgroot.XXXXXX)
@@ -60,6 +63,10 @@ check_package() {
 	dpkg --root="$root" --log=/dev/null -i "$deb" >/dev/null
 	dpkg --root="$root" -s pipework | grep -qx 'Status: install ok installed'
 	"$root/usr/bin/pipework" --version | grep -Eq "^pipework .* \((commit |built )"
+	# The CNI plugin link resolves to the binary, and answers as a plugin.
+	[ "$(readlink -f "$root/usr/lib/cni/pipework")" = "$(readlink -f "$root/usr/bin/pipework")" ] ||
+		{ echo "test.sh: $deb's /usr/lib/cni/pipework is not a link to /usr/bin/pipework" >&2; return 1; }
+	echo '{"cniVersion":"1.0.0"}' | CNI_COMMAND=VERSION "$root/usr/lib/cni/pipework" | grep -q '"supportedVersions"'
 	zcat "$root/usr/share/man/man8/pipework.8.gz" | grep -q '^\.SH EXAMPLES'
 	grep -q '^_pipework()' "$root/usr/share/bash-completion/completions/pipework"
 	echo "test.sh: package ok: $("$root/usr/bin/pipework" --version), $(wc -l <<<"$listing") entries"

@@ -52,6 +52,21 @@ pub struct Record {
     /// run that completed. Missing in the records of earlier versions.
     #[serde(default)]
     pub run: Option<crate::process::Run>,
+    /// The CNI attachment it is (an ADD's), for `ls` to name it as the runtime
+    /// does. Missing in the records of earlier versions and of the command line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cni: Option<CniOwner>,
+}
+
+/// Who a CNI ADD made an attachment for: the runtime's container (the pod's
+/// sandbox under Kubernetes) and, when a Kubernetes runtime said it in `CNI_ARGS`
+/// (`K8S_POD_NAMESPACE`, `K8S_POD_NAME`), the pod as `NAMESPACE/NAME`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CniOwner {
+    pub network: String,
+    pub container_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
 }
 
 /// A route as it can be made again: the device by name (its index may change).
@@ -206,6 +221,7 @@ pub(crate) fn sample() -> Record {
         dhcp: Vec::new(),
         nic: None,
         run: None,
+        cni: None,
     }
 }
 

@@ -44,6 +44,8 @@ pub struct Given {
     pub answer: Option<apply::Delegated>,
     /// Who asks, for the run's intent (see `intent::Intent::owner`).
     pub owner: Option<String>,
+    /// The CNI attachment it is, for its record (see `record::CniOwner`).
+    pub cni: Option<record::CniOwner>,
 }
 
 /// What an attach came to.
@@ -59,7 +61,7 @@ pub enum Attachment {
 
 /// The verb: one attachment, all or nothing, with what the caller has at hand.
 pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) -> Verb<Attachment> {
-    let Given { guest: given_guest, terms, answer, owner } = given;
+    let Given { guest: given_guest, terms, answer, owner, cni } = given;
     let mut notes = Vec::new();
     if !opts.dry_run {
         if let Err(e) = undo_interrupted(req, host, given_guest.as_ref(), &mut notes).await {
@@ -92,7 +94,16 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
             let seen = result::seen(host, &nl_guest, &names).await;
             if !opts.dry_run {
                 notes.extend(
-                    save_record(host, &nl_guest, &guest, &seen, &[], &Applied::default(), None).await,
+                    save_record(
+                        host,
+                        &nl_guest,
+                        &guest,
+                        &seen,
+                        &[],
+                        &Applied::default(),
+                        (None, cni.as_ref()),
+                    )
+                    .await,
                 );
             }
             return done(opts, &guest, &names, &seen, false, notes);
@@ -161,7 +172,10 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
     notes.extend(announce::after_apply(&steps, &ctx).await);
     // Read once, for the record and the result both.
     let seen = result::seen(host, &nl_guest, &names).await;
-    notes.extend(save_record(host, &nl_guest, &guest, &seen, &steps, &applied, Some(&intent.run)).await);
+    notes.extend(
+        save_record(host, &nl_guest, &guest, &seen, &steps, &applied, (Some(&intent.run), cni.as_ref()))
+            .await,
+    );
     // Its record written, the run is whole (see `Intent::completed`).
     notes.extend(intent.remove().err().map(|e| warning(format!("{e:#}"))));
     // Its notices (a NIC moved in) only now that it has succeeded.
@@ -229,7 +243,7 @@ fn done(
 /// done (`steps` empty) keeps a record already there: the route the first run
 /// replaced is only in it. A failure is a warning: the attachment stands, and
 /// `check` and `del` work without a record. `run`: the run whose intent the record
-/// completes (see `Intent::completed`).
+/// completes (see `Intent::completed`); `cni`: the CNI attachment it is.
 async fn save_record(
     host: &Netlink,
     nl_guest: &Netlink,
@@ -237,7 +251,7 @@ async fn save_record(
     seen: &Result<Option<result::Seen>>,
     steps: &[plan::Step],
     applied: &Applied,
-    run: Option<&crate::process::Run>,
+    (run, cni): (Option<&crate::process::Run>, Option<&record::CniOwner>),
 ) -> Option<String> {
     let saved = async {
         let seen = match seen {
@@ -252,6 +266,7 @@ async fn save_record(
             recorded::record(host, nl_guest, &GuestId::of(guest), seen, steps, applied).await?
         {
             r.run = run.cloned();
+            r.cni = cni.cloned();
             record::save(&r)?;
         }
         anyhow::Ok(())

@@ -68,6 +68,7 @@ pub async fn record(
         nic,
         // The caller's to say (the run whose intent this record completes).
         run: None,
+        cni: None,
     }))
 }
 

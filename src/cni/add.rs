@@ -84,7 +84,12 @@ async fn link(
     let (req, terms) = request::request(call, mac)?;
     let made_bridge = bridge::ensure(host, &call.conf).await?;
     let owner = Some(crate::intent::cni_owner(&call.conf.name, &call.env.container_id, &call.env.ifname));
-    let given = attach::Given { guest: Some(guest), terms, answer, owner };
+    let cni = Some(crate::record::CniOwner {
+        network: call.conf.name.clone(),
+        container_id: call.env.container_id.clone(),
+        pod: call.env.args.pod(),
+    });
+    let given = attach::Given { guest: Some(guest), terms, answer, owner, cni };
     let opts = RunOpts { json: true, ..RunOpts::default() };
     match attached(attach::attach(&req, &opts, host, given).await) {
         Ok(attached) => Ok(Linked { attached, made_bridge }),

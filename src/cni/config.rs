@@ -42,6 +42,9 @@ pub struct NetConf {
     /// GC: the attachments the runtime still has.
     #[serde(rename = "cni.dev/valid-attachments")]
     pub valid_attachments: Option<Vec<Valid>>,
+    /// `ipam` read whole when it is the built-in pool (`pipework-pool`).
+    #[serde(skip)]
+    pub pool: Option<super::pool::Pool>,
 }
 
 /// `ipam`: only its `type` is ours to read; the plugin gets the whole config.
@@ -80,7 +83,7 @@ pub struct Own {
 impl FromStr for NetConf {
     type Err = CniError;
     fn from_str(s: &str) -> Result<NetConf, CniError> {
-        let conf: NetConf = serde_json::from_str(s).map_err(|e| {
+        let mut conf: NetConf = serde_json::from_str(s).map_err(|e| {
             CniError::new(Code::Decode, format!("cannot decode the network configuration: {e}"))
         })?;
         conf.cni_version.parse::<Version>()?;
@@ -94,6 +97,11 @@ impl FromStr for NetConf {
         }
         if conf.ipam.as_ref().is_some_and(|i| i.kind.is_empty()) {
             return Err(CniError::new(Code::InvalidConfig, "\"ipam\" has no \"type\""));
+        }
+        if conf.ipam.as_ref().is_some_and(|i| i.kind == super::pool::KIND) {
+            // Read again, whole and strictly: only host-local's keys.
+            let doc: Value = serde_json::from_str(s).expect("parsed once already");
+            conf.pool = Some(super::pool::Pool::parse(&conf.name, &doc["ipam"])?);
         }
         Ok(conf)
     }

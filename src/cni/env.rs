@@ -47,12 +47,16 @@ impl Command {
     }
 }
 
-/// `CNI_ARGS`: `K=V;K=V`. Only `MAC` is ours (`IP` is the IPAM plugin's, which
-/// reads it from the same environment); any other key fails unless `IgnoreUnknown`
-/// is set, as libcni's plugins do.
+/// `CNI_ARGS`: `K=V;K=V`. `MAC` is ours, and the pod a Kubernetes runtime names
+/// (`K8S_POD_NAMESPACE`, `K8S_POD_NAME`: containerd and CRI-O send them, with
+/// `IgnoreUnknown=1`), which `ls` shows; `IP` is the IPAM plugin's, which reads it
+/// from the same environment. Any other key fails unless `IgnoreUnknown` is set,
+/// as libcni's plugins do.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CniArgs {
     pub mac: Option<Mac>,
+    pub pod_namespace: Option<String>,
+    pub pod_name: Option<String>,
 }
 
 impl FromStr for CniArgs {
@@ -73,11 +77,24 @@ impl FromStr for CniArgs {
                 "MAC" => {
                     args.mac = Some(value.parse().map_err(|_| bad(format!("MAC {value:?} is not a MAC")))?)
                 }
+                "K8S_POD_NAMESPACE" => args.pod_namespace = Some(value.to_string()).filter(|v| !v.is_empty()),
+                "K8S_POD_NAME" => args.pod_name = Some(value.to_string()).filter(|v| !v.is_empty()),
                 _ if ignore_unknown => {}
                 _ => return Err(bad(format!("unknown key {key:?} (IgnoreUnknown=1 lets it pass)"))),
             }
         }
         Ok(args)
+    }
+}
+
+impl CniArgs {
+    /// The pod as `NAMESPACE/NAME`, as kubectl names it; `None` without a name.
+    pub fn pod(&self) -> Option<String> {
+        let name = self.pod_name.as_deref()?;
+        Some(match self.pod_namespace.as_deref() {
+            Some(ns) => format!("{ns}/{name}"),
+            None => name.to_string(),
+        })
     }
 }
 
@@ -156,11 +173,26 @@ mod tests {
     fn args_mac_and_ignore_unknown() {
         let a: CniArgs = "IgnoreUnknown=1;K8S_POD_NAME=x;MAC=02:00:00:00:00:05;IP=10.0.0.5".parse().unwrap();
         assert_eq!(a.mac.unwrap().to_string(), "02:00:00:00:00:05");
-        let e = "K8S_POD_NAME=x".parse::<CniArgs>().unwrap_err();
+        assert_eq!(a.pod().as_deref(), Some("x"));
+        let e = "K8S_POD_UID=x".parse::<CniArgs>().unwrap_err();
         assert_eq!(e.code, 4);
-        assert!(e.msg.contains("K8S_POD_NAME"), "{}", e.msg);
+        assert!(e.msg.contains("K8S_POD_UID"), "{}", e.msg);
         assert_eq!("MAC=zz".parse::<CniArgs>().unwrap_err().code, 4);
         assert_eq!("".parse::<CniArgs>().unwrap(), CniArgs::default());
+    }
+
+    /// What containerd 1.6's CRI sends.
+    #[test]
+    fn args_of_a_kubernetes_pod() {
+        let a: CniArgs = "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;\
+                          K8S_POD_INFRA_CONTAINER_ID=5f0c;K8S_POD_UID=0b1e"
+            .parse()
+            .unwrap();
+        assert_eq!(a.pod().as_deref(), Some("default/web-0"));
+        assert_eq!(a.mac, None);
+        let a: CniArgs = "K8S_POD_NAMESPACE=default".parse().unwrap();
+        assert_eq!(a.pod(), None, "a namespace without a name names no pod");
+        assert_eq!("".parse::<CniArgs>().unwrap().pod(), None);
     }
 
     #[test]

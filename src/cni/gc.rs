@@ -52,11 +52,20 @@ pub async fn gc(call: &Call) -> Result<(), CniError> {
             failed.push(format!("{}/{}: {}", a.container_id, a.ifname, e.msg));
         }
     }
-    if let Some(ipam) = call.ipam() {
-        // An IPAM plugin older than 1.1 knows no GC: the DELs above did its part.
-        if let Err(e) = ipam.call_if_1_1(Command::Gc) {
-            failed.push(format!("IPAM GC: {}", e.msg));
+    // The pool's leases of attachments not valid (an ADD killed before its state
+    // was written has one); an IPAM plugin older than 1.1 knows no GC: the DELs
+    // above did its part.
+    let ipam_gc = match (&call.conf.pool, call.ipam()) {
+        (Some(pool), _) => {
+            let valid: Vec<(&str, &str)> =
+                valid.iter().map(|v| (v.container_id.as_str(), v.ifname.as_str())).collect();
+            super::pool::gc(pool, &valid)
         }
+        (None, Some(ipam)) => ipam.call_if_1_1(Command::Gc).map(drop),
+        (None, None) => Ok(()),
+    };
+    if let Err(e) = ipam_gc {
+        failed.push(format!("IPAM GC: {}", e.msg));
     }
     match failed.is_empty() {
         true => Ok(()),
@@ -80,5 +89,8 @@ pub async fn status(call: &Call) -> Result<(), CniError> {
     if found.is_none() && !made_by_add {
         return Err(unavailable(format!("the host interface {name} is not there")));
     }
-    Ok(())
+    match &call.conf.pool {
+        Some(pool) => super::pool::status(pool),
+        None => Ok(()),
+    }
 }

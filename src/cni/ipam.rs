@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::env::{Command, Env};
 use super::error::{CniError, Code};
+use super::pool::{self, Pool};
 use super::result::CniResult;
 
 /// The IPAM plugin of one network configuration.
@@ -20,22 +21,49 @@ pub struct Ipam<'a> {
     pub stdin: &'a [u8],
     /// Variables set otherwise than ours (GC's DEL of another attachment).
     pub overrides: Vec<(&'static str, String)>,
+    /// The built-in pool, which runs here rather than as a program.
+    pub pool: Option<&'a Pool>,
 }
 
 impl Ipam<'_> {
+    /// The container and interface of the call (GC's DEL gives another's).
+    fn attachment(&self) -> (&str, &str) {
+        let over = |k: &str| self.overrides.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+        (
+            over("CNI_CONTAINERID").unwrap_or(&self.env.container_id),
+            over("CNI_IFNAME").unwrap_or(&self.env.ifname),
+        )
+    }
+
     pub fn add(&self) -> Result<CniResult, CniError> {
+        if let Some(pool) = self.pool {
+            let (id, ifname) = self.attachment();
+            return pool::add(pool, id, ifname);
+        }
         let doc = self.exec(Command::Add)?;
         CniResult::parse(&doc.unwrap_or_default(), self.kind)
     }
 
     /// DEL, CHECK: nothing to read back on success.
     pub fn call(&self, command: Command) -> Result<(), CniError> {
+        if let Some(pool) = self.pool {
+            let (id, ifname) = self.attachment();
+            return match command {
+                Command::Del => pool::del(pool, id, ifname),
+                Command::Check => pool::check(pool, id, ifname),
+                _ => Ok(()),
+            };
+        }
         self.exec(command).map(drop)
     }
 
     /// GC, STATUS: only to a plugin that speaks 1.1.0 (there are none before it;
     /// an older plugin fails them each its own way). `Ok(false)`: not called.
     pub fn call_if_1_1(&self, command: Command) -> Result<bool, CniError> {
+        // The built-in pool's GC needs `valid-attachments`: gc.rs calls it itself.
+        if self.pool.is_some() {
+            return Ok(false);
+        }
         if !self.versions()?.iter().any(|v| v == super::version::LATEST) {
             return Ok(false);
         }

@@ -19,6 +19,7 @@ mod gc;
 mod ipam;
 mod leasing;
 mod netns;
+mod pool;
 mod request;
 mod result;
 mod state;
@@ -49,7 +50,8 @@ impl Call {
     /// The IPAM plugin to delegate to (none for the built-in DHCP client).
     fn ipam(&self) -> Option<ipam::Ipam<'_>> {
         let kind = self.conf.ipam.as_ref().filter(|i| !i.is_builtin())?.kind.as_str();
-        Some(ipam::Ipam { kind, env: &self.env, stdin: &self.stdin, overrides: Vec::new() })
+        let pool = self.conf.pool.as_ref();
+        Some(ipam::Ipam { kind, env: &self.env, stdin: &self.stdin, overrides: Vec::new(), pool })
     }
 }
 

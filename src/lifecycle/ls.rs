@@ -29,6 +29,12 @@ pub struct Entry {
     pub guest: String,
     /// A Docker container's name, when it is running.
     pub container_name: Option<String>,
+    /// A CNI attachment's pod (`NAMESPACE/NAME`, from `K8S_POD_*`), from its record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// A CNI attachment's container id (the pod's sandbox), from its record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
     pub ns: u64,
     pub container_if: String,
     pub host_if: String,
@@ -55,8 +61,8 @@ pub struct Client {
     pub running: Option<bool>,
 }
 
-fn clients(ns: u64, container_if: &str) -> Vec<Client> {
-    let Ok(Some(rec)) = crate::record::load(ns, container_if) else { return Vec::new() };
+fn clients(rec: Option<&crate::record::Record>) -> Vec<Client> {
+    let Some(rec) = rec else { return Vec::new() };
     rec.dhcp
         .iter()
         .map(|k| Client {
@@ -181,6 +187,8 @@ fn with_intents(entries: &mut Vec<Entry>, only_ns: Option<u64>, notes: &mut Vec<
         entries.push(Entry {
             guest,
             container_name: None,
+            pod: None,
+            container_id: None,
             ns: intent.ns,
             container_if: intent.container_if,
             host_if: intent.host_if,
@@ -251,6 +259,8 @@ fn left_behind(ovs: &[MarkedInterface], host_links: &[Link]) -> Vec<Entry> {
         Entry {
             guest,
             container_name: m.id("containername").map(|n| n.trim_start_matches('/').to_string()),
+            pod: None,
+            container_id: None,
             ns: 0,
             container_if: String::new(),
             host_if: m.id("bridge").unwrap_or("?").to_string(),
@@ -399,16 +409,20 @@ async fn of_guest(
             .vlan
             .or_else(|| port_vlan.and_then(|v| v.parse().ok()))
             .or_else(|| host_links.iter().find(|l| l.name == alias.host_if).and_then(|l| l.vlan_id));
+        let rec = crate::record::load(alias.ns, &alias.container_if).ok().flatten();
+        let cni = rec.as_ref().and_then(|r| r.cni.as_ref());
         entries.push(Entry {
             guest: alias.guest.as_guest_arg(),
             container_name: container_name.clone(),
+            pod: cni.and_then(|c| c.pod.clone()),
+            container_id: cni.map(|c| c.container_id.clone()),
             ns: alias.ns,
             kind: alias.kind.as_str(),
             host_end: end.map(|e| e.name.clone()),
             mac: cif.and_then(|l| l.mac).map(|m| m.to_string()),
             stale: guest.is_none() || cif.is_none(),
             intent: None,
-            dhcp: clients(alias.ns, &alias.container_if),
+            dhcp: clients(rec.as_ref()),
             addresses,
             vlan,
             container_if: alias.container_if,
@@ -441,9 +455,11 @@ fn table(entries: &[Entry]) -> Vec<String> {
         ["GUEST", "CONTAINER_IF", "HOSTIF", "KIND", "HOST_END", "ADDRESSES", "MAC", "VLAN", "DHCP", "STATE"];
     let mut rows = vec![header.map(str::to_string).to_vec()];
     for e in entries {
-        let guest = match &e.container_name {
-            Some(n) => format!("{n} ({})", &e.guest[..e.guest.len().min(12)]),
-            None => e.guest.clone(),
+        // A name first (a Docker container's, a pod's), then what it is named by.
+        let guest = match (&e.container_name, &e.pod, &e.container_id) {
+            (Some(n), _, _) => format!("{n} ({})", &e.guest[..e.guest.len().min(12)]),
+            (None, Some(pod), Some(id)) => format!("{pod} ({})", &id[..id.len().min(12)]),
+            _ => e.guest.clone(),
         };
         let dash = |s: Option<String>| s.unwrap_or_else(|| "-".to_string());
         let addresses = if e.addresses.is_empty() { "-".to_string() } else { e.addresses.join(",") };

@@ -156,10 +156,17 @@ impl Netlink {
             .collect())
     }
 
-    /// `ip link add NAME type bridge` + `up`, in one request; the new link, if the
-    /// kernel echoes it.
+    /// `ip link add NAME address MAC type bridge` + `up`, in one request; the new
+    /// link, if the kernel echoes it. The MAC is pinned (random, locally
+    /// administered, as the reference bridge plugin does): a bridge left to the
+    /// kernel takes its lowest port's MAC and changes it as ports come and go, and
+    /// a guest's ARP entry for its gateway then points at a MAC that no longer
+    /// answers until it ages (52 s seen under containerd).
     pub async fn create_bridge(&self, name: &str) -> Result<Option<Link>> {
-        self.create_echoed(LinkBridge::new(name).up().build()).await
+        let mac = Mac::random_local()?;
+        let mut msg = LinkBridge::new(name).up().build();
+        msg.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+        self.create_echoed(msg).await
     }
 
     /// The pair; the host end as the kernel echoes it (its `peer` is the guest end's

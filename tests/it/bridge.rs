@@ -172,3 +172,41 @@ impl Drop for Unmount {
         }
     }
 }
+
+/// The bridge's MAC as `ip` reads it.
+pub fn mac_of(ns: &Netns, link: &str) -> String {
+    ns.link(link).unwrap_or_else(|| panic!("{link} is there"))["address"].as_str().unwrap().to_string()
+}
+
+/// The host ends on `bridge`, lowest MAC first.
+pub fn ports_by_mac(ns: &Netns, bridge: &str) -> Vec<(String, String)> {
+    let links = ns.ip_j(&["link", "show", "master", bridge]);
+    let mut ports: Vec<(String, String)> = links
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["address"].as_str().unwrap().to_string(), l["ifname"].as_str().unwrap().to_string()))
+        .collect();
+    ports.sort();
+    ports
+}
+
+/// The bridge a run makes has a MAC of its own: a bridge left to the kernel takes
+/// its lowest port's, and the guests' ARP entries for the gateway go stale when
+/// that port goes.
+#[test]
+fn a_bridge_pipework_makes_keeps_its_mac_when_its_lowest_port_goes() {
+    let host = Netns::new();
+    let (a, b) = (Netns::new(), Netns::new());
+    let br = unique("brm");
+    host.pipework(&[&br, &a.guest(), "10.21.0.2/24"]).ok();
+    host.pipework(&[&br, &b.guest(), "10.21.0.3/24"]).ok();
+    let pinned = mac_of(&host, &br);
+    let ports = ports_by_mac(&host, &br);
+    assert_eq!(ports.len(), 2, "{ports:?}");
+    assert!(ports.iter().all(|(mac, _)| *mac != pinned), "the bridge took a port's MAC: {pinned} {ports:?}");
+    host.sh("ip", &["link", "del", &ports[0].1]);
+    assert_eq!(mac_of(&host, &br), pinned, "the bridge's MAC changed when its lowest port went");
+    let first: u8 = u8::from_str_radix(&pinned[..2], 16).unwrap();
+    assert_eq!(first & 0x03, 0x02, "unicast, locally administered: {pinned}");
+}

@@ -8,6 +8,8 @@ mod batch;
 mod bridge;
 mod cli;
 pub(crate) mod cni;
+mod contrib;
+mod cri;
 mod dhcp;
 pub(crate) mod dhcp6;
 mod dhcp_docker;

@@ -157,6 +157,8 @@ impl Netns {
     /// Wait (at most 2 s) until no link is both up with carrier and NO-CARRIER: a
     /// link set up a moment ago (a NIC given back by a rollback) shows both until the
     /// kernel's linkwatch work has run, asynchronously; that is no difference of ours.
+    /// Likewise an up link with neither (a bridge whose last port just went, on a
+    /// busy machine): NO-CARRIER comes when that work has run.
     pub fn until_carrier_settles(&self) {
         let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline {
@@ -164,7 +166,8 @@ impl Netns {
             let unsettled = links.as_array().into_iter().flatten().any(|l| {
                 let flags = l["flags"].as_array().cloned().unwrap_or_default();
                 let has = |f: &str| flags.iter().any(|x| x == f);
-                has("NO-CARRIER") && has("LOWER_UP")
+                (has("NO-CARRIER") && has("LOWER_UP"))
+                    || (has("UP") && !has("LOWER_UP") && !has("NO-CARRIER"))
             });
             if !unsettled {
                 return;

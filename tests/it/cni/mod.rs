@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use crate::util::{assert_same, unique, Netns};
 
 mod podman;
+mod pool;
 
 pub const CNI_PATH: &str = "/usr/lib/cni";
 
@@ -277,9 +278,10 @@ fn bridge_plugin_keys_and_cni_args() {
     // Without IgnoreUnknown, an unknown key is an error (code 4), and nothing is made.
     let before = (host.snapshot(), guest.snapshot());
     let mut strict = c.env();
-    strict.push(("CNI_ARGS", "K8S_POD_NAME=web"));
+    // (K8S_POD_NAME and K8S_POD_NAMESPACE are ours now, read for `ls`; K8S_POD_UID is not.)
+    strict.push(("CNI_ARGS", "K8S_POD_UID=0b1e"));
     let e = cni(&host, "ADD", &strict, &conf).error(4);
-    assert!(e["msg"].as_str().unwrap().contains("K8S_POD_NAME"), "{e}");
+    assert!(e["msg"].as_str().unwrap().contains("K8S_POD_UID"), "{e}");
     assert_same("host", &before.0, &host.snapshot());
     assert_same("guest", &before.1, &guest.snapshot());
 }
@@ -945,4 +947,57 @@ fn del_with_the_namespace_closed_reads_the_mark_in_any_order() {
     let closed = Container { id: c.id.clone(), netns: String::new(), ifname: "eth0" };
     closed.call(&host, "DEL", &conf).ok();
     assert!(host.link(&end).is_none(), "the host end stays");
+}
+
+/// The bridge an ADD makes keeps its MAC when the pod behind its lowest port goes:
+/// the other pods' ARP entries for the gateway stay right.
+#[test]
+fn the_bridge_an_add_makes_keeps_its_mac_when_its_lowest_port_goes() {
+    use crate::bridge::{mac_of, ports_by_mac};
+    let host = Netns::new();
+    let guests: Vec<Netns> = (0..2).map(|_| Netns::new()).collect();
+    let conf = bridge_conf(&host, "1.0.0", "cnibrmac", "10.86.0.0/24");
+    let cs: Vec<Container> = guests.iter().map(|g| Container::of(g, "eth0")).collect();
+    let ends: Vec<String> = cs
+        .iter()
+        .map(|c| c.call(&host, "ADD", &conf).ok()["interfaces"][1]["name"].as_str().unwrap().to_string())
+        .collect();
+    let pinned = mac_of(&host, "cnibrmac");
+    let ports = ports_by_mac(&host, "cnibrmac");
+    assert!(ports.iter().all(|(mac, _)| *mac != pinned), "the bridge took a port's MAC: {pinned} {ports:?}");
+    let lowest = ends.iter().position(|e| *e == ports[0].1).expect("the lowest port's pod");
+    cs[lowest].call(&host, "DEL", &conf).ok();
+    assert_eq!(ports_by_mac(&host, "cnibrmac").len(), 1);
+    assert_eq!(mac_of(&host, "cnibrmac"), pinned, "the gateway's MAC changed when a pod went");
+}
+
+/// A Kubernetes runtime's `CNI_ARGS` name the pod: `ls` shows it as `NAMESPACE/NAME`
+/// beside the container id, and the attachment's record keeps both.
+#[test]
+fn ls_names_a_pod_from_its_k8s_cni_args() {
+    let host = Netns::new();
+    let guest = Netns::new();
+    let conf = bridge_conf(&host, "1.0.0", "cnibrpod", "10.87.0.0/24");
+    let c = Container::of(&guest, "eth0");
+    let mut env = c.env();
+    let args = format!(
+        "IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID={};K8S_POD_UID=0b1e",
+        c.id
+    );
+    env.push(("CNI_ARGS", &args));
+    cni(&host, "ADD", &env, &conf).ok();
+    let v: Value = serde_json::from_str(&host.pipework(&["ls", "--json"]).ok().stdout).unwrap();
+    let entry = &v["attachments"][0];
+    assert_eq!((&entry["pod"], &entry["container_id"]), (&json!("shop/web-0"), &json!(c.id)), "{v}");
+    let human = host.pipework(&["ls"]).ok().stdout;
+    let row = human.lines().nth(1).unwrap_or_default();
+    assert!(row.starts_with(&format!("shop/web-0 ({})", &c.id[..12.min(c.id.len())])), "{human}");
+    let records = files(&host, "attachments");
+    assert_eq!(records.len(), 1, "{records:?}");
+    let rec: Value =
+        serde_json::from_slice(&std::fs::read(host.run_dir().join("attachments").join(&records[0])).unwrap())
+            .unwrap();
+    assert_eq!(rec["cni"], json!({"network": conf["name"], "container_id": c.id, "pod": "shop/web-0"}));
+    cni(&host, "DEL", &env, &conf).ok();
+    assert!(files(&host, "attachments").is_empty());
 }
