@@ -196,8 +196,10 @@ fn finish_outcome(outcome: Outcome) -> ExitCode {
 }
 
 /// Lines on stdout, flushed: an error (a closed pipe, a full disk) is the caller's.
+/// Buffered whole: stdout writes each line on its own, and `ls` of 1000 attachments
+/// paid a write(2) per line.
 pub fn print_lines(lines: &[String]) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     for l in lines {
         writeln!(out, "{l}")?;
     }

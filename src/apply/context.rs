@@ -46,7 +46,7 @@ pub type ClientHook<'a> = Box<dyn Fn(&Kept) -> Result<()> + 'a>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Known {
     pub index: u32,
-    /// Its MAC, where this run chose it.
+    /// Its MAC, where this run chose it or the kernel's echo of the new link gave it.
     pub mac: Option<Mac>,
 }
 

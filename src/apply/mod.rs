@@ -185,7 +185,7 @@ async fn record_host_link(
                 },
             };
             journal.push(undo(Some(index)));
-            ctx.learn(Side::Host, name, index, None);
+            ctx.learn(Side::Host, name, index, echo.as_ref().and_then(|l| l.mac));
             Ok(echo)
         }
         Err(e) => {

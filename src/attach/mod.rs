@@ -170,8 +170,12 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
     }
     // Neighbours learn the new address now (a warning if that fails).
     notes.extend(announce::after_apply(&steps, &ctx).await);
-    // Read once, for the record and the result both.
-    let seen = result::seen(host, &nl_guest, &names).await;
+    // Known from the run where it made CONTAINER_IF; else read once, for the record
+    // and the result both.
+    let seen = match result::made(&steps, &ctx, &names, opts.json) {
+        Some(made) => Ok(Some(made)),
+        None => result::seen(host, &nl_guest, &names).await,
+    };
     notes.extend(
         save_record(host, &nl_guest, &guest, &seen, &steps, &applied, (Some(&intent.run), cni.as_ref()))
             .await,

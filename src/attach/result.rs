@@ -9,9 +9,11 @@ use anyhow::Result;
 use ipnetwork::IpNetwork;
 use serde::Serialize;
 
+use crate::apply::Context;
 use crate::guest::Guest;
 use crate::model::{is_link_local, Family, Mac};
 use crate::netlink::{Link, Netlink, Route};
+use crate::plan::{Side, Step};
 
 /// What the result names: the guest's interface, and the host end of a veth mode.
 pub struct Names<'a> {
@@ -40,6 +42,61 @@ pub async fn seen(host: &Netlink, nl_guest: &Netlink, names: &Names<'_>) -> Resu
     let mut routes = nl_guest.routes(Family::V4).await?;
     routes.extend(nl_guest.routes(Family::V6).await?);
     Ok(Some(Seen { cif, end, addresses, routes }))
+}
+
+/// What the run itself made, without a request: the same as [`seen`] would read for
+/// what the record and the result hold (the kernel's own IPv6 link-local address and
+/// prefix routes aside, which neither lists). Known where the run made CONTAINER_IF
+/// (a veth's guest end, or a link born in the guest), so that nothing but its own
+/// steps is on it: its index and the host end's from the kernel's echoes, the marks
+/// the steps set, the addresses and routes the steps added (an IPAM plugin's too).
+/// `None`, for [`seen`] to read, where the run cannot know it all: CONTAINER_IF was
+/// there before or moved in with what it had, a DHCP client or router advertisements
+/// configure it, a kernel that does not echo, or `with_macs` (`--json`) and a MAC the
+/// kernel chose that no echo gave.
+pub fn made(steps: &[Step], ctx: &Context<'_>, names: &Names<'_>, with_macs: bool) -> Option<Seen> {
+    let cif_name = names.container_if;
+    let made_here = steps.iter().any(|s| match s {
+        Step::CreateVeth(v) => v.peer == cif_name && names.host_end == Some(v.host.as_str()),
+        Step::CreateGuestLink(l) => l.name == cif_name && names.host_end.is_none(),
+        _ => false,
+    });
+    let configured_elsewhere =
+        steps.iter().any(|s| matches!(s, Step::Dhcp(_) | Step::Slaac { .. } | Step::MoveIntoGuest { .. }));
+    if !made_here || configured_elsewhere {
+        return None;
+    }
+    let alias = |side: Side, dev: &str| {
+        steps.iter().rev().find_map(|s| match s {
+            Step::SetAlias { side: sd, dev: d, alias } if *sd == side && d == dev => Some(alias.clone()),
+            _ => None,
+        })
+    };
+    let link = |side: Side, name: &str| {
+        let known = ctx.known(side, name)?;
+        if with_macs && known.mac.is_none() {
+            return None;
+        }
+        let (index, mac) = (known.index, known.mac);
+        Some(Link { index, name: name.to_string(), mac, alias: alias(side, name), ..Link::default() })
+    };
+    let cif = link(Side::Guest, cif_name)?;
+    let end = match names.host_end {
+        Some(name) => Some(link(Side::Host, name)?),
+        None => None,
+    };
+    let mut addresses = Vec::new();
+    let mut routes = Vec::new();
+    for step in steps {
+        match step {
+            Step::AddAddress { dev, addr, .. } if dev == cif_name => addresses.push(*addr),
+            Step::AddRoute { dst, gateway, dev, .. } if dev == cif_name => {
+                routes.push(Route::new(*dst, *gateway, cif.index).ok()?)
+            }
+            _ => {}
+        }
+    }
+    Some(Seen { cif, end, addresses, routes })
 }
 
 /// What an attach came to, as the kernel holds it once the run is done (or found

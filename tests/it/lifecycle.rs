@@ -643,3 +643,63 @@ fn a_docker_containers_ipv6_attach_killed_anywhere_is_undone_by_del_and_made_by_
     assert_same("host", &h, &host.snapshot());
     assert_same("guest", &g, &snapshot_at(&netns));
 }
+
+/// The netlink requests (sendto/sendmsg on a NETLINK socket, as `strace -yy` names
+/// it) of `pipework ARGS` in `host`'s namespace, which must succeed.
+fn netlink_requests(host: &Netns, args: &[&str]) -> (usize, Run) {
+    let trace = std::env::temp_dir().join(unique("pwt-requests-"));
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", host.path()))
+        .args(["strace", "-f", "-yy", "-qq", "-e", "trace=sendto,sendmsg", "-o"])
+        .arg(&trace)
+        .arg(crate::util::BIN)
+        .args(args)
+        .envs(host.env())
+        .stdin(Stdio::null())
+        .output()
+        .expect("strace (Debian package strace; scripts/test.sh installs it)");
+    let run = Run::from(out).ok();
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let _ = std::fs::remove_file(&trace);
+    let sends = text
+        .lines()
+        .filter(|l| l.contains("<NETLINK:") && (l.contains("sendto(") || l.contains("sendmsg(")))
+        .count();
+    (sends, run)
+}
+
+/// The requests a static IPv4 attach to an existing bridge needs: the three lookups
+/// of the facts (bridge, host end, CONTAINER_IF) and the guest's IPv4 routes, the
+/// veth, its mark, the address, the link up, the route, the host end's port state and
+/// the announcement: 11. The record and `--json` come from what the run made (the
+/// kernel's echo of the veth), not from reading it back (16 requests before), and are
+/// what a read-back gives: the same command again, which finds it all done and its
+/// record gone, reads them back.
+#[test]
+fn a_static_attach_to_a_bridge_sends_at_most_11_netlink_requests_and_records_what_a_read_back_gives() {
+    const BOUND: usize = 11;
+    let host = host_with_bridge("br1");
+    let guest = Netns::new();
+    let args = ["br1", &guest.guest(), "10.0.0.2/24@10.0.0.1"];
+    let (sends, _) = netlink_requests(&host, &args);
+    assert!(sends <= BOUND, "{sends} netlink requests, more than {BOUND}");
+    let path = record_path(&host, &guest, "eth1");
+    let mut made: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(made["run"].is_object(), "{made}");
+    std::fs::remove_file(&path).unwrap();
+    host.pipework(&args).ok();
+    let read: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    made["run"] = Value::Null;
+    assert_eq!(made, read, "the record of the run against the one read back");
+    host.pipework(&["check", &guest.guest()]).ok();
+
+    let other = Netns::new();
+    let args = ["br1", &other.guest(), "10.0.0.3/24@10.0.0.1", "--json"];
+    let (sends, run) = netlink_requests(&host, &args);
+    assert!(sends <= BOUND, "--json: {sends} netlink requests, more than {BOUND}");
+    let mut first = json(&run);
+    let again = json(&host.pipework(&args).ok());
+    assert_eq!(first["changed"], true, "{first}");
+    first["changed"] = Value::Bool(false);
+    assert_eq!(first, again, "the result of the run against the one read back");
+}
