@@ -52,6 +52,10 @@ pub struct Record {
     /// run that completed. Missing in the records of earlier versions.
     #[serde(default)]
     pub run: Option<crate::process::Run>,
+    /// `--isolated`: the host end was made an isolated port. Missing (false) in the
+    /// records of earlier versions.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub isolated: bool,
 }
 
 /// A route as it can be made again: the device by name (its index may change).
@@ -206,6 +210,7 @@ pub(crate) fn sample() -> Record {
         dhcp: Vec::new(),
         nic: None,
         run: None,
+        isolated: false,
     }
 }
 

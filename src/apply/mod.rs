@@ -110,6 +110,10 @@ async fn run(
             ovs::create_bridge(ctx, journal, name, datapath.as_deref()).await
         }
         Step::AddOvsPort(port) => ovs::add_port(journal, port).await,
+        // On the veth this run has just made: its undo (deleting the pair) takes it along.
+        Step::IsolatePort { name } => {
+            ctx.host.set_port_isolated(ctx.index(Side::Host, name).await?, true).await
+        }
         Step::CreateVlan { name, parent, id, mtu } => {
             links::create_vlan(ctx, journal, name, parent, *id, *mtu).await
         }

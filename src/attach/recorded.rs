@@ -68,6 +68,7 @@ pub async fn record(
         nic,
         // The caller's to say (the run whose intent this record completes).
         run: None,
+        isolated: end.as_ref().and_then(|l| l.isolated).unwrap_or(false),
     }))
 }
 

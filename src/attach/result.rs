@@ -65,6 +65,9 @@ pub struct Interface {
     /// The guest's namespace (`/proc/PID/ns/net`, or its file): CONTAINER_IF's only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
+    /// The host end is an isolated port of its bridge (`--isolated`); said only then.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub isolated: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -105,10 +108,16 @@ impl Attached {
         let mut interfaces = Vec::new();
         if let Some(name) = names.host_end {
             let mac = end.as_ref().and_then(|l| l.mac);
-            interfaces.push(Interface { name: name.to_string(), mac, sandbox: None });
+            let isolated = end.as_ref().and_then(|l| l.isolated).unwrap_or(false);
+            interfaces.push(Interface { name: name.to_string(), mac, sandbox: None, isolated });
         }
         let at = interfaces.len();
-        interfaces.push(Interface { name: cif.name.clone(), mac: cif.mac, sandbox: Some(sandbox) });
+        interfaces.push(Interface {
+            name: cif.name.clone(),
+            mac: cif.mac,
+            sandbox: Some(sandbox),
+            isolated: false,
+        });
         let mut ips = Vec::new();
         let mut routes = Vec::new();
         for family in [Family::V4, Family::V6] {

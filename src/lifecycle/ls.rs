@@ -37,6 +37,8 @@ pub struct Entry {
     pub addresses: Vec<String>,
     pub mac: Option<String>,
     pub vlan: Option<u16>,
+    /// The host end is an isolated port of its bridge (`--isolated`).
+    pub isolated: bool,
     /// The DHCP clients the attach left running (`-f` forms), from its record.
     pub dhcp: Vec<Client>,
     /// The guest is gone (or its pid or netns file is another's now).
@@ -189,6 +191,7 @@ fn with_intents(entries: &mut Vec<Entry>, only_ns: Option<u64>, notes: &mut Vec<
             addresses: Vec::new(),
             mac: None,
             vlan: None,
+            isolated: false,
             dhcp: Vec::new(),
             stale: false,
             intent: state,
@@ -259,6 +262,7 @@ fn left_behind(ovs: &[MarkedInterface], host_links: &[Link]) -> Vec<Entry> {
             addresses: Vec::new(),
             mac: None,
             vlan: m.id("vlan").and_then(|v| v.parse().ok()),
+            isolated: false,
             dhcp: Vec::new(),
             stale: true,
             intent: None,
@@ -406,6 +410,7 @@ async fn of_guest(
             kind: alias.kind.as_str(),
             host_end: end.map(|e| e.name.clone()),
             mac: cif.and_then(|l| l.mac).map(|m| m.to_string()),
+            isolated: end.and_then(|e| e.isolated).unwrap_or(false),
             stale: guest.is_none() || cif.is_none(),
             intent: None,
             dhcp: clients(alias.ns, &alias.container_if),
@@ -427,6 +432,15 @@ fn dhcp_cell(clients: &[Client]) -> Option<String> {
     };
     let cells: Vec<String> = clients.iter().map(|c| format!("{}:{}", c.client, state(c.running))).collect();
     (!cells.is_empty()).then(|| cells.join(","))
+}
+
+/// KIND, with what the attach added to it: `bridge,isolated`.
+fn kind_cell(e: &Entry) -> String {
+    let mut cell = e.kind.to_string();
+    if e.isolated {
+        cell.push_str(",isolated");
+    }
+    cell
 }
 
 impl Listing {
@@ -451,7 +465,7 @@ fn table(entries: &[Entry]) -> Vec<String> {
             guest,
             dash(Some(e.container_if.clone()).filter(|c| !c.is_empty())),
             e.host_if.clone(),
-            e.kind.to_string(),
+            kind_cell(e),
             dash(e.host_end.clone()),
             addresses,
             dash(e.mac.clone()),

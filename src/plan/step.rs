@@ -81,6 +81,12 @@ pub enum Step {
     },
     /// The host end as a port of an OVS bridge, with the original's external ids.
     AddOvsPort(OvsPort),
+    /// `--isolated`: `bridge link set dev NAME isolated on`, on the host end this run
+    /// has just made (its guest end still down: nothing has crossed it yet). Its
+    /// undo is the veth's.
+    IsolatePort {
+        name: String,
+    },
     /// An 802.1Q device `PARENT.VID` on the host.
     CreateVlan {
         name: String,
@@ -171,6 +177,7 @@ impl Step {
             | Step::CreateVeth(_)
             | Step::CreateOvsBridge { .. }
             | Step::AddOvsPort(_)
+            | Step::IsolatePort { .. }
             | Step::CreateVlan { .. }
             | Step::SetHostUp { .. }
             | Step::CreateGuestLink(_)
@@ -214,6 +221,7 @@ impl Step {
             Step::AddOvsPort(OvsPort { bridge, port, .. }) => {
                 format!("cannot add {port} to Open vSwitch bridge {bridge}")
             }
+            Step::IsolatePort { name } => format!("cannot make {name} an isolated port"),
             Step::EnableIpv6 { dev, .. } => format!("cannot enable IPv6 on {dev} in {g}"),
             Step::Slaac { dev, .. } => format!("cannot autoconfigure {dev} (slaac) in {g}"),
             Step::AddAddress { dev, addr, .. } => format!("cannot add address {addr} to {dev} in {g}"),
@@ -288,6 +296,7 @@ impl fmt::Display for Step {
                 }
             }
             Step::AddOvsPort(port) => port.fmt(f),
+            Step::IsolatePort { name } => write!(f, "bridge link set dev {name} isolated on"),
             Step::CreateGuestLink(link) => link.fmt(f),
             Step::MoveIntoGuest { name, new_name, mac } => {
                 write!(f, "ip link set {name} netns GUEST name {new_name} alias {name}")?;
