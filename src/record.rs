@@ -56,6 +56,19 @@ pub struct Record {
     /// records of earlier versions.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub isolated: bool,
+    /// `--host-shim`: the shim the guest's host routes go through, and those routes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shim: Option<RecordedShim>,
+}
+
+/// A shimmed guest's part of its shim: what its `del` removes (the shim too, when
+/// no other guest routes through it; its mark says what goes back on the parent).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedShim {
+    pub name: String,
+    pub routes: Vec<IpNetwork>,
+    /// The shim's mark when the attach ended (see `plan::shim::ShimMark`).
+    pub mark: String,
 }
 
 /// A route as it can be made again: the device by name (its index may change).
@@ -211,6 +224,7 @@ pub(crate) fn sample() -> Record {
         nic: None,
         run: None,
         isolated: false,
+        shim: None,
     }
 }
 

@@ -116,6 +116,9 @@ async fn report(req: &Check) -> Result<CheckReport> {
                 gateways.extend(via.filter_map(|r| r.gateway));
             }
             v.differences.extend(compare(&r, cif, &addresses, &gateways));
+            if let Some(shim) = &r.shim {
+                v.differences.extend(shim_differences(&host, shim).await?);
+            }
         }
         None => v.not_compared.push(format!(
             "no record of the attach ({}): its addresses and default route cannot be compared",
@@ -148,6 +151,16 @@ async fn host_end_differences(host: &Netlink, a: &Alias, end: &Link, out: &mut V
         Some(_) => {}
     }
     Ok(())
+}
+
+/// `--host-shim`: the shim is there, and the guest's host routes through it.
+async fn shim_differences(host: &Netlink, shim: &record::RecordedShim) -> Result<Vec<String>> {
+    let Some(link) = host.link_by_name(&shim.name).await? else {
+        return Ok(vec![format!("host shim {} is gone", shim.name)]);
+    };
+    let routes = crate::apply::shim::guest_routes(host, link.index).await?;
+    let missing = shim.routes.iter().filter(|dst| !routes.iter().any(|r| r.dst == **dst));
+    Ok(missing.map(|dst| format!("the host route to {} via {} is gone", dst.ip(), shim.name)).collect())
 }
 
 /// `--isolated` as the record has it against the port (`bridge -d link` shows it).

@@ -39,6 +39,8 @@ pub struct Entry {
     pub vlan: Option<u16>,
     /// The host end is an isolated port of its bridge (`--isolated`).
     pub isolated: bool,
+    /// `--host-shim`: the shim the host reaches the guest through (from its record).
+    pub shim: Option<String>,
     /// The DHCP clients the attach left running (`-f` forms), from its record.
     pub dhcp: Vec<Client>,
     /// The guest is gone (or its pid or netns file is another's now).
@@ -192,6 +194,7 @@ fn with_intents(entries: &mut Vec<Entry>, only_ns: Option<u64>, notes: &mut Vec<
             mac: None,
             vlan: None,
             isolated: false,
+            shim: None,
             dhcp: Vec::new(),
             stale: false,
             intent: state,
@@ -263,6 +266,7 @@ fn left_behind(ovs: &[MarkedInterface], host_links: &[Link]) -> Vec<Entry> {
             mac: None,
             vlan: m.id("vlan").and_then(|v| v.parse().ok()),
             isolated: false,
+            shim: None,
             dhcp: Vec::new(),
             stale: true,
             intent: None,
@@ -411,6 +415,11 @@ async fn of_guest(
             host_end: end.map(|e| e.name.clone()),
             mac: cif.and_then(|l| l.mac).map(|m| m.to_string()),
             isolated: end.and_then(|e| e.isolated).unwrap_or(false),
+            shim: crate::record::load(alias.ns, &alias.container_if)
+                .ok()
+                .flatten()
+                .and_then(|r| r.shim)
+                .map(|s| s.name),
             stale: guest.is_none() || cif.is_none(),
             intent: None,
             dhcp: clients(alias.ns, &alias.container_if),
@@ -439,6 +448,9 @@ fn kind_cell(e: &Entry) -> String {
     let mut cell = e.kind.to_string();
     if e.isolated {
         cell.push_str(",isolated");
+    }
+    if let Some(shim) = &e.shim {
+        cell.push_str(&format!(",shim={shim}"));
     }
     cell
 }

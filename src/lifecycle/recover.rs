@@ -153,6 +153,15 @@ fn plan(intent: &Intent, host: &[Link], guest: &[Link], bridges: Bridges) -> Vec
             steps.push(Removal::SetDown { name: l.name.clone(), index: l.index });
         }
     }
+    // The guest's host routes, then its shim if this run made it and no other
+    // guest routes through it by now (one that waited for the shim lock the killed
+    // run held may).
+    for r in &intent.host_routes {
+        steps.push(Removal::DeleteHostRoute { dst: r.dst, dev: r.dev.clone() });
+    }
+    if let Some(shim) = intent.shim.as_ref().filter(|s| host.iter().any(|l| l.name == s.name)) {
+        steps.push(Removal::RemoveShimIfUnused { name: shim.name.clone(), mark: shim.mark.clone() });
+    }
     if bridges == Bridges::Remove {
         for name in &intent.bridges {
             steps.push(Removal::DeleteBridgeIfUnused { name: name.clone(), ovs: false });
@@ -204,6 +213,8 @@ mod tests {
             nic: None,
             replaced_routes: Vec::new(),
             dhcp: Vec::new(),
+            shim: None,
+            host_routes: Vec::new(),
         }
     }
 

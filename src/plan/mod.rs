@@ -7,6 +7,7 @@ mod bridge;
 pub mod dhcp;
 mod physical;
 pub mod remove;
+pub mod shim;
 mod step;
 #[cfg(test)]
 mod tests;
@@ -43,6 +44,8 @@ pub struct HostFacts {
     pub ovs_installed: bool,
     /// `PIPEWORK_OVS_DATAPATH`: the datapath type of a bridge we create (e.g. `netdev`).
     pub ovs_datapath: Option<String>,
+    /// `--host-shim`: what was read of the shim and the host (see `shim::ShimFacts`).
+    pub shim: Option<shim::ShimFacts>,
 }
 
 /// What was read inside the guest before planning.

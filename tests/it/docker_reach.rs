@@ -115,3 +115,122 @@ fn docker_isolated_on_a_nic_is_refused_before_any_change() {
     );
     crate::util::assert_same("host", &before, &host.snapshot());
 }
+
+/// A host with a stand-in NIC `nic0` (10.8.N.1/24), a veth whose peer is in
+/// `outside` (10.8.N.254/24), as the machine on the other end of the wire.
+fn host_with_wire(n: u8) -> (Netns, Netns) {
+    let (host, outside) = (Netns::new(), Netns::new());
+    host.sh("ip", &["link", "add", "nic0", "type", "veth", "peer", "name", "wire0"]);
+    host.sh("ip", &["link", "set", "wire0", "netns", &outside.pid().to_string()]);
+    host.sh("ip", &["addr", "add", &format!("10.8.{n}.1/24"), "dev", "nic0"]);
+    host.sh("ip", &["link", "set", "nic0", "up"]);
+    outside.sh("ip", &["addr", "add", &format!("10.8.{n}.254/24"), "dev", "wire0"]);
+    outside.sh("ip", &["link", "set", "wire0", "up"]);
+    (host, outside)
+}
+
+/// The host's addresses and routes, as `ip -j` gives them (without lifetimes).
+fn addresses_and_routes(host: &Netns) -> String {
+    host.until_dad_settles();
+    let mut parts = Vec::new();
+    for args in [
+        &["addr", "show"][..],
+        &["route", "show", "table", "all"][..],
+        &["-6", "route", "show", "table", "all"][..],
+    ] {
+        let mut v = host.ip_j(args);
+        for a in v.as_array_mut().into_iter().flatten() {
+            for info in a["addr_info"].as_array_mut().into_iter().flatten() {
+                if let Some(o) = info.as_object_mut() {
+                    o.remove("valid_life_time");
+                    o.remove("preferred_life_time");
+                }
+            }
+        }
+        parts.push(format!("{args:?}: {v}"));
+    }
+    parts.join("\n")
+}
+
+#[test]
+fn docker_macvlan_guests_reach_the_host_through_its_shim_and_del_puts_it_back() {
+    let (host, outside) = host_with_wire(1);
+    let (a, b) = (Container::run(), Container::run());
+    let before = addresses_and_routes(&host);
+    let to = [("a", "10.8.1.2"), ("b", "10.8.1.3"), ("host", "10.8.1.1"), ("outside", "10.8.1.254")];
+    let from = |title: &str, a: &Container, b: &Container| -> Vec<Vec<bool>> {
+        let h = Host(&host);
+        let o = Host(&outside);
+        let from: [(&str, &dyn Pinger); 4] = [("a", a), ("b", b), ("host", &h), ("outside", &o)];
+        matrix(title, &from, &to)
+    };
+
+    host.pipework(&["nic0", &a.name, "10.8.1.2/24"]).ok();
+    host.pipework(&["nic0", &b.name, "10.8.1.3/24"]).ok();
+    let without = from("macvlan on nic0 (10.8.1.1 on nic0), no shim:", &a, &b);
+    assert_eq!(
+        without,
+        [
+            [true, true, false, true],
+            [true, true, false, true],
+            [false, false, true, true],
+            [true, true, true, true],
+        ],
+        "the host and its macvlan guests do not reach each other"
+    );
+    host.pipework(&["del", &a.name]).ok();
+    host.pipework(&["del", &b.name]).ok();
+    crate::util::assert_same("host after the dels without a shim", &before, &addresses_and_routes(&host));
+
+    let dry = host.pipework(&["--dry-run", "nic0", &a.name, "10.8.1.2/24", "--host-shim"]).ok().stdout;
+    assert!(dry.contains("ip link add link nic0 name pwshim-nic0 up type macvlan mode bridge"), "{dry}");
+    assert!(
+        dry.contains("ip addr add 10.8.1.1/24 dev pwshim-nic0; ip addr del 10.8.1.1/24 dev nic0"),
+        "{dry}"
+    );
+    assert!(dry.contains("ip route add 10.8.1.2/32 dev pwshim-nic0"), "{dry}");
+    host.pipework(&["nic0", &a.name, "10.8.1.2/24", "--host-shim"]).ok();
+    host.pipework(&["nic0", &b.name, "10.8.1.3/24", "--host-shim"]).ok();
+    let v4 = |dev: &str| host.addrs(dev).into_iter().filter(|a| a.contains('.')).collect::<Vec<_>>();
+    assert_eq!(v4("pwshim-nic0"), ["10.8.1.1/24"], "the host's address moved to the shim");
+    assert!(v4("nic0").is_empty());
+    let with = from("macvlan on nic0, --host-shim (10.8.1.1 moved to pwshim-nic0):", &a, &b);
+    assert_eq!(with, [[true; 4]; 4], "everyone reaches everyone");
+    let ls = host.pipework(&["ls"]).ok().stdout;
+    assert_eq!(ls.matches("macvlan,shim=pwshim-nic0").count(), 2, "{ls}");
+    host.pipework(&["check", &a.name]).ok();
+    host.pipework(&["--host-shim", "nic0", &a.name, "10.8.1.2/24"]).ok();
+
+    // The shim stays with its last guest, and goes with it.
+    host.pipework(&["del", &a.name]).ok();
+    assert!(host.link("pwshim-nic0").is_some());
+    assert!(Host(&host).pings("10.8.1.3") && !Host(&host).pings("10.8.1.2"));
+    host.pipework(&["del", &b.name]).ok();
+    assert!(host.link("pwshim-nic0").is_none());
+    crate::util::assert_same("host after the dels", &before, &addresses_and_routes(&host));
+}
+
+#[test]
+fn docker_host_shim_refusals_change_nothing() {
+    let (host, _outside) = host_with_wire(2);
+    let c = Container::run();
+    host.sh("ip", &["link", "add", "hs0", "type", "veth", "peer", "name", "hs0p"]);
+    let before = host.snapshot();
+    let refused = |args: &[&str]| host.pipework(args).failed();
+    assert_eq!(
+        refused(&["--host-shim", "br1", &c.name, "10.8.2.2/24"]),
+        "pipework: --host-shim works on a macvlan attach (a NIC as HOSTIF) only, not on br1, a bridge attach"
+    );
+    assert_eq!(
+        refused(&["--host-shim", "--direct-phys", "nic0", &c.name, "10.8.2.2/24"]),
+        "pipework: --host-shim works on a macvlan attach (a NIC as HOSTIF) only, not on a --direct-phys attach"
+    );
+    assert!(refused(&["--host-shim=hs0", "nic0", &c.name, "10.8.2.2/24"])
+        .contains("hs0 exists and is not a shim pipework made"));
+    assert_eq!(
+        refused(&["--host-shim", "--host-shim-addr", "10.8.2.1/24", "nic0", &c.name, "10.8.2.2/24"]),
+        "pipework: --host-shim-addr 10.8.2.1/24: 10.8.2.1 is already on nic0"
+    );
+    assert!(refused(&["--host-shim", "nic0", &c.name, "dhcp"]).contains("needs a static IPSPEC"));
+    crate::util::assert_same("host", &before, &host.snapshot());
+}
