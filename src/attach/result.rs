@@ -56,6 +56,16 @@ pub struct Attached {
     pub ips: Vec<Address>,
     /// The routes through CONTAINER_IF, but for the addresses' own prefix routes.
     pub routes: Vec<RouteTo>,
+    /// `--host-shim`: the shim the host reaches the guest through, and the host's
+    /// routes to the guest through it (from the attachment's record).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_shim: Option<ShimResult>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ShimResult {
+    pub name: String,
+    pub routes: Vec<IpNetwork>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -143,6 +153,15 @@ impl Attached {
                 through.iter().filter(|r| !own_prefix(r)).map(|r| RouteTo { dst: r.dst, gw: r.gateway }),
             );
         }
-        Ok(Attached { changed, guest: guest.name.clone(), interfaces, ips, routes })
+        // A macvlan's only (no host end): the veth modes, CNI's bridge among them,
+        // read no record for it.
+        let shimmable = names.host_end.is_none();
+        let host_shim = shimmable
+            .then(|| crate::record::load(guest.ns_inode, names.container_if).ok())
+            .flatten()
+            .flatten()
+            .and_then(|r| r.shim)
+            .map(|s| ShimResult { name: s.name, routes: s.routes });
+        Ok(Attached { changed, guest: guest.name.clone(), interfaces, ips, routes, host_shim })
     }
 }

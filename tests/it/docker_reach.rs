@@ -190,7 +190,9 @@ fn docker_macvlan_guests_reach_the_host_through_its_shim_and_del_puts_it_back() 
     );
     assert!(dry.contains("ip route add 10.8.1.2/32 dev pwshim-nic0"), "{dry}");
     host.pipework(&["nic0", &a.name, "10.8.1.2/24", "--host-shim"]).ok();
-    host.pipework(&["nic0", &b.name, "10.8.1.3/24", "--host-shim"]).ok();
+    let json = host.pipework(&["--json", "nic0", &b.name, "10.8.1.3/24", "--host-shim"]).ok();
+    let v: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["host_shim"], serde_json::json!({"name": "pwshim-nic0", "routes": ["10.8.1.3/32"]}), "{v}");
     let v4 = |dev: &str| host.addrs(dev).into_iter().filter(|a| a.contains('.')).collect::<Vec<_>>();
     assert_eq!(v4("pwshim-nic0"), ["10.8.1.1/24"], "the host's address moved to the shim");
     assert!(v4("nic0").is_empty());
@@ -233,4 +235,42 @@ fn docker_host_shim_refusals_change_nothing() {
     );
     assert!(refused(&["--host-shim", "nic0", &c.name, "dhcp"]).contains("needs a static IPSPEC"));
     crate::util::assert_same("host", &before, &host.snapshot());
+}
+
+/// Two attaches with `--host-shim` on one parent at once make one shim, routed to
+/// both; two `del`s at once remove it once, the address back on the parent. Pid
+/// guests: six rounds, as races need.
+#[test]
+fn concurrent_host_shim_attaches_and_dels_share_one_shim() {
+    let (host, _outside) = host_with_wire(3);
+    let before = addresses_and_routes(&host);
+    for round in 0..6 {
+        let (g1, g2) = (Netns::new(), Netns::new());
+        let spawn = |g: &Netns, ip: &str| host.spawn_pipework(&["--host-shim", "nic0", &g.guest(), ip]);
+        let both = [spawn(&g1, "10.8.3.2/24"), spawn(&g2, "10.8.3.3/24")];
+        for child in both {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "round {round}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let shims: Vec<String> = host
+            .ip_j(&["link", "show", "type", "macvlan"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["ifname"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(shims, ["pwshim-nic0"], "round {round}: one shim");
+        for ip in ["10.8.3.2", "10.8.3.3"] {
+            let r = host.ip_j(&["route", "show", &format!("{ip}/32")]);
+            assert_eq!(r[0]["dev"], "pwshim-nic0", "round {round}: {r}");
+            assert!(host.ping(ip), "round {round}: the host reaches {ip}");
+        }
+        let dels = [&g1, &g2].map(|g| host.spawn_pipework(&["del", &g.guest()]));
+        for child in dels {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "round {round}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        assert!(host.link("pwshim-nic0").is_none(), "round {round}: the shim went with its last guest");
+        crate::util::assert_same("host after both dels", &before, &addresses_and_routes(&host));
+    }
 }
