@@ -394,3 +394,30 @@ fn a_bad_list_is_refused_before_anything_with_the_element_named() {
     // The single-address texts are unchanged.
     assert_eq!(invalid("br1 -a 6 web1 10.0.0.2/24"), "-a 6 contradicts the IPv4 address 10.0.0.2/24");
 }
+
+#[test]
+fn host_shim_and_isolated_flags() {
+    let a = attach("--isolated br1 web1 10.0.0.2/24");
+    assert!(a.isolated && a.host_shim.is_none());
+    let shim = attach("--host-shim eth2 web1 10.0.0.2/24").host_shim.unwrap();
+    assert_eq!((shim.name, shim.addr), (None, None));
+    let shim =
+        attach("--host-shim=hs0 --host-shim-addr 10.0.0.9/24 eth2 web1 10.0.0.2/24").host_shim.unwrap();
+    assert_eq!((shim.name.unwrap().as_str(), shim.addr), ("hs0", Some("10.0.0.9/24".parse().unwrap())));
+    // `--host-shim NAME` without `=` leaves NAME to the positional grammar.
+    assert_eq!(attach("--host-shim eth2 web1 10.0.0.2/24").host_if.to_string(), "eth2");
+    match parse(["--host-shim", "--host-shim-addr", "10.0.0.9", "eth2", "web1", "10.0.0.2/24"]) {
+        Err(CliError::Invalid(e)) => {
+            assert_eq!(
+                e.to_string(),
+                "bad --host-shim-addr '10.0.0.9': expected ADDR/PREFIX like 10.0.0.1/24"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        parse(["--host-shim-addr", "10.0.0.9/24", "eth2", "web1", "10.0.0.2/24"]),
+        Err(CliError::Clap(_))
+    ));
+    assert!(matches!(parse(["--host-shim=a b", "eth2", "web1", "10.0.0.2/24"]), Err(CliError::Invalid(_))));
+}
