@@ -8,7 +8,8 @@
 #
 #   scripts/crash-sweep.sh [--scenarios a,b] [--syscalls x,y] [--cap N]
 #
-# scenarios: new-bridge existing-bridge ipv6 macvlan direct-phys batch (default all);
+# scenarios: new-bridge existing-bridge ipv6 macvlan direct-phys batch ovs-tag host-shim
+# (default all);
 # syscalls: default sendto,sendmsg,openat,rename,unlink; --cap: at most N
 # occurrences per syscall. Root, strace; everything in throw-away namespaces.
 set -euo pipefail

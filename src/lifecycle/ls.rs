@@ -59,8 +59,8 @@ pub struct Client {
     pub running: Option<bool>,
 }
 
-fn clients(ns: u64, container_if: &str) -> Vec<Client> {
-    let Ok(Some(rec)) = crate::record::load(ns, container_if) else { return Vec::new() };
+fn clients(rec: Option<&crate::record::Record>) -> Vec<Client> {
+    let Some(rec) = rec else { return Vec::new() };
     rec.dhcp
         .iter()
         .map(|k| Client {
@@ -407,6 +407,8 @@ async fn of_guest(
             .vlan
             .or_else(|| port_vlan.and_then(|v| v.parse().ok()))
             .or_else(|| host_links.iter().find(|l| l.name == alias.host_if).and_then(|l| l.vlan_id));
+        // Read once: the DHCP clients and the shim it names.
+        let rec = crate::record::load(alias.ns, &alias.container_if).ok().flatten();
         entries.push(Entry {
             guest: alias.guest.as_guest_arg(),
             container_name: container_name.clone(),
@@ -415,14 +417,10 @@ async fn of_guest(
             host_end: end.map(|e| e.name.clone()),
             mac: cif.and_then(|l| l.mac).map(|m| m.to_string()),
             isolated: end.and_then(|e| e.isolated).unwrap_or(false),
-            shim: crate::record::load(alias.ns, &alias.container_if)
-                .ok()
-                .flatten()
-                .and_then(|r| r.shim)
-                .map(|s| s.name),
+            shim: rec.as_ref().and_then(|r| r.shim.as_ref()).map(|s| s.name.clone()),
             stale: guest.is_none() || cif.is_none(),
             intent: None,
-            dhcp: clients(alias.ns, &alias.container_if),
+            dhcp: clients(rec.as_ref()),
             addresses,
             vlan,
             container_if: alias.container_if,
