@@ -274,3 +274,23 @@ fn concurrent_host_shim_attaches_and_dels_share_one_shim() {
         crate::util::assert_same("host after both dels", &before, &addresses_and_routes(&host));
     }
 }
+
+/// `check` says when a shimmed guest's host route is gone; `gc` removes what a gone
+/// guest left through its shim (its route, and the shim with it, the address back).
+#[test]
+fn check_and_gc_of_a_shimmed_guest() {
+    let (host, _outside) = host_with_wire(4);
+    let before = addresses_and_routes(&host);
+    let mut g = Netns::new();
+    host.pipework(&["--host-shim", "nic0", &g.guest(), "10.8.4.2/24"]).ok();
+    host.pipework(&["check", &g.guest()]).ok();
+    host.sh("ip", &["route", "del", "10.8.4.2/32", "dev", "pwshim-nic0"]);
+    let e = host.pipework(&["check", &g.guest()]).failed();
+    assert!(e.ends_with("the host route to 10.8.4.2 via pwshim-nic0 is gone"), "{e}");
+    host.sh("ip", &["route", "add", "10.8.4.2/32", "dev", "pwshim-nic0"]);
+    g.end();
+    let gc = host.pipework(&["gc"]).ok();
+    assert!(gc.stderr.contains("removed host shim route ip route del 10.8.4.2/32 dev pwshim-nic0"), "{gc:?}");
+    assert!(host.link("pwshim-nic0").is_none(), "the shim went with its last guest");
+    crate::util::assert_same("host after gc", &before, &addresses_and_routes(&host));
+}
