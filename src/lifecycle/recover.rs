@@ -272,4 +272,26 @@ mod tests {
         let faked = plan(&i, &[], &[link(9, "eth1", Some("veth"), false)], Bridges::Keep);
         assert_eq!(faked, Vec::new(), "a veth the guest made under the name is not the NIC");
     }
+
+    #[test]
+    fn a_shim_the_run_made_goes_if_still_there_after_the_guests_routes() {
+        use crate::intent::{HostRoute, IntendedShim};
+        let mark = "pipework-shim parent=eth2 moved=10.0.0.1/24".to_string();
+        let i = Intent {
+            shim: Some(IntendedShim { name: "pwshim-eth2".into(), mark: mark.clone() }),
+            host_routes: vec![HostRoute { dst: "10.0.0.2/32".parse().unwrap(), dev: "pwshim-eth2".into() }],
+            host_links: Vec::new(),
+            set_up: Vec::new(),
+            guest_links: Vec::new(),
+            ..intent()
+        };
+        let route =
+            Removal::DeleteHostRoute { dst: "10.0.0.2/32".parse().unwrap(), dev: "pwshim-eth2".into() };
+        let shim = [link(9, "pwshim-eth2", Some("macvlan"), true)];
+        assert_eq!(
+            plan(&i, &shim, &[], Bridges::Keep),
+            vec![route.clone(), Removal::RemoveShimIfUnused { name: "pwshim-eth2".into(), mark }]
+        );
+        assert_eq!(plan(&i, &[], &[], Bridges::Keep), vec![route], "killed before the shim was made");
+    }
 }

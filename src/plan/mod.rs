@@ -293,6 +293,7 @@ impl Class {
 fn refuse_misplaced_flags(req: &Attach, mode: Mode) -> Result<()> {
     let what = |mode: Mode| match mode {
         Mode::Physical if req.direct_phys => "a --direct-phys attach".to_string(),
+        Mode::Ovs | Mode::Ipoib => format!("{}, an {mode} attach", req.host_if),
         mode => format!("{}, a {mode} attach", req.host_if),
     };
     if req.isolated && !matches!(mode, Mode::Bridge { .. }) {
