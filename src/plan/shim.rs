@@ -6,11 +6,12 @@
 //! (`/32`, `/128`). Its mark, in its alias, names its parent and what moved from the
 //! parent, so that whoever removes it with its last guest puts that back.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use anyhow::{bail, Result};
 use ipnetwork::IpNetwork;
 
+pub use super::step::Moved;
 use super::{HostFacts, Step};
 use crate::model::{Attach, IpSpec, MacvlanMode, IFNAME_MAX};
 use crate::netlink::{Link, Route};
@@ -28,13 +29,6 @@ pub struct ShimMark {
     pub moved: Vec<Moved>,
 }
 
-/// An address moved from the parent to the shim, as the parent had it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Moved {
-    pub addr: IpNetwork,
-    pub broadcast: Option<Ipv4Addr>,
-}
-
 impl std::fmt::Display for ShimMark {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{MARK} parent={}", self.parent)?;
@@ -43,16 +37,6 @@ impl std::fmt::Display for ShimMark {
             write!(f, " moved={}", moved.join(","))?;
         }
         Ok(())
-    }
-}
-
-impl std::fmt::Display for Moved {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.addr)?;
-        match self.broadcast {
-            Some(b) => write!(f, "~{b}"),
-            None => Ok(()),
-        }
     }
 }
 

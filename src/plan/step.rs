@@ -36,6 +36,13 @@ pub struct Veth {
     pub mac: Option<Mac>,
 }
 
+/// An address moved from the parent to the shim, as the parent had it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Moved {
+    pub addr: IpNetwork,
+    pub broadcast: Option<Ipv4Addr>,
+}
+
 /// [`Step::AddOvsPort`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OvsPort {
@@ -105,7 +112,7 @@ pub enum Step {
     /// `ip addr add ADDR dev TO; ip addr del ADDR dev FROM`: the parent's address in
     /// the guest's subnet moves to the shim (added first: the host never lacks it).
     MoveAddress {
-        moved: super::shim::Moved,
+        moved: Moved,
         from: String,
         to: String,
     },
@@ -479,5 +486,15 @@ fn show_dst(dst: &IpNetwork) -> String {
         "default".to_string()
     } else {
         dst.to_string()
+    }
+}
+
+impl std::fmt::Display for Moved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.addr)?;
+        match self.broadcast {
+            Some(b) => write!(f, "~{b}"),
+            None => Ok(()),
+        }
     }
 }
