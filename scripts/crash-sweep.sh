@@ -9,8 +9,8 @@
 #   scripts/crash-sweep.sh [--scenarios a,b] [--syscalls x,y] [--cap N]
 #
 # scenarios: new-bridge existing-bridge ipv6 macvlan direct-phys batch ovs-tag dhcp4-f
-# cni-add (default all; cni-add is judged by (d): the runtime's DEL leaves the host as
-# before and host-local's store empty, then ADD succeeds);
+# host-shim cni-add (default all; cni-add is judged by (d): the runtime's DEL leaves
+# the host as before and host-local's store empty, then ADD succeeds);
 # syscalls: default sendto,sendmsg,openat,rename,unlink; --cap: at most N
 # occurrences per syscall. Root, strace; everything in throw-away namespaces.
 set -euo pipefail

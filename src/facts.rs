@@ -141,6 +141,44 @@ fn ipv6_off_in_kernel(probe: Result<(), Errno>) -> bool {
     probe == Err(Errno::EAFNOSUPPORT)
 }
 
+/// `--host-shim`: the shim under its name, the parent's addresses, every host
+/// address (for `--host-shim-addr` to be the host's alone) and the host's routes
+/// to the guest's addresses. Read under the shim lock (see `apply::ShimLock`).
+pub async fn shim(host: &Netlink, req: &Attach, facts: &mut HostFacts) -> Result<()> {
+    use crate::plan::shim::{self, Moved, ShimFacts};
+    let Some(nic) = &facts.host_if else { return Ok(()) };
+    let parent = shim::parent_name(req, nic);
+    let Some(name) = shim::name(req, &parent) else { return Ok(()) };
+    let read = async {
+        let links = host.links().await?;
+        let mut out =
+            ShimFacts { link: links.iter().find(|l| l.name == name).cloned(), ..Default::default() };
+        for link in &links {
+            for (addr, broadcast) in host.addresses_with_broadcast(link.index).await? {
+                if crate::model::is_link_local(&addr) {
+                    continue;
+                }
+                if link.name == parent {
+                    out.parent_addrs.push(Moved { addr, broadcast });
+                }
+                if link.name == name {
+                    out.addrs.push(addr);
+                }
+                out.host_addrs.push((link.name.clone(), addr));
+            }
+        }
+        let wanted: Vec<_> =
+            shim::guest_addresses(req).unwrap_or_default().iter().map(shim::host_route_of).collect();
+        for family in [Family::V4, Family::V6] {
+            let routes = host.routes(family).await?;
+            out.routes.extend(routes.into_iter().filter(|r| wanted.contains(&r.dst)));
+        }
+        anyhow::Ok(out)
+    };
+    facts.shim = Some(read.await.context("cannot read the host's addresses and routes for --host-shim")?);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,6 +68,26 @@ pub struct Intent {
     /// they start.
     #[serde(default)]
     pub dhcp: Vec<Kept>,
+    /// `--host-shim`: the shim the run makes (with the mark it gives it, which says
+    /// what moves from the parent), if it makes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shim: Option<IntendedShim>,
+    /// `--host-shim`: the host routes the run adds, to the guest through its shim.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_routes: Vec<HostRoute>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntendedShim {
+    pub name: String,
+    pub mark: String,
+}
+
+/// A host route to a shimmed guest: `ip route add DST dev DEV`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRoute {
+    pub dst: ipnetwork::IpNetwork,
+    pub dev: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

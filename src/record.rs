@@ -56,6 +56,13 @@ pub struct Record {
     /// does. Missing in the records of earlier versions and of the command line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cni: Option<CniOwner>,
+    /// `--isolated`: the host end was made an isolated port. Missing (false) in the
+    /// records of earlier versions.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub isolated: bool,
+    /// `--host-shim`: the shim the guest's host routes go through, and those routes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shim: Option<RecordedShim>,
 }
 
 /// Who a CNI ADD made an attachment for: the runtime's container (the pod's
@@ -67,6 +74,16 @@ pub struct CniOwner {
     pub container_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
+}
+
+/// A shimmed guest's part of its shim: what its `del` removes (the shim too, when
+/// no other guest routes through it; its mark says what goes back on the parent).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedShim {
+    pub name: String,
+    pub routes: Vec<IpNetwork>,
+    /// The shim's mark when the attach ended (see `plan::shim::ShimMark`).
+    pub mark: String,
 }
 
 /// A route as it can be made again: the device by name (its index may change).
@@ -222,6 +239,8 @@ pub(crate) fn sample() -> Record {
         nic: None,
         run: None,
         cni: None,
+        isolated: false,
+        shim: None,
     }
 }
 

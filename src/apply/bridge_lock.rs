@@ -53,31 +53,30 @@ impl BridgeLock {
         }
     }
 
-    /// Polled, never blocking: the lines of a --batch share one thread, and one of
-    /// them may hold what another waits for.
     async fn take(how: FlockArg) -> Result<BridgeLock> {
-        let path = path();
-        let cannot = |e: &dyn std::fmt::Display| {
-            anyhow!("cannot take the bridge lock {}: {e}: left in place", path.display())
-        };
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+        take_at(&path(), how).await.map(BridgeLock)
+    }
+}
+
+/// The host-wide advisory lock at `path`, taken as `how` (a non-blocking kind).
+/// Polled, never blocking: the lines of a --batch share one thread, and one of them
+/// may hold what another waits for.
+pub(super) async fn take_at(path: &std::path::Path, how: FlockArg) -> Result<Flock<File>> {
+    let cannot =
+        |e: &dyn std::fmt::Display| anyhow!("cannot take the lock {}: {e}: left in place", path.display());
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let mut pause = Duration::from_micros(500);
+    loop {
+        let file =
+            OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(|e| cannot(&e))?;
+        match Flock::lock(file, how) {
+            Ok(held) => return Ok(held),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {}
+            Err((_, e)) => return Err(cannot(&e)),
         }
-        let mut pause = Duration::from_micros(500);
-        loop {
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(|e| cannot(&e))?;
-            match Flock::lock(file, how) {
-                Ok(held) => return Ok(BridgeLock(held)),
-                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {}
-                Err((_, e)) => return Err(cannot(&e)),
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(20));
-        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
     }
 }

@@ -65,6 +65,13 @@ pub enum Undo {
     /// A guest route we deleted: put back as it was.
     RestoreRoute(Route),
     DeleteRoute(Route),
+    /// An address a run moved from a host link to its shim: back on the link.
+    PutAddressBack {
+        dev: String,
+        moved: crate::plan::shim::Moved,
+    },
+    /// A host route a run added (to a shimmed guest).
+    DeleteHostRoute(Route),
     /// A DHCP client left running to renew its lease (`-f` forms).
     StopDhcp(Kept),
 }

@@ -12,6 +12,7 @@ mod links;
 mod ovs;
 mod remove;
 mod rollback;
+pub mod shim;
 mod slaac;
 mod sysctl;
 
@@ -23,6 +24,7 @@ pub use context::{Context, Known};
 pub use delegated::Delegated;
 pub use journal::{Journal, Undo};
 pub use remove::remove;
+pub use shim::ShimLock;
 
 use crate::netlink::{errno_of, Link};
 use crate::plan::{veth_host_end, Side, Step};
@@ -110,10 +112,18 @@ async fn run(
             ovs::create_bridge(ctx, journal, name, datapath.as_deref()).await
         }
         Step::AddOvsPort(port) => ovs::add_port(journal, port).await,
+        // On the veth this run has just made: its undo (deleting the pair) takes it along.
+        Step::IsolatePort { name } => {
+            ctx.host.set_port_isolated(ctx.index(Side::Host, name).await?, true).await
+        }
         Step::CreateVlan { name, parent, id, mtu } => {
             links::create_vlan(ctx, journal, name, parent, *id, *mtu).await
         }
         Step::SetHostUp { name } => links::set_host_up(ctx, journal, name).await,
+        Step::CreateShim { name, parent, mark } => shim::create(ctx, journal, name, parent, mark).await,
+        Step::MoveAddress { moved, from, to } => shim::move_address(ctx, journal, *moved, from, to).await,
+        Step::AddHostAddress { dev, addr } => shim::add_address(ctx, dev, *addr).await,
+        Step::AddHostRoute { dst, dev } => shim::add_route(ctx, journal, *dst, dev).await,
         // On a link this run made: its undo (deleting the link) takes the alias along.
         Step::SetAlias { side, dev, alias } => {
             ctx.nl(*side).set_alias(ctx.index(*side, dev).await?, alias).await

@@ -6,8 +6,9 @@
 use anyhow::{bail, Context as _, Result};
 
 use super::{BridgeLock, Context};
-use crate::netlink::Link;
+use crate::netlink::{Link, Route};
 use crate::plan::remove::{Removal, SavedNic};
+use crate::plan::shim::ShimMark;
 use crate::plan::Side;
 
 /// Run every removal; the first failure stops the rest and says what was done.
@@ -34,6 +35,18 @@ async fn run(step: &Removal, ctx: &Context<'_>) -> Result<()> {
             Some(l) if l.name == *name => ctx.host.set_down(*index).await,
             _ => Ok(()),
         },
+        Removal::DeleteHostRoute { dst, dev } => match ctx.host.link_by_name(dev).await? {
+            Some(l) => {
+                crate::netlink::ignore_gone(ctx.host.del_route(&Route::new(*dst, None, l.index)?).await)
+            }
+            None => Ok(()),
+        },
+        Removal::RemoveShimIfUnused { name, mark } => {
+            let _one_at_a_time = super::ShimLock::take().await?;
+            let fallback =
+                ShimMark::parse(mark).unwrap_or(ShimMark { parent: String::new(), moved: Vec::new() });
+            super::shim::remove_if_unused(ctx.host, name, &fallback).await.map(drop)
+        }
         Removal::DeleteBridgeIfUnused { name, ovs: true } => {
             let _changing = crate::ovs::exclusive().await;
             match crate::ovs::ports(name).await?.is_empty() {

@@ -57,6 +57,8 @@ async fn undo_one(undo: &Undo, ctx: &Context<'_>) -> Result<()> {
         Undo::RestoreRoute(route) => already_there(ctx.guest.add_route(&route.restorable(), false).await),
         Undo::DeleteRoute(route) => ctx.guest.del_route(route).await,
         Undo::StopDhcp(kept) => kept.stop().await,
+        Undo::PutAddressBack { dev, moved } => super::shim::put_back(ctx.host, dev, moved).await,
+        Undo::DeleteHostRoute(route) => ctx.host.del_route(route).await,
     }
 }
 
@@ -97,5 +99,7 @@ fn describe(undo: &Undo) -> String {
         Undo::RestoreRoute(r) => format!("cannot restore route {} in the guest", r.dst),
         Undo::DeleteRoute(r) => format!("cannot delete route {} in the guest", r.dst),
         Undo::StopDhcp(kept) => format!("cannot stop {}", kept.describe()),
+        Undo::PutAddressBack { dev, moved } => format!("cannot put address {} back on {dev}", moved.addr),
+        Undo::DeleteHostRoute(r) => format!("cannot delete the host route to {}", r.dst),
     }
 }

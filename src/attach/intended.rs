@@ -5,7 +5,7 @@
 use anyhow::{Context as _, Result};
 
 use super::recorded;
-use crate::intent::{Intent, MovedNic, Run, VERSION};
+use crate::intent::{HostRoute, IntendedShim, Intent, MovedNic, Run, VERSION};
 use crate::netlink::Netlink;
 use crate::netns::disable_ipv6_path;
 use crate::plan::remove::SavedNic;
@@ -37,6 +37,8 @@ pub async fn intent(
         nic: None,
         replaced_routes: recorded::replaced_routes(guest, steps).await?,
         dhcp: Vec::new(),
+        shim: None,
+        host_routes: Vec::new(),
     };
     for step in steps {
         match step {
@@ -49,6 +51,12 @@ pub async fn intent(
             }
             Step::CreateVlan { name, .. } => intent.host_links.push(name.clone()),
             Step::SetHostUp { name } => intent.set_up.push(name.clone()),
+            Step::CreateShim { name, mark, .. } => {
+                intent.shim = Some(IntendedShim { name: name.clone(), mark: mark.clone() })
+            }
+            Step::AddHostRoute { dst, dev } => {
+                intent.host_routes.push(HostRoute { dst: *dst, dev: dev.clone() })
+            }
             Step::CreateGuestLink(link) => intent.guest_links.extend([link.temp.clone(), link.name.clone()]),
             Step::MoveIntoGuest { name, new_name, mac } => {
                 let saved = nic_as_it_is(host, name).await?;

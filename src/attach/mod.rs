@@ -8,7 +8,7 @@ pub mod result;
 
 use anyhow::Result;
 
-use crate::apply::{self, Applied, BridgeLock, Context, Failure};
+use crate::apply::{self, Applied, BridgeLock, Context, Failure, ShimLock};
 use crate::guest::{self, Guest};
 use crate::lifecycle::recover::{self, Bridges};
 use crate::model::{Attach, RunOpts};
@@ -28,6 +28,8 @@ struct Prepared {
     host_if: Option<Link>,
     /// Held from before HOSTIF was looked up (see `apply::BridgeLock`).
     bridge_lock: Option<BridgeLock>,
+    /// `--host-shim`: held from before the shim was looked at to the run's end.
+    shim_lock: Option<ShimLock>,
     /// CONTAINER_IF, and the veth modes' host end, for the `--json` result.
     container_if: String,
     host_end: Option<String>,
@@ -74,10 +76,13 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
         p = prepare(req, &terms, host, given_guest) => p,
         signal = interrupt::arrived() => Err(signal.into()),
     };
-    let Prepared { guest, nl_guest, plan, host_if, bridge_lock, container_if, host_end } = match prepared {
-        Ok(p) => p,
-        Err(e) => return Err(Failed::after(e, notes)),
-    };
+    let Prepared { guest, nl_guest, plan, host_if, bridge_lock, shim_lock, container_if, host_end } =
+        match prepared {
+            Ok(p) => p,
+            Err(e) => return Err(Failed::after(e, notes)),
+        };
+    // Dropped when the run ends, however it ends.
+    let _shim_lock = shim_lock;
     let names = result::Names { container_if: &container_if, host_end: host_end.as_deref() };
     let steps = match plan {
         Plan::AlreadyDone(what) => {
@@ -296,6 +301,15 @@ async fn prepare(
     if !matches!(class.mode, Some(Mode::Bridge { .. })) {
         bridge_lock = None;
     }
+    // One run at a time looks at a shim and makes it (or removes it, in `del`).
+    let shim_lock = match (&req.host_shim, class.mode) {
+        (Some(_), Some(Mode::Physical)) => {
+            let held = ShimLock::take().await?;
+            facts::shim(host, req, &mut host_facts).await?;
+            Some(held)
+        }
+        _ => None,
+    };
     let (guest, nl_guest) = match given {
         Some(opened) => opened,
         None => {
@@ -310,5 +324,14 @@ async fn prepare(
     let plan = plan::plan(req, terms, &class, &id, &host_facts, &guest_facts)?;
     let container_if = class.container_if.to_string();
     let host_end = class.host_end(req, &id).and_then(Result::ok);
-    Ok(Prepared { guest, nl_guest, plan, host_if: host_facts.host_if, bridge_lock, container_if, host_end })
+    Ok(Prepared {
+        guest,
+        nl_guest,
+        plan,
+        host_if: host_facts.host_if,
+        bridge_lock,
+        shim_lock,
+        container_if,
+        host_end,
+    })
 }

@@ -12,7 +12,7 @@ use crate::netlink::{Link, Netlink};
 use crate::plan::alias::{Alias, Kind};
 use crate::plan::remove::SavedNic;
 use crate::plan::{GuestId, Step};
-use crate::record::{Record, SavedRoute, VERSION};
+use crate::record::{Record, RecordedShim, SavedRoute, VERSION};
 
 /// The record of what a successful attach made, as the kernel holds it (`seen`)
 /// (`None` for an attachment without a mark that moved no NIC). `steps` are those
@@ -69,6 +69,8 @@ pub async fn record(
         // The caller's to say (the run whose intent this record completes).
         run: None,
         cni: None,
+        isolated: end.as_ref().and_then(|l| l.isolated).unwrap_or(false),
+        shim: shim(host, steps).await?,
     }))
 }
 
@@ -89,6 +91,21 @@ pub(super) async fn replaced_routes(guest: &Netlink, steps: &[Step]) -> Result<V
         }
     }
     Ok(replaced)
+}
+
+/// The shim the steps routed the guest through, with its mark as it is now.
+async fn shim(host: &Netlink, steps: &[Step]) -> Result<Option<RecordedShim>> {
+    let mut routes = Vec::new();
+    let mut name = None;
+    for step in steps {
+        if let Step::AddHostRoute { dst, dev } = step {
+            routes.push(*dst);
+            name = Some(dev.clone());
+        }
+    }
+    let Some(name) = name else { return Ok(None) };
+    let mark = host.link_by_name(&name).await?.and_then(|l| l.alias).unwrap_or_default();
+    Ok(Some(RecordedShim { name, routes, mark }))
 }
 
 /// The moved NIC as the record keeps it: its bridge by name.

@@ -82,7 +82,11 @@ pub fn made(steps: &[Step], ctx: &Context<'_>, names: &Names<'_>, with_macs: boo
     };
     let cif = link(Side::Guest, cif_name)?;
     let end = match names.host_end {
-        Some(name) => Some(link(Side::Host, name)?),
+        // A port this run made isolated (`--isolated`) says so, as a read would.
+        Some(name) => Some(Link {
+            isolated: Some(steps.iter().any(|s| matches!(s, Step::IsolatePort { name: n } if n == name))),
+            ..link(Side::Host, name)?
+        }),
         None => None,
     };
     let mut addresses = Vec::new();
@@ -113,6 +117,16 @@ pub struct Attached {
     pub ips: Vec<Address>,
     /// The routes through CONTAINER_IF, but for the addresses' own prefix routes.
     pub routes: Vec<RouteTo>,
+    /// `--host-shim`: the shim the host reaches the guest through, and the host's
+    /// routes to the guest through it (from the attachment's record).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_shim: Option<ShimResult>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ShimResult {
+    pub name: String,
+    pub routes: Vec<IpNetwork>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -122,6 +136,9 @@ pub struct Interface {
     /// The guest's namespace (`/proc/PID/ns/net`, or its file): CONTAINER_IF's only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
+    /// The host end is an isolated port of its bridge (`--isolated`); said only then.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub isolated: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -162,10 +179,16 @@ impl Attached {
         let mut interfaces = Vec::new();
         if let Some(name) = names.host_end {
             let mac = end.as_ref().and_then(|l| l.mac);
-            interfaces.push(Interface { name: name.to_string(), mac, sandbox: None });
+            let isolated = end.as_ref().and_then(|l| l.isolated).unwrap_or(false);
+            interfaces.push(Interface { name: name.to_string(), mac, sandbox: None, isolated });
         }
         let at = interfaces.len();
-        interfaces.push(Interface { name: cif.name.clone(), mac: cif.mac, sandbox: Some(sandbox) });
+        interfaces.push(Interface {
+            name: cif.name.clone(),
+            mac: cif.mac,
+            sandbox: Some(sandbox),
+            isolated: false,
+        });
         let mut ips = Vec::new();
         let mut routes = Vec::new();
         for family in [Family::V4, Family::V6] {
@@ -191,6 +214,15 @@ impl Attached {
                 through.iter().filter(|r| !own_prefix(r)).map(|r| RouteTo { dst: r.dst, gw: r.gateway }),
             );
         }
-        Ok(Attached { changed, guest: guest.name.clone(), interfaces, ips, routes })
+        // A macvlan's only (no host end): the veth modes, CNI's bridge among them,
+        // read no record for it.
+        let shimmable = names.host_end.is_none();
+        let host_shim = shimmable
+            .then(|| crate::record::load(guest.ns_inode, names.container_if).ok())
+            .flatten()
+            .flatten()
+            .and_then(|r| r.shim)
+            .map(|s| ShimResult { name: s.name, routes: s.routes });
+        Ok(Attached { changed, guest: guest.name.clone(), interfaces, ips, routes, host_shim })
     }
 }

@@ -79,6 +79,11 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("pipework br1 -i eth2 web1 10.0.0.2/24", "the interface in the container is eth2, not eth1"),
     ("pipework br1 web1 10.0.0.2/24 02:42:0a:00:00:02", "with that MAC (U:web1: one derived from the text)"),
     ("pipework eth0 web1 192.168.0.50/24@192.168.0.1", "a macvlan on the host's NIC eth0, on its LAN"),
+    (
+        "pipework --host-shim eth0 web1 192.168.0.50/24@192.168.0.1",
+        "the same, and the host reaches web1 too, through the macvlan pwshim-eth0 (eth0's address moves to it)",
+    ),
+    ("pipework --isolated br1 web1 10.0.0.2/24", "web1 reaches br1's other ports, not other isolated guests"),
     ("pipework br1 pid:4242 10.0.0.2/24", "the network namespace of process 4242, no container needed"),
     ("pipework br1 web1 dhcp4", "an address by DHCP, with the built-in client (or udhcpc, dhclient, dhcpcd)"),
     ("pipework check web1", "exit 0 if web1's eth1 is as attached, else one line per difference"),

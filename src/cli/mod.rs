@@ -120,6 +120,27 @@ struct RawArgs {
     /// Macvlan mode on a physical interface: bridge (default), private, vepa or passthru.
     #[arg(long, value_name = "MODE", default_value = "bridge")]
     macvlan_mode: String,
+    /// On a Linux bridge: isolated guests reach the other ports, not each other.
+    ///
+    /// On a Linux bridge: the host end is an isolated port (`bridge link set dev
+    /// LOCAL_IF isolated on`). Isolated guests reach the bridge's other ports (its
+    /// uplink, the host's address on it, a router guest) but not each other.
+    #[arg(long)]
+    isolated: bool,
+    /// On a macvlan (NIC) attach: the host reaches the guest, through a shim.
+    ///
+    /// On a macvlan (NIC) attach: the host reaches the guest through a macvlan in
+    /// bridge mode on the same parent, NAME (default pwshim-PARENT, or pwshim-
+    /// and a hash of PARENT when that is longer than 15 bytes), to which the
+    /// parent's address in the guest's subnet moves, with a host route to the guest
+    /// through it. Shared by every guest of that parent; `del` of the last one
+    /// removes it and puts the address back. A static IPSPEC only.
+    #[arg(long, value_name = "NAME", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    host_shim: Option<String>,
+    /// With --host-shim: the host's address on the shim, instead of the parent's
+    /// (which then stays where it is).
+    #[arg(long, value_name = "ADDR/PREFIX", requires = "host_shim", hide_short_help = true)]
+    host_shim_addr: Option<String>,
     /// Inside a container: wait until CONTAINER_IF exists, is up and has carrier.
     #[arg(long)]
     wait: bool,
@@ -141,7 +162,10 @@ struct RawArgs {
         long,
         value_name = "FILE",
         value_hint = clap::ValueHint::FilePath,
-        conflicts_with_all = ["wait", "args", "direct_phys", "container_if", "local_if", "family", "timeout"]
+        conflicts_with_all = [
+            "wait", "args", "direct_phys", "container_if", "local_if", "family", "timeout", "isolated",
+            "host_shim"
+        ]
     )]
     batch: Option<PathBuf>,
     /// The result as one JSON document on stdout (with --batch: a JSON array of
@@ -340,9 +364,27 @@ fn attach(raw: RawArgs) -> Result<AttachCommand> {
         mac: macvlan.mac,
         vlan: macvlan.vlan,
         dhcp_timeout,
+        isolated: raw.isolated,
+        host_shim: host_shim(raw.host_shim.as_deref(), raw.host_shim_addr.as_deref())?,
     };
     let opts = RunOpts { json: raw.json, dry_run: raw.dry_run, verbose: raw.verbose };
     Ok(AttachCommand { req, opts, warnings })
+}
+
+/// `--host-shim[=NAME]` and `--host-shim-addr ADDR/PREFIX`; `--host-shim` alone (or
+/// `=` with nothing) names the default.
+fn host_shim(name: Option<&str>, addr: Option<&str>) -> Result<Option<Box<model::HostShim>>> {
+    let Some(name) = name else { return Ok(None) };
+    let name = (!name.is_empty()).then(|| ifname(name, "--host-shim")).transpose()?;
+    let addr = addr
+        .map(|a| {
+            a.parse::<ipnetwork::IpNetwork>()
+                .ok()
+                .filter(|_| a.contains('/'))
+                .ok_or_else(|| anyhow!("bad --host-shim-addr '{a}': expected ADDR/PREFIX like 10.0.0.1/24"))
+        })
+        .transpose()?;
+    Ok(Some(Box::new(model::HostShim { name, addr })))
 }
 
 #[cfg(test)]

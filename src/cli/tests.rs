@@ -230,7 +230,9 @@ fn help_ends_with_examples_and_h_stays_short() {
     };
     let (short, long) = (render("-h"), render("--help"));
     assert!(!short.contains("Examples:") && !short.contains("HOSTIF is"), "{short}");
-    assert!(short.lines().count() < 30, "-h has {} lines:\n{short}", short.lines().count());
+    // 31 with --isolated and --host-shim, which belong in the short help (their
+    // companion --host-shim-addr is in --help only).
+    assert!(short.lines().count() < 32, "-h has {} lines:\n{short}", short.lines().count());
     let examples = long.split("\nExamples:\n").nth(1).unwrap_or_else(|| panic!("no Examples in:\n{long}"));
     for form in ["@192.168.1.1", " -i eth2 ", " 02:42:0a:00:00:02", "pipework eth0 ", " dhcp4", "--batch "] {
         assert!(examples.contains(form), "no example with {form:?}:\n{examples}");
@@ -391,4 +393,31 @@ fn a_bad_list_is_refused_before_anything_with_the_element_named() {
     );
     // The single-address texts are unchanged.
     assert_eq!(invalid("br1 -a 6 web1 10.0.0.2/24"), "-a 6 contradicts the IPv4 address 10.0.0.2/24");
+}
+
+#[test]
+fn host_shim_and_isolated_flags() {
+    let a = attach("--isolated br1 web1 10.0.0.2/24");
+    assert!(a.isolated && a.host_shim.is_none());
+    let shim = attach("--host-shim eth2 web1 10.0.0.2/24").host_shim.unwrap();
+    assert_eq!((shim.name, shim.addr), (None, None));
+    let shim =
+        attach("--host-shim=hs0 --host-shim-addr 10.0.0.9/24 eth2 web1 10.0.0.2/24").host_shim.unwrap();
+    assert_eq!((shim.name.unwrap().as_str(), shim.addr), ("hs0", Some("10.0.0.9/24".parse().unwrap())));
+    // `--host-shim NAME` without `=` leaves NAME to the positional grammar.
+    assert_eq!(attach("--host-shim eth2 web1 10.0.0.2/24").host_if.to_string(), "eth2");
+    match parse(["--host-shim", "--host-shim-addr", "10.0.0.9", "eth2", "web1", "10.0.0.2/24"]) {
+        Err(CliError::Invalid(e)) => {
+            assert_eq!(
+                e.to_string(),
+                "bad --host-shim-addr '10.0.0.9': expected ADDR/PREFIX like 10.0.0.1/24"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        parse(["--host-shim-addr", "10.0.0.9/24", "eth2", "web1", "10.0.0.2/24"]),
+        Err(CliError::Clap(_))
+    ));
+    assert!(matches!(parse(["--host-shim=a b", "eth2", "web1", "10.0.0.2/24"]), Err(CliError::Invalid(_))));
 }

@@ -30,6 +30,8 @@ pub struct NetConf {
     pub mtu: Option<u32>,
     pub hairpin_mode: bool,
     pub promisc_mode: bool,
+    /// The bridge plugin's `portIsolation`: the host end is an isolated port.
+    pub port_isolation: bool,
     pub vlan: Option<u16>,
     pub ipam: Option<Ipam>,
     pub dns: Option<Value>,
@@ -78,6 +80,31 @@ pub struct Own {
     pub macvlan_mode: Option<String>,
     /// `--direct-phys`: the NIC itself moves into the container.
     pub direct_phys: bool,
+    /// `--host-shim`: `true` for the default name, or the shim's name.
+    pub host_shim: Option<ShimKey>,
+    /// `--host-shim-addr`.
+    pub host_shim_addr: Option<ipnetwork::IpNetwork>,
+}
+
+/// `"hostShim": true` or `"hostShim": "NAME"`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum ShimKey {
+    On(bool),
+    Named(String),
+}
+
+impl Own {
+    /// `hostShim` (with `hostShimAddr`) as the command line's `--host-shim`.
+    pub fn host_shim(&self) -> anyhow::Result<Option<Box<crate::model::HostShim>>> {
+        use anyhow::Context as _;
+        let name = match &self.host_shim {
+            None | Some(ShimKey::On(false)) => return Ok(None),
+            Some(ShimKey::On(true)) => None,
+            Some(ShimKey::Named(n)) => Some(n.parse().with_context(|| format!("bad hostShim '{n}'"))?),
+        };
+        Ok(Some(Box::new(crate::model::HostShim { name, addr: self.host_shim_addr })))
+    }
 }
 
 impl FromStr for NetConf {

@@ -56,6 +56,8 @@ pub fn request(call: &Call, mac: Option<Mac>) -> Result<(Attach, Terms), CniErro
         mac,
         vlan,
         dhcp_timeout,
+        isolated: call.conf.port_isolation,
+        host_shim: own.host_shim().map_err(invalid)?,
     };
     // DEL stops the keeper (through the record, or after the namespace went).
     let terms = Terms { ipam_plugin: call.ipam().map(|i| i.kind.to_string()), del_follows: true };
@@ -164,5 +166,27 @@ mod tests {
         let (a, _) = request(&c, None).unwrap();
         assert!(matches!(a.ip, IpSpec::Dhcp { foreground: true, .. }), "{:?}", a.ip);
         assert_eq!(a.dhcp_timeout, Some(std::time::Duration::from_secs(9)));
+    }
+
+    #[test]
+    fn port_isolation_and_host_shim_keys() {
+        let c = call(r#"{"cniVersion":"1.0.0","name":"n","type":"pipework","portIsolation":true}"#);
+        let (a, _) = request(&c, None).unwrap();
+        assert!(a.isolated && a.host_shim.is_none());
+        let c = call(
+            r#"{"cniVersion":"1.0.0","name":"n","type":"pipework",
+                "pipework":{"hostInterface":"eth2","hostShim":true,"hostShimAddr":"10.0.0.9/24"}}"#,
+        );
+        let (a, _) = request(&c, None).unwrap();
+        let shim = a.host_shim.unwrap();
+        assert_eq!((shim.name, shim.addr), (None, Some("10.0.0.9/24".parse().unwrap())));
+        let c = call(
+            r#"{"cniVersion":"1.0.0","name":"n","type":"pipework","pipework":{"hostInterface":"eth2","hostShim":"hs0"}}"#,
+        );
+        assert_eq!(request(&c, None).unwrap().0.host_shim.unwrap().name.unwrap().as_str(), "hs0");
+        let c = call(
+            r#"{"cniVersion":"1.0.0","name":"n","type":"pipework","pipework":{"hostInterface":"eth2","hostShim":false}}"#,
+        );
+        assert!(request(&c, None).unwrap().0.host_shim.is_none());
     }
 }

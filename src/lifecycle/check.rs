@@ -85,6 +85,9 @@ async fn report(req: &Check) -> Result<CheckReport> {
         Ok(Marked::HostEnd(a, end)) => {
             v.host_end = Some(end.name.clone());
             host_end_differences(&host, &a, &end, &mut v.differences).await?;
+            if let Some(r) = &rec {
+                v.differences.extend(isolation_difference(r, &end));
+            }
             a
         }
         Err(e) => {
@@ -113,6 +116,9 @@ async fn report(req: &Check) -> Result<CheckReport> {
                 gateways.extend(via.filter_map(|r| r.gateway));
             }
             v.differences.extend(compare(&r, cif, &addresses, &gateways));
+            if let Some(shim) = &r.shim {
+                v.differences.extend(shim_differences(&host, shim).await?);
+            }
         }
         None => v.not_compared.push(format!(
             "no record of the attach ({}): its addresses and default route cannot be compared",
@@ -147,6 +153,28 @@ async fn host_end_differences(host: &Netlink, a: &Alias, end: &Link, out: &mut V
     Ok(())
 }
 
+/// `--host-shim`: the shim is there, and the guest's host routes through it.
+async fn shim_differences(host: &Netlink, shim: &record::RecordedShim) -> Result<Vec<String>> {
+    let Some(link) = host.link_by_name(&shim.name).await? else {
+        return Ok(vec![format!("host shim {} is gone", shim.name)]);
+    };
+    let routes = crate::apply::shim::guest_routes(host, link.index).await?;
+    let missing = shim.routes.iter().filter(|dst| !routes.iter().any(|r| r.dst == **dst));
+    Ok(missing.map(|dst| format!("the host route to {} via {} is gone", dst.ip(), shim.name)).collect())
+}
+
+/// `--isolated` as the record has it against the port (`bridge -d link` shows it).
+fn isolation_difference(r: &Record, end: &Link) -> Option<String> {
+    let isolated = end.isolated.unwrap_or(false);
+    match (r.isolated, isolated) {
+        (true, false) => Some(format!("host end {} is no longer an isolated port", end.name)),
+        (false, true) => {
+            Some(format!("host end {} is an isolated port, which the attach did not make", end.name))
+        }
+        _ => None,
+    }
+}
+
 /// CONTAINER_IF's addresses and default-route gateways against the record's.
 fn compare(r: &Record, cif: &str, addresses: &[IpNetwork], gateways: &[IpAddr]) -> Vec<String> {
     let mut out = Vec::new();
@@ -179,6 +207,19 @@ mod tests {
         let (a, g) =
             (["10.0.0.2/24".parse().unwrap(), "fe80::1/64".parse().unwrap()], ["10.0.0.1".parse().unwrap()]);
         assert_eq!(compare(&record(), "eth1", &a, &g), Vec::<String>::new());
+    }
+
+    #[test]
+    fn isolation_against_the_record() {
+        let port = |on| Link { name: "veth1pl42".into(), isolated: Some(on), ..Link::default() };
+        let isolated = Record { isolated: true, ..record() };
+        assert_eq!(isolation_difference(&isolated, &port(true)), None);
+        assert_eq!(isolation_difference(&record(), &port(false)), None);
+        assert_eq!(
+            isolation_difference(&isolated, &port(false)).unwrap(),
+            "host end veth1pl42 is no longer an isolated port"
+        );
+        assert!(isolation_difference(&record(), &port(true)).unwrap().contains("did not make"));
     }
 
     #[test]

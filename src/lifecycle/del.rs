@@ -64,13 +64,15 @@ async fn removed(req: &Del, opts: &RunOpts, notes: &mut Vec<String>) -> Result<R
     if let Some(nic) = &facts.nic {
         facts.nic_blocked = nic_blocked(&host, nic).await?;
     }
-    let (found, steps) = match plan_del(req, &id, &facts)? {
+    let (found, mut steps) = match plan_del(req, &id, &facts)? {
         DelPlan::Nothing(why) => {
             // CONTAINER_IF is gone: so is the attachment its record describes, and
-            // the clients it left are stopped.
+            // the clients it left are stopped, its host routes and shim removed.
             if facts.container_if.is_none() && !opts.dry_run {
                 if let Some(r) = &rec {
                     stop_clients(r, notes).await;
+                    let ctx = Context::new(&host, &nl_guest, guest.netns(), guest.describe());
+                    apply::remove(&shim_removals(r), &ctx).await?;
                 }
                 if let Err(e) = forget(id.ns_inode, cif) {
                     notes.push(warning(format!("{e:#}")));
@@ -83,6 +85,8 @@ async fn removed(req: &Del, opts: &RunOpts, notes: &mut Vec<String>) -> Result<R
             (found, steps)
         }
     };
+    // The guest's link first (it goes whatever happens to the shim), then its routes.
+    steps.extend(rec.iter().flat_map(shim_removals));
     let saved = rec.as_ref().map_or(&[][..], |r| &r.replaced_routes[..]);
     let (put_back, not_put_back) = put_back(&nl_guest, &facts, saved).await?;
     notes.extend(not_put_back);
@@ -137,6 +141,14 @@ async fn undo_interrupted(
     let undone = recover(host, intent, Some((nl_guest, guest.netns())), Bridges::Keep, dry_run).await?;
     notes.extend(undone.map(|done| done.describe(dry_run)));
     Ok(())
+}
+
+/// `--host-shim`: the guest's host routes, and its shim when they were its last.
+pub fn shim_removals(rec: &record::Record) -> Vec<Removal> {
+    let Some(shim) = &rec.shim else { return Vec::new() };
+    let routes = shim.routes.iter().map(|dst| Removal::DeleteHostRoute { dst: *dst, dev: shim.name.clone() });
+    let unused = Removal::RemoveShimIfUnused { name: shim.name.clone(), mark: shim.mark.clone() };
+    routes.chain(std::iter::once(unused)).collect()
 }
 
 /// The attachment's record; without one (an unreadable one is a warning) the

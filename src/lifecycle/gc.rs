@@ -56,6 +56,8 @@ pub enum GarbageKind {
     DhcpClient,
     HostEnd,
     OvsPort,
+    /// A gone guest's host routes through its shim (and the shim, with its last).
+    HostShim,
 }
 
 impl GarbageKind {
@@ -67,6 +69,7 @@ impl GarbageKind {
             GarbageKind::DhcpClient => "DHCP client",
             GarbageKind::HostEnd => "host end",
             GarbageKind::OvsPort => "Open vSwitch port",
+            GarbageKind::HostShim => "host shim route",
         }
     }
 }
@@ -271,6 +274,22 @@ async fn records(
         }
         if kept_back {
             continue;
+        }
+        let shim = super::del::shim_removals(&rec);
+        if !shim.is_empty() {
+            if !opts.dry_run {
+                let host = Netlink::current()?;
+                let own = netns::open_ours()?;
+                let ctx = crate::apply::Context::new(
+                    &host,
+                    &host,
+                    std::os::fd::AsFd::as_fd(&own),
+                    rec.guest.clone(),
+                );
+                crate::apply::remove(&shim, &ctx).await?;
+            }
+            let name = shim.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            removed.push(Garbage { kind: GarbageKind::HostShim, name, reason: reason.clone() });
         }
         if !opts.dry_run {
             record::remove_at(&path)?;

@@ -43,6 +43,10 @@ pub struct Entry {
     pub addresses: Vec<String>,
     pub mac: Option<String>,
     pub vlan: Option<u16>,
+    /// The host end is an isolated port of its bridge (`--isolated`).
+    pub isolated: bool,
+    /// `--host-shim`: the shim the host reaches the guest through (from its record).
+    pub shim: Option<String>,
     /// The DHCP clients the attach left running (`-f` forms), from its record.
     pub dhcp: Vec<Client>,
     /// The guest is gone (or its pid or netns file is another's now).
@@ -197,6 +201,8 @@ fn with_intents(entries: &mut Vec<Entry>, only_ns: Option<u64>, notes: &mut Vec<
             addresses: Vec::new(),
             mac: None,
             vlan: None,
+            isolated: false,
+            shim: None,
             dhcp: Vec::new(),
             stale: false,
             intent: state,
@@ -269,6 +275,8 @@ fn left_behind(ovs: &[MarkedInterface], host_links: &[Link]) -> Vec<Entry> {
             addresses: Vec::new(),
             mac: None,
             vlan: m.id("vlan").and_then(|v| v.parse().ok()),
+            isolated: false,
+            shim: None,
             dhcp: Vec::new(),
             stale: true,
             intent: None,
@@ -409,6 +417,7 @@ async fn of_guest(
             .vlan
             .or_else(|| port_vlan.and_then(|v| v.parse().ok()))
             .or_else(|| host_links.iter().find(|l| l.name == alias.host_if).and_then(|l| l.vlan_id));
+        // Read once: the DHCP clients, the shim and the CNI owner it names.
         let rec = crate::record::load(alias.ns, &alias.container_if).ok().flatten();
         let cni = rec.as_ref().and_then(|r| r.cni.as_ref());
         entries.push(Entry {
@@ -420,6 +429,8 @@ async fn of_guest(
             kind: alias.kind.as_str(),
             host_end: end.map(|e| e.name.clone()),
             mac: cif.and_then(|l| l.mac).map(|m| m.to_string()),
+            isolated: end.and_then(|e| e.isolated).unwrap_or(false),
+            shim: rec.as_ref().and_then(|r| r.shim.as_ref()).map(|s| s.name.clone()),
             stale: guest.is_none() || cif.is_none(),
             intent: None,
             dhcp: clients(rec.as_ref()),
@@ -441,6 +452,18 @@ fn dhcp_cell(clients: &[Client]) -> Option<String> {
     };
     let cells: Vec<String> = clients.iter().map(|c| format!("{}:{}", c.client, state(c.running))).collect();
     (!cells.is_empty()).then(|| cells.join(","))
+}
+
+/// KIND, with what the attach added to it: `bridge,isolated`.
+fn kind_cell(e: &Entry) -> String {
+    let mut cell = e.kind.to_string();
+    if e.isolated {
+        cell.push_str(",isolated");
+    }
+    if let Some(shim) = &e.shim {
+        cell.push_str(&format!(",shim={shim}"));
+    }
+    cell
 }
 
 impl Listing {
@@ -467,7 +490,7 @@ fn table(entries: &[Entry]) -> Vec<String> {
             guest,
             dash(Some(e.container_if.clone()).filter(|c| !c.is_empty())),
             e.host_if.clone(),
-            e.kind.to_string(),
+            kind_cell(e),
             dash(e.host_end.clone()),
             addresses,
             dash(e.mac.clone()),

@@ -153,6 +153,15 @@ fn plan(intent: &Intent, host: &[Link], guest: &[Link], bridges: Bridges) -> Vec
             steps.push(Removal::SetDown { name: l.name.clone(), index: l.index });
         }
     }
+    // The guest's host routes, then its shim if this run made it and no other
+    // guest routes through it by now (one that waited for the shim lock the killed
+    // run held may).
+    for r in &intent.host_routes {
+        steps.push(Removal::DeleteHostRoute { dst: r.dst, dev: r.dev.clone() });
+    }
+    if let Some(shim) = intent.shim.as_ref().filter(|s| host.iter().any(|l| l.name == s.name)) {
+        steps.push(Removal::RemoveShimIfUnused { name: shim.name.clone(), mark: shim.mark.clone() });
+    }
     if bridges == Bridges::Remove {
         for name in &intent.bridges {
             steps.push(Removal::DeleteBridgeIfUnused { name: name.clone(), ovs: false });
@@ -204,6 +213,8 @@ mod tests {
             nic: None,
             replaced_routes: Vec::new(),
             dhcp: Vec::new(),
+            shim: None,
+            host_routes: Vec::new(),
         }
     }
 
@@ -260,5 +271,27 @@ mod tests {
         }
         let faked = plan(&i, &[], &[link(9, "eth1", Some("veth"), false)], Bridges::Keep);
         assert_eq!(faked, Vec::new(), "a veth the guest made under the name is not the NIC");
+    }
+
+    #[test]
+    fn a_shim_the_run_made_goes_if_still_there_after_the_guests_routes() {
+        use crate::intent::{HostRoute, IntendedShim};
+        let mark = "pipework-shim parent=eth2 moved=10.0.0.1/24".to_string();
+        let i = Intent {
+            shim: Some(IntendedShim { name: "pwshim-eth2".into(), mark: mark.clone() }),
+            host_routes: vec![HostRoute { dst: "10.0.0.2/32".parse().unwrap(), dev: "pwshim-eth2".into() }],
+            host_links: Vec::new(),
+            set_up: Vec::new(),
+            guest_links: Vec::new(),
+            ..intent()
+        };
+        let route =
+            Removal::DeleteHostRoute { dst: "10.0.0.2/32".parse().unwrap(), dev: "pwshim-eth2".into() };
+        let shim = [link(9, "pwshim-eth2", Some("macvlan"), true)];
+        assert_eq!(
+            plan(&i, &shim, &[], Bridges::Keep),
+            vec![route.clone(), Removal::RemoveShimIfUnused { name: "pwshim-eth2".into(), mark }]
+        );
+        assert_eq!(plan(&i, &[], &[], Bridges::Keep), vec![route], "killed before the shim was made");
     }
 }

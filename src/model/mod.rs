@@ -10,4 +10,4 @@ mod request;
 
 pub use ipspec::{broadcast_of, DhcpClient, IpSpec, MacVlan, Vlan, IPSPEC_FORM};
 pub use names::{is_link_local, Family, IfName, Mac, MacvlanMode, IFNAME_FORM, IFNAME_MAX};
-pub use request::{dhcp_timeout, Attach, Check, Del, HostIf, Ls, Passthrough, RunOpts, Tool};
+pub use request::{dhcp_timeout, Attach, Check, Del, HostIf, HostShim, Ls, Passthrough, RunOpts, Tool};

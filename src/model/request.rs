@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
+use ipnetwork::IpNetwork;
 
 use super::addresses;
 use super::ipspec::IpSpec;
@@ -48,6 +49,25 @@ pub struct Attach {
     pub vlan: Option<Vlan>,
     /// `--timeout`: how long a DHCP client may take to get its lease.
     pub dhcp_timeout: Option<Duration>,
+    /// `--isolated` (CNI `portIsolation`): the veth's host end is an isolated port of
+    /// its Linux bridge, which forwards between it and the bridge's other isolated
+    /// ports nothing at all.
+    pub isolated: bool,
+    /// `--host-shim[=NAME]` on a macvlan attach: the host reaches the guest.
+    pub host_shim: Option<Box<HostShim>>,
+}
+
+/// `--host-shim[=NAME] [--host-shim-addr ADDR/PREFIX]`: a macvlan in bridge mode on
+/// the guest's parent, in the host, shared by every shimmed guest of that parent,
+/// with the host's address on it and a host route to each guest through it. The
+/// kernel passes nothing between a macvlan and its parent: the host reaches its
+/// macvlan guests only through a sibling macvlan.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostShim {
+    /// `None`: `pwshim-PARENT` (see `plan::shim::default_name`).
+    pub name: Option<IfName>,
+    /// `--host-shim-addr`; `None`: the parent's address in the guest's subnet, moved.
+    pub addr: Option<IpNetwork>,
 }
 
 impl Attach {

@@ -35,6 +35,36 @@ impl Netlink {
         Ok(msgs.iter().filter_map(network_of).collect())
     }
 
+    /// The addresses on link `index` with their IPv4 broadcast (IFA_BROADCAST), as
+    /// `ip addr add` would make them again.
+    pub async fn addresses_with_broadcast(&self, index: u32) -> Result<Vec<(IpNetwork, Option<Ipv4Addr>)>> {
+        let msgs = self.address_messages(index).await?;
+        Ok(msgs
+            .iter()
+            .filter_map(|m| {
+                let broadcast = m.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::Broadcast(b) => Some(*b),
+                    _ => None,
+                });
+                network_of(m).map(|n| (n, broadcast))
+            })
+            .collect())
+    }
+
+    /// `ip addr add NET [broadcast B] dev INDEX` with that broadcast or none, as an
+    /// address was (the builder gives every IPv4 address its subnet's broadcast).
+    pub async fn add_address_as_it_was(
+        &self,
+        index: u32,
+        net: IpNetwork,
+        broadcast: Option<Ipv4Addr>,
+    ) -> Result<()> {
+        let mut msg = address_message(index, net);
+        msg.attributes.retain(|a| !matches!(a, AddressAttribute::Broadcast(_)));
+        msg.attributes.extend(broadcast.map(AddressAttribute::Broadcast));
+        self.change_with(RouteNetlinkMessage::NewAddress(msg), CREATE).await
+    }
+
     /// `ip addr add NET [broadcast B] dev INDEX`
     pub async fn add_address(&self, index: u32, net: IpNetwork, broadcast: Option<Ipv4Addr>) -> Result<()> {
         let mut msg = address_message(index, net);

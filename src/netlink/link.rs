@@ -45,6 +45,8 @@ pub struct Link {
     /// For a port of a Linux bridge: the port is not `disabled` (IFLA_BRPORT_STATE).
     /// `None` for a link that is no bridge port.
     pub port_enabled: Option<bool>,
+    /// For a port of a Linux bridge: it is an isolated port (IFLA_BRPORT_ISOLATED).
+    pub isolated: Option<bool>,
 }
 
 impl Link {
@@ -71,6 +73,7 @@ impl Link {
             alias: None,
             oper_up: false,
             port_enabled: None,
+            isolated: None,
         };
         for attr in &msg.attributes {
             match attr {
@@ -97,7 +100,11 @@ impl Link {
                                 link.port_enabled = port.iter().find_map(|i| match i {
                                     InfoBridgePort::State(s) => Some(*s != BridgePortState::Disabled),
                                     _ => None,
-                                })
+                                });
+                                link.isolated = port.iter().find_map(|i| match i {
+                                    InfoBridgePort::Isolated(on) => Some(*on),
+                                    _ => None,
+                                });
                             }
                             _ => {}
                         }

@@ -7,6 +7,7 @@ mod config;
 mod devconf;
 mod link;
 mod monitor;
+mod port;
 mod route;
 mod socket;
 mod tune;

@@ -73,6 +73,9 @@ pub fn plan(
         dev: local.clone(),
         alias: guest.alias_tagged(cif.as_str(), &bridge, kind, tag),
     });
+    if req.isolated {
+        steps.push(Step::IsolatePort { name: local.clone() });
+    }
     if let Switch::Ovs { .. } = switch {
         let external_ids = external_ids(req, guest, &bridge, &local);
         let existing = host.ovs_ports.contains(&local);
@@ -160,5 +163,7 @@ fn is_same_attachment(
         Switch::Ovs { .. } => host.ovs_bridge && host.ovs_ports.contains(&local.name),
     };
     let mac_ok = req.mac.is_none() || req.mac == cif.mac;
-    paired && on_switch && mac_ok && addressing::is_configured(req, cif, facts)
+    // A port made without `--isolated` is not what a re-run with it asks for.
+    let isolated_ok = !req.isolated || local.isolated == Some(true);
+    paired && on_switch && mac_ok && isolated_ok && addressing::is_configured(req, cif, facts)
 }

@@ -7,11 +7,14 @@ mod bridge;
 pub mod dhcp;
 mod physical;
 pub mod remove;
+pub mod shim;
 mod step;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_dual_stack;
+#[cfg(test)]
+mod tests_host_reach;
 mod virtual_link;
 
 use anyhow::{bail, Result};
@@ -41,6 +44,8 @@ pub struct HostFacts {
     pub ovs_installed: bool,
     /// `PIPEWORK_OVS_DATAPATH`: the datapath type of a bridge we create (e.g. `netdev`).
     pub ovs_datapath: Option<String>,
+    /// `--host-shim`: what was read of the shim and the host (see `shim::ShimFacts`).
+    pub shim: Option<shim::ShimFacts>,
 }
 
 /// What was read inside the guest before planning.
@@ -249,10 +254,12 @@ impl Class {
             // prefix takes that mode, `--direct-phys` aside, as there (`br1` makes
             // the bridge and a veth on it).
             Err(_) if req.direct_phys && host.host_if.is_none() => {
+                refuse_misplaced_flags(req, Mode::Physical)?;
                 return Ok(Class { mode: None, container_if: container_if(req, Mode::Physical) });
             }
             Err(e) => return Err(e),
         };
+        refuse_misplaced_flags(req, mode)?;
         match mode {
             Mode::Bridge { .. } if req.vlan.is_some() => {
                 bail!("VLAN configuration currently unsupported for Linux bridge.")
@@ -280,6 +287,22 @@ impl Class {
             None => derived_name(format!("v{}pl{}", self.container_if, guest.tag), "host-end", "-l LOCAL_IF"),
         }
     }
+}
+
+/// `--isolated` and `--host-shim` where they mean nothing: refused before any change.
+fn refuse_misplaced_flags(req: &Attach, mode: Mode) -> Result<()> {
+    let what = |mode: Mode| match mode {
+        Mode::Physical if req.direct_phys => "a --direct-phys attach".to_string(),
+        Mode::Ovs | Mode::Ipoib => format!("{}, an {mode} attach", req.host_if),
+        mode => format!("{}, a {mode} attach", req.host_if),
+    };
+    if req.isolated && !matches!(mode, Mode::Bridge { .. }) {
+        bail!("--isolated works on a Linux bridge attach only, not on {}", what(mode));
+    }
+    if req.host_shim.is_some() && (mode != Mode::Physical || req.direct_phys) {
+        bail!("--host-shim works on a macvlan attach (a NIC as HOSTIF) only, not on {}", what(mode));
+    }
+    Ok(())
 }
 
 fn container_if(req: &Attach, mode: Mode) -> IfName {

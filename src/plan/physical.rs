@@ -25,6 +25,7 @@ pub fn plan(
     }
     refuse_taken(cif, guest, facts)?;
     let mut steps = Vec::new();
+    let mut shim_parent = None;
     if req.direct_phys {
         // With @VLAN it is the VLAN device `HOSTIF.VID` (made if missing) that moves in.
         let moved = match &req.vlan {
@@ -43,8 +44,12 @@ pub fn plan(
         }));
         let alias = guest.alias(cif.as_str(), &parent.name, Kind::Macvlan);
         steps.push(Step::SetAlias { side: Side::Guest, dev: cif.to_string(), alias });
+        shim_parent = Some(parent.name);
     }
     steps.extend(addressing::steps(req, cif.as_str(), facts));
+    if let Some(parent) = shim_parent {
+        steps.extend(super::shim::steps(req, &parent, host)?);
+    }
     Ok(Plan::Steps(steps))
 }
 
@@ -104,7 +109,8 @@ pub fn moved_already(req: &Attach, host: &HostFacts, facts: &GuestFacts, guest: 
     same.then(|| Plan::AlreadyDone(format!("{name} is already in {} as {}", guest.name, cif.name)))
 }
 
-/// A re-run: CONTAINER_IF is a macvlan of the right parent, configured as asked.
+/// A re-run: CONTAINER_IF is a macvlan of the right parent, configured as asked
+/// (and with `--host-shim`, the shim and the guest's host routes are there).
 fn already_done(
     req: &Attach,
     nic: &Link,
@@ -115,7 +121,12 @@ fn already_done(
 ) -> Option<Plan> {
     let existing = facts.container_if.as_ref()?;
     let parent = if req.vlan.is_some() { host.vlan_if.as_ref()? } else { nic };
+    let shimmed = match super::shim::steps(req, &parent.name, host) {
+        Ok(steps) => steps.is_empty(),
+        Err(_) => false,
+    };
     let same = !req.direct_phys
+        && shimmed
         && existing.kind.as_deref() == Some("macvlan")
         && existing.peer == Some(parent.index)
         && (req.mac.is_none() || req.mac == existing.mac)

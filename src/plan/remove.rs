@@ -6,6 +6,7 @@
 use std::fmt;
 
 use anyhow::{bail, Result};
+use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
 use super::alias::{Alias, Kind};
@@ -73,6 +74,12 @@ pub enum Removal {
     GiveBack { dev: String, index: u32, nic: Box<SavedNic> },
     /// `ip link set NAME down`: a host link a run cut short had set up.
     SetDown { name: String, index: u32 },
+    /// `ip route del DST dev DEV` on the host: a shimmed guest's route.
+    DeleteHostRoute { dst: IpNetwork, dev: String },
+    /// The shim, once no guest routes through it (looked at under the shim lock),
+    /// with what its mark says moved from the parent put back; `mark`: the mark
+    /// the run gave it (for a shim whose run was killed before setting it).
+    RemoveShimIfUnused { name: String, mark: String },
 }
 
 impl fmt::Display for Removal {
@@ -90,6 +97,15 @@ impl fmt::Display for Removal {
                 write!(f, "ovs-vsctl --if-exists del-br {name} (it has no ports)")
             }
             Removal::SetDown { name, .. } => write!(f, "ip link set {name} down"),
+            Removal::DeleteHostRoute { dst, dev } => write!(f, "ip route del {dst} dev {dev}"),
+            Removal::RemoveShimIfUnused { name, mark } => {
+                write!(f, "ip link del {name} (when no guest routes through it)")?;
+                let moved = crate::plan::shim::ShimMark::parse(mark).map(|m| (m.parent, m.moved));
+                for m in moved.iter().flat_map(|(p, m)| m.iter().map(move |m| (p, m))) {
+                    write!(f, "; ip addr add {} dev {}", m.1, m.0)?;
+                }
+                Ok(())
+            }
             Removal::GiveBack { dev, nic, .. } => write!(
                 f,
                 "guest: ip link set {dev} netns <host> name {} (its MAC, alias, bridge, up state, addresses and \

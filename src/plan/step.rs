@@ -36,6 +36,13 @@ pub struct Veth {
     pub mac: Option<Mac>,
 }
 
+/// An address moved from the parent to the shim, as the parent had it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Moved {
+    pub addr: IpNetwork,
+    pub broadcast: Option<Ipv4Addr>,
+}
+
 /// [`Step::AddOvsPort`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OvsPort {
@@ -81,12 +88,43 @@ pub enum Step {
     },
     /// The host end as a port of an OVS bridge, with the original's external ids.
     AddOvsPort(OvsPort),
+    /// `--isolated`: `bridge link set dev NAME isolated on`, on the host end this run
+    /// has just made (its guest end still down: nothing has crossed it yet). Its
+    /// undo is the veth's.
+    IsolatePort {
+        name: String,
+    },
     /// An 802.1Q device `PARENT.VID` on the host.
     CreateVlan {
         name: String,
         parent: String,
         id: u16,
         mtu: u32,
+    },
+    /// `--host-shim`: the shim, a macvlan in bridge mode on the host's PARENT, made
+    /// up, with its mark (see `plan::shim`), in one step: made under the shim lock,
+    /// so no other run sees it without its mark.
+    CreateShim {
+        name: String,
+        parent: String,
+        mark: String,
+    },
+    /// `ip addr add ADDR dev TO; ip addr del ADDR dev FROM`: the parent's address in
+    /// the guest's subnet moves to the shim (added first: the host never lacks it).
+    MoveAddress {
+        moved: Moved,
+        from: String,
+        to: String,
+    },
+    /// `ip addr add ADDR dev DEV` on the host (`--host-shim-addr`).
+    AddHostAddress {
+        dev: String,
+        addr: IpNetwork,
+    },
+    /// `ip route add DST dev DEV` on the host: to a shimmed guest, through its shim.
+    AddHostRoute {
+        dst: IpNetwork,
+        dev: String,
     },
     /// `ip link set NAME up` on the host, for an interface that was down.
     SetHostUp {
@@ -171,6 +209,11 @@ impl Step {
             | Step::CreateVeth(_)
             | Step::CreateOvsBridge { .. }
             | Step::AddOvsPort(_)
+            | Step::IsolatePort { .. }
+            | Step::CreateShim { .. }
+            | Step::MoveAddress { .. }
+            | Step::AddHostAddress { .. }
+            | Step::AddHostRoute { .. }
             | Step::CreateVlan { .. }
             | Step::SetHostUp { .. }
             | Step::CreateGuestLink(_)
@@ -214,6 +257,15 @@ impl Step {
             Step::AddOvsPort(OvsPort { bridge, port, .. }) => {
                 format!("cannot add {port} to Open vSwitch bridge {bridge}")
             }
+            Step::IsolatePort { name } => format!("cannot make {name} an isolated port"),
+            Step::CreateShim { name, parent, .. } => {
+                format!("cannot create the host shim {name} on {parent}")
+            }
+            Step::MoveAddress { moved, from, to } => {
+                format!("cannot move {} from {from} to {to}", moved.addr)
+            }
+            Step::AddHostAddress { dev, addr } => format!("cannot add address {addr} to {dev}"),
+            Step::AddHostRoute { dst, dev } => format!("cannot add the host route to {} via {dev}", dst.ip()),
             Step::EnableIpv6 { dev, .. } => format!("cannot enable IPv6 on {dev} in {g}"),
             Step::Slaac { dev, .. } => format!("cannot autoconfigure {dev} (slaac) in {g}"),
             Step::AddAddress { dev, addr, .. } => format!("cannot add address {addr} to {dev} in {g}"),
@@ -245,6 +297,7 @@ impl Step {
     pub fn kernel_feature(&self) -> Option<&'static str> {
         match self {
             Step::CreateVlan { .. } => Some("802.1Q VLAN"),
+            Step::CreateShim { .. } => Some("macvlan"),
             Step::CreateGuestLink(link) => Some(match link.kind {
                 GuestLink::Dummy => "dummy interface",
                 GuestLink::Ipoib { .. } => "IPoIB",
@@ -288,6 +341,17 @@ impl fmt::Display for Step {
                 }
             }
             Step::AddOvsPort(port) => port.fmt(f),
+            Step::IsolatePort { name } => write!(f, "bridge link set dev {name} isolated on"),
+            Step::CreateShim { name, parent, mark } => write!(
+                f,
+                "ip link add link {parent} name {name} up type macvlan mode bridge; ip link set {name} alias '{mark}'"
+            ),
+            Step::MoveAddress { moved, from, to } => {
+                let brd = moved.broadcast.map(|b| format!(" broadcast {b}")).unwrap_or_default();
+                write!(f, "ip addr add {}{brd} dev {to}; ip addr del {} dev {from}", moved.addr, moved.addr)
+            }
+            Step::AddHostAddress { dev, addr } => write!(f, "ip addr add {addr} dev {dev}"),
+            Step::AddHostRoute { dst, dev } => write!(f, "ip route add {dst} dev {dev}"),
             Step::CreateGuestLink(link) => link.fmt(f),
             Step::MoveIntoGuest { name, new_name, mac } => {
                 write!(f, "ip link set {name} netns GUEST name {new_name} alias {name}")?;
@@ -422,5 +486,15 @@ fn show_dst(dst: &IpNetwork) -> String {
         "default".to_string()
     } else {
         dst.to_string()
+    }
+}
+
+impl std::fmt::Display for Moved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.addr)?;
+        match self.broadcast {
+            Some(b) => write!(f, "~{b}"),
+            None => Ok(()),
+        }
     }
 }

@@ -38,6 +38,7 @@ pub(super) fn link(index: u32, name: &str, kind: Option<&str>) -> Link {
         alias: None,
         oper_up: true,
         port_enabled: None,
+        isolated: None,
     }
 }
 

@@ -214,6 +214,11 @@ fn killed_at_any_netlink_request_of_a_macvlan_a_rerun_del_and_gc_recover() {
 }
 
 #[test]
+fn killed_at_any_netlink_request_of_a_host_shim_the_hosts_address_comes_back() {
+    recovers_at_every_occurrence(Scenario::HostShim, "sendto");
+}
+
+#[test]
 fn killed_at_any_netlink_request_of_direct_phys_the_nic_comes_back() {
     recovers_at_every_occurrence(Scenario::DirectPhys, "sendto");
 }

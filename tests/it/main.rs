@@ -14,6 +14,7 @@ mod dhcp;
 pub(crate) mod dhcp6;
 mod dhcp_docker;
 mod docker;
+mod docker_reach;
 mod dual_stack;
 mod faults;
 mod interrupt;

@@ -132,6 +132,7 @@ fn reproduction(scenario: Scenario, fault: &Fault) -> String {
         Scenario::Batch => "--batch FILE --json   (3 lines: br1 G1, br1 G2, br9 -i eth3 G3 IPv6)",
         Scenario::OvsTag => "ovsbr0 pid:G 10.9.4.2/24@10.9.4.1 @10   (a private Open vSwitch, ovsbr0 on netdev)",
         Scenario::Dhcp4F => "br1 pid:G dhcp4-f   (existing br1, dnsmasq behind it; the keeper outlives the run)",
+        Scenario::HostShim => "--host-shim eth2 pid:G 10.9.6.2/24   (eth2 up with 10.9.6.1/24, which moves to pwshim-eth2)",
     };
     format!(
         "scripts/fault-sweep.sh --scenarios {} --syscalls {} --errnos {} --only-k {}   # strace -f -e inject={fault} pipework {world_args}",

@@ -29,11 +29,14 @@ pub enum Scenario {
     /// and, once leased, its keeper (a process of its own, which outlives a killed
     /// run: del, gc and a re-run must stop it). In the kill sweep only.
     Dhcp4F,
+    /// A macvlan with `--host-shim` on a NIC with the host's address, which moves to
+    /// the shim: in the kill sweep only.
+    HostShim,
 }
 
 impl Scenario {
     /// The kill sweep's scenarios.
-    pub const CRASH: [Scenario; 8] = [
+    pub const CRASH: [Scenario; 9] = [
         Scenario::NewBridge,
         Scenario::ExistingBridge,
         Scenario::Ipv6,
@@ -42,6 +45,7 @@ impl Scenario {
         Scenario::Batch,
         Scenario::OvsTag,
         Scenario::Dhcp4F,
+        Scenario::HostShim,
     ];
 
     pub const ALL: [Scenario; 6] = [
@@ -63,6 +67,7 @@ impl Scenario {
             Scenario::Batch => "batch",
             Scenario::OvsTag => "ovs-tag",
             Scenario::Dhcp4F => "dhcp4-f",
+            Scenario::HostShim => "host-shim",
         }
     }
 
@@ -291,6 +296,15 @@ impl World {
                 host.sh("ip", &["link", "set", "eth2", "down"]);
                 vec![line(Netns::new(), None, ("eth1", None), "10.9.1.2/24", Some("10.9.1.1"))]
             }
+            Scenario::HostShim => {
+                // Up with the host's address in the guest's subnet: it moves to the
+                // shim, and must be back on eth2 after every kill and del.
+                wire = Some(add_nic(&host));
+                host.sh("ip", &["link", "set", "eth2", "up"]);
+                host.sh("ip", &["addr", "add", "10.9.6.1/24", "dev", "eth2"]);
+                until_carrier(&host, "eth2");
+                vec![line(Netns::new(), None, ("eth1", None), "10.9.6.2/24", None)]
+            }
             Scenario::DirectPhys => {
                 // Up with an address and a route: all of it must come back on failure.
                 wire = Some(add_nic(&host));
@@ -341,6 +355,7 @@ impl World {
             Scenario::Ipv6 => ["br6", "-i", "eth7", "-l", "vhost7"].map(String::from).to_vec(),
             Scenario::Macvlan => vec!["eth2".into()],
             Scenario::DirectPhys => vec!["--direct-phys".into(), "eth2".into()],
+            Scenario::HostShim => vec!["--host-shim".into(), "eth2".into()],
             Scenario::OvsTag => vec!["ovsbr0".into()],
             _ => vec!["br1".into()],
         };
@@ -584,7 +599,19 @@ impl World {
         }
         let kind = link["linkinfo"]["info_kind"].as_str().unwrap_or("").to_string();
         match self.scenario {
-            Scenario::Macvlan if kind != "macvlan" => return Err(format!("guest link is a {kind:?}")),
+            Scenario::Macvlan | Scenario::HostShim if kind != "macvlan" => {
+                return Err(format!("guest link is a {kind:?}"))
+            }
+            Scenario::HostShim => {
+                let routes = self.host.ip_j(&["route", "show", "10.9.6.2/32"]);
+                if routes[0]["dev"] != "pwshim-eth2"
+                    || !self.host.addrs("pwshim-eth2").contains(&"10.9.6.1/24".into())
+                {
+                    return Err(format!(
+                        "no shim with the host's address and a route to the guest: {routes}"
+                    ));
+                }
+            }
             Scenario::DirectPhys if self.host.link("eth2").is_some() => {
                 return Err("eth2 still on the host".into())
             }
