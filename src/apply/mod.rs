@@ -114,6 +114,8 @@ async fn run(
             links::create_vlan(ctx, journal, name, parent, *id, *mtu).await
         }
         Step::SetHostUp { name } => links::set_host_up(ctx, journal, name).await,
+        Step::BridgeVlanFiltering { bridge } => bridge::vlan_filtering_on(ctx, journal, bridge).await,
+        Step::BridgePortVlan { port, vid } => bridge::port_vlan(ctx, port, *vid).await,
         // On a link this run made: its undo (deleting the link) takes the alias along.
         Step::SetAlias { side, dev, alias } => {
             ctx.nl(*side).set_alias(ctx.index(*side, dev).await?, alias).await

@@ -13,7 +13,7 @@ use crate::model::{Del, RunOpts};
 use crate::netlink::Netlink;
 use crate::plan::alias::{Alias, Kind};
 use crate::plan::remove::{plan_del, DelFacts, DelPlan, Found, Removal, SavedNic};
-use crate::plan::GuestId;
+use crate::plan::{GuestId, Side};
 use crate::record;
 use crate::report::{warning, Failed, Said, Verb};
 
@@ -64,7 +64,7 @@ async fn removed(req: &Del, opts: &RunOpts, notes: &mut Vec<String>) -> Result<R
     if let Some(nic) = &facts.nic {
         facts.nic_blocked = nic_blocked(&host, nic).await?;
     }
-    let (found, steps) = match plan_del(req, &id, &facts)? {
+    let (found, mut steps) = match plan_del(req, &id, &facts)? {
         DelPlan::Nothing(why) => {
             // CONTAINER_IF is gone: so is the attachment its record describes, and
             // the clients it left are stopped.
@@ -83,6 +83,14 @@ async fn removed(req: &Del, opts: &RunOpts, notes: &mut Vec<String>) -> Result<R
             (found, steps)
         }
     };
+    // A macvlan's VLAN device that an attach made goes with its last attachment.
+    if found.alias.kind == Kind::Macvlan {
+        let leaving = [record::path(id.ns_inode, cif)];
+        let unused = crate::lifecycle::vlan_devices::unused(&host, &leaving).await?;
+        if let Some(v) = unused.into_iter().find(|l| l.name == found.alias.host_if) {
+            steps.push(Removal::DeleteLink { side: Side::Host, name: v.name, index: v.index });
+        }
+    }
     let saved = rec.as_ref().map_or(&[][..], |r| &r.replaced_routes[..]);
     let (put_back, not_put_back) = put_back(&nl_guest, &facts, saved).await?;
     notes.extend(not_put_back);
