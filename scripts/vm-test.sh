@@ -76,6 +76,9 @@ copy_with_libs() {
 }
 for b in ip bridge tcpdump; do copy_with_libs "$(command -v $b)"; done
 cp "$pipework" "$root/bin/pipework"
+# tcpdump drops to a user by name (-Z root in the tests): it must exist.
+echo 'root:x:0:0:root:/tmp:/bin/sh' >"$root/etc/passwd"
+echo 'root:x:0:' >"$root/etc/group"
 
 # The modules, each after those it needs (modules.dep lists a module's needs after it).
 mods="veth bridge 8021q dummy macvlan ipvlan bonding virtio_net virtio_pci af_packet"
