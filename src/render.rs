@@ -177,6 +177,10 @@ fn garbage(g: &Garbage, dry_run: bool) -> String {
         let verb = if dry_run { "would undo" } else { "undid" };
         return format!("{verb} {} ({})", g.name, g.reason);
     }
+    if g.kind == GarbageKind::NicHome {
+        let verb = if dry_run { "would give back" } else { "gave back" };
+        return format!("{verb} {} ({})", g.name, g.reason);
+    }
     let verb = if dry_run { "would remove" } else { "removed" };
     format!("{verb} {} {} ({})", g.kind.words(), g.name, g.reason)
 }

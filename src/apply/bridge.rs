@@ -80,3 +80,21 @@ pub async fn create_veth(ctx: &Context<'_>, journal: &mut Journal, veth: &Veth) 
     }
     Ok(())
 }
+
+/// VLAN filtering on for `@VLAN` on a Linux bridge (a kernel without it answers
+/// EOPNOTSUPP, said as the missing feature by the caller).
+pub async fn vlan_filtering_on(ctx: &Context<'_>, j: &mut Journal, bridge: &str) -> Result<()> {
+    let index = ctx.index(Side::Host, bridge).await?;
+    let undo = Undo::VlanFilteringOff { index, name: bridge.to_string() };
+    j.attempt(undo, ctx.host.set_vlan_filtering(index, true)).await
+}
+
+/// The host end an untagged member of VLAN `vid` only (it goes with the veth: no undo).
+pub async fn port_vlan(ctx: &Context<'_>, port: &str, vid: u16) -> Result<()> {
+    let index = ctx.index(Side::Host, port).await?;
+    ctx.host.add_port_pvid(index, vid).await?;
+    if vid != crate::netlink::DEFAULT_PVID {
+        ctx.host.del_port_vlan(index, crate::netlink::DEFAULT_PVID).await?;
+    }
+    Ok(())
+}

@@ -30,6 +30,11 @@ pub enum Undo {
         bridge: String,
         port: String,
     },
+    /// A bridge whose VLAN filtering we turned on.
+    VlanFilteringOff {
+        index: u32,
+        name: String,
+    },
     /// A host link we set up that was down.
     SetHostDown {
         index: u32,

@@ -25,7 +25,12 @@ pub async fn create_vlan(
     let made = ctx.host.create_vlan(name, parent, id, mtu).await;
     let undo = |index| Undo::DeleteHostLink { index, name: name.to_string() };
     match super::record_host_link(ctx, j, made, name, undo).await {
-        Ok(_) => Ok(()),
+        // Marked as ours, so that `del` and `gc` remove it with its last attachment
+        // (the kernel ignores an alias in the request that creates a link).
+        Ok(_) => {
+            let index = ctx.index(Side::Host, name).await?;
+            ctx.host.set_alias(index, crate::plan::alias::MADE_VLAN).await
+        }
         // Another run made the same device meanwhile: use it; it is not ours to remove.
         Err(e) if errno_of(&e) == Some(Errno::EEXIST) => match ctx.host.link_by_name(name).await? {
             Some(l)

@@ -124,6 +124,8 @@ async fn run(
         Step::MoveAddress { moved, from, to } => shim::move_address(ctx, journal, *moved, from, to).await,
         Step::AddHostAddress { dev, addr } => shim::add_address(ctx, dev, *addr).await,
         Step::AddHostRoute { dst, dev } => shim::add_route(ctx, journal, *dst, dev).await,
+        Step::BridgeVlanFiltering { bridge } => bridge::vlan_filtering_on(ctx, journal, bridge).await,
+        Step::BridgePortVlan { port, vid } => bridge::port_vlan(ctx, port, *vid).await,
         // On a link this run made: its undo (deleting the link) takes the alias along.
         Step::SetAlias { side, dev, alias } => {
             ctx.nl(*side).set_alias(ctx.index(*side, dev).await?, alias).await

@@ -13,7 +13,7 @@ use crate::model::{Del, RunOpts};
 use crate::netlink::Netlink;
 use crate::plan::alias::{Alias, Kind};
 use crate::plan::remove::{plan_del, DelFacts, DelPlan, Found, Removal, SavedNic};
-use crate::plan::GuestId;
+use crate::plan::{GuestId, Side};
 use crate::record;
 use crate::report::{warning, Failed, Said, Verb};
 
@@ -87,6 +87,14 @@ async fn removed(req: &Del, opts: &RunOpts, notes: &mut Vec<String>) -> Result<R
     };
     // The guest's link first (it goes whatever happens to the shim), then its routes.
     steps.extend(rec.iter().flat_map(shim_removals));
+    // A macvlan's VLAN device that an attach made goes with its last attachment.
+    if found.alias.kind == Kind::Macvlan {
+        let leaving = [record::path(id.ns_inode, cif)];
+        let unused = crate::lifecycle::vlan_devices::unused(&host, &leaving).await?;
+        if let Some(v) = unused.into_iter().find(|l| l.name == found.alias.host_if) {
+            steps.push(Removal::DeleteLink { side: Side::Host, name: v.name, index: v.index });
+        }
+    }
     let saved = rec.as_ref().map_or(&[][..], |r| &r.replaced_routes[..]);
     let (put_back, not_put_back) = put_back(&nl_guest, &facts, saved).await?;
     notes.extend(not_put_back);

@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
+use crate::lifecycle::nic_home;
 use crate::lifecycle::recover::{recover, Bridges};
 use crate::model::RunOpts;
 use crate::netlink::Netlink;
@@ -58,6 +59,11 @@ pub enum GarbageKind {
     OvsPort,
     /// A gone guest's host routes through its shim (and the shim, with its last).
     HostShim,
+    /// A `--direct-phys` NIC the kernel put back when its guest's namespace died:
+    /// given its name and addresses again (`crate::lifecycle::nic_home`).
+    NicHome,
+    /// A VLAN device an attach made, that no attachment uses any more.
+    VlanDevice,
 }
 
 impl GarbageKind {
@@ -70,6 +76,8 @@ impl GarbageKind {
             GarbageKind::HostEnd => "host end",
             GarbageKind::OvsPort => "Open vSwitch port",
             GarbageKind::HostShim => "host shim route",
+            GarbageKind::VlanDevice => "VLAN device",
+            GarbageKind::NicHome => "NIC",
         }
     }
 }
@@ -170,7 +178,7 @@ async fn collect(opts: &RunOpts) -> Result<(Vec<Garbage>, Vec<String>)> {
     // keeper's DHCPRELEASE goes out through them (as `del` does it). Said after
     // the links, as before.
     let mut of_records = Vec::new();
-    records(opts, all, &live, &mut of_records, &mut notes).await?;
+    records(opts, &host, all, &live, &mut of_records, &mut notes).await?;
     let _changing = crate::ovs::exclusive().await;
     ovs_ports(opts, &host, &mut removed, &mut notes).await?;
     for link in host.links().await? {
@@ -197,6 +205,19 @@ async fn collect(opts: &RunOpts) -> Result<(Vec<Garbage>, Vec<String>)> {
             });
         }
         removed.push(Garbage { kind: GarbageKind::HostEnd, name: link.name.clone(), reason });
+    }
+    // Last: the VLAN devices that only the records just removed named.
+    let leaving: Vec<PathBuf> =
+        of_records.iter().filter(|g| g.kind == GarbageKind::Record).map(|g| PathBuf::from(&g.name)).collect();
+    for v in crate::lifecycle::vlan_devices::unused(&host, &leaving).await? {
+        if !opts.dry_run {
+            match host.link_by_index(v.index).await? {
+                Some(l) if l.name == v.name => host.delete_link(v.index).await?,
+                _ => continue,
+            }
+        }
+        let reason = "no attachment uses it any more".to_string();
+        removed.push(Garbage { kind: GarbageKind::VlanDevice, name: v.name, reason });
     }
     removed.extend(of_records);
     Ok((removed, notes))
@@ -232,6 +253,7 @@ async fn interrupted(
 /// The records of gone guests, with the DHCP clients they left running.
 async fn records(
     opts: &RunOpts,
+    host: &Netlink,
     all: Vec<(PathBuf, Result<Record>)>,
     live: &HashSet<u64>,
     removed: &mut Vec<Garbage>,
@@ -275,17 +297,17 @@ async fn records(
         if kept_back {
             continue;
         }
+        if let Some(nic) = &rec.nic {
+            if !nic_back(opts, host, &path, nic, &reason, removed, notes).await? {
+                continue;
+            }
+        }
         let shim = super::del::shim_removals(&rec);
         if !shim.is_empty() {
             if !opts.dry_run {
-                let host = Netlink::current()?;
                 let own = netns::open_ours()?;
-                let ctx = crate::apply::Context::new(
-                    &host,
-                    &host,
-                    std::os::fd::AsFd::as_fd(&own),
-                    rec.guest.clone(),
-                );
+                let ctx =
+                    crate::apply::Context::new(host, host, std::os::fd::AsFd::as_fd(&own), rec.guest.clone());
                 crate::apply::remove(&shim, &ctx).await?;
             }
             let name = shim.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
@@ -297,6 +319,44 @@ async fn records(
         removed.push(Garbage { kind: GarbageKind::Record, name: path.display().to_string(), reason });
     }
     Ok(())
+}
+
+/// A gone guest's `--direct-phys` NIC, which the kernel put back, given its name and
+/// addresses again; whether its record can go (not while a physical NIC is not back:
+/// its namespace may still be held, and the record is all that says how it was).
+async fn nic_back(
+    opts: &RunOpts,
+    host: &Netlink,
+    path: &std::path::Path,
+    nic: &crate::plan::remove::SavedNic,
+    reason: &str,
+    removed: &mut Vec<Garbage>,
+    notes: &mut Vec<String>,
+) -> Result<bool> {
+    let Some(link) = nic_home::find(host, nic).await? else {
+        if nic.kind.is_none() && host.link_by_name(&nic.name).await?.is_none() {
+            let p = path.display();
+            notes.push(warning(format!(
+                "{p}: NIC {} is not back on the host yet; its record is kept",
+                nic.name
+            )));
+            return Ok(false);
+        }
+        return Ok(true);
+    };
+    if !opts.dry_run {
+        if let Err(e) = nic_home::restore(host, &link, nic).await {
+            let p = path.display();
+            notes.push(warning(format!(
+                "{p}: cannot give {} back as {}: {e:#}; its record is kept",
+                link.name, nic.name
+            )));
+            return Ok(false);
+        }
+    }
+    let name = format!("{} as {} with its addresses", link.name, nic.name);
+    removed.push(Garbage { kind: GarbageKind::NicHome, name, reason: reason.to_string() });
+    Ok(true)
 }
 
 /// The Open vSwitch ports with `pipework.*` ids whose interface is gone: Open vSwitch

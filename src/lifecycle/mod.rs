@@ -8,5 +8,7 @@ pub mod check;
 pub mod del;
 pub mod gc;
 pub mod ls;
+mod nic_home;
 pub mod recover;
 mod restore;
+pub mod vlan_devices;

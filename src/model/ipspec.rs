@@ -67,6 +67,13 @@ impl Vlan {
             _ => bail!("invalid VLAN id {:?} (expected a number from 0 to 4094)", self.0),
         }
     }
+    /// A Linux bridge port's VLAN: 1..=4094 (0 is no VLAN, 4095 reserved).
+    pub fn bridge_vid(&self) -> Result<u16> {
+        match self.0.parse::<u16>() {
+            Ok(v) if (1..=4094).contains(&v) => Ok(v),
+            _ => bail!("invalid VLAN id {:?} (expected a number from 1 to 4094 for a Linux bridge)", self.0),
+        }
+    }
     /// An Open vSwitch port's tag: OVS takes 0..=4095, and the original passes the
     /// id on as given.
     pub fn ovs_tag(&self) -> Result<u16> {

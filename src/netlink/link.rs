@@ -36,6 +36,8 @@ pub struct Link {
     pub mac: Option<Mac>,
     /// The 802.1Q id, for a VLAN device.
     pub vlan_id: Option<u16>,
+    /// A bridge's `vlan_filtering` (802.1Q filtering on its ports).
+    pub vlan_filtering: Option<bool>,
     /// IFLA_IFALIAS, where set.
     pub alias: Option<String>,
     /// IFLA_OPERSTATE is `up`. Unlike `carrier`, set only once the kernel's linkwatch
@@ -70,6 +72,7 @@ impl Link {
             peer: None,
             mac: None,
             vlan_id: None,
+            vlan_filtering: None,
             alias: None,
             oper_up: false,
             port_enabled: None,
@@ -93,6 +96,12 @@ impl Link {
                             LinkInfo::Data(InfoData::Vlan(v)) => {
                                 link.vlan_id = v.iter().find_map(|i| match i {
                                     InfoVlan::Id(id) => Some(*id),
+                                    _ => None,
+                                })
+                            }
+                            LinkInfo::Data(InfoData::Bridge(b)) => {
+                                link.vlan_filtering = b.iter().find_map(|i| match i {
+                                    rtnetlink::packet_route::link::InfoBridge::VlanFiltering(on) => Some(*on),
                                     _ => None,
                                 })
                             }

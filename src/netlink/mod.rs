@@ -2,6 +2,7 @@
 //! opened up front, and typed errors for what the kernel answers.
 
 mod addr;
+mod bridge_vlan;
 mod child;
 mod config;
 mod devconf;
@@ -22,6 +23,7 @@ use rtnetlink::packet_route::link::LinkMessage;
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
 pub use addr::LinkLocal;
+pub use bridge_vlan::DEFAULT_PVID;
 pub use child::{ChildKind, ChildRequest};
 pub use config::LinkConfig;
 pub use devconf::IPV4_ARP_NOTIFY;

@@ -3,13 +3,19 @@
 //! form `pipework:v1 guest=REF ns=INODE if=CONTAINER_IF host=HOSTIF mode=MODE`,
 //! on the veth's host end (bridge and OVS modes) or on the guest's own link
 //! (macvlan, dummy, IPoIB), with ` vlan=VID` after it for an Open vSwitch port's
-//! tag. Space-separated `key=value` words, in any order;
+//! tag or a Linux bridge port's VLAN. Space-separated `key=value` words, in any order;
 //! unknown keys are skipped (a later minor change may add some); another version
 //! than `v1` is refused as not understood rather than guessed at.
 
 use std::fmt;
 
 use anyhow::{anyhow, bail, Result};
+
+/// The alias of a VLAN device (`HOSTIF.VID`) that an attach made for its macvlan:
+/// `del` and `gc` remove it when no attachment's record names it any more. Not a
+/// mark of an attachment (it does not start with [`PREFIX`]), so readers of marks
+/// pass over it.
+pub const MADE_VLAN: &str = "made by pipework for its attachments";
 
 /// What every alias of ours starts with, before the version.
 pub const PREFIX: &str = "pipework:";

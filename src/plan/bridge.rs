@@ -38,6 +38,7 @@ pub fn plan(
     };
     let tag = match (switch, &req.vlan) {
         (Switch::Ovs { .. }, Some(v)) => Some(v.ovs_tag()?),
+        (Switch::Linux { .. }, Some(v)) => Some(v.bridge_vid()?),
         _ => None,
     };
     let names = Names { local: &local, bridge: &bridge, cif: cif.as_str() };
@@ -51,6 +52,12 @@ pub fn plan(
             steps.push(Step::CreateOvsBridge { name: bridge.clone(), datapath: host.ovs_datapath.clone() })
         }
         _ => {}
+    }
+    // First of all on an existing bridge: a kernel without the feature refuses it
+    // before anything else changed.
+    let filtering = host.host_if.as_ref().and_then(|l| l.vlan_filtering) == Some(true);
+    if let (Switch::Linux { .. }, Some(_), false) = (switch, tag, filtering) {
+        steps.push(Step::BridgeVlanFiltering { bridge: bridge.clone() });
     }
     if host.local_if.is_some() {
         steps.push(Step::DeleteStaleVeth { name: local.clone() });
@@ -75,6 +82,9 @@ pub fn plan(
     });
     if req.isolated {
         steps.push(Step::IsolatePort { name: local.clone() });
+    }
+    if let (Switch::Linux { .. }, Some(vid)) = (switch, tag) {
+        steps.push(Step::BridgePortVlan { port: local.clone(), vid });
     }
     if let Switch::Ovs { .. } = switch {
         let external_ids = external_ids(req, guest, &bridge, &local);

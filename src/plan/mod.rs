@@ -261,8 +261,11 @@ impl Class {
         };
         refuse_misplaced_flags(req, mode)?;
         match mode {
+            // The original refuses `@VLAN` here (`VLAN configuration currently
+            // unsupported for Linux bridge.`); we filter VLANs on the bridge instead.
             Mode::Bridge { .. } if req.vlan.is_some() => {
-                bail!("VLAN configuration currently unsupported for Linux bridge.")
+                req.vlan.as_ref().map(|v| v.bridge_vid()).transpose()?;
+                Ok(Class { mode: Some(mode), container_if: container_if(req, mode) })
             }
             Mode::Ipoib if req.mac.is_some() => {
                 bail!("MACADDR configuration unsupported for IPoIB interfaces.")

@@ -126,6 +126,18 @@ pub enum Step {
         dst: IpNetwork,
         dev: String,
     },
+    /// `ip link set BRIDGE type bridge vlan_filtering 1`, for `@VLAN` on a Linux
+    /// bridge whose filtering is off. The ports it has keep what they carry: the
+    /// kernel gave each the bridge's default PVID (1, untagged) when it joined.
+    BridgeVlanFiltering {
+        bridge: String,
+    },
+    /// `bridge vlan add dev PORT vid VID pvid untagged; bridge vlan del dev PORT vid 1`:
+    /// the host end an untagged member of VLAN `vid` only.
+    BridgePortVlan {
+        port: String,
+        vid: u16,
+    },
     /// `ip link set NAME up` on the host, for an interface that was down.
     SetHostUp {
         name: String,
@@ -216,6 +228,8 @@ impl Step {
             | Step::AddHostRoute { .. }
             | Step::CreateVlan { .. }
             | Step::SetHostUp { .. }
+            | Step::BridgeVlanFiltering { .. }
+            | Step::BridgePortVlan { .. }
             | Step::CreateGuestLink(_)
             | Step::MoveIntoGuest { .. } => Side::Host,
             Step::EnableIpv6 { .. }
@@ -272,6 +286,10 @@ impl Step {
             Step::LinkUp { dev, .. } => format!("cannot set {dev} up in {g}"),
             Step::CreateVlan { name, .. } => format!("cannot create VLAN device {name}"),
             Step::SetHostUp { name } => format!("cannot set {name} up"),
+            Step::BridgeVlanFiltering { bridge } => {
+                format!("cannot turn VLAN filtering on for bridge {bridge}")
+            }
+            Step::BridgePortVlan { port, vid } => format!("cannot put {port} in VLAN {vid}"),
             Step::SetAlias { side: Side::Host, dev, .. } => format!("cannot set the alias of {dev}"),
             Step::SetAlias { side: Side::Guest, dev, .. } => format!("cannot set the alias of {dev} in {g}"),
             Step::CreateGuestLink(NewGuestLink { name, kind, .. }) => {
@@ -298,6 +316,7 @@ impl Step {
         match self {
             Step::CreateVlan { .. } => Some("802.1Q VLAN"),
             Step::CreateShim { .. } => Some("macvlan"),
+            Step::BridgeVlanFiltering { .. } => Some("bridge VLAN filtering"),
             Step::CreateGuestLink(link) => Some(match link.kind {
                 GuestLink::Dummy => "dummy interface",
                 GuestLink::Ipoib { .. } => "IPoIB",
@@ -332,6 +351,17 @@ impl fmt::Display for Step {
                 write!(f, "ip link add link {parent} name {name} mtu {mtu} type vlan id {id}")
             }
             Step::SetHostUp { name } => write!(f, "ip link set {name} up"),
+            Step::BridgeVlanFiltering { bridge } => {
+                write!(f, "ip link set {bridge} type bridge vlan_filtering 1")
+            }
+            Step::BridgePortVlan { port, vid } if *vid == crate::netlink::DEFAULT_PVID => {
+                write!(f, "bridge vlan add dev {port} vid {vid} pvid untagged")
+            }
+            Step::BridgePortVlan { port, vid } => write!(
+                f,
+                "bridge vlan add dev {port} vid {vid} pvid untagged; bridge vlan del dev {port} vid {}",
+                crate::netlink::DEFAULT_PVID
+            ),
             Step::SetAlias { dev, alias, .. } => write!(f, "ip link set {dev} alias '{alias}'"),
             Step::CreateOvsBridge { name, datapath } => {
                 write!(f, "ovs-vsctl add-br {name}")?;

@@ -35,6 +35,7 @@ pub(super) fn link(index: u32, name: &str, kind: Option<&str>) -> Link {
         peer: None,
         mac: None,
         vlan_id: None,
+        vlan_filtering: None,
         alias: None,
         oper_up: true,
         port_enabled: None,
@@ -197,10 +198,14 @@ fn ipv6_in_a_kernel_without_it_is_one_line_before_any_change() {
 #[test]
 fn refusals() {
     let none = GuestFacts::default();
-    assert_eq!(
-        refused("br1 web1 10.0.0.2/24 @10", &bridge(1500), &none),
-        "VLAN configuration currently unsupported for Linux bridge."
-    );
+    // The original refuses every `@VLAN` on a Linux bridge; we refuse what no
+    // bridge can carry.
+    for vid in ["0", "4095"] {
+        assert_eq!(
+            refused(&format!("br1 web1 10.0.0.2/24 @{vid}"), &bridge(1500), &none),
+            format!("invalid VLAN id \"{vid}\" (expected a number from 1 to 4094 for a Linux bridge)")
+        );
+    }
     assert_eq!(
         refused("foo1 web1 10.0.0.2/24", &HostFacts::default(), &none),
         "I do not know how to setup interface foo1."
@@ -487,9 +492,22 @@ fn one_classification_names_the_container_interface_and_host_end() {
     let class = Class::of(&req("--direct-phys eth9 web1 0/0"), &HostFacts::default()).unwrap();
     assert_eq!((class.mode, class.container_if.as_str()), (None, "eth1"));
     assert_eq!(
-        Class::of(&req("br1 web1 0/0 @10"), &bridge(1500)).unwrap_err().to_string(),
-        "VLAN configuration currently unsupported for Linux bridge."
+        Class::of(&req("br1 web1 0/0 @0"), &bridge(1500)).unwrap_err().to_string(),
+        "invalid VLAN id \"0\" (expected a number from 1 to 4094 for a Linux bridge)"
     );
+}
+
+#[test]
+fn a_vlan_on_a_linux_bridge_turns_filtering_on_first_and_makes_the_port_untagged_in_it() {
+    let s = steps("br1 web1 10.0.0.2/24 @10", &bridge(1500), &GuestFacts::default());
+    assert_eq!(s[0], "ip link set br1 type bridge vlan_filtering 1", "{s:?}");
+    let port = "bridge vlan add dev veth1pl4242 vid 10 pvid untagged; bridge vlan del dev veth1pl4242 vid 1";
+    assert!(s.iter().any(|l| l == port), "{s:?}");
+    // Already on: left as it is.
+    let mut on = bridge(1500);
+    on.host_if.as_mut().unwrap().vlan_filtering = Some(true);
+    let s = steps("br1 web1 10.0.0.2/24 @10", &on, &GuestFacts::default());
+    assert!(!s.iter().any(|l| l.contains("vlan_filtering")), "{s:?}");
 }
 
 #[test]

@@ -186,8 +186,14 @@ fn hostif_refusals_come_before_the_guest_is_looked_for() {
     let host = Netns::new();
     let line = host.pipework(&["foo1", "no-such-container-xyz", "10.0.0.2/24"]).failed();
     assert_eq!(line, "pipework: I do not know how to setup interface foo1.");
-    let line = host.pipework(&["br1", "no-such-container-xyz", "10.0.0.2/24", "@10"]).failed();
-    assert_eq!(line, "pipework: VLAN configuration currently unsupported for Linux bridge.");
+    // The original refuses every `@VLAN` on a Linux bridge (`VLAN configuration
+    // currently unsupported for Linux bridge.`); we filter VLANs there, and refuse
+    // an id no bridge carries, as early.
+    let line = host.pipework(&["br1", "no-such-container-xyz", "10.0.0.2/24", "@4095"]).failed();
+    assert_eq!(
+        line,
+        "pipework: invalid VLAN id \"4095\" (expected a number from 1 to 4094 for a Linux bridge)"
+    );
     assert!(host.link("br1").is_none());
 }
 
