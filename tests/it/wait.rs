@@ -114,7 +114,11 @@ fn timeout_exits_1_naming_what_is_still_missing() {
 /// at least as new as the sources, or the container would run old code.
 fn static_binary() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let bin = root.join("target/x86_64-unknown-linux-gnu/release/pipework");
+    // Where cargo builds: CARGO_TARGET_DIR when the caller set one (relative to the
+    // working directory, as cargo takes it), else target/ beside the manifest.
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let bin = target.join("x86_64-unknown-linux-gnu/release/pipework");
     let how = "build it with: RUSTFLAGS='-C target-feature=+crt-static' cargo build --release \
                --target x86_64-unknown-linux-gnu (scripts/test.sh does)";
     let built = std::fs::metadata(&bin)
