@@ -16,19 +16,25 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
     let index = ctx.index(Side::Guest, &req.dev).await?;
     // The MAC is the built-in client's chaddr: known where this run chose it, looked
     // up otherwise; the external clients read it themselves.
-    let mac = match (ctx.known(Side::Guest, &req.dev).and_then(|k| k.mac), req.client) {
-        (Some(mac), _) => Some(mac),
-        (None, DhcpClient::Builtin) => ctx.guest.link_by_index(index).await?.and_then(|l| l.mac),
-        (None, _) => None,
+    // The built-in client also needs the interface's MTU as made (the host side's):
+    // a lease's MTU may lower it, never raise it above that.
+    let known = ctx.known(Side::Guest, &req.dev).and_then(|k| k.mac);
+    let (mac, mtu) = match req.client {
+        DhcpClient::Builtin => {
+            let link = ctx.guest.link_by_index(index).await?;
+            (known.or(link.as_ref().and_then(|l| l.mac)), link.map(|l| l.mtu))
+        }
+        _ => (known, None),
     };
     let started = |kept: &crate::dhcp::kept::Kept| ctx.client_started(kept);
-    let target = Target { nl: ctx.guest, netns: ctx.guest_ns, index, mac, started: &started };
+    let target = Target { nl: ctx.guest, netns: ctx.guest_ns, index, mac, mtu, started: &started };
     if req.family == Family::V6 {
         // The on-link prefix and default route are the router advertisement's to give
         // (DHCPv6 has neither), and the new address is announced once past DAD.
         super::slaac::take_router_advertisements(ctx, journal, &req.dev).await?;
     }
     let got = dhcp::acquire(req, &target).await?;
+    ctx.notes.borrow_mut().extend(got.warnings);
     for addr in got.configured {
         journal.push(Undo::DeleteAddress { index, addr });
     }

@@ -65,6 +65,11 @@ pub enum Undo {
     /// A guest route we deleted: put back as it was.
     RestoreRoute(Route),
     DeleteRoute(Route),
+    /// A guest link's MTU we changed (a lease's option 26): back to `mtu`.
+    SetGuestMtu {
+        index: u32,
+        mtu: u32,
+    },
     /// A DHCP client left running to renew its lease (`-f` forms).
     StopDhcp(Kept),
 }

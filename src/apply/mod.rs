@@ -132,6 +132,7 @@ async fn run(
         }
         Step::EnableIpv6 { dev, optimistic } => sysctl::enable_ipv6(ctx, journal, dev, *optimistic).await,
         Step::Slaac { dev, timeout } => slaac::run(ctx, journal, dev, *timeout).await,
+        Step::SetMtu { dev, mtu } => addressing::set_mtu(ctx, journal, dev, *mtu).await,
         Step::Dhcp(req) => dhcp::run(req, ctx, journal).await,
         Step::Delegated { dev, plugin } => delegated::run(ctx, journal, dev, plugin, delegation).await,
     }

@@ -56,6 +56,7 @@ async fn undo_one(undo: &Undo, ctx: &Context<'_>) -> Result<()> {
         // Not deleted after all (its answer was lost): nothing to put back.
         Undo::RestoreRoute(route) => already_there(ctx.guest.add_route(&route.restorable(), false).await),
         Undo::DeleteRoute(route) => ctx.guest.del_route(route).await,
+        Undo::SetGuestMtu { index, mtu } => ctx.guest.set_mtu(*index, *mtu).await,
         Undo::StopDhcp(kept) => kept.stop().await,
     }
 }
@@ -96,6 +97,7 @@ fn describe(undo: &Undo) -> String {
         Undo::DeleteAddress { addr, .. } => format!("cannot delete address {addr} in the guest"),
         Undo::RestoreRoute(r) => format!("cannot restore route {} in the guest", r.dst),
         Undo::DeleteRoute(r) => format!("cannot delete route {} in the guest", r.dst),
+        Undo::SetGuestMtu { mtu, .. } => format!("cannot set the guest link's MTU back to {mtu}"),
         Undo::StopDhcp(kept) => format!("cannot stop {}", kept.describe()),
     }
 }

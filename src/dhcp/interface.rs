@@ -14,6 +14,11 @@ pub struct Interface {
     pub index: u32,
     pub mac: [u8; 6],
     pub hostname: String,
+    /// The most a lease's MTU (option 26) may set: the interface's as made, which is
+    /// the host side's. Missing in the keeper arguments of earlier versions (then
+    /// the option is not applied).
+    #[serde(default)]
+    pub max_mtu: Option<u32>,
 }
 
 impl Interface {
@@ -26,6 +31,7 @@ impl Interface {
             index: target.index,
             mac: mac.0,
             hostname: req.hostname.clone(),
+            max_mtu: target.mtu,
         })
     }
 }

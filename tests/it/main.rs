@@ -13,6 +13,7 @@ mod cri;
 mod dhcp;
 pub(crate) mod dhcp6;
 mod dhcp_docker;
+mod dhcp_routes;
 mod docker;
 mod dual_stack;
 mod faults;

@@ -377,6 +377,24 @@ pub struct Lease {
     pub t1: u32,
     pub t2: u32,
     pub secs: u32,
+    /// The classless static routes (option 121, or 249 without it) other than the
+    /// default one, which gives `router` (RFC 3442: then the router option is
+    /// ignored). Each one checked: its router on the lease's subnet. Missing in the
+    /// keeper arguments and records of earlier versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<LeaseRoute>,
+    /// The interface MTU (option 26), checked: at least 576, at most the host side's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+}
+
+/// One classless static route of a lease: to `dst` via `via`, or on-link (a router
+/// of 0.0.0.0, RFC 3442).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRoute {
+    pub dst: Ipv4Network,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Ipv4Addr>,
 }
 
 /// A DHCPv6 address (IA_NA) that pipework applies itself (the built-in `dhcp6`
