@@ -3,13 +3,16 @@
 //! by the same steps as a static address. For DHCPv6 the interface first takes
 //! router advertisements (as for `slaac`), which give what DHCPv6 does not.
 
+use std::os::unix::fs::MetadataExt as _;
+
 use anyhow::Result;
 
 use super::{Context, Journal, Undo};
 use crate::dhcp::{self, Target};
 use crate::model::DhcpClient;
 use crate::model::Family;
-use crate::plan::{addressing, DhcpRequest, Side};
+use crate::plan::dhcp::BuiltinOptions;
+use crate::plan::{addressing, DhcpRequest, Lease, Leased, Side};
 
 pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
     ctx.notes.borrow_mut().extend(req.warnings());
@@ -47,6 +50,9 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
     };
     let routes = ctx.guest.routes(lease.family()).await?;
     super::run_derived(&addressing::lease_steps(&req.dev, &lease, &routes), ctx, journal).await?;
+    if let Leased::V4(v4) = &lease {
+        write_resolv_conf(req, &target, v4, ctx, journal)?;
+    }
     if req.foreground {
         let (kept, mut gate) = dhcp::keep::start(req, &target, &lease)?;
         let intended = ctx.client_started(&kept);
@@ -55,4 +61,45 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
         gate.open();
     }
     Ok(())
+}
+
+/// `dhcp4:dns`: the lease's name servers and search domains into the guest's
+/// resolv.conf (`apply::resolv`), its original put back on rollback. A guest with no
+/// process of its own (a netns file) has no resolv.conf of its own: said, not done.
+fn write_resolv_conf(
+    req: &DhcpRequest,
+    target: &Target<'_>,
+    lease: &Lease,
+    ctx: &Context<'_>,
+    journal: &mut Journal,
+) -> Result<()> {
+    if !BuiltinOptions::parse(&req.options)?.dns {
+        return Ok(());
+    }
+    let Some(pid) = req.pid else {
+        let w = format!(
+            "{} has no process, so no /etc/resolv.conf of its own: dns is not applied",
+            ctx.guest_desc
+        );
+        ctx.notes.borrow_mut().push(crate::report::warning(w));
+        return Ok(());
+    };
+    // A guest that shares pipework's mount namespace (`unshare -n`) has the host's
+    // file: never touched.
+    let mnt = |p: &str| std::fs::metadata(format!("/proc/{p}/ns/mnt")).map(|m| m.ino()).ok();
+    if mnt(&pid.to_string()).is_none_or(|m| Some(m) == mnt("self")) {
+        let w = format!("{} shares the host's /etc/resolv.conf: dns is not applied", ctx.guest_desc);
+        ctx.notes.borrow_mut().push(crate::report::warning(w));
+        return Ok(());
+    }
+    if lease.dns.is_empty() && lease.search.is_empty() {
+        let w = format!("the DHCP lease on {} has no name servers: /etc/resolv.conf is left alone", req.dev);
+        ctx.notes.borrow_mut().push(crate::report::warning(w));
+        return Ok(());
+    }
+    let ns = target.net_ns()?;
+    let written = super::resolv::write(pid, ns, &req.dev, &super::resolv::text(&req.dev, lease));
+    // Saved before written: its undo whatever came of the write.
+    journal.push(Undo::RestoreResolvConf { pid, ns, container_if: req.dev.clone() });
+    written
 }

@@ -70,6 +70,12 @@ pub enum Undo {
         index: u32,
         mtu: u32,
     },
+    /// The guest's resolv.conf we rewrote (`dhcp4:dns`): its saved original back.
+    RestoreResolvConf {
+        pid: u32,
+        ns: u64,
+        container_if: String,
+    },
     /// A DHCP client left running to renew its lease (`-f` forms).
     StopDhcp(Kept),
 }

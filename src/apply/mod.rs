@@ -11,6 +11,7 @@ mod journal;
 mod links;
 mod ovs;
 mod remove;
+pub mod resolv;
 mod rollback;
 mod slaac;
 mod sysctl;

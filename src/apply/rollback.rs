@@ -57,6 +57,9 @@ async fn undo_one(undo: &Undo, ctx: &Context<'_>) -> Result<()> {
         Undo::RestoreRoute(route) => already_there(ctx.guest.add_route(&route.restorable(), false).await),
         Undo::DeleteRoute(route) => ctx.guest.del_route(route).await,
         Undo::SetGuestMtu { index, mtu } => ctx.guest.set_mtu(*index, *mtu).await,
+        Undo::RestoreResolvConf { pid, ns, container_if } => {
+            super::resolv::restore(Some(*pid), *ns, container_if).map(drop)
+        }
         Undo::StopDhcp(kept) => kept.stop().await,
     }
 }
@@ -98,6 +101,7 @@ fn describe(undo: &Undo) -> String {
         Undo::RestoreRoute(r) => format!("cannot restore route {} in the guest", r.dst),
         Undo::DeleteRoute(r) => format!("cannot delete route {} in the guest", r.dst),
         Undo::SetGuestMtu { mtu, .. } => format!("cannot set the guest link's MTU back to {mtu}"),
+        Undo::RestoreResolvConf { .. } => "cannot put the guest's /etc/resolv.conf back".to_string(),
         Undo::StopDhcp(kept) => format!("cannot stop {}", kept.describe()),
     }
 }

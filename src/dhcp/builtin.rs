@@ -164,6 +164,7 @@ pub fn from_mozim(l: &DhcpV4Lease, max_mtu: Option<u32>) -> Result<(Lease, Vec<S
     let mut warnings = Vec::new();
     let (router, routes) = options4::routes(l, addr, &mut warnings);
     let mtu = options4::mtu(l, max_mtu, &mut warnings);
+    let (dns, search) = options4::dns(l, &mut warnings);
     let lease = Lease {
         addr,
         broadcast: l.broadcast_addr,
@@ -174,6 +175,8 @@ pub fn from_mozim(l: &DhcpV4Lease, max_mtu: Option<u32>) -> Result<(Lease, Vec<S
         secs: l.lease_time_sec,
         routes,
         mtu,
+        dns,
+        search,
     };
     Ok((lease, warnings))
 }
@@ -188,6 +191,8 @@ pub fn to_mozim(l: &Lease) -> DhcpV4Lease {
     m.siaddr = l.server;
     m.gateways = l.router.map(|r| vec![r]);
     m.mtu = l.mtu.and_then(|m| u16::try_from(m).ok());
+    m.dns_srvs = (!l.dns.is_empty()).then(|| l.dns.clone());
+    m.domain_search = (!l.search.is_empty()).then(|| l.search.clone());
     (m.t1_sec, m.t2_sec, m.lease_time_sec) = (l.t1, l.t2, l.secs);
     m
 }

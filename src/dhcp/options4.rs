@@ -135,3 +135,58 @@ impl log::Log for Dropped {
 
     fn flush(&self) {}
 }
+
+/// glibc reads no more than 3 name servers (MAXNS) and, before 2.26, 6 search
+/// domains in 256 characters: what a resolv.conf line can carry everywhere.
+pub const MAX_SERVERS: usize = 3;
+pub const MAX_SEARCH: usize = 6;
+pub const MAX_SEARCH_CHARS: usize = 256;
+
+/// The name servers (option 6) and search domains (119, else 15's domain name),
+/// bounded as above; a name that is no DNS name (a space, a newline that would
+/// start a line of its own in resolv.conf) is left out. One warning for each option
+/// cut short.
+pub fn dns(l: &DhcpV4Lease, warnings: &mut Vec<String>) -> (Vec<Ipv4Addr>, Vec<String>) {
+    let mut servers: Vec<Ipv4Addr> = l.dns_srvs.clone().unwrap_or_default();
+    servers.retain(|s| !s.is_unspecified() && !s.is_broadcast());
+    if servers.len() > MAX_SERVERS {
+        warnings.push(crate::report::warning(format!(
+            "the DHCP server's option 6 has {} name servers; only the first {MAX_SERVERS} are used",
+            servers.len()
+        )));
+        servers.truncate(MAX_SERVERS);
+    }
+    let (code, names) = match (&l.domain_search, &l.domain_name) {
+        (Some(list), _) => (119, list.clone()),
+        (None, Some(name)) => (15, vec![name.clone()]),
+        (None, None) => (119, Vec::new()),
+    };
+    let given = names.len();
+    let mut search: Vec<String> = Vec::new();
+    let mut chars = 0;
+    for name in names.iter().map(|n| n.trim_end_matches('.')).filter(|n| is_dns_name(n)) {
+        if search.len() == MAX_SEARCH || chars + name.len() + 1 > MAX_SEARCH_CHARS {
+            break;
+        }
+        chars += name.len() + 1;
+        search.push(name.to_string());
+    }
+    if search.len() < given {
+        warnings.push(crate::report::warning(format!(
+            "the DHCP server's option {code} has {given} search domains; {} are used (at most {MAX_SEARCH} \
+             DNS names in {MAX_SEARCH_CHARS} characters)",
+            search.len()
+        )));
+    }
+    (servers, search)
+}
+
+fn is_dns_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}

@@ -16,6 +16,8 @@ fn lease() -> Lease {
         secs: 120,
         routes: Vec::new(),
         mtu: None,
+        dns: Vec::new(),
+        search: Vec::new(),
     }
 }
 
@@ -180,4 +182,28 @@ fn malformed_option_that_mozim_dropped_is_named() {
     assert_eq!(l.router, Some("10.9.0.1".parse().unwrap()));
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("option 121 is malformed"), "{warnings:?}");
+}
+
+/// 100 name servers and a 10 kB search list (with a name that would start a line of
+/// its own in resolv.conf): bounded, one warning for each option.
+#[test]
+fn dns_lists_are_bounded_and_checked() {
+    let mut m = builtin::to_mozim(&lease());
+    m.dns_srvs = Some((0..100u32).map(|i| std::net::Ipv4Addr::from(0x0a00_0000 + i + 1)).collect());
+    let mut names: Vec<String> = vec!["evil.test\nnameserver 6.6.6.6".to_string()];
+    names.extend((0..500).map(|i| format!("domain{i:04}.example.test")));
+    assert!(names.iter().map(String::len).sum::<usize>() > 10_000);
+    m.domain_search = Some(names);
+    let (l, warnings) = builtin::from_mozim(&m, None).unwrap();
+    assert_eq!(l.dns.len(), 3);
+    assert_eq!(l.search.len(), 6);
+    assert_eq!(l.search[0], "domain0000.example.test");
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].contains("option 6 has 100") && warnings[1].contains("option 119 has 501"),
+        "{warnings:?}"
+    );
+    let text = crate::apply::resolv::text("eth1", &l);
+    assert_eq!(text.lines().count(), 5, "{text}");
+    assert!(!text.contains("6.6.6.6"));
 }

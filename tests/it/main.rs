@@ -12,6 +12,7 @@ mod contrib;
 mod cri;
 mod dhcp;
 pub(crate) mod dhcp6;
+mod dhcp_dns;
 mod dhcp_docker;
 mod dhcp_routes;
 mod docker;

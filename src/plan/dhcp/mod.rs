@@ -344,14 +344,24 @@ pub struct BuiltinOptions {
     /// `renew=SECONDS`: renew this often when the server's T1 is later (for short
     /// tests, or a server whose leases are long).
     pub renew: Option<u32>,
+    /// `dns`: the lease's name servers and search domains written into the guest's
+    /// `/etc/resolv.conf` (put back by `del`); without it the file is left alone.
+    pub dns: bool,
 }
 
 impl BuiltinOptions {
     pub fn parse(words: &[String]) -> Result<BuiltinOptions> {
-        let mut opts = BuiltinOptions { timeout: None, renew: None };
+        let mut opts = BuiltinOptions { timeout: None, renew: None, dns: false };
         for word in words {
-            let bad =
-                || anyhow!("invalid dhcp4/dhcp6 option {word:?} (expected timeout=SECONDS or renew=SECONDS)");
+            let bad = || {
+                anyhow!(
+                    "invalid dhcp4/dhcp6 option {word:?} (expected timeout=SECONDS, renew=SECONDS or dns)"
+                )
+            };
+            if word == "dns" {
+                opts.dns = true;
+                continue;
+            }
             let (key, value) = word.split_once('=').ok_or_else(bad)?;
             let secs: u32 = value.parse().ok().filter(|s| *s > 0).ok_or_else(bad)?;
             match key {
@@ -386,6 +396,12 @@ pub struct Lease {
     /// The interface MTU (option 26), checked: at least 576, at most the host side's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
+    /// The name servers (option 6) and search domains (119, else 15's domain),
+    /// bounded and checked (see `dhcp::options4::dns`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search: Vec<String>,
 }
 
 /// One classless static route of a lease: to `dst` via `via`, or on-link (a router

@@ -92,10 +92,16 @@ fn host_names() {
 
 #[test]
 fn builtin_options() {
-    assert_eq!(BuiltinOptions::parse(&[]).unwrap(), BuiltinOptions { timeout: None, renew: None });
-    let words = ["timeout=5".to_string(), "renew=2".to_string()];
-    assert_eq!(BuiltinOptions::parse(&words).unwrap(), BuiltinOptions { timeout: Some(5), renew: Some(2) });
-    for bad in ["-t", "timeout=", "timeout=0", "renew=x", "speed=3"] {
+    assert_eq!(
+        BuiltinOptions::parse(&[]).unwrap(),
+        BuiltinOptions { timeout: None, renew: None, dns: false }
+    );
+    let words = ["timeout=5".to_string(), "renew=2".to_string(), "dns".to_string()];
+    assert_eq!(
+        BuiltinOptions::parse(&words).unwrap(),
+        BuiltinOptions { timeout: Some(5), renew: Some(2), dns: true }
+    );
+    for bad in ["-t", "timeout=", "timeout=0", "renew=x", "speed=3", "dns=1", "DNS"] {
         let e = BuiltinOptions::parse(&[bad.to_string()]).unwrap_err().to_string();
         assert!(e.contains("invalid dhcp4/dhcp6 option"), "{bad}: {e}");
     }
