@@ -84,8 +84,16 @@ async fn keep(args: &Args) -> Result<()> {
                 }
             },
             // Told to stop (`del`), or the guest is gone: the lease goes back to the
-            // server, as the other clients' release does.
-            _ = gone(&guest) => return client.release(&current).await,
+            // server, as the other clients' release does; but for the identity of a
+            // guest's stable name (a container's), which comes back after a restart
+            // or re-creation and asks for it again: the server keeps it until then, or
+            // until it runs out.
+            _ = gone(&guest) => {
+                return match args.iface.client_id {
+                    Some(_) => Ok(()),
+                    None => client.release(&current).await,
+                };
+            }
             _ = term.recv() => return client.release(&current).await,
         }
     }

@@ -19,12 +19,18 @@ use crate::plan::{DhcpRequest, Lease};
 /// udhcpc gives up after about 30 s too (3 discovers, 3 s apart, a 20 s pause).
 const DEFAULT_TIMEOUT: u32 = 30;
 
-/// mozim's configuration: our MAC as chaddr and client id (as udhcpc sends), our name.
+/// mozim's configuration: our MAC as chaddr, the client id (the guest's stable
+/// name's, else the MAC as udhcpc sends it), our name.
 pub fn config(iface: &Interface, timeout: u32) -> Result<DhcpV4Config> {
     let mut c = DhcpV4Config::new(&iface.dev);
     c.set_iface_index(iface.index);
     c.set_iface_mac_raw(&iface.mac).map_err(|e| anyhow!("{e}"))?;
-    c.set_host_name(&iface.hostname).use_mac_as_client_id().set_timeout_sec(timeout);
+    c.set_host_name(&iface.hostname).set_timeout_sec(timeout);
+    match &iface.client_id {
+        // RFC 4361: type 255, IAID and DUID.
+        Some(id) => c.set_client_id(255, id),
+        None => c.use_mac_as_client_id(),
+    };
     Ok(c)
 }
 

@@ -46,6 +46,7 @@ async fn bound_client_goes_renewing_at_t1() {
         mac: [2, 0, 0, 0, 0, 1],
         hostname: "web1".into(),
         max_mtu: Some(1500),
+        client_id: None,
     };
     let mut client = mozim::DhcpV4Client::init(builtin::config(&iface, 0).unwrap(), None).await.unwrap();
     client.done(builtin::shorten(builtin::to_mozim(&lease()), Some(1))).unwrap();
@@ -94,6 +95,7 @@ async fn bound_dhcpv6_client_goes_renewing_at_t1() {
         mac: [2, 0, 0, 0, 0, 1],
         hostname: "web1".into(),
         max_mtu: Some(1500),
+        client_id: None,
     };
     let config = builtin6::config(&iface, "fe80::1".parse().unwrap());
     let mut client = mozim::DhcpV6Client::init(config, None).await.unwrap();

@@ -14,6 +14,7 @@ mod dhcp;
 pub(crate) mod dhcp6;
 mod dhcp_dns;
 mod dhcp_docker;
+mod dhcp_identity;
 mod dhcp_routes;
 mod docker;
 mod dual_stack;

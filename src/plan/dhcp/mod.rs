@@ -43,6 +43,10 @@ pub struct DhcpRequest {
     pub container: Option<String>,
     /// The guest's process, which the built-in `dhcp4-f` client lives as long as.
     pub pid: Option<u32>,
+    /// The guest's stable name (a Docker container's name), which the built-in
+    /// client's identity is derived from, so that the guest re-created or restarted
+    /// with a new MAC gets its lease back; `None`: the MAC is the identity.
+    pub identity: Option<String>,
     /// `--timeout`: how long the client may take to get its lease.
     pub timeout: Option<Duration>,
 }
@@ -118,6 +122,7 @@ impl DhcpRequest {
             hostname: hostname(guest),
             container,
             pid: guest.pid,
+            identity: identity(guest),
             timeout,
         }))
     }
@@ -307,6 +312,13 @@ impl fmt::Display for DhcpRequest {
 
 /// The name the guest goes by: a Docker container's own name (without Docker's
 /// leading '/'), else GUEST made into a host name (`pid:123` gives `pid-123`).
+/// A Docker container's name (stable across `docker restart` and re-creation under
+/// the same name), as `docker:NAME`.
+fn identity(guest: &GuestId) -> Option<String> {
+    let (_, name) = guest.container.as_ref()?;
+    Some(format!("docker:{}", name.strip_prefix('/').unwrap_or(name)))
+}
+
 fn hostname(guest: &GuestId) -> String {
     // A container named as the original takes it (name, ID or ID prefix): GUEST as
     // typed, as the original puts it in the host name and in the pid and lease file
@@ -347,19 +359,25 @@ pub struct BuiltinOptions {
     /// `dns`: the lease's name servers and search domains written into the guest's
     /// `/etc/resolv.conf` (put back by `del`); without it the file is left alone.
     pub dns: bool,
+    /// `id=mac`: the MAC as the client's identity (udhcpc's), not the guest's name.
+    pub mac_id: bool,
 }
 
 impl BuiltinOptions {
     pub fn parse(words: &[String]) -> Result<BuiltinOptions> {
-        let mut opts = BuiltinOptions { timeout: None, renew: None, dns: false };
+        let mut opts = BuiltinOptions { timeout: None, renew: None, dns: false, mac_id: false };
         for word in words {
             let bad = || {
                 anyhow!(
-                    "invalid dhcp4/dhcp6 option {word:?} (expected timeout=SECONDS, renew=SECONDS or dns)"
+                    "invalid dhcp4/dhcp6 option {word:?} (expected timeout=SECONDS, renew=SECONDS, dns or id=mac)"
                 )
             };
             if word == "dns" {
                 opts.dns = true;
+                continue;
+            }
+            if word == "id=mac" {
+                opts.mac_id = true;
                 continue;
             }
             let (key, value) = word.split_once('=').ok_or_else(bad)?;

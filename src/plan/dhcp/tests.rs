@@ -94,12 +94,12 @@ fn host_names() {
 fn builtin_options() {
     assert_eq!(
         BuiltinOptions::parse(&[]).unwrap(),
-        BuiltinOptions { timeout: None, renew: None, dns: false }
+        BuiltinOptions { timeout: None, renew: None, dns: false, mac_id: false }
     );
-    let words = ["timeout=5".to_string(), "renew=2".to_string(), "dns".to_string()];
+    let words = ["timeout=5".to_string(), "renew=2".to_string(), "dns".to_string(), "id=mac".to_string()];
     assert_eq!(
         BuiltinOptions::parse(&words).unwrap(),
-        BuiltinOptions { timeout: Some(5), renew: Some(2), dns: true }
+        BuiltinOptions { timeout: Some(5), renew: Some(2), dns: true, mac_id: true }
     );
     for bad in ["-t", "timeout=", "timeout=0", "renew=x", "speed=3", "dns=1", "DNS"] {
         let e = BuiltinOptions::parse(&[bad.to_string()]).unwrap_err().to_string();
