@@ -103,7 +103,9 @@ impl DhcpRequest {
             bail!("dhclient with -6 takes a DHCPv6 lease: use {word}, which waits for that");
         }
         if *client == DhcpClient::Builtin {
-            BuiltinOptions::parse(options)?;
+            if BuiltinOptions::parse(options)?.dns && *family == Family::V6 {
+                bail!("dhcp6 has no dns option yet (dhcp4:dns writes the DHCPv4 lease's name servers)");
+            }
             // The keeper ends when the guest's process does; a bare netns file has none
             // to watch, and the keeper itself would keep that namespace alive for ever.
             if *foreground && guest.pid.is_none() && !until_del {
