@@ -113,6 +113,14 @@ async fn report(req: &Check) -> Result<CheckReport> {
                 gateways.extend(via.filter_map(|r| r.gateway));
             }
             v.differences.extend(compare(&r, cif, &addresses, &gateways));
+            // A `-f` form's client that is gone (killed, OOM): nobody renews the lease.
+            for kept in r.dhcp.iter().filter(|k| k.is_running() == Some(false)) {
+                v.differences.push(format!(
+                    "{}:stopped ({} is gone: nobody renews the lease; run the attach again)",
+                    kept.client,
+                    kept.describe()
+                ));
+            }
         }
         None => v.not_compared.push(format!(
             "no record of the attach ({}): its addresses and default route cannot be compared",

@@ -58,3 +58,30 @@ fn a_restarted_container_with_a_new_mac_keeps_its_lease() {
     assert!(leases.contains("02:00:00:28:00:03"), "{leases}");
     host.pipework(&["del", &c.0]).ok();
 }
+
+/// A `dhcp4-f` keeper killed: `check` says `dhcp4:stopped` (exit 1); `del` still
+/// removes the attachment. (A re-run is refused as before: `crate::dhcp`'s
+/// `a_rerun_of_dhcp4_f_whose_keeper_ended_is_refused`.)
+#[test]
+fn check_says_a_killed_keeper_stopped() {
+    let host = Netns::new();
+    let _server = Dnsmasq::start(&host);
+    let guest = Netns::new();
+    let args = ["br1", &guest.guest(), "dhcp4-f"].map(String::from);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    host.pipework(&args).ok();
+    crate::dhcp::leased(&guest);
+    host.pipework(&["check", &guest.guest()]).ok();
+    let keeper = crate::dhcp::others_in(&guest);
+    assert_eq!(keeper.len(), 1, "{keeper:?}");
+    let _ = Command::new("kill").args(["-KILL", &keeper[0].to_string()]).status();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !crate::dhcp::others_in(&guest).is_empty() || !crate::dhcp::is_gone(keeper[0]) {
+        assert!(std::time::Instant::now() < deadline, "the keeper outlived SIGKILL");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let run = host.pipework(&["check", &guest.guest()]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("dhcp4:stopped"), "{run:?}");
+    host.pipework(&["del", &guest.guest()]).ok();
+}
