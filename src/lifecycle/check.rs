@@ -116,7 +116,7 @@ async fn report(req: &Check) -> Result<CheckReport> {
             // A `-f` form's client that is gone (killed, OOM): nobody renews the lease.
             for kept in r.dhcp.iter().filter(|k| k.is_running() == Some(false)) {
                 v.differences.push(format!(
-                    "{}:stopped ({} is gone: nobody renews the lease; run the attach again)",
+                    "{}:stopped ({} is gone: nobody renews the lease: del, then attach again)",
                     kept.client,
                     kept.describe()
                 ));
