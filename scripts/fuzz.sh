@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # fuzz.sh: a bounded cargo-fuzz run of the command-line grammar (`cli`), the
-# --batch line parser (`batch`) and `watch`'s declarations (`watch`), seeded from
-# the README's examples (fuzz/seeds/).
+# --batch line parser (`batch`), `watch`'s declarations (`watch`) and a DHCPv4 lease's
+# options as the built-in client checks them (`lease`), seeded from
+# the README's examples and bad leases (fuzz/seeds/).
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET...]     default: 600 s in all, shared by cli, batch and watch
+#   scripts/fuzz.sh [SECONDS] [TARGET...]     default: 600 s in all, shared by cli, batch, watch and lease
 #
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`). One
 # libFuzzer process at a time (the machines are shared). Prints, per target, the
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/../fuzz"
 total=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(cli batch watch)
+[ ${#targets[@]} -gt 0 ] || targets=(cli batch watch lease)
 per=$((total / ${#targets[@]}))
 
 cargo +nightly fuzz build -O

@@ -32,6 +32,7 @@ pub fn main(args: &[String]) -> ExitCode {
             forget(&args);
             return Ok(());
         }
+        crate::dhcp::options4::capture();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let outcome = rt.block_on(keep(&args));
         forget(&args);
@@ -58,10 +59,14 @@ async fn keep(args: &Args) -> Result<()> {
     report(args, &current, renewals, "bound");
     loop {
         tokio::select! {
-            event = client.next(args.renew) => match event {
+            event = client.next(args.renew, args.iface.max_mtu) => match event {
                 Ok(Event::Bound(new)) => {
                     if new.addr() != current.addr() {
                         replace(&nl, args, &current, &new).await?;
+                    } else if let (Leased::V4(old), Leased::V4(renewed)) = (&current, &new) {
+                        // Same address, other routes or MTU: the change applied.
+                        let steps = addressing::renewal_steps(&args.iface.dev, args.iface.index, old, renewed);
+                        run(&nl, args, &steps).await?;
                     }
                     current = new;
                     renewals += 1;
@@ -79,8 +84,16 @@ async fn keep(args: &Args) -> Result<()> {
                 }
             },
             // Told to stop (`del`), or the guest is gone: the lease goes back to the
-            // server, as the other clients' release does.
-            _ = gone(&guest) => return client.release(&current).await,
+            // server, as the other clients' release does; but for the identity of a
+            // guest's stable name (a container's), which comes back after a restart
+            // or re-creation and asks for it again: the server keeps it until then, or
+            // until it runs out.
+            _ = gone(&guest) => {
+                return match args.iface.client_id {
+                    Some(_) => Ok(()),
+                    None => client.release(&current).await,
+                };
+            }
             _ = term.recv() => return client.release(&current).await,
         }
     }
@@ -122,12 +135,15 @@ impl Client {
 
     /// Run the client on; once bound again, it is handed the lease back (with T1
     /// brought forward by `renew=`) to wait for its next renewal.
-    async fn next(&mut self, renew: Option<u32>) -> Result<Event> {
+    async fn next(&mut self, renew: Option<u32>, max_mtu: Option<u32>) -> Result<Event> {
         let e = |e: mozim::DhcpError| anyhow!("{e}");
         match self {
             Client::V4(c) => match c.run().await.map_err(e)? {
                 DhcpV4State::Done(l) => {
-                    let new = builtin::from_mozim(&l)?;
+                    let (new, warnings) = builtin::from_mozim(&l, max_mtu)?;
+                    for w in warnings {
+                        crate::report::say(&w);
+                    }
                     c.done(builtin::shorten(*l, renew)).map_err(e)?;
                     Ok(Event::Bound(Leased::V4(new)))
                 }
@@ -180,10 +196,18 @@ async fn replace(nl: &Netlink, args: &Args, old: &Leased, new: &Leased) -> Resul
     nl.del_address(index, old.addr()).await.context("cannot remove the old leased address")?;
     let routes = nl.routes(new.family()).await.context("cannot read the guest's routes")?;
     let steps = addressing::lease_steps(&args.iface.dev, new, &routes);
+    run(nl, args, &steps).await
+}
+
+/// Apply `steps` in the guest, all or nothing.
+async fn run(nl: &Netlink, args: &Args, steps: &[crate::plan::Step]) -> Result<()> {
+    if steps.is_empty() {
+        return Ok(());
+    }
     // The keeper lives in the guest's namespace: its one socket is the guest's.
     let here = File::open("/proc/self/ns/net").context("cannot open the guest's network namespace")?;
     let ctx = Context::new(nl, nl, here.as_fd(), format!("the guest of {}", args.iface.dev));
-    apply::apply(&steps, &ctx, None).await.map(drop).map_err(|f| f.error)
+    apply::apply(steps, &ctx, None).await.map(drop).map_err(|f| f.error)
 }
 
 /// A pidfd for the guest's process; `None` for a guest that has none (a netns file).
@@ -218,7 +242,20 @@ fn report(args: &Args, lease: &Leased, renewals: u32, state: &str) {
     let times = match lease {
         Leased::V4(l) => {
             let router = l.router.map(|r| r.to_string()).unwrap_or_default();
-            format!("server={}\nrouter={router}\nlease={}\nt1={}\nt2={}", l.server, l.secs, l.t1, l.t2)
+            let routes: Vec<String> = l
+                .routes
+                .iter()
+                .map(|r| r.via.map_or(r.dst.to_string(), |via| format!("{} via {via}", r.dst)))
+                .collect();
+            let mtu = l.mtu.map(|m| m.to_string()).unwrap_or_default();
+            format!(
+                "server={}\nrouter={router}\nroutes={}\nmtu={mtu}\nlease={}\nt1={}\nt2={}",
+                l.server,
+                routes.join(","),
+                l.secs,
+                l.t1,
+                l.t2
+            )
         }
         Leased::V6(l) => format!("preferred={}\nvalid={}\nt1={}\nt2={}", l.preferred, l.valid, l.t1, l.t2),
     };

@@ -47,3 +47,16 @@ pub async fn add_route(
     let route = Route::new(dst, gateway, ctx.index(Side::Guest, dev).await?)?;
     journal.attempt(Undo::DeleteRoute(route.clone()), ctx.guest.add_route(&route, replace)).await
 }
+
+/// A lease's MTU on the guest's `dev`: put back as it was on rollback (a link this
+/// run made goes whole anyway).
+pub async fn set_mtu(ctx: &Context<'_>, journal: &mut Journal, dev: &str, mtu: u32) -> Result<()> {
+    let index = ctx.index(Side::Guest, dev).await?;
+    let Some(link) = ctx.guest.link_by_index(index).await? else {
+        anyhow::bail!("{dev} is gone");
+    };
+    if link.mtu == mtu {
+        return Ok(());
+    }
+    journal.attempt(Undo::SetGuestMtu { index, mtu: link.mtu }, ctx.guest.set_mtu(index, mtu)).await
+}

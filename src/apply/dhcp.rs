@@ -3,32 +3,41 @@
 //! by the same steps as a static address. For DHCPv6 the interface first takes
 //! router advertisements (as for `slaac`), which give what DHCPv6 does not.
 
+use std::os::unix::fs::MetadataExt as _;
+
 use anyhow::Result;
 
 use super::{Context, Journal, Undo};
 use crate::dhcp::{self, Target};
 use crate::model::DhcpClient;
 use crate::model::Family;
-use crate::plan::{addressing, DhcpRequest, Side};
+use crate::plan::dhcp::BuiltinOptions;
+use crate::plan::{addressing, DhcpRequest, Lease, Leased, Side};
 
 pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
     ctx.notes.borrow_mut().extend(req.warnings());
     let index = ctx.index(Side::Guest, &req.dev).await?;
     // The MAC is the built-in client's chaddr: known where this run chose it, looked
     // up otherwise; the external clients read it themselves.
-    let mac = match (ctx.known(Side::Guest, &req.dev).and_then(|k| k.mac), req.client) {
-        (Some(mac), _) => Some(mac),
-        (None, DhcpClient::Builtin) => ctx.guest.link_by_index(index).await?.and_then(|l| l.mac),
-        (None, _) => None,
+    // The built-in client also needs the interface's MTU as made (the host side's):
+    // a lease's MTU may lower it, never raise it above that.
+    let known = ctx.known(Side::Guest, &req.dev).and_then(|k| k.mac);
+    let (mac, mtu) = match req.client {
+        DhcpClient::Builtin => {
+            let link = ctx.guest.link_by_index(index).await?;
+            (known.or(link.as_ref().and_then(|l| l.mac)), link.map(|l| l.mtu))
+        }
+        _ => (known, None),
     };
     let started = |kept: &crate::dhcp::kept::Kept| ctx.client_started(kept);
-    let target = Target { nl: ctx.guest, netns: ctx.guest_ns, index, mac, started: &started };
+    let target = Target { nl: ctx.guest, netns: ctx.guest_ns, index, mac, mtu, started: &started };
     if req.family == Family::V6 {
         // The on-link prefix and default route are the router advertisement's to give
         // (DHCPv6 has neither), and the new address is announced once past DAD.
         super::slaac::take_router_advertisements(ctx, journal, &req.dev).await?;
     }
     let got = dhcp::acquire(req, &target).await?;
+    ctx.notes.borrow_mut().extend(got.warnings);
     for addr in got.configured {
         journal.push(Undo::DeleteAddress { index, addr });
     }
@@ -41,6 +50,9 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
     };
     let routes = ctx.guest.routes(lease.family()).await?;
     super::run_derived(&addressing::lease_steps(&req.dev, &lease, &routes), ctx, journal).await?;
+    if let Leased::V4(v4) = &lease {
+        write_resolv_conf(req, &target, v4, ctx, journal)?;
+    }
     if req.foreground {
         let (kept, mut gate) = dhcp::keep::start(req, &target, &lease)?;
         let intended = ctx.client_started(&kept);
@@ -49,4 +61,45 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
         gate.open();
     }
     Ok(())
+}
+
+/// `dhcp4:dns`: the lease's name servers and search domains into the guest's
+/// resolv.conf (`apply::resolv`), its original put back on rollback. A guest with no
+/// process of its own (a netns file) has no resolv.conf of its own: said, not done.
+fn write_resolv_conf(
+    req: &DhcpRequest,
+    target: &Target<'_>,
+    lease: &Lease,
+    ctx: &Context<'_>,
+    journal: &mut Journal,
+) -> Result<()> {
+    if !BuiltinOptions::parse(&req.options)?.dns {
+        return Ok(());
+    }
+    let Some(pid) = req.pid else {
+        let w = format!(
+            "{} has no process, so no /etc/resolv.conf of its own: dns is not applied",
+            ctx.guest_desc
+        );
+        ctx.notes.borrow_mut().push(crate::report::warning(w));
+        return Ok(());
+    };
+    // A guest that shares pipework's mount namespace (`unshare -n`) has the host's
+    // file: never touched.
+    let mnt = |p: &str| std::fs::metadata(format!("/proc/{p}/ns/mnt")).map(|m| m.ino()).ok();
+    if mnt(&pid.to_string()).is_none_or(|m| Some(m) == mnt("self")) {
+        let w = format!("{} shares the host's /etc/resolv.conf: dns is not applied", ctx.guest_desc);
+        ctx.notes.borrow_mut().push(crate::report::warning(w));
+        return Ok(());
+    }
+    if lease.dns.is_empty() && lease.search.is_empty() {
+        let w = format!("the DHCP lease on {} has no name servers: /etc/resolv.conf is left alone", req.dev);
+        ctx.notes.borrow_mut().push(crate::report::warning(w));
+        return Ok(());
+    }
+    let ns = target.net_ns()?;
+    let written = super::resolv::write(pid, ns, &req.dev, &super::resolv::text(&req.dev, lease));
+    // Saved before written: its undo whatever came of the write.
+    journal.push(Undo::RestoreResolvConf { pid, ns, container_if: req.dev.clone() });
+    written
 }

@@ -77,6 +77,17 @@ pub enum Undo {
     },
     /// A host route a run added (to a shimmed guest).
     DeleteHostRoute(Route),
+    /// A guest link's MTU we changed (a lease's option 26): back to `mtu`.
+    SetGuestMtu {
+        index: u32,
+        mtu: u32,
+    },
+    /// The guest's resolv.conf we rewrote (`dhcp4:dns`): its saved original back.
+    RestoreResolvConf {
+        pid: u32,
+        ns: u64,
+        container_if: String,
+    },
     /// A DHCP client left running to renew its lease (`-f` forms).
     StopDhcp(Kept),
 }

@@ -11,6 +11,7 @@ mod journal;
 mod links;
 mod ovs;
 mod remove;
+pub mod resolv;
 mod rollback;
 pub mod shim;
 mod slaac;
@@ -144,6 +145,7 @@ async fn run(
         }
         Step::EnableIpv6 { dev, optimistic } => sysctl::enable_ipv6(ctx, journal, dev, *optimistic).await,
         Step::Slaac { dev, timeout } => slaac::run(ctx, journal, dev, *timeout).await,
+        Step::SetMtu { dev, mtu } => addressing::set_mtu(ctx, journal, dev, *mtu).await,
         Step::Dhcp(req) => dhcp::run(req, ctx, journal).await,
         Step::Delegated { dev, plugin } => delegated::run(ctx, journal, dev, plugin, delegation).await,
     }

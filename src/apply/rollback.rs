@@ -57,6 +57,10 @@ async fn undo_one(undo: &Undo, ctx: &Context<'_>) -> Result<()> {
         // Not deleted after all (its answer was lost): nothing to put back.
         Undo::RestoreRoute(route) => already_there(ctx.guest.add_route(&route.restorable(), false).await),
         Undo::DeleteRoute(route) => ctx.guest.del_route(route).await,
+        Undo::SetGuestMtu { index, mtu } => ctx.guest.set_mtu(*index, *mtu).await,
+        Undo::RestoreResolvConf { pid, ns, container_if } => {
+            super::resolv::restore(Some(*pid), *ns, container_if).map(drop)
+        }
         Undo::StopDhcp(kept) => kept.stop().await,
         Undo::PutAddressBack { dev, moved } => super::shim::put_back(ctx.host, dev, moved).await,
         Undo::DeleteHostRoute(route) => ctx.host.del_route(route).await,
@@ -100,6 +104,8 @@ fn describe(undo: &Undo) -> String {
         Undo::DeleteAddress { addr, .. } => format!("cannot delete address {addr} in the guest"),
         Undo::RestoreRoute(r) => format!("cannot restore route {} in the guest", r.dst),
         Undo::DeleteRoute(r) => format!("cannot delete route {} in the guest", r.dst),
+        Undo::SetGuestMtu { mtu, .. } => format!("cannot set the guest link's MTU back to {mtu}"),
+        Undo::RestoreResolvConf { .. } => "cannot put the guest's /etc/resolv.conf back".to_string(),
         Undo::StopDhcp(kept) => format!("cannot stop {}", kept.describe()),
         Undo::PutAddressBack { dev, moved } => format!("cannot put address {} back on {dev}", moved.addr),
         Undo::DeleteHostRoute(r) => format!("cannot delete the host route to {}", r.dst),

@@ -199,7 +199,9 @@ fn after(prev: Option<&Value>, ours: CniResult) -> Result<CniResult, CniError> {
 async fn tune(call: &Call, host: &Netlink, nl_guest: &Netlink, result: &CniResult) -> Result<(), CniError> {
     let fail = |e: anyhow::Error| CniError::internal(&e);
     let conf = &call.conf;
-    let routes: Vec<_> = result.routes.iter().filter(|r| r.dst.prefix() != 0).collect();
+    // The built-in DHCP client's routes (its lease's classless ones) are in place already.
+    let builtin = conf.ipam.as_ref().is_some_and(|i| i.is_builtin());
+    let routes: Vec<_> = result.routes.iter().filter(|r| r.dst.prefix() != 0 && !builtin).collect();
     // Nothing to tune (the common case): no lookups either.
     if conf.mtu.is_none() && !conf.hairpin_mode && routes.is_empty() {
         return Ok(());

@@ -4,7 +4,6 @@
 //! the lease itself, by the steps of a static address. `dhcp4-f` hands the lease to a
 //! keeper process (`keep`).
 
-use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Duration;
 
@@ -13,24 +12,30 @@ use ipnetwork::Ipv4Network;
 use mozim::{DhcpV4Client, DhcpV4Config, DhcpV4Lease, DhcpV4State};
 use nix::sched::{setns, CloneFlags};
 
-use super::{Interface, Target};
+use super::{options4, Interface, Target};
 use crate::plan::dhcp::BuiltinOptions;
 use crate::plan::{DhcpRequest, Lease};
 
 /// udhcpc gives up after about 30 s too (3 discovers, 3 s apart, a 20 s pause).
 const DEFAULT_TIMEOUT: u32 = 30;
 
-/// mozim's configuration: our MAC as chaddr and client id (as udhcpc sends), our name.
+/// mozim's configuration: our MAC as chaddr, the client id (the guest's stable
+/// name's, else the MAC as udhcpc sends it), our name.
 pub fn config(iface: &Interface, timeout: u32) -> Result<DhcpV4Config> {
     let mut c = DhcpV4Config::new(&iface.dev);
     c.set_iface_index(iface.index);
     c.set_iface_mac_raw(&iface.mac).map_err(|e| anyhow!("{e}"))?;
-    c.set_host_name(&iface.hostname).use_mac_as_client_id().set_timeout_sec(timeout);
+    c.set_host_name(&iface.hostname).set_timeout_sec(timeout);
+    match &iface.client_id {
+        // RFC 4361: type 255, IAID and DUID.
+        Some(id) => c.set_client_id(255, id),
+        None => c.use_mac_as_client_id(),
+    };
     Ok(c)
 }
 
 /// DISCOVER to ACK: the lease, for the caller to apply. Changes nothing itself.
-pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Lease> {
+pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<(Lease, Vec<String>)> {
     let opts = BuiltinOptions::parse(&req.options)?;
     let iface = Interface::of(req, target)?;
     // The exchange blocks a thread for up to the timeout: on the runtime's blocking
@@ -51,11 +56,12 @@ pub(super) fn timeout(req: &DhcpRequest, opts: &BuiltinOptions) -> u32 {
 }
 
 /// DISCOVER to ACK inside the guest.
-pub fn exchange(netns: BorrowedFd<'_>, iface: &Interface, timeout: u32) -> Result<Lease> {
+pub fn exchange(netns: BorrowedFd<'_>, iface: &Interface, timeout: u32) -> Result<(Lease, Vec<String>)> {
     in_guest(netns, || {
+        options4::capture();
         let rt = desync::runtime()?;
         let lease = rt.block_on(discover(iface, timeout))?;
-        from_mozim(&lease)
+        from_mozim(&lease, iface.max_mtu)
     })
 }
 
@@ -156,17 +162,16 @@ pub mod desync {
     }
 }
 
-/// Our lease from mozim's. With classless static routes (RFC 3442) the router option
-/// must be ignored: their default route, if any, gives the router.
-pub fn from_mozim(l: &DhcpV4Lease) -> Result<Lease> {
+/// Our lease from mozim's, and a warning for each option left out. `max_mtu`: the
+/// most option 26 may set (see `options4`).
+pub fn from_mozim(l: &DhcpV4Lease, max_mtu: Option<u32>) -> Result<(Lease, Vec<String>)> {
     let addr = Ipv4Network::with_netmask(l.yiaddr, l.subnet_mask)
         .map_err(|_| anyhow!("the server gave a bad netmask {} for {}", l.subnet_mask, l.yiaddr))?;
-    let router = match &l.classless_routes {
-        Some(routes) => routes.iter().find(|r| r.prefix_length == 0).map(|r| r.router),
-        None => l.gateways.as_ref().and_then(|g| g.first().copied()),
-    };
-    let router = router.filter(|r| *r != Ipv4Addr::UNSPECIFIED);
-    Ok(Lease {
+    let mut warnings = Vec::new();
+    let (router, routes) = options4::routes(l, addr, &mut warnings);
+    let mtu = options4::mtu(l, max_mtu, &mut warnings);
+    let (dns, search) = options4::dns(l, &mut warnings);
+    let lease = Lease {
         addr,
         broadcast: l.broadcast_addr,
         router,
@@ -174,7 +179,12 @@ pub fn from_mozim(l: &DhcpV4Lease) -> Result<Lease> {
         t1: l.t1_sec,
         t2: l.t2_sec,
         secs: l.lease_time_sec,
-    })
+        routes,
+        mtu,
+        dns,
+        search,
+    };
+    Ok((lease, warnings))
 }
 
 /// mozim's lease from ours, to start the keeper's client in the bound state.
@@ -186,6 +196,9 @@ pub fn to_mozim(l: &Lease) -> DhcpV4Lease {
     m.srv_id = l.server;
     m.siaddr = l.server;
     m.gateways = l.router.map(|r| vec![r]);
+    m.mtu = l.mtu.and_then(|m| u16::try_from(m).ok());
+    m.dns_srvs = (!l.dns.is_empty()).then(|| l.dns.clone());
+    m.domain_search = (!l.search.is_empty()).then(|| l.search.clone());
     (m.t1_sec, m.t2_sec, m.lease_time_sec) = (l.t1, l.t2, l.secs);
     m
 }

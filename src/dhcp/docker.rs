@@ -87,7 +87,7 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
         true => Some(Kept::container(&name, id, target.net_ns()?)),
         false => None,
     };
-    Ok(Acquired { lease: None, configured, running })
+    Ok(Acquired { lease: None, configured, running, ..Default::default() })
 }
 
 /// The addresses the helper configured: the plain form has quit after its lease

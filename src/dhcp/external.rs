@@ -66,7 +66,7 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
     };
     if req.foreground {
         let running = Kept::sandboxed(name, &client.mnt_ns, target.net_ns()?, ext.pid_file.clone());
-        return Ok(Acquired { lease: None, configured, running: Some(running) });
+        return Ok(Acquired { lease: None, configured, running: Some(running), ..Default::default() });
     }
     if let Err(e) = settle(&ext, req.family, target, &client.mnt_ns).await {
         give_up(&mut client, &ext);
@@ -75,7 +75,7 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
         }
         return Err(e);
     }
-    Ok(Acquired { lease: None, configured, running: None })
+    Ok(Acquired { lease: None, configured, running: None, ..Default::default() })
 }
 
 /// The client as it runs now, told to the caller (see `Target::started`); if that

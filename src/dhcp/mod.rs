@@ -17,6 +17,7 @@ mod interface;
 pub mod keep;
 pub mod kept;
 mod lease;
+pub mod options4;
 mod sandbox;
 
 use std::os::fd::BorrowedFd;
@@ -44,6 +45,9 @@ pub struct Target<'a> {
     /// CONTAINER_IF's index there, and its MAC (the built-in client's chaddr).
     pub index: u32,
     pub mac: Option<Mac>,
+    /// CONTAINER_IF's MTU as it was made (the host side's), for the built-in client:
+    /// the most a lease's MTU option may set.
+    pub mtu: Option<u32>,
     /// Told of an external client as soon as it runs (before its lease), so that a
     /// run killed while it waits leaves a client its intent names; its error ends
     /// the run's wait (the client is stopped then).
@@ -71,6 +75,8 @@ pub struct Acquired {
     /// A `-f` form's client, which stays, renewing the lease. A plain form's is
     /// stopped before [`acquire`] returns.
     pub running: Option<Kept>,
+    /// Warning lines: the options of a lease left out as bad.
+    pub warnings: Vec<String>,
 }
 
 /// Take a lease on the target's interface with the planned client. On failure
@@ -80,11 +86,14 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
     match req.client {
         DhcpClient::DockerUdhcpc => docker::acquire(req, target).await,
         DhcpClient::Builtin => {
-            let lease = match req.family {
-                Family::V4 => Leased::V4(builtin::acquire(req, target).await?),
-                Family::V6 => Leased::V6(builtin6::acquire(req, target).await?),
+            let (lease, warnings) = match req.family {
+                Family::V4 => {
+                    let (lease, warnings) = builtin::acquire(req, target).await?;
+                    (Leased::V4(lease), warnings)
+                }
+                Family::V6 => (Leased::V6(builtin6::acquire(req, target).await?), Vec::new()),
             };
-            Ok(Acquired { lease: Some(lease), ..Default::default() })
+            Ok(Acquired { lease: Some(lease), warnings, ..Default::default() })
         }
         _ => external::acquire(req, target).await,
     }

@@ -119,6 +119,14 @@ async fn report(req: &Check) -> Result<CheckReport> {
             if let Some(shim) = &r.shim {
                 v.differences.extend(shim_differences(&host, shim).await?);
             }
+            // A `-f` form's client that is gone (killed, OOM): nobody renews the lease.
+            for kept in r.dhcp.iter().filter(|k| k.is_running() == Some(false)) {
+                v.differences.push(format!(
+                    "{}:stopped ({} is gone: nobody renews the lease: del, then attach again)",
+                    kept.client,
+                    kept.describe()
+                ));
+            }
         }
         None => v.not_compared.push(format!(
             "no record of the attach ({}): its addresses and default route cannot be compared",

@@ -74,6 +74,7 @@ async fn removed(req: &Del, opts: &RunOpts, notes: &mut Vec<String>) -> Result<R
                     let ctx = Context::new(&host, &nl_guest, guest.netns(), guest.describe());
                     apply::remove(&shim_removals(r), &ctx).await?;
                 }
+                restore_resolv_conf(&guest, cif, notes);
                 if let Err(e) = forget(id.ns_inode, cif) {
                     notes.push(warning(format!("{e:#}")));
                 }
@@ -116,6 +117,7 @@ async fn removed(req: &Del, opts: &RunOpts, notes: &mut Vec<String>) -> Result<R
         notes.append(&mut ctx.notes.borrow_mut());
         removed?;
         restore::apply(&nl_guest, &put_back).await.context("the attachment is removed, but")?;
+        restore_resolv_conf(&guest, cif, notes);
         if let Err(e) = forget(id.ns_inode, cif) {
             notes.push(warning(format!("{e:#}")));
         }
@@ -263,4 +265,11 @@ async fn bridge_ports(host: &Netlink, alias: &Alias) -> Result<Option<Vec<String
     };
     let links = host.links().await?;
     Ok(Some(links.into_iter().filter(|l| l.master == Some(bridge.index)).map(|l| l.name).collect()))
+}
+
+/// `dhcp4:dns` rewrote the guest's resolv.conf: its original back (`apply::resolv`).
+fn restore_resolv_conf(guest: &guest::Guest, cif: &str, notes: &mut Vec<String>) {
+    if let Err(e) = crate::apply::resolv::restore(guest.pid, guest.ns_inode, cif) {
+        notes.push(warning(format!("{e:#}")));
+    }
 }

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use anyhow::{bail, Result};
 use ipnetwork::IpNetwork;
 
-use super::dhcp::Leased;
+use super::dhcp::{Lease, LeaseRoute, Leased};
 use super::{GuestFacts, GuestId, Step};
 use crate::model::broadcast_of;
 use crate::model::{is_link_local, Family};
@@ -100,10 +100,34 @@ pub fn lease_steps(dev: &str, lease: &Leased, routes: &[Route]) -> Vec<Step> {
     let addr = IpNetwork::V4(lease.addr);
     let broadcast = lease.broadcast.or_else(|| broadcast_of(&addr));
     let mut steps = vec![Step::AddAddress { dev: dev.to_string(), addr, broadcast }];
+    steps.extend(lease.mtu.map(|mtu| Step::SetMtu { dev: dev.to_string(), mtu }));
     if let Some(router) = lease.router {
         let (old, new) = default_route(dev, &IpAddr::V4(router), &[addr], routes);
         steps.extend(old);
         steps.extend(new);
+    }
+    steps.extend(lease.routes.iter().map(|r| classless_route(dev, r)));
+    steps
+}
+
+/// One classless static route of a lease (its router checked on-link already).
+fn classless_route(dev: &str, r: &LeaseRoute) -> Step {
+    Step::AddRoute { dst: r.dst.into(), gateway: r.via.map(IpAddr::V4), dev: dev.to_string(), replace: true }
+}
+
+/// A renewed lease with the same address whose routes or MTU changed: the routes it
+/// no longer has out, its new ones in, its MTU set (an MTU it no longer gives stays
+/// as it is). The default route (the router) is the address's: renewed with it.
+pub fn renewal_steps(dev: &str, index: u32, old: &Lease, new: &Lease) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for gone in old.routes.iter().filter(|r| !new.routes.contains(r)) {
+        if let Ok(route) = Route::new(gone.dst.into(), gone.via.map(IpAddr::V4), index) {
+            steps.push(Step::DeleteRoute { route, dev: Some(dev.to_string()) });
+        }
+    }
+    steps.extend(new.routes.iter().filter(|r| !old.routes.contains(r)).map(|r| classless_route(dev, r)));
+    if new.mtu.is_some() && new.mtu != old.mtu {
+        steps.extend(new.mtu.map(|mtu| Step::SetMtu { dev: dev.to_string(), mtu }));
     }
     steps
 }

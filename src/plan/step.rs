@@ -201,6 +201,11 @@ pub enum Step {
         dev: String,
         replace: bool,
     },
+    /// `ip link set DEV mtu M` in the guest: a lease's interface MTU (option 26).
+    SetMtu {
+        dev: String,
+        mtu: u32,
+    },
     /// A DHCP client for CONTAINER_IF, after it is up; shown as the client's command line.
     Dhcp(DhcpRequest),
     /// The addresses and routes a CNI IPAM plugin gives DEV, once it is up: the plugin
@@ -238,6 +243,7 @@ impl Step {
             | Step::LinkUp { .. }
             | Step::DeleteRoute { .. }
             | Step::AddRoute { .. }
+            | Step::SetMtu { .. }
             | Step::Dhcp(_)
             | Step::Delegated { .. } => Side::Guest,
         }
@@ -303,6 +309,7 @@ impl Step {
                 format!("cannot set the default route via {gw} on {dev} in {g}")
             }
             Step::AddRoute { dst, dev, .. } => format!("cannot add the route to {dst} on {dev} in {g}"),
+            Step::SetMtu { dev, mtu } => format!("cannot set the MTU of {dev} to {mtu} in {g}"),
             Step::Dhcp(req) => format!("cannot get a DHCP lease with {} on {} in {g}", req.name(), req.dev),
             Step::Delegated { dev, plugin } => {
                 format!("cannot configure {dev} in {g} as the IPAM plugin {plugin} says")
@@ -403,6 +410,7 @@ impl fmt::Display for Step {
             Step::AddRoute { dst, gateway, dev, replace } => {
                 fmt_route(f, if *replace { "replace" } else { "add" }, *dst, *gateway, Some(dev))
             }
+            Step::SetMtu { dev, mtu } => write!(f, "ip link set {dev} mtu {mtu}"),
             Step::Dhcp(req) if req.family == crate::model::Family::V6 => {
                 // What the DHCP step does first for DHCPv6 (see `apply::dhcp`).
                 let key = req.dev.replace('.', "/");

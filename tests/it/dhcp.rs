@@ -47,6 +47,36 @@ impl Dnsmasq {
         })
     }
 
+    /// DHCPv4 from 10.77.0.50-150 on `br1` (2-minute leases), its other options read
+    /// from `optsfile` (dnsmasq's `--dhcp-optsfile`, read again on SIGHUP: see
+    /// [`Dnsmasq::reload`]).
+    pub fn start_with_options(host: &Netns, optsfile: &Path) -> Dnsmasq {
+        let ns = Netns::new();
+        host.pipework(&["br1", &ns.guest(), "0/0"]).ok();
+        ns.sh("ip", &["addr", "add", &format!("{SERVER}/24"), "dev", "eth1"]);
+        let optsfile = optsfile.display().to_string();
+        Dnsmasq::spawn(ns, "pwt-dnsmasq", "DHCP, sockets bound", |dir| {
+            vec![
+                "--no-ping".to_string(),
+                "--dhcp-range=10.77.0.50,10.77.0.150,255.255.255.0,2m".to_string(),
+                "--log-dhcp".to_string(),
+                format!("--dhcp-optsfile={optsfile}"),
+                format!("--dhcp-leasefile={}", dir.join("leases").display()),
+            ]
+        })
+    }
+
+    /// Read the options file again (SIGHUP), and wait until dnsmasq says it has.
+    pub fn reload(&self) {
+        let before = self.log().matches("read ").count();
+        let _ = Command::new("kill").args(["-HUP", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.log().matches("read ").count() <= before {
+            assert!(Instant::now() < deadline, "dnsmasq never read its files again:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// dnsmasq on eth1 of `ns`, in the foreground, its pid file and log in a
     /// temporary directory of its own (named after `label`), with `args(dir)` after
     /// the common ones; returns once its log has `ready`.

@@ -43,6 +43,10 @@ pub struct DhcpRequest {
     pub container: Option<String>,
     /// The guest's process, which the built-in `dhcp4-f` client lives as long as.
     pub pid: Option<u32>,
+    /// The guest's stable name (a Docker container's name), which the built-in
+    /// client's identity is derived from, so that the guest re-created or restarted
+    /// with a new MAC gets its lease back; `None`: the MAC is the identity.
+    pub identity: Option<String>,
     /// `--timeout`: how long the client may take to get its lease.
     pub timeout: Option<Duration>,
 }
@@ -99,7 +103,9 @@ impl DhcpRequest {
             bail!("dhclient with -6 takes a DHCPv6 lease: use {word}, which waits for that");
         }
         if *client == DhcpClient::Builtin {
-            BuiltinOptions::parse(options)?;
+            if BuiltinOptions::parse(options)?.dns && *family == Family::V6 {
+                bail!("dhcp6 has no dns option yet (dhcp4:dns writes the DHCPv4 lease's name servers)");
+            }
             // The keeper ends when the guest's process does; a bare netns file has none
             // to watch, and the keeper itself would keep that namespace alive for ever.
             if *foreground && guest.pid.is_none() && !until_del {
@@ -118,6 +124,7 @@ impl DhcpRequest {
             hostname: hostname(guest),
             container,
             pid: guest.pid,
+            identity: identity(guest),
             timeout,
         }))
     }
@@ -307,6 +314,13 @@ impl fmt::Display for DhcpRequest {
 
 /// The name the guest goes by: a Docker container's own name (without Docker's
 /// leading '/'), else GUEST made into a host name (`pid:123` gives `pid-123`).
+/// A Docker container's name (stable across `docker restart` and re-creation under
+/// the same name), as `docker:NAME`.
+fn identity(guest: &GuestId) -> Option<String> {
+    let (_, name) = guest.container.as_ref()?;
+    Some(format!("docker:{}", name.strip_prefix('/').unwrap_or(name)))
+}
+
 fn hostname(guest: &GuestId) -> String {
     // A container named as the original takes it (name, ID or ID prefix): GUEST as
     // typed, as the original puts it in the host name and in the pid and lease file
@@ -344,14 +358,30 @@ pub struct BuiltinOptions {
     /// `renew=SECONDS`: renew this often when the server's T1 is later (for short
     /// tests, or a server whose leases are long).
     pub renew: Option<u32>,
+    /// `dns`: the lease's name servers and search domains written into the guest's
+    /// `/etc/resolv.conf` (put back by `del`); without it the file is left alone.
+    pub dns: bool,
+    /// `id=mac`: the MAC as the client's identity (udhcpc's), not the guest's name.
+    pub mac_id: bool,
 }
 
 impl BuiltinOptions {
     pub fn parse(words: &[String]) -> Result<BuiltinOptions> {
-        let mut opts = BuiltinOptions { timeout: None, renew: None };
+        let mut opts = BuiltinOptions { timeout: None, renew: None, dns: false, mac_id: false };
         for word in words {
-            let bad =
-                || anyhow!("invalid dhcp4/dhcp6 option {word:?} (expected timeout=SECONDS or renew=SECONDS)");
+            let bad = || {
+                anyhow!(
+                    "invalid dhcp4/dhcp6 option {word:?} (expected timeout=SECONDS, renew=SECONDS, dns or id=mac)"
+                )
+            };
+            if word == "dns" {
+                opts.dns = true;
+                continue;
+            }
+            if word == "id=mac" {
+                opts.mac_id = true;
+                continue;
+            }
             let (key, value) = word.split_once('=').ok_or_else(bad)?;
             let secs: u32 = value.parse().ok().filter(|s| *s > 0).ok_or_else(bad)?;
             match key {
@@ -377,6 +407,30 @@ pub struct Lease {
     pub t1: u32,
     pub t2: u32,
     pub secs: u32,
+    /// The classless static routes (option 121, or 249 without it) other than the
+    /// default one, which gives `router` (RFC 3442: then the router option is
+    /// ignored). Each one checked: its router on the lease's subnet. Missing in the
+    /// keeper arguments and records of earlier versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<LeaseRoute>,
+    /// The interface MTU (option 26), checked: at least 576, at most the host side's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// The name servers (option 6) and search domains (119, else 15's domain),
+    /// bounded and checked (see `dhcp::options4::dns`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search: Vec<String>,
+}
+
+/// One classless static route of a lease: to `dst` via `via`, or on-link (a router
+/// of 0.0.0.0, RFC 3442).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRoute {
+    pub dst: Ipv4Network,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Ipv4Addr>,
 }
 
 /// A DHCPv6 address (IA_NA) that pipework applies itself (the built-in `dhcp6`

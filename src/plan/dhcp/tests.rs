@@ -92,16 +92,27 @@ fn host_names() {
 
 #[test]
 fn builtin_options() {
-    assert_eq!(BuiltinOptions::parse(&[]).unwrap(), BuiltinOptions { timeout: None, renew: None });
-    let words = ["timeout=5".to_string(), "renew=2".to_string()];
-    assert_eq!(BuiltinOptions::parse(&words).unwrap(), BuiltinOptions { timeout: Some(5), renew: Some(2) });
-    for bad in ["-t", "timeout=", "timeout=0", "renew=x", "speed=3"] {
+    assert_eq!(
+        BuiltinOptions::parse(&[]).unwrap(),
+        BuiltinOptions { timeout: None, renew: None, dns: false, mac_id: false }
+    );
+    let words = ["timeout=5".to_string(), "renew=2".to_string(), "dns".to_string(), "id=mac".to_string()];
+    assert_eq!(
+        BuiltinOptions::parse(&words).unwrap(),
+        BuiltinOptions { timeout: Some(5), renew: Some(2), dns: true, mac_id: true }
+    );
+    for bad in ["-t", "timeout=", "timeout=0", "renew=x", "speed=3", "dns=1", "DNS"] {
         let e = BuiltinOptions::parse(&[bad.to_string()]).unwrap_err().to_string();
         assert!(e.contains("invalid dhcp4/dhcp6 option"), "{bad}: {e}");
     }
     // Refused while planning, before any change.
     let ip: IpSpec = "dhcp4:fast".parse().unwrap();
     assert!(DhcpRequest::plan(&ip, "eth1", &web1(), None, false).is_err());
+    let ip: IpSpec = "dhcp6:dns".parse().unwrap();
+    let e = DhcpRequest::plan(&ip, "eth1", &web1(), None, false).unwrap_err().to_string();
+    assert!(e.contains("dhcp6 has no dns option"), "{e}");
+    let ip: IpSpec = "dhcp4:dns".parse().unwrap();
+    assert!(DhcpRequest::plan(&ip, "eth1", &web1(), None, false).is_ok());
     assert_eq!(line("dhcp4-f:renew=2"), "dhcp4-f (built-in) -i eth1 -x hostname:web1 renew=2");
 }
 

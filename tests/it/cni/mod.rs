@@ -726,6 +726,34 @@ fn builtin_dhcp_ipam_leases_with_a_keeper_and_no_daemon() {
     assert!(guest.link("eth0").is_none());
 }
 
+/// The built-in DHCP IPAM applies the lease's classless static routes (option 121, its
+/// default route in place of the router option) and MTU (option 26), and its result
+/// carries the routes.
+#[test]
+fn builtin_dhcp_ipam_result_carries_the_classless_routes() {
+    let host = Netns::new();
+    let opts = std::env::temp_dir().join(crate::util::unique("pwt-cni-dhcp-opts"));
+    std::fs::write(&opts, "3,10.77.0.254\n121,10.88.0.0/16,10.77.0.2,0.0.0.0/0,10.77.0.1\n26,1400\n")
+        .unwrap();
+    let server = crate::dhcp::Dnsmasq::start_with_options(&host, &opts);
+    let guest = Netns::new();
+    let c = Container::of(&guest, "eth0");
+    let r = c.call(&host, "ADD", &dhcp_conf()).ok();
+    let _ = std::fs::remove_file(&opts);
+    let mut routes: Vec<String> = r["routes"].as_array().unwrap().iter().map(|r| r.to_string()).collect();
+    routes.sort();
+    assert_eq!(
+        routes,
+        [r#"{"dst":"0.0.0.0/0","gw":"10.77.0.1"}"#, r#"{"dst":"10.88.0.0/16","gw":"10.77.0.2"}"#],
+        "{r}"
+    );
+    assert_eq!(r["ips"][0]["gateway"], "10.77.0.1", "{r}");
+    assert_eq!(guest.link("eth0").unwrap()["mtu"], 1400);
+    c.call(&host, "DEL", &dhcp_conf()).ok();
+    assert!(guest.link("eth0").is_none());
+    drop(server);
+}
+
 /// Needs `lifecycle::del` to stop what an attach left running (issue 13's `del`).
 #[test]
 fn builtin_dhcp_keeper_stops_on_del() {
