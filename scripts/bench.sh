@@ -12,7 +12,8 @@
 #
 # Packages it installs when missing (Debian): containernetworking-plugins (the CNI
 # `bridge` and `static` plugins, /usr/lib/cni), time (/usr/bin/time -v for peak RSS),
-# iproute2, util-linux; Docker through scripts/docker-up.sh (docker.io, busybox image).
+# iproute2, util-linux, protobuf-compiler (protoc, for the dev-dependencies the
+# bench_floor example builds with); Docker through scripts/docker-up.sh (docker.io, busybox image).
 #
 # Sizes (environment): BENCH_RUNS (100) attaches per contender in (1), BENCH_DOCKER
 # (20) containers in (2), BENCH_GUESTS (1000) guests in (3) and (4).
@@ -287,6 +288,9 @@ need=()
 [ -x /usr/bin/time ] || need+=(time)
 command -v ip >/dev/null || need+=(iproute2)
 command -v unshare >/dev/null && command -v nsenter >/dev/null || need+=(util-linux)
+# The bench_floor example builds with the dev-dependencies, k8s-cri among them, whose
+# build script compiles CRI's .proto files with protoc.
+command -v protoc >/dev/null || need+=(protobuf-compiler)
 if [ ${#need[@]} -gt 0 ]; then
 	say "installing ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive
