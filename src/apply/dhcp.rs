@@ -12,7 +12,7 @@ use crate::dhcp::{self, Target};
 use crate::model::DhcpClient;
 use crate::model::Family;
 use crate::plan::dhcp::BuiltinOptions;
-use crate::plan::{addressing, DhcpRequest, Lease, Leased, Side};
+use crate::plan::{addressing, DhcpRequest, HeldLease, Lease, Leased, Side};
 
 pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
     ctx.notes.borrow_mut().extend(req.warnings());
@@ -36,6 +36,9 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
         // (DHCPv6 has neither), and the new address is announced once past DAD.
         super::slaac::take_router_advertisements(ctx, journal, &req.dev).await?;
     }
+    if let Some(held) = &req.resume {
+        return resume(req, &target, held, ctx, journal);
+    }
     let got = dhcp::acquire(req, &target).await?;
     ctx.notes.borrow_mut().extend(got.warnings);
     for addr in got.configured {
@@ -54,13 +57,52 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
         write_resolv_conf(req, &target, v4, ctx, journal)?;
     }
     if req.foreground {
-        let (kept, mut gate) = dhcp::keep::start(req, &target, &lease)?;
-        let intended = ctx.client_started(&kept);
-        journal.push(Undo::StopDhcp(kept));
-        intended?;
-        gate.open();
+        keep(req, &target, &lease, None, ctx, journal)?;
     }
     Ok(())
+}
+
+/// A `-f` form's keeper for `lease`, named in the run's intent before it goes on.
+fn keep(
+    req: &DhcpRequest,
+    target: &Target<'_>,
+    lease: &Leased,
+    bound_at: Option<u64>,
+    ctx: &Context<'_>,
+    journal: &mut Journal,
+) -> Result<()> {
+    let (kept, mut gate) = dhcp::keep::start(req, target, lease, bound_at)?;
+    let intended = ctx.client_started(&kept);
+    journal.push(Undo::StopDhcp(kept));
+    intended?;
+    gate.open();
+    Ok(())
+}
+
+/// A re-run of `dhcp4-f` whose keeper is gone: the address, its routes and the
+/// guest's resolv.conf stay as they are, and a new keeper takes over the lease the
+/// gone one held: it verifies it with INIT-REBOOT (a REQUEST for that address, no
+/// DISCOVER), or, when the server refuses it (DHCPNAK) or it has run out, removes
+/// the address and its routes and discovers again (RFC 2131 sections 3.2, 4.4.5).
+fn resume(
+    req: &DhcpRequest,
+    target: &Target<'_>,
+    held: &HeldLease,
+    ctx: &Context<'_>,
+    journal: &mut Journal,
+) -> Result<()> {
+    let now = dhcp::keep::now();
+    let how = match held.expired(now) {
+        true => "its lease has run out: it asks for a new one",
+        false => "it asks the server to confirm it (INIT-REBOOT)",
+    };
+    ctx.notice(format!(
+        "the {} keeper of {} was gone; a new one takes over the lease of {}: {how}",
+        req.name(),
+        req.dev,
+        held.lease.addr()
+    ));
+    keep(req, target, &held.lease, Some(held.bound_at), ctx, journal)
 }
 
 /// `dhcp4:dns`: the lease's name servers and search domains into the guest's

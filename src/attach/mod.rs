@@ -268,7 +268,18 @@ async fn save_record(
             Ok(None) => return Ok(()),
             Err(e) => anyhow::bail!("{e:#}"),
         };
-        if steps.is_empty() && record::load(guest.ns_inode, &seen.cif.name)?.is_some() {
+        let old = record::load(guest.ns_inode, &seen.cif.name)?;
+        if steps.is_empty() && old.is_some() {
+            return Ok(());
+        }
+        // A re-run that only started new keepers for gone ones: the record stands (the
+        // route the first run replaced is only in it), its clients those new ones.
+        let resumed = |s: &plan::Step| matches!(s, plan::Step::Dhcp(d) if d.resume.is_some());
+        if let Some(mut r) = old.filter(|_| steps.iter().all(resumed)) {
+            r.dhcp.retain(|k| !applied.running.iter().any(|new| new.client == k.client));
+            r.dhcp.extend(applied.running.iter().map(crate::dhcp::Kept::refreshed));
+            r.run = run.cloned().or(r.run);
+            record::save(&r)?;
             return Ok(());
         }
         if let Some(mut r) =

@@ -94,6 +94,15 @@ pub fn mtu(l: &DhcpV4Lease, max: Option<u32>, warnings: &mut Vec<String>) -> Opt
 thread_local! {
     /// The options mozim dropped on this thread since they were last taken.
     static DROPPED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// mozim said, on this thread, that the server refused a lease (DHCPNAK).
+    static REFUSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The server refused a lease (DHCPNAK) since this was last asked: mozim says so
+/// only through `log` (its state after a DHCPNAK and after an unanswered
+/// INIT-REBOOT is the same), and the keeper's status names the reason.
+pub fn take_refused() -> bool {
+    REFUSED.with(|r| r.replace(false))
 }
 
 /// Collect, on each thread, the option codes mozim says it ignored as malformed.
@@ -127,6 +136,9 @@ impl log::Log for Dropped {
         }
         // mozim's words: "Ignore DHCPv4 option {code} due to parsing error: ...".
         let text = record.args().to_string();
+        if text.contains("DHCPNAK") {
+            REFUSED.with(|r| r.set(true));
+        }
         let code = text.strip_prefix("Ignore DHCPv4 option ").and_then(|rest| rest.split(' ').next());
         if let Some(code) = code.and_then(|c| c.parse::<u8>().ok()) {
             DROPPED.with(|d| d.borrow_mut().push(code));

@@ -21,7 +21,7 @@ use anyhow::{bail, Result};
 use ipnetwork::IpNetwork;
 
 pub use bridge::Switch;
-pub use dhcp::{DhcpRequest, Lease, Lease6, Leased};
+pub use dhcp::{DhcpRequest, HeldLease, Lease, Lease6, Leased};
 pub use step::{veth_host_end, GuestLink, NewGuestLink, OvsPort, Side, Step, Veth};
 
 use crate::guest::{self, Guest};
@@ -64,6 +64,10 @@ pub struct GuestFacts {
     /// it left running, and that still run as far as can be told without asking
     /// Docker (a helper container counts). Read only for a re-run of a `-f` form.
     pub renewing: Vec<String>,
+    /// The built-in `-f` clients (`dhcp4`) that record names and that are gone
+    /// (killed, OOM), each with the lease it last held: a re-run starts a new keeper
+    /// from it (INIT-REBOOT). Read only for a re-run of a `-f` form.
+    pub stopped: Vec<(String, HeldLease)>,
 }
 
 /// What the caller of an attach promises beyond the request itself: set by the CNI
@@ -374,6 +378,22 @@ pub fn plan(
             steps.extend(dhcp.into_iter().map(Step::Dhcp));
             Plan::Steps(steps)
         }
-        plan => plan,
+        Plan::AlreadyDone(what) => resumed(dhcp, facts).unwrap_or(Plan::AlreadyDone(what)),
     })
+}
+
+/// A re-run that finds everything as asked but a `dhcp4-f` keeper gone (killed,
+/// OOM): a new keeper for each, from the lease the gone one held, which verifies it
+/// with INIT-REBOOT and keeps the address in the meantime. `None`: nothing gone.
+fn resumed(dhcp: Vec<DhcpRequest>, facts: &GuestFacts) -> Option<Plan> {
+    let steps: Vec<Step> = dhcp
+        .into_iter()
+        .filter(|d| d.foreground && !facts.renewing.contains(&d.name()))
+        .filter_map(|mut d| {
+            let (_, held) = facts.stopped.iter().find(|(client, _)| *client == d.name())?;
+            d.resume = Some(held.clone());
+            Some(Step::Dhcp(d))
+        })
+        .collect();
+    (!steps.is_empty()).then_some(Plan::Steps(steps))
 }

@@ -49,6 +49,38 @@ pub struct DhcpRequest {
     pub identity: Option<String>,
     /// `--timeout`: how long the client may take to get its lease.
     pub timeout: Option<Duration>,
+    /// A re-run of a `dhcp4-f` form whose keeper is gone (killed, OOM): the lease it
+    /// held, which a new keeper verifies with INIT-REBOOT (RFC 2131 section 4.3.2)
+    /// instead of asking for a new one. `None`: take a lease as a first run does.
+    pub resume: Option<HeldLease>,
+}
+
+/// The lease a `dhcp4-f` keeper holds, as it writes it each time it is bound
+/// (`CLIENT.HOSTNAME.lease.json` beside its pid file): what a new keeper starts from
+/// when this one died without its `del`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldLease {
+    pub lease: Leased,
+    /// When the server last granted it (seconds since the epoch): with the lease
+    /// time, when it runs out.
+    pub bound_at: u64,
+}
+
+impl HeldLease {
+    /// The lease has run out at `now` (seconds since the epoch): its address is no
+    /// longer the client's to use (RFC 2131 section 4.4.5).
+    pub fn expired(&self, now: u64) -> bool {
+        let secs = match &self.lease {
+            Leased::V4(l) => l.secs,
+            Leased::V6(l) => l.valid,
+        };
+        now >= self.bound_at.saturating_add(secs.into())
+    }
+
+    /// Where the keeper whose pid file is `pid_file` keeps it.
+    pub fn path(pid_file: &std::path::Path) -> PathBuf {
+        pid_file.with_extension("lease.json")
+    }
 }
 
 /// An external client (udhcpc, dhclient, dhcpcd) as its sandbox runs it.
@@ -126,6 +158,7 @@ impl DhcpRequest {
             pid: guest.pid,
             identity: identity(guest),
             timeout,
+            resume: None,
         }))
     }
 
@@ -302,6 +335,9 @@ impl DhcpRequest {
             words.extend(["-x".to_string(), format!("hostname:{}", self.hostname)]);
         }
         words.extend(self.options.iter().cloned());
+        if let Some(held) = &self.resume {
+            words.push(format!("(INIT-REBOOT from {})", held.lease.addr()));
+        }
         words
     }
 }
