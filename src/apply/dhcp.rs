@@ -51,6 +51,7 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
     let Some(lease) = got.lease else {
         return Ok(());
     };
+    ctx.leases.borrow_mut().push(lease.clone());
     let routes = ctx.guest.routes(lease.family()).await?;
     super::run_derived(&addressing::lease_steps(&req.dev, &lease, &routes), ctx, journal).await?;
     if let Leased::V4(v4) = &lease {
@@ -102,6 +103,7 @@ fn resume(
         req.dev,
         held.lease.addr()
     ));
+    ctx.leases.borrow_mut().push(held.lease.clone());
     keep(req, target, &held.lease, Some(held.bound_at), ctx, journal)
 }
 

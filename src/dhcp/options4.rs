@@ -193,6 +193,16 @@ pub fn dns(l: &DhcpV4Lease, warnings: &mut Vec<String>) -> (Vec<Ipv4Addr>, Vec<S
     (servers, search)
 }
 
+/// The domain name (option 15), if it is a DNS name; one warning if it is not.
+pub fn domain(l: &DhcpV4Lease, warnings: &mut Vec<String>) -> Option<String> {
+    let name = l.domain_name.as_deref()?.trim_end_matches('.');
+    if is_dns_name(name) {
+        return Some(name.to_string());
+    }
+    warnings.push(crate::report::warning("the DHCP server's option 15 is no DNS name, so it is ignored"));
+    None
+}
+
 fn is_dns_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253

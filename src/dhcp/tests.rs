@@ -18,6 +18,7 @@ fn lease() -> Lease {
         mtu: None,
         dns: Vec::new(),
         search: Vec::new(),
+        domain: None,
     }
 }
 

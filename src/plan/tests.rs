@@ -311,6 +311,7 @@ fn rerun_of_dhcp4_f_whose_keeper_is_gone_starts_a_keeper_from_its_lease() {
         mtu: None,
         dns: Vec::new(),
         search: Vec::new(),
+        domain: None,
     };
     let held = crate::plan::HeldLease { lease: crate::plan::Leased::V4(lease), bound_at: 1000 };
     let stopped = GuestFacts { stopped: vec![("dhcp4".into(), held.clone())], ..facts };

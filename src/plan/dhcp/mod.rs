@@ -458,6 +458,9 @@ pub struct Lease {
     pub dns: Vec<Ipv4Addr>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub search: Vec<String>,
+    /// The domain name (option 15), checked as a DNS name: the CNI result's `domain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
 }
 
 /// One classless static route of a lease: to `dst` via `via`, or on-link (a router

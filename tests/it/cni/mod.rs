@@ -726,6 +726,34 @@ fn builtin_dhcp_ipam_leases_with_a_keeper_and_no_daemon() {
     assert!(guest.link("eth0").is_none());
 }
 
+/// The built-in DHCP IPAM's result always carries the lease's DNS (options 6, 119
+/// and 15) as `dns`, for the runtime to apply; the guest's files are not touched.
+#[test]
+fn builtin_dhcp_ipam_result_carries_the_leases_dns() {
+    let host = Netns::new();
+    let opts = std::env::temp_dir().join(crate::util::unique("pwt-cni-dhcp-dns"));
+    std::fs::write(
+        &opts,
+        "3,10.77.0.1\n6,10.77.0.53,10.77.0.54\n15,example.test\n119,a.example.test,b.example.test\n",
+    )
+    .unwrap();
+    let _server = crate::dhcp::Dnsmasq::start_with_options(&host, &opts);
+    let _ = std::fs::remove_file(&opts);
+    let guest = Netns::new();
+    let c = Container::of(&guest, "eth0");
+    let before = std::fs::read("/etc/resolv.conf").unwrap();
+    let r = c.call(&host, "ADD", &dhcp_conf()).ok();
+    eprintln!("ADD result dns: {}", r["dns"]);
+    assert_eq!(
+        r["dns"],
+        json!({"nameservers": ["10.77.0.53", "10.77.0.54"], "search": ["a.example.test", "b.example.test"],
+            "domain": "example.test"}),
+        "{r}"
+    );
+    assert_eq!(std::fs::read("/etc/resolv.conf").unwrap(), before, "resolv.conf touched");
+    c.call(&host, "DEL", &dhcp_conf()).ok();
+}
+
 /// The built-in DHCP IPAM applies the lease's classless static routes (option 121, its
 /// default route in place of the router option) and MTU (option 26), and its result
 /// carries the routes.
