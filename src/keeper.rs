@@ -126,8 +126,8 @@ async fn keep(args: &Args) -> Result<()> {
             }
             _ = term.recv() => {
                 return match current.as_ref() {
-                    Some(lease) => client.release(lease).await,
-                    None => Ok(()),
+                    Some(lease) if !args.keep_lease_on_stop => client.release(lease).await,
+                    _ => Ok(()),
                 };
             }
         }

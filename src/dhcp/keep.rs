@@ -40,8 +40,15 @@ pub fn start(
     let renew = BuiltinOptions::parse(&req.options)?.renew;
     let iface = Interface::of(req, target)?;
     let pid_file = req.pid_file(&req.name());
-    let args =
-        Args { iface, pid: req.pid, renew, pid_file: pid_file.clone(), lease: lease.clone(), bound_at };
+    let args = Args {
+        iface,
+        pid: req.pid,
+        renew,
+        pid_file: pid_file.clone(),
+        lease: lease.clone(),
+        bound_at,
+        keep_lease_on_stop: req.keep_lease_on_del,
+    };
     let args = serde_json::to_string(&args).context("cannot write the keeper's arguments")?;
     let fd = target.netns.as_raw_fd();
     // /proc/self/exe: this very binary, even if its file has been replaced meanwhile.
@@ -81,6 +88,11 @@ pub struct Args {
     /// out. Missing in the arguments of earlier versions (a lease just taken).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bound_at: Option<u64>,
+    /// Stopped (SIGTERM, `del`), send no DHCPRELEASE: a pod's identity, which a new
+    /// sandbox of the pod may hold by then (`DhcpRequest::for_pod`). Missing in the
+    /// arguments of earlier versions (then it releases).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_lease_on_stop: bool,
 }
 
 /// Seconds since the epoch: the lease times a keeper writes down and a re-run

@@ -80,6 +80,10 @@ pub struct Terms {
     /// A DEL is sure to follow: a `dhcp4-f`/`dhcp6-f` keeper may serve a netns-file
     /// guest (no process for it to watch), since that DEL stops it.
     pub del_follows: bool,
+    /// A Kubernetes pod the guest is the sandbox of (`NAMESPACE/NAME` from
+    /// `K8S_POD_NAMESPACE`, `K8S_POD_NAME`): the built-in DHCP client's identity,
+    /// so that a re-created pod (a new sandbox, a new MAC) gets its address back.
+    pub pod: Option<String>,
 }
 
 /// The guest as the planner needs it: how to name things after it.
@@ -357,7 +361,8 @@ pub fn plan(
     // An IPSPEC list has at most one DHCP form per family (see `model::addresses`).
     let mut dhcp = Vec::new();
     for ip in req.specs() {
-        dhcp.extend(DhcpRequest::plan(ip, cif.as_str(), guest, req.dhcp_timeout, terms.del_follows)?);
+        let planned = DhcpRequest::plan(ip, cif.as_str(), guest, req.dhcp_timeout, terms.del_follows)?;
+        dhcp.extend(planned.map(|d| d.for_pod(terms.pod.as_deref())));
     }
     let plan = match mode {
         Mode::Bridge { create } => bridge::plan(req, class, guest, Switch::Linux { create }, host, facts),

@@ -53,6 +53,9 @@ pub struct DhcpRequest {
     /// held, which a new keeper verifies with INIT-REBOOT (RFC 2131 section 4.3.2)
     /// instead of asking for a new one. `None`: take a lease as a first run does.
     pub resume: Option<HeldLease>,
+    /// The identity is a pod's: `del` stops the keeper without a DHCPRELEASE (see
+    /// [`DhcpRequest::for_pod`]).
+    pub keep_lease_on_del: bool,
 }
 
 /// The lease a `dhcp4-f` keeper holds, as it writes it each time it is bound
@@ -159,7 +162,23 @@ impl DhcpRequest {
             identity: identity(guest),
             timeout,
             resume: None,
+            keep_lease_on_del: false,
         }))
+    }
+
+    /// The step for the sandbox of Kubernetes pod `pod` (`NAMESPACE/NAME`): the
+    /// built-in client's identity is the pod's, which a new sandbox of the same pod
+    /// has too. Its DEL then sends no DHCPRELEASE: the old sandbox's DEL may come
+    /// after the new sandbox's ADD (a runtime cleaning up late), and a release then
+    /// would give away the address the new one holds under the same identity; the
+    /// lease stays the pod's until it runs out. `None`: as it is.
+    pub fn for_pod(self, pod: Option<&str>) -> DhcpRequest {
+        match pod {
+            Some(pod) if self.client == DhcpClient::Builtin => {
+                DhcpRequest { identity: Some(format!("k8s:{pod}")), keep_lease_on_del: true, ..self }
+            }
+            _ => self,
+        }
     }
 
     /// The client as IPSPEC names it, without `-f`: `dhcp4`, `dhclient`, and for
