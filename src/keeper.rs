@@ -204,7 +204,10 @@ impl Client {
             },
             Client::V6(c) => match c.run().await.map_err(e)? {
                 DhcpV6State::Done(l) => {
-                    let new = builtin6::from_mozim(&l)?;
+                    let (new, warnings) = builtin6::from_mozim(&l)?;
+                    for w in warnings {
+                        crate::report::say(&w);
+                    }
                     c.done(builtin6::shorten(*l, renew)).map_err(e)?;
                     Ok(Event::Bound(Leased::V6(new)))
                 }

@@ -40,6 +40,9 @@ pub struct Context<'a> {
     /// The leases the built-in DHCP clients took (or a re-run's new keeper took
     /// over), for the result: the CNI result's `dns` is theirs.
     pub leases: RefCell<Vec<crate::plan::Leased>>,
+    /// Those of them whose DNS went into the guest's resolv.conf (`dns`), which a
+    /// second one adds to.
+    pub resolved: RefCell<Vec<crate::plan::Leased>>,
 }
 
 /// See [`Context::on_client_started`].
@@ -67,6 +70,7 @@ impl<'a> Context<'a> {
             guest_process: None,
             client_started: None,
             leases: RefCell::default(),
+            resolved: RefCell::default(),
         }
     }
 

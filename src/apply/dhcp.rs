@@ -12,7 +12,7 @@ use crate::dhcp::{self, Target};
 use crate::model::DhcpClient;
 use crate::model::Family;
 use crate::plan::dhcp::BuiltinOptions;
-use crate::plan::{addressing, DhcpRequest, HeldLease, Lease, Leased, Side};
+use crate::plan::{addressing, DhcpRequest, HeldLease, Leased, Side};
 
 pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) -> Result<()> {
     ctx.notes.borrow_mut().extend(req.warnings());
@@ -54,9 +54,7 @@ pub async fn run(req: &DhcpRequest, ctx: &Context<'_>, journal: &mut Journal) ->
     ctx.leases.borrow_mut().push(lease.clone());
     let routes = ctx.guest.routes(lease.family()).await?;
     super::run_derived(&addressing::lease_steps(&req.dev, &lease, &routes), ctx, journal).await?;
-    if let Leased::V4(v4) = &lease {
-        write_resolv_conf(req, &target, v4, ctx, journal)?;
-    }
+    write_resolv_conf(req, &target, &lease, ctx, journal)?;
     if req.foreground {
         keep(req, &target, &lease, None, ctx, journal)?;
     }
@@ -107,13 +105,15 @@ fn resume(
     keep(req, target, &held.lease, Some(held.bound_at), ctx, journal)
 }
 
-/// `dhcp4:dns`: the lease's name servers and search domains into the guest's
-/// resolv.conf (`apply::resolv`), its original put back on rollback. A guest with no
-/// process of its own (a netns file) has no resolv.conf of its own: said, not done.
+/// `dhcp4:dns`, `dhcp6:dns`: the lease's name servers and search domains into the
+/// guest's resolv.conf (`apply::resolv`), with those of the run's other lease that
+/// asked for it (a DHCPv4 and a DHCPv6 one on the same interface), its original put
+/// back on rollback. A guest with no process of its own (a netns file) has no
+/// resolv.conf of its own: said, not done.
 fn write_resolv_conf(
     req: &DhcpRequest,
     target: &Target<'_>,
-    lease: &Lease,
+    lease: &Leased,
     ctx: &Context<'_>,
     journal: &mut Journal,
 ) -> Result<()> {
@@ -136,13 +136,19 @@ fn write_resolv_conf(
         ctx.notes.borrow_mut().push(crate::report::warning(w));
         return Ok(());
     }
-    if lease.dns.is_empty() && lease.search.is_empty() {
+    let none = match lease {
+        Leased::V4(l) => l.dns.is_empty() && l.search.is_empty(),
+        Leased::V6(l) => l.dns.is_empty() && l.search.is_empty(),
+    };
+    if none {
         let w = format!("the DHCP lease on {} has no name servers: /etc/resolv.conf is left alone", req.dev);
         ctx.notes.borrow_mut().push(crate::report::warning(w));
         return Ok(());
     }
     let ns = target.net_ns()?;
-    let written = super::resolv::write(pid, ns, &req.dev, &super::resolv::text(&req.dev, lease));
+    let mut resolved = ctx.resolved.borrow_mut();
+    resolved.push(lease.clone());
+    let written = super::resolv::write(pid, ns, &req.dev, &super::resolv::text(&req.dev, &resolved));
     // Saved before written: its undo whatever came of the write.
     journal.push(Undo::RestoreResolvConf { pid, ns, container_if: req.dev.clone() });
     written

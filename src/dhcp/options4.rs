@@ -161,18 +161,31 @@ pub const MAX_SEARCH_CHARS: usize = 256;
 pub fn dns(l: &DhcpV4Lease, warnings: &mut Vec<String>) -> (Vec<Ipv4Addr>, Vec<String>) {
     let mut servers: Vec<Ipv4Addr> = l.dns_srvs.clone().unwrap_or_default();
     servers.retain(|s| !s.is_unspecified() && !s.is_broadcast());
-    if servers.len() > MAX_SERVERS {
-        warnings.push(crate::report::warning(format!(
-            "the DHCP server's option 6 has {} name servers; only the first {MAX_SERVERS} are used",
-            servers.len()
-        )));
-        servers.truncate(MAX_SERVERS);
-    }
+    let servers = first_servers(servers, "DHCP server's option 6", warnings);
     let (code, names) = match (&l.domain_search, &l.domain_name) {
         (Some(list), _) => (119, list.clone()),
         (None, Some(name)) => (15, vec![name.clone()]),
         (None, None) => (119, Vec::new()),
     };
+    (servers, search_list(&names, &format!("DHCP server's option {code}"), warnings))
+}
+
+/// The first [`MAX_SERVERS`] of `servers`, with a warning naming the option
+/// (`what`, e.g. `DHCP server's option 6`) when there were more.
+pub fn first_servers<T>(mut servers: Vec<T>, what: &str, warnings: &mut Vec<String>) -> Vec<T> {
+    if servers.len() > MAX_SERVERS {
+        warnings.push(crate::report::warning(format!(
+            "the {what} has {} name servers; only the first {MAX_SERVERS} are used",
+            servers.len()
+        )));
+        servers.truncate(MAX_SERVERS);
+    }
+    servers
+}
+
+/// The search domains of `names` that are DNS names, bounded as resolv.conf needs;
+/// one warning naming the option (`what`) when some are left out.
+pub fn search_list(names: &[String], what: &str, warnings: &mut Vec<String>) -> Vec<String> {
     let given = names.len();
     let mut search: Vec<String> = Vec::new();
     let mut chars = 0;
@@ -185,12 +198,12 @@ pub fn dns(l: &DhcpV4Lease, warnings: &mut Vec<String>) -> (Vec<Ipv4Addr>, Vec<S
     }
     if search.len() < given {
         warnings.push(crate::report::warning(format!(
-            "the DHCP server's option {code} has {given} search domains; {} are used (at most {MAX_SEARCH} \
+            "the {what} has {given} search domains; {} are used (at most {MAX_SEARCH} \
              DNS names in {MAX_SEARCH_CHARS} characters)",
             search.len()
         )));
     }
-    (servers, search)
+    search
 }
 
 /// The domain name (option 15), if it is a DNS name; one warning if it is not.

@@ -138,9 +138,7 @@ impl DhcpRequest {
             bail!("dhclient with -6 takes a DHCPv6 lease: use {word}, which waits for that");
         }
         if *client == DhcpClient::Builtin {
-            if BuiltinOptions::parse(options)?.dns && *family == Family::V6 {
-                bail!("dhcp6 has no dns option yet (dhcp4:dns writes the DHCPv4 lease's name servers)");
-            }
+            BuiltinOptions::parse(options)?;
             // The keeper ends when the guest's process does; a bare netns file has none
             // to watch, and the keeper itself would keep that namespace alive for ever.
             if *foreground && guest.pid.is_none() && !until_del {
@@ -506,6 +504,13 @@ pub struct Lease6 {
     pub t2: u32,
     pub preferred: u32,
     pub valid: u32,
+    /// The name servers (OPTION_DNS_SERVERS, 23) and search domains
+    /// (OPTION_DOMAIN_LIST, 24), bounded and checked as DHCPv4's are. Missing in the
+    /// keeper arguments of earlier versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<std::net::Ipv6Addr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search: Vec<String>,
 }
 
 /// A lease of either family, for the steps that apply it and the keeper.
