@@ -12,7 +12,7 @@ use crate::model::IFNAME_MAX;
 use crate::model::{Attach, HostIf, IpSpec};
 use crate::netlink::{Link, Netlink};
 use crate::ovs;
-use crate::plan::{Class, GuestFacts, GuestId, HostFacts};
+use crate::plan::{Class, GuestFacts, GuestId, HeldLease, HostFacts};
 use crate::record;
 
 /// The host interface, by name, or by MAC (case does not matter; where several
@@ -101,11 +101,11 @@ pub async fn guest(nl: &Netlink, req: &Attach, class: &Class, ns_inode: u64) -> 
         }
     }
     let rerun_of_kept = req.specs().any(|s| matches!(s, IpSpec::Dhcp { foreground: true, .. }));
-    let renewing = match &container_if {
+    let (renewing, stopped) = match &container_if {
         Some(_) if rerun_of_kept => renewing(ns_inode, cif.as_str()),
-        _ => Vec::new(),
+        _ => Default::default(),
     };
-    Ok(GuestFacts { container_if, container_addrs, routes, ipv6_off, renewing })
+    Ok(GuestFacts { container_if, container_addrs, routes, ipv6_off, renewing, stopped })
 }
 
 /// The planner looks at `family`'s routes: for a static gateway of it, or `slaac`.
@@ -119,13 +119,17 @@ fn routed(req: &Attach, family: Family) -> bool {
 
 /// The DHCP clients the record of the attachment under CONTAINER_IF left running
 /// that still run (a helper container, which Docker would have to be asked about,
-/// counts). A record that is missing or cannot be read names none: a re-run of a
-/// `-f` form is then refused, as the original refuses every re-run.
-fn renewing(ns_inode: u64, cif: &str) -> Vec<String> {
+/// counts); and the built-in keepers among them that are gone, with the lease each
+/// held. A record that is missing or cannot be read names none: a re-run of a `-f`
+/// form is then refused, as the original refuses every re-run.
+fn renewing(ns_inode: u64, cif: &str) -> (Vec<String>, Vec<(String, HeldLease)>) {
     let Ok(Some(record)) = record::load(ns_inode, cif) else {
-        return Vec::new();
+        return Default::default();
     };
-    record.dhcp.iter().filter(|k| k.is_running() != Some(false)).map(|k| k.client.clone()).collect()
+    let running = record.dhcp.iter().filter(|k| k.is_running() != Some(false)).map(|k| k.client.clone());
+    let stopped = record.dhcp.iter().filter(|k| k.is_running() == Some(false));
+    let held = stopped.filter_map(|k| Some((k.client.clone(), k.held_lease()?)));
+    (running.collect(), held.collect())
 }
 
 /// An IPv6 socket, opened and closed at once, in whatever namespace: `ipv6.disable=1`

@@ -50,35 +50,65 @@ pub fn main(args: &[String]) -> ExitCode {
 async fn keep(args: &Args) -> Result<()> {
     let guest = watch_guest(args.pid)?;
     let nl = Netlink::current()?;
-    let mut client = Client::bound(&nl, args).await?;
-    let mut current = args.lease.clone();
-    let mut renewals = 0u32;
     // The handler first: a rollback's SIGTERM in between would otherwise end the
     // keeper by default action and leave its status file behind.
     let mut term = signal(SignalKind::terminate())?;
-    report(args, &current, renewals, "bound");
+    // The lease whose address the guest has; `None` while there is none (discovering
+    // again after the server refused it, or after it ran out).
+    let (mut client, mut current, state) = Client::start(&nl, args).await?;
+    if args.bound_at.is_none() {
+        hold(args, &args.lease);
+    }
+    let mut renewals = 0u32;
+    report(args, current.as_ref(), renewals, &state);
     loop {
         tokio::select! {
             event = client.next(args.renew, args.iface.max_mtu) => match event {
                 Ok(Event::Bound(new)) => {
-                    if new.addr() != current.addr() {
-                        replace(&nl, args, &current, &new).await?;
-                    } else if let (Leased::V4(old), Leased::V4(renewed)) = (&current, &new) {
+                    match &current {
+                        Some(old) if old.addr() != new.addr() => replace(&nl, args, old, &new).await?,
                         // Same address, other routes or MTU: the change applied.
-                        let steps = addressing::renewal_steps(&args.iface.dev, args.iface.index, old, renewed);
-                        run(&nl, args, &steps).await?;
+                        Some(Leased::V4(old)) => {
+                            if let Leased::V4(renewed) = &new {
+                                let index = args.iface.index;
+                                let steps = addressing::renewal_steps(&args.iface.dev, index, old, renewed);
+                                run(&nl, args, &steps).await?;
+                            }
+                        }
+                        Some(Leased::V6(_)) => {}
+                        None => apply_lease(&nl, args, &new).await?,
                     }
-                    current = new;
+                    hold(args, &new);
+                    current = Some(new);
                     renewals += 1;
-                    report(args, &current, renewals, "bound");
+                    report(args, current.as_ref(), renewals, "bound");
                 }
-                Ok(Event::State(state)) => report(args, &current, renewals, &state),
+                Ok(Event::State(state)) => {
+                    // mozim back at its start: the lease is no longer ours (refused with a
+                    // DHCPNAK, not confirmed by INIT-REBOOT, or run out while rebinding):
+                    // its address and routes go, and discovery starts again.
+                    let state = match (state.as_str(), current.take()) {
+                        ("init_reboot", Some(old)) => {
+                            withdraw(&nl, args, &old).await?;
+                            let why = match crate::dhcp::options4::take_refused() {
+                                true => "refused by the server (DHCPNAK)",
+                                false => "not confirmed, or run out",
+                            };
+                            format!("discovering ({} {why})", old.addr())
+                        }
+                        (_, old) => {
+                            current = old;
+                            state
+                        }
+                    };
+                    report(args, current.as_ref(), renewals, &state);
+                }
                 Err(e) => {
                     // The interface went away (deleted, or its guest without a pid gone).
                     if nl.link_by_name(&args.iface.dev).await?.is_none() {
                         return Ok(());
                     }
-                    report(args, &current, renewals, &format!("error: {e}"));
+                    report(args, current.as_ref(), renewals, &format!("error: {e}"));
                     client.clean_up();
                     tokio::time::sleep(builtin::RETRY).await;
                 }
@@ -89,12 +119,17 @@ async fn keep(args: &Args) -> Result<()> {
             // or re-creation and asks for it again: the server keeps it until then, or
             // until it runs out.
             _ = gone(&guest) => {
-                return match args.iface.client_id {
-                    Some(_) => Ok(()),
-                    None => client.release(&current).await,
+                return match (args.iface.client_id.as_ref(), current.as_ref()) {
+                    (None, Some(lease)) => client.release(lease).await,
+                    _ => Ok(()),
                 };
             }
-            _ = term.recv() => return client.release(&current).await,
+            _ = term.recv() => {
+                return match current.as_ref() {
+                    Some(lease) if !args.keep_lease_on_stop => client.release(lease).await,
+                    _ => Ok(()),
+                };
+            }
         }
     }
 }
@@ -113,22 +148,40 @@ enum Event {
 }
 
 impl Client {
-    async fn bound(nl: &Netlink, args: &Args) -> Result<Client> {
+    /// The client for `args.lease`, with the lease the guest holds now and the
+    /// state to report. A lease just taken: started bound. A gone keeper's
+    /// (`args.bound_at`): started in INIT-REBOOT, which asks the server to confirm it
+    /// (RFC 2131 section 4.3.2); one that has run out is no longer the guest's to
+    /// use: its address and routes go first, and the client starts from DISCOVER.
+    async fn start(nl: &Netlink, args: &Args) -> Result<(Client, Option<Leased>, String)> {
         let e = |e: mozim::DhcpError| anyhow!("{e}");
-        Ok(match &args.lease {
-            Leased::V4(lease) => {
-                let mut c = DhcpV4Client::init(builtin::config(&args.iface, 0)?, None).await.map_err(e)?;
-                c.done(builtin::shorten(builtin::to_mozim(lease), args.renew)).map_err(e)?;
-                Client::V4(c)
+        let lease = &args.lease;
+        Ok(match (lease, args.bound_at) {
+            (Leased::V4(l), Some(bound_at)) => {
+                let held = crate::plan::HeldLease { lease: lease.clone(), bound_at };
+                let config = builtin::config(&args.iface, 0)?;
+                if held.expired(crate::dhcp::keep::now()) {
+                    withdraw(nl, args, lease).await?;
+                    let c = DhcpV4Client::init(config, None).await.map_err(e)?;
+                    (Client::V4(c), None, format!("discovering ({} run out)", l.addr))
+                } else {
+                    let c = DhcpV4Client::init(config, Some(builtin::to_mozim(l))).await.map_err(e)?;
+                    (Client::V4(c), Some(lease.clone()), "rebooting".to_string())
+                }
             }
-            Leased::V6(lease) => {
+            (Leased::V4(l), None) => {
+                let mut c = DhcpV4Client::init(builtin::config(&args.iface, 0)?, None).await.map_err(e)?;
+                c.done(builtin::shorten(builtin::to_mozim(l), args.renew)).map_err(e)?;
+                (Client::V4(c), Some(lease.clone()), "bound".to_string())
+            }
+            (Leased::V6(l), _) => {
                 // Its link-local address is usable by now: the lease came through it.
                 let LinkLocal::Usable(ll) = nl.link_local(args.iface.index).await? else {
                     return Err(anyhow!("{} has no usable link-local address", args.iface.dev));
                 };
                 let mut c = DhcpV6Client::init(builtin6::config(&args.iface, ll), None).await.map_err(e)?;
-                c.done(builtin6::shorten(builtin6::to_mozim(lease), args.renew)).map_err(e)?;
-                Client::V6(c)
+                c.done(builtin6::shorten(builtin6::to_mozim(l), args.renew)).map_err(e)?;
+                (Client::V6(c), Some(lease.clone()), "bound".to_string())
             }
         })
     }
@@ -151,7 +204,10 @@ impl Client {
             },
             Client::V6(c) => match c.run().await.map_err(e)? {
                 DhcpV6State::Done(l) => {
-                    let new = builtin6::from_mozim(&l)?;
+                    let (new, warnings) = builtin6::from_mozim(&l)?;
+                    for w in warnings {
+                        crate::report::say(&w);
+                    }
                     c.done(builtin6::shorten(*l, renew)).map_err(e)?;
                     Ok(Event::Bound(Leased::V6(new)))
                 }
@@ -199,6 +255,39 @@ async fn replace(nl: &Netlink, args: &Args, old: &Leased, new: &Leased) -> Resul
     run(nl, args, &steps).await
 }
 
+/// A lease taken while the guest had none (discovering again): applied as the
+/// attach applies one.
+async fn apply_lease(nl: &Netlink, args: &Args, new: &Leased) -> Result<()> {
+    let routes = nl.routes(new.family()).await.context("cannot read the guest's routes")?;
+    run(nl, args, &addressing::lease_steps(&args.iface.dev, new, &routes)).await
+}
+
+/// A lease that is no longer the guest's: the routes it brought (its classless
+/// routes, the default route through its router) and its address removed (RFC 2131
+/// section 4.4.5: the client must stop using the address), and the lease it held
+/// forgotten (a re-run then starts from DISCOVER).
+async fn withdraw(nl: &Netlink, args: &Args, old: &Leased) -> Result<()> {
+    let index = args.iface.index;
+    if let Leased::V4(l) = old {
+        for route in addressing::withdrawn_routes(index, l) {
+            nl.del_route(&route).await.context("cannot remove a route of the lease")?;
+        }
+    }
+    nl.del_address(index, old.addr()).await.context("cannot remove the address of the lease")?;
+    let _ = std::fs::remove_file(crate::plan::HeldLease::path(&args.pid_file));
+    Ok(())
+}
+
+/// Write down the lease the guest holds, granted now (see `HeldLease`): what a new
+/// keeper starts from should this one die. A DHCPv6 lease is not kept so (a re-run
+/// of `dhcp6-f` whose keeper is gone is refused). A failure only costs that.
+fn hold(args: &Args, lease: &Leased) {
+    if let Leased::V4(_) = lease {
+        let held = crate::plan::HeldLease { lease: lease.clone(), bound_at: crate::dhcp::keep::now() };
+        let _ = crate::record::write_atomically(&crate::plan::HeldLease::path(&args.pid_file), &held);
+    }
+}
+
 /// Apply `steps` in the guest, all or nothing.
 async fn run(nl: &Netlink, args: &Args, steps: &[crate::plan::Step]) -> Result<()> {
     if steps.is_empty() {
@@ -236,11 +325,13 @@ fn status_file(args: &Args) -> PathBuf {
     args.pid_file.with_extension("lease")
 }
 
-/// `/var/run/dhcp4.HOSTNAME.lease` (`dhcp6.`): the lease and how many renewals so far.
-fn report(args: &Args, lease: &Leased, renewals: u32, state: &str) {
+/// `/var/run/dhcp4.HOSTNAME.lease` (`dhcp6.`): the state, the lease (none while
+/// discovering again) and how many renewals so far.
+fn report(args: &Args, lease: Option<&Leased>, renewals: u32, state: &str) {
     let path = status_file(args);
     let times = match lease {
-        Leased::V4(l) => {
+        None => "address=".to_string(),
+        Some(Leased::V4(l)) => {
             let router = l.router.map(|r| r.to_string()).unwrap_or_default();
             let routes: Vec<String> = l
                 .routes
@@ -249,7 +340,8 @@ fn report(args: &Args, lease: &Leased, renewals: u32, state: &str) {
                 .collect();
             let mtu = l.mtu.map(|m| m.to_string()).unwrap_or_default();
             format!(
-                "server={}\nrouter={router}\nroutes={}\nmtu={mtu}\nlease={}\nt1={}\nt2={}",
+                "address={}\nserver={}\nrouter={router}\nroutes={}\nmtu={mtu}\nlease={}\nt1={}\nt2={}",
+                l.addr,
                 l.server,
                 routes.join(","),
                 l.secs,
@@ -257,9 +349,12 @@ fn report(args: &Args, lease: &Leased, renewals: u32, state: &str) {
                 l.t2
             )
         }
-        Leased::V6(l) => format!("preferred={}\nvalid={}\nt1={}\nt2={}", l.preferred, l.valid, l.t1, l.t2),
+        Some(Leased::V6(l)) => format!(
+            "address={}\npreferred={}\nvalid={}\nt1={}\nt2={}",
+            l.addr, l.preferred, l.valid, l.t1, l.t2
+        ),
     };
-    let text = format!("state={state}\naddress={}\n{times}\nrenewals={renewals}\n", lease.addr());
+    let text = format!("state={state}\n{times}\nrenewals={renewals}\n");
     let tmp = path.with_extension("lease.new");
     if std::fs::write(&tmp, text).is_ok() {
         let _ = std::fs::rename(&tmp, &path);
@@ -274,4 +369,5 @@ fn forget(args: &Args) {
         let _ = std::fs::remove_file(&args.pid_file);
     }
     let _ = std::fs::remove_file(status_file(args));
+    let _ = std::fs::remove_file(crate::plan::HeldLease::path(&args.pid_file));
 }

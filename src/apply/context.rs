@@ -37,6 +37,12 @@ pub struct Context<'a> {
     /// Told of each DHCP client a step leaves running (`-f` forms), before the step
     /// ends: the attach names it in its intent (`crate::intent`).
     client_started: Option<ClientHook<'a>>,
+    /// The leases the built-in DHCP clients took (or a re-run's new keeper took
+    /// over), for the result: the CNI result's `dns` is theirs.
+    pub leases: RefCell<Vec<crate::plan::Leased>>,
+    /// Those of them whose DNS went into the guest's resolv.conf (`dns`), which a
+    /// second one adds to.
+    pub resolved: RefCell<Vec<crate::plan::Leased>>,
 }
 
 /// See [`Context::on_client_started`].
@@ -63,6 +69,8 @@ impl<'a> Context<'a> {
             bridge_lock: RefCell::default(),
             guest_process: None,
             client_started: None,
+            leases: RefCell::default(),
+            resolved: RefCell::default(),
         }
     }
 

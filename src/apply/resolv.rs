@@ -1,4 +1,4 @@
-//! `dhcp4:dns`: the lease's name servers and search domains written into the guest's
+//! `dhcp4:dns`, `dhcp6:dns`: the leases' name servers and search domains written into the guest's
 //! own `/etc/resolv.conf`, and put back by `del` (or a rollback).
 //!
 //! The file is the guest's mount namespace's: opened under `/proc/PID/root` with
@@ -18,21 +18,37 @@ use anyhow::{Context as _, Result};
 use nix::fcntl::{open, openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
 
-use crate::plan::Lease;
+use std::net::IpAddr;
+
+use crate::plan::Leased;
 
 /// Where the guest's original resolv.conf is kept until `del`.
 pub fn saved_path(ns: u64, container_if: &str) -> PathBuf {
     crate::record::run_dir().join("resolv").join(format!("{ns}-{container_if}.conf"))
 }
 
-/// resolv.conf's text for `lease` on `dev`.
-pub fn text(dev: &str, lease: &Lease) -> String {
+/// resolv.conf's text for the `leases` on `dev` (a DHCPv4 and a DHCPv6 one, in
+/// the order they came): their name servers, at most glibc's three, and their
+/// search domains, each once.
+pub fn text(dev: &str, leases: &[Leased]) -> String {
+    let mut servers: Vec<IpAddr> = Vec::new();
+    let mut search: Vec<&str> = Vec::new();
+    for lease in leases {
+        let (s, names): (Vec<IpAddr>, &[String]) = match lease {
+            Leased::V4(l) => (l.dns.iter().map(|a| IpAddr::V4(*a)).collect(), &l.search),
+            Leased::V6(l) => (l.dns.iter().map(|a| IpAddr::V6(*a)).collect(), &l.search),
+        };
+        servers.extend(s.into_iter().filter(|a| !servers.contains(a)).collect::<Vec<_>>());
+        search.extend(names.iter().map(String::as_str).filter(|n| !search.contains(n)).collect::<Vec<_>>());
+    }
+    servers.truncate(crate::dhcp::options4::MAX_SERVERS);
+    search.truncate(crate::dhcp::options4::MAX_SEARCH);
     let mut t = format!("# written by pipework from the DHCP lease on {dev}\n");
-    for s in &lease.dns {
+    for s in &servers {
         t.push_str(&format!("nameserver {s}\n"));
     }
-    if !lease.search.is_empty() {
-        t.push_str(&format!("search {}\n", lease.search.join(" ")));
+    if !search.is_empty() {
+        t.push_str(&format!("search {}\n", search.join(" ")));
     }
     t
 }

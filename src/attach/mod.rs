@@ -111,7 +111,7 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
                     .await,
                 );
             }
-            return done(opts, &guest, &names, &seen, false, notes);
+            return done(opts, &guest, &names, &seen, (false, &[]), notes);
         }
         Plan::Steps(steps) if opts.dry_run => return Ok(Said::new(Attachment::Planned(steps), notes)),
         Plan::Steps(steps) => steps,
@@ -188,7 +188,9 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
     // Its record written, the run is whole (see `Intent::completed`).
     notes.extend(intent.remove().err().map(|e| warning(format!("{e:#}"))));
     // Its notices (a NIC moved in) only now that it has succeeded.
-    done(opts, &guest, &names, &seen, true, notes).map(|said| said.with_notices(ctx.notices.take()))
+    let leases = ctx.leases.take();
+    done(opts, &guest, &names, &seen, (true, &leases), notes)
+        .map(|said| said.with_notices(ctx.notices.take()))
 }
 
 /// Undo what runs cut short left in this guest (their intents), before anything
@@ -225,21 +227,23 @@ async fn undo_interrupted(
     Ok(())
 }
 
-/// Done; with `--json`, what was read back. A failure to read it is the run's error
-/// (its changes stay: they were made, and a re-run finds them in place).
+/// Done; with `--json`, what was read back, with the DNS of the `leases` the run
+/// took. A failure to read it is the run's error (its changes stay: they were
+/// made, and a re-run finds them in place).
 fn done(
     opts: &RunOpts,
     guest: &Guest,
     names: &result::Names<'_>,
     seen: &Result<Option<result::Seen>>,
-    changed: bool,
+    (changed, leases): (bool, &[plan::Leased]),
     notes: Vec<String>,
 ) -> Verb<Attachment> {
     if !opts.json {
         return Ok(Said::new(Attachment::Done(None), notes));
     }
     let attached = match seen {
-        Ok(seen) => Attached::of(guest, names, seen.as_ref(), changed),
+        Ok(seen) => Attached::of(guest, names, seen.as_ref(), changed)
+            .map(|a| Attached { dns: result::LeaseDns::of(leases), ..a }),
         Err(e) => Err(anyhow::anyhow!("{e:#}")),
     };
     match attached {
@@ -268,7 +272,18 @@ async fn save_record(
             Ok(None) => return Ok(()),
             Err(e) => anyhow::bail!("{e:#}"),
         };
-        if steps.is_empty() && record::load(guest.ns_inode, &seen.cif.name)?.is_some() {
+        let old = record::load(guest.ns_inode, &seen.cif.name)?;
+        if steps.is_empty() && old.is_some() {
+            return Ok(());
+        }
+        // A re-run that only started new keepers for gone ones: the record stands (the
+        // route the first run replaced is only in it), its clients those new ones.
+        let resumed = |s: &plan::Step| matches!(s, plan::Step::Dhcp(d) if d.resume.is_some());
+        if let Some(mut r) = old.filter(|_| steps.iter().all(resumed)) {
+            r.dhcp.retain(|k| !applied.running.iter().any(|new| new.client == k.client));
+            r.dhcp.extend(applied.running.iter().map(crate::dhcp::Kept::refreshed));
+            r.run = run.cloned().or(r.run);
+            record::save(&r)?;
             return Ok(());
         }
         if let Some(mut r) =

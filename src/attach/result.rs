@@ -121,6 +121,37 @@ pub struct Attached {
     /// routes to the guest through it (from the attachment's record).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_shim: Option<ShimResult>,
+    /// The name servers, search domains and domain name of the leases this run's
+    /// built-in DHCP clients took: the CNI result's `dns`. `None` without such a lease.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<LeaseDns>,
+}
+
+/// What a lease says of DNS, in the CNI result's words.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LeaseDns {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nameservers: Vec<std::net::IpAddr>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub search: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+}
+
+impl LeaseDns {
+    /// The DNS of `leases` (a DHCPv4 lease's; a DHCPv6 one has none here), `None`
+    /// when they say nothing of it.
+    pub fn of(leases: &[crate::plan::Leased]) -> Option<LeaseDns> {
+        let mut dns = LeaseDns::default();
+        for lease in leases {
+            if let crate::plan::Leased::V4(l) = lease {
+                dns.nameservers.extend(l.dns.iter().map(|s| std::net::IpAddr::V4(*s)));
+                dns.search.extend(l.search.iter().cloned());
+                dns.domain = dns.domain.or(l.domain.clone());
+            }
+        }
+        (dns != LeaseDns::default()).then_some(dns)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -223,6 +254,6 @@ impl Attached {
             .flatten()
             .and_then(|r| r.shim)
             .map(|s| ShimResult { name: s.name, routes: s.routes });
-        Ok(Attached { changed, guest: guest.name.clone(), interfaces, ips, routes, host_shim })
+        Ok(Attached { changed, guest: guest.name.clone(), interfaces, ips, routes, host_shim, dns: None })
     }
 }

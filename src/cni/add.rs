@@ -174,8 +174,15 @@ fn result_of(call: &Call, attached: &Attached, leased: &CniResult) -> CniResult 
     if !builtin {
         result.routes = leased.routes.clone();
     }
+    // The built-in client's lease says its DNS, for the runtime to apply (the
+    // network config's own `dns` still wins, as it does over another IPAM's).
+    let from_lease = || attached.dns.as_ref().map(|d| serde_json::to_value(d).expect("serializes"));
+    let ipam_dns = match builtin {
+        true => from_lease().unwrap_or_default(),
+        false => leased.dns.clone(),
+    };
     let dns = call.conf.dns.clone().filter(|d| d.as_object().is_some_and(|m| !m.is_empty()));
-    result.dns = dns.unwrap_or_else(|| leased.dns.clone());
+    result.dns = dns.unwrap_or(ipam_dns);
     result
 }
 

@@ -60,7 +60,11 @@ pub fn request(call: &Call, mac: Option<Mac>) -> Result<(Attach, Terms), CniErro
         host_shim: own.host_shim().map_err(invalid)?,
     };
     // DEL stops the keeper (through the record, or after the namespace went).
-    let terms = Terms { ipam_plugin: call.ipam().map(|i| i.kind.to_string()), del_follows: true };
+    let terms = Terms {
+        ipam_plugin: call.ipam().map(|i| i.kind.to_string()),
+        del_follows: true,
+        pod: call.env.args.pod(),
+    };
     Ok((req, terms))
 }
 

@@ -171,6 +171,7 @@ pub fn from_mozim(l: &DhcpV4Lease, max_mtu: Option<u32>) -> Result<(Lease, Vec<S
     let (router, routes) = options4::routes(l, addr, &mut warnings);
     let mtu = options4::mtu(l, max_mtu, &mut warnings);
     let (dns, search) = options4::dns(l, &mut warnings);
+    let domain = options4::domain(l, &mut warnings);
     let lease = Lease {
         addr,
         broadcast: l.broadcast_addr,
@@ -183,6 +184,7 @@ pub fn from_mozim(l: &DhcpV4Lease, max_mtu: Option<u32>) -> Result<(Lease, Vec<S
         mtu,
         dns,
         search,
+        domain,
     };
     Ok((lease, warnings))
 }
@@ -199,6 +201,7 @@ pub fn to_mozim(l: &Lease) -> DhcpV4Lease {
     m.mtu = l.mtu.and_then(|m| u16::try_from(m).ok());
     m.dns_srvs = (!l.dns.is_empty()).then(|| l.dns.clone());
     m.domain_search = (!l.search.is_empty()).then(|| l.search.clone());
+    m.domain_name = l.domain.clone();
     (m.t1_sec, m.t2_sec, m.lease_time_sec) = (l.t1, l.t2, l.secs);
     m
 }

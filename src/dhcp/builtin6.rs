@@ -16,8 +16,8 @@
 //! - DHCPv6 has no prefix length and no router: the address is applied as a /128,
 //!   and the on-link prefix and default route come from the router's advertisement
 //!   (see `plan::addressing::lease_steps`);
-//! - no Rapid Commit, Confirm, Reconfigure or Information-request: DNS servers it
-//!   gets are not used (pipework writes no resolv.conf for any form).
+//! - no Rapid Commit, Confirm, Reconfigure or Information-request; the DNS servers
+//!   and search domains of its Reply are used by `dhcp6:dns` (see `apply::resolv`).
 
 use std::net::Ipv6Addr;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -25,10 +25,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use ipnetwork::Ipv6Network;
-use mozim::{DhcpV6Client, DhcpV6Config, DhcpV6Duid, DhcpV6IaType, DhcpV6Lease, DhcpV6Mode, DhcpV6State};
+use mozim::{
+    DhcpV6Client, DhcpV6Config, DhcpV6Duid, DhcpV6DuidUuid, DhcpV6IaType, DhcpV6Lease, DhcpV6Mode,
+    DhcpV6State,
+};
 
 use super::builtin::{self, desync};
-use super::{Interface, Target};
+use super::{options4, Interface, Target};
 use crate::netlink::{LinkLocal, Netlink};
 use crate::plan::dhcp::BuiltinOptions;
 use crate::plan::{DhcpRequest, Lease6};
@@ -42,16 +45,32 @@ const POLL: Duration = Duration::from_millis(20);
 /// OPTION_SERVERID.
 const SERVER_ID: u16 = 2;
 
-/// mozim's configuration: our MAC as the DUID (DUID-LL, stable for the interface),
-/// sent from `link_local`.
+/// mozim's configuration, sent from `link_local`. The DUID and IAID are those of
+/// the DHCPv4 client identifier (RFC 4361 section 6.1: one DUID for both
+/// protocols): a DUID-UUID (RFC 6355) of the guest's stable name and the
+/// interface's IAID, so that a container re-created with a new MAC is the same
+/// client; without a stable name (or with `id=mac`), our MAC (DUID-LL), stable for
+/// the interface.
 pub fn config(iface: &Interface, link_local: Ipv6Addr) -> DhcpV6Config {
     let mut c = DhcpV6Config::new(&iface.dev, DhcpV6Mode::NonTemporaryAddresses);
-    c.set_iface_index(iface.index).set_link_local_ip(link_local).set_duid_by_iface_mac(&iface.mac);
+    c.set_iface_index(iface.index).set_link_local_ip(link_local);
+    match iface.client_id.as_deref().and_then(duid_uuid) {
+        Some((iaid, duid)) => c.set_iaid(iaid).set_duid(duid),
+        None => c.set_duid_by_iface_mac(&iface.mac),
+    };
     c
 }
 
+/// The IAID and DUID-UUID of a DHCPv4 client identifier of ours (IAID, then DUID
+/// type 4 and the 16 bytes of the UUID).
+fn duid_uuid(id: &[u8]) -> Option<(u32, DhcpV6Duid)> {
+    let (iaid, duid) = id.split_first_chunk::<4>()?;
+    let uuid: [u8; 16] = duid.strip_prefix(&[0, 4])?.try_into().ok()?;
+    Some((u32::from_be_bytes(*iaid), DhcpV6Duid::UUID(DhcpV6DuidUuid::new(u128::from_be_bytes(uuid)))))
+}
+
 /// Solicit to Reply: the address, for the caller to apply. Changes nothing itself.
-pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Lease6> {
+pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<(Lease6, Vec<String>)> {
     let opts = BuiltinOptions::parse(&req.options)?;
     let iface = Interface::of(req, target)?;
     let timeout = builtin::timeout(req, &opts);
@@ -103,7 +122,7 @@ fn exchange(
     link_local: Ipv6Addr,
     limit: Duration,
     timeout: u32,
-) -> Result<Lease6> {
+) -> Result<(Lease6, Vec<String>)> {
     builtin::in_guest(netns, || {
         let rt = desync::runtime()?;
         let lease = rt.block_on(async {
@@ -132,13 +151,16 @@ async fn bound(client: &mut DhcpV6Client) -> Result<DhcpV6Lease> {
     }
 }
 
-/// Our lease from mozim's: the address as a /128, and the server's DUID as it sent it.
-pub fn from_mozim(l: &DhcpV6Lease) -> Result<Lease6> {
+/// Our lease from mozim's: the address as a /128, the server's DUID as it sent it,
+/// and its DNS options bounded (a warning for each cut short).
+pub fn from_mozim(l: &DhcpV6Lease) -> Result<(Lease6, Vec<String>)> {
     if l.address.is_unspecified() {
         bail!("the server's reply holds no address");
     }
     let addr = Ipv6Network::new(l.address, 128).expect("a full-length prefix");
-    Ok(Lease6 {
+    let mut warnings = Vec::new();
+    let (dns, search) = dns(l, &mut warnings);
+    let lease = Lease6 {
         addr,
         server_id: server_id(l).ok_or_else(|| anyhow!("the server's reply holds no server identifier"))?,
         iaid: l.iaid,
@@ -146,7 +168,18 @@ pub fn from_mozim(l: &DhcpV6Lease) -> Result<Lease6> {
         t2: l.t2_sec,
         preferred: l.preferred_time_sec,
         valid: l.valid_time_sec,
-    })
+        dns,
+        search,
+    };
+    Ok((lease, warnings))
+}
+
+/// The name servers (option 23) and search domains (24), bounded as DHCPv4's are
+/// (`options4`), a warning for each option cut short.
+pub fn dns(l: &DhcpV6Lease, warnings: &mut Vec<String>) -> (Vec<Ipv6Addr>, Vec<String>) {
+    let servers = l.dns_srvs.iter().copied().filter(|s| !s.is_unspecified() && !s.is_multicast());
+    let dns = options4::first_servers(servers.collect(), "DHCPv6 server's option 23", warnings);
+    (dns, options4::search_list(&l.domain_list, "DHCPv6 server's option 24", warnings))
 }
 
 /// The Server Identifier option's DUID, byte for byte. mozim hands options out whole
@@ -170,6 +203,8 @@ pub fn to_mozim(l: &Lease6) -> DhcpV6Lease {
     m.ia_type = Some(DhcpV6IaType::NonTemporaryAddresses);
     m.srv_duid = DhcpV6Duid::Raw(l.server_id.clone());
     m.iaid = l.iaid;
+    m.dns_srvs = l.dns.clone();
+    m.domain_list = l.search.clone();
     (m.t1_sec, m.t2_sec, m.preferred_time_sec, m.valid_time_sec) = (l.t1, l.t2, l.preferred, l.valid);
     m
 }

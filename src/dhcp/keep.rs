@@ -28,11 +28,27 @@ pub const SUBCOMMAND: &str = "__dhcp-keep";
 /// at its [`Gate`] until the run has named it (in its intent): a run killed before
 /// that closes the gate, and the keeper, which nothing would know to stop, ends
 /// (`super::gate`).
-pub fn start(req: &DhcpRequest, target: &Target<'_>, lease: &Leased) -> Result<(Kept, Gate)> {
+///
+/// `bound_at`: the lease is one a keeper that is gone held, granted then (see
+/// `HeldLease`); the new keeper verifies it first (INIT-REBOOT). `None`: just taken.
+pub fn start(
+    req: &DhcpRequest,
+    target: &Target<'_>,
+    lease: &Leased,
+    bound_at: Option<u64>,
+) -> Result<(Kept, Gate)> {
     let renew = BuiltinOptions::parse(&req.options)?.renew;
     let iface = Interface::of(req, target)?;
     let pid_file = req.pid_file(&req.name());
-    let args = Args { iface, pid: req.pid, renew, pid_file: pid_file.clone(), lease: lease.clone() };
+    let args = Args {
+        iface,
+        pid: req.pid,
+        renew,
+        pid_file: pid_file.clone(),
+        lease: lease.clone(),
+        bound_at,
+        keep_lease_on_stop: req.keep_lease_on_del,
+    };
     let args = serde_json::to_string(&args).context("cannot write the keeper's arguments")?;
     let fd = target.netns.as_raw_fd();
     // /proc/self/exe: this very binary, even if its file has been replaced meanwhile.
@@ -67,6 +83,23 @@ pub struct Args {
     pub renew: Option<u32>,
     pub pid_file: PathBuf,
     pub lease: Leased,
+    /// `lease` is a gone keeper's, granted at this time (seconds since the epoch):
+    /// verified with INIT-REBOOT before it is renewed, or given up if it has run
+    /// out. Missing in the arguments of earlier versions (a lease just taken).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_at: Option<u64>,
+    /// Stopped (SIGTERM, `del`), send no DHCPRELEASE: a pod's identity, which a new
+    /// sandbox of the pod may hold by then (`DhcpRequest::for_pod`). Missing in the
+    /// arguments of earlier versions (then it releases).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_lease_on_stop: bool,
+}
+
+/// Seconds since the epoch: the lease times a keeper writes down and a re-run
+/// compares with (the wall clock, which the run directory does not outlive a
+/// reboot of anyway).
+pub fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 impl Args {

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::process::Process;
 
 use super::{docker_rm, sandbox};
+use crate::plan::HeldLease;
 
 /// One client left running, as a record holds it (its fields are the record's
 /// format: see `record::VERSION`). Every field but `client` may be missing in a
@@ -86,13 +87,30 @@ impl Kept {
     }
 
     /// Pipework's own keeper (`dhcp4-f`, `dhcp6-f`), and its pid file
-    /// (`CLIENT.HOSTNAME.pid`) with the status file beside it (`.lease`).
+    /// (`CLIENT.HOSTNAME.pid`) with the status file beside it (`.lease`) and the
+    /// lease it holds (`.lease.json`, see `HeldLease`).
     pub fn keeper(client: &str, pid: u32, pid_file: &Path) -> Kept {
         Kept {
             processes: Process::of(pid).into_iter().collect(),
-            files: vec![pid_file.to_path_buf(), pid_file.with_extension("lease")],
+            files: vec![pid_file.to_path_buf(), pid_file.with_extension("lease"), HeldLease::path(pid_file)],
             ..Kept::named(client)
         }
+    }
+
+    /// A keeper's `state=` line in its status file (`.lease`), if it has one.
+    pub fn keeper_state(&self) -> Option<String> {
+        let status = self.files.iter().find(|f| f.extension().is_some_and(|e| e == "lease"))?;
+        let text = std::fs::read_to_string(status).ok()?;
+        text.lines().find_map(|l| l.strip_prefix("state=")).map(String::from)
+    }
+
+    /// The lease a keeper held when it last wrote it (beside its pid file), if it
+    /// left one: a keeper that ends by itself or is stopped removes it, one killed
+    /// does not.
+    pub fn held_lease(&self) -> Option<HeldLease> {
+        let pid_file = self.files.iter().find(|f| f.extension().is_some_and(|e| e == "pid"))?;
+        let text = std::fs::read(HeldLease::path(pid_file)).ok()?;
+        serde_json::from_slice(&text).ok()
     }
 
     /// The `dhcp:-f` helper container in the guest's network namespace `net_ns`, by
@@ -225,7 +243,12 @@ impl Kept {
     /// unless that pid is another process's now; another file is ours while its pid
     /// file beside it (`.pid`) is.
     fn is_ours(&self, file: &Path) -> bool {
-        let pid_file = file.with_extension("pid");
+        // `.lease.json` beside `.pid` too.
+        let base = match file.extension().is_some_and(|e| e == "json") {
+            true => file.with_extension(""),
+            false => file.to_path_buf(),
+        };
+        let pid_file = base.with_extension("pid");
         match std::fs::read_to_string(&pid_file) {
             Ok(text) => match text.trim().parse::<u32>() {
                 Ok(pid) => self

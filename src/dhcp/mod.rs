@@ -91,7 +91,10 @@ pub async fn acquire(req: &DhcpRequest, target: &Target<'_>) -> Result<Acquired>
                     let (lease, warnings) = builtin::acquire(req, target).await?;
                     (Leased::V4(lease), warnings)
                 }
-                Family::V6 => (Leased::V6(builtin6::acquire(req, target).await?), Vec::new()),
+                Family::V6 => {
+                    let (lease, warnings) = builtin6::acquire(req, target).await?;
+                    (Leased::V6(lease), warnings)
+                }
             };
             Ok(Acquired { lease: Some(lease), warnings, ..Default::default() })
         }

@@ -94,6 +94,15 @@ pub fn mtu(l: &DhcpV4Lease, max: Option<u32>, warnings: &mut Vec<String>) -> Opt
 thread_local! {
     /// The options mozim dropped on this thread since they were last taken.
     static DROPPED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// mozim said, on this thread, that the server refused a lease (DHCPNAK).
+    static REFUSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The server refused a lease (DHCPNAK) since this was last asked: mozim says so
+/// only through `log` (its state after a DHCPNAK and after an unanswered
+/// INIT-REBOOT is the same), and the keeper's status names the reason.
+pub fn take_refused() -> bool {
+    REFUSED.with(|r| r.replace(false))
 }
 
 /// Collect, on each thread, the option codes mozim says it ignored as malformed.
@@ -127,6 +136,9 @@ impl log::Log for Dropped {
         }
         // mozim's words: "Ignore DHCPv4 option {code} due to parsing error: ...".
         let text = record.args().to_string();
+        if text.contains("DHCPNAK") {
+            REFUSED.with(|r| r.set(true));
+        }
         let code = text.strip_prefix("Ignore DHCPv4 option ").and_then(|rest| rest.split(' ').next());
         if let Some(code) = code.and_then(|c| c.parse::<u8>().ok()) {
             DROPPED.with(|d| d.borrow_mut().push(code));
@@ -149,18 +161,31 @@ pub const MAX_SEARCH_CHARS: usize = 256;
 pub fn dns(l: &DhcpV4Lease, warnings: &mut Vec<String>) -> (Vec<Ipv4Addr>, Vec<String>) {
     let mut servers: Vec<Ipv4Addr> = l.dns_srvs.clone().unwrap_or_default();
     servers.retain(|s| !s.is_unspecified() && !s.is_broadcast());
-    if servers.len() > MAX_SERVERS {
-        warnings.push(crate::report::warning(format!(
-            "the DHCP server's option 6 has {} name servers; only the first {MAX_SERVERS} are used",
-            servers.len()
-        )));
-        servers.truncate(MAX_SERVERS);
-    }
+    let servers = first_servers(servers, "DHCP server's option 6", warnings);
     let (code, names) = match (&l.domain_search, &l.domain_name) {
         (Some(list), _) => (119, list.clone()),
         (None, Some(name)) => (15, vec![name.clone()]),
         (None, None) => (119, Vec::new()),
     };
+    (servers, search_list(&names, &format!("DHCP server's option {code}"), warnings))
+}
+
+/// The first [`MAX_SERVERS`] of `servers`, with a warning naming the option
+/// (`what`, e.g. `DHCP server's option 6`) when there were more.
+pub fn first_servers<T>(mut servers: Vec<T>, what: &str, warnings: &mut Vec<String>) -> Vec<T> {
+    if servers.len() > MAX_SERVERS {
+        warnings.push(crate::report::warning(format!(
+            "the {what} has {} name servers; only the first {MAX_SERVERS} are used",
+            servers.len()
+        )));
+        servers.truncate(MAX_SERVERS);
+    }
+    servers
+}
+
+/// The search domains of `names` that are DNS names, bounded as resolv.conf needs;
+/// one warning naming the option (`what`) when some are left out.
+pub fn search_list(names: &[String], what: &str, warnings: &mut Vec<String>) -> Vec<String> {
     let given = names.len();
     let mut search: Vec<String> = Vec::new();
     let mut chars = 0;
@@ -173,12 +198,22 @@ pub fn dns(l: &DhcpV4Lease, warnings: &mut Vec<String>) -> (Vec<Ipv4Addr>, Vec<S
     }
     if search.len() < given {
         warnings.push(crate::report::warning(format!(
-            "the DHCP server's option {code} has {given} search domains; {} are used (at most {MAX_SEARCH} \
+            "the {what} has {given} search domains; {} are used (at most {MAX_SEARCH} \
              DNS names in {MAX_SEARCH_CHARS} characters)",
             search.len()
         )));
     }
-    (servers, search)
+    search
+}
+
+/// The domain name (option 15), if it is a DNS name; one warning if it is not.
+pub fn domain(l: &DhcpV4Lease, warnings: &mut Vec<String>) -> Option<String> {
+    let name = l.domain_name.as_deref()?.trim_end_matches('.');
+    if is_dns_name(name) {
+        return Some(name.to_string());
+    }
+    warnings.push(crate::report::warning("the DHCP server's option 15 is no DNS name, so it is ignored"));
+    None
 }
 
 fn is_dns_name(name: &str) -> bool {

@@ -18,6 +18,7 @@ fn lease() -> Lease {
         mtu: None,
         dns: Vec::new(),
         search: Vec::new(),
+        domain: None,
     }
 }
 
@@ -72,6 +73,8 @@ fn lease6() -> Lease6 {
         t2: 105,
         preferred: 120,
         valid: 120,
+        dns: Vec::new(),
+        search: Vec::new(),
     }
 }
 
@@ -205,7 +208,55 @@ fn dns_lists_are_bounded_and_checked() {
         warnings[0].contains("option 6 has 100") && warnings[1].contains("option 119 has 501"),
         "{warnings:?}"
     );
-    let text = crate::apply::resolv::text("eth1", &l);
+    let text = crate::apply::resolv::text("eth1", &[crate::plan::Leased::V4(l)]);
     assert_eq!(text.lines().count(), 5, "{text}");
     assert!(!text.contains("6.6.6.6"));
+}
+
+/// DHCPv6's options 23 and 24, 100 servers and a 10 kB list: bounded as DHCPv4's,
+/// one warning naming each option; with a DHCPv4 lease, one resolv.conf for both.
+#[test]
+fn dhcpv6_dns_lists_are_bounded_and_join_the_dhcpv4_ones() {
+    let mut m = builtin6::to_mozim(&lease6());
+    m.dns_srvs = (1..=100u16).map(|i| std::net::Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, i)).collect();
+    m.domain_list = (0..500).map(|i| format!("domain{i:04}.example.test")).collect();
+    let mut warnings = Vec::new();
+    let (dns, search) = builtin6::dns(&m, &mut warnings);
+    assert_eq!((dns.len(), search.len()), (3, 6));
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].contains("option 23 has 100") && warnings[1].contains("option 24 has 500"),
+        "{warnings:?}"
+    );
+    let v4 = Lease { dns: vec!["10.9.0.53".parse().unwrap()], search: vec!["v4.test".into()], ..lease() };
+    let v6 = Lease6 { dns: dns[..1].to_vec(), search: vec!["v6.test".into(), "v4.test".into()], ..lease6() };
+    let text =
+        crate::apply::resolv::text("eth1", &[crate::plan::Leased::V4(v4), crate::plan::Leased::V6(v6)]);
+    assert_eq!(
+        text,
+        "# written by pipework from the DHCP lease on eth1\nnameserver 10.9.0.53\nnameserver fd00:77::1\n\
+         search v4.test v6.test\n"
+    );
+}
+
+/// The DHCPv6 DUID of a guest's stable name is the DHCPv4 client identifier's DUID
+/// (RFC 4361 section 6.1), with its IAID.
+#[test]
+fn dhcpv6_duid_is_the_dhcpv4_client_ids() {
+    let id: Vec<u8> = [0xa, 0xb, 0xc, 0xd, 0, 4].into_iter().chain(1..=16).collect();
+    let iface = Interface {
+        dev: "eth1".into(),
+        index: 3,
+        mac: [2, 0, 0, 0, 0, 1],
+        hostname: "web1".into(),
+        max_mtu: None,
+        client_id: Some(id.clone()),
+    };
+    let c = builtin6::config(&iface, "fe80::1".parse().unwrap());
+    assert_eq!(c.iaid, 0x0a0b_0c0d);
+    let uuid = u128::from_be_bytes(id[6..].try_into().unwrap());
+    assert_eq!(c.duid, mozim::DhcpV6Duid::UUID(mozim::DhcpV6DuidUuid::new(uuid)));
+    let mac_only = builtin6::config(&Interface { client_id: None, ..iface }, "fe80::1".parse().unwrap());
+    let ll = mozim::DhcpV6DuidLinkLayerAddr::new(1, &[2, 0, 0, 0, 0, 1]);
+    assert_eq!(mac_only.duid, mozim::DhcpV6Duid::LinkLayerAddress(ll), "DUID-LL of the MAC");
 }

@@ -120,9 +120,14 @@ async fn report(req: &Check) -> Result<CheckReport> {
                 v.differences.extend(shim_differences(&host, shim).await?);
             }
             // A `-f` form's client that is gone (killed, OOM): nobody renews the lease.
+            // A keeper that left the lease it held is brought back by a re-run.
             for kept in r.dhcp.iter().filter(|k| k.is_running() == Some(false)) {
+                let then = match kept.held_lease() {
+                    Some(_) => "run the attach again to start a new one from it, or del",
+                    None => "del, then attach again",
+                };
                 v.differences.push(format!(
-                    "{}:stopped ({} is gone: nobody renews the lease: del, then attach again)",
+                    "{}:stopped ({} is gone: nobody renews the lease: {then})",
                     kept.client,
                     kept.describe()
                 ));

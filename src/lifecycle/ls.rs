@@ -63,6 +63,9 @@ pub struct Client {
     pub pids: Vec<u32>,
     /// `null` for a helper container (Docker is not asked).
     pub running: Option<bool>,
+    /// A running keeper's own word (`bound`, `rebooting`, `discovering (...)`), from
+    /// its status file; `null` for the other clients.
+    pub state: Option<String>,
 }
 
 fn clients(rec: Option<&crate::record::Record>) -> Vec<Client> {
@@ -73,6 +76,7 @@ fn clients(rec: Option<&crate::record::Record>) -> Vec<Client> {
             client: k.client.clone(),
             pids: k.processes.iter().map(|p| p.pid).collect(),
             running: k.is_running(),
+            state: k.is_running().unwrap_or(false).then(|| k.keeper_state()).flatten(),
         })
         .collect()
 }
@@ -443,14 +447,17 @@ async fn of_guest(
     Ok(entries)
 }
 
-/// `dhcp4:running`, `udhcpc:ended`, `dhcp:?` (a helper container).
+/// `dhcp4:running`, `udhcpc:ended`, `dhcp:?` (a helper container); a keeper that
+/// is not bound says what it does instead: `dhcp4:rebooting` (INIT-REBOOT),
+/// `dhcp4:discovering` (its lease refused or run out).
 fn dhcp_cell(clients: &[Client]) -> Option<String> {
-    let state = |r: Option<bool>| match r {
-        Some(true) => "running",
-        Some(false) => "ended",
-        None => "?",
+    let state = |c: &Client| match (c.running, c.state.as_deref()) {
+        (Some(true), Some(s)) if !s.starts_with("bound") => s.split(' ').next().unwrap_or(s).to_string(),
+        (Some(true), _) => "running".to_string(),
+        (Some(false), _) => "ended".to_string(),
+        (None, _) => "?".to_string(),
     };
-    let cells: Vec<String> = clients.iter().map(|c| format!("{}:{}", c.client, state(c.running))).collect();
+    let cells: Vec<String> = clients.iter().map(|c| format!("{}:{}", c.client, state(c))).collect();
     (!cells.is_empty()).then(|| cells.join(","))
 }
 

@@ -3,10 +3,10 @@
 //! default of that family, add a host route to an off-link gateway, then replace the
 //! default route. A lease the built-in DHCP client took is applied by the same steps.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use anyhow::{bail, Result};
-use ipnetwork::IpNetwork;
+use ipnetwork::{IpNetwork, Ipv4Network};
 
 use super::dhcp::{Lease, LeaseRoute, Leased};
 use super::{GuestFacts, GuestId, Step};
@@ -132,6 +132,16 @@ pub fn renewal_steps(dev: &str, index: u32, old: &Lease, new: &Lease) -> Vec<Ste
     steps
 }
 
+/// The routes a lease brought on link `index` (its classless routes and the default
+/// route through its router), for the keeper to remove with its address once the
+/// lease is no longer the guest's.
+pub fn withdrawn_routes(index: u32, lease: &Lease) -> Vec<Route> {
+    let default = Ipv4Network::new(Ipv4Addr::UNSPECIFIED, 0).expect("prefix 0");
+    let router = lease.router.map(|r| (default, Some(r)));
+    let routes = lease.routes.iter().map(|r| (r.dst, r.via)).chain(router);
+    routes.filter_map(|(dst, via)| Route::new(dst.into(), via.map(IpAddr::V4), index).ok()).collect()
+}
+
 /// The default route via `gw` on `dev`: the old default of the family out (the
 /// original deletes one, `ip route delete default`), then a host route to an
 /// off-link gateway and the new default. `addrs` and `routes` are of `gw`'s family.
@@ -206,9 +216,11 @@ pub fn is_configured(req: &Attach, cif: &Link, facts: &GuestFacts) -> bool {
         }
         // A lease is in place when an address of its family is (the plain forms made
         // it permanent), and a `-f` form's client still runs by its record's word.
+        // A built-in keeper that is gone but left its lease counts: the re-run starts
+        // a new one from that lease (see `plan::resumed`).
         IpSpec::Dhcp { client, family, foreground, .. } => {
             let name = crate::plan::dhcp::client_name(*client, *family);
-            let renewing = facts.renewing.contains(&name);
+            let renewing = facts.renewing.contains(&name) || facts.stopped.iter().any(|(c, _)| *c == name);
             has_global(facts, *family) && (!foreground || renewing)
         }
         IpSpec::Slaac => {

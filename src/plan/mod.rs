@@ -21,7 +21,7 @@ use anyhow::{bail, Result};
 use ipnetwork::IpNetwork;
 
 pub use bridge::Switch;
-pub use dhcp::{DhcpRequest, Lease, Lease6, Leased};
+pub use dhcp::{DhcpRequest, HeldLease, Lease, Lease6, Leased};
 pub use step::{veth_host_end, GuestLink, NewGuestLink, OvsPort, Side, Step, Veth};
 
 use crate::guest::{self, Guest};
@@ -64,6 +64,10 @@ pub struct GuestFacts {
     /// it left running, and that still run as far as can be told without asking
     /// Docker (a helper container counts). Read only for a re-run of a `-f` form.
     pub renewing: Vec<String>,
+    /// The built-in `-f` clients (`dhcp4`) that record names and that are gone
+    /// (killed, OOM), each with the lease it last held: a re-run starts a new keeper
+    /// from it (INIT-REBOOT). Read only for a re-run of a `-f` form.
+    pub stopped: Vec<(String, HeldLease)>,
 }
 
 /// What the caller of an attach promises beyond the request itself: set by the CNI
@@ -76,6 +80,10 @@ pub struct Terms {
     /// A DEL is sure to follow: a `dhcp4-f`/`dhcp6-f` keeper may serve a netns-file
     /// guest (no process for it to watch), since that DEL stops it.
     pub del_follows: bool,
+    /// A Kubernetes pod the guest is the sandbox of (`NAMESPACE/NAME` from
+    /// `K8S_POD_NAMESPACE`, `K8S_POD_NAME`): the built-in DHCP client's identity,
+    /// so that a re-created pod (a new sandbox, a new MAC) gets its address back.
+    pub pod: Option<String>,
 }
 
 /// The guest as the planner needs it: how to name things after it.
@@ -353,7 +361,8 @@ pub fn plan(
     // An IPSPEC list has at most one DHCP form per family (see `model::addresses`).
     let mut dhcp = Vec::new();
     for ip in req.specs() {
-        dhcp.extend(DhcpRequest::plan(ip, cif.as_str(), guest, req.dhcp_timeout, terms.del_follows)?);
+        let planned = DhcpRequest::plan(ip, cif.as_str(), guest, req.dhcp_timeout, terms.del_follows)?;
+        dhcp.extend(planned.map(|d| d.for_pod(terms.pod.as_deref())));
     }
     let plan = match mode {
         Mode::Bridge { create } => bridge::plan(req, class, guest, Switch::Linux { create }, host, facts),
@@ -374,6 +383,22 @@ pub fn plan(
             steps.extend(dhcp.into_iter().map(Step::Dhcp));
             Plan::Steps(steps)
         }
-        plan => plan,
+        Plan::AlreadyDone(what) => resumed(dhcp, facts).unwrap_or(Plan::AlreadyDone(what)),
     })
+}
+
+/// A re-run that finds everything as asked but a `dhcp4-f` keeper gone (killed,
+/// OOM): a new keeper for each, from the lease the gone one held, which verifies it
+/// with INIT-REBOOT and keeps the address in the meantime. `None`: nothing gone.
+fn resumed(dhcp: Vec<DhcpRequest>, facts: &GuestFacts) -> Option<Plan> {
+    let steps: Vec<Step> = dhcp
+        .into_iter()
+        .filter(|d| d.foreground && !facts.renewing.contains(&d.name()))
+        .filter_map(|mut d| {
+            let (_, held) = facts.stopped.iter().find(|(client, _)| *client == d.name())?;
+            d.resume = Some(held.clone());
+            Some(Step::Dhcp(d))
+        })
+        .collect();
+    (!steps.is_empty()).then_some(Plan::Steps(steps))
 }

@@ -274,6 +274,7 @@ pub(super) fn attached(up: bool) -> (HostFacts, GuestFacts) {
         routes: vec![default],
         ipv6_off: false,
         renewing: Vec::new(),
+        stopped: Vec::new(),
     };
     (host, guest)
 }
@@ -291,6 +292,39 @@ fn rerun_of_a_dhcp_form_in_place_changes_nothing_while_its_client_runs() {
     assert!(done(&renewing, "dhcp4-f"));
     assert!(!done(&renewing, "udhcpc-f"), "another client's record");
     assert!(!done(&facts, "dhcp6"), "no IPv6 address but the link-local one");
+}
+
+/// A re-run of `dhcp4-f` whose keeper is gone, its lease left: one step, a new
+/// keeper from that lease (INIT-REBOOT); nothing else is made again.
+#[test]
+fn rerun_of_dhcp4_f_whose_keeper_is_gone_starts_a_keeper_from_its_lease() {
+    let (host, facts) = attached(true);
+    let lease = crate::plan::Lease {
+        addr: "10.0.0.2/24".parse().unwrap(),
+        broadcast: None,
+        router: Some("10.0.0.1".parse().unwrap()),
+        server: "10.0.0.1".parse().unwrap(),
+        t1: 60,
+        t2: 105,
+        secs: 120,
+        routes: Vec::new(),
+        mtu: None,
+        dns: Vec::new(),
+        search: Vec::new(),
+        domain: None,
+    };
+    let held = crate::plan::HeldLease { lease: crate::plan::Leased::V4(lease), bound_at: 1000 };
+    let stopped = GuestFacts { stopped: vec![("dhcp4".into(), held.clone())], ..facts };
+    let p = plan(&req("br1 web1 dhcp4-f"), &guest(), &host, &stopped).unwrap();
+    let Plan::Steps(steps) = p else { panic!("{p:?}") };
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    let Step::Dhcp(d) = &steps[0] else { panic!("{steps:?}") };
+    assert_eq!(d.resume.as_ref(), Some(&held));
+    assert!(d.to_string().ends_with("(INIT-REBOOT from 10.0.0.2/24)"), "{d}");
+    assert!(!held.expired(1119) && held.expired(1120));
+    // Another client's keeper gone is no lease of dhcp4's.
+    let p = plan(&req("br1 web1 udhcpc-f"), &guest(), &host, &stopped);
+    assert!(!matches!(p, Ok(Plan::AlreadyDone(_))), "{p:?}");
 }
 
 #[test]

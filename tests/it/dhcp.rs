@@ -394,10 +394,11 @@ fn a_rerun_of_a_dhcp_attachment_in_place_changes_nothing() {
     assert_eq!(others_in(&kept), vec![keeper], "the same keeper, and no second one");
 }
 
-/// A `-f` attachment whose client has ended is not "in place": the re-run is refused
-/// as the original refuses every re-run, and nothing changes.
+/// A `-f` attachment whose client has ended, leaving no lease to start again from,
+/// is not "in place": the re-run is refused as the original refuses every re-run,
+/// and nothing changes.
 #[test]
-fn a_rerun_of_dhcp4_f_whose_keeper_ended_is_refused() {
+fn a_rerun_of_dhcp4_f_whose_keeper_ended_without_its_lease_is_refused() {
     let host = Netns::new();
     let _server = Dnsmasq::start(&host);
     let guest = Netns::new();
@@ -412,6 +413,10 @@ fn a_rerun_of_dhcp4_f_whose_keeper_ended_is_refused() {
         assert!(Instant::now() < deadline, "the keeper did not end");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Without the lease it held (`crate::dhcp_reboot` has the re-run that takes it
+    // over), there is nothing to start a keeper from.
+    let _ = std::fs::remove_file(file.0.with_extension("lease.json"));
+    let _ = std::fs::remove_file(file.0.with_extension("lease"));
     let (h, g) = (host.snapshot(), guest.snapshot());
     let line = host.pipework(&args).failed();
     assert!(line.contains("exists and is up"), "{line}");

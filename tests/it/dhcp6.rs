@@ -18,6 +18,11 @@ impl Dnsmasq {
     /// dnsmasq on `bridge` in `host`: DHCPv6 from PREFIX100-PREFIX1ff (2-minute leases,
     /// dnsmasq's shortest), advertisements with the managed flag and PREFIX/64 on-link.
     pub(crate) fn dhcp6(host: &Netns, bridge: &str) -> Dnsmasq {
+        Dnsmasq::dhcp6_with(host, bridge, &[])
+    }
+
+    /// [`Dnsmasq::dhcp6`] with `more` arguments (DHCPv6 options).
+    pub(crate) fn dhcp6_with(host: &Netns, bridge: &str, more: &[&str]) -> Dnsmasq {
         let ns = Netns::new();
         host.pipework(&[bridge, &ns.guest(), &format!("{PREFIX}1/64")]).ok();
         // An advertisement names a default router only with an explicit lifetime, and
@@ -37,6 +42,7 @@ impl Dnsmasq {
             .into();
             args.push(format!("--dhcp-range={PREFIX}100,{PREFIX}1ff,64,2m"));
             args.push(format!("--dhcp-leasefile={}", dir.join("leases").display()));
+            args.extend(more.iter().map(|a| a.to_string()));
             args
         })
     }
@@ -370,4 +376,48 @@ fn a_dhcp4_lease_is_undone_when_dhcp6_then_fails() {
     assert_same("host", &h, &host.snapshot());
     assert_same("guest", &g, &guest.snapshot());
     assert_eq!(others_in(&guest), Vec::<u32>::new());
+}
+
+/// The leased /128 in `c`'s eth1.
+fn leased6_in(c: &Container, server: &Dnsmasq) -> String {
+    let shown = c.sh(&["ip", "-6", "addr", "show", "dev", "eth1"]);
+    let addr = shown.split_whitespace().find(|w| w.starts_with(&format!("{PREFIX}1")) && w.ends_with("/128"));
+    let addr = addr.unwrap_or_else(|| panic!("no leased /128 in {shown}\n{}", server.log()));
+    addr.trim_end_matches("/128").to_string()
+}
+
+/// `dhcp6:dns` writes the lease's name servers (option 23) and search domains (24)
+/// into a Docker container's own resolv.conf, put back by `del`; and the DUID is the
+/// container's name's (DUID-UUID, type 4, as its DHCPv4 client identifier), so the
+/// container restarted and attached again with a new MAC gets the same address.
+#[test]
+fn dhcp6_dns_writes_the_containers_resolv_conf_and_its_duid_is_its_names() {
+    let (host, server) = {
+        let host = Netns::new();
+        host.sh("ip", &["link", "add", "br6d", "type", "bridge"]);
+        host.sh("ip", &["link", "set", "br6d", "up"]);
+        let server_opt = format!("--dhcp-option=option6:dns-server,[{PREFIX}53]");
+        let dns = [server_opt.as_str(), "--dhcp-option=option6:domain-search,v6.example.test"];
+        let server = Dnsmasq::dhcp6_with(&host, "br6d", &dns);
+        (host, server)
+    };
+    let c = Container::run();
+    let original = c.sh(&["cat", "/etc/resolv.conf"]);
+    host.pipework(&["br6d", &c.name, "dhcp6:dns", "02:00:00:28:06:01"]).ok();
+    let first = leased6_in(&c, &server);
+    let written = c.sh(&["cat", "/etc/resolv.conf"]);
+    eprintln!("eth1 02:00:00:28:06:01 leased {first}; the container's resolv.conf:\n{written}");
+    assert!(written.contains(&format!("nameserver {PREFIX}53\n")), "{written}");
+    assert!(written.contains("search v6.example.test\n"), "{written}");
+    host.pipework(&["del", &c.name]).ok();
+    assert_eq!(c.sh(&["cat", "/etc/resolv.conf"]), original, "del did not put resolv.conf back");
+    let leases = server.leases();
+    assert!(leases.contains(" 00:04:"), "a DUID-UUID in dnsmasq's leases:\n{leases}");
+    let out = std::process::Command::new("docker").args(["restart", "-t", "0", &c.name]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    host.pipework(&["br6d", &c.name, "dhcp6", "02:00:00:28:06:02"]).ok();
+    let again = leased6_in(&c, &server);
+    eprintln!("after docker restart, eth1 02:00:00:28:06:02 leased {again}");
+    assert_eq!(again, first, "a new MAC got another address:\n{}", server.leases());
+    host.pipework(&["del", &c.name]).ok();
 }

@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use crate::dhcp::Dnsmasq;
 use crate::util::{unique, Netns};
 
-fn docker(args: &[&str]) -> Output {
+pub(crate) fn docker(args: &[&str]) -> Output {
     let out = Command::new("docker")
         .args(args)
         .stdin(Stdio::null())
@@ -17,7 +17,7 @@ fn docker(args: &[&str]) -> Output {
     out
 }
 
-struct Container(String);
+pub(crate) struct Container(pub String);
 
 impl Drop for Container {
     fn drop(&mut self) {
@@ -25,7 +25,7 @@ impl Drop for Container {
     }
 }
 
-fn eth1(c: &Container) -> (String, String) {
+pub(crate) fn eth1(c: &Container) -> (String, String) {
     let text =
         String::from_utf8_lossy(&docker(&["exec", &c.0, "ip", "addr", "show", "eth1"]).stdout).into_owned();
     let word_after =
@@ -60,8 +60,8 @@ fn a_restarted_container_with_a_new_mac_keeps_its_lease() {
 }
 
 /// A `dhcp4-f` keeper killed: `check` says `dhcp4:stopped` (exit 1); `del` still
-/// removes the attachment. (A re-run is refused as before: `crate::dhcp`'s
-/// `a_rerun_of_dhcp4_f_whose_keeper_ended_is_refused`.)
+/// removes the attachment. (A re-run brings it back:
+/// `crate::dhcp_reboot`.)
 #[test]
 fn check_says_a_killed_keeper_stopped() {
     let host = Netns::new();

@@ -384,6 +384,35 @@ fn watch_the_dhcp4_keeper_ends_with_its_container_and_nothing_is_left() {
     assert_eq!(ends.len(), 1, "only dnsmasq's own port: {ends:?}");
 }
 
+/// A container's `dhcp4-f` keeper killed while no watcher runs: the next watcher's
+/// reconcile runs the attach again, which starts a new keeper from the lease the
+/// gone one held (INIT-REBOOT): the same address, a REQUEST and no new DISCOVER.
+#[test]
+fn watch_gives_a_container_whose_keeper_died_a_new_one_on_reconcile() {
+    let host = Netns::new();
+    let server = crate::dhcp::Dnsmasq::start(&host);
+    let mut w = Watcher::start(&host, &[]);
+    let name = unique("pww-reboot");
+    let _c = Declared::run(&name, &w.key, &["-l", "pipework.1=br1 dhcp4-f"]);
+    let line = w.wait_for("leased", 30, |l| attached(l, &name));
+    let addr = line["addresses"][0].as_str().unwrap().to_string();
+    w.stop();
+    let old = keepers(&host);
+    assert_eq!(old.len(), 1, "{old:?}");
+    let _ = kill(Pid::from_raw(old[0] as i32), Signal::SIGKILL);
+    until("the keeper ended", 10, || keepers(&host).is_empty());
+    let discovers = server.log().matches("DHCPDISCOVER(eth1)").count();
+    let w2 = Watcher::start_with_key(&host, &w.key);
+    let line = w2.wait_for("attached again", 30, |l| attached(l, &name));
+    assert_eq!(line["addresses"][0].as_str(), Some(addr.as_str()), "{line}");
+    until("a new keeper", 10, || keepers(&host).len() == 1 && keepers(&host) != old);
+    let ip = addr.split('/').next().unwrap().to_string();
+    until("dnsmasq acked it again", 10, || {
+        server.log().matches(&format!("DHCPACK(eth1) {ip} ")).count() >= 2
+    });
+    assert_eq!(server.log().matches("DHCPDISCOVER(eth1)").count(), discovers, "{}", server.log());
+}
+
 #[test]
 fn watch_attaches_a_burst_of_30_containers_started_together() {
     const N: usize = 30;

@@ -49,6 +49,41 @@ pub struct DhcpRequest {
     pub identity: Option<String>,
     /// `--timeout`: how long the client may take to get its lease.
     pub timeout: Option<Duration>,
+    /// A re-run of a `dhcp4-f` form whose keeper is gone (killed, OOM): the lease it
+    /// held, which a new keeper verifies with INIT-REBOOT (RFC 2131 section 4.3.2)
+    /// instead of asking for a new one. `None`: take a lease as a first run does.
+    pub resume: Option<HeldLease>,
+    /// The identity is a pod's: `del` stops the keeper without a DHCPRELEASE (see
+    /// [`DhcpRequest::for_pod`]).
+    pub keep_lease_on_del: bool,
+}
+
+/// The lease a `dhcp4-f` keeper holds, as it writes it each time it is bound
+/// (`CLIENT.HOSTNAME.lease.json` beside its pid file): what a new keeper starts from
+/// when this one died without its `del`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldLease {
+    pub lease: Leased,
+    /// When the server last granted it (seconds since the epoch): with the lease
+    /// time, when it runs out.
+    pub bound_at: u64,
+}
+
+impl HeldLease {
+    /// The lease has run out at `now` (seconds since the epoch): its address is no
+    /// longer the client's to use (RFC 2131 section 4.4.5).
+    pub fn expired(&self, now: u64) -> bool {
+        let secs = match &self.lease {
+            Leased::V4(l) => l.secs,
+            Leased::V6(l) => l.valid,
+        };
+        now >= self.bound_at.saturating_add(secs.into())
+    }
+
+    /// Where the keeper whose pid file is `pid_file` keeps it.
+    pub fn path(pid_file: &std::path::Path) -> PathBuf {
+        pid_file.with_extension("lease.json")
+    }
 }
 
 /// An external client (udhcpc, dhclient, dhcpcd) as its sandbox runs it.
@@ -103,9 +138,7 @@ impl DhcpRequest {
             bail!("dhclient with -6 takes a DHCPv6 lease: use {word}, which waits for that");
         }
         if *client == DhcpClient::Builtin {
-            if BuiltinOptions::parse(options)?.dns && *family == Family::V6 {
-                bail!("dhcp6 has no dns option yet (dhcp4:dns writes the DHCPv4 lease's name servers)");
-            }
+            BuiltinOptions::parse(options)?;
             // The keeper ends when the guest's process does; a bare netns file has none
             // to watch, and the keeper itself would keep that namespace alive for ever.
             if *foreground && guest.pid.is_none() && !until_del {
@@ -126,7 +159,24 @@ impl DhcpRequest {
             pid: guest.pid,
             identity: identity(guest),
             timeout,
+            resume: None,
+            keep_lease_on_del: false,
         }))
+    }
+
+    /// The step for the sandbox of Kubernetes pod `pod` (`NAMESPACE/NAME`): the
+    /// built-in client's identity is the pod's, which a new sandbox of the same pod
+    /// has too. Its DEL then sends no DHCPRELEASE: the old sandbox's DEL may come
+    /// after the new sandbox's ADD (a runtime cleaning up late), and a release then
+    /// would give away the address the new one holds under the same identity; the
+    /// lease stays the pod's until it runs out. `None`: as it is.
+    pub fn for_pod(self, pod: Option<&str>) -> DhcpRequest {
+        match pod {
+            Some(pod) if self.client == DhcpClient::Builtin => {
+                DhcpRequest { identity: Some(format!("k8s:{pod}")), keep_lease_on_del: true, ..self }
+            }
+            _ => self,
+        }
     }
 
     /// The client as IPSPEC names it, without `-f`: `dhcp4`, `dhclient`, and for
@@ -302,6 +352,9 @@ impl DhcpRequest {
             words.extend(["-x".to_string(), format!("hostname:{}", self.hostname)]);
         }
         words.extend(self.options.iter().cloned());
+        if let Some(held) = &self.resume {
+            words.push(format!("(INIT-REBOOT from {})", held.lease.addr()));
+        }
         words
     }
 }
@@ -422,6 +475,9 @@ pub struct Lease {
     pub dns: Vec<Ipv4Addr>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub search: Vec<String>,
+    /// The domain name (option 15), checked as a DNS name: the CNI result's `domain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
 }
 
 /// One classless static route of a lease: to `dst` via `via`, or on-link (a router
@@ -448,6 +504,13 @@ pub struct Lease6 {
     pub t2: u32,
     pub preferred: u32,
     pub valid: u32,
+    /// The name servers (OPTION_DNS_SERVERS, 23) and search domains
+    /// (OPTION_DOMAIN_LIST, 24), bounded and checked as DHCPv4's are. Missing in the
+    /// keeper arguments of earlier versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<std::net::Ipv6Addr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search: Vec<String>,
 }
 
 /// A lease of either family, for the steps that apply it and the keeper.

@@ -726,6 +726,69 @@ fn builtin_dhcp_ipam_leases_with_a_keeper_and_no_daemon() {
     assert!(guest.link("eth0").is_none());
 }
 
+/// The built-in DHCP IPAM's result always carries the lease's DNS (options 6, 119
+/// and 15) as `dns`, for the runtime to apply; the guest's files are not touched.
+#[test]
+fn builtin_dhcp_ipam_result_carries_the_leases_dns() {
+    let host = Netns::new();
+    let opts = std::env::temp_dir().join(crate::util::unique("pwt-cni-dhcp-dns"));
+    std::fs::write(
+        &opts,
+        "3,10.77.0.1\n6,10.77.0.53,10.77.0.54\n15,example.test\n119,a.example.test,b.example.test\n",
+    )
+    .unwrap();
+    let _server = crate::dhcp::Dnsmasq::start_with_options(&host, &opts);
+    let _ = std::fs::remove_file(&opts);
+    let guest = Netns::new();
+    let c = Container::of(&guest, "eth0");
+    let before = std::fs::read("/etc/resolv.conf").unwrap();
+    let r = c.call(&host, "ADD", &dhcp_conf()).ok();
+    eprintln!("ADD result dns: {}", r["dns"]);
+    assert_eq!(
+        r["dns"],
+        json!({"nameservers": ["10.77.0.53", "10.77.0.54"], "search": ["a.example.test", "b.example.test"],
+            "domain": "example.test"}),
+        "{r}"
+    );
+    assert_eq!(std::fs::read("/etc/resolv.conf").unwrap(), before, "resolv.conf touched");
+    c.call(&host, "DEL", &dhcp_conf()).ok();
+}
+
+/// Under Kubernetes (`K8S_POD_NAMESPACE`, `K8S_POD_NAME` in `CNI_ARGS`) the built-in
+/// DHCP client's identity is the pod's: a new sandbox of the same pod (another
+/// netns, container id and MAC) gets the address back, and the old sandbox's DEL
+/// sends no DHCPRELEASE (it might come after the new ADD); another pod gets another.
+#[test]
+fn builtin_dhcp_ipam_gives_a_recreated_pod_its_address_back() {
+    let host = Netns::new();
+    let server = crate::dhcp::Dnsmasq::start(&host);
+    let add = |guest: &Netns, pod: &str| {
+        let c = Container::of(guest, "eth0");
+        let args = format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME={pod};K8S_POD_UID=u1");
+        let mut env = c.env();
+        env.push(("CNI_ARGS", &args));
+        let r = cni(&host, "ADD", &env, &dhcp_conf()).ok();
+        let addr = r["ips"][0]["address"].as_str().unwrap().to_string();
+        let mac = r["interfaces"].as_array().unwrap().last().unwrap()["mac"].as_str().unwrap().to_string();
+        (c, addr, mac)
+    };
+    let first = Netns::new();
+    let (c1, addr1, mac1) = add(&first, "web");
+    c1.call(&host, "DEL", &dhcp_conf()).ok();
+    assert!(!server.log().contains("DHCPRELEASE"), "the DEL released the pod's lease:\n{}", server.log());
+    let second = Netns::new();
+    let (c2, addr2, mac2) = add(&second, "web");
+    eprintln!("pod ns1/web: sandbox 1 {mac1} {addr1}, sandbox 2 {mac2} {addr2}");
+    assert_ne!(mac1, mac2);
+    assert_eq!(addr1, addr2, "a new sandbox of the pod got another address");
+    assert_eq!(server.leases().lines().count(), 1, "{}", server.leases());
+    let other = Netns::new();
+    let (c3, addr3, _) = add(&other, "db");
+    assert_ne!(addr3, addr1, "another pod got the same address");
+    c2.call(&host, "DEL", &dhcp_conf()).ok();
+    c3.call(&host, "DEL", &dhcp_conf()).ok();
+}
+
 /// The built-in DHCP IPAM applies the lease's classless static routes (option 121, its
 /// default route in place of the router option) and MTU (option 26), and its result
 /// carries the routes.
