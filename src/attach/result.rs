@@ -19,6 +19,8 @@ use crate::plan::{Side, Step};
 pub struct Names<'a> {
     pub container_if: &'a str,
     pub host_end: Option<&'a str>,
+    /// A `BRIDGE@UPLINK`'s uplink, as HOSTIF names it.
+    pub uplink: Option<&'a str>,
 }
 
 /// What the kernel holds of an attachment once the run is done, read once for both
@@ -29,6 +31,9 @@ pub struct Seen {
     pub end: Option<Link>,
     pub addresses: Vec<IpNetwork>,
     pub routes: Vec<Route>,
+    /// A `BRIDGE@UPLINK`'s uplink (from the request: the bridge's ports do not say
+    /// which of them is the uplink).
+    pub uplink: Option<String>,
 }
 
 /// `None`: CONTAINER_IF is not (or no longer) in the guest.
@@ -41,7 +46,7 @@ pub async fn seen(host: &Netlink, nl_guest: &Netlink, names: &Names<'_>) -> Resu
     let addresses = nl_guest.addresses(cif.index).await?;
     let mut routes = nl_guest.routes(Family::V4).await?;
     routes.extend(nl_guest.routes(Family::V6).await?);
-    Ok(Some(Seen { cif, end, addresses, routes }))
+    Ok(Some(Seen { cif, end, addresses, routes, uplink: names.uplink.map(String::from) }))
 }
 
 /// What the run itself made, without a request: the same as [`seen`] would read for
@@ -100,7 +105,7 @@ pub fn made(steps: &[Step], ctx: &Context<'_>, names: &Names<'_>, with_macs: boo
             _ => {}
         }
     }
-    Some(Seen { cif, end, addresses, routes })
+    Some(Seen { cif, end, addresses, routes, uplink: names.uplink.map(String::from) })
 }
 
 /// What an attach came to, as the kernel holds it once the run is done (or found
@@ -121,6 +126,9 @@ pub struct Attached {
     /// routes to the guest through it (from the attachment's record).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_shim: Option<ShimResult>,
+    /// `BRIDGE@UPLINK`: the uplink (its VLAN device, with `@VLAN`, the bridge's port).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uplink: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -169,7 +177,7 @@ impl Attached {
 
     /// The attachment as `seen`; an error when CONTAINER_IF was not there to see.
     pub fn of(guest: &Guest, names: &Names<'_>, seen: Option<&Seen>, changed: bool) -> Result<Attached> {
-        let Some(Seen { cif, end, addresses, routes: all_routes }) = seen else {
+        let Some(Seen { cif, end, addresses, routes: all_routes, uplink }) = seen else {
             anyhow::bail!("{} is not in {} after all", names.container_if, guest.describe());
         };
         let sandbox = match guest.pid {
@@ -223,6 +231,7 @@ impl Attached {
             .flatten()
             .and_then(|r| r.shim)
             .map(|s| ShimResult { name: s.name, routes: s.routes });
-        Ok(Attached { changed, guest: guest.name.clone(), interfaces, ips, routes, host_shim })
+        let uplink = uplink.clone();
+        Ok(Attached { changed, guest: guest.name.clone(), interfaces, ips, routes, host_shim, uplink })
     }
 }
