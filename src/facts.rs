@@ -12,7 +12,7 @@ use crate::model::IFNAME_MAX;
 use crate::model::{Attach, HostIf, IpSpec};
 use crate::netlink::{Link, Netlink};
 use crate::ovs;
-use crate::plan::{Class, GuestFacts, GuestId, HeldLease, HostFacts};
+use crate::plan::{Class, GuestFacts, GuestId, HeldLease, HostFacts, UplinkFacts};
 use crate::record;
 
 /// The host interface, by name, or by MAC (case does not matter; where several
@@ -34,6 +34,12 @@ pub fn first_with_mac(links: &[Link], mac: Mac) -> Option<&Link> {
 pub async fn host_kind(host: &Netlink, req: &Attach) -> Result<HostFacts> {
     let host_if = host_if(host, req).await.context("cannot read the host interface")?;
     let mut facts = HostFacts { host_if, ..Default::default() };
+    if let (None, Some((bridge, uplink))) = (&facts.host_if, req.host_if.uplink_form()) {
+        facts.uplink = Some(uplink_facts(host, req, uplink).await?);
+        facts.host_if = host.link_by_name(bridge).await.context("cannot read the bridge")?;
+        ovs(req, &mut facts).await?;
+        return Ok(facts);
+    }
     // `HOSTIF.VLAN`, named with the VLAN as written, as the original does.
     if let (Some(vlan), Some(hif)) = (&req.vlan, &facts.host_if) {
         let name = format!("{}.{}", hif.name, vlan.as_str());
@@ -43,6 +49,20 @@ pub async fn host_kind(host: &Netlink, req: &Attach) -> Result<HostFacts> {
     }
     ovs(req, &mut facts).await?;
     Ok(facts)
+}
+
+/// A `BRIDGE@UPLINK`'s uplink, and with `@VLAN` its `UPLINK.VID` (named with the
+/// VLAN as written, as `HOSTIF.VLAN` is).
+async fn uplink_facts(host: &Netlink, req: &Attach, uplink: &str) -> Result<UplinkFacts> {
+    let link = host.link_by_name(uplink).await.context("cannot read the uplink")?;
+    let mut vlan_if = None;
+    if let (Some(vlan), Some(l)) = (&req.vlan, &link) {
+        let name = format!("{}.{}", l.name, vlan.as_str());
+        if name.len() <= IFNAME_MAX {
+            vlan_if = host.link_by_name(&name).await.context("cannot read the uplink's VLAN device")?;
+        }
+    }
+    Ok(UplinkFacts { name: uplink.to_string(), link, vlan_if })
 }
 
 /// The rest, once the guest is known: the host end its name derives from (a derived

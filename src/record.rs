@@ -63,6 +63,9 @@ pub struct Record {
     /// `--host-shim`: the shim the guest's host routes go through, and those routes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shim: Option<RecordedShim>,
+    /// `BRIDGE@UPLINK`: the uplink as HOSTIF named it (HOSTIF is the bridge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uplink: Option<String>,
 }
 
 /// Who a CNI ADD made an attachment for: the runtime's container (the pod's
@@ -241,6 +244,7 @@ pub(crate) fn sample() -> Record {
         cni: None,
         isolated: false,
         shim: None,
+        uplink: None,
     }
 }
 

@@ -35,6 +35,11 @@ pub enum Undo {
         index: u32,
         name: String,
     },
+    /// An uplink we made a port of a bridge (`BRIDGE@UPLINK`): released again.
+    Release {
+        index: u32,
+        name: String,
+    },
     /// A host link we set up that was down.
     SetHostDown {
         index: u32,

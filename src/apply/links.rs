@@ -44,6 +44,18 @@ pub async fn create_vlan(
     }
 }
 
+/// A `BRIDGE@UPLINK`'s uplink (or its VLAN device) a port of the bridge.
+pub async fn enslave(ctx: &Context<'_>, j: &mut Journal, port: &str, bridge: &str) -> Result<()> {
+    let link = ctx.host.link_by_name(port).await?.with_context(|| format!("{port} has disappeared"))?;
+    let master = ctx.index(Side::Host, bridge).await?;
+    // Another run over the same uplink enslaved it since we planned: not ours to release.
+    if link.master == Some(master) {
+        return Ok(());
+    }
+    let undo = Undo::Release { index: link.index, name: port.to_string() };
+    j.attempt(undo, ctx.host.set_master(link.index, master)).await
+}
+
 pub async fn set_host_up(ctx: &Context<'_>, j: &mut Journal, name: &str) -> Result<()> {
     let link = ctx.host.link_by_name(name).await?.with_context(|| format!("{name} has disappeared"))?;
     // Another run may have set it up since we planned: then it is not ours to set down.

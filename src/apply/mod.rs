@@ -121,6 +121,7 @@ async fn run(
             links::create_vlan(ctx, journal, name, parent, *id, *mtu).await
         }
         Step::SetHostUp { name } => links::set_host_up(ctx, journal, name).await,
+        Step::EnslaveUplink { port, bridge } => links::enslave(ctx, journal, port, bridge).await,
         Step::CreateShim { name, parent, mark } => shim::create(ctx, journal, name, parent, mark).await,
         Step::MoveAddress { moved, from, to } => shim::move_address(ctx, journal, *moved, from, to).await,
         Step::AddHostAddress { dev, addr } => shim::add_address(ctx, dev, *addr).await,

@@ -35,6 +35,7 @@ async fn undo_one(undo: &Undo, ctx: &Context<'_>) -> Result<()> {
             None => Ok(()),
         },
         Undo::SetHostDown { index, .. } => ctx.host.set_down(*index).await,
+        Undo::Release { index, .. } => ctx.host.set_nomaster(*index).await,
         Undo::VlanFilteringOff { index, .. } => ctx.host.set_vlan_filtering(*index, false).await,
         Undo::OvsDeleteBridgeIfUnused { name } => {
             let _changing = crate::ovs::exclusive().await;
@@ -92,6 +93,7 @@ fn describe(undo: &Undo) -> String {
         Undo::DeleteBridgeIfUnused { name, .. } => format!("cannot delete bridge {name}"),
         Undo::DeleteHostLink { name, .. } => format!("cannot delete {name}"),
         Undo::SetHostDown { name, .. } => format!("cannot set {name} down again"),
+        Undo::Release { name, .. } => format!("cannot take {name} off its bridge again"),
         Undo::VlanFilteringOff { name, .. } => format!("cannot turn VLAN filtering off again on {name}"),
         Undo::OvsDeleteBridgeIfUnused { name } => format!("cannot delete Open vSwitch bridge {name}"),
         Undo::OvsDeletePort { port, .. } => format!("cannot remove port {port} from Open vSwitch"),

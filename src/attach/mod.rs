@@ -33,6 +33,8 @@ struct Prepared {
     /// CONTAINER_IF, and the veth modes' host end, for the `--json` result.
     container_if: String,
     host_end: Option<String>,
+    /// A `BRIDGE@UPLINK`'s uplink, for the result and the record.
+    uplink: Option<String>,
 }
 
 /// What a CNI ADD has at hand before its attach: the guest it opened, with a
@@ -51,6 +53,8 @@ pub struct Given {
 }
 
 /// What an attach came to.
+// One value per attach, moved a few times: its size costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Attachment {
     /// `--dry-run`, with something to do: the steps it would take.
@@ -76,14 +80,18 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
         p = prepare(req, &terms, host, given_guest) => p,
         signal = interrupt::arrived() => Err(signal.into()),
     };
-    let Prepared { guest, nl_guest, plan, host_if, bridge_lock, shim_lock, container_if, host_end } =
+    let Prepared { guest, nl_guest, plan, host_if, bridge_lock, shim_lock, container_if, host_end, uplink } =
         match prepared {
             Ok(p) => p,
             Err(e) => return Err(Failed::after(e, notes)),
         };
     // Dropped when the run ends, however it ends.
     let _shim_lock = shim_lock;
-    let names = result::Names { container_if: &container_if, host_end: host_end.as_deref() };
+    let names = result::Names {
+        container_if: &container_if,
+        host_end: host_end.as_deref(),
+        uplink: uplink.as_deref(),
+    };
     let steps = match plan {
         Plan::AlreadyDone(what) => {
             if opts.verbose || opts.dry_run {
@@ -343,6 +351,7 @@ async fn prepare(
         guest,
         nl_guest,
         plan,
+        uplink: host_facts.uplink.map(|u| u.name),
         host_if: host_facts.host_if,
         bridge_lock,
         shim_lock,

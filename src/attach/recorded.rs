@@ -71,6 +71,7 @@ pub async fn record(
         cni: None,
         isolated: end.as_ref().and_then(|l| l.isolated).unwrap_or(false),
         shim: shim(host, steps).await?,
+        uplink: seen.uplink.clone(),
     }))
 }
 

@@ -19,6 +19,8 @@ use crate::plan::{Side, Step};
 pub struct Names<'a> {
     pub container_if: &'a str,
     pub host_end: Option<&'a str>,
+    /// A `BRIDGE@UPLINK`'s uplink, as HOSTIF names it.
+    pub uplink: Option<&'a str>,
 }
 
 /// What the kernel holds of an attachment once the run is done, read once for both
@@ -29,6 +31,9 @@ pub struct Seen {
     pub end: Option<Link>,
     pub addresses: Vec<IpNetwork>,
     pub routes: Vec<Route>,
+    /// A `BRIDGE@UPLINK`'s uplink (from the request: the bridge's ports do not say
+    /// which of them is the uplink).
+    pub uplink: Option<String>,
 }
 
 /// `None`: CONTAINER_IF is not (or no longer) in the guest.
@@ -41,7 +46,7 @@ pub async fn seen(host: &Netlink, nl_guest: &Netlink, names: &Names<'_>) -> Resu
     let addresses = nl_guest.addresses(cif.index).await?;
     let mut routes = nl_guest.routes(Family::V4).await?;
     routes.extend(nl_guest.routes(Family::V6).await?);
-    Ok(Some(Seen { cif, end, addresses, routes }))
+    Ok(Some(Seen { cif, end, addresses, routes, uplink: names.uplink.map(String::from) }))
 }
 
 /// What the run itself made, without a request: the same as [`seen`] would read for
@@ -100,7 +105,7 @@ pub fn made(steps: &[Step], ctx: &Context<'_>, names: &Names<'_>, with_macs: boo
             _ => {}
         }
     }
-    Some(Seen { cif, end, addresses, routes })
+    Some(Seen { cif, end, addresses, routes, uplink: names.uplink.map(String::from) })
 }
 
 /// What an attach came to, as the kernel holds it once the run is done (or found
@@ -125,6 +130,9 @@ pub struct Attached {
     /// built-in DHCP clients took: the CNI result's `dns`. `None` without such a lease.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dns: Option<LeaseDns>,
+    /// `BRIDGE@UPLINK`: the uplink (its VLAN device, with `@VLAN`, the bridge's port).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uplink: Option<String>,
 }
 
 /// What a lease says of DNS, in the CNI result's words.
@@ -200,7 +208,7 @@ impl Attached {
 
     /// The attachment as `seen`; an error when CONTAINER_IF was not there to see.
     pub fn of(guest: &Guest, names: &Names<'_>, seen: Option<&Seen>, changed: bool) -> Result<Attached> {
-        let Some(Seen { cif, end, addresses, routes: all_routes }) = seen else {
+        let Some(Seen { cif, end, addresses, routes: all_routes, uplink }) = seen else {
             anyhow::bail!("{} is not in {} after all", names.container_if, guest.describe());
         };
         let sandbox = match guest.pid {
@@ -254,6 +262,16 @@ impl Attached {
             .flatten()
             .and_then(|r| r.shim)
             .map(|s| ShimResult { name: s.name, routes: s.routes });
-        Ok(Attached { changed, guest: guest.name.clone(), interfaces, ips, routes, host_shim, dns: None })
+        let uplink = uplink.clone();
+        Ok(Attached {
+            changed,
+            guest: guest.name.clone(),
+            interfaces,
+            ips,
+            routes,
+            host_shim,
+            dns: None,
+            uplink,
+        })
     }
 }

@@ -88,11 +88,17 @@ async fn removed(req: &Del, opts: &RunOpts, notes: &mut Vec<String>) -> Result<R
     };
     // The guest's link first (it goes whatever happens to the shim), then its routes.
     steps.extend(rec.iter().flat_map(shim_removals));
-    // A macvlan's VLAN device that an attach made goes with its last attachment.
-    if found.alias.kind == Kind::Macvlan {
+    // A VLAN device that an attach made goes with its last attachment: a macvlan's
+    // parent (its HOSTIF), or a `BRIDGE@UPLINK`'s port of the bridge (HOSTIF).
+    if matches!(found.alias.kind, Kind::Macvlan | Kind::Bridge) {
         let leaving = [record::path(id.ns_inode, cif)];
-        let unused = crate::lifecycle::vlan_devices::unused(&host, &leaving).await?;
-        if let Some(v) = unused.into_iter().find(|l| l.name == found.alias.host_if) {
+        let ends: Vec<&str> = rec.iter().filter_map(|r| r.host_end.as_deref()).collect();
+        let unused = crate::lifecycle::vlan_devices::unused(&host, &leaving, &ends).await?;
+        let bridge = host.link_by_name(&found.alias.host_if).await?.filter(|b| b.is_bridge());
+        let ours = |l: &crate::netlink::Link| {
+            l.name == found.alias.host_if || bridge.as_ref().is_some_and(|b| l.master == Some(b.index))
+        };
+        if let Some(v) = unused.into_iter().find(ours) {
             steps.push(Removal::DeleteLink { side: Side::Host, name: v.name, index: v.index });
         }
     }

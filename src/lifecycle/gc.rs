@@ -209,7 +209,7 @@ async fn collect(opts: &RunOpts) -> Result<(Vec<Garbage>, Vec<String>)> {
     // Last: the VLAN devices that only the records just removed named.
     let leaving: Vec<PathBuf> =
         of_records.iter().filter(|g| g.kind == GarbageKind::Record).map(|g| PathBuf::from(&g.name)).collect();
-    for v in crate::lifecycle::vlan_devices::unused(&host, &leaving).await? {
+    for v in crate::lifecycle::vlan_devices::unused(&host, &leaving, &[]).await? {
         if !opts.dry_run {
             match host.link_by_index(v.index).await? {
                 Some(l) if l.name == v.name => host.delete_link(v.index).await?,

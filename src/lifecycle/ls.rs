@@ -43,6 +43,9 @@ pub struct Entry {
     pub addresses: Vec<String>,
     pub mac: Option<String>,
     pub vlan: Option<u16>,
+    /// `BRIDGE@UPLINK`: the uplink, from the record (`host_if` is the bridge).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uplink: Option<String>,
     /// The host end is an isolated port of its bridge (`--isolated`).
     pub isolated: bool,
     /// `--host-shim`: the shim the host reaches the guest through (from its record).
@@ -205,6 +208,7 @@ fn with_intents(entries: &mut Vec<Entry>, only_ns: Option<u64>, notes: &mut Vec<
             addresses: Vec::new(),
             mac: None,
             vlan: None,
+            uplink: None,
             isolated: false,
             shim: None,
             dhcp: Vec::new(),
@@ -279,6 +283,7 @@ fn left_behind(ovs: &[MarkedInterface], host_links: &[Link]) -> Vec<Entry> {
             addresses: Vec::new(),
             mac: None,
             vlan: m.id("vlan").and_then(|v| v.parse().ok()),
+            uplink: None,
             isolated: false,
             shim: None,
             dhcp: Vec::new(),
@@ -421,9 +426,11 @@ async fn of_guest(
             .vlan
             .or_else(|| port_vlan.and_then(|v| v.parse().ok()))
             .or_else(|| host_links.iter().find(|l| l.name == alias.host_if).and_then(|l| l.vlan_id));
-        // Read once: the DHCP clients, the shim and the CNI owner it names.
+        // Read once: the DHCP clients, the shim, the uplink and the CNI owner it names.
         let rec = crate::record::load(alias.ns, &alias.container_if).ok().flatten();
         let cni = rec.as_ref().and_then(|r| r.cni.as_ref());
+        let uplink = rec.as_ref().and_then(|r| r.uplink.clone());
+        let vlan = vlan.or_else(|| uplink_vlan(host_links, &alias.host_if, uplink.as_deref()?));
         entries.push(Entry {
             guest: alias.guest.as_guest_arg(),
             container_name: container_name.clone(),
@@ -440,6 +447,7 @@ async fn of_guest(
             dhcp: clients(rec.as_ref()),
             addresses,
             vlan,
+            uplink,
             container_if: alias.container_if,
             host_if: alias.host_if,
         });
@@ -480,6 +488,14 @@ impl Listing {
     }
 }
 
+/// A `BRIDGE@UPLINK @VID`'s VLAN: that of the bridge's port that is a VLAN device
+/// of the uplink.
+fn uplink_vlan(links: &[Link], bridge: &str, uplink: &str) -> Option<u16> {
+    let bridge = links.iter().find(|l| l.name == bridge)?.index;
+    let uplink = links.iter().find(|l| l.name == uplink)?.index;
+    links.iter().find(|l| l.master == Some(bridge) && l.peer == Some(uplink)).and_then(|l| l.vlan_id)
+}
+
 fn table(entries: &[Entry]) -> Vec<String> {
     let header =
         ["GUEST", "CONTAINER_IF", "HOSTIF", "KIND", "HOST_END", "ADDRESSES", "MAC", "VLAN", "DHCP", "STATE"];
@@ -496,7 +512,10 @@ fn table(entries: &[Entry]) -> Vec<String> {
         rows.push(vec![
             guest,
             dash(Some(e.container_if.clone()).filter(|c| !c.is_empty())),
-            e.host_if.clone(),
+            match &e.uplink {
+                Some(uplink) => format!("{}@{uplink}", e.host_if),
+                None => e.host_if.clone(),
+            },
             kind_cell(e),
             dash(e.host_end.clone()),
             addresses,

@@ -16,8 +16,10 @@ use crate::plan::alias::MADE_VLAN;
 use crate::record;
 
 /// The host links that an attach made as VLAN devices, that no record (but those at
-/// `leaving`) and no intent names.
-pub async fn unused(host: &Netlink, leaving: &[PathBuf]) -> Result<Vec<Link>> {
+/// `leaving`) and no intent names, and that are no `BRIDGE@UPLINK`'s uplink of a
+/// bridge with other ports (but the host ends `leaving_ends`, about to go): the
+/// records of its veths name the bridge, not the uplink.
+pub async fn unused(host: &Netlink, leaving: &[PathBuf], leaving_ends: &[&str]) -> Result<Vec<Link>> {
     let mut used: HashSet<String> = HashSet::new();
     for (path, rec) in record::all()? {
         match rec {
@@ -38,9 +40,14 @@ pub async fn unused(host: &Netlink, leaving: &[PathBuf]) -> Result<Vec<Link>> {
         }
     }
     let links = host.links().await?;
+    let bridged = |l: &Link| {
+        let others = |o: &&Link| o.index != l.index && !leaving_ends.contains(&o.name.as_str());
+        l.master.is_some_and(|m| links.iter().filter(others).any(|o| o.master == Some(m)))
+    };
     Ok(links
-        .into_iter()
+        .iter()
         .filter(|l| l.kind.as_deref() == Some("vlan") && l.alias.as_deref() == Some(MADE_VLAN))
-        .filter(|l| !used.contains(&l.name))
+        .filter(|l| !used.contains(&l.name) && !bridged(l))
+        .cloned()
         .collect())
 }

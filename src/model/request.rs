@@ -120,6 +120,20 @@ impl std::fmt::Display for HostIf {
     }
 }
 
+impl HostIf {
+    /// `BRIDGE@UPLINK` (the original's PR #227 shape): a Linux bridge over an uplink
+    /// (with `@VLAN`, the uplink's VLAN device `UPLINK.VID`). Both parts are names;
+    /// whether the form applies is the host's to say (an interface named so
+    /// literally is taken as it is, as the original takes it).
+    pub fn uplink_form(&self) -> Option<(&str, &str)> {
+        let HostIf::Name(n) = self else {
+            return None;
+        };
+        let (bridge, uplink) = n.as_str().split_once('@')?;
+        (!bridge.is_empty() && !uplink.is_empty() && !uplink.contains('@')).then_some((bridge, uplink))
+    }
+}
+
 /// HOSTIF as the command line and a CNI config give it; the error names HOSTIF.
 impl std::str::FromStr for HostIf {
     type Err = anyhow::Error;

@@ -122,6 +122,11 @@ impl Netlink {
         self.change(LinkUnspec::new_with_index(index).controller(master)).await
     }
 
+    /// `ip link set INDEX nomaster`
+    pub async fn set_nomaster(&self, index: u32) -> Result<()> {
+        self.change(LinkUnspec::new_with_index(index).controller(0)).await
+    }
+
     pub async fn set_mac(&self, index: u32, mac: Mac) -> Result<()> {
         self.change(LinkUnspec::new_with_index(index).address(mac.0.to_vec())).await
     }

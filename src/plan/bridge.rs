@@ -37,11 +37,15 @@ pub fn plan(
         None => missing_name(req)?.to_string(),
     };
     let tag = match (switch, &req.vlan) {
+        // `BRIDGE@UPLINK @VID`: the VLAN is the uplink's 802.1Q device's, not the bridge's.
+        (_, Some(_)) if host.uplink.is_some() => None,
         (Switch::Ovs { .. }, Some(v)) => Some(v.ovs_tag()?),
         (Switch::Linux { .. }, Some(v)) => Some(v.bridge_vid()?),
         _ => None,
     };
     let names = Names { local: &local, bridge: &bridge, cif: cif.as_str() };
+    // Refused before anything, re-run or not: an uplink that is missing or taken.
+    let uplink = uplink_steps(req, host, &bridge)?;
     if let Some(done) = rerun(req, switch, &names, guest, host, facts)? {
         return Ok(done);
     }
@@ -53,6 +57,7 @@ pub fn plan(
         }
         _ => {}
     }
+    steps.extend(uplink);
     // First of all on an existing bridge: a kernel without the feature refuses it
     // before anything else changed.
     let filtering = host.host_if.as_ref().and_then(|l| l.vlan_filtering) == Some(true);
@@ -93,6 +98,37 @@ pub fn plan(
     }
     steps.extend(addressing::steps(req, cif.as_str(), facts));
     Ok(Plan::Steps(steps))
+}
+
+/// `BRIDGE@UPLINK [@VID]`: the uplink (or its `UPLINK.VID`, made if missing) a port
+/// of the bridge, set up. Refused: an uplink that does not exist, or that (or its
+/// VLAN device) is a port of another bridge or a bond already.
+fn uplink_steps(req: &Attach, host: &HostFacts, bridge: &str) -> Result<Vec<Step>> {
+    let Some(uplink) = &host.uplink else {
+        return Ok(Vec::new());
+    };
+    let Some(link) = &uplink.link else {
+        bail!("the uplink {} of {bridge}@{} does not exist", uplink.name, uplink.name);
+    };
+    let mut steps = Vec::new();
+    let port = match &req.vlan {
+        None => {
+            if !link.up {
+                steps.push(Step::SetHostUp { name: link.name.clone() });
+            }
+            link.clone()
+        }
+        Some(vlan) => super::physical::vlan_device(vlan, link, uplink.vlan_if.as_ref(), &mut steps)?,
+    };
+    let on_bridge = host.host_if.as_ref().map(|b| b.index);
+    match port.master {
+        Some(m) if Some(m) == on_bridge => {}
+        Some(_) => {
+            bail!("{} is already enslaved to another bridge or bond; {bridge} cannot have it", port.name)
+        }
+        None => steps.push(Step::EnslaveUplink { port: port.name, bridge: bridge.to_string() }),
+    }
+    Ok(steps)
 }
 
 /// The names an attachment goes by: host end, bridge, CONTAINER_IF.

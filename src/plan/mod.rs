@@ -46,6 +46,17 @@ pub struct HostFacts {
     pub ovs_datapath: Option<String>,
     /// `--host-shim`: what was read of the shim and the host (see `shim::ShimFacts`).
     pub shim: Option<shim::ShimFacts>,
+    /// `BRIDGE@UPLINK` with no interface of that literal name: the uplink as read
+    /// (`host_if` is then BRIDGE's link).
+    pub uplink: Option<UplinkFacts>,
+}
+
+/// The uplink of a `BRIDGE@UPLINK` HOSTIF, and with `@VLAN` its `UPLINK.VID`.
+#[derive(Clone, Debug, Default)]
+pub struct UplinkFacts {
+    pub name: String,
+    pub link: Option<Link>,
+    pub vlan_if: Option<Link>,
 }
 
 /// What was read inside the guest before planning.
@@ -192,12 +203,18 @@ const LINK_TYPE_LOOPBACK: u16 = 772;
 
 pub fn mode(req: &Attach, host: &HostFacts) -> Result<Mode> {
     if let Some(link) = &host.host_if {
+        if host.uplink.is_some() && !link.is_bridge() {
+            bail!("{} is not a Linux bridge: BRIDGE@UPLINK needs one (or a missing br* name)", link.name);
+        }
         return Ok(match link.kind.as_deref() {
             Some("bridge") => Mode::Bridge { create: false },
             _ if host.ovs_bridge => Mode::Ovs,
             _ if link.link_type == LINK_TYPE_INFINIBAND => Mode::Ipoib,
             _ => Mode::Physical,
         });
+    }
+    if host.uplink.is_some() && !missing_name(req)?.starts_with("br") {
+        bail!("I do not know how to setup interface {}.", missing_name(req)?);
     }
     let name = missing_name(req)?;
     if name.starts_with("br") {
@@ -219,7 +236,8 @@ pub fn mode(req: &Attach, host: &HostFacts) -> Result<Mode> {
 fn missing_name(req: &Attach) -> Result<&str> {
     match &req.host_if {
         HostIf::Mac(mac) => bail!("Mac address {mac} specified for interface but no host interface matched."),
-        HostIf::Name(n) => Ok(n.as_str()),
+        // Only reached for the uplink form: a literal `BRIDGE@UPLINK` exists otherwise.
+        HostIf::Name(n) => Ok(req.host_if.uplink_form().map_or(n.as_str(), |(bridge, _)| bridge)),
     }
 }
 
@@ -272,6 +290,7 @@ impl Class {
             // The original refuses `@VLAN` here (`VLAN configuration currently
             // unsupported for Linux bridge.`); we filter VLANs on the bridge instead.
             Mode::Bridge { .. } if req.vlan.is_some() => {
+                // 1..=4094 for the bridge's filtering and the uplink's 802.1Q device alike.
                 req.vlan.as_ref().map(|v| v.bridge_vid()).transpose()?;
                 Ok(Class { mode: Some(mode), container_if: container_if(req, mode) })
             }

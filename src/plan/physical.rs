@@ -7,7 +7,7 @@ use super::alias::Kind;
 use super::{
     addressing, refuse_taken, GuestFacts, GuestId, GuestLink, HostFacts, Mode, NewGuestLink, Plan, Side, Step,
 };
-use crate::model::{Attach, HostIf, IfName};
+use crate::model::{Attach, HostIf, IfName, Vlan};
 use crate::netlink::Link;
 
 pub fn plan(
@@ -61,12 +61,24 @@ fn parent(req: &Attach, nic: &Link, host: &HostFacts, steps: &mut Vec<Step>) -> 
         up_if_down(nic, steps);
         return Ok(nic.clone());
     };
+    vlan_device(vlan, nic, host.vlan_if.as_ref(), steps)
+}
+
+/// `NIC.VID` (`existing`, as read): used if it is the VLAN device for that tag on
+/// NIC, refused if that name is something else, else made with NIC's MTU. NIC and
+/// the device are set up, as the original does.
+pub(super) fn vlan_device(
+    vlan: &Vlan,
+    nic: &Link,
+    existing: Option<&Link>,
+    steps: &mut Vec<Step>,
+) -> Result<Link> {
     let id = vlan.id()?;
     let name = format!("{}.{}", nic.name, vlan.as_str());
     if name.parse::<IfName>().is_err() {
         bail!("the VLAN device name {name} would be longer than 15 bytes");
     }
-    match &host.vlan_if {
+    match existing {
         Some(v)
             if v.kind.as_deref() == Some("vlan") && v.vlan_id == Some(id) && v.peer == Some(nic.index) =>
         {
@@ -80,7 +92,7 @@ fn parent(req: &Attach, nic: &Link, host: &HostFacts, steps: &mut Vec<Step>) -> 
             steps.push(Step::CreateVlan { name: name.clone(), parent: nic.name.clone(), id, mtu: nic.mtu });
             up_if_down(nic, steps);
             steps.push(Step::SetHostUp { name: name.clone() });
-            Ok(Link { name, mtu: nic.mtu, ..nic.clone() })
+            Ok(Link { name, mtu: nic.mtu, master: None, ..nic.clone() })
         }
     }
 }

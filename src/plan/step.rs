@@ -138,6 +138,12 @@ pub enum Step {
         port: String,
         vid: u16,
     },
+    /// `ip link set PORT master BRIDGE`: a `BRIDGE@UPLINK`'s uplink (or its VLAN
+    /// device) a port of the bridge; undone by `nomaster`.
+    EnslaveUplink {
+        port: String,
+        bridge: String,
+    },
     /// `ip link set NAME up` on the host, for an interface that was down.
     SetHostUp {
         name: String,
@@ -233,6 +239,7 @@ impl Step {
             | Step::AddHostRoute { .. }
             | Step::CreateVlan { .. }
             | Step::SetHostUp { .. }
+            | Step::EnslaveUplink { .. }
             | Step::BridgeVlanFiltering { .. }
             | Step::BridgePortVlan { .. }
             | Step::CreateGuestLink(_)
@@ -292,6 +299,7 @@ impl Step {
             Step::LinkUp { dev, .. } => format!("cannot set {dev} up in {g}"),
             Step::CreateVlan { name, .. } => format!("cannot create VLAN device {name}"),
             Step::SetHostUp { name } => format!("cannot set {name} up"),
+            Step::EnslaveUplink { port, bridge } => format!("cannot make {port} a port of {bridge}"),
             Step::BridgeVlanFiltering { bridge } => {
                 format!("cannot turn VLAN filtering on for bridge {bridge}")
             }
@@ -358,6 +366,7 @@ impl fmt::Display for Step {
                 write!(f, "ip link add link {parent} name {name} mtu {mtu} type vlan id {id}")
             }
             Step::SetHostUp { name } => write!(f, "ip link set {name} up"),
+            Step::EnslaveUplink { port, bridge } => write!(f, "ip link set {port} master {bridge}"),
             Step::BridgeVlanFiltering { bridge } => {
                 write!(f, "ip link set {bridge} type bridge vlan_filtering 1")
             }
