@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::dhcp::{is_gone, leased, others_in, Dnsmasq};
 use crate::dhcp_identity::{docker, eth1, Container};
-use crate::util::{unique, Netns};
+use crate::util::{unique, Netns, Run};
 
 /// Wait (at most `secs`) until `what` holds.
 fn until(secs: u64, what: &str, mut ok: impl FnMut() -> bool) {
@@ -40,6 +40,24 @@ fn count(server: &Dnsmasq, what: &str) -> usize {
 fn ls_row(host: &Netns, guest: &str) -> String {
     let out = host.pipework(&["ls"]).ok().stdout;
     out.lines().find(|l| l.contains(guest)).unwrap_or_else(|| panic!("{guest} not in ls:\n{out}")).to_string()
+}
+
+/// `pipework br1 GUEST dhcp4-f` for a namespace guest, which must succeed.
+fn attach(host: &Netns, guest: &Netns) -> Run {
+    host.pipework(&["br1", &guest.guest(), "dhcp4-f"]).ok()
+}
+
+/// A namespace guest attached `dhcp4-f` (a server on br1 already), leased, and then its
+/// keeper killed: the guest, the keeper's files (removed on drop), its pid file and the
+/// address it held.
+fn orphaned_by_its_keeper(host: &Netns) -> (Netns, KeeperFiles, String, String) {
+    let guest = Netns::new();
+    let pid_file = format!("/var/run/dhcp4.pid-{}.pid", guest.pid());
+    let files = KeeperFiles(pid_file.clone().into());
+    attach(host, &guest);
+    let addr = leased(&guest);
+    kill_keeper(&pid_file);
+    (guest, files, pid_file, addr)
 }
 
 /// The files a killed keeper leaves beside its pid file (a re-run's keeper takes them
@@ -110,14 +128,7 @@ fn a_killed_keeper_of_a_docker_container_comes_back_with_the_same_address() {
 fn a_lease_refused_with_a_nak_is_removed_and_discovery_starts_again() {
     let host = Netns::new();
     let first = Dnsmasq::start(&host);
-    let guest = Netns::new();
-    let pid_file = format!("/var/run/dhcp4.pid-{}.pid", guest.pid());
-    let _files = KeeperFiles(pid_file.clone().into());
-    let args = ["br1", &guest.guest(), "dhcp4-f"].map(String::from);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    host.pipework(&args).ok();
-    let old_addr = leased(&guest);
-    kill_keeper(&pid_file);
+    let (guest, _files, _, old_addr) = orphaned_by_its_keeper(&host);
     drop(first);
     let ns = Netns::new();
     host.pipework(&["br1", &ns.guest(), "0/0"]).ok();
@@ -131,7 +142,7 @@ fn a_lease_refused_with_a_nak_is_removed_and_discovery_starts_again() {
         a.push(format!("--dhcp-leasefile={}", dir.join("leases").display()));
         a
     });
-    let rerun = host.pipework(&args).ok();
+    let rerun = attach(&host, &guest);
     assert!(rerun.stderr.contains("INIT-REBOOT"), "{rerun:?}");
     until(10, "dnsmasq refused the old lease", || server.log().contains("DHCPNAK(eth1)"));
     until(20, "a new lease in the new range", || leased_or_none(&guest).is_some_and(|a| a != old_addr));
@@ -156,20 +167,13 @@ fn a_lease_refused_with_a_nak_is_removed_and_discovery_starts_again() {
 fn a_lease_run_out_before_the_rerun_starts_from_discover() {
     let host = Netns::new();
     let server = Dnsmasq::start(&host);
-    let guest = Netns::new();
-    let pid_file = format!("/var/run/dhcp4.pid-{}.pid", guest.pid());
-    let _files = KeeperFiles(pid_file.clone().into());
-    let args = ["br1", &guest.guest(), "dhcp4-f"].map(String::from);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    host.pipework(&args).ok();
-    leased(&guest);
-    kill_keeper(&pid_file);
+    let (guest, _files, pid_file, _) = orphaned_by_its_keeper(&host);
     let held = PathBuf::from(&pid_file).with_extension("lease.json");
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&held).unwrap()).unwrap();
     v["bound_at"] = 1000.into();
     std::fs::write(&held, v.to_string()).unwrap();
     let discovers = count(&server, "DHCPDISCOVER(eth1)");
-    let rerun = host.pipework(&args).ok();
+    let rerun = attach(&host, &guest);
     assert!(rerun.stderr.contains("has run out"), "{rerun:?}");
     until(15, "a DISCOVER, then a lease again", || {
         count(&server, "DHCPDISCOVER(eth1)") > discovers && leased_or_none(&guest).is_some()
