@@ -44,6 +44,37 @@ no() { if "$@" >/dev/null 2>&1; then fail "$* succeeded"; fi; }
 # pings PID ADDR: one ping from PID's namespace to ADDR answers (within 2 s).
 pings() { at "$1" ping -c 1 -W 2 "$2" >/dev/null 2>&1; }
 
+# ping_matrix "NAME ADDR WANT"...: from the namespace of each guest NAME (the
+# variable holding its PID), one ping to ADDR must get WANT (1 answered, 0 not);
+# " NAME->ADDR:GOT" for each pair in $matrix, for the report.
+ping_matrix() {
+	matrix=""
+	for _pair in "$@"; do
+		set -- $_pair
+		eval "_pid=\$$1"
+		if pings "$_pid" "$2"; then _got=1; else _got=0; fi
+		matrix="$matrix $1->$2:$_got"
+		[ "$_got" = "$3" ] || fail "$1 -> $2: expected $3, got $_got"
+	done
+}
+
+# vlan_wire HOST NIC FAR VID ADDR OTHER OTHER_VID OTHER_ADDR: NIC (up, in HOST) is
+# one end of a veth whose other end, wire, is in FAR with the VLAN device wire.VID
+# (ADDR) on it; wire.OTHER_VID (OTHER_ADDR) is moved into namespace OTHER, for
+# routes of its own in the same subnet. All up.
+vlan_wire() {
+	at "$1" ip link add "$2" type veth peer name wire netns "/proc/$3/ns/net"
+	at "$1" ip link set "$2" up
+	at "$3" ip link set wire up
+	at "$3" ip link add link wire name "wire.$4" type vlan id "$4"
+	at "$3" ip link add link wire name "wire.$7" type vlan id "$7"
+	at "$3" ip addr add "$5" dev "wire.$4"
+	at "$3" ip link set "wire.$7" netns "/proc/$6/ns/net"
+	at "$6" ip addr add "$8" dev "wire.$7"
+	at "$3" ip link set "wire.$4" up
+	at "$6" ip link set "wire.$7" up
+}
+
 # same WHAT EXPECTED ACTUAL
 same() { [ "$2" = "$3" ] || fail "$1: expected '$2', got '$3'"; }
 

@@ -17,14 +17,7 @@ vlans() { at "$host" bridge vlan show dev "$1" | awk 'NR > 1 || $1 == "'"$1"'" {
 same "old0's VLANs" "1 PVID Egress Untagged" "$(vlans old0)"
 same "g1's port" "10 PVID Egress Untagged" "$(vlans "veth1pl$g1")"
 same "g3's port" "20 PVID Egress Untagged" "$(vlans "veth1pl$g3")"
-matrix=""
-for pair in "g1 10.0.0.3 1" "g2 10.0.0.2 1" "g3 10.0.0.2 0" "g3 10.0.0.3 0" "g1 10.0.0.4 0"; do
-	set -- $pair
-	eval "pid=\$$1"
-	if pings "$pid" "$2"; then got=1; else got=0; fi
-	matrix="$matrix $1->$2:$got"
-	[ "$got" = "$3" ] || fail "$1 -> $2: expected $3, got $got"
-done
+ping_matrix "g1 10.0.0.3 1" "g2 10.0.0.2 1" "g3 10.0.0.2 0" "g3 10.0.0.3 0" "g1 10.0.0.4 0"
 report "bridge VLAN ping matrix (g1 10.0.0.2 @10, g2 .3 @10, g3 .4 @20 on br1):$matrix"
 pw "$host" ls | grep "pid:$g1" | grep -qw 10 || fail "ls shows no VLAN: $(pw "$host" ls)"
 ok pw "$host" del "pid:$g1"

@@ -6,16 +6,7 @@
 # guest on VLAN 20 reaches its far end and none of them. `del` of the last user
 # removes eth2.VID; one still used stays.
 ns host; ns far; ns far20
-at "$host" ip link add eth2 type veth peer name wire netns "/proc/$far/ns/net"
-at "$host" ip link set eth2 up
-at "$far" ip link set wire up
-at "$far" ip link add link wire name wire.10 type vlan id 10
-at "$far" ip link add link wire name wire.20 type vlan id 20
-at "$far" ip addr add 10.0.0.1/24 dev wire.10
-at "$far" ip link set wire.20 netns "/proc/$far20/ns/net"
-at "$far20" ip addr add 10.0.0.11/24 dev wire.20
-at "$far" ip link set wire.10 up
-at "$far20" ip link set wire.20 up
+vlan_wire "$host" eth2 "$far" 10 10.0.0.1/24 "$far20" 20 10.0.0.11/24
 guest g1; guest g2; guest g3
 ok pw "$host" eth2 "pid:$g1" 10.0.0.2/24 @10
 ok pw "$host" eth2 "pid:$g2" 10.0.0.3/24 @10
@@ -32,15 +23,8 @@ until grep -q listening /tmp/vlan_nic.err; do
 	n=$((n + 1)); [ $n -lt 200 ] || fail "tcpdump: $(cat /tmp/vlan_nic.err)"; usleep 50000
 done
 # The matrix: who reaches whom (1 answers, 0 not).
-matrix=""
-for pair in "g1 10.0.0.3 1" "g2 10.0.0.2 1" "g1 10.0.0.1 1" "g2 10.0.0.1 1" "g3 10.0.0.11 1" \
-	"g3 10.0.0.2 0" "g3 10.0.0.3 0" "g3 10.0.0.1 0" "g1 10.0.0.4 0" "g1 10.0.0.11 0"; do
-	set -- $pair
-	eval "pid=\$$1"
-	if pings "$pid" "$2"; then got=1; else got=0; fi
-	matrix="$matrix $1->$2:$got"
-	[ "$got" = "$3" ] || fail "$1 -> $2: expected $3, got $got"
-done
+ping_matrix "g1 10.0.0.3 1" "g2 10.0.0.2 1" "g1 10.0.0.1 1" "g2 10.0.0.1 1" "g3 10.0.0.11 1" \
+	"g3 10.0.0.2 0" "g3 10.0.0.3 0" "g3 10.0.0.1 0" "g1 10.0.0.4 0" "g1 10.0.0.11 0"
 report "VLAN ping matrix (g1 10.0.0.2 @10, g2 .3 @10, g3 .4 @20; far wire.10 .1, wire.20 .11):$matrix"
 wait "$dump" || fail "tcpdump saw no VLAN 10 frame"
 grep -q 'vlan 10' /tmp/vlan_nic.dump || fail "no tag 10 on the wire: $(cat /tmp/vlan_nic.dump)"

@@ -7,16 +7,7 @@
 # peer. Refused before any change: a missing uplink, one on another bridge. A real
 # bond as the uplink; `del` and `gc` take the VLAN device with its last user.
 ns host; ns hub; ns far64
-at "$host" ip link add eth1 type veth peer name wire netns "/proc/$hub/ns/net"
-at "$host" ip link set eth1 up
-at "$hub" ip link set wire up
-at "$hub" ip link add link wire name wire.63 type vlan id 63
-at "$hub" ip link add link wire name wire.64 type vlan id 64
-at "$hub" ip addr add 10.0.63.1/24 dev wire.63
-at "$hub" ip link set wire.64 netns "/proc/$far64/ns/net"
-at "$far64" ip addr add 10.0.63.11/24 dev wire.64
-at "$hub" ip link set wire.63 up
-at "$far64" ip link set wire.64 up
+vlan_wire "$host" eth1 "$hub" 63 10.0.63.1/24 "$far64" 64 10.0.63.11/24
 guest g1; guest g2
 
 # --dry-run names the VLAN device and the port it becomes; nothing is made.
@@ -40,14 +31,7 @@ n=0
 until grep -q listening /tmp/vlan_uplink.err; do
 	n=$((n + 1)); [ $n -lt 200 ] || fail "tcpdump: $(cat /tmp/vlan_uplink.err)"; usleep 50000
 done
-matrix=""
-for pair in "g1 10.0.63.3 1" "g2 10.0.63.2 1" "g1 10.0.63.1 1" "g2 10.0.63.1 1" "g1 10.0.63.11 0" "g2 10.0.63.11 0"; do
-	set -- $pair
-	eval "pid=\$$1"
-	if pings "$pid" "$2"; then got=1; else got=0; fi
-	matrix="$matrix $1->$2:$got"
-	[ "$got" = "$3" ] || fail "$1 -> $2: expected $3, got $got"
-done
+ping_matrix "g1 10.0.63.3 1" "g2 10.0.63.2 1" "g1 10.0.63.1 1" "g2 10.0.63.1 1" "g1 10.0.63.11 0" "g2 10.0.63.11 0"
 report "uplink ping matrix (g1 10.0.63.2, g2 .3 on br63@eth1 @63; hub wire.63 .1, wire.64 .11):$matrix"
 wait "$dump" || fail "tcpdump saw no VLAN 63 frame"
 grep -q 'vlan 63' /tmp/vlan_uplink.dump || fail "no tag 63 on the wire: $(cat /tmp/vlan_uplink.dump)"
