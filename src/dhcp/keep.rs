@@ -65,7 +65,7 @@ pub fn start(
     };
     let mut child = cmd.spawn().with_context(|| format!("cannot start the {} keeper", req.name()))?;
     let gate = Gate::new(child.stdin.take());
-    let kept = Kept::keeper(&req.name(), child.id(), &pid_file);
+    let kept = Kept::keeper(&req.name(), child.id(), &pid_file, lease);
     if let Err(e) = std::fs::write(&pid_file, format!("{}\n", child.id())) {
         let _ = kept.stop_now();
         return Err(anyhow::Error::new(e).context(format!("cannot write {}", pid_file.display())));

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::process::Process;
 
 use super::{docker_rm, sandbox};
-use crate::plan::HeldLease;
+use crate::plan::{HeldLease, Leased};
 
 /// One client left running, as a record holds it (its fields are the record's
 /// format: see `record::VERSION`). Every field but `client` may be missing in a
@@ -50,6 +50,12 @@ pub struct Kept {
     /// helper is named before Docker gives it an id). Missing in earlier records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_ns: Option<u64>,
+    /// A keeper's: the lease it was handed, which the attach applied (its address
+    /// and router are among the record's). It may move on (rebound to another
+    /// address, a new one after a DHCPNAK): `check` compares with the lease it holds
+    /// now (`held_lease`). Missing in earlier records and for the other clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub granted: Option<Leased>,
 }
 
 impl Kept {
@@ -89,10 +95,11 @@ impl Kept {
     /// Pipework's own keeper (`dhcp4-f`, `dhcp6-f`), and its pid file
     /// (`CLIENT.HOSTNAME.pid`) with the status file beside it (`.lease`) and the
     /// lease it holds (`.lease.json`, see `HeldLease`).
-    pub fn keeper(client: &str, pid: u32, pid_file: &Path) -> Kept {
+    pub fn keeper(client: &str, pid: u32, pid_file: &Path, granted: &Leased) -> Kept {
         Kept {
             processes: Process::of(pid).into_iter().collect(),
             files: vec![pid_file.to_path_buf(), pid_file.with_extension("lease"), HeldLease::path(pid_file)],
+            granted: Some(granted.clone()),
             ..Kept::named(client)
         }
     }
@@ -133,6 +140,7 @@ impl Kept {
             container_id: None,
             files: Vec::new(),
             net_ns: None,
+            granted: None,
         }
     }
 
@@ -330,7 +338,7 @@ mod tests {
         let pid_file = dir.join("dhcp4.web1.pid");
         std::fs::write(&pid_file, format!("{}\n", child.id())).unwrap();
         std::fs::write(pid_file.with_extension("lease"), "state=bound\n").unwrap();
-        Kept::keeper("dhcp4", child.id(), &pid_file)
+        Kept::keeper("dhcp4", child.id(), &pid_file, &crate::plan::Leased::V4(crate::dhcp::tests::lease()))
     }
 
     fn scratch(name: &str) -> PathBuf {

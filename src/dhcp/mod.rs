@@ -128,4 +128,4 @@ fn find_client(name: &str) -> Result<PathBuf> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -5,7 +5,7 @@ use super::*;
 use super::{builtin, builtin6};
 use crate::plan::{Lease, Lease6};
 
-fn lease() -> Lease {
+pub(crate) fn lease() -> Lease {
     Lease {
         addr: "10.9.0.60/24".parse().unwrap(),
         broadcast: Some("10.9.0.255".parse().unwrap()),

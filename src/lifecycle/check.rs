@@ -14,7 +14,7 @@ use crate::model::{Check, Family};
 use crate::netlink::{Link, Netlink};
 use crate::plan::alias::{Alias, Kind};
 use crate::plan::remove::{mark, nic_of, Marked};
-use crate::plan::GuestId;
+use crate::plan::{GuestId, Leased};
 use crate::record::{self, is_link_local, Record};
 use crate::report::{Said, Verb};
 
@@ -115,7 +115,9 @@ async fn report(req: &Check) -> Result<CheckReport> {
                 let via = routes.iter().filter(|r| r.is_default() && r.oif == Some(link.index));
                 gateways.extend(via.filter_map(|r| r.gateway));
             }
-            v.differences.extend(compare(&r, cif, &addresses, &gateways));
+            let (now, moved) = as_kept_now(&r);
+            v.differences.extend(moved);
+            v.differences.extend(compare(&now, cif, &addresses, &gateways));
             if let Some(shim) = &r.shim {
                 v.differences.extend(shim_differences(&host, shim).await?);
             }
@@ -188,6 +190,49 @@ fn isolation_difference(r: &Record, end: &Link) -> Option<String> {
     }
 }
 
+/// The record as its running keepers have moved it on: the lease a keeper holds now
+/// (rebound to another address, a new one after a DHCPNAK) in place of the one the
+/// attach applied; none, and one line saying so, while it discovers again. Only a
+/// DHCPv4 keeper writes down the lease it holds (`HeldLease`).
+fn as_kept_now(r: &Record) -> (Record, Vec<String>) {
+    let keepers = r.dhcp.iter().filter(|k| k.is_running() == Some(true));
+    let moved: Vec<_> = keepers
+        .filter_map(|k| match &k.granted {
+            Some(granted @ Leased::V4(_)) => Some((k, granted, k.held_lease().map(|h| h.lease))),
+            _ => None,
+        })
+        .collect();
+    let mut lines = Vec::new();
+    for (k, _, _) in moved.iter().filter(|(_, _, now)| now.is_none()) {
+        let state = k.keeper_state().unwrap_or_else(|| "discovering".to_string());
+        lines.push(format!("{}:{state}: {} holds no lease now", k.client, k.describe()));
+    }
+    let swaps = moved.iter().map(|(_, granted, now)| ((*granted).clone(), now.clone()));
+    (moved_on(r, swaps), lines)
+}
+
+/// `r` with each granted lease's address and router replaced by those of the lease
+/// held now (removed when none is).
+fn moved_on(r: &Record, swaps: impl Iterator<Item = (Leased, Option<Leased>)>) -> Record {
+    let router = |l: &Leased| match l {
+        Leased::V4(l) => l.router.map(IpAddr::V4),
+        Leased::V6(_) => None,
+    };
+    let mut out = r.clone();
+    for (granted, now) in swaps {
+        if now.as_ref() == Some(&granted) {
+            continue;
+        }
+        out.addresses.retain(|a| *a != granted.addr());
+        out.gateways.retain(|g| Some(*g) != router(&granted));
+        if let Some(now) = &now {
+            out.addresses.push(now.addr());
+            out.gateways.extend(router(now));
+        }
+    }
+    out
+}
+
 /// CONTAINER_IF's addresses and default-route gateways against the record's.
 fn compare(r: &Record, cif: &str, addresses: &[IpNetwork], gateways: &[IpAddr]) -> Vec<String> {
     let mut out = Vec::new();
@@ -220,6 +265,26 @@ mod tests {
         let (a, g) =
             (["10.0.0.2/24".parse().unwrap(), "fe80::1/64".parse().unwrap()], ["10.0.0.1".parse().unwrap()]);
         assert_eq!(compare(&record(), "eth1", &a, &g), Vec::<String>::new());
+    }
+
+    /// A keeper's lease moved on: the record's address and router of the lease the
+    /// attach applied give way to the held one's; none while it discovers again.
+    #[test]
+    fn a_keepers_lease_held_now_takes_the_granted_ones_place() {
+        let granted = crate::dhcp::tests::lease();
+        let r = Record {
+            addresses: vec![granted.addr.into()],
+            gateways: vec!["10.9.0.1".parse().unwrap()],
+            ..record()
+        };
+        let held = crate::plan::Lease { addr: "10.9.0.70/24".parse().unwrap(), ..granted.clone() };
+        let (granted, held) = (Leased::V4(granted), Leased::V4(held));
+        let now = moved_on(&r, [(granted.clone(), Some(held))].into_iter());
+        assert_eq!(now.addresses, vec!["10.9.0.70/24".parse::<IpNetwork>().unwrap()]);
+        assert_eq!(now.gateways, r.gateways);
+        assert_eq!(moved_on(&r, [(granted.clone(), Some(granted.clone()))].into_iter()), r);
+        let discovering = moved_on(&r, [(granted, None)].into_iter());
+        assert!(discovering.addresses.is_empty() && discovering.gateways.is_empty(), "{discovering:?}");
     }
 
     #[test]

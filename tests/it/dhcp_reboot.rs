@@ -156,6 +156,10 @@ fn a_lease_refused_with_a_nak_is_removed_and_discovery_starts_again() {
     assert_eq!(guest.addrs("eth1").iter().filter(|a| a.starts_with("10.77.")).count(), 1, "the old stays");
     assert!(count(&server, "DHCPDISCOVER(eth1)") >= 1, "{}", server.log());
     until(5, "ls says the keeper is bound", || ls_row(&host, &guest.guest()).contains(" dhcp4:running "));
+    // The record has the refused lease's address; check compares the one held now.
+    let check = host.pipework(&["check", &guest.guest()]);
+    eprintln!("$ pipework check {}\n{}(exit {})", guest.guest(), check.stderr, check.code);
+    assert_eq!(check.code, 0, "{check:?}");
     host.pipework(&["del", &guest.guest()]).ok();
     assert!(others_in(&guest).is_empty(), "del left the keeper running");
 }
@@ -179,6 +183,8 @@ fn a_lease_run_out_before_the_rerun_starts_from_discover() {
         count(&server, "DHCPDISCOVER(eth1)") > discovers && leased_or_none(&guest).is_some()
     });
     leased(&guest);
+    let check = host.pipework(&["check", &guest.guest()]);
+    assert_eq!(check.code, 0, "{check:?}");
     host.pipework(&["del", &guest.guest()]).ok();
 }
 
