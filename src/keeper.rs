@@ -4,7 +4,8 @@
 //! process: its own sockets keep the namespace, and so the interface, alive. Told
 //! to stop (SIGTERM), or once the guest is gone, it sends a DHCPRELEASE (DHCPv6
 //! Release) first. A new
-//! address on rebinding is applied by the planner's lease steps, all or nothing.
+//! address on rebinding is applied by the planner's lease steps, all or nothing;
+//! with `dns`, new name servers are written into the guest's resolv.conf again.
 //! `/var/run/dhcp4.HOSTNAME.lease` (`dhcp6.`) says how it is doing.
 
 use std::fs::File;
@@ -60,6 +61,8 @@ async fn keep(args: &Args) -> Result<()> {
         hold(args, &args.lease);
     }
     let mut renewals = 0u32;
+    // `dns`: the lease whose name servers the guest's resolv.conf has.
+    let mut resolv_from = args.dns.then(|| args.lease.clone());
     report(args, current.as_ref(), renewals, &state);
     loop {
         tokio::select! {
@@ -79,6 +82,11 @@ async fn keep(args: &Args) -> Result<()> {
                         None => apply_lease(&nl, args, &new).await?,
                     }
                     hold(args, &new);
+                    if let Some(from) = &resolv_from {
+                        if rewrite_resolv_conf(args, from, &new) {
+                            resolv_from = Some(new.clone());
+                        }
+                    }
                     current = Some(new);
                     renewals += 1;
                     report(args, current.as_ref(), renewals, "bound");
@@ -285,6 +293,28 @@ fn hold(args: &Args, lease: &Leased) {
     if let Leased::V4(_) = lease {
         let held = crate::plan::HeldLease { lease: lease.clone(), bound_at: crate::dhcp::keep::now() };
         let _ = crate::record::write_atomically(&crate::plan::HeldLease::path(&args.pid_file), &held);
+    }
+}
+
+/// `dns`: a lease whose name servers or search domains differ from those the
+/// guest's resolv.conf was written from: written again, but only over the very text
+/// pipework wrote (a file the guest or another lease's servers changed since is
+/// left as it is). `true` when the file has `new`'s servers now.
+fn rewrite_resolv_conf(args: &Args, from: &Leased, new: &Leased) -> bool {
+    use crate::apply::resolv;
+    let dev = &args.iface.dev;
+    let (was, now) =
+        (resolv::text(dev, std::slice::from_ref(from)), resolv::text(dev, std::slice::from_ref(new)));
+    if was == now {
+        return false;
+    }
+    let Some(pid) = args.pid else { return false };
+    match resolv::rewrite(pid, &was, &now) {
+        Ok(done) => done,
+        Err(e) => {
+            crate::report::say(&format!("DHCP keeper: {e:#}"));
+            false
+        }
     }
 }
 

@@ -69,6 +69,20 @@ pub fn write(pid: u32, ns: u64, container_if: &str, text: &str) -> Result<()> {
     replace(&mut file, text.as_bytes()).context("cannot write the guest's /etc/resolv.conf")
 }
 
+/// A renewal's new name servers: the guest's resolv.conf replaced by `now` if it
+/// still is `was`, the text pipework wrote; `Ok(false)` when it is not (left as it
+/// is). Its saved original stays what `del` puts back.
+pub fn rewrite(pid: u32, was: &str, now: &str) -> Result<bool> {
+    let mut file = std::fs::File::from(open_in_guest(pid, false)?);
+    let mut text = Vec::new();
+    file.read_to_end(&mut text).context("cannot read the guest's /etc/resolv.conf")?;
+    if text != was.as_bytes() {
+        return Ok(false);
+    }
+    replace(&mut file, now.as_bytes()).context("cannot write the guest's /etc/resolv.conf")?;
+    Ok(true)
+}
+
 /// Put the saved resolv.conf back, if there is one; `Ok(false)` when nothing was
 /// saved. A guest without its process any more has no file to put back: the saved
 /// copy just goes.

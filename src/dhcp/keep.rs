@@ -37,13 +37,14 @@ pub fn start(
     lease: &Leased,
     bound_at: Option<u64>,
 ) -> Result<(Kept, Gate)> {
-    let renew = BuiltinOptions::parse(&req.options)?.renew;
+    let options = BuiltinOptions::parse(&req.options)?;
     let iface = Interface::of(req, target)?;
     let pid_file = req.pid_file(&req.name());
     let args = Args {
         iface,
         pid: req.pid,
-        renew,
+        renew: options.renew,
+        dns: options.dns,
         pid_file: pid_file.clone(),
         lease: lease.clone(),
         bound_at,
@@ -81,6 +82,11 @@ pub struct Args {
     pub pid: Option<u32>,
     /// `renew=SECONDS`.
     pub renew: Option<u32>,
+    /// `dns`: the attach wrote the lease's name servers into the guest's
+    /// resolv.conf; a renewal that changes them writes them again. Missing in the
+    /// arguments of earlier versions.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dns: bool,
     pub pid_file: PathBuf,
     pub lease: Leased,
     /// `lease` is a gone keeper's, granted at this time (seconds since the epoch):

@@ -93,3 +93,30 @@ fn dns_lists_are_bounded_and_a_shared_resolv_conf_is_never_written() {
     assert_eq!(hosts_own, std::fs::read("/etc/resolv.conf").unwrap(), "the host's resolv.conf changed");
     let _ = std::fs::remove_file(opts);
 }
+
+/// `dhcp4-f:dns`: a renewal whose name servers changed writes them again (the
+/// keeper's, T1 = 1 s); `del` still puts the container's own file back.
+#[test]
+fn a_keepers_renewal_with_new_name_servers_writes_them_again() {
+    let host = Netns::new();
+    let (server, opts) = server(&host, "3,10.77.0.1\n6,10.77.0.53\n119,example.test\n");
+    let c = Container::run();
+    let original = c.resolv_conf();
+    host.pipework(&["br1", &c.0, "dhcp4-f:dns renew=1"]).ok();
+    assert!(c.resolv_conf().contains("nameserver 10.77.0.53\nsearch example.test\n"), "{}", c.resolv_conf());
+    std::fs::write(&opts, "3,10.77.0.1\n6,10.77.0.63,10.77.0.64\n119,corp.test\n").unwrap();
+    server.reload();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let renewed = "nameserver 10.77.0.63\nnameserver 10.77.0.64\nsearch corp.test\n";
+    while !c.resolv_conf().contains(renewed) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no renewal wrote the new servers:\n{}",
+            c.resolv_conf()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let del = host.pipework(&["del", &c.0]).ok();
+    assert_eq!(c.resolv_conf(), original, "del put the container's resolv.conf back: {del:?}");
+    let _ = std::fs::remove_file(opts);
+}
