@@ -154,9 +154,17 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
         intent.dhcp.push(kept.clone());
         intent.save().map(drop)
     };
+    // Likewise the shim and host routes planned once an IPAM plugin has given the
+    // guest's addresses (CNI `hostShim`): named before they are made.
+    let name_shim = |derived: &[plan::Step]| {
+        let mut intent = intended.borrow_mut();
+        derived.iter().for_each(|s| intended::name_shim(&mut intent, s));
+        intent.save().map(drop)
+    };
     let ctx = Context::new(host, &nl_guest, guest.netns(), guest.describe())
         .with_guest_process(guest.pid, guest.ns_inode)
-        .on_client_started(Box::new(name_client));
+        .on_client_started(Box::new(name_client))
+        .on_steps_derived(Box::new(name_shim));
     ctx.hold_bridge_lock(bridge_lock);
     if let Some(link) = &host_if {
         ctx.learn(Side::Host, &link.name, link.index, None);
