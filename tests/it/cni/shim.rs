@@ -150,3 +150,44 @@ fn cni_host_shim_on_a_bridge_config_is_refused_before_any_change() {
     let e = c.call(&host, "ADD", &conf).error(7);
     assert!(e["msg"].as_str().unwrap().contains("a bridge attach"), "{e}");
 }
+
+/// An ADD with `hostShim` killed at each of its netlink requests in turn: the
+/// intent names the shim and its route before they are made (they come after the
+/// IPAM plugin's answer), so the runtime's DEL puts the host back as it was (the
+/// address back on nic0, no shim, no route) with no lease, record or intent left.
+#[test]
+fn cni_host_shim_add_killed_at_any_netlink_request_is_undone_by_del() {
+    let host = host_with_nic();
+    let conf = macvlan_conf(&host, json!(true));
+    let clean = Netns::new();
+    let c = Container::of(&clean, "eth0");
+    let (answer, sends) = super::add_under_strace(&host, &c, &conf, "sendto", None);
+    assert_eq!(answer.code, 0, "{answer:?}");
+    assert!(host.link("pwshim-nic0").is_some());
+    c.call(&host, "DEL", &conf).ok();
+    assert!(sends > 10, "only {sends} netlink requests counted");
+    let mut bad = Vec::new();
+    for k in 1..=sends as u32 {
+        let guest = Netns::new();
+        let c = Container::of(&guest, "eth0");
+        let h = host.snapshot();
+        let kill = Some(format!("signal=KILL:when={k}"));
+        let (killed, _) = super::add_under_strace(&host, &c, &conf, "sendto", kill);
+        if !matches!(killed.code, -1 | 137) {
+            bad.push(format!("sendto {k}: the ADD was not killed: {killed:?}"));
+            continue;
+        }
+        let del = c.call(&host, "DEL", &conf);
+        let left = (
+            !super::settles_to(&host, &h),
+            leases(&host, &conf),
+            files(&host, "intents"),
+            files(&host, "attachments"),
+        );
+        if del.code != 0 || left.0 || !left.1.is_empty() || !left.2.is_empty() || !left.3.is_empty() {
+            let diff = if left.0 { super::similar(&h, &host.snapshot()) } else { String::new() };
+            bad.push(format!("sendto {k}: DEL {del:?}, left {left:?} {diff}"));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
