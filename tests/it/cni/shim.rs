@@ -97,7 +97,7 @@ fn cni_host_shim_lets_the_host_reach_its_macvlan_guest_and_del_puts_the_host_bac
 
 /// Two guests share one shim (named in the config, at an address of its own); it
 /// goes with the last of them, also when the runtime's DEL comes with the
-/// namespace gone.
+/// namespace gone. Their addresses from the built-in pool this time.
 #[test]
 fn cni_named_shim_with_its_own_address_is_shared_and_goes_with_its_last_guest() {
     let host = host_with_nic();
@@ -106,6 +106,7 @@ fn cni_named_shim_with_its_own_address_is_shared_and_goes_with_its_last_guest() 
     let before = host.snapshot();
     let mut conf = macvlan_conf(&host, json!("hs7"));
     conf["pipework"]["hostShimAddr"] = json!("10.79.1.250/24");
+    conf["ipam"]["type"] = json!("pipework-pool");
     let ip = |r: &Value| r["ips"][0]["address"].as_str().unwrap().split('/').next().unwrap().to_string();
     let (a, b) = (ip(&c1.call(&host, "ADD", &conf).ok()), ip(&c2.call(&host, "ADD", &conf).ok()));
     assert_eq!(v4(&host, "hs7"), ["10.79.1.250/24"]);
@@ -122,6 +123,7 @@ fn cni_named_shim_with_its_own_address_is_shared_and_goes_with_its_last_guest() 
     assert_eq!(route, json!([]), "the guest's host route went");
     drop((g1, g2));
     assert_same("host after the DELs", &before, &host.snapshot());
+    assert!(leases(&host, &conf).is_empty(), "the pool's leases given back");
 }
 
 /// `hostShim` on a bridge config: refused before any change (no bridge made, no
