@@ -193,3 +193,46 @@ fn cni_host_shim_add_killed_at_any_netlink_request_is_undone_by_del() {
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
+
+/// An ADD with `hostShim` whose netlink requests fail in turn (EIO): it succeeds
+/// whole, the host reaching its guest, or fails with the host as before (the
+/// journal undoes the shim, its address move and route, made after IPAM's answer)
+/// and no lease, record or intent left.
+#[test]
+fn cni_host_shim_add_whose_netlink_request_fails_anywhere_is_all_or_nothing() {
+    let host = host_with_nic();
+    let conf = macvlan_conf(&host, json!(true));
+    let clean = Netns::new();
+    let c = Container::of(&clean, "eth0");
+    let (answer, sends) = super::add_with_failed_send(&host, &c, &conf, None);
+    assert_eq!(answer.code, 0, "{answer:?}");
+    c.call(&host, "DEL", &conf).ok();
+    let mut bad = Vec::new();
+    for k in 1..=sends as u32 {
+        let guest = Netns::new();
+        let c = Container::of(&guest, "eth0");
+        let (h, g) = (host.snapshot(), guest.snapshot());
+        let (answer, _) = super::add_with_failed_send(&host, &c, &conf, Some(k));
+        if answer.code == 0 {
+            let ip =
+                answer.out["ips"][0]["address"].as_str().unwrap_or("").split('/').next().unwrap().to_string();
+            if host.link("pwshim-nic0").is_none() || !host.ping(&ip) {
+                bad.push(format!("sendto {k}: success without the shim: {}", answer.out));
+            }
+            c.call(&host, "DEL", &conf).ok();
+            continue;
+        }
+        let left = (
+            !super::settles_to(&host, &h),
+            guest.snapshot() != g,
+            leases(&host, &conf),
+            files(&host, "intents"),
+            files(&host, "attachments"),
+        );
+        if left.0 || left.1 || !left.2.is_empty() || !left.3.is_empty() || !left.4.is_empty() {
+            let diff = if left.0 { super::similar(&h, &host.snapshot()) } else { String::new() };
+            bad.push(format!("sendto {k}: failed ({}) and left {left:?} {diff}", answer.out));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
