@@ -159,24 +159,35 @@ fn cni_host_shim_on_a_bridge_config_is_refused_before_any_change() {
 /// address back on nic0, no shim, no route) with no lease, record or intent left.
 #[test]
 fn cni_host_shim_add_killed_at_any_netlink_request_is_undone_by_del() {
+    killed_shim_adds_are_undone_by_del("sendto", 10);
+}
+
+/// The same at each rename (the intent written again as it names the shim, the
+/// record, the CNI state).
+#[test]
+fn cni_host_shim_add_killed_at_any_state_file_rename_is_undone_by_del() {
+    killed_shim_adds_are_undone_by_del("rename", 3);
+}
+
+fn killed_shim_adds_are_undone_by_del(syscall: &str, at_least: usize) {
     let host = host_with_nic();
     let conf = macvlan_conf(&host, json!(true));
     let clean = Netns::new();
     let c = Container::of(&clean, "eth0");
-    let (answer, sends) = super::add_under_strace(&host, &c, &conf, "sendto", None);
+    let (answer, sends) = super::add_under_strace(&host, &c, &conf, syscall, None);
     assert_eq!(answer.code, 0, "{answer:?}");
     assert!(host.link("pwshim-nic0").is_some());
     c.call(&host, "DEL", &conf).ok();
-    assert!(sends > 10, "only {sends} netlink requests counted");
+    assert!(sends >= at_least, "only {sends} calls of {syscall} counted");
     let mut bad = Vec::new();
     for k in 1..=sends as u32 {
         let guest = Netns::new();
         let c = Container::of(&guest, "eth0");
         let h = host.snapshot();
         let kill = Some(format!("signal=KILL:when={k}"));
-        let (killed, _) = super::add_under_strace(&host, &c, &conf, "sendto", kill);
+        let (killed, _) = super::add_under_strace(&host, &c, &conf, syscall, kill);
         if !matches!(killed.code, -1 | 137) {
-            bad.push(format!("sendto {k}: the ADD was not killed: {killed:?}"));
+            bad.push(format!("{syscall} {k}: the ADD was not killed: {killed:?}"));
             continue;
         }
         let del = c.call(&host, "DEL", &conf);
@@ -188,7 +199,7 @@ fn cni_host_shim_add_killed_at_any_netlink_request_is_undone_by_del() {
         );
         if del.code != 0 || left.0 || !left.1.is_empty() || !left.2.is_empty() || !left.3.is_empty() {
             let diff = if left.0 { super::similar(&h, &host.snapshot()) } else { String::new() };
-            bad.push(format!("sendto {k}: DEL {del:?}, left {left:?} {diff}"));
+            bad.push(format!("{syscall} {k}: DEL {del:?}, left {left:?} {diff}"));
         }
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
