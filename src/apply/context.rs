@@ -11,7 +11,7 @@ use super::bridge_lock::BridgeLock;
 use crate::dhcp::kept::Kept;
 use crate::model::Mac;
 use crate::netlink::{errno_of, Netlink};
-use crate::plan::Side;
+use crate::plan::{Side, Step};
 
 /// The handles a run needs: one netlink socket per namespace, opened up front.
 pub struct Context<'a> {
@@ -37,6 +37,10 @@ pub struct Context<'a> {
     /// Told of each DHCP client a step leaves running (`-f` forms), before the step
     /// ends: the attach names it in its intent (`crate::intent`).
     client_started: Option<ClientHook<'a>>,
+    /// Told of the host steps a step plans of what it got (a CNI `hostShim`'s, from
+    /// the IPAM plugin's addresses) before they run: the attach names what they
+    /// make in its intent.
+    steps_derived: Option<StepsHook<'a>>,
     /// The leases the built-in DHCP clients took (or a re-run's new keeper took
     /// over), for the result: the CNI result's `dns` is theirs.
     pub leases: RefCell<Vec<crate::plan::Leased>>,
@@ -47,6 +51,9 @@ pub struct Context<'a> {
 
 /// See [`Context::on_client_started`].
 pub type ClientHook<'a> = Box<dyn Fn(&Kept) -> Result<()> + 'a>;
+
+/// See [`Context::on_steps_derived`].
+pub type StepsHook<'a> = Box<dyn Fn(&[Step]) -> Result<()> + 'a>;
 
 /// A link this run knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +76,7 @@ impl<'a> Context<'a> {
             bridge_lock: RefCell::default(),
             guest_process: None,
             client_started: None,
+            steps_derived: None,
             leases: RefCell::default(),
             resolved: RefCell::default(),
         }
@@ -84,6 +92,18 @@ impl<'a> Context<'a> {
     /// A DHCP client this run leaves running, told before the step ends.
     pub fn client_started(&self, kept: &Kept) -> Result<()> {
         self.client_started.as_ref().map_or(Ok(()), |hook| hook(kept))
+    }
+
+    /// `hook` is told of the steps a step derives before they run; its error fails
+    /// the step (before any of them has run).
+    pub fn on_steps_derived(mut self, hook: StepsHook<'a>) -> Self {
+        self.steps_derived = Some(hook);
+        self
+    }
+
+    /// Steps about to run that the plan did not have.
+    pub fn steps_derived(&self, steps: &[Step]) -> Result<()> {
+        self.steps_derived.as_ref().map_or(Ok(()), |hook| hook(steps))
     }
 
     /// The guest is process `pid` in namespace `ns_inode`: an attach whose guest has

@@ -148,7 +148,9 @@ async fn run(
         Step::Slaac { dev, timeout } => slaac::run(ctx, journal, dev, *timeout).await,
         Step::SetMtu { dev, mtu } => addressing::set_mtu(ctx, journal, dev, *mtu).await,
         Step::Dhcp(req) => dhcp::run(req, ctx, journal).await,
-        Step::Delegated { dev, plugin } => delegated::run(ctx, journal, dev, plugin, delegation).await,
+        Step::Delegated { dev, plugin, shim } => {
+            delegated::run(ctx, journal, (dev, plugin), shim.as_deref(), delegation).await
+        }
     }
 }
 

@@ -51,12 +51,7 @@ pub async fn intent(
             }
             Step::CreateVlan { name, .. } => intent.host_links.push(name.clone()),
             Step::SetHostUp { name } => intent.set_up.push(name.clone()),
-            Step::CreateShim { name, mark, .. } => {
-                intent.shim = Some(IntendedShim { name: name.clone(), mark: mark.clone() })
-            }
-            Step::AddHostRoute { dst, dev } => {
-                intent.host_routes.push(HostRoute { dst: *dst, dev: dev.clone() })
-            }
+            Step::CreateShim { .. } | Step::AddHostRoute { .. } => name_shim(&mut intent, step),
             Step::CreateGuestLink(link) => intent.guest_links.extend([link.temp.clone(), link.name.clone()]),
             Step::MoveIntoGuest { name, new_name, mac } => {
                 let saved = nic_as_it_is(host, name).await?;
@@ -70,6 +65,19 @@ pub async fn intent(
         }
     }
     Ok(intent)
+}
+
+/// What a `--host-shim` step makes, named in `intent`: the shim (with its mark, which
+/// says what moves from the parent) or a host route to the guest. Also for the
+/// steps planned once a CNI IPAM plugin has given the guest's addresses.
+pub fn name_shim(intent: &mut Intent, step: &Step) {
+    match step {
+        Step::CreateShim { name, mark, .. } => {
+            intent.shim = Some(IntendedShim { name: name.clone(), mark: mark.clone() })
+        }
+        Step::AddHostRoute { dst, dev } => intent.host_routes.push(HostRoute { dst: *dst, dev: dev.clone() }),
+        _ => {}
+    }
 }
 
 /// A host link as `del` gives it back (see `SavedNic`): `guest_index` is its index

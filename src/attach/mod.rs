@@ -85,8 +85,8 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
             Ok(p) => p,
             Err(e) => return Err(Failed::after(e, notes)),
         };
-    // Dropped when the run ends, however it ends.
-    let _shim_lock = shim_lock;
+    // Dropped when the run ends, however it ends (or before a shim is removed).
+    let held_shim_lock = shim_lock;
     let names = result::Names {
         container_if: &container_if,
         host_end: host_end.as_deref(),
@@ -154,9 +154,17 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
         intent.dhcp.push(kept.clone());
         intent.save().map(drop)
     };
+    // Likewise the shim and host routes planned once an IPAM plugin has given the
+    // guest's addresses (CNI `hostShim`): named before they are made.
+    let name_shim = |derived: &[plan::Step]| {
+        let mut intent = intended.borrow_mut();
+        derived.iter().for_each(|s| intended::name_shim(&mut intent, s));
+        intent.save().map(drop)
+    };
     let ctx = Context::new(host, &nl_guest, guest.netns(), guest.describe())
         .with_guest_process(guest.pid, guest.ns_inode)
-        .on_client_started(Box::new(name_client));
+        .on_client_started(Box::new(name_client))
+        .on_steps_derived(Box::new(name_shim));
     ctx.hold_bridge_lock(bridge_lock);
     if let Some(link) = &host_if {
         ctx.learn(Side::Host, &link.name, link.index, None);
@@ -189,6 +197,10 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
         Some(made) => Ok(Some(made)),
         None => result::seen(host, &nl_guest, &names).await,
     };
+    if seen.is_err() && cni.is_some() {
+        drop(held_shim_lock);
+        notes.extend(unroute(&steps, &ctx).await);
+    }
     notes.extend(
         save_record(host, &nl_guest, &guest, &seen, &steps, &applied, (Some(&intent.run), cni.as_ref()))
             .await,
@@ -199,6 +211,30 @@ pub async fn attach(req: &Attach, opts: &RunOpts, host: &Netlink, given: Given) 
     let leases = ctx.leases.take();
     done(opts, &guest, &names, &seen, (true, &leases), notes)
         .map(|said| said.with_notices(ctx.notices.take()))
+}
+
+/// A CNI ADD whose attachment stood but could not be read back fails, with no
+/// record: its undo (a DEL) finds the guest's link by its mark, but not the host
+/// routes and the shim (`hostShim`) the steps made, which go now (the shim with
+/// its last guest, the parent's address back). A warning if that fails too.
+async fn unroute(steps: &[plan::Step], ctx: &Context<'_>) -> Option<String> {
+    use crate::plan::remove::Removal;
+    let mut removals = Vec::new();
+    let mut shim = None;
+    for step in steps {
+        match step {
+            plan::Step::CreateShim { name, mark, .. } => shim = Some((name.clone(), mark.clone())),
+            plan::Step::AddHostRoute { dst, dev } => {
+                removals.push(Removal::DeleteHostRoute { dst: *dst, dev: dev.clone() });
+                shim = shim.or_else(|| Some((dev.clone(), String::new())));
+            }
+            _ => {}
+        }
+    }
+    let (name, mark) = shim?;
+    removals.push(Removal::RemoveShimIfUnused { name, mark });
+    let removed = apply::remove(&removals, ctx).await;
+    removed.err().map(|e| warning(format!("{e:#}")))
 }
 
 /// Undo what runs cut short left in this guest (their intents), before anything

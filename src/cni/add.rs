@@ -11,6 +11,7 @@ use crate::attach::{self, Attached, Attachment};
 use crate::guest::Guest;
 use crate::model::RunOpts;
 use crate::netlink::{Link, Netlink, Route};
+use crate::plan::Mode;
 use crate::report::{Failed, Said, Verb};
 
 use super::error::{CniError, Code};
@@ -31,6 +32,7 @@ pub async fn run(call: &Call) -> Result<Value, CniError> {
         return Err(CniError::new(Code::Internal, msg));
     }
     let host = Netlink::current().map_err(|e| CniError::internal(&e))?;
+    refuse_misplaced_shim(call, &host, mac).await?;
     // From here on the plugin runs, and is waited for whatever comes.
     let (leasing, answer) = match call.ipam() {
         Some(_) => Leasing::start(call).map(|(l, d)| (Some(l), Some(d)))?,
@@ -62,6 +64,31 @@ pub async fn run(call: &Call) -> Result<Value, CniError> {
             _ => e,
         }),
     }
+}
+
+/// `hostShim` on a bridge, Open vSwitch or `directPhys` config: refused before IPAM
+/// runs and a bridge is made, in the command line's words (`--host-shim`).
+async fn refuse_misplaced_shim(
+    call: &Call,
+    host: &Netlink,
+    mac: Option<crate::model::Mac>,
+) -> Result<(), CniError> {
+    let (req, _) = request::request(call, mac)?;
+    if req.host_shim.is_none() {
+        return Ok(());
+    }
+    let invalid = |e: anyhow::Error| CniError::new(Code::InvalidConfig, format!("{e:#}"));
+    let facts = crate::facts::host_kind(host, &req).await.map_err(|e| CniError::internal(&e))?;
+    let mode = match (&facts.host_if, req.direct_phys) {
+        // A bridge the ADD would make (see `bridge::ensure`).
+        (None, false) if call.conf.host_if().starts_with("ovs") => Mode::Ovs,
+        (None, false) => Mode::Bridge { create: true },
+        _ => match crate::plan::Class::of(&req, &facts).map_err(invalid)?.mode {
+            Some(mode) => mode,
+            None => return Ok(()),
+        },
+    };
+    crate::plan::refuse_misplaced_flags(&req, mode).map_err(invalid)
 }
 
 /// The attachment made, with IPAM's addresses on it.

@@ -103,6 +103,17 @@ async fn forget_gone(ns: u64, ifname: &str) -> Result<(), CniError> {
                 .await
                 .map_err(|e| CniError::internal(&e.context(format!("cannot stop {}", client.describe()))))?;
         }
+        // `hostShim`: the guest's host routes, and the shim with its last guest,
+        // which outlive the namespace.
+        let shim = lifecycle::del::shim_removals(&r);
+        if !shim.is_empty() {
+            let fail = |e: anyhow::Error| CniError::internal(&e);
+            let host = Netlink::current().map_err(fail)?;
+            let own = crate::netns::open_ours().map_err(fail)?;
+            let ctx =
+                crate::apply::Context::new(&host, &host, std::os::fd::AsFd::as_fd(&own), r.guest.clone());
+            crate::apply::remove(&shim, &ctx).await.map_err(fail)?;
+        }
     }
     record::remove_at(&record::path(ns, ifname)).map(drop).map_err(io)
 }

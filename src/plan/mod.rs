@@ -320,7 +320,7 @@ impl Class {
 }
 
 /// `--isolated` and `--host-shim` where they mean nothing: refused before any change.
-fn refuse_misplaced_flags(req: &Attach, mode: Mode) -> Result<()> {
+pub fn refuse_misplaced_flags(req: &Attach, mode: Mode) -> Result<()> {
     let what = |mode: Mode| match mode {
         Mode::Physical if req.direct_phys => "a --direct-phys attach".to_string(),
         Mode::Ovs | Mode::Ipoib => format!("{}, an {mode} attach", req.host_if),
@@ -385,7 +385,7 @@ pub fn plan(
     }
     let plan = match mode {
         Mode::Bridge { create } => bridge::plan(req, class, guest, Switch::Linux { create }, host, facts),
-        Mode::Physical => physical::plan(req, cif, guest, host, facts),
+        Mode::Physical => physical::plan(req, cif, guest, host, facts, terms.ipam_plugin.is_some()),
         Mode::Ipoib => virtual_link::ipoib(req, cif, guest, host, facts),
         Mode::Dummy => virtual_link::dummy(req, cif, guest, facts),
         Mode::Ovs => {
@@ -397,7 +397,14 @@ pub fn plan(
     Ok(match plan {
         Plan::Steps(mut steps) => {
             if let Some(plugin) = &terms.ipam_plugin {
-                steps.push(Step::Delegated { dev: cif.to_string(), plugin: plugin.clone() });
+                // The shim's routes are made from the plugin's addresses, once it gives them.
+                let shim = match (mode, &host.host_if) {
+                    (Mode::Physical, Some(nic)) if !req.direct_phys => {
+                        shim::pending(req, &shim::parent_name(req, nic), host)?.map(Box::new)
+                    }
+                    _ => None,
+                };
+                steps.push(Step::Delegated { dev: cif.to_string(), plugin: plugin.clone(), shim });
             }
             steps.extend(dhcp.into_iter().map(Step::Dhcp));
             Plan::Steps(steps)

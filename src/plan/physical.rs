@@ -16,6 +16,7 @@ pub fn plan(
     guest: &GuestId,
     host: &HostFacts,
     facts: &GuestFacts,
+    delegated: bool,
 ) -> Result<Plan> {
     let Some(nic) = &host.host_if else {
         bail!("{} mode needs an existing host interface", Mode::Physical);
@@ -47,7 +48,9 @@ pub fn plan(
         shim_parent = Some(parent.name);
     }
     steps.extend(addressing::steps(req, cif.as_str(), facts));
-    if let Some(parent) = shim_parent {
+    // With the addresses an IPAM plugin gives, the shim comes after them (see
+    // `Step::Delegated`).
+    if let Some(parent) = shim_parent.filter(|_| !delegated) {
         steps.extend(super::shim::steps(req, &parent, host)?);
     }
     Ok(Plan::Steps(steps))

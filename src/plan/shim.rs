@@ -70,7 +70,7 @@ impl ShimMark {
 }
 
 /// What was read on the host for `--host-shim`, under the shim lock.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ShimFacts {
     /// The link under the shim's name, if any, and its addresses.
     pub link: Option<Link>,
@@ -135,8 +135,31 @@ pub fn host_route_of(addr: &IpNetwork) -> IpNetwork {
 /// The steps of `--host-shim` for a guest whose macvlan goes on `parent`, after the
 /// guest's own: the shim (when missing) with its address, then the guest's routes.
 pub fn steps(req: &Attach, parent: &str, host: &HostFacts) -> Result<Vec<Step>> {
-    let (Some(shim), Some(name)) = (req.host_shim.as_ref(), name(req, parent)) else {
+    let Some(pending) = pending(req, parent, host)? else {
         return Ok(Vec::new());
+    };
+    let guest = guest_addresses(req)?;
+    planned(&pending, &guest, &pending.facts.routes)
+}
+
+/// A shim planned as far as it can be before the guest's addresses are known (a CNI
+/// IPAM plugin gives them, see `Step::Delegated`): its name, parent and
+/// `--host-shim-addr`, with what was read of it under the shim lock. What it
+/// refuses of those it refuses now, before any change; [`planned`] does the rest
+/// once the addresses have come.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingShim {
+    pub name: String,
+    pub parent: String,
+    pub addr: Option<IpNetwork>,
+    pub facts: ShimFacts,
+}
+
+/// The shim of a request with `--host-shim` whose macvlan goes on `parent`, checked
+/// as far as it can be without the guest's addresses; `None` without `--host-shim`.
+pub fn pending(req: &Attach, parent: &str, host: &HostFacts) -> Result<Option<PendingShim>> {
+    let (Some(shim), Some(name)) = (req.host_shim.as_ref(), name(req, parent)) else {
+        return Ok(None);
     };
     if req.macvlan_mode != MacvlanMode::Bridge {
         bail!(
@@ -144,37 +167,52 @@ pub fn steps(req: &Attach, parent: &str, host: &HostFacts) -> Result<Vec<Step>> 
             req.macvlan_mode
         );
     }
-    let guest = guest_addresses(req)?;
     let facts = host.shim.clone().unwrap_or_default();
-    let mut steps = Vec::new();
     match &facts.link {
         Some(link) => refuse_foreign(&name, link, parent, shim.addr, &facts)?,
         None => {
-            let moved = match shim.addr {
-                Some(addr) => {
-                    refuse_conflict(addr, &guest, &facts)?;
-                    Vec::new()
-                }
-                None => in_subnets(&facts.parent_addrs, &guest),
-            };
-            let mark = ShimMark { parent: parent.to_string(), moved: moved.clone() };
-            steps.push(Step::CreateShim {
-                name: name.clone(),
-                parent: parent.to_string(),
-                mark: mark.to_string(),
-            });
             if let Some(addr) = shim.addr {
-                steps.push(Step::AddHostAddress { dev: name.clone(), addr });
-            }
-            for m in moved {
-                steps.push(Step::MoveAddress { moved: m, from: parent.to_string(), to: name.clone() });
+                refuse_conflict(addr, &[], &facts)?;
             }
         }
     }
+    Ok(Some(PendingShim { name, parent: parent.to_string(), addr: shim.addr, facts }))
+}
+
+/// The steps of `shim` for a guest with the addresses `guest`: the shim (when
+/// missing) with its address, then the guest's routes. `routes`: the host's routes
+/// to those addresses (`/32`, `/128`), wherever they go.
+pub fn planned(shim: &PendingShim, guest: &[IpNetwork], routes: &[Route]) -> Result<Vec<Step>> {
+    if guest.is_empty() {
+        bail!("--host-shim needs an address in IPSPEC, for the host route to the guest");
+    }
+    let (name, parent, facts) = (&shim.name, shim.parent.as_str(), &shim.facts);
+    let mut steps = Vec::new();
+    if facts.link.is_none() {
+        let moved = match shim.addr {
+            Some(addr) => {
+                refuse_conflict(addr, guest, facts)?;
+                Vec::new()
+            }
+            None => in_subnets(&facts.parent_addrs, guest),
+        };
+        let mark = ShimMark { parent: parent.to_string(), moved: moved.clone() };
+        steps.push(Step::CreateShim {
+            name: name.clone(),
+            parent: parent.to_string(),
+            mark: mark.to_string(),
+        });
+        if let Some(addr) = shim.addr {
+            steps.push(Step::AddHostAddress { dev: name.clone(), addr });
+        }
+        for m in moved {
+            steps.push(Step::MoveAddress { moved: m, from: parent.to_string(), to: name.clone() });
+        }
+    }
     let shim_index = facts.link.as_ref().map(|l| l.index);
-    for addr in &guest {
+    for addr in guest {
         let dst = host_route_of(addr);
-        if let Some(r) = facts.routes.iter().find(|r| r.dst == dst) {
+        if let Some(r) = routes.iter().find(|r| r.dst == dst) {
             if shim_index.is_some() && r.oif == shim_index {
                 continue;
             }

@@ -220,6 +220,9 @@ pub enum Step {
     Delegated {
         dev: String,
         plugin: String,
+        /// `--host-shim` (CNI `hostShim`): the shim, planned once the plugin has given
+        /// the guest's addresses, its host routes made from them (see `plan::shim`).
+        shim: Option<Box<super::shim::PendingShim>>,
     },
 }
 
@@ -319,7 +322,7 @@ impl Step {
             Step::AddRoute { dst, dev, .. } => format!("cannot add the route to {dst} on {dev} in {g}"),
             Step::SetMtu { dev, mtu } => format!("cannot set the MTU of {dev} to {mtu} in {g}"),
             Step::Dhcp(req) => format!("cannot get a DHCP lease with {} on {} in {g}", req.name(), req.dev),
-            Step::Delegated { dev, plugin } => {
+            Step::Delegated { dev, plugin, .. } => {
                 format!("cannot configure {dev} in {g} as the IPAM plugin {plugin} says")
             }
         }
@@ -429,8 +432,12 @@ impl fmt::Display for Step {
                 )
             }
             Step::Dhcp(req) => write!(f, "{req}"),
-            Step::Delegated { dev, plugin } => {
-                write!(f, "ip addr add ... dev {dev}; ip route ...: what the IPAM plugin {plugin} gives")
+            Step::Delegated { dev, plugin, shim } => {
+                write!(f, "ip addr add ... dev {dev}; ip route ...: what the IPAM plugin {plugin} gives")?;
+                match shim {
+                    Some(s) => write!(f, "; the host shim {} on {} and ip route add ... dev {}", s.name, s.parent, s.name),
+                    None => Ok(()),
+                }
             }
         }
     }

@@ -177,3 +177,50 @@ fn a_vlan_parent_gets_its_shim_on_the_vlan_device() {
     );
     assert_eq!(s.last().unwrap(), "ip route add 10.0.0.2/32 dev pwshim-eth2.10");
 }
+
+/// A CNI ADD whose IPAM plugin gives the address (`0/0` as IPSPEC).
+fn delegated(line: &str, host: &HostFacts) -> Result<Vec<Step>> {
+    let r = req(line);
+    let terms = Terms { ipam_plugin: Some("host-local".into()), ..Terms::default() };
+    match super::plan(&r, &terms, &Class::of(&r, host)?, &guest(), host, &GuestFacts::default())? {
+        Plan::Steps(s) => Ok(s),
+        other => panic!("{line}: {other:?}"),
+    }
+}
+
+#[test]
+fn with_an_ipam_plugin_the_shim_is_planned_from_its_address_once_it_comes() {
+    let s = delegated("--host-shim eth2 web1 0/0", &nic_with_address()).unwrap();
+    let Some(Step::Delegated { shim: Some(shim), .. }) = s.last() else { panic!("{s:?}") };
+    assert!(!s.iter().any(|s| matches!(s, Step::CreateShim { .. } | Step::AddHostRoute { .. })), "{s:?}");
+    assert_eq!((shim.name.as_str(), shim.parent.as_str()), ("pwshim-eth2", "eth2"));
+    assert!(s
+        .last()
+        .unwrap()
+        .to_string()
+        .ends_with("; the host shim pwshim-eth2 on eth2 and ip route add ... dev pwshim-eth2"));
+    let addr: IpNetwork = "10.0.0.7/24".parse().unwrap();
+    let then: Vec<String> =
+        shim::planned(shim, &[addr], &[]).unwrap().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        then,
+        [
+            "ip link add link eth2 name pwshim-eth2 up type macvlan mode bridge; \
+             ip link set pwshim-eth2 alias 'pipework-shim parent=eth2 moved=10.0.0.1/24~10.0.0.255'",
+            "ip addr add 10.0.0.1/24 broadcast 10.0.0.255 dev pwshim-eth2; ip addr del 10.0.0.1/24 dev eth2",
+            "ip route add 10.0.0.7/32 dev pwshim-eth2",
+        ]
+    );
+    // A route of the host's own to that address, and no address at all: refused.
+    let taken = Route::new("10.0.0.7/32".parse().unwrap(), None, 4).unwrap();
+    let e = shim::planned(shim, &[addr], &[taken]).unwrap_err().to_string();
+    assert_eq!(e, "the host has a route to 10.0.0.7 already; --host-shim would shadow it");
+    assert!(shim::planned(shim, &[], &[]).unwrap_err().to_string().contains("needs an address"));
+    // Without --host-shim, none; what can be refused before the address is.
+    let plain = delegated("eth2 web1 0/0", &nic_with_address()).unwrap();
+    assert!(matches!(plain.last(), Some(Step::Delegated { shim: None, .. })), "{plain:?}");
+    let e = delegated("--host-shim --macvlan-mode private eth2 web1 0/0", &nic_with_address()).unwrap_err();
+    assert!(e.to_string().starts_with("--host-shim needs --macvlan-mode bridge"), "{e}");
+    let e = delegated("--host-shim --host-shim-addr 10.0.0.1/24 eth2 web1 0/0", &nic_with_address());
+    assert_eq!(e.unwrap_err().to_string(), "--host-shim-addr 10.0.0.1/24: 10.0.0.1 is already on eth2");
+}

@@ -11,6 +11,7 @@ use crate::util::{assert_same, unique, Netns};
 
 mod podman;
 mod pool;
+mod shim;
 
 pub const CNI_PATH: &str = "/usr/lib/cni";
 
