@@ -204,6 +204,28 @@ pub fn all() -> Result<Vec<(PathBuf, Result<Record>)>> {
     all_json(&dir())
 }
 
+/// Every record file's path, unread, with the guest namespace its name gives
+/// (`NS-CONTAINER_IF.json`), in name order: for a caller that needs only some of
+/// them (`ls` reads only those of namespaces it has not found otherwise).
+pub fn listed() -> Result<Vec<(u64, PathBuf)>> {
+    let dir = dir();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let name = entry.with_context(|| format!("cannot read {}", dir.display()))?.file_name();
+        let ns = name.to_str().and_then(|n| n.strip_suffix(".json")?.split_once('-')?.0.parse().ok());
+        if let Some(ns) = ns {
+            found.push((ns, name));
+        }
+    }
+    found.sort_unstable_by(|a, b| a.1.cmp(&b.1));
+    Ok(found.into_iter().map(|(ns, name)| (ns, dir.join(name))).collect())
+}
+
 /// Every `*.json` file in `dir` (temporary files, `.NAME.PID.tmp`, are not), in
 /// name order, with what it holds; none when the directory is not there.
 pub fn all_json<T: DeserializeOwned>(dir: &Path) -> Result<Vec<(PathBuf, Result<T>)>> {
@@ -220,7 +242,9 @@ pub fn all_json<T: DeserializeOwned>(dir: &Path) -> Result<Vec<(PathBuf, Result<
             found.push((path, value));
         }
     }
-    found.sort_by(|a, b| a.0.cmp(&b.0));
+    // By name: all are in `dir` (a whole path's comparison, component by component,
+    // was a sixth of `ls`'s instructions with 1000 records).
+    found.sort_unstable_by(|a, b| a.0.file_name().cmp(&b.0.file_name()));
     Ok(found)
 }
 

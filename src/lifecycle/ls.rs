@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::os::fd::{AsFd, OwnedFd};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use crate::guest;
@@ -363,7 +363,13 @@ fn namespaces(seen: &mut HashSet<u64>) -> Vec<(u64, OwnedFd)> {
             open.push((ns, OwnedFd::from(file)));
         }
     }
-    for (_, rec) in crate::record::all().unwrap_or_default() {
+    // Only the records of namespaces not found through a process are read (by the
+    // namespace their file is named for): a guest that is a netns file has none.
+    for (ns, file) in crate::record::listed().unwrap_or_default() {
+        if seen.contains(&ns) {
+            continue;
+        }
+        let rec = crate::record::read(&file).and_then(|r| r.context("gone meanwhile"));
         let Ok(GuestRef::Netns(path)) = rec.and_then(|r| GuestRef::parse(&r.guest)) else { continue };
         let Ok(guest) = crate::guest::resolve(&path) else { continue };
         if let (true, Ok(fd)) = (seen.insert(guest.ns_inode), guest.netns().try_clone_to_owned()) {
