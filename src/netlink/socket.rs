@@ -210,6 +210,8 @@ fn receive(socket: &Socket, seq: u32, dump: bool) -> Result<Vec<RouteNetlinkMess
                 continue;
             }
             interrupted |= flags & NLM_F_DUMP_INTR != 0;
+            let lean = super::link::lean(this);
+            let this = lean.as_deref().unwrap_or(this);
             let msg =
                 NetlinkMessage::<RouteNetlinkMessage>::deserialize(this).map_err(|_| lost(Errno::EBADMSG))?;
             match msg.payload {
