@@ -88,6 +88,9 @@ async fn removed(req: &Del, opts: &RunOpts, notes: &mut Vec<String>) -> Result<R
     };
     // The guest's link first (it goes whatever happens to the shim), then its routes.
     steps.extend(rec.iter().flat_map(shim_removals));
+    if let (None, Kind::Macvlan, Some(cif)) = (&rec, found.alias.kind, &facts.container_if) {
+        steps.extend(unrecorded_shim_removals(&host, &nl_guest, &found.alias.host_if, cif).await?);
+    }
     // A VLAN device that an attach made goes with its last attachment: a macvlan's
     // parent (its HOSTIF), or a `BRIDGE@UPLINK`'s port of the bridge (HOSTIF).
     if matches!(found.alias.kind, Kind::Macvlan | Kind::Bridge) {
@@ -165,6 +168,35 @@ pub fn shim_removals(rec: &record::Record) -> Vec<Removal> {
     let routes = shim.routes.iter().map(|dst| Removal::DeleteHostRoute { dst: *dst, dev: shim.name.clone() });
     let unused = Removal::RemoveShimIfUnused { name: shim.name.clone(), mark: shim.mark.clone() };
     routes.chain(std::iter::once(unused)).collect()
+}
+
+/// A `--host-shim` guest without its record (lost, or never written: a run whose
+/// read-back failed): its host routes found by the shim pipework made on its parent
+/// (the shim's mark names the parent) and the guest's addresses now, and the shim
+/// removed with its last route, as with a record. The host-wide link dump this costs
+/// is only paid by a macvlan's `del` without a record.
+async fn unrecorded_shim_removals(
+    host: &Netlink,
+    nl_guest: &Netlink,
+    parent: &str,
+    cif: &crate::netlink::Link,
+) -> Result<Vec<Removal>> {
+    use crate::plan::shim::{host_route_of, ShimMark};
+    let links = host.links().await.context("cannot read the host's links")?;
+    let shim = links.iter().find_map(|l| ShimMark::of(l).filter(|m| m.parent == parent).map(|m| (l, m)));
+    let Some((shim, mark)) = shim else { return Ok(Vec::new()) };
+    let routes = apply::shim::guest_routes(host, shim.index).await?;
+    let addresses = nl_guest.addresses(cif.index).await.context("cannot read the guest's addresses")?;
+    let mut out: Vec<Removal> = addresses
+        .iter()
+        .map(host_route_of)
+        .filter(|dst| routes.iter().any(|r| r.dst == *dst))
+        .map(|dst| Removal::DeleteHostRoute { dst, dev: shim.name.clone() })
+        .collect();
+    if !out.is_empty() {
+        out.push(Removal::RemoveShimIfUnused { name: shim.name.clone(), mark: mark.to_string() });
+    }
+    Ok(out)
 }
 
 /// The attachment's record; without one (an unreadable one is a warning) the

@@ -294,3 +294,20 @@ fn check_and_gc_of_a_shimmed_guest() {
     assert!(host.link("pwshim-nic0").is_none(), "the shim went with its last guest");
     crate::util::assert_same("host after gc", &before, &addresses_and_routes(&host));
 }
+
+/// A shimmed guest whose record is gone (lost, or never written): `del` finds its
+/// host route by the shim's mark and the guest's address, and the shim goes with it.
+#[test]
+fn del_without_a_record_removes_the_guests_shim_route_and_the_shim() {
+    let (host, _outside) = host_with_wire(5);
+    let before = addresses_and_routes(&host);
+    let g = Netns::new();
+    host.pipework(&["--host-shim", "nic0", &g.guest(), "10.8.5.2/24"]).ok();
+    let dir = host.run_dir().join("attachments");
+    for f in std::fs::read_dir(&dir).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    host.pipework(&["del", &g.guest()]).ok();
+    assert!(host.link("pwshim-nic0").is_none(), "the shim went with its last guest");
+    crate::util::assert_same("host after del", &before, &addresses_and_routes(&host));
+}
