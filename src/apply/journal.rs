@@ -80,6 +80,12 @@ pub enum Undo {
         dev: String,
         moved: crate::plan::shim::Moved,
     },
+    /// The routes a shim's parent had, which the kernel flushed with its address:
+    /// back on the parent (after its address).
+    PutRoutesBack {
+        dev: String,
+        routes: Vec<crate::plan::shim::MovedRoute>,
+    },
     /// A host route a run added (to a shimmed guest).
     DeleteHostRoute(Route),
     /// A guest link's MTU we changed (a lease's option 26): back to `mtu`.

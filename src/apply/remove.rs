@@ -43,8 +43,7 @@ async fn run(step: &Removal, ctx: &Context<'_>) -> Result<()> {
         },
         Removal::RemoveShimIfUnused { name, mark } => {
             let _one_at_a_time = super::ShimLock::take().await?;
-            let fallback =
-                ShimMark::parse(mark).unwrap_or(ShimMark { parent: String::new(), moved: Vec::new() });
+            let fallback = ShimMark::parse(mark).unwrap_or_default();
             super::shim::remove_if_unused(ctx.host, name, &fallback).await.map(drop)
         }
         Removal::DeleteBridgeIfUnused { name, ovs: true } => {

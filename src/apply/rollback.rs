@@ -64,6 +64,7 @@ async fn undo_one(undo: &Undo, ctx: &Context<'_>) -> Result<()> {
         }
         Undo::StopDhcp(kept) => kept.stop().await,
         Undo::PutAddressBack { dev, moved } => super::shim::put_back(ctx.host, dev, moved).await,
+        Undo::PutRoutesBack { dev, routes } => super::shim::put_routes_back(ctx.host, dev, routes).await,
         Undo::DeleteHostRoute(route) => ctx.host.del_route(route).await,
     }
 }
@@ -110,6 +111,7 @@ fn describe(undo: &Undo) -> String {
         Undo::RestoreResolvConf { .. } => "cannot put the guest's /etc/resolv.conf back".to_string(),
         Undo::StopDhcp(kept) => format!("cannot stop {}", kept.describe()),
         Undo::PutAddressBack { dev, moved } => format!("cannot put address {} back on {dev}", moved.addr),
+        Undo::PutRoutesBack { dev, .. } => format!("cannot put the routes of {dev} back"),
         Undo::DeleteHostRoute(r) => format!("cannot delete the host route to {}", r.dst),
     }
 }

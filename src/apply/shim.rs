@@ -15,7 +15,7 @@ use nix::fcntl::{Flock, FlockArg};
 use super::{Context, Journal, Undo};
 use crate::model::MacvlanMode;
 use crate::netlink::{errno_of, ChildKind, ChildRequest, Netlink, Route};
-use crate::plan::shim::{Moved, ShimMark};
+use crate::plan::shim::{Moved, MovedRoute, ShimMark};
 use crate::plan::Side;
 
 /// How long a run waits for another's hold on the shim lock (an attach holds it
@@ -59,7 +59,11 @@ pub async fn create(ctx: &Context<'_>, j: &mut Journal, name: &str, parent: &str
 }
 
 /// The parent's address onto the shim, then off the parent; undone by putting it
-/// back on the parent (the shim's deletion takes its copy).
+/// back on the parent (the shim's deletion takes its copy). The kernel flushes the
+/// parent's routes with its last address of the family (the host's default route
+/// among them): those go into the shim's mark first (what `del`, `gc` and a
+/// recovery put back on the parent with the address), then, once flushed, are made
+/// again through the shim, so that the host keeps them meanwhile.
 pub async fn move_address(
     ctx: &Context<'_>,
     j: &mut Journal,
@@ -69,8 +73,78 @@ pub async fn move_address(
 ) -> Result<()> {
     let (from_index, to_index) = (ctx.index(Side::Host, from).await?, ctx.index(Side::Host, to).await?);
     ctx.host.add_address_as_it_was(to_index, moved.addr, moved.broadcast).await?;
+    let family = crate::model::Family::of(&moved.addr.ip());
+    let routes = ctx.host.routes(family).await.context("cannot read the host's routes")?;
+    // The kernel's own (the subnet's, which the shim has now) come back by themselves.
+    let through: Vec<Route> =
+        routes.into_iter().filter(|r| r.oif == Some(from_index) && r.protocol() != KERNEL).collect();
+    if !through.is_empty() {
+        remember_routes(ctx, to_index, from, &through).await?;
+    }
+    // Undone after the address is back (a journal undoes in reverse).
+    let routes_back = through.iter().map(MovedRoute::of).collect();
+    j.push(Undo::PutRoutesBack { dev: from.to_string(), routes: routes_back });
     let undo = Undo::PutAddressBack { dev: from.to_string(), moved };
-    j.attempt(undo, ctx.host.del_address(from_index, moved.addr)).await
+    j.attempt(undo, ctx.host.del_address(from_index, moved.addr)).await?;
+    let left = ctx.host.routes(family).await.context("cannot read the host's routes")?;
+    for r in through.iter().filter(|r| !left.iter().any(|l| same_route(l, r))) {
+        let route =
+            Route::new(r.dst, r.gateway, to_index)?.with_metric_and_protocol(r.metric(), Some(r.protocol()));
+        match ctx.host.add_route(&route, false).await {
+            Err(e) if errno_of(&e) == Some(Errno::EEXIST) => {}
+            other => {
+                other.with_context(|| format!("cannot route {} through {to} in {from}'s place", r.dst))?;
+                j.push(Undo::DeleteHostRoute(route));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// RTPROT_KERNEL: a route the kernel makes for an address's subnet.
+const KERNEL: u8 = 2;
+
+fn same_route(a: &Route, b: &Route) -> bool {
+    a.dst == b.dst && a.gateway == b.gateway && a.oif == b.oif && a.metric() == b.metric()
+}
+
+/// The parent's routes `through`, added to the shim's mark (its link alias).
+async fn remember_routes(ctx: &Context<'_>, shim: u32, parent: &str, through: &[Route]) -> Result<()> {
+    let link = ctx.host.link_by_index(shim).await?.ok_or_else(|| anyhow!("the shim is gone"))?;
+    let mut mark =
+        ShimMark::of(&link).unwrap_or_else(|| ShimMark { parent: parent.to_string(), ..ShimMark::default() });
+    for r in through {
+        let moved = MovedRoute::of(r);
+        if !mark.routes.contains(&moved) {
+            mark.routes.push(moved);
+        }
+    }
+    let text = mark.to_string();
+    if text.len() > ALIAS_MAX {
+        return Err(anyhow!(
+            "{parent} has too many routes ({}) for its shim's mark to carry back with its address",
+            through.len()
+        ));
+    }
+    ctx.host.set_alias(shim, &text).await.context("cannot mark the shim with the parent's routes")
+}
+
+/// IFALIASZ less its terminating zero.
+const ALIAS_MAX: usize = 255;
+
+/// Routes a shim's parent had through it (see [`move_address`]): back on `parent`
+/// (found by name), once its address is, in place of their copies through the shim
+/// (the same destination and metric: replaced).
+pub async fn put_routes_back(host: &Netlink, parent: &str, routes: &[MovedRoute]) -> Result<()> {
+    let Some(link) = host.link_by_name(parent).await? else { return Ok(()) };
+    for r in routes {
+        let route =
+            Route::new(r.dst, r.gateway, link.index)?.with_metric_and_protocol(r.metric, Some(r.protocol));
+        host.add_route(&route, true)
+            .await
+            .with_context(|| format!("cannot put the route to {} back on {parent}", r.dst))?;
+    }
+    Ok(())
 }
 
 pub async fn add_address(ctx: &Context<'_>, dev: &str, addr: IpNetwork) -> Result<()> {
@@ -124,6 +198,7 @@ pub async fn remove_if_unused(host: &Netlink, name: &str, fallback: &ShimMark) -
     for moved in &mark.moved {
         put_back(host, &mark.parent, moved).await?;
     }
+    put_routes_back(host, &mark.parent, &mark.routes).await?;
     host.delete_link(link.index).await?;
     Ok(true)
 }

@@ -22,11 +22,58 @@ use crate::netlink::{Link, Route};
 pub const MARK: &str = "pipework-shim";
 
 /// What a shim's mark says.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ShimMark {
     pub parent: String,
     /// The parent's addresses now on the shim, with their IPv4 broadcast.
     pub moved: Vec<Moved>,
+    /// The parent's routes that the kernel flushed with its moved address (the
+    /// host's default route among them), now through the shim: back on the parent
+    /// with the address. Written into the mark before the address leaves the parent.
+    pub routes: Vec<MovedRoute>,
+}
+
+/// A route through a shim's parent, as a mark carries it: `route=DST>GATEWAY>METRIC>PROTO`
+/// (an on-link route has no GATEWAY; no METRIC is none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MovedRoute {
+    pub dst: IpNetwork,
+    pub gateway: Option<std::net::IpAddr>,
+    pub metric: Option<u32>,
+    pub protocol: u8,
+}
+
+impl MovedRoute {
+    pub fn of(r: &Route) -> MovedRoute {
+        MovedRoute { dst: r.dst, gateway: r.gateway, metric: r.metric(), protocol: r.protocol() }
+    }
+}
+
+impl std::fmt::Display for MovedRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let gw = self.gateway.map(|g| g.to_string()).unwrap_or_default();
+        let metric = self.metric.map(|m| m.to_string()).unwrap_or_default();
+        write!(f, "{}>{gw}>{metric}>{}", self.dst, self.protocol)
+    }
+}
+
+impl std::str::FromStr for MovedRoute {
+    type Err = ();
+    fn from_str(s: &str) -> std::result::Result<MovedRoute, ()> {
+        let mut parts = s.split('>');
+        let mut next = || parts.next().ok_or(());
+        let dst = next()?.parse().map_err(drop)?;
+        let gateway = match next()? {
+            "" => None,
+            g => Some(g.parse().map_err(drop)?),
+        };
+        let metric = match next()? {
+            "" => None,
+            m => Some(m.parse().map_err(drop)?),
+        };
+        let protocol = next()?.parse().map_err(drop)?;
+        Ok(MovedRoute { dst, gateway, metric, protocol })
+    }
 }
 
 impl std::fmt::Display for ShimMark {
@@ -36,6 +83,9 @@ impl std::fmt::Display for ShimMark {
             let moved: Vec<String> = self.moved.iter().map(Moved::to_string).collect();
             write!(f, " moved={}", moved.join(","))?;
         }
+        for r in &self.routes {
+            write!(f, " route={r}")?;
+        }
         Ok(())
     }
 }
@@ -44,10 +94,11 @@ impl ShimMark {
     /// `None`: no shim mark (the link is not pipework's shim).
     pub fn parse(text: &str) -> Option<ShimMark> {
         let rest = text.strip_prefix(MARK)?.strip_prefix(' ')?;
-        let mut mark = ShimMark { parent: String::new(), moved: Vec::new() };
+        let mut mark = ShimMark::default();
         for word in rest.split(' ') {
             match word.split_once('=')? {
                 ("parent", p) => mark.parent = p.to_string(),
+                ("route", r) => mark.routes.push(r.parse().ok()?),
                 ("moved", list) => {
                     for m in list.split(',') {
                         let (addr, broadcast) = match m.split_once('~') {
@@ -196,7 +247,7 @@ pub fn planned(shim: &PendingShim, guest: &[IpNetwork], routes: &[Route]) -> Res
             }
             None => in_subnets(&facts.parent_addrs, guest),
         };
-        let mark = ShimMark { parent: parent.to_string(), moved: moved.clone() };
+        let mark = ShimMark { parent: parent.to_string(), moved: moved.clone(), routes: Vec::new() };
         steps.push(Step::CreateShim {
             name: name.clone(),
             parent: parent.to_string(),

@@ -52,7 +52,7 @@ fn a_rerun_with_isolated_of_a_port_made_without_is_not_already_done() {
     assert!(matches!(plan(&r, &guest(), &isolated, &facts), Ok(Plan::AlreadyDone(_))));
 }
 
-use super::shim::{default_name, Moved, ShimFacts, ShimMark};
+use super::shim::{default_name, Moved, MovedRoute, ShimFacts, ShimMark};
 
 /// `eth2` with 10.0.0.1/24 (and an address elsewhere), no shim yet.
 fn nic_with_address() -> HostFacts {
@@ -101,7 +101,7 @@ fn a_new_shim_takes_the_parents_address_in_the_guests_subnet_and_routes_to_the_g
 
 #[test]
 fn an_existing_shim_of_ours_is_shared_and_anything_else_refused() {
-    let mark = ShimMark { parent: "eth2".into(), moved: Vec::new() }.to_string();
+    let mark = ShimMark { parent: "eth2".into(), ..ShimMark::default() }.to_string();
     let with = |alias: Option<&str>, kind: &str| {
         let link = Link { alias: alias.map(String::from), ..link(9, "pwshim-eth2", Some(kind)) };
         let mut host = nic_with_address();
@@ -116,7 +116,7 @@ fn an_existing_shim_of_ours_is_shared_and_anything_else_refused() {
     assert!(e.starts_with("pwshim-eth2 exists and is not a shim pipework made"), "{e}");
     let e = refused("--host-shim eth2 web1 10.0.0.3/24", &with(Some(&mark), "veth"), &none);
     assert!(e.starts_with("pwshim-eth2 exists and is not a shim pipework made"), "{e}");
-    let other = ShimMark { parent: "eth3".into(), moved: Vec::new() }.to_string();
+    let other = ShimMark { parent: "eth3".into(), ..ShimMark::default() }.to_string();
     let e = refused("--host-shim eth2 web1 10.0.0.3/24", &with(Some(&other), "macvlan"), &none);
     assert!(e.starts_with("pwshim-eth2 is pipework's shim of eth3, not of eth2"), "{e}");
 }
@@ -161,9 +161,26 @@ fn shim_names_fit_the_kernel_and_marks_read_back() {
             Moved { addr: "10.0.0.1/24".parse().unwrap(), broadcast: Some("10.0.0.255".parse().unwrap()) },
             Moved { addr: "fd00::1/64".parse().unwrap(), broadcast: None },
         ],
+        routes: Vec::new(),
     };
     assert_eq!(mark.to_string(), "pipework-shim parent=eth2.10 moved=10.0.0.1/24~10.0.0.255,fd00::1/64");
-    assert_eq!(ShimMark::parse(&mark.to_string()), Some(mark));
+    assert_eq!(ShimMark::parse(&mark.to_string()), Some(mark.clone()));
+    // With the parent's routes the move took along.
+    let routes = ShimMark {
+        routes: vec![
+            MovedRoute {
+                dst: "0.0.0.0/0".parse().unwrap(),
+                gateway: Some("10.0.0.254".parse().unwrap()),
+                metric: None,
+                protocol: 3,
+            },
+            MovedRoute { dst: "10.9.0.0/16".parse().unwrap(), gateway: None, metric: Some(100), protocol: 4 },
+        ],
+        ..mark
+    };
+    let text = routes.to_string();
+    assert!(text.ends_with(" route=0.0.0.0/0>10.0.0.254>>3 route=10.9.0.0/16>>100>4"), "{text}");
+    assert_eq!(ShimMark::parse(&text), Some(routes));
     assert_eq!(ShimMark::parse("pipework-shim"), None);
     assert_eq!(ShimMark::parse("pipework:v1 guest=pid:1"), None);
 }

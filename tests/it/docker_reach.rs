@@ -311,3 +311,27 @@ fn del_without_a_record_removes_the_guests_shim_route_and_the_shim() {
     assert!(host.link("pwshim-nic0").is_none(), "the shim went with its last guest");
     crate::util::assert_same("host after del", &before, &addresses_and_routes(&host));
 }
+
+/// The parent's routes (the host's default route, a static one) would go with its
+/// address, which the kernel flushes them with: they go through the shim while it
+/// has the address, and are back on the parent after `del`, as they were.
+#[test]
+fn the_parents_routes_stay_through_the_shim_and_come_back() {
+    let (host, _outside) = host_with_wire(6);
+    host.sh("ip", &["route", "add", "default", "via", "10.8.6.254", "dev", "nic0"]);
+    host.sh("ip", &["route", "add", "198.51.100.0/24", "via", "10.8.6.253", "metric", "50"]);
+    let before = addresses_and_routes(&host);
+    let g = Netns::new();
+    host.pipework(&["--host-shim", "nic0", &g.guest(), "10.8.6.2/24"]).ok();
+    let default = host.ip_j(&["route", "show", "default"]);
+    assert_eq!(
+        (&default[0]["dev"], &default[0]["gateway"]),
+        (&"pwshim-nic0".into(), &"10.8.6.254".into()),
+        "{default}"
+    );
+    let r = host.ip_j(&["route", "show", "198.51.100.0/24"]);
+    assert_eq!((&r[0]["dev"], &r[0]["metric"]), (&"pwshim-nic0".into(), &50.into()), "{r}");
+    host.pipework(&["del", &g.guest()]).ok();
+    assert!(host.link("pwshim-nic0").is_none());
+    crate::util::assert_same("host after del", &before, &addresses_and_routes(&host));
+}

@@ -302,6 +302,9 @@ impl World {
                 wire = Some(add_nic(&host));
                 host.sh("ip", &["link", "set", "eth2", "up"]);
                 host.sh("ip", &["addr", "add", "10.9.6.1/24", "dev", "eth2"]);
+                // The host's default route, which the kernel flushes with the address:
+                // through the shim meanwhile, back on eth2 after every kill and del.
+                host.sh("ip", &["route", "add", "default", "via", "10.9.6.254", "dev", "eth2"]);
                 until_carrier(&host, "eth2");
                 vec![line(Netns::new(), None, ("eth1", None), "10.9.6.2/24", None)]
             }
