@@ -96,7 +96,7 @@ async fn keep(args: &Args) -> Result<()> {
                     // DHCPNAK, not confirmed by INIT-REBOOT, or run out while rebinding):
                     // its address and routes go, and discovery starts again.
                     let state = match (state.as_str(), current.take()) {
-                        ("init_reboot", Some(old)) => {
+                        ("init_reboot" | "solicit", Some(old)) => {
                             withdraw(&nl, args, &old).await?;
                             let why = match crate::dhcp::options4::take_refused() {
                                 true => "refused by the server (DHCPNAK)",
@@ -182,14 +182,32 @@ impl Client {
                 c.done(builtin::shorten(builtin::to_mozim(l), args.renew)).map_err(e)?;
                 (Client::V4(c), Some(lease.clone()), "bound".to_string())
             }
-            (Leased::V6(l), _) => {
+            (Leased::V6(l), bound_at) => {
                 // Its link-local address is usable by now: the lease came through it.
                 let LinkLocal::Usable(ll) = nl.link_local(args.iface.index).await? else {
                     return Err(anyhow!("{} has no usable link-local address", args.iface.dev));
                 };
-                let mut c = DhcpV6Client::init(builtin6::config(&args.iface, ll), None).await.map_err(e)?;
-                c.done(builtin6::shorten(builtin6::to_mozim(l), args.renew)).map_err(e)?;
-                (Client::V6(c), Some(lease.clone()), "bound".to_string())
+                let config = builtin6::config(&args.iface, ll);
+                let held = bound_at.map(|bound_at| crate::plan::HeldLease { lease: lease.clone(), bound_at });
+                match held {
+                    // A gone keeper's: renewed with the server first (mozim starts a
+                    // client given a lease at Renew), or, run out, given up for a
+                    // Solicit.
+                    Some(held) if held.expired(crate::dhcp::keep::now()) => {
+                        withdraw(nl, args, lease).await?;
+                        let c = DhcpV6Client::init(config, None).await.map_err(e)?;
+                        (Client::V6(c), None, format!("soliciting ({} run out)", l.addr))
+                    }
+                    Some(_) => {
+                        let c = DhcpV6Client::init(config, Some(builtin6::to_mozim(l))).await.map_err(e)?;
+                        (Client::V6(c), Some(lease.clone()), "renewing".to_string())
+                    }
+                    None => {
+                        let mut c = DhcpV6Client::init(config, None).await.map_err(e)?;
+                        c.done(builtin6::shorten(builtin6::to_mozim(l), args.renew)).map_err(e)?;
+                        (Client::V6(c), Some(lease.clone()), "bound".to_string())
+                    }
+                }
             }
         })
     }
@@ -287,13 +305,10 @@ async fn withdraw(nl: &Netlink, args: &Args, old: &Leased) -> Result<()> {
 }
 
 /// Write down the lease the guest holds, granted now (see `HeldLease`): what a new
-/// keeper starts from should this one die. A DHCPv6 lease is not kept so (a re-run
-/// of `dhcp6-f` whose keeper is gone is refused). A failure only costs that.
+/// keeper starts from should this one die. A failure only costs that.
 fn hold(args: &Args, lease: &Leased) {
-    if let Leased::V4(_) = lease {
-        let held = crate::plan::HeldLease { lease: lease.clone(), bound_at: crate::dhcp::keep::now() };
-        let _ = crate::record::write_atomically(&crate::plan::HeldLease::path(&args.pid_file), &held);
-    }
+    let held = crate::plan::HeldLease { lease: lease.clone(), bound_at: crate::dhcp::keep::now() };
+    let _ = crate::record::write_atomically(&crate::plan::HeldLease::path(&args.pid_file), &held);
 }
 
 /// `dns`: a lease whose name servers or search domains differ from those the

@@ -192,14 +192,13 @@ fn isolation_difference(r: &Record, end: &Link) -> Option<String> {
 
 /// The record as its running keepers have moved it on: the lease a keeper holds now
 /// (rebound to another address, a new one after a DHCPNAK) in place of the one the
-/// attach applied; none, and one line saying so, while it discovers again. Only a
-/// DHCPv4 keeper writes down the lease it holds (`HeldLease`).
+/// attach applied; none, and one line saying so, while it discovers again.
 fn as_kept_now(r: &Record) -> (Record, Vec<String>) {
     let keepers = r.dhcp.iter().filter(|k| k.is_running() == Some(true));
     let moved: Vec<_> = keepers
         .filter_map(|k| match &k.granted {
-            Some(granted @ Leased::V4(_)) => Some((k, granted, k.held_lease().map(|h| h.lease))),
-            _ => None,
+            Some(granted) => Some((k, granted, k.held_lease().map(|h| h.lease))),
+            None => None,
         })
         .collect();
     let mut lines = Vec::new();

@@ -77,6 +77,14 @@ fn leased6(guest: &Netns, server: &Dnsmasq) -> String {
     addr.clone()
 }
 
+/// eth1's one global address, if it has exactly one now.
+fn leased6_or_none(guest: &Netns) -> Option<String> {
+    match &globals(&guest.ip_j(&["-6", "addr", "show", "dev", "eth1"]))[..] {
+        [(addr, 128)] => Some(addr.clone()),
+        _ => None,
+    }
+}
+
 /// Wait (at most 15 s) until `guest` has the router's default route and on-link
 /// prefix from its advertisements: they are the kernel's, and come when they come.
 fn until_router_advertised(guest: &Netns) {
@@ -151,6 +159,44 @@ fn the_builtin_f_client_renews_and_ends_with_the_guest() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!file.0.exists() && !status.exists());
+}
+
+/// A `dhcp6-f` keeper killed: `check` says so, and a re-run starts a new one from
+/// the lease the gone one held (written down), which the server grants again (the
+/// same DUID); `check` then compares the lease held now.
+#[test]
+fn a_killed_dhcp6_keeper_comes_back_with_the_same_address() {
+    let (host, server) = world("br6k");
+    let guest = Netns::new();
+    host.pipework(&["br6k", &guest.guest(), "dhcp6-f"]).ok();
+    let addr = leased6(&guest, &server);
+    let file = PidFile(format!("/var/run/dhcp6.pid-{}.pid", guest.pid()).into());
+    let gone = file.pid();
+    let _ = std::process::Command::new("kill").args(["-KILL", &gone.to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !crate::dhcp::is_gone(gone) {
+        assert!(Instant::now() < deadline, "the keeper outlived SIGKILL");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let check = host.pipework(&["check", &guest.guest()]);
+    assert!(check.code == 1 && check.stderr.contains("dhcp6:stopped"), "{check:?}");
+    let reply = format!("DHCPREPLY(eth1) {addr}");
+    let replies = server.log().matches(&reply).count();
+    let rerun = host.pipework(&["br6k", &guest.guest(), "dhcp6-f"]).ok();
+    assert!(rerun.stderr.contains("was gone"), "{rerun:?}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while server.log().matches(&reply).count() == replies || leased6_or_none(&guest).as_deref() != Some(&addr)
+    {
+        assert!(Instant::now() < deadline, "the new keeper never got {addr} again:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("dhcp6-f keeper {gone} killed; re-run: {}; {addr} granted again", rerun.stderr.trim());
+    assert_ne!(file.pid(), gone);
+    assert_eq!(leased6(&guest, &server), addr);
+    let check = host.pipework(&["check", &guest.guest()]);
+    assert_eq!(check.code, 0, "{check:?}");
+    host.pipework(&["del", &guest.guest()]).ok();
+    assert_eq!(others_in(&guest), Vec::<u32>::new());
 }
 
 fn is_zombie(pid: u32) -> bool {
