@@ -66,15 +66,16 @@ pub async fn run(call: &Call) -> Result<Value, CniError> {
     }
 }
 
-/// `hostShim` on a bridge, Open vSwitch or `directPhys` config: refused before IPAM
-/// runs and a bridge is made, in the command line's words (`--host-shim`).
+/// `hostShim` on a bridge, Open vSwitch or `directPhys` config, and `vlanTrunk` on
+/// anything but a Linux bridge: refused before IPAM runs and a bridge is made, in
+/// the command line's words (`--host-shim`).
 async fn refuse_misplaced_shim(
     call: &Call,
     host: &Netlink,
     mac: Option<crate::model::Mac>,
 ) -> Result<(), CniError> {
     let (req, _) = request::request(call, mac)?;
-    if req.host_shim.is_none() {
+    if req.host_shim.is_none() && req.port_vlans.trunk.is_empty() {
         return Ok(());
     }
     let invalid = |e: anyhow::Error| CniError::new(Code::InvalidConfig, format!("{e:#}"));

@@ -242,6 +242,7 @@ async fn original_port(link: &Link, ovs: &[MarkedInterface]) -> Option<Alias> {
         host_if: m.id("bridge")?.to_string(),
         kind: Kind::Ovs,
         vlan: m.id("vlan").and_then(|v| v.parse().ok()),
+        trunk: Default::default(),
     })
 }
 
@@ -344,6 +345,7 @@ fn inside_mark(ns: u64, link: &Link) -> Option<Alias> {
                 host_if: nic.name.clone(),
                 kind: Kind::DirectPhys,
                 vlan: None,
+                trunk: Default::default(),
             })
         }
     }
