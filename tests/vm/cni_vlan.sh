@@ -60,6 +60,10 @@ for keys in ',"vlan":4095' ',"vlan":-1' ',"vlanTrunk":[{"id":0}]' ',"vlanTrunk":
 	echo "$out" | grep -q '"code": *7' || fail "$keys: not one invalid-config error: $out"
 	report "refused $keys: $(echo "$out" | tr -d '\n' | tr -s ' ')"
 done
+# A gateway on the bridge is in VLAN 1, not in the port's: refused (code 2).
+out=$(cni ADD "$gx" cx "$(conf ',"vlan":10,"isGateway":true')") && fail "isGateway with vlan accepted: $out"
+echo "$out" | grep -q '"code": *2' || fail "isGateway with vlan: not one unsupported-field error: $out"
+report "refused isGateway with vlan: $(echo "$out" | tr -d '\n' | tr -s ' ')"
 same "host links after the refusals" "$before" "$(links "$host")"
 
 # DEL: the port goes, and its VLAN entries with it.
