@@ -68,7 +68,7 @@ pub fn removed(opts: &RunOpts, verb: Verb<Removed>) -> Outcome {
             notes.push(format!("nothing to remove: {why}"));
             Outcome::Done(notes)
         }
-        Ok(Said { value: Removed::Found(r), notes, .. }) => removal(opts, r, notes),
+        Ok(Said { value: Removed::Found(r), notes, .. }) => removal(opts, *r, notes),
     };
     edge(opts, outcome)
 }

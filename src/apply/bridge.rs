@@ -89,11 +89,22 @@ pub async fn vlan_filtering_on(ctx: &Context<'_>, j: &mut Journal, bridge: &str)
     j.attempt(undo, ctx.host.set_vlan_filtering(index, true)).await
 }
 
-/// The host end an untagged member of VLAN `vid` only (it goes with the veth: no undo).
-pub async fn port_vlan(ctx: &Context<'_>, port: &str, vid: u16) -> Result<()> {
+/// The host end an untagged member of VLAN `vid`, a tagged one of the trunk's, and
+/// of VLAN 1 only when kept (it goes with the veth: no undo).
+pub async fn port_vlan(
+    ctx: &Context<'_>,
+    port: &str,
+    vid: Option<u16>,
+    vlans: &crate::model::PortVlans,
+) -> Result<()> {
     let index = ctx.index(Side::Host, port).await?;
-    ctx.host.add_port_pvid(index, vid).await?;
-    if vid != crate::netlink::DEFAULT_PVID {
+    if let Some(vid) = vid {
+        ctx.host.add_port_pvid(index, vid).await?;
+    }
+    if !vlans.trunk.is_empty() {
+        ctx.host.add_port_tagged(index, vlans.trunk.ranges()).await?;
+    }
+    if crate::plan::drops_default_vlan(vid, vlans) {
         ctx.host.del_port_vlan(index, crate::netlink::DEFAULT_PVID).await?;
     }
     Ok(())

@@ -127,7 +127,7 @@ async fn run(
         Step::AddHostAddress { dev, addr } => shim::add_address(ctx, dev, *addr).await,
         Step::AddHostRoute { dst, dev } => shim::add_route(ctx, journal, *dst, dev).await,
         Step::BridgeVlanFiltering { bridge } => bridge::vlan_filtering_on(ctx, journal, bridge).await,
-        Step::BridgePortVlan { port, vid } => bridge::port_vlan(ctx, port, *vid).await,
+        Step::BridgePortVlan { port, vid, vlans } => bridge::port_vlan(ctx, port, *vid, vlans).await,
         // On a link this run made: its undo (deleting the link) takes the alias along.
         Step::SetAlias { side, dev, alias } => {
             ctx.nl(*side).set_alias(ctx.index(*side, dev).await?, alias).await

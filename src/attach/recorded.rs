@@ -39,6 +39,7 @@ pub async fn record(
             host_if: moved.nic.name.clone(),
             kind: Kind::DirectPhys,
             vlan: None,
+            trunk: Default::default(),
         },
         (None, None) => return Ok(None),
     };

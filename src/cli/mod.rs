@@ -24,7 +24,7 @@ pub use words::parse_words;
 /// Everything one run of `pipework` was asked to do.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Invocation {
-    Attach(AttachCommand),
+    Attach(Box<AttachCommand>),
     Passthrough(Passthrough),
     Wait { container_if: IfName, timeout: Option<Duration> },
     Batch(Batch),
@@ -286,7 +286,7 @@ pub fn parse_without_passthrough(argv: Vec<String>) -> Result<Invocation, CliErr
     if raw.args.len() < 3 || raw.args[2].is_empty() {
         return Err(CliError::Syntax);
     }
-    attach(raw).map(Invocation::Attach).map_err(CliError::Invalid)
+    attach(raw).map(|a| Invocation::Attach(Box::new(a))).map_err(CliError::Invalid)
 }
 
 /// `route|rule|tc GUEST ARGS...`: recognised before clap so that nothing after
@@ -363,6 +363,7 @@ fn attach(raw: RawArgs) -> Result<AttachCommand> {
         more,
         mac: macvlan.mac,
         vlan: macvlan.vlan,
+        port_vlans: model::PortVlans::default(),
         dhcp_timeout,
         isolated: raw.isolated,
         host_shim: host_shim(raw.host_shim.as_deref(), raw.host_shim_addr.as_deref())?,

@@ -12,7 +12,7 @@ fn ok(line: &str) -> Invocation {
 
 fn command(line: &str) -> AttachCommand {
     match ok(line) {
-        Invocation::Attach(a) => a,
+        Invocation::Attach(a) => *a,
         other => panic!("{line:?} should be an attach, got {other:?}"),
     }
 }

@@ -7,7 +7,7 @@ use super::{parse_on_host, AttachCommand, CliError, Invocation};
 /// The words of one attachment (`HOSTIF [options] GUEST IPSPEC [MAC][@VLAN]`).
 pub fn parse_words(words: Vec<String>) -> Result<AttachCommand, String> {
     match parse_on_host(words) {
-        Ok(Invocation::Attach(a)) => Ok(a),
+        Ok(Invocation::Attach(a)) => Ok(*a),
         Ok(_) => Err("only attachments (HOSTIF GUEST IPSPEC [MAC][@VLAN]) can be batched".to_string()),
         Err(CliError::Syntax) => Err("too few arguments (HOSTIF [options] GUEST IPSPEC [MAC][@VLAN])".into()),
         Err(CliError::Clap(e)) => {

@@ -66,15 +66,19 @@ pub async fn run(call: &Call) -> Result<Value, CniError> {
     }
 }
 
-/// `hostShim` on a bridge, Open vSwitch or `directPhys` config: refused before IPAM
-/// runs and a bridge is made, in the command line's words (`--host-shim`).
+/// `hostShim` on a bridge, Open vSwitch or `directPhys` config, `vlanTrunk` on
+/// anything but a Linux bridge, and `isGateway` with `vlan` on a Linux bridge (the
+/// bridge plugin's gateway is then a `BRIDGE.VLAN` port of its own, which pipework
+/// does not make): refused before IPAM runs and a bridge is made, in the command
+/// line's words (`--host-shim`).
 async fn refuse_misplaced_shim(
     call: &Call,
     host: &Netlink,
     mac: Option<crate::model::Mac>,
 ) -> Result<(), CniError> {
     let (req, _) = request::request(call, mac)?;
-    if req.host_shim.is_none() {
+    let vlan_gateway = req.vlan.is_some() && call.conf.gateway_on_bridge();
+    if req.host_shim.is_none() && req.port_vlans.trunk.is_empty() && !vlan_gateway {
         return Ok(());
     }
     let invalid = |e: anyhow::Error| CniError::new(Code::InvalidConfig, format!("{e:#}"));
@@ -88,6 +92,11 @@ async fn refuse_misplaced_shim(
             None => return Ok(()),
         },
     };
+    if vlan_gateway && matches!(mode, Mode::Bridge { .. }) {
+        let msg = "isGateway (or isDefaultGateway) with vlan on a Linux bridge is not supported: \
+                   the gateway address on the bridge is in VLAN 1, not in the port's";
+        return Err(CniError::new(Code::UnsupportedField, msg));
+    }
     crate::plan::refuse_misplaced_flags(&req, mode).map_err(invalid)
 }
 

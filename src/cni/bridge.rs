@@ -30,10 +30,6 @@ pub async fn ensure(host: &Netlink, conf: &NetConf) -> Result<Option<u32>, CniEr
     }
     let found = host.link_by_name(name).await.map_err(fail)?;
     let linux_bridge = found.as_ref().map_or(!name.starts_with("ovs"), |l| l.is_bridge());
-    if linux_bridge && conf.vlan.is_some() {
-        let msg = "vlan is not supported on a Linux bridge (it is the port's tag on an Open vSwitch bridge)";
-        return Err(CniError::new(Code::UnsupportedField, msg));
-    }
     if let Some(link) = found {
         if conf.promisc_mode && link.is_bridge() {
             host.set_promisc(link.index, true).await.map_err(fail)?;

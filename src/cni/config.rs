@@ -8,7 +8,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::model::Mac;
+use crate::model::{Mac, PortVlans, Trunk};
 
 use super::error::{CniError, Code};
 use super::version::Version;
@@ -32,7 +32,18 @@ pub struct NetConf {
     pub promisc_mode: bool,
     /// The bridge plugin's `portIsolation`: the host end is an isolated port.
     pub port_isolation: bool,
-    pub vlan: Option<u16>,
+    /// `vlan`: on a Linux bridge the host end's PVID (untagged), on Open vSwitch the
+    /// port's tag; 0 is none, as in the bridge plugin. Read as any number, refused
+    /// outside 0..=4094 when parsed.
+    pub vlan: Option<i64>,
+    /// `vlanTrunk`: the host end's tagged VLANs on a Linux bridge.
+    pub vlan_trunk: Option<Vec<TrunkItem>>,
+    /// `preserveDefaultVlan`: the host end stays in VLAN 1 besides `vlan` or
+    /// `vlanTrunk`'s (true when absent, as in the bridge plugin).
+    pub preserve_default_vlan: Option<bool>,
+    /// `vlanTrunk`'s ids, checked and merged when parsed.
+    #[serde(skip)]
+    pub trunk: Trunk,
     pub ipam: Option<Ipam>,
     pub dns: Option<Value>,
     pub args: Option<Value>,
@@ -67,6 +78,52 @@ impl Ipam {
     pub fn is_builtin(&self) -> bool {
         self.kind == BUILTIN_DHCP
     }
+}
+
+/// One element of `vlanTrunk`: `{"id": N}`, `{"minID": A, "maxID": B}`, or both.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct TrunkItem {
+    #[serde(rename = "minID", alias = "minId")]
+    pub min_id: Option<i64>,
+    #[serde(rename = "maxID", alias = "maxId")]
+    pub max_id: Option<i64>,
+    #[serde(alias = "ID")]
+    pub id: Option<i64>,
+}
+
+/// `vlanTrunk`'s ids, checked as the bridge plugin checks them: each 1..=4094,
+/// `minID` and `maxID` together and in order.
+fn collect_trunk(items: &[TrunkItem]) -> Result<Trunk, CniError> {
+    let invalid = |msg: String| CniError::new(Code::InvalidConfig, msg);
+    let id = |key: &str, v: i64| match u16::try_from(v) {
+        Ok(v) if (1..=4094).contains(&v) => Ok(v),
+        _ => Err(invalid(format!("incorrect vlanTrunk {key} {v} (must be between 1 and 4094)"))),
+    };
+    let mut ranges = Vec::new();
+    for item in items {
+        match (item.min_id, item.max_id) {
+            (Some(lo), Some(hi)) => {
+                let (lo, hi) = (id("minID", lo)?, id("maxID", hi)?);
+                if hi < lo {
+                    return Err(invalid(format!("vlanTrunk minID {lo} is greater than maxID {hi}")));
+                }
+                ranges.push((lo, hi));
+            }
+            (None, Some(_)) => {
+                return Err(invalid("vlanTrunk: minID and maxID go together, minID is missing".into()))
+            }
+            (Some(_), None) => {
+                return Err(invalid("vlanTrunk: minID and maxID go together, maxID is missing".into()))
+            }
+            (None, None) => {}
+        }
+        if let Some(v) = item.id {
+            let v = id("id", v)?;
+            ranges.push((v, v));
+        }
+    }
+    Ok(Trunk::from_ranges(ranges))
 }
 
 /// `"pipework": {...}`: what the command line reaches beyond a Linux bridge.
@@ -122,6 +179,17 @@ impl FromStr for NetConf {
                 ));
             }
         }
+        if let Some(v) = conf.vlan.filter(|v| !(0..=4094).contains(v)) {
+            return Err(CniError::new(
+                Code::InvalidConfig,
+                format!("invalid VLAN ID {v} (must be between 0 and 4094)"),
+            ));
+        }
+        conf.trunk = collect_trunk(conf.vlan_trunk.as_deref().unwrap_or_default())?;
+        if conf.vlan_id().is_some() && !conf.trunk.is_empty() {
+            // The bridge plugin's ports are access (untagged) or trunk (tagged) ports.
+            return Err(CniError::new(Code::InvalidConfig, "cannot set vlan and vlanTrunk at the same time"));
+        }
         if conf.ipam.as_ref().is_some_and(|i| i.kind.is_empty()) {
             return Err(CniError::new(Code::InvalidConfig, "\"ipam\" has no \"type\""));
         }
@@ -150,6 +218,16 @@ impl NetConf {
             }
         }
         Ok(())
+    }
+
+    /// `vlan`, 0 being none (checked to be 0..=4094 when parsed).
+    pub fn vlan_id(&self) -> Option<u16> {
+        self.vlan.filter(|v| *v != 0).and_then(|v| u16::try_from(v).ok())
+    }
+
+    /// `vlanTrunk` and `preserveDefaultVlan` for the attach.
+    pub fn port_vlans(&self) -> PortVlans {
+        PortVlans { trunk: self.trunk.clone(), keep_default: self.preserve_default_vlan.unwrap_or(true) }
     }
 
     /// HOSTIF: `pipework.hostInterface`, else `bridge`, else `cni0`.
@@ -202,6 +280,67 @@ mod tests {
         );
         assert_eq!(c.ipam.as_ref().unwrap().kind, "host-local");
         assert_eq!(c.mac(None).unwrap().unwrap().to_string(), "02:00:00:00:00:09");
+    }
+
+    fn conf(keys: &str) -> Result<NetConf, CniError> {
+        format!(r#"{{"cniVersion":"1.0.0","name":"n","type":"pipework","bridge":"br1"{keys}}}"#).parse()
+    }
+
+    #[test]
+    fn vlan_keys() {
+        let c = conf(r#","vlan":10"#).unwrap();
+        assert_eq!((c.vlan_id(), c.port_vlans().keep_default), (Some(10), true));
+        assert!(c.port_vlans().trunk.is_empty());
+        // 0 is no VLAN, as in the bridge plugin.
+        assert_eq!(conf(r#","vlan":0"#).unwrap().vlan_id(), None);
+        assert_eq!(conf("").unwrap().vlan_id(), None);
+        assert_eq!(conf(r#","vlan":4094"#).unwrap().vlan_id(), Some(4094));
+        let c = conf(r#","vlan":5,"preserveDefaultVlan":false"#).unwrap();
+        assert!(!c.port_vlans().keep_default);
+        let c = conf(
+            r#","vlanTrunk":[{"id":30},{"minID":10,"maxID":20},{"id":21},{"minID":100,"maxID":100},{"id":15}]"#,
+        )
+        .unwrap();
+        assert_eq!(c.port_vlans().trunk.to_string(), "10-21,30,100");
+        assert_eq!(c.port_vlans().trunk.ranges(), &[(10, 21), (30, 30), (100, 100)]);
+        assert_eq!(c.vlan_id(), None);
+        // Both forms in one element, as the bridge plugin takes them; Go's keys are
+        // matched without regard to case.
+        let c = conf(r#","vlanTrunk":[{"minId":1,"maxId":2,"ID":4094}]"#).unwrap();
+        assert_eq!(c.trunk.to_string(), "1-2,4094");
+        // An element with neither adds nothing, and so goes with `vlan`.
+        let c = conf(r#","vlan":7,"vlanTrunk":[{}]"#).unwrap();
+        assert_eq!((c.vlan_id(), c.trunk.is_empty()), (Some(7), true));
+    }
+
+    #[test]
+    fn vlan_keys_refused_with_one_error() {
+        let refused = |keys: &str| {
+            let e = conf(keys).unwrap_err();
+            assert_eq!(e.code, Code::InvalidConfig as u32, "{keys}: {}", e.msg);
+            e.msg
+        };
+        assert_eq!(refused(r#","vlan":4095"#), "invalid VLAN ID 4095 (must be between 0 and 4094)");
+        assert_eq!(refused(r#","vlan":-1"#), "invalid VLAN ID -1 (must be between 0 and 4094)");
+        assert_eq!(refused(r#","vlan":70000"#), "invalid VLAN ID 70000 (must be between 0 and 4094)");
+        for (keys, want) in [
+            (r#"[{"id":0}]"#, "incorrect vlanTrunk id 0 (must be between 1 and 4094)"),
+            (r#"[{"id":4095}]"#, "incorrect vlanTrunk id 4095 (must be between 1 and 4094)"),
+            (r#"[{"minID":0,"maxID":5}]"#, "incorrect vlanTrunk minID 0 (must be between 1 and 4094)"),
+            (r#"[{"minID":5,"maxID":4095}]"#, "incorrect vlanTrunk maxID 4095 (must be between 1 and 4094)"),
+            (r#"[{"minID":20,"maxID":10}]"#, "vlanTrunk minID 20 is greater than maxID 10"),
+            (r#"[{"minID":20}]"#, "vlanTrunk: minID and maxID go together, maxID is missing"),
+            (r#"[{"maxID":20}]"#, "vlanTrunk: minID and maxID go together, minID is missing"),
+            (r#"[{"id":10},{"id":-3}]"#, "incorrect vlanTrunk id -3 (must be between 1 and 4094)"),
+        ] {
+            assert_eq!(refused(&format!(r#","vlanTrunk":{keys}"#)), want);
+        }
+        assert_eq!(
+            refused(r#","vlan":10,"vlanTrunk":[{"id":11}]"#),
+            "cannot set vlan and vlanTrunk at the same time"
+        );
+        // Not a number or a list at all: the document does not decode.
+        assert_eq!(conf(r#","vlanTrunk":5"#).unwrap_err().code, Code::Decode as u32);
     }
 
     #[test]

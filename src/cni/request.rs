@@ -32,7 +32,8 @@ pub fn request(call: &Call, mac: Option<Mac>) -> Result<(Attach, Terms), CniErro
         addresses::parse(if dhcp.is_some() { "dhcp4-f" } else { "0/0" }, None).map_err(invalid)?;
     let timeout = dhcp.and_then(|i| i.timeout);
     let dhcp_timeout = model::dhcp_timeout(timeout, std::iter::once(&ip)).map_err(invalid)?;
-    let vlan = match call.conf.vlan {
+    // `vlan` is the command line's `@VLAN`, read by the same `FromStr`.
+    let vlan = match call.conf.vlan_id() {
         Some(v) => format!("@{v}").parse::<MacVlan>().map_err(invalid)?.vlan,
         None => None,
     };
@@ -55,6 +56,7 @@ pub fn request(call: &Call, mac: Option<Mac>) -> Result<(Attach, Terms), CniErro
         more,
         mac,
         vlan,
+        port_vlans: call.conf.port_vlans(),
         dhcp_timeout,
         isolated: call.conf.port_isolation,
         host_shim: own.host_shim().map_err(invalid)?,
@@ -160,6 +162,22 @@ mod tests {
             call(r#"{"cniVersion":"1.0.0","name":"n","type":"pipework","pipework":{"hostInterface":"-v"}}"#);
         let (a, _) = request(&c, None).unwrap();
         assert_eq!(a.host_if.to_string(), "-v", "a name, never a flag");
+    }
+
+    #[test]
+    fn vlan_keys_on_a_linux_bridge_are_the_attachs_typed_vlan() {
+        let c = call(r#"{"cniVersion":"1.0.0","name":"n","type":"pipework","bridge":"br1","vlan":10}"#);
+        let (a, _) = request(&c, None).unwrap();
+        // The same `@VLAN` value the command line's `br1 GUEST IP @10` gives.
+        let cli = "@10".parse::<MacVlan>().unwrap().vlan;
+        assert_eq!((a.vlan, a.port_vlans.keep_default), (cli, true));
+        let c = call(
+            r#"{"cniVersion":"1.0.0","name":"n","type":"pipework","bridge":"br1","vlan":0,
+                "vlanTrunk":[{"minID":100,"maxID":102},{"id":7}],"preserveDefaultVlan":false}"#,
+        );
+        let (a, _) = request(&c, None).unwrap();
+        assert_eq!(a.vlan, None, "vlan 0 is none");
+        assert_eq!((a.port_vlans.trunk.to_string(), a.port_vlans.keep_default), ("7,100-102".into(), false));
     }
 
     #[test]

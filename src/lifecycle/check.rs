@@ -196,10 +196,7 @@ fn isolation_difference(r: &Record, end: &Link) -> Option<String> {
 fn as_kept_now(r: &Record) -> (Record, Vec<String>) {
     let keepers = r.dhcp.iter().filter(|k| k.is_running() == Some(true));
     let moved: Vec<_> = keepers
-        .filter_map(|k| match &k.granted {
-            Some(granted) => Some((k, granted, k.held_lease().map(|h| h.lease))),
-            None => None,
-        })
+        .filter_map(|k| k.granted.as_ref().map(|granted| (k, granted, k.held_lease().map(|h| h.lease))))
         .collect();
     let mut lines = Vec::new();
     for (k, _, _) in moved.iter().filter(|(_, _, now)| now.is_none()) {

@@ -23,7 +23,7 @@ pub enum Removed {
     /// Nothing of the attachment was there: why.
     Nothing(String),
     /// It was there, and is removed (with `--dry-run`, would be).
-    Found(Detached),
+    Found(Box<Detached>),
 }
 
 /// An attachment removed: what it was, and what was done, in order.
@@ -131,14 +131,14 @@ async fn removed(req: &Del, opts: &RunOpts, notes: &mut Vec<String>) -> Result<R
             notes.push(warning(format!("{e:#}")));
         }
     }
-    Ok(Removed::Found(Detached {
+    Ok(Removed::Found(Box::new(Detached {
         guest: req.guest.clone(),
         found,
         stopped,
         steps,
         put_back,
         dry_run: opts.dry_run,
-    }))
+    })))
 }
 
 /// An attach of CONTAINER_IF cut short (its intent, `crate::intent`): undone first,

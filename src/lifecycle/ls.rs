@@ -43,6 +43,10 @@ pub struct Entry {
     pub addresses: Vec<String>,
     pub mac: Option<String>,
     pub vlan: Option<u16>,
+    /// A Linux bridge port's tagged VLANs (CNI `vlanTrunk`), as its mark says:
+    /// `10-20,30`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trunk: Option<String>,
     /// `BRIDGE@UPLINK`: the uplink, from the record (`host_if` is the bridge).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uplink: Option<String>,
@@ -208,6 +212,7 @@ fn with_intents(entries: &mut Vec<Entry>, only_ns: Option<u64>, notes: &mut Vec<
             addresses: Vec::new(),
             mac: None,
             vlan: None,
+            trunk: None,
             uplink: None,
             isolated: false,
             shim: None,
@@ -242,6 +247,7 @@ async fn original_port(link: &Link, ovs: &[MarkedInterface]) -> Option<Alias> {
         host_if: m.id("bridge")?.to_string(),
         kind: Kind::Ovs,
         vlan: m.id("vlan").and_then(|v| v.parse().ok()),
+        trunk: Default::default(),
     })
 }
 
@@ -283,6 +289,7 @@ fn left_behind(ovs: &[MarkedInterface], host_links: &[Link]) -> Vec<Entry> {
             addresses: Vec::new(),
             mac: None,
             vlan: m.id("vlan").and_then(|v| v.parse().ok()),
+            trunk: None,
             uplink: None,
             isolated: false,
             shim: None,
@@ -344,6 +351,7 @@ fn inside_mark(ns: u64, link: &Link) -> Option<Alias> {
                 host_if: nic.name.clone(),
                 kind: Kind::DirectPhys,
                 vlan: None,
+                trunk: Default::default(),
             })
         }
     }
@@ -453,6 +461,7 @@ async fn of_guest(
             dhcp: clients(rec.as_ref()),
             addresses,
             vlan,
+            trunk: (!alias.trunk.is_empty()).then(|| alias.trunk.to_string()),
             uplink,
             container_if: alias.container_if,
             host_if: alias.host_if,
@@ -526,7 +535,12 @@ fn table(entries: &[Entry]) -> Vec<String> {
             dash(e.host_end.clone()),
             addresses,
             dash(e.mac.clone()),
-            dash(e.vlan.map(|v| v.to_string())),
+            // A trunk port's tagged VLANs after its PVID, if any: `10+t:20-30`.
+            match (e.vlan, &e.trunk) {
+                (Some(v), Some(t)) => format!("{v}+t:{t}"),
+                (None, Some(t)) => format!("t:{t}"),
+                (v, None) => dash(v.map(|v| v.to_string())),
+            },
             dash(dhcp_cell(&e.dhcp)),
             e.intent.unwrap_or(if e.stale { "stale" } else { "ok" }).to_string(),
         ]);

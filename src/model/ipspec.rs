@@ -90,6 +90,88 @@ impl Vlan {
     }
 }
 
+/// A Linux bridge port's tagged VLANs (CNI `vlanTrunk`): inclusive ranges of ids
+/// 1..=4094, sorted, none overlapping or touching; written `10-20,30` (the mark's
+/// `trunk=` and `bridge vlan add ... vid 10-20`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Trunk(Vec<(u16, u16)>);
+
+impl Trunk {
+    /// The union of `ranges` (each `min..=max`, checked by the caller).
+    pub fn from_ranges(ranges: impl IntoIterator<Item = (u16, u16)>) -> Trunk {
+        let mut all: Vec<(u16, u16)> = ranges.into_iter().collect();
+        all.sort_unstable();
+        let mut out: Vec<(u16, u16)> = Vec::new();
+        for (lo, hi) in all {
+            match out.last_mut() {
+                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+                _ => out.push((lo, hi)),
+            }
+        }
+        Trunk(out)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn ranges(&self) -> &[(u16, u16)] {
+        &self.0
+    }
+
+    pub fn contains(&self, vid: u16) -> bool {
+        self.0.iter().any(|&(lo, hi)| (lo..=hi).contains(&vid))
+    }
+}
+
+impl fmt::Display for Trunk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (lo, hi)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            match lo == hi {
+                true => write!(f, "{lo}")?,
+                false => write!(f, "{lo}-{hi}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Trunk {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let id = |t: &str| match t.parse::<u16>() {
+            Ok(v) if (1..=4094).contains(&v) => Ok(v),
+            _ => Err(anyhow!("bad VLAN trunk '{s}': expected ids from 1 to 4094 like 10-20,30")),
+        };
+        let mut ranges = Vec::new();
+        for part in s.split(',') {
+            let (lo, hi) = match part.split_once('-') {
+                Some((lo, hi)) => (id(lo)?, id(hi)?),
+                None => (id(part)?, id(part)?),
+            };
+            if lo > hi {
+                bail!("bad VLAN trunk '{s}': {lo} is greater than {hi}");
+            }
+            ranges.push((lo, hi));
+        }
+        Ok(Trunk::from_ranges(ranges))
+    }
+}
+
+/// A Linux bridge port's VLANs besides `@VLAN`'s PVID: the command line's `@VLAN`
+/// makes the port a member of that VLAN only; CNI's bridge keys add tagged VLANs
+/// (`vlanTrunk`) and keep the bridge's default VLAN 1 unless `preserveDefaultVlan`
+/// is false.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortVlans {
+    pub trunk: Trunk,
+    /// The port stays a member of the default VLAN (1) besides its own.
+    pub keep_default: bool,
+}
+
 /// Which DHCP client runs inside the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DhcpClient {
@@ -262,6 +344,17 @@ pub fn broadcast_of(net: &IpNetwork) -> Option<Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trunk_ranges_merge_and_round_trip() {
+        let t = Trunk::from_ranges([(30, 30), (10, 20), (21, 25), (12, 14), (4094, 4094)]);
+        assert_eq!(t.to_string(), "10-25,30,4094");
+        assert_eq!(t.to_string().parse::<Trunk>().unwrap(), t);
+        assert!(t.contains(25) && !t.contains(26) && !t.contains(1));
+        for bad in ["", "0", "4095", "20-10", "1-", "x"] {
+            assert!(bad.parse::<Trunk>().is_err(), "{bad:?}");
+        }
+    }
     use crate::model::{IfName, MacvlanMode};
 
     #[test]

@@ -8,6 +8,6 @@ mod ipspec;
 mod names;
 mod request;
 
-pub use ipspec::{broadcast_of, DhcpClient, IpSpec, MacVlan, Vlan, IPSPEC_FORM};
+pub use ipspec::{broadcast_of, DhcpClient, IpSpec, MacVlan, PortVlans, Trunk, Vlan, IPSPEC_FORM};
 pub use names::{is_link_local, Family, IfName, Mac, MacvlanMode, IFNAME_FORM, IFNAME_MAX};
 pub use request::{dhcp_timeout, Attach, Check, Del, HostIf, HostShim, Ls, Passthrough, RunOpts, Tool};

@@ -11,7 +11,7 @@ use ipnetwork::IpNetwork;
 
 use super::addresses;
 use super::ipspec::IpSpec;
-use super::ipspec::Vlan;
+use super::ipspec::{PortVlans, Vlan};
 use super::names::{Family, IfName, Mac, MacvlanMode};
 
 /// How a verb reports, apart from what it does: `--json`, `--dry-run`, `--verbose`.
@@ -47,6 +47,10 @@ pub struct Attach {
     pub more: Vec<IpSpec>,
     pub mac: Option<Mac>,
     pub vlan: Option<Vlan>,
+    /// On a Linux bridge: the port's tagged VLANs and whether it keeps VLAN 1 (CNI
+    /// `vlanTrunk`, `preserveDefaultVlan`); the command line's are the default (none,
+    /// and VLAN 1 dropped for `@VLAN`).
+    pub port_vlans: PortVlans,
     /// `--timeout`: how long a DHCP client may take to get its lease.
     pub dhcp_timeout: Option<Duration>,
     /// `--isolated` (CNI `portIsolation`): the veth's host end is an isolated port of

@@ -34,6 +34,20 @@ impl Netlink {
         self.change_with(RouteNetlinkMessage::SetLink(msg), 0).await
     }
 
+    /// `bridge vlan add dev PORT vid A-B ...`: the port a tagged member of each
+    /// range's VLANs (one request, a range as its begin and end entries).
+    pub async fn add_port_tagged(&self, port: u32, ranges: &[(u16, u16)]) -> Result<()> {
+        let none = BridgeVlanInfoFlags::empty();
+        let mut msg = LinkBridgeVlan::new(port);
+        for &(lo, hi) in ranges {
+            msg = match lo == hi {
+                true => msg.vlan(lo, none),
+                false => msg.vlan_range_start(lo, none).vlan_range_end(hi, none),
+            };
+        }
+        self.change_with(RouteNetlinkMessage::SetLink(msg.build()), 0).await
+    }
+
     /// `bridge vlan del dev PORT vid VID`
     pub async fn del_port_vlan(&self, port: u32, vid: u16) -> Result<()> {
         let msg = LinkBridgeVlan::new(port).vlan(vid, BridgeVlanInfoFlags::empty()).build();

@@ -112,10 +112,30 @@ pub struct Alias {
     /// `vlan=VID`: the Open vSwitch port's tag (`@VID`); none otherwise (a macvlan's
     /// VLAN is its `HOSTIF.VID` parent's).
     pub vlan: Option<u16>,
+    /// `trunk=A-B,C`: a Linux bridge port's tagged VLANs (CNI `vlanTrunk`); empty
+    /// for none.
+    pub trunk: crate::model::Trunk,
 }
+
+/// The kernel's longest alias (IFALIASZ less its NUL).
+const ALIAS_MAX: usize = 255;
 
 impl fmt::Display for Alias {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = String::new();
+        self.write_words(&mut text)?;
+        // A trunk too long for the alias is left out of it (the kernel's `bridge
+        // vlan show` still lists it).
+        let trunk = format!(" trunk={}", self.trunk);
+        if !self.trunk.is_empty() && text.len() + trunk.len() <= ALIAS_MAX {
+            text.push_str(&trunk);
+        }
+        f.write_str(&text)
+    }
+}
+
+impl Alias {
+    fn write_words(&self, f: &mut impl fmt::Write) -> fmt::Result {
         write!(
             f,
             "{PREFIX}{VERSION} guest={} ns={} if={} host={} mode={}",
@@ -148,6 +168,7 @@ fn parse_words(rest: &str) -> Result<Alias> {
         bail!("version '{version}' is not {VERSION}");
     }
     let (mut guest, mut ns, mut cif, mut host, mut kind, mut vlan) = (None, None, None, None, None, None);
+    let mut trunk = crate::model::Trunk::default();
     for word in words {
         let (key, value) = word.split_once('=').ok_or_else(|| anyhow!("'{word}' is not key=value"))?;
         match key {
@@ -160,6 +181,7 @@ fn parse_words(rest: &str) -> Result<Alias> {
                 kind = Some(found.ok_or_else(|| anyhow!("unknown mode '{value}'"))?)
             }
             "vlan" => vlan = Some(value.parse::<u16>().map_err(|_| anyhow!("bad vlan '{value}'"))?),
+            "trunk" => trunk = value.parse()?,
             _ => {}
         }
     }
@@ -171,6 +193,7 @@ fn parse_words(rest: &str) -> Result<Alias> {
         host_if: host.filter(|h| !h.is_empty()).ok_or_else(|| missing("host"))?,
         kind: kind.ok_or_else(|| missing("mode"))?,
         vlan,
+        trunk,
     })
 }
 
@@ -200,7 +223,15 @@ mod tests {
     use super::*;
 
     fn alias(guest: GuestRef, kind: Kind) -> Alias {
-        Alias { guest, ns: 4026532001, container_if: "eth1".into(), host_if: "br1".into(), kind, vlan: None }
+        Alias {
+            guest,
+            ns: 4026532001,
+            container_if: "eth1".into(),
+            host_if: "br1".into(),
+            kind,
+            vlan: None,
+            trunk: Default::default(),
+        }
     }
 
     #[test]
@@ -212,6 +243,7 @@ mod tests {
             alias(GuestRef::Netns("/run/netns/my blue%ns".into()), Kind::Macvlan),
             alias(GuestRef::Pid(1), Kind::Dummy),
             Alias { vlan: Some(4095), ..alias(GuestRef::Docker("c0ffee".repeat(10) + "abcd"), Kind::Ovs) },
+            Alias { trunk: "10-20,30".parse().unwrap(), ..alias(GuestRef::Pid(7), Kind::Bridge) },
         ] {
             let text = a.to_string();
             assert!(text.len() <= 255, "IFALIASZ: {text}");
@@ -227,6 +259,16 @@ mod tests {
         );
         let a = alias(GuestRef::Netns("/run/netns/a b".into()), Kind::Ovs).to_string();
         assert!(a.contains("guest=netns:/run/netns/a%20b "), "{a}");
+    }
+
+    #[test]
+    fn a_trunk_too_long_for_the_alias_is_left_out() {
+        let a = Alias { trunk: "3-4".parse().unwrap(), ..alias(GuestRef::Pid(4242), Kind::Bridge) };
+        assert!(a.to_string().ends_with(" mode=bridge trunk=3-4"), "{a}");
+        let odd = crate::model::Trunk::from_ranges((1..2000).step_by(2).map(|v| (v, v)));
+        let a = Alias { trunk: odd, ..alias(GuestRef::Pid(4242), Kind::Bridge) };
+        let text = a.to_string();
+        assert!(text.ends_with(" mode=bridge") && text.len() <= ALIAS_MAX, "{text}");
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub fn plan(
         (Switch::Linux { .. }, Some(v)) => Some(v.bridge_vid()?),
         _ => None,
     };
+    if host.uplink.is_some() && !req.port_vlans.trunk.is_empty() {
+        bail!("a VLAN trunk (vlanTrunk) is for a Linux bridge's port, not for {bridge}@UPLINK's");
+    }
     let names = Names { local: &local, bridge: &bridge, cif: cif.as_str() };
     // Refused before anything, re-run or not: an uplink that is missing or taken.
     let uplink = uplink_steps(req, host, &bridge)?;
@@ -61,7 +64,8 @@ pub fn plan(
     // First of all on an existing bridge: a kernel without the feature refuses it
     // before anything else changed.
     let filtering = host.host_if.as_ref().and_then(|l| l.vlan_filtering) == Some(true);
-    if let (Switch::Linux { .. }, Some(_), false) = (switch, tag, filtering) {
+    let trunk = &req.port_vlans.trunk;
+    if let (Switch::Linux { .. }, true, false) = (switch, tag.is_some() || !trunk.is_empty(), filtering) {
         steps.push(Step::BridgeVlanFiltering { bridge: bridge.clone() });
     }
     if host.local_if.is_some() {
@@ -83,13 +87,13 @@ pub fn plan(
     steps.push(Step::SetAlias {
         side: Side::Host,
         dev: local.clone(),
-        alias: guest.alias_tagged(cif.as_str(), &bridge, kind, tag),
+        alias: guest.alias_trunked(cif.as_str(), &bridge, kind, tag, trunk),
     });
     if req.isolated {
         steps.push(Step::IsolatePort { name: local.clone() });
     }
-    if let (Switch::Linux { .. }, Some(vid)) = (switch, tag) {
-        steps.push(Step::BridgePortVlan { port: local.clone(), vid });
+    if matches!(switch, Switch::Linux { .. }) && (tag.is_some() || !trunk.is_empty()) {
+        steps.push(Step::BridgePortVlan { port: local.clone(), vid: tag, vlans: req.port_vlans.clone() });
     }
     if let Switch::Ovs { .. } = switch {
         let external_ids = external_ids(req, guest, &bridge, &local);

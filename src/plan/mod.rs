@@ -22,7 +22,7 @@ use ipnetwork::IpNetwork;
 
 pub use bridge::Switch;
 pub use dhcp::{DhcpRequest, HeldLease, Lease, Lease6, Leased};
-pub use step::{veth_host_end, GuestLink, NewGuestLink, OvsPort, Side, Step, Veth};
+pub use step::{drops_default_vlan, veth_host_end, GuestLink, NewGuestLink, OvsPort, Side, Step, Veth};
 
 use crate::guest::{self, Guest};
 use crate::model::{Attach, HostIf, IfName};
@@ -159,6 +159,18 @@ impl GuestId {
         kind: alias::Kind,
         vlan: Option<u16>,
     ) -> String {
+        self.alias_trunked(container_if, host_if, kind, vlan, &crate::model::Trunk::default())
+    }
+
+    /// [`Self::alias_tagged`] with a Linux bridge port's tagged VLANs (`trunk=A-B,C`).
+    pub fn alias_trunked(
+        &self,
+        container_if: &str,
+        host_if: &str,
+        kind: alias::Kind,
+        vlan: Option<u16>,
+        trunk: &crate::model::Trunk,
+    ) -> String {
         alias::Alias {
             guest: self.reference.clone(),
             ns: self.ns_inode,
@@ -166,6 +178,7 @@ impl GuestId {
             host_if: host_if.to_string(),
             kind,
             vlan,
+            trunk: trunk.clone(),
         }
         .to_string()
     }
@@ -326,6 +339,9 @@ pub fn refuse_misplaced_flags(req: &Attach, mode: Mode) -> Result<()> {
         Mode::Ovs | Mode::Ipoib => format!("{}, an {mode} attach", req.host_if),
         mode => format!("{}, a {mode} attach", req.host_if),
     };
+    if !req.port_vlans.trunk.is_empty() && !matches!(mode, Mode::Bridge { .. }) {
+        bail!("a VLAN trunk (vlanTrunk) is for a Linux bridge's port only, not for {}", what(mode));
+    }
     if req.isolated && !matches!(mode, Mode::Bridge { .. }) {
         bail!("--isolated works on a Linux bridge attach only, not on {}", what(mode));
     }

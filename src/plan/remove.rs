@@ -201,6 +201,7 @@ pub fn nic_of(cif: &str, guest: &GuestId, link: &Link, nic: Option<&SavedNic>) -
         host_if: nic.name.clone(),
         kind: Kind::DirectPhys,
         vlan: None,
+        trunk: Default::default(),
     })
 }
 
@@ -230,6 +231,7 @@ fn original_ovs(
         host_if: id("bridge")?.to_string(),
         kind: Kind::Ovs,
         vlan: id("vlan").and_then(|v| v.parse().ok()),
+        trunk: Default::default(),
     };
     Some(Marked::HostEnd(alias, end.clone()))
 }

@@ -132,11 +132,13 @@ pub enum Step {
     BridgeVlanFiltering {
         bridge: String,
     },
-    /// `bridge vlan add dev PORT vid VID pvid untagged; bridge vlan del dev PORT vid 1`:
-    /// the host end an untagged member of VLAN `vid` only.
+    /// `bridge vlan add dev PORT vid VID pvid untagged; bridge vlan add dev PORT vid
+    /// A-B; bridge vlan del dev PORT vid 1`: the host end an untagged member of VLAN
+    /// `vid`, a tagged member of the trunk's, and of VLAN 1 only when it is kept.
     BridgePortVlan {
         port: String,
-        vid: u16,
+        vid: Option<u16>,
+        vlans: crate::model::PortVlans,
     },
     /// `ip link set PORT master BRIDGE`: a `BRIDGE@UPLINK`'s uplink (or its VLAN
     /// device) a port of the bridge; undone by `nomaster`.
@@ -306,7 +308,10 @@ impl Step {
             Step::BridgeVlanFiltering { bridge } => {
                 format!("cannot turn VLAN filtering on for bridge {bridge}")
             }
-            Step::BridgePortVlan { port, vid } => format!("cannot put {port} in VLAN {vid}"),
+            Step::BridgePortVlan { port, vid: Some(vid), .. } => format!("cannot put {port} in VLAN {vid}"),
+            Step::BridgePortVlan { port, vlans, .. } => {
+                format!("cannot put {port} in the VLANs {}", vlans.trunk)
+            }
             Step::SetAlias { side: Side::Host, dev, .. } => format!("cannot set the alias of {dev}"),
             Step::SetAlias { side: Side::Guest, dev, .. } => format!("cannot set the alias of {dev} in {g}"),
             Step::CreateGuestLink(NewGuestLink { name, kind, .. }) => {
@@ -373,14 +378,20 @@ impl fmt::Display for Step {
             Step::BridgeVlanFiltering { bridge } => {
                 write!(f, "ip link set {bridge} type bridge vlan_filtering 1")
             }
-            Step::BridgePortVlan { port, vid } if *vid == crate::netlink::DEFAULT_PVID => {
-                write!(f, "bridge vlan add dev {port} vid {vid} pvid untagged")
+            Step::BridgePortVlan { port, vid, vlans } => {
+                let mut cmds = Vec::new();
+                if let Some(vid) = vid {
+                    cmds.push(format!("bridge vlan add dev {port} vid {vid} pvid untagged"));
+                }
+                for (lo, hi) in vlans.trunk.ranges() {
+                    let ids = if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") };
+                    cmds.push(format!("bridge vlan add dev {port} vid {ids}"));
+                }
+                if drops_default_vlan(*vid, vlans) {
+                    cmds.push(format!("bridge vlan del dev {port} vid {}", crate::netlink::DEFAULT_PVID));
+                }
+                f.write_str(&cmds.join("; "))
             }
-            Step::BridgePortVlan { port, vid } => write!(
-                f,
-                "bridge vlan add dev {port} vid {vid} pvid untagged; bridge vlan del dev {port} vid {}",
-                crate::netlink::DEFAULT_PVID
-            ),
             Step::SetAlias { dev, alias, .. } => write!(f, "ip link set {dev} alias '{alias}'"),
             Step::CreateOvsBridge { name, datapath } => {
                 write!(f, "ovs-vsctl add-br {name}")?;
@@ -551,4 +562,11 @@ impl std::fmt::Display for Moved {
             None => Ok(()),
         }
     }
+}
+
+/// Whether a port's default VLAN (1) goes: unless kept, or asked for as its own
+/// PVID or among its tagged ones.
+pub fn drops_default_vlan(vid: Option<u16>, vlans: &crate::model::PortVlans) -> bool {
+    let default = crate::netlink::DEFAULT_PVID;
+    !vlans.keep_default && vid != Some(default) && !vlans.trunk.contains(default)
 }

@@ -545,6 +545,44 @@ fn a_vlan_on_a_linux_bridge_turns_filtering_on_first_and_makes_the_port_untagged
 }
 
 #[test]
+fn cni_port_vlans_a_trunk_and_the_default_vlan_kept_or_dropped() {
+    let with = |line: &str, trunk: &str, keep_default: bool| {
+        let mut r = req(line);
+        r.port_vlans = crate::model::PortVlans { trunk: trunk.parse().unwrap_or_default(), keep_default };
+        match plan(&r, &guest(), &bridge(1500), &GuestFacts::default()) {
+            Ok(Plan::Steps(s)) => s.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            other => panic!("{line}: {other:?}"),
+        }
+    };
+    let port = |s: &[String]| s.iter().find(|l| l.starts_with("bridge vlan")).cloned().unwrap_or_default();
+    // `vlan` with preserveDefaultVlan (true, the default): VLAN 1 stays.
+    let s = with("br1 web1 10.0.0.2/24 @10", "", true);
+    assert_eq!(s[0], "ip link set br1 type bridge vlan_filtering 1", "{s:?}");
+    assert_eq!(port(&s), "bridge vlan add dev veth1pl4242 vid 10 pvid untagged");
+    // A trunk: filtering on, the ids tagged, VLAN 1 kept or dropped.
+    let s = with("br1 web1 10.0.0.2/24", "10-20,30", true);
+    assert_eq!(s[0], "ip link set br1 type bridge vlan_filtering 1", "{s:?}");
+    assert_eq!(port(&s), "bridge vlan add dev veth1pl4242 vid 10-20; bridge vlan add dev veth1pl4242 vid 30");
+    assert!(s.iter().any(|l| l.contains(" mode=bridge trunk=10-20,30'")), "{s:?}");
+    let s = with("br1 web1 10.0.0.2/24", "30", false);
+    assert_eq!(port(&s), "bridge vlan add dev veth1pl4242 vid 30; bridge vlan del dev veth1pl4242 vid 1");
+    // VLAN 1 asked for in the trunk is not dropped.
+    let s = with("br1 web1 10.0.0.2/24", "1-3", false);
+    assert_eq!(port(&s), "bridge vlan add dev veth1pl4242 vid 1-3");
+    // preserveDefaultVlan alone changes nothing.
+    let s = with("br1 web1 10.0.0.2/24", "", false);
+    assert!(!s.iter().any(|l| l.contains("vlan")), "{s:?}");
+    // A trunk anywhere else is refused before any change.
+    let mut r = req("ovsbr0 web1 10.0.0.2/24");
+    r.port_vlans.trunk = "5".parse().unwrap();
+    let e = plan(&r, &guest(), &ovs_bridge(&[]), &GuestFacts::default()).unwrap_err().to_string();
+    assert!(
+        e.starts_with("a VLAN trunk (vlanTrunk) is for a Linux bridge's port only, not for ovsbr0"),
+        "{e}"
+    );
+}
+
+#[test]
 fn the_loopback_interface_is_refused_before_any_change() {
     let lo =
         HostFacts { host_if: Some(Link { link_type: 772, ..link(1, "lo", None) }), ..Default::default() };

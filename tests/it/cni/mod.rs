@@ -309,10 +309,17 @@ fn errors_have_the_well_known_codes_and_change_nothing() {
     let mut nameless = conf.clone();
     nameless.as_object_mut().unwrap().remove("name");
     c.call(&host, "ADD", &nameless).error(7);
-    let mut vlan = conf.clone();
-    vlan["vlan"] = json!(5);
-    let e = c.call(&host, "ADD", &vlan).error(2);
-    assert!(e["msg"].as_str().unwrap().contains("vlan"), "{e}");
+    // VLAN keys the bridge plugin refuses, refused the same before any change.
+    for (key, value) in [
+        ("vlan", json!(4095)),
+        ("vlanTrunk", json!([{"minID": 20, "maxID": 10}])),
+        ("vlanTrunk", json!([{"id": 0}])),
+    ] {
+        let mut vlan = conf.clone();
+        vlan[key] = value;
+        let e = c.call(&host, "ADD", &vlan).error(7);
+        assert!(e["msg"].as_str().unwrap().to_lowercase().contains("vlan"), "{e}");
+    }
     cni(&host, "ADD", &c.env()[..2], &conf).error(4);
     cni(&host, "FROB", &c.env(), &conf).error(4);
     let gone = Container { id: "x".into(), netns: "/proc/999999999/ns/net".into(), ifname: "eth0" };
