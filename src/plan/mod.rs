@@ -8,6 +8,7 @@ pub mod dhcp;
 mod physical;
 pub mod remove;
 pub mod shim;
+mod shim_facts;
 mod step;
 #[cfg(test)]
 mod tests;

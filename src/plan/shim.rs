@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use anyhow::{bail, Result};
 use ipnetwork::IpNetwork;
 
+pub use super::shim_facts::{PendingShim, ShimFacts};
 pub use super::step::Moved;
 use super::{HostFacts, Step};
 use crate::model::{Attach, IpSpec, MacvlanMode, IFNAME_MAX};
@@ -120,20 +121,6 @@ impl ShimMark {
     }
 }
 
-/// What was read on the host for `--host-shim`, under the shim lock.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ShimFacts {
-    /// The link under the shim's name, if any, and its addresses.
-    pub link: Option<Link>,
-    pub addrs: Vec<IpNetwork>,
-    /// The parent's addresses, with their IPv4 broadcast.
-    pub parent_addrs: Vec<Moved>,
-    /// Every address on the host, by link name.
-    pub host_addrs: Vec<(String, IpNetwork)>,
-    /// The host's routes to the guest's addresses (`/32`, `/128`), wherever they go.
-    pub routes: Vec<Route>,
-}
-
 /// `pwshim-PARENT`; for a PARENT too long for that (over 8 bytes), `pwshim-` and
 /// 8 hex digits of a hash of PARENT, which a re-run and every other guest of the
 /// same parent compute alike.
@@ -191,19 +178,6 @@ pub fn steps(req: &Attach, parent: &str, host: &HostFacts) -> Result<Vec<Step>> 
     };
     let guest = guest_addresses(req)?;
     planned(&pending, &guest, &pending.facts.routes)
-}
-
-/// A shim planned as far as it can be before the guest's addresses are known (a CNI
-/// IPAM plugin gives them, see `Step::Delegated`): its name, parent and
-/// `--host-shim-addr`, with what was read of it under the shim lock. What it
-/// refuses of those it refuses now, before any change; [`planned`] does the rest
-/// once the addresses have come.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PendingShim {
-    pub name: String,
-    pub parent: String,
-    pub addr: Option<IpNetwork>,
-    pub facts: ShimFacts,
 }
 
 /// The shim of a request with `--host-shim` whose macvlan goes on `parent`, checked

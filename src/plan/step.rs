@@ -36,12 +36,7 @@ pub struct Veth {
     pub mac: Option<Mac>,
 }
 
-/// An address moved from the parent to the shim, as the parent had it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Moved {
-    pub addr: IpNetwork,
-    pub broadcast: Option<Ipv4Addr>,
-}
+pub use super::shim_facts::Moved;
 
 /// [`Step::AddOvsPort`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -224,7 +219,7 @@ pub enum Step {
         plugin: String,
         /// `--host-shim` (CNI `hostShim`): the shim, planned once the plugin has given
         /// the guest's addresses, its host routes made from them (see `plan::shim`).
-        shim: Option<Box<super::shim::PendingShim>>,
+        shim: Option<Box<super::shim_facts::PendingShim>>,
     },
 }
 
