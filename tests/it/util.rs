@@ -183,11 +183,28 @@ impl Netns {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             let out = self.run("ip", &["-6", "addr", "show", "tentative", "-dadfailed"]);
-            if out.stdout.is_empty() {
+            if out.stdout.is_empty() && self.ipv6_local_routes_are_there() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Each IPv6 address has its `local` route: the kernel adds it with the address
+    /// once DAD is done, but a snapshot taken in between (seen on a loaded machine
+    /// for a NIC just back from a guest) lacks it.
+    fn ipv6_local_routes_are_there(&self) -> bool {
+        let addrs = self.ip_j(&["-6", "addr", "show"]);
+        let locals = self.ip_j(&["-6", "route", "show", "table", "local", "type", "local"]);
+        let has = |a: &str| locals.as_array().into_iter().flatten().any(|r| r["dst"] == a);
+        addrs
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|l| l["operstate"] != "DOWN")
+            .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a["local"].as_str().map(String::from))
+            .all(|a| has(&a))
     }
 
     /// Ping `addr` once from here (traffic stays on our own bridge).
