@@ -209,26 +209,24 @@ pub fn all() -> Result<Vec<(PathBuf, Result<Record>)>> {
 /// them (`ls` reads only those of namespaces it has not found otherwise).
 pub fn listed() -> Result<Vec<(u64, PathBuf)>> {
     let dir = dir();
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
-    };
-    let mut found = Vec::new();
-    for entry in entries {
-        let name = entry.with_context(|| format!("cannot read {}", dir.display()))?.file_name();
-        let ns = name.to_str().and_then(|n| n.strip_suffix(".json")?.split_once('-')?.0.parse().ok());
-        if let Some(ns) = ns {
-            found.push((ns, name));
-        }
-    }
-    found.sort_unstable_by(|a, b| a.1.cmp(&b.1));
-    Ok(found.into_iter().map(|(ns, name)| (ns, dir.join(name))).collect())
+    let named = json_files(&dir)?.into_iter().filter_map(|path| {
+        let name = path.file_name()?.to_str()?;
+        let ns = name.strip_suffix(".json")?.split_once('-')?.0.parse().ok()?;
+        Some((ns, path))
+    });
+    Ok(named.collect())
 }
 
 /// Every `*.json` file in `dir` (temporary files, `.NAME.PID.tmp`, are not), in
 /// name order, with what it holds; none when the directory is not there.
 pub fn all_json<T: DeserializeOwned>(dir: &Path) -> Result<Vec<(PathBuf, Result<T>)>> {
+    let files = json_files(dir)?.into_iter();
+    Ok(files.map(|path| (path.clone(), read_json(&path).and_then(|v| v.context("gone meanwhile")))).collect())
+}
+
+/// The paths of the `*.json` files in `dir`, unread, in name order; none when the
+/// directory is not there.
+fn json_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -238,13 +236,12 @@ pub fn all_json<T: DeserializeOwned>(dir: &Path) -> Result<Vec<(PathBuf, Result<
     for entry in entries {
         let path = entry.with_context(|| format!("cannot read {}", dir.display()))?.path();
         if path.extension().is_some_and(|x| x == "json") {
-            let value = read_json(&path).and_then(|v| v.context("gone meanwhile"));
-            found.push((path, value));
+            found.push(path);
         }
     }
     // By name: all are in `dir` (a whole path's comparison, component by component,
     // was a sixth of `ls`'s instructions with 1000 records).
-    found.sort_unstable_by(|a, b| a.0.file_name().cmp(&b.0.file_name()));
+    found.sort_unstable_by(|a, b| a.file_name().cmp(&b.file_name()));
     Ok(found)
 }
 
