@@ -12,6 +12,7 @@ use crate::model::IFNAME_MAX;
 use crate::model::{Attach, HostIf, IpSpec};
 use crate::netlink::{Link, Netlink};
 use crate::ovs;
+use crate::plan::alias::Alias;
 use crate::plan::{Class, GuestFacts, GuestId, HeldLease, HostFacts, UplinkFacts};
 use crate::record;
 
@@ -48,7 +49,28 @@ pub async fn host_kind(host: &Netlink, req: &Attach) -> Result<HostFacts> {
         }
     }
     ovs(req, &mut facts).await?;
+    facts.vlan_ports = vlan_ports(host, req, facts.host_if.as_ref()).await?;
     Ok(facts)
+}
+
+/// For a VLAN asked of a Linux bridge whose filtering is off: pipework's ports of it
+/// whose marks say they carry VLANs (see `HostFacts::vlan_ports`).
+async fn vlan_ports(host: &Netlink, req: &Attach, bridge: Option<&Link>) -> Result<Vec<String>> {
+    let asks_vlans = req.vlan.is_some() || !req.port_vlans.trunk.is_empty();
+    let Some(bridge) = bridge.filter(|b| asks_vlans && b.is_bridge() && b.vlan_filtering == Some(false))
+    else {
+        return Ok(Vec::new());
+    };
+    let links = host.links().await.context("cannot read the bridge's ports")?;
+    let ports = links.iter().filter(|l| l.master == Some(bridge.index));
+    let marked = ports.filter_map(|l| Some((l, Alias::parse(l.alias.as_deref()?)?.ok()?)));
+    Ok(marked
+        .filter_map(|(l, a)| match (a.vlan, a.trunk.is_empty()) {
+            (Some(vid), _) => Some(format!("{} @{vid}", l.name)),
+            (None, false) => Some(format!("{} trunk={}", l.name, a.trunk)),
+            (None, true) => None,
+        })
+        .collect())
 }
 
 /// A `BRIDGE@UPLINK`'s uplink, and with `@VLAN` its `UPLINK.VID` (named with the

@@ -66,6 +66,15 @@ pub fn plan(
     let filtering = host.host_if.as_ref().and_then(|l| l.vlan_filtering) == Some(true);
     let trunk = &req.port_vlans.trunk;
     if let (Switch::Linux { .. }, true, false) = (switch, tag.is_some() || !trunk.is_empty(), filtering) {
+        // Turned off under ports of ours that use VLANs: turning it on again would undo
+        // what another tool (or its operator) chose; that is theirs to decide.
+        if !host.vlan_ports.is_empty() {
+            bail!(
+                "VLAN filtering of bridge {bridge} was turned off while pipework's ports use VLANs ({}); \
+                 turn it on again (ip link set {bridge} type bridge vlan_filtering 1) or del those attachments",
+                host.vlan_ports.join(", ")
+            );
+        }
         steps.push(Step::BridgeVlanFiltering { bridge: bridge.clone() });
     }
     if host.local_if.is_some() {

@@ -50,6 +50,10 @@ pub struct HostFacts {
     /// `BRIDGE@UPLINK` with no interface of that literal name: the uplink as read
     /// (`host_if` is then BRIDGE's link).
     pub uplink: Option<UplinkFacts>,
+    /// A VLAN asked of a Linux bridge whose VLAN filtering is off: pipework's ports
+    /// of that bridge that carry VLANs all the same (so another tool turned it off),
+    /// as `NAME @VID` or `NAME trunk=...`. Read only then: it takes a dump.
+    pub vlan_ports: Vec<String>,
 }
 
 /// The uplink of a `BRIDGE@UPLINK` HOSTIF, and with `@VLAN` its `UPLINK.VID`.

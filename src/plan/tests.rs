@@ -545,6 +545,24 @@ fn a_vlan_on_a_linux_bridge_turns_filtering_on_first_and_makes_the_port_untagged
 }
 
 #[test]
+fn a_vlan_on_a_bridge_whose_filtering_was_turned_off_under_our_vlan_ports_is_refused() {
+    let mut off = bridge(1500);
+    off.host_if.as_mut().unwrap().vlan_filtering = Some(false);
+    off.vlan_ports = vec!["veth1pl17 @10".into(), "veth1pl18 trunk=20-22".into()];
+    let err = plan(&req("br1 web1 10.0.0.2/24 @10"), &guest(), &off, &GuestFacts::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "VLAN filtering of bridge br1 was turned off while pipework's ports use VLANs \
+         (veth1pl17 @10, veth1pl18 trunk=20-22); turn it on again \
+         (ip link set br1 type bridge vlan_filtering 1) or del those attachments"
+    );
+    // No port of ours with a VLAN: filtering is turned on as on any bridge.
+    off.vlan_ports.clear();
+    let s = steps("br1 web1 10.0.0.2/24 @10", &off, &GuestFacts::default());
+    assert_eq!(s[0], "ip link set br1 type bridge vlan_filtering 1", "{s:?}");
+}
+
+#[test]
 fn cni_port_vlans_a_trunk_and_the_default_vlan_kept_or_dropped() {
     let with = |line: &str, trunk: &str, keep_default: bool| {
         let mut r = req(line);

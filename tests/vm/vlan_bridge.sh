@@ -2,7 +2,8 @@
 # filtering on and makes the host end an untagged member of VLAN VID only. A port
 # the bridge had before keeps its PVID (1). Two guests on VLAN 10 reach each other,
 # one on VLAN 20 neither; the mark (and so `ls`) carries the VLAN; `del` takes the
-# port and its VLAN entries; an id no bridge carries is refused before any change.
+# port and its VLAN entries; an id no bridge carries is refused before any change, and
+# so is a VLAN on a bridge whose filtering was turned off under our VLAN ports.
 ns host
 at "$host" ip link add br1 type bridge
 at "$host" ip link set br1 up
@@ -35,3 +36,14 @@ for vid in 0 4095; do
 	same "@$vid" "pipework: invalid VLAN id \"$vid\" (expected a number from 1 to 4094 for a Linux bridge)" "$out"
 done
 same "host links" "$before" "$(links "$host")"
+# Filtering turned off by another tool under ports of ours that use VLANs: a VLAN
+# attach is refused (turning it on again is that tool's operator's call), nothing
+# changed; one without a VLAN goes on as on any bridge.
+at "$host" ip link set br1 type bridge vlan_filtering 0
+guest g5
+before=$(links "$host")
+out=$(pw "$host" br1 "pid:$g5" 10.0.0.5/24 @10 2>&1) && fail "@10 accepted on br1 with filtering off: $out"
+same "filtering off" "pipework: VLAN filtering of bridge br1 was turned off while pipework's ports use VLANs (veth1pl$g2 @10, veth1pl$g3 @20); turn it on again (ip link set br1 type bridge vlan_filtering 1) or del those attachments" "$out"
+same "host links" "$before" "$(links "$host")"
+at "$host" ip -d link show br1 | grep -q 'vlan_filtering 0' || fail "br1's filtering was turned on again"
+ok pw "$host" br1 "pid:$g5" 10.0.0.5/24
