@@ -78,18 +78,18 @@ pub async fn move_address(
     // The kernel's own (the subnet's, which the shim has now) come back by themselves.
     let through: Vec<Route> =
         routes.into_iter().filter(|r| r.oif == Some(from_index) && r.protocol() != KERNEL).collect();
-    if !through.is_empty() {
-        remember_routes(ctx, to_index, from, &through).await?;
+    let moving: Vec<MovedRoute> = through.iter().map(MovedRoute::of).collect();
+    if !moving.is_empty() {
+        remember_routes(ctx, to_index, from, &moving).await?;
     }
     // Undone after the address is back (a journal undoes in reverse).
-    let routes_back = through.iter().map(MovedRoute::of).collect();
-    j.push(Undo::PutRoutesBack { dev: from.to_string(), routes: routes_back });
+    j.push(Undo::PutRoutesBack { dev: from.to_string(), routes: moving.clone() });
     let undo = Undo::PutAddressBack { dev: from.to_string(), moved };
     j.attempt(undo, ctx.host.del_address(from_index, moved.addr)).await?;
     let left = ctx.host.routes(family).await.context("cannot read the host's routes")?;
-    for r in through.iter().filter(|r| !left.iter().any(|l| same_route(l, r))) {
-        let route =
-            Route::new(r.dst, r.gateway, to_index)?.with_metric_and_protocol(r.metric(), Some(r.protocol()));
+    let flushed = through.iter().zip(&moving).filter(|(r, _)| !left.iter().any(|l| same_route(l, r)));
+    for (r, m) in flushed {
+        let route = m.on(to_index)?;
         match ctx.host.add_route(&route, false).await {
             Err(e) if errno_of(&e) == Some(Errno::EEXIST) => {}
             other => {
@@ -109,18 +109,17 @@ fn same_route(a: &Route, b: &Route) -> bool {
 }
 
 /// The parent's routes `through`, added to the shim's mark (its link alias).
-async fn remember_routes(ctx: &Context<'_>, shim: u32, parent: &str, through: &[Route]) -> Result<()> {
+async fn remember_routes(ctx: &Context<'_>, shim: u32, parent: &str, through: &[MovedRoute]) -> Result<()> {
     let link = ctx.host.link_by_index(shim).await?.ok_or_else(|| anyhow!("the shim is gone"))?;
     let mut mark =
         ShimMark::of(&link).unwrap_or_else(|| ShimMark { parent: parent.to_string(), ..ShimMark::default() });
-    for r in through {
-        let moved = MovedRoute::of(r);
-        if !mark.routes.contains(&moved) {
-            mark.routes.push(moved);
+    for moved in through {
+        if !mark.routes.contains(moved) {
+            mark.routes.push(moved.clone());
         }
     }
     let text = mark.to_string();
-    if text.len() > ALIAS_MAX {
+    if text.len() > crate::plan::alias::ALIAS_MAX {
         return Err(anyhow!(
             "{parent} has too many routes ({}) for its shim's mark to carry back with its address",
             through.len()
@@ -129,18 +128,13 @@ async fn remember_routes(ctx: &Context<'_>, shim: u32, parent: &str, through: &[
     ctx.host.set_alias(shim, &text).await.context("cannot mark the shim with the parent's routes")
 }
 
-/// IFALIASZ less its terminating zero.
-const ALIAS_MAX: usize = 255;
-
 /// Routes a shim's parent had through it (see [`move_address`]): back on `parent`
 /// (found by name), once its address is, in place of their copies through the shim
 /// (the same destination and metric: replaced).
 pub async fn put_routes_back(host: &Netlink, parent: &str, routes: &[MovedRoute]) -> Result<()> {
     let Some(link) = host.link_by_name(parent).await? else { return Ok(()) };
     for r in routes {
-        let route =
-            Route::new(r.dst, r.gateway, link.index)?.with_metric_and_protocol(r.metric, Some(r.protocol));
-        host.add_route(&route, true)
+        host.add_route(&r.on(link.index)?, true)
             .await
             .with_context(|| format!("cannot put the route to {} back on {parent}", r.dst))?;
     }

@@ -118,7 +118,7 @@ pub struct Alias {
 }
 
 /// The kernel's longest alias (IFALIASZ less its NUL).
-const ALIAS_MAX: usize = 255;
+pub const ALIAS_MAX: usize = 255;
 
 impl fmt::Display for Alias {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -48,6 +48,12 @@ impl MovedRoute {
     pub fn of(r: &Route) -> MovedRoute {
         MovedRoute { dst: r.dst, gateway: r.gateway, metric: r.metric(), protocol: r.protocol() }
     }
+
+    /// The same route through the link `index` (the shim, or the parent again).
+    pub fn on(&self, index: u32) -> Result<Route> {
+        Ok(Route::new(self.dst, self.gateway, index)?
+            .with_metric_and_protocol(self.metric, Some(self.protocol)))
+    }
 }
 
 impl std::fmt::Display for MovedRoute {
