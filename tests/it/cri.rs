@@ -205,6 +205,15 @@ impl<'a> Containerd<'a> {
         Pod { id: id.into(), ip, pid: info["pid"].as_u64().unwrap_or(0) as u32, netns }
     }
 
+    /// Whether containerd says the sandbox is ready (its process alive, as far as
+    /// containerd has handled its exit).
+    pub fn ready(&self, id: &str) -> bool {
+        let mut c = self.client.clone();
+        let req = PodSandboxStatusRequest { pod_sandbox_id: id.into(), verbose: false };
+        let answer = self.call("PodSandboxStatus", c.pod_sandbox_status(req)).into_inner();
+        answer.status.is_some_and(|s| s.state == 0)
+    }
+
     pub fn stop(&self, id: &str) {
         let mut c = self.client.clone();
         self.call("StopPodSandbox", c.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: id.into() }));
@@ -473,6 +482,14 @@ fn stop_after_the_pods_namespace_went_still_gives_its_lease_back() {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pod.pid as i32), nix::sys::signal::Signal::SIGKILL);
     cri.in_mounts("umount", &[&pod.netns]);
     cri.in_mounts("rm", &["-f", &pod.netns]);
+    // As kubelet does, Stop once the runtime has seen the sandbox exit: a Stop while
+    // containerd's shim still handles the exit fails in containerd ("ttrpc: closed"),
+    // before any CNI DEL.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while cri.ready(&pod.id) {
+        assert!(std::time::Instant::now() < deadline, "the sandbox stays ready after its process was killed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     cri.stop(&pod.id);
     cri.remove(&pod.id);
     assert_nothing_left(&host, &network, "cni1");
